@@ -1,0 +1,352 @@
+"""Taxonomy and policy, loaded from one TOML file and checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from routing.errors import ConfigError
+from routing.models import LabeledExample
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos more often than not: reject them with the field's name.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelConfig(_Strict):
+    """A label with a rubric: a yes/no question that describes it, used by the classifiers."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    rubric: str = ""
+
+
+class CategoryConfig(LabelConfig):
+    """A category and the team that owns it by default."""
+
+    team: str
+
+
+class PriorityConfig(LabelConfig):
+    """A priority level; the list is ordered from least to most urgent."""
+
+    emoji: str
+    # Every ticket at this priority goes to a human (the brief's "critical").
+    always_human: bool = False
+    # Below this confidence a ticket at this priority goes to a human (the brief's "high").
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class TeamConfig(_Strict):
+    """A team that receives tickets."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+
+
+class HotwordRule(_Strict):
+    """Words that decide a category outright, before any classifier."""
+
+    words: tuple[str, ...] = Field(min_length=1)
+    category: str
+
+
+class RulesConfig(_Strict):
+    """Keyword rules: hotwords decide a category, forced keywords send the ticket to a human."""
+
+    hotwords: tuple[HotwordRule, ...] = ()
+    force_human: tuple[str, ...] = ()
+
+    @field_validator("force_human")
+    @classmethod
+    def _no_blank_keywords(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not word.strip() for word in words):
+            raise ValueError("a keyword is blank")
+        return words
+
+
+class ThresholdsConfig(_Strict):
+    """The numbers the escalation policy and the cascade decide by."""
+
+    # Below this confidence a ticket goes to a human.
+    human_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Two categories whose scores are closer than this are a close call: notify both teams.
+    close_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    # The strong LLM is asked only when the cheap one's confidence stays below this.
+    strong_model_below: float = Field(default=0.75, ge=0.0, le=1.0)
+    # Best cosine similarity to any example or rubric below which a ticket fits no category.
+    off_topic_similarity: float = Field(default=0.25, ge=-1.0, le=1.0)
+
+
+class LLMConfig(_Strict):
+    """An OpenAI-compatible endpoint; used only when the operator also sets an API key."""
+
+    base_url: str | None = None
+    cheap_model: str | None = None
+    strong_model: str | None = None
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    few_shot_examples: int = Field(default=8, ge=0, le=50)
+    draft_replies: bool = True
+
+
+class DraftingConfig(_Strict):
+    """Per-category guidance for drafts: LLM instructions and offline templates."""
+
+    # What an LLM drafter is told for each category.
+    instructions: dict[str, str] = Field(default_factory=dict)
+    # Offline templates; {greeting}, {ack}, {reference} and {closing} are filled in by the drafter.
+    templates: dict[str, str] = Field(default_factory=dict)
+    signature: str = "The support team"
+
+
+class TriageConfig(_Strict):
+    """The whole configuration: taxonomy, rules, thresholds, LLM and drafting."""
+
+    source: Path
+    examples_path: Path
+    categories: tuple[CategoryConfig, ...] = Field(min_length=1)
+    priorities: tuple[PriorityConfig, ...] = Field(min_length=1)
+    teams: tuple[TeamConfig, ...] = Field(min_length=1)
+    sentiments: tuple[LabelConfig, ...] = Field(min_length=1)
+    default_priority: str
+    default_sentiment: str
+    fallback_team: str
+    rules: RulesConfig = RulesConfig()
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    llm: LLMConfig = LLMConfig()
+    drafting: DraftingConfig = DraftingConfig()
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        """Category names in config order."""
+        return tuple(category.name for category in self.categories)
+
+    @property
+    def priority_names(self) -> tuple[str, ...]:
+        """Priority names from least to most urgent."""
+        return tuple(priority.name for priority in self.priorities)
+
+    @property
+    def team_names(self) -> tuple[str, ...]:
+        """Team names in config order."""
+        return tuple(team.name for team in self.teams)
+
+    @property
+    def sentiment_names(self) -> tuple[str, ...]:
+        """Sentiment names in config order."""
+        return tuple(sentiment.name for sentiment in self.sentiments)
+
+    def category(self, name: str) -> CategoryConfig:
+        """The category called name."""
+        return next(category for category in self.categories if category.name == name)
+
+    def priority(self, name: str) -> PriorityConfig:
+        """The priority called name."""
+        return next(priority for priority in self.priorities if priority.name == name)
+
+    def team_for(self, category: str) -> str:
+        """The team that owns a category by default."""
+        return self.category(category).team
+
+    def priority_rank(self, name: str) -> int:
+        """0 for the least urgent priority, rising with urgency."""
+        return self.priority_names.index(name)
+
+    def load_examples(self) -> list[LabeledExample]:
+        """The labeled examples named by the config, checked against the taxonomy."""
+        return load_examples(self.examples_path, self)
+
+
+def default_config_path() -> Path:
+    """The config file shipped with the package (the brief's taxonomy)."""
+    return Path(str(resources.files("routing") / "defaults" / "config.toml"))
+
+
+def load_config(path: Path | str | None = None) -> TriageConfig:
+    """Read, validate and cross-check a config file; every problem is a ConfigError."""
+    config_path = Path(path) if path is not None else default_config_path()
+    if not config_path.is_file():
+        raise ConfigError(
+            config_path, "", "file not found", "pass --config with the path of an existing file"
+        )
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(config_path, "", f"not valid TOML ({error})", "correct the syntax") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(config_path, "", "not UTF-8 text", "save the file as UTF-8") from error
+
+    examples = raw.pop("examples", None)
+    if not isinstance(examples, str) or not examples:
+        raise ConfigError(
+            config_path,
+            "examples",
+            "missing or not a string",
+            'set examples = "path/to/examples.jsonl" (relative to the config file)',
+        )
+    raw["examples_path"] = (config_path.parent / examples).resolve()
+    raw["source"] = config_path
+    try:
+        config = TriageConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = _dotted(first["loc"])
+        raise ConfigError(config_path, field, first["msg"], _fix_for(first)) from error
+    _cross_check(config)
+    if not config.examples_path.is_file():
+        raise ConfigError(
+            config_path,
+            "examples",
+            f"file not found: {config.examples_path}",
+            "point examples at a JSONL file of labeled tickets",
+        )
+    return config
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]" if parts else f"[{part}]"]
+        else:
+            parts.append(part)
+    return ".".join(parts)
+
+
+def _fix_for(error: Any) -> str:
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
+        return "remove the key or correct its spelling"
+    if kind == "missing":
+        return "add the field"
+    if kind == "string_pattern_mismatch":
+        return "use lower-case letters, digits and underscores, starting with a letter"
+    return "correct the value"
+
+
+def _duplicates(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
+
+
+def _cross_check(config: TriageConfig) -> None:
+    path = config.source
+    for field, names in (
+        ("categories", config.category_names),
+        ("priorities", config.priority_names),
+        ("teams", config.team_names),
+        ("sentiments", config.sentiment_names),
+    ):
+        repeated = _duplicates(names)
+        if repeated:
+            raise ConfigError(
+                path, field, f"duplicate label {repeated[0]!r}", "give each label a unique name"
+            )
+    teams = set(config.team_names)
+    for index, category in enumerate(config.categories):
+        if category.team not in teams:
+            raise ConfigError(
+                path,
+                f"categories[{index}].team",
+                f"unknown team {category.team!r} for category {category.name!r}",
+                f"use one of {sorted(teams)} or add a [[teams]] entry named {category.team!r}",
+            )
+    categories = set(config.category_names)
+    for index, rule in enumerate(config.rules.hotwords):
+        if rule.category not in categories:
+            raise ConfigError(
+                path,
+                f"rules.hotwords[{index}].category",
+                f"unknown category {rule.category!r}",
+                f"use one of {sorted(categories)}",
+            )
+    for field, value, allowed in (
+        ("default_priority", config.default_priority, config.priority_names),
+        ("default_sentiment", config.default_sentiment, config.sentiment_names),
+        ("fallback_team", config.fallback_team, config.team_names),
+    ):
+        if value not in allowed:
+            raise ConfigError(path, field, f"unknown label {value!r}", f"use one of {list(allowed)}")
+    for field, keyed in (
+        ("drafting.instructions", config.drafting.instructions),
+        ("drafting.templates", config.drafting.templates),
+    ):
+        unknown = sorted(set(keyed) - categories - {"default"})
+        if unknown:
+            raise ConfigError(
+                path,
+                f"{field}.{unknown[0]}",
+                "not a category",
+                f"use one of {sorted(categories)} or 'default'",
+            )
+    _check_templates(config)
+
+
+TEMPLATE_FIELDS = {"greeting": "", "ack": "", "reference": "", "closing": ""}
+
+
+def _check_templates(config: TriageConfig) -> None:
+    for category, template in config.drafting.templates.items():
+        try:
+            template.format(**TEMPLATE_FIELDS)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(
+                config.source,
+                f"drafting.templates.{category}",
+                f"bad placeholder ({error!r})",
+                "use only {greeting}, {ack}, {reference} and {closing}; write braces as {{ }}",
+            ) from error
+
+
+def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
+    """Read labeled examples from JSONL; a bad line is a ConfigError naming the line and field."""
+    if not path.is_file():
+        raise ConfigError(path, "", "file not found", "point examples at an existing JSONL file")
+    allowed = {
+        "category": set(config.category_names),
+        "priority": set(config.priority_names),
+        "team": set(config.team_names),
+        "sentiment": set(config.sentiment_names),
+    }
+    examples: list[LabeledExample] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            example = LabeledExample.model_validate(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                path, f"line {number}", f"not valid JSON ({error.msg})", "one JSON object per line"
+            ) from error
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ConfigError(
+                path, f"line {number}.{_dotted(first['loc'])}", first["msg"], _fix_for(first)
+            ) from error
+        if not example.text.strip():
+            raise ConfigError(path, f"line {number}.text", "empty text", "give the example text")
+        for field, names in allowed.items():
+            value = getattr(example, field)
+            if value is not None and value not in names:
+                raise ConfigError(
+                    path,
+                    f"line {number}.{field}",
+                    f"label {value!r} is not in the taxonomy of {config.source}",
+                    f"use one of {sorted(names)}",
+                )
+        examples.append(example)
+    return examples

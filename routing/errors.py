@@ -1,0 +1,25 @@
+"""Errors named for who must act: the operator (UserError) or nobody but the logs (LayerError)."""
+
+
+class TriageError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class UserError(TriageError):
+    """Something the operator must fix: a config file, a data file, an argument."""
+
+
+class ConfigError(UserError):
+    """The config file or a file it names is wrong; the message names the file, field and fix."""
+
+    def __init__(self, path: object, field: str, problem: str, fix: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}: {field}" if field else self.path
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
+class LayerError(TriageError):
+    """A classifier layer could not give a usable decision; the cascade degrades, never raises."""

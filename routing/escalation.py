@@ -1,0 +1,89 @@
+"""Who must look at a ticket, and why: a pure function of ticket, decision, rules and config."""
+
+from __future__ import annotations
+
+from routing.config import TriageConfig
+from routing.models import Decision, Escalation, EscalationReason, RuleMatch, Ticket
+
+
+def escalate(
+    ticket: Ticket,
+    decision: Decision,
+    rules: RuleMatch,
+    config: TriageConfig,
+    *,
+    unverified: str | None = None,
+) -> Escalation:
+    """Decide whether a human must look; no model output can remove a keyword's reason.
+
+    `unverified` names the failure that left the decision unchecked (an LLM error, no local model).
+    """
+    thresholds = config.thresholds
+    priority = config.priority(decision.priority)
+    reasons: list[EscalationReason] = []
+    teams = [decision.team]
+
+    if not ticket.text.strip():
+        reasons.append(EscalationReason(code="empty_message", detail="the message has no text"))
+    if rules.forced_keywords:
+        quoted = ", ".join(f"'{word}'" for word in rules.forced_keywords)
+        reasons.append(
+            EscalationReason(code="forced_keyword", detail=f"keyword {quoted} always needs a human")
+        )
+    if priority.always_human:
+        reasons.append(
+            EscalationReason(
+                code="critical_priority", detail=f"priority is {priority.name}: always a human"
+            )
+        )
+    if decision.off_topic:
+        reasons.append(
+            EscalationReason(code="off_topic", detail="the message fits no category")
+        )
+    if decision.confidence < thresholds.human_confidence:
+        reasons.append(
+            EscalationReason(
+                code="low_confidence",
+                detail=(
+                    f"confidence {decision.confidence:.2f} is below "
+                    f"{thresholds.human_confidence:.2f}"
+                ),
+            )
+        )
+    elif priority.min_confidence is not None and decision.confidence < priority.min_confidence:
+        reasons.append(
+            EscalationReason(
+                code="high_priority_uncertain",
+                detail=(
+                    f"priority {priority.name} with confidence {decision.confidence:.2f} "
+                    f"(below {priority.min_confidence:.2f})"
+                ),
+            )
+        )
+    if decision.flagged:
+        reasons.append(
+            EscalationReason(code="model_flagged", detail="the classifier asked for a human")
+        )
+    runner_up = decision.runner_up()
+    top_score = decision.category_scores.get(decision.category)
+    if (
+        runner_up is not None
+        and top_score is not None
+        and decision.source != "rules"
+        and top_score - runner_up[1] < thresholds.close_margin
+    ):
+        other_category, _ = runner_up
+        other_team = config.team_for(other_category) if other_category in config.category_names else None
+        reasons.append(
+            EscalationReason(
+                code="close_call",
+                detail=f"{decision.category} and {other_category} are too close to call",
+            )
+        )
+        if other_team is not None and other_team not in teams:
+            teams.append(other_team)
+    if unverified is not None:
+        reasons.append(
+            EscalationReason(code="unverified", detail=f"decision not verified: {unverified}")
+        )
+    return Escalation(needs_human=bool(reasons), reasons=tuple(reasons), teams=tuple(teams))

@@ -1,0 +1,158 @@
+"""The pipeline's data: what comes in (Ticket), what each layer says (Decision), and what goes out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Which layer made a decision. "fallback" is the rules-only answer when no classifier could run.
+DecisionSource = Literal["rules", "local", "llm_cheap", "llm_strong", "fallback"]
+
+
+class Ticket(BaseModel):
+    """One customer message, as the pipeline sees it: no Slack types."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    author: str | None = None
+    channel: str | None = None
+    ts: str | None = None
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class LabeledExample(BaseModel):
+    """A ticket whose labels an agent (or the shipped defaults) vouches for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    category: str
+    priority: str | None = None
+    team: str | None = None
+    sentiment: str | None = None
+    title: str | None = None
+
+
+class Decision(BaseModel):
+    """One layer's classification of a ticket, in the configured taxonomy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    priority: str
+    team: str
+    sentiment: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    source: DecisionSource
+    # Scores per category (higher is better), for the close-call check and the audit trail.
+    category_scores: dict[str, float] = Field(default_factory=dict)
+    # True when the layer itself says a human should look (the LLM's flag, an off-topic ticket).
+    flagged: bool = False
+    off_topic: bool = False
+    reasons: tuple[str, ...] = ()
+
+    def runner_up(self) -> tuple[str, float] | None:
+        """The second-best category and its score, if the layer scored more than one."""
+        ranked = sorted(self.category_scores.items(), key=lambda item: item[1], reverse=True)
+        others = [item for item in ranked if item[0] != self.category]
+        return others[0] if others else None
+
+
+class RuleMatch(BaseModel):
+    """What the keyword rules found in a ticket."""
+
+    model_config = ConfigDict(frozen=True)
+
+    category: str | None = None
+    hotwords: tuple[str, ...] = ()
+    forced_keywords: tuple[str, ...] = ()
+
+
+class LayerCall(BaseModel):
+    """The record of one layer's run: its decision or why it had none, and what it cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    layer: DecisionSource
+    decision: Decision | None = None
+    error: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+
+
+EscalationCode = Literal[
+    "critical_priority",
+    "low_confidence",
+    "forced_keyword",
+    "model_flagged",
+    "high_priority_uncertain",
+    "close_call",
+    "unverified",
+    "off_topic",
+    "empty_message",
+]
+
+
+class EscalationReason(BaseModel):
+    """One reason a ticket needs a human, in words an on-call person understands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: EscalationCode
+    detail: str
+
+
+class Escalation(BaseModel):
+    """The escalation policy's verdict: whether a human must look, why, and which teams to notify."""
+
+    model_config = ConfigDict(frozen=True)
+
+    needs_human: bool
+    reasons: tuple[EscalationReason, ...] = ()
+    teams: tuple[str, ...] = ()
+
+
+class Draft(BaseModel):
+    """A reply for an agent to approve; never sent on its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    source: Literal["template", "llm"]
+    model: str | None = None
+
+
+class Triage(BaseModel):
+    """The whole outcome for one ticket: every layer's output, the final decision, and the draft."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket: Ticket
+    redacted_text: str
+    rules: RuleMatch
+    layers: tuple[LayerCall, ...]
+    decision: Decision
+    escalation: Escalation
+    draft: Draft
+
+    def summary(self) -> dict[str, object]:
+        """The flat record the command line prints with --json."""
+        return {
+            "category": self.decision.category,
+            "priority": self.decision.priority,
+            "team": self.decision.team,
+            "sentiment": self.decision.sentiment,
+            "confidence": round(self.decision.confidence, 3),
+            "needs_human": self.escalation.needs_human,
+            "reasons": [reason.detail for reason in self.escalation.reasons],
+            "reason_codes": [reason.code for reason in self.escalation.reasons],
+            "teams": list(self.escalation.teams),
+            "source": self.decision.source,
+            "draft": self.draft.text,
+            "text": self.ticket.text,
+        }

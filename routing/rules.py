@@ -1,0 +1,59 @@
+"""Keyword rules: free, instant, and not open to argument."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from routing.config import RulesConfig
+from routing.models import RuleMatch
+
+
+def normalize(text: str) -> str:
+    """Fold case, accents, dashes and runs of white space so keywords match however they're typed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    without_marks = "".join(char for char in decomposed if not unicodedata.combining(char))
+    # Turkish dotless i and the like survive NFKD; casefold handles the rest.
+    folded = without_marks.replace("ı", "i").casefold()
+    spaced = re.sub(r"[-_/]+", " ", folded)
+    return re.sub(r"\s+", " ", spaced).strip()
+
+
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    words = normalize(keyword).split(" ")
+    body = r"\s+".join(re.escape(word) for word in words)
+    # Word boundaries on both sides; a plain plural ("outages", "refunds") still counts.
+    return re.compile(rf"(?<!\w){body}(?:e?s)?(?!\w)")
+
+
+@dataclass(frozen=True)
+class _Keyword:
+    word: str
+    pattern: re.Pattern[str]
+
+
+class Rules:
+    """Hotwords that decide a category and keywords that force a human, compiled once."""
+
+    def __init__(self, config: RulesConfig) -> None:
+        self._hotwords = [
+            (rule.category, [_Keyword(word, _keyword_pattern(word)) for word in rule.words])
+            for rule in config.hotwords
+        ]
+        self._forced = [_Keyword(word, _keyword_pattern(word)) for word in config.force_human]
+
+    def match(self, text: str) -> RuleMatch:
+        """What the rules find in text; the first hotword rule that matches decides the category."""
+        normalized = normalize(text)
+        category: str | None = None
+        hotwords: list[str] = []
+        for rule_category, keywords in self._hotwords:
+            found = [keyword.word for keyword in keywords if keyword.pattern.search(normalized)]
+            if found and category is None:
+                category = rule_category
+                hotwords.extend(found)
+        forced = tuple(
+            keyword.word for keyword in self._forced if keyword.pattern.search(normalized)
+        )
+        return RuleMatch(category=category, hotwords=tuple(hotwords), forced_keywords=forced)

@@ -1,0 +1,140 @@
+"""Config loading: the shipped files load, and every kind of mistake names file, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routing.config import default_config_path, load_config
+from routing.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+ALTERNATIVE = REPO / "configs" / "alternative.toml"
+
+
+def _write_variant(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the default config (and its examples) with one edit."""
+    source = default_config_path()
+    text = source.read_text(encoding="utf-8")
+    assert old in text, old
+    (tmp_path / "examples.jsonl").write_text(
+        (source.parent / "examples.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    target = tmp_path / "config.toml"
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return target
+
+
+def test_default_config_has_the_briefs_taxonomy() -> None:
+    """The packaged config has the brief's categories, ordered priorities and seven examples."""
+    config = load_config()
+    assert config.category_names == (
+        "billing",
+        "technical",
+        "account",
+        "feature_request",
+        "general",
+    )
+    assert config.priority_names == ("low", "medium", "high", "critical")
+    assert config.team_for("account") == "account_management"
+    assert config.priority("critical").always_human
+    assert len(config.load_examples()) == 7
+
+
+def test_alternative_config_loads_with_its_own_taxonomy() -> None:
+    """The second example config defines six categories, six teams and three priorities."""
+    config = load_config(ALTERNATIVE)
+    assert config.category_names == (
+        "billing",
+        "technical",
+        "sales",
+        "bug",
+        "cancellation",
+        "other",
+    )
+    assert config.priority_names == ("low", "medium", "high")
+    assert set(config.team_names) == {
+        "billing_support",
+        "tech_support",
+        "sales",
+        "core_eng",
+        "account_ops",
+        "triage",
+    }
+    assert {example.category for example in config.load_examples()} == set(config.category_names)
+
+
+def test_unknown_team_in_category_names_field_and_fix(tmp_path: Path) -> None:
+    """A category pointing at a team that does not exist is refused with the field and the fix."""
+    path = _write_variant(tmp_path, 'team = "billing"', 'team = "finance"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "categories[0].team" in message
+    assert "'finance'" in message
+    assert "Fix:" in message
+
+
+def test_duplicate_label_is_refused(tmp_path: Path) -> None:
+    """Two categories with one name are refused, naming the duplicate."""
+    path = _write_variant(tmp_path, 'name = "general"', 'name = "billing"')
+    with pytest.raises(ConfigError, match=r"categories: duplicate label 'billing'"):
+        load_config(path)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    """A config path that does not exist is a ConfigError naming the path."""
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="file not found") as caught:
+        load_config(missing)
+    assert str(missing) in str(caught.value)
+
+
+def test_malformed_toml_is_refused(tmp_path: Path) -> None:
+    """Broken TOML syntax is reported as such, with the file's path."""
+    path = tmp_path / "config.toml"
+    path.write_text("[[categories]\nname = ", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_misspelt_key_is_refused(tmp_path: Path) -> None:
+    """An unknown key is named so a typo does not silently fall back to a default."""
+    path = _write_variant(tmp_path, "human_confidence = 0.6", "human_confidance = 0.6")
+    with pytest.raises(ConfigError, match=r"thresholds\.human_confidance.*remove the key"):
+        load_config(path)
+
+
+def test_missing_examples_file_is_refused(tmp_path: Path) -> None:
+    """A config whose examples file is missing fails at load, naming the examples field."""
+    path = _write_variant(tmp_path, 'examples = "examples.jsonl"', 'examples = "gone.jsonl"')
+    with pytest.raises(ConfigError, match=r"examples: file not found"):
+        load_config(path)
+
+
+def test_example_with_label_outside_taxonomy_names_the_line(tmp_path: Path) -> None:
+    """A labeled example with an unknown category is refused with its line number."""
+    path = _write_variant(tmp_path, 'default_priority = "low"', 'default_priority = "low"')
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text(
+        examples.read_text(encoding="utf-8") + '{"text": "hi", "category": "refunds"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"line 8\.category.*'refunds'"):
+        load_config(path).load_examples()
+
+
+def test_template_with_unknown_placeholder_is_refused(tmp_path: Path) -> None:
+    """A drafting template using an unknown placeholder fails at load, not at the first ticket."""
+    path = _write_variant(tmp_path, "{greeting}Thanks for your question", "{name}Thanks")
+    with pytest.raises(ConfigError, match=r"drafting\.templates\.general"):
+        load_config(path)
+
+
+def test_hotword_for_unknown_category_is_refused(tmp_path: Path) -> None:
+    """A hotword rule must name a configured category."""
+    path = _write_variant(tmp_path, 'category = "billing" }', 'category = "money" }')
+    with pytest.raises(ConfigError, match=r"rules\.hotwords\[0\]\.category"):
+        load_config(path)

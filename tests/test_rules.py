@@ -1,0 +1,58 @@
+"""Keyword rules: case-, accent- and whitespace-insensitive, on word boundaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.config import load_config
+from routing.rules import Rules, normalize
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return Rules(load_config().rules)
+
+
+def test_normalize_folds_case_accents_and_space() -> None:
+    """Case, accents, dashes and runs of white space are folded."""
+    assert normalize("  PRODUCTION\t\n  Döwn—ünïcode ") == "production down—unicode"
+    assert normalize("data-loss") == "data loss"
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword"),
+    [
+        ("This is URGENT", "urgent"),
+        ("production   down since noon", "production down"),
+        ("Prodúction\nDown", "production down"),
+        ("we had DATA-LOSS overnight", "data loss"),
+        ("GDPR request for my data", "gdpr"),
+        ("KVKK kapsamında başvuru", "kvkk"),
+        ("two outages this week", "outage"),
+        ("please fix asap!!!", "asap"),
+    ],
+)
+def test_forced_keywords_match_however_typed(rules: Rules, text: str, keyword: str) -> None:
+    """Forced keywords match across case, accents, spacing and plurals."""
+    assert keyword in rules.match(text).forced_keywords
+
+
+@pytest.mark.parametrize("text", ["the urgently needed report", "gasap", "outageous", "dataloss"])
+def test_forced_keywords_respect_word_boundaries(rules: Rules, text: str) -> None:
+    """A keyword inside another word does not match."""
+    assert rules.match(text).forced_keywords == ()
+
+
+def test_hotword_decides_billing(rules: Rules) -> None:
+    """Refund, chargeback and money back decide billing outright."""
+    for text in ["I want a REFUND", "filed a Chargeback", "I want my Money  Back", "refunds?"]:
+        match = rules.match(text)
+        assert match.category == "billing", text
+        assert match.hotwords
+
+
+def test_no_rule_matches_plain_text(rules: Rules) -> None:
+    """Ordinary text matches nothing."""
+    match = rules.match("The export button does nothing when I click it.")
+    assert match.category is None
+    assert match.forced_keywords == ()
