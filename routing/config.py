@@ -27,6 +27,9 @@ class LabelConfig(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     rubric: str = ""
+    # Short phrases in a customer's words that are typical of the label. The local classifier
+    # treats them like examples, so a taxonomy with few labeled examples still has words to go on.
+    phrases: tuple[str, ...] = ()
 
 
 class CategoryConfig(LabelConfig):
@@ -241,6 +244,11 @@ def _duplicates(names: Iterable[str]) -> list[str]:
             repeated.append(name)
         seen.add(name)
     return repeated
+
+
+def validate_config(config: TriageConfig) -> None:
+    """Run the cross checks of load_config on a config built or changed in code (ConfigError)."""
+    _cross_check(config)
 
 
 def _cross_check(config: TriageConfig) -> None:

@@ -1,0 +1,237 @@
+"""A local OpenAI-compatible chat completions server: scripted answers, every request recorded.
+
+It speaks the real wire format (the same JSON the openai package parses from api.openai.com), so
+tests exercise the real `openai.AsyncOpenAI` client, its retries, timeouts and parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One scripted answer: a chat completion, or an HTTP error with an OpenAI-style body."""
+
+    status: int = 200
+    content: str | None = None
+    refusal: str | None = None
+    finish_reason: str = "stop"
+    prompt_tokens: int = 100
+    completion_tokens: int = 20
+    error: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering (longer than the client's timeout to provoke one).
+    delay: float = 0.0
+
+
+def reply_json(
+    obj: Any, *, prompt_tokens: int = 100, completion_tokens: int = 20, finish_reason: str = "stop"
+) -> Scripted:
+    """Answer with obj serialised as the assistant message's content."""
+    return Scripted(
+        content=json.dumps(obj),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=finish_reason,
+    )
+
+
+def reply_text(text: str, *, finish_reason: str = "stop") -> Scripted:
+    """Answer with plain text as the assistant message's content."""
+    return Scripted(content=text, finish_reason=finish_reason)
+
+
+def malformed(text: str) -> Scripted:
+    """Answer with content that is not the JSON the client asked for."""
+    return Scripted(content=text)
+
+
+def refusal(text: str) -> Scripted:
+    """Answer with a refusal, as OpenAI does for structured output it will not produce."""
+    return Scripted(content=None, refusal=text)
+
+
+def status(
+    code: int,
+    *,
+    retry_after: float | None = None,
+    retry_after_ms: int | None = None,
+    message: str | None = None,
+) -> Scripted:
+    """Answer with an HTTP error and an OpenAI-style error body."""
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+    kinds = {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_error"}
+    error = {
+        "message": message or f"stand-in error {code}",
+        "type": kinds.get(code, "server_error"),
+        "param": None,
+        "code": "rate_limit_exceeded" if code == 429 else None,
+    }
+    return Scripted(status=code, error=error, headers=headers)
+
+
+def delay(seconds: float, then: Scripted | None = None) -> Scripted:
+    """Answer like `then` (an empty reply by default), but only after `seconds`."""
+    return dataclasses.replace(then if then is not None else reply_text(""), delay=seconds)
+
+
+JSON_SCHEMA_REJECTION = {
+    "error": {
+        "message": (
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported "
+            "with this model."
+        ),
+        "type": "invalid_request_error",
+        "param": "response_format",
+        "code": None,
+    }
+}
+
+
+def _no_script(body: dict[str, Any]) -> Scripted:
+    return status(500, message=f"stand-in: nothing scripted for model {body.get('model')!r}")
+
+
+class OpenAIStandIn:
+    """Serves POST /v1/chat/completions on 127.0.0.1 from a queue of scripted answers."""
+
+    def __init__(self) -> None:
+        # Parsed JSON body of every request, in arrival order (rejected ones included).
+        self.requests: list[dict[str, Any]] = []
+        # Used when the queue is empty; a function of the request body.
+        self.default: Callable[[dict[str, Any]], Scripted] = _no_script
+        self._queue: deque[Scripted] = deque()
+        self._rejects_json_schema = False
+        self._ids = itertools.count(1)
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The base_url to give the client."""
+        if self._port is None:
+            raise RuntimeError("the stand-in is not started")
+        return f"http://127.0.0.1:{self._port}/v1"
+
+    def queue(self, *answers: Scripted) -> None:
+        """Answer the next requests with these, in order; then fall back to `default`."""
+        self._queue.extend(answers)
+
+    def reject_json_schema(self) -> None:
+        """From now on answer 400 to every request whose response_format is json_schema."""
+        self._rejects_json_schema = True
+
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        # Cancel a delayed handler when the client gives up, as a real server's would stop.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop listening and end any delayed answers."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _chat_completions(self, request: web.Request) -> web.Response:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _error(401, "You didn't provide an API key.", None)
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.", None)
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.", None)
+        self.requests.append(body)
+        for required in ("model", "messages"):
+            if required not in body:
+                return _error(400, f"Missing required parameter: '{required}'.", required)
+        response_format = body.get("response_format") or {}
+        kind = response_format.get("type")
+        if self._rejects_json_schema and kind == "json_schema":
+            return web.json_response(JSON_SCHEMA_REJECTION, status=400)
+        if kind == "json_object" and "json" not in json.dumps(body["messages"]).lower():
+            # Real OpenAI insists on this, so a prompt that forgets it fails here too.
+            return _error(
+                400,
+                "'messages' must contain the word 'json' in some form, to use 'response_format' "
+                "of type 'json_object'.",
+                "messages",
+            )
+
+        answer = self._queue.popleft() if self._queue else self.default(body)
+        if answer.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=answer.delay)
+        if answer.status != 200:
+            return web.json_response(
+                {"error": answer.error}, status=answer.status, headers=answer.headers
+            )
+        completion = {
+            "id": f"chatcmpl-standin{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": answer.content,
+                        "refusal": answer.refusal,
+                    },
+                    "logprobs": None,
+                    "finish_reason": answer.finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+            },
+            "system_fingerprint": "fp_standin",
+        }
+        return web.json_response(completion, headers=answer.headers)
+
+
+def _error(code: int, message: str, param: str | None) -> web.Response:
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    }
+    return web.json_response(body, status=code)
