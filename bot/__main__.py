@@ -17,7 +17,7 @@ from routing.config import TriageConfig, load_config
 from routing.embedding import Embedder, EmbeddingModelMissingError, MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import UserError
-from routing.evaluation import ProgressBar, evaluate, format_report, load_dataset
+from routing.evaluation import ProgressBar, evaluate, format_report, load_dataset, parse_where
 from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, Ticket, Triage
 
@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--config", type=Path, help="taxonomy and policy TOML file")
     evaluation.add_argument("--text-col", default="text")
     evaluation.add_argument("--label-col", default="category")
-    evaluation.add_argument("--split-col", default="split")
+    evaluation.add_argument(
+        "--split-col", help="column naming each row's split (default: split, if present)"
+    )
     evaluation.add_argument("--train-split", default="train")
     evaluation.add_argument("--test-split", default="test")
     evaluation.add_argument(
@@ -140,24 +142,16 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _parse_where(pairs: Sequence[str]) -> dict[str, str]:
-    where: dict[str, str] = {}
-    for pair in pairs:
-        column, sep, value = pair.partition("=")
-        if not sep or not column:
-            raise UserError(f"--where {pair!r}: expected COLUMN=VALUE, e.g. --where language=en")
-        where[column] = value
-    return where
-
-
 async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
     rows = load_dataset(
         args.file,
         text_col=args.text_col,
         label_col=args.label_col,
-        split_col=args.split_col,
-        where=_parse_where(args.where),
+        split_col=args.split_col or "split",
+        where=parse_where(args.where),
+        # A split column the user named must exist; the default one is optional.
+        split_required=args.split_col is not None,
     )
     embedder = _load_embedder()
     if embedder is None:
@@ -179,7 +173,6 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         test_split=args.test_split,
         progress=progress,
     )
-    progress.close()
     if args.json:
         print(json.dumps(report.summary_json(), ensure_ascii=False))
     else:

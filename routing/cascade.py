@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from routing.config import TriageConfig
 from routing.drafter import TemplateDrafter
@@ -38,7 +38,7 @@ class LLMLayer(Protocol):
         *,
         examples: Sequence[LabeledExample],
         model: str,
-        source: str,
+        source: Literal["llm_cheap", "llm_strong"],
     ) -> LayerCall:
         """Classify redacted text; never raises, puts failures in LayerCall.error."""
         ...
@@ -120,7 +120,10 @@ class Pipeline:
             if self._local is not None
             else []
         )
-        steps = [("llm_cheap", settings.cheap_model), ("llm_strong", settings.strong_model)]
+        steps: list[tuple[Literal["llm_cheap", "llm_strong"], str | None]] = [
+            ("llm_cheap", settings.cheap_model),
+            ("llm_strong", settings.strong_model),
+        ]
         for source, model in steps:
             if model is None:
                 continue
@@ -128,8 +131,12 @@ class Pipeline:
             layers.append(call)
             if call.decision is None:
                 # Keep the best decision so far; a human must check it.
-                logger.warning("LLM layer %s failed (%s); keeping the %s decision",
-                               source, call.error, best.source)
+                logger.warning(
+                    "LLM layer %s failed (%s); keeping the %s decision",
+                    source,
+                    call.error,
+                    best.source,
+                )
                 return best, f"{source} failed: {call.error}"
             best, unverified = call.decision, None
             if best.confidence >= self.config.thresholds.strong_model_below:

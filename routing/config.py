@@ -184,7 +184,9 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
     try:
         raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(config_path, "", f"not valid TOML ({error})", "correct the syntax") from error
+        raise ConfigError(
+            config_path, "", f"not valid TOML ({error})", "correct the syntax"
+        ) from error
     except UnicodeDecodeError as error:
         raise ConfigError(config_path, "", "not UTF-8 text", "save the file as UTF-8") from error
 
@@ -288,7 +290,9 @@ def _cross_check(config: TriageConfig) -> None:
         ("fallback_team", config.fallback_team, config.team_names),
     ):
         if value not in allowed:
-            raise ConfigError(path, field, f"unknown label {value!r}", f"use one of {list(allowed)}")
+            raise ConfigError(
+                path, field, f"unknown label {value!r}", f"use one of {list(allowed)}"
+            )
     for field, keyed in (
         ("drafting.instructions", config.drafting.instructions),
         ("drafting.templates", config.drafting.templates),

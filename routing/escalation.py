@@ -37,9 +37,7 @@ def escalate(
             )
         )
     if decision.off_topic:
-        reasons.append(
-            EscalationReason(code="off_topic", detail="the message fits no category")
-        )
+        reasons.append(EscalationReason(code="off_topic", detail="the message fits no category"))
     if decision.confidence < thresholds.human_confidence:
         reasons.append(
             EscalationReason(
@@ -73,7 +71,9 @@ def escalate(
         and top_score - runner_up[1] < thresholds.close_margin
     ):
         other_category, _ = runner_up
-        other_team = config.team_for(other_category) if other_category in config.category_names else None
+        other_team = (
+            config.team_for(other_category) if other_category in config.category_names else None
+        )
         reasons.append(
             EscalationReason(
                 code="close_call",

@@ -128,9 +128,11 @@ class Evidence:
     fit: float
 
 
-def calibrated_confidence(margin: float, fit: float) -> float:
+def calibrated_confidence(
+    margin: float, fit: float, calibration: tuple[float, float, float] = CALIBRATION
+) -> float:
     """Probability that the top label is right, from the score margin and the best similarity."""
-    a, b, c = CALIBRATION
+    a, b, c = calibration
     return 1.0 / (1.0 + math.exp(-(a * margin + b * fit + c)))
 
 
@@ -227,6 +229,8 @@ class LocalClassifier:
             ),
             off_topic=off_topic,
             reasons=tuple(reasons),
+            margin=evidence.margin,
+            fit=evidence.fit,
         )
 
     def _priority_prior(self, category: str) -> npt.NDArray[np.float64]:
@@ -237,7 +241,8 @@ class LocalClassifier:
         for example in self._examples:
             if example.category == category and example.priority in positions:
                 counts[positions[example.priority]] += 1
-        return counts / counts.sum()
+        prior: npt.NDArray[np.float64] = counts / counts.sum()
+        return prior
 
     def _team_for(self, category: str, similarities: Vector) -> str:
         # The team follows the category unless a very similar example of it says otherwise.

@@ -1,4 +1,4 @@
-"""The pipeline's data: what comes in (Ticket), what each layer says (Decision), and what goes out."""
+"""The pipeline's data: what comes in (Ticket), what each layer says (Decision), what goes out."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ class Decision(BaseModel):
     flagged: bool = False
     off_topic: bool = False
     reasons: tuple[str, ...] = ()
+    # The local classifier's raw signals, kept for audit and for calibrating confidence:
+    # top score minus the second, and the best similarity to any example or label phrase.
+    margin: float | None = None
+    fit: float | None = None
 
     def runner_up(self) -> tuple[str, float] | None:
         """The second-best category and its score, if the layer scored more than one."""
@@ -108,7 +112,7 @@ class EscalationReason(BaseModel):
 
 
 class Escalation(BaseModel):
-    """The escalation policy's verdict: whether a human must look, why, and which teams to notify."""
+    """The escalation policy's verdict: whether a human must look, why, and which teams."""
 
     model_config = ConfigDict(frozen=True)
 

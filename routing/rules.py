@@ -11,11 +11,11 @@ from routing.models import RuleMatch
 
 
 def normalize(text: str) -> str:
-    """Fold case, accents, dashes and runs of white space so keywords match however they're typed."""
+    """Fold case, accents, dashes and white space so keywords match however they are typed."""
     decomposed = unicodedata.normalize("NFKD", text)
     without_marks = "".join(char for char in decomposed if not unicodedata.combining(char))
     # Turkish dotless i and the like survive NFKD; casefold handles the rest.
-    folded = without_marks.replace("ı", "i").casefold()
+    folded = without_marks.replace("\N{LATIN SMALL LETTER DOTLESS I}", "i").casefold()
     spaced = re.sub(r"[-_/]+", " ", folded)
     return re.sub(r"\s+", " ", spaced).strip()
 

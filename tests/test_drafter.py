@@ -52,7 +52,9 @@ def test_angry_critical_draft_mentions_escalation(config: TriageConfig) -> None:
     assert "escalated" in draft.text
 
 
-@pytest.mark.parametrize("category", ["billing", "technical", "account", "feature_request", "general"])
+@pytest.mark.parametrize(
+    "category", ["billing", "technical", "account", "feature_request", "general"]
+)
 @pytest.mark.parametrize("sentiment", ["neutral", "frustrated", "angry", "satisfied"])
 def test_no_template_promises_anything(config: TriageConfig, category: str, sentiment: str) -> None:
     """No shipped template promises a refund, a date or an outcome."""

@@ -28,7 +28,9 @@ def pipeline(embedder: MiniLMEmbedder) -> Pipeline:
 
 
 @pytest.mark.parametrize("pinned", PINNED, ids=[ticket["id"] for ticket in PINNED])
-async def test_seed_ticket_gets_every_pinned_field(pipeline: Pipeline, pinned: dict[str, object]) -> None:
+async def test_seed_ticket_gets_every_pinned_field(
+    pipeline: Pipeline, pinned: dict[str, object]
+) -> None:
     """Each seed ticket gets every field the brief pins, with no API key."""
     triage = await pipeline.triage(Ticket(text=str(pinned["text"])))
     summary = triage.summary()
@@ -39,7 +41,7 @@ async def test_seed_ticket_gets_every_pinned_field(pipeline: Pipeline, pinned: d
 
 
 async def test_vague_ticket_goes_to_a_human_for_low_confidence(pipeline: Pipeline) -> None:
-    """"Can you help me?" fits nothing well enough: a human decides, for low confidence."""
+    """A vague "Can you help me?" goes to a human for low confidence."""
     triage = await pipeline.triage(Ticket(text="Can you help me?"))
     codes = [reason.code for reason in triage.escalation.reasons]
     assert triage.escalation.needs_human

@@ -27,7 +27,7 @@ def test_normalize_folds_case_accents_and_space() -> None:
         ("Prodúction\nDown", "production down"),
         ("we had DATA-LOSS overnight", "data loss"),
         ("GDPR request for my data", "gdpr"),
-        ("KVKK kapsamında başvuru", "kvkk"),
+        ("KVKK kapsam\N{LATIN SMALL LETTER DOTLESS I}nda başvuru", "kvkk"),
         ("two outages this week", "outage"),
         ("please fix asap!!!", "asap"),
     ],
