@@ -10,12 +10,14 @@ from routing.models import Decision, Draft
 # Phrases that commit us to a refund, a date or an outcome; a draft containing one is not used.
 _PROMISE = re.compile(
     r"\b(?:"
-    r"we(?:'ll| will| shall)\s+(?:refund|reimburse|credit|fix|resolve|restore)"
-    r"|you(?:'ll| will)\s+(?:get|receive|be\s+(?:refunded|reimbursed|credited))"
-    r"|(?:refund|credit|reimbursement)\s+(?:has|have)\s+been\s+(?:issued|processed|approved|sent)"
+    r"we(?:'ll| will| shall| are going to)\s+(?:refund|reimburse|credit|fix|resolve|restore)"
+    r"|you(?:'ll| will)\s+(?:get|receive|be\s+(?:getting|refunded|reimbursed|credited))"
+    r"|(?:refund|credit|reimbursement)\s+(?:has|have)\s+been"
     r"|(?:is|are|will\s+be)\s+(?:fixed|resolved|restored)\s+(?:by|within|today|tomorrow)"
-    r"|by\s+(?:tomorrow|tonight|end\s+of\s+(?:day|week))"
-    r"|within\s+\d+\s+(?:minutes?|hours?|days?|weeks?)"
+    r"|by\s+(?:tomorrow|tonight|today|end\s+of\s+(?:day|week)"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+    r"|within\s+(?:the\s+next\s+)?\d+\s+(?:business\s+|working\s+)?"
+    r"(?:minutes?|hours?|days?|weeks?)"
     r"|guarantee[ds]?"
     r"|i\s+promise|we\s+promise"
     r")\b",
@@ -38,9 +40,15 @@ _ACKNOWLEDGEMENTS = {
 }
 
 
+def find_promise(text: str) -> str | None:
+    """The first phrase in text that promises a refund, a date or an outcome, if any."""
+    match = _PROMISE.search(text)
+    return match.group() if match else None
+
+
 def contains_promise(text: str) -> bool:
     """True when text promises a refund, a date or an outcome."""
-    return _PROMISE.search(text) is not None
+    return find_promise(text) is not None
 
 
 def find_reference(text: str) -> str | None:

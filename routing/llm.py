@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from routing.config import TriageConfig
-from routing.drafter import contains_promise
+from routing.drafter import find_promise
 from routing.models import Decision, Draft, LabeledExample, LayerCall
 
 logger = logging.getLogger(__name__)
@@ -38,20 +38,6 @@ logger = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 LABEL_FIELDS = ("category", "priority", "team", "sentiment")
-
-# Promises an LLM draft must not make, on top of the template drafter's list (a refund "has been"
-# anything, a refund "you will get"), so that a draft which slips is replaced by the template.
-_LLM_PROMISE = re.compile(
-    r"\b(?:"
-    r"we(?:'ll| will| are going to)\s+(?:refund|reimburse|credit)"
-    r"|you(?:'ll| will)\s+(?:get|receive|be\s+getting)\s+(?:a\s+|your\s+)?(?:full\s+)?refund"
-    r"|refund\s+(?:has|have)\s+been"
-    r"|by\s+(?:tomorrow|tonight|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-    r"|within\s+(?:the\s+next\s+)?\d+\s+(?:business\s+|working\s+)?(?:minutes?|hours?|days?|weeks?)"
-    r"|guarantee"
-    r")",
-    re.IGNORECASE,
-)
 
 # Sentiments whose name or rubric reads like this get an empathetic draft.
 _UPSET = re.compile(r"frustrat|angry|anger|annoy|upset|furious|unhappy", re.IGNORECASE)
@@ -179,7 +165,7 @@ class LLMClassifier:
                 "LLM draft (%s) failed: %s; using the template", model, _loggable(message)
             )
             return None
-        promise = _find_promise(text)
+        promise = find_promise(text)
         if promise is not None:
             logger.warning(
                 "LLM draft (%s) makes a promise (%r); using the template", model, promise
@@ -446,15 +432,6 @@ def _strip_fence(content: str) -> str:
     stripped = content.strip()
     match = _CODE_FENCE.match(stripped)
     return match.group(1) if match else stripped
-
-
-def _find_promise(text: str) -> str | None:
-    match = _LLM_PROMISE.search(text)
-    if match is not None:
-        return match.group()
-    if contains_promise(text):
-        return "a promise the template drafter forbids"
-    return None
 
 
 def _refused(refusal: str) -> str:

@@ -30,7 +30,7 @@ def test_classify_json_prints_one_object_per_text(capsys: pytest.CaptureFixture[
     lines = capsys.readouterr().out.splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 2
-    assert REQUIRED_FIELDS <= set(records[0])
+    assert set(records[0]) >= REQUIRED_FIELDS
     assert records[0]["category"] == "billing"
     assert records[0]["team"] == "billing"
     assert records[1]["needs_human"] is True
@@ -120,7 +120,7 @@ def test_eval_missing_column_is_a_clear_error(
 
 
 def test_unknown_command_and_bad_shots_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    """argparse refuses bad arguments with its usage line and exit 2."""
+    """Argparse refuses bad arguments with its usage line and exit 2."""
     with pytest.raises(SystemExit) as caught:
         main(["eval", "x.csv", "--shots", "0"])
     assert caught.value.code == 2
