@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +41,9 @@ class RecordingPipeline:
         """Triage as usual, recording (text, predicted category, margin, fit)."""
         triage = await self._inner.triage(ticket)
         local = triage.layers[0].decision
-        assert local is not None and local.margin is not None and local.fit is not None
+        assert local is not None
+        assert local.margin is not None
+        assert local.fit is not None
         self._sink.append((ticket.text, local.category, local.margin, local.fit))
         return triage
 
@@ -85,7 +88,7 @@ def fit_logistic(
     return float(weights[0]), float(weights[1]), float(weights[2])
 
 
-def auroc(scores: Sequence[float], right: Sequence[float]) -> float:
+def auroc(scores: Sequence[float], right: npt.NDArray[np.float64]) -> float:
     """Probability that a random right answer has higher confidence than a random wrong one."""
     order = np.argsort(scores)
     ranks = np.empty(len(scores))
@@ -128,7 +131,7 @@ def main() -> None:
     confidence = [calibrated_confidence(m, f, (a, b, c)) for m, f in features]
     bins = np.linspace(0, 1, 11)
     reliability = []
-    for low, high in zip(bins[:-1], bins[1:], strict=True):
+    for low, high in itertools.pairwise(bins):
         chosen = [
             i
             for i, value in enumerate(confidence)

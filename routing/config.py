@@ -36,6 +36,8 @@ class CategoryConfig(LabelConfig):
     """A category and the team that owns it by default."""
 
     team: str
+    # The most urgent priority a ticket of this category can get (e.g. requests are "low").
+    max_priority: str | None = None
 
 
 class PriorityConfig(LabelConfig):
@@ -274,6 +276,14 @@ def _cross_check(config: TriageConfig) -> None:
                 f"categories[{index}].team",
                 f"unknown team {category.team!r} for category {category.name!r}",
                 f"use one of {sorted(teams)} or add a [[teams]] entry named {category.team!r}",
+            )
+    for index, category in enumerate(config.categories):
+        if category.max_priority is not None and category.max_priority not in config.priority_names:
+            raise ConfigError(
+                path,
+                f"categories[{index}].max_priority",
+                f"unknown priority {category.max_priority!r}",
+                f"use one of {list(config.priority_names)}",
             )
     categories = set(config.category_names)
     for index, rule in enumerate(config.rules.hotwords):

@@ -286,7 +286,7 @@ class MiniLMEmbedder:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         result: Matrix = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
+        if len(texts) == 0:
             return result
         # One text (the per-ticket path) skips the tokenizer's thread pool.
         encodings = (

@@ -37,7 +37,7 @@ HEAD_L2 = 1e-3
 TEMPERATURE = 0.05
 # Confidence = sigmoid(a * margin + b * fit + c), where margin is the top score minus the second
 # and fit the best similarity to any example or rubric; fitted by bench/calibrate.py.
-CALIBRATION = (30.0, 6.0, -4.0)
+CALIBRATION = (13.29, 5.325, -4.229)
 # Weight of the priorities seen among the predicted category's examples.
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
@@ -217,7 +217,7 @@ class LocalClassifier:
         )
         return Decision(
             category=best,
-            priority=self._priorities.labels[int(np.argmax(priority_scores))],
+            priority=self._capped_priority(best, priority_scores),
             team=self._team_for(best, similarities),
             sentiment=self._sentiments.labels[
                 int(np.argmax(self._sentiments.scores(query, similarities)))
@@ -232,6 +232,14 @@ class LocalClassifier:
             margin=evidence.margin,
             fit=evidence.fit,
         )
+
+    def _capped_priority(self, category: str, scores: npt.NDArray[np.float64]) -> str:
+        # The config may cap a category's priority ("requests are low"); labels are ordered.
+        ceiling = self._config.category(category).max_priority
+        allowed = len(self._priorities.labels)
+        if ceiling is not None:
+            allowed = self._config.priority_rank(ceiling) + 1
+        return self._priorities.labels[int(np.argmax(scores[:allowed]))]
 
     def _priority_prior(self, category: str) -> npt.NDArray[np.float64]:
         # How often each priority occurs among the examples of this category, smoothed: feature

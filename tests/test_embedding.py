@@ -15,6 +15,7 @@ from routing import embedding
 from routing.embedding import (
     MODEL_SHA256,
     TOKENIZER_SHA256,
+    Embedder,
     EmbeddingModelCorruptError,
     EmbeddingModelMissingError,
     MiniLMEmbedder,
@@ -78,6 +79,12 @@ def test_all_references_in_one_call(embedder: MiniLMEmbedder) -> None:
     vectors = embedder.encode([case["text"] for case in CASES], batch_size=8)
     cosines = np.sum(vectors.astype(np.float64) * references, axis=1)
     assert cosines.min() >= 0.999
+
+
+def test_satisfies_the_embedder_protocol(embedder: MiniLMEmbedder) -> None:
+    """MiniLMEmbedder is an Embedder (checked by mypy) reporting 384 dimensions."""
+    as_protocol: Embedder = embedder
+    assert as_protocol.dim == DIM
 
 
 def test_rows_are_unit_norm_float32_of_dimension_384(embedder: MiniLMEmbedder) -> None:
