@@ -445,8 +445,8 @@ async def evaluate(
 
     With shots, each seed draws up to `shots` examples per label (random.Random(seed)) from the
     train split, or from all rows when there is no split (the rest are then the test rows), and
-    the taxonomy is exactly the labels that have examples. Without shots, the config's own
-    examples are used, the dataset's labels are added to its categories, and the test split (all
+    the taxonomy is exactly the labels that have examples. Without shots, the config is used as
+    it is, with its own examples (labels it lacks count as errors), and the test split (all
     rows when there is no split) is classified once. Split arguments may name several splits,
     separated by commas. Predictions are compared as the dataset's own label names.
     """
@@ -460,9 +460,16 @@ async def evaluate(
     notes = list(rows.notes)
     if shots is None:
         test = _split_rows(rows, test_split) if rows.has_split else rows.rows
-        test_labels = sorted({row.label for row in test})
-        mapping = category_names_for_labels(config, test_labels)
-        taxonomy = taxonomy_for_labels(config, test_labels)
+        # The config is evaluated as it is: a label it does not have can never be predicted.
+        taxonomy = config
+        mapping = {name: name for name in config.category_names}
+        unknown = Counter(row.label for row in test if row.label not in mapping)
+        if unknown:
+            notes.append(
+                f"{sum(unknown.values())} test row(s) have labels that are not categories of "
+                f"the config and count as errors (their needs-human rate is still shown): "
+                + _counted(unknown)
+            )
         runs = [_Run(examples=tuple(taxonomy.load_examples()), test=test)]
         if seeds > 1:
             notes.append("without --shots nothing is drawn at random: ran once, not per seed")

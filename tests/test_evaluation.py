@@ -179,13 +179,32 @@ async def test_without_shots_the_configs_examples_are_used(config: TriageConfig)
 
 async def test_predictions_are_compared_as_the_datasets_own_labels(config: TriageConfig) -> None:
     """A label renamed to fit the name pattern is mapped back before it is compared."""
-    rows = _rows(("where is my refund", "Refund_not_showing_up", "test"))
+    rows = _rows(
+        ("refund missing", "Refund_not_showing_up", "train"),
+        ("where is my refund", "Refund_not_showing_up", "test"),
+    )
     factory = FakeFactory({"where is my refund": ("refund_not_showing_up", False)})
-    report = await evaluate(rows, config=config, make_pipeline=factory, shots=None)
+    report = await evaluate(rows, config=config, make_pipeline=factory, shots=1)
     assert report.accuracy == 1.0
     assert [m.label for m in report.per_label] == ["Refund_not_showing_up"]
-    assert "refund_not_showing_up" in factory.built[0].config.category_names
-    assert "billing" in factory.built[0].config.category_names
+    assert factory.built[0].config.category_names == ("refund_not_showing_up",)
+
+
+async def test_without_shots_the_config_is_evaluated_as_it_is(config: TriageConfig) -> None:
+    """Without --shots the taxonomy is the config's; a label it lacks counts as an error."""
+    rows = _rows(
+        ("I was charged twice", "billing", "test"),
+        ("what is the weather", "oos", "test"),
+    )
+    factory = FakeFactory(
+        {"I was charged twice": ("billing", False), "what is the weather": ("general", True)}
+    )
+    report = await evaluate(rows, config=config, make_pipeline=factory, shots=None)
+    assert factory.built[0].config.category_names == config.category_names
+    assert report.accuracy == 0.5
+    oos = next(m for m in report.per_label if m.label == "oos")
+    assert oos.needs_human_rate == 1.0
+    assert any("not categories of the config" in note for note in report.notes)
 
 
 SPLIT_ROWS = _rows(
