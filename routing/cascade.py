@@ -115,11 +115,15 @@ class Pipeline:
     ) -> tuple[Decision, str | None]:
         assert self._llm is not None  # noqa: S101  # only called when an LLM is configured
         settings = self.config.llm
-        examples = (
+        nearest = (
             self._local.nearest_examples(redacted, settings.few_shot_examples)
             if self._local is not None
             else []
         )
+        # Examples include agents' corrections, which are customers' words: redact them too.
+        examples = [
+            example.model_copy(update={"text": redact(example.text).text}) for example in nearest
+        ]
         steps: list[tuple[Literal["llm_cheap", "llm_strong"], str | None]] = [
             ("llm_cheap", settings.cheap_model),
             ("llm_strong", settings.strong_model),

@@ -1,0 +1,175 @@
+"""The cascade with the LLM on: real openai client, local stand-in, real local model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from routing.cascade import Pipeline, build_pipeline
+from routing.config import TriageConfig, load_config
+from routing.embedding import MiniLMEmbedder
+from routing.llm import LLMClassifier, build_openai_client
+from routing.models import LabeledExample, Ticket
+from tests.standins.openai_server import OpenAIStandIn, reply_json, reply_text, status
+
+PII = {
+    "email": "jane.doe@example.com",
+    "phone": "+44 20 7946 0958",
+    "card": "4111 1111 1111 1111",
+    "iban": "DE89 3704 0044 0532 0130 00",
+}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder.load()
+
+
+@pytest.fixture
+def config() -> TriageConfig:
+    base = load_config()
+    # No client-side retries: a scripted failure is final, so each test reads one story.
+    return base.model_copy(update={"llm": base.llm.model_copy(update={"max_retries": 0})})
+
+
+@pytest.fixture
+async def pipeline(
+    config: TriageConfig, embedder: MiniLMEmbedder, openai_server: OpenAIStandIn
+) -> AsyncIterator[Pipeline]:
+    client = build_openai_client(
+        api_key="test", base_url=openai_server.url, timeout_seconds=5, max_retries=0
+    )
+    yield build_pipeline(config, embedder=embedder, llm=LLMClassifier(client=client, config=config))
+    await client.close()
+
+
+def _answer(**overrides: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "category": "technical",
+        "priority": "medium",
+        "team": "engineering",
+        "sentiment": "neutral",
+        "confidence": 0.9,
+        "needs_human": False,
+        "reason": "The export feature fails.",
+    }
+    answer.update(overrides)
+    return answer
+
+
+DRAFT = (
+    "Hi there,\n\nThanks for the report. Our engineers are looking into the export.\n\n"
+    "The support team"
+)
+
+
+async def test_confident_cheap_model_decides_and_drafts(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """A confident cheap model decides; the strong model is never asked; its draft is used."""
+    openai_server.queue(reply_json(_answer()), reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text="The export button does nothing."))
+    assert triage.decision.source == "llm_cheap"
+    assert [request["model"] for request in openai_server.requests] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+    ]
+    assert [call.layer for call in triage.layers] == ["local", "llm_cheap"]
+    assert triage.layers[1].prompt_tokens == 100
+    assert triage.draft.source == "llm"
+    assert triage.draft.text == DRAFT
+    assert not triage.escalation.needs_human
+
+
+async def test_unsure_cheap_model_asks_the_strong_one(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """Below 0.75 the strong model is asked, and its answer is the decision."""
+    openai_server.queue(
+        reply_json(_answer(confidence=0.5, category="account", team="account_management")),
+        reply_json(_answer(confidence=0.95)),
+        reply_text(DRAFT),
+    )
+    triage = await pipeline.triage(Ticket(text="The export button does nothing."))
+    assert [request["model"] for request in openai_server.requests] == [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "gpt-4o-mini",
+    ]
+    assert triage.decision.source == "llm_strong"
+    assert triage.decision.category == "technical"
+
+
+async def test_cheap_model_failure_keeps_the_local_decision_for_a_human(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """A 500 from the LLM leaves the local decision in place, marked unverified for a human."""
+    openai_server.queue(status(500), status(500))
+    triage = await pipeline.triage(Ticket(text="The export button does nothing."))
+    assert triage.decision.source == "local"
+    assert triage.decision.category == "technical"
+    assert triage.layers[1].error is not None
+    assert triage.escalation.needs_human
+    assert "unverified" in [reason.code for reason in triage.escalation.reasons]
+    assert triage.draft.source == "template"
+
+
+async def test_strong_model_failure_keeps_the_cheap_decision_for_a_human(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """When the strong model fails, the cheap model's answer stands, marked unverified."""
+    openai_server.queue(reply_json(_answer(confidence=0.6)), status(500), reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text="The export button does nothing."))
+    assert triage.decision.source == "llm_cheap"
+    assert "unverified" in [reason.code for reason in triage.escalation.reasons]
+
+
+async def test_hotword_overrides_the_model(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """A hotword decides the category whatever the model says."""
+    openai_server.queue(reply_json(_answer()), reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text="The export failed so I want a refund"))
+    assert (triage.decision.category, triage.decision.team) == ("billing", "billing")
+    assert triage.decision.source == "rules"
+
+
+async def test_promising_draft_falls_back_to_the_template(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """An LLM draft that promises a refund is replaced by the offline template."""
+    openai_server.queue(
+        reply_json(_answer(category="billing", team="billing")),
+        reply_text("Hi, we will refund you by tomorrow."),
+    )
+    triage = await pipeline.triage(Ticket(text="I was charged twice"))
+    assert triage.draft.source == "template"
+    assert "refund you" not in triage.draft.text
+
+
+async def test_no_personal_data_reaches_the_llm(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """Emails, phones, cards and IBANs, in the ticket or in a learned example, never leave."""
+    pipeline.learn(
+        LabeledExample(
+            text=f"Charged twice on {PII['card']}, write to {PII['email']}", category="billing"
+        )
+    )
+    openai_server.queue(reply_json(_answer(category="billing", team="billing")), reply_text(DRAFT))
+    text = (
+        f"I was charged twice on card {PII['card']}. Email me at {PII['email']} or call "
+        f"{PII['phone']}. Refund to IBAN {PII['iban']}."
+    )
+    triage = await pipeline.triage(Ticket(text=text))
+    sent = json.dumps(openai_server.requests)
+    assert len(openai_server.requests) == 2
+    for kind, value in PII.items():
+        assert value not in sent, kind
+        assert value.replace(" ", "") not in sent, kind
+    for placeholder in ("[CARD]", "[EMAIL]", "[PHONE]", "[IBAN]"):
+        assert placeholder in sent
+    assert triage.ticket.text == text
