@@ -17,8 +17,8 @@ run() {
 
 # banking77: 77 intents, 10 examples per intent, official test split, 3 seeds.
 run banking77_intent "$data/banking77/banking77.csv" --label-col intent --shots 10 --seeds 3
-# banking77 mapped onto the product's categories, 10 examples per intent-derived category.
-run banking77_category "$data/banking77/banking77.csv" --label-col category_proposed --shots 10 --seeds 3
+# banking77 mapped onto the product's categories, 10 examples per intent (770 examples).
+run banking77_category "$data/banking77/banking77.csv" --label-col category_proposed --shots 10 --shots-by intent --seeds 3
 # CLINC150 out-of-scope queries against the default config: how many go to a human.
 run clinc_oos_default "$data/clinc150_oos/clinc150.csv" --label-col intent --test-split oos_test
 # CLINC150, 150 intents, 10 examples each: in-scope accuracy, then the out-of-scope rows.

@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--shots", type=_positive_int, help="draw K examples per label from the train split"
     )
+    evaluation.add_argument(
+        "--shots-by",
+        metavar="COLUMN",
+        help="draw the K examples per value of COLUMN instead of per label (e.g. intent)",
+    )
     evaluation.add_argument("--seeds", type=_positive_int, default=1, help="repeat over N seeds")
     evaluation.add_argument(
         "--where",
@@ -157,6 +162,7 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         where=parse_where(args.where),
         # A split column the user named must exist; the default one is optional.
         split_required=args.split_col is not None,
+        group_col=args.shots_by,
     )
     embedder = _load_embedder()
     if embedder is None:

@@ -55,6 +55,13 @@ class LabeledRow:
     text: str
     label: str
     split: str = ""
+    # What examples are drawn per (--shots-by); "" means the label itself.
+    group: str = ""
+
+    @property
+    def stratum(self) -> str:
+        """The value examples are drawn per: the group when there is one, else the label."""
+        return self.group or self.label
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,14 @@ def load_dataset(
     split_col: str | None = "split",
     where: Mapping[str, str] | None = None,
     split_required: bool = False,
+    group_col: str | None = None,
 ) -> LabeledRows:
     """Read a labeled .csv or .jsonl file, keeping the rows equal to every `where` filter.
 
     A file without split_col has no split (a note says so), unless split_required, when it is an
     error like any other missing column. Rows with a blank text or label are skipped and noted.
+    group_col names a column whose values --shots draws examples per (e.g. banking77's intent while
+    the label is the category it maps to).
     Every problem with the file or the arguments is a UserError that says what to change.
     """
     source = Path(path)
@@ -125,6 +135,8 @@ def load_dataset(
     wanted = [("text", text_col), ("label", label_col)]
     if split_col is not None and split_required:
         wanted.append(("split", split_col))
+    if group_col is not None:
+        wanted.append(("--shots-by", group_col))
     wanted.extend(("--where", column) for column in filters)
     for role, column in wanted:
         if column not in columns:
@@ -148,7 +160,8 @@ def load_dataset(
             blank += 1
             continue
         split = record.get(split_col, "").strip() if has_split and split_col else ""
-        kept.append(LabeledRow(text=text, label=label, split=split))
+        group = record.get(group_col, "").strip() if group_col else ""
+        kept.append(LabeledRow(text=text, label=label, split=split, group=group))
 
     if blank:
         notes.append(f"skipped {blank} row(s) with a blank {text_col!r} or {label_col!r}")
@@ -527,12 +540,12 @@ def _draw(
     rng: random.Random,
 ) -> _Run:
     """Up to `shots` examples per label; with no test split, every other row is a test row."""
-    by_label: dict[str, list[int]] = {}
+    by_stratum: dict[str, list[int]] = {}
     for index, row in enumerate(pool):
-        by_label.setdefault(row.label, []).append(index)
+        by_stratum.setdefault(row.stratum, []).append(index)
     chosen: list[int] = []
-    for label in sorted(by_label):
-        indexes = by_label[label]
+    for stratum in sorted(by_stratum):
+        indexes = by_stratum[stratum]
         chosen.extend(rng.sample(indexes, _take(len(indexes), shots, leave_one=test is None)))
     examples = tuple(
         LabeledExample(text=pool[index].text, category=mapping[pool[index].label])
@@ -551,7 +564,7 @@ def _take(available: int, shots: int, *, leave_one: bool) -> int:
 
 
 def _shortage_notes(pool: Sequence[LabeledRow], shots: int, *, leave_one: bool) -> list[str]:
-    counts = Counter(row.label for row in pool)
+    counts = Counter(row.stratum for row in pool)
     short = Counter(
         {
             label: _take(n, shots, leave_one=leave_one)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -644,3 +645,30 @@ def test_progress_bar_redraws_one_line_on_a_terminal() -> None:
     assert last.startswith("classifying [" + "#" * 30 + "] 100% 300/300")
     assert last.endswith("\n")
     assert text.count("\n") == 1
+
+
+async def test_shots_by_a_column_draws_k_per_group(config: TriageConfig) -> None:
+    """--shots-by intent draws K examples per intent, labeled with the mapped category."""
+    rows = _rows(
+        *[(f"lost card {i}", "account", "train") for i in range(3)],
+        *[(f"card arrival {i}", "account", "train") for i in range(3)],
+        *[(f"refund {i}", "billing", "train") for i in range(3)],
+        ("lost card again", "account", "test"),
+    )
+    grouped = LabeledRows(
+        source=rows.source,
+        rows=tuple(dataclasses.replace(row, group=row.text.rsplit(" ", 1)[0]) for row in rows.rows),
+        has_split=True,
+    )
+    factory = FakeFactory()
+    await evaluate(grouped, config=config, make_pipeline=factory, shots=2)
+    examples = factory.built[0].examples
+    assert len(examples) == 6
+    assert sorted(example.category for example in examples) == ["account"] * 4 + ["billing"] * 2
+
+
+def test_shots_by_column_must_exist(tmp_path: Path) -> None:
+    """A --shots-by column that does not exist is named in the error."""
+    path = _write_csv(tmp_path / "d.csv", "text,category", ["hello,general"])
+    with pytest.raises(UserError, match=r"no column 'intent' \(the --shots-by column\)"):
+        load_dataset(path, group_col="intent")
