@@ -13,7 +13,8 @@ from routing.embedding import MiniLMEmbedder
 from routing.models import LabeledExample, Ticket
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_TICKETS = REPO.parent / "shared" / "datasets" / "seed_tickets.jsonl"
+# The brief's pinned tickets (a copy of shared/datasets/seed_tickets.jsonl, so tests stand alone).
+SEED_TICKETS = REPO / "tests" / "data" / "seed_tickets.jsonl"
 PINNED = [json.loads(line) for line in SEED_TICKETS.read_text(encoding="utf-8").splitlines()]
 
 
