@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO, TypeAlias
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from routing.config import CategoryConfig, TriageConfig, validate_config
 from routing.errors import UserError
@@ -376,6 +376,8 @@ class EvalReport(_Frozen):
     macro_f1: float
     macro_f1_std: float
     needs_human_rate: float
+    # Share of test rows each escalation reason fired for (a row can have several), mean over seeds.
+    needs_human_reasons: dict[str, float] = Field(default_factory=dict)
     per_seed_accuracy: tuple[float, ...]
     # Every true label (sorted), then the labels only predicted (sorted).
     per_label: tuple[LabelMetrics, ...]
@@ -396,6 +398,9 @@ class EvalReport(_Frozen):
             "n_test": self.n_test,
             "n_examples": self.n_examples,
             "needs_human_rate": round(self.needs_human_rate, 4),
+            "needs_human_reasons": {
+                code: round(rate, 4) for code, rate in self.needs_human_reasons.items()
+            },
             "seeds": self.seeds,
             "shots": self.shots,
             "per_seed_accuracy": [round(value, 4) for value in self.per_seed_accuracy],
@@ -440,6 +445,8 @@ class _Outcome:
     truth: tuple[str, ...]
     predicted: tuple[str, ...]
     human: tuple[bool, ...]
+    # The escalation reason codes of each row.
+    reasons: tuple[tuple[str, ...], ...] = ()
 
 
 async def evaluate(
@@ -612,18 +619,20 @@ async def _classify(
 ) -> _Outcome:
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(row: LabeledRow) -> tuple[str, bool]:
+    async def one(row: LabeledRow) -> tuple[str, bool, tuple[str, ...]]:
         async with gate:
             triage = await pipeline.triage(Ticket(text=row.text))
         counter.tick()
         category = triage.decision.category
-        return label_of.get(category, category), triage.escalation.needs_human
+        codes = tuple(reason.code for reason in triage.escalation.reasons)
+        return label_of.get(category, category), triage.escalation.needs_human, codes
 
     results = await asyncio.gather(*(one(row) for row in test))
     return _Outcome(
         truth=tuple(row.label for row in test),
-        predicted=tuple(predicted for predicted, _ in results),
-        human=tuple(human for _, human in results),
+        predicted=tuple(predicted for predicted, _, _ in results),
+        human=tuple(human for _, human, _ in results),
+        reasons=tuple(codes for _, _, codes in results),
     )
 
 
@@ -703,6 +712,15 @@ def _report(
 
     accuracies = [score.accuracy for score in scores]
     f1s = [score.macro_f1 for score in scores]
+    reason_counts: Counter[str] = Counter()
+    for outcome in outcomes:
+        for codes in outcome.reasons:
+            reason_counts.update(set(codes))
+    tested = sum(len(outcome.truth) for outcome in outcomes) or 1
+    reasons = {
+        code: count / tested
+        for code, count in sorted(reason_counts.items(), key=lambda item: -item[1])
+    }
     return EvalReport(
         dataset=dataset,
         shots=shots,
@@ -714,6 +732,7 @@ def _report(
         macro_f1=statistics.fmean(f1s),
         macro_f1_std=_std(f1s),
         needs_human_rate=statistics.fmean(score.needs_human_rate for score in scores),
+        needs_human_reasons=reasons,
         per_seed_accuracy=tuple(accuracies),
         per_label=tuple(per_label),
         confusion_labels=tuple(labels),
@@ -738,8 +757,13 @@ def format_report(report: EvalReport) -> str:
         f"  macro-F1     {report.macro_f1:.3f}"
         + (f" ± {report.macro_f1_std:.3f}" if report.seeds > 1 else ""),
         f"  needs human  {report.needs_human_rate:.3f}",
-        "",
     ]
+    if report.needs_human_reasons:
+        lines.append(
+            "  why          "
+            + ", ".join(f"{code} {rate:.3f}" for code, rate in report.needs_human_reasons.items())
+        )
+    lines.append("")
     width = max([len("label"), *(len(metrics.label) for metrics in report.per_label)])
     lines.append(f"{'label':<{width}}  precision  recall     f1  support  needs human")
     for metrics in report.per_label:

@@ -28,6 +28,7 @@ from routing.models import (
     Decision,
     Draft,
     Escalation,
+    EscalationReason,
     LabeledExample,
     LayerCall,
     RuleMatch,
@@ -83,7 +84,14 @@ class FakePipeline:
             rules=RuleMatch(),
             layers=(LayerCall(layer="local", decision=decision),),
             decision=decision,
-            escalation=Escalation(needs_human=human),
+            escalation=Escalation(
+                needs_human=human,
+                reasons=(
+                    (EscalationReason(code="model_flagged", detail="the fake said so"),)
+                    if human
+                    else ()
+                ),
+            ),
             draft=Draft(text="", source="template"),
         )
 
@@ -672,3 +680,14 @@ def test_shots_by_column_must_exist(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "d.csv", "text,category", ["hello,general"])
     with pytest.raises(UserError, match=r"no column 'intent' \(the --shots-by column\)"):
         load_dataset(path, group_col="intent")
+
+
+async def test_report_counts_why_rows_went_to_a_human(config: TriageConfig) -> None:
+    """The report gives the share of rows each escalation reason fired for."""
+    rows = _rows(("a", "billing", "test"), ("b", "billing", "test"))
+    factory = FakeFactory({"a": ("billing", True), "b": ("billing", False)})
+    report = await evaluate(rows, config=config, make_pipeline=factory, shots=None)
+    assert report.needs_human_rate == 0.5
+    assert report.needs_human_reasons == {"model_flagged": 0.5}
+    assert "why          model_flagged 0.500" in format_report(report)
+    assert report.summary_json()["needs_human_reasons"] == {"model_flagged": 0.5}
