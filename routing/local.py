@@ -32,6 +32,8 @@ HEAD_SCALE = 20.0
 HEAD_STEPS = 300
 HEAD_LEARNING_RATE = 1.0
 HEAD_L2 = 1e-3
+# Steps when refitting after one more example, starting from the previous weights.
+WARM_START_STEPS = 60
 # Softmax temperature turning scores into the per-category probabilities stored for audit and
 # for the close-call check.
 TEMPERATURE = 0.05
@@ -49,16 +51,26 @@ def _humanize(name: str) -> str:
 
 
 def fit_softmax_head(
-    vectors: Matrix, targets: npt.NDArray[np.int64], n_labels: int
-) -> npt.NDArray[np.float64]:
-    """Weights (dim, n_labels) of an L2-regularised softmax regression, by gradient descent."""
-    weights = np.zeros((vectors.shape[1], n_labels))
+    vectors: Matrix,
+    targets: npt.NDArray[np.int64],
+    n_labels: int,
+    *,
+    start: Matrix | None = None,
+    steps: int = HEAD_STEPS,
+) -> Matrix:
+    """Weights (dim, n_labels) of an L2-regularised softmax regression, by gradient descent.
+
+    start warm-starts from earlier weights, so learning one more example needs few steps.
+    """
+    weights = (
+        np.zeros((vectors.shape[1], n_labels), dtype=np.float32) if start is None else start.copy()
+    )
     if vectors.shape[0] == 0:
         return weights
-    one_hot = np.eye(n_labels)[targets]
-    bias = np.zeros(n_labels)
-    inputs = vectors.astype(np.float64)
-    for _ in range(HEAD_STEPS):
+    one_hot = np.eye(n_labels, dtype=np.float32)[targets]
+    bias = np.zeros(n_labels, dtype=np.float32)
+    inputs = vectors.astype(np.float32)
+    for _ in range(steps):
         logits = HEAD_SCALE * (inputs @ weights) + bias
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
@@ -84,7 +96,8 @@ class _Field:
                 owners.append(position)
         self.descriptions: Matrix = embedder.encode(descriptions)
         self._owners = np.array(owners, dtype=np.int64)
-        self._head = np.zeros((self.descriptions.shape[1], len(self.labels)))
+        self._head: Matrix = np.zeros((self.descriptions.shape[1], len(self.labels)), np.float32)
+        self._fitted = False
         self._example_labels = np.zeros(0, dtype=np.int64)
 
     def fit(self, example_vectors: Matrix, example_labels: Sequence[str | None]) -> None:
@@ -97,7 +110,15 @@ class _Field:
         carried = self._example_labels >= 0
         vectors = np.vstack([example_vectors[carried], self.descriptions])
         targets = np.concatenate([self._example_labels[carried], self._owners])
-        self._head = fit_softmax_head(vectors, targets, len(self.labels))
+        fitted_before = self._fitted
+        self._head = fit_softmax_head(
+            vectors,
+            targets,
+            len(self.labels),
+            start=self._head if fitted_before else None,
+            steps=WARM_START_STEPS if fitted_before else HEAD_STEPS,
+        )
+        self._fitted = True
 
     def description_similarities(self, query: Vector) -> npt.NDArray[np.float64]:
         """Per label, the best similarity of query to the label's rubric and phrases."""
@@ -113,7 +134,8 @@ class _Field:
             mine = similarities[self._example_labels == position]
             if mine.size:
                 nearest[position] = max(float(mine.max()), float(described[position]))
-        return query.astype(np.float64) @ self._head + NEAREST_WEIGHT * nearest
+        head: npt.NDArray[np.float64] = (query @ self._head).astype(np.float64)
+        return head + NEAREST_WEIGHT * nearest
 
 
 @dataclass(frozen=True)
