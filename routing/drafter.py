@@ -31,6 +31,11 @@ _REFERENCE = re.compile(
     re.IGNORECASE,
 )
 
+DEFAULT_TEMPLATE = (
+    "{greeting}{ack}Thanks for reaching out{reference}. The right team will follow up here."
+    "\n\n{closing}"
+)
+
 _ACKNOWLEDGEMENTS = {
     "angry": (
         "I'm sorry about this. I understand how disruptive it is, "
@@ -68,11 +73,13 @@ class TemplateDrafter:
     def draft(self, redacted_text: str, decision: Decision) -> Draft:
         """A reply for an agent to approve, in the tone the decision calls for."""
         drafting = self._config.drafting
-        template = drafting.templates.get(decision.category) or drafting.templates.get(
-            "default",
-            "{greeting}{ack}Thanks for reaching out{reference}. "
-            "The right team will follow up here.\n\n{closing}",
+        generic = drafting.templates.get("default", DEFAULT_TEMPLATE)
+        # A guess is no basis for a category's wording ("our account team is checking..."):
+        # when the category is unsure, the generic template says only that someone will look.
+        unsure = (
+            decision.off_topic or decision.confidence < self._config.thresholds.human_confidence
         )
+        template = generic if unsure else drafting.templates.get(decision.category, generic)
         reference = find_reference(redacted_text)
         ack = _ACKNOWLEDGEMENTS.get(decision.sentiment, "")
         priority = self._config.priority(decision.priority)

@@ -14,14 +14,16 @@ def config() -> TriageConfig:
     return load_config()
 
 
-def _decision(category: str, sentiment: str = "neutral", priority: str = "low") -> Decision:
+def _decision(
+    category: str, sentiment: str = "neutral", priority: str = "low", confidence: float = 0.9
+) -> Decision:
     config = load_config()
     return Decision(
         category=category,
         priority=priority,
         team=config.team_for(category),
         sentiment=sentiment,
-        confidence=0.9,
+        confidence=confidence,
         source="local",
     )
 
@@ -83,3 +85,10 @@ def test_reference_is_found() -> None:
     assert find_reference("charged twice, Order #ORD-2847.") == "#ORD-2847"
     assert find_reference("invoice 123456 is wrong") == "invoice 123456"
     assert find_reference("no reference here") is None
+
+
+def test_unsure_decision_gets_the_generic_draft(config: TriageConfig) -> None:
+    """Below the confidence threshold the draft does not speak for a guessed category."""
+    draft = TemplateDrafter(config).draft("Can you help me?", _decision("account", confidence=0.1))
+    assert "account team" not in draft.text
+    assert "The right team is looking at your message" in draft.text
