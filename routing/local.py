@@ -126,16 +126,24 @@ class _Field:
         np.maximum.at(best, self._owners, (self.descriptions @ query).astype(np.float64))
         return best
 
-    def scores(self, query: Vector, similarities: Vector) -> npt.NDArray[np.float64]:
-        """Score per label (config order): head score plus the nearest example's similarity."""
+    def nearest(self, query: Vector, similarities: Vector) -> npt.NDArray[np.float64]:
+        """Per label, the best similarity to its examples, rubric and phrases.
+
+        A label known only from its rubric and phrases loses RUBRIC_ONLY_PENALTY, so a real
+        example wins a tie.
+        """
         described = self.description_similarities(query)
         nearest = described - RUBRIC_ONLY_PENALTY
         for position in range(len(self.labels)):
             mine = similarities[self._example_labels == position]
             if mine.size:
                 nearest[position] = max(float(mine.max()), float(described[position]))
+        return nearest
+
+    def scores(self, query: Vector, similarities: Vector) -> npt.NDArray[np.float64]:
+        """Score per label (config order): head score plus the nearest example's similarity."""
         head: npt.NDArray[np.float64] = (query @ self._head).astype(np.float64)
-        return head + NEAREST_WEIGHT * nearest
+        return head + NEAREST_WEIGHT * self.nearest(query, similarities)
 
 
 @dataclass(frozen=True)
@@ -234,12 +242,10 @@ class LocalClassifier:
         reasons = [f"closest labels: {', '.join(evidence.ranked[:2])}"]
         if off_topic:
             reasons.append(f"best similarity to any example or phrase is only {evidence.fit:.2f}")
-        priority_scores = self._priorities.scores(query, similarities) + PRIORITY_PRIOR_WEIGHT * (
-            self._priority_prior(best)
-        )
+        priority = self._priority(query, similarities, category=best, off_topic=off_topic)
         return Decision(
             category=best,
-            priority=self._capped_priority(best, priority_scores),
+            priority=priority,
             team=self._team_for(best, similarities),
             sentiment=self._sentiments.labels[
                 int(np.argmax(self._sentiments.scores(query, similarities)))
@@ -255,13 +261,28 @@ class LocalClassifier:
             fit=evidence.fit,
         )
 
-    def _capped_priority(self, category: str, scores: npt.NDArray[np.float64]) -> str:
+    def _priority(
+        self, query: Vector, similarities: Vector, *, category: str, off_topic: bool
+    ) -> str:
+        field = self._priorities
+        scores = field.scores(query, similarities)
+        # What the category's examples say is typical, unless the category is a mere guess.
+        if not off_topic:
+            scores = scores + PRIORITY_PRIOR_WEIGHT * self._priority_prior(category)
+        allowed = np.ones(len(field.labels), dtype=bool)
         # The config may cap a category's priority ("requests are low"); labels are ordered.
         ceiling = self._config.category(category).max_priority
-        allowed = len(self._priorities.labels)
         if ceiling is not None:
-            allowed = self._config.priority_rank(ceiling) + 1
-        return self._priorities.labels[int(np.argmax(scores[:allowed]))]
+            allowed[self._config.priority_rank(ceiling) + 1 :] = False
+        # A level that needs evidence (critical) is given only to a ticket close to one of its
+        # examples or phrases; otherwise the next best level, and forced keywords still page.
+        nearest = field.nearest(query, similarities)
+        for position, level in enumerate(self._config.priorities):
+            if level.min_similarity is not None and nearest[position] < level.min_similarity:
+                allowed[position] = False
+        if not allowed.any():
+            allowed[0] = True
+        return field.labels[int(np.argmax(np.where(allowed, scores, -np.inf)))]
 
     def _priority_prior(self, category: str) -> npt.NDArray[np.float64]:
         # How often each priority occurs among the examples of this category, smoothed: feature

@@ -55,12 +55,69 @@ async def test_vague_ticket_goes_to_a_human_for_low_confidence(pipeline: Pipelin
         "The export button does nothing when I click it. Tried Firefox and Chrome, same issue.",
         "Would it be possible to add CSV import? Right now we enter all data manually.",
         "Hi, quick question — does the Pro plan include API access?",
+        "Would love a dark mode. The white background is really hard on the eyes.",
+        "The dashboard keeps throwing a 500 error when I try to export my data.",
+        "I can't log in — I think I forgot my password.",
+        "How do I add a teammate to our workspace?",
+        "Can I get a copy of last month's invoice?",
     ],
 )
 async def test_clear_ordinary_tickets_do_not_page(pipeline: Pipeline, text: str) -> None:
     """Clear, ordinary tickets go straight to their team without a human."""
     triage = await pipeline.triage(Ticket(text=text))
     assert not triage.escalation.needs_human, triage.escalation.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The mobile app crashes on startup on my phone",
+        "The search results are sometimes out of date",
+        "Notifications arrive a few minutes late",
+    ],
+)
+async def test_ordinary_bugs_are_not_critical(pipeline: Pipeline, text: str) -> None:
+    """Critical pages people, so a bug that is not an outage or data loss is never critical."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == "technical"
+    assert triage.decision.priority in {"medium", "high"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Site down!!!",
+        "Our production database was wiped overnight, all customer data is gone",
+        "Your service has been unreachable for 2 hours, nobody in our company can work",
+    ],
+)
+async def test_outages_in_other_words_are_critical_and_page(pipeline: Pipeline, text: str) -> None:
+    """Outages and data loss worded unlike any example are still critical and page a human."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert "critical_priority" in [reason.code for reason in triage.escalation.reasons]
+
+
+async def test_a_priority_that_needs_evidence_is_withheld_without_it(
+    embedder: MiniLMEmbedder,
+) -> None:
+    """min_similarity: critical only for a ticket that close to an outage example or phrase."""
+    text = "All API calls returning 503 since 14:00 UTC. Our entire product is down."
+    default = build_pipeline(load_config(), embedder=embedder)
+    assert (await default.triage(Ticket(text=text))).decision.priority == "critical"
+    config = load_config()
+    strict = config.model_copy(
+        update={
+            "priorities": tuple(
+                level.model_copy(update={"min_similarity": 0.999})
+                if level.name == "critical"
+                else level
+                for level in config.priorities
+            )
+        }
+    )
+    withheld = await build_pipeline(strict, embedder=embedder).triage(Ticket(text=text))
+    assert withheld.decision.priority != "critical"
 
 
 @pytest.mark.parametrize(
