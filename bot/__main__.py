@@ -22,7 +22,14 @@ from routing.embedding import (
 )
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import UserError
-from routing.evaluation import ProgressBar, evaluate, format_report, load_dataset, parse_where
+from routing.evaluation import (
+    EVAL_FIELDS,
+    ProgressBar,
+    evaluate,
+    format_report,
+    load_dataset,
+    parse_where,
+)
 from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, Ticket, Triage
 
@@ -61,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         help="draw the K examples per value of COLUMN instead of per label (e.g. intent)",
     )
     evaluation.add_argument("--seeds", type=_positive_int, default=1, help="repeat over N seeds")
+    evaluation.add_argument(
+        "--field",
+        choices=EVAL_FIELDS,
+        default="category",
+        help="which decision the label column holds (priority, sentiment, team: no --shots)",
+    )
     evaluation.add_argument(
         "--where",
         action="append",
@@ -183,6 +196,7 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         train_split=args.train_split,
         test_split=args.test_split,
         progress=progress,
+        field=args.field,
     )
     if args.json:
         print(json.dumps(report.summary_json(), ensure_ascii=False))

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO, TypeAlias
+from typing import Any, Literal, Protocol, TextIO, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,9 @@ class PipelineLike(Protocol):
 PipelineFactory: TypeAlias = Callable[[TriageConfig, list[LabeledExample]], PipelineLike]
 # Called with (rows classified so far, rows to classify in all).
 ProgressCallback: TypeAlias = Callable[[int, int], None]
+# Which decided field is measured against the label column.
+EvalField: TypeAlias = Literal["category", "priority", "sentiment", "team"]
+EVAL_FIELDS: tuple[EvalField, ...] = ("category", "priority", "sentiment", "team")
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -460,6 +463,7 @@ async def evaluate(
     test_split: str = "test",
     progress: ProgressCallback | None = None,
     concurrency: int = 1,
+    field: EvalField = "category",
 ) -> EvalReport:
     """Classify the test rows and measure the predictions against the true labels.
 
@@ -469,6 +473,9 @@ async def evaluate(
     it is, with its own examples (labels it lacks count as errors), and the test split (all
     rows when there is no split) is classified once. Split arguments may name several splits,
     separated by commas. Predictions are compared as the dataset's own label names.
+
+    field chooses what is measured: the category, or (with the config as it is, no shots) the
+    priority, sentiment or team the pipeline decided.
     """
     if shots is not None and shots < 1:
         raise UserError(f"--shots {shots}: give at least 1 example per label")
@@ -476,18 +483,23 @@ async def evaluate(
         raise UserError(f"--seeds {seeds}: give at least 1 seed")
     if concurrency < 1:
         raise UserError(f"concurrency {concurrency}: must be at least 1")
+    if field != "category" and shots is not None:
+        raise UserError(
+            f"--field {field} measures the config as it is: drop --shots (examples are drawn "
+            "per category only)"
+        )
 
     notes = list(rows.notes)
     if shots is None:
         test = _split_rows(rows, test_split) if rows.has_split else rows.rows
         # The config is evaluated as it is: a label it does not have can never be predicted.
         taxonomy = config
-        mapping = {name: name for name in config.category_names}
+        mapping = {name: name for name in _field_labels(config, field)}
         unknown = Counter(row.label for row in test if row.label not in mapping)
         if unknown:
             notes.append(
-                f"{sum(unknown.values())} test row(s) have labels that are not categories of "
-                f"the config and count as errors (their needs-human rate is still shown): "
+                f"{sum(unknown.values())} test row(s) have labels that are not {_PLURAL[field]} "
+                f"of the config and count as errors (their needs-human rate is still shown): "
                 + _counted(unknown)
             )
         runs = [_Run(examples=tuple(taxonomy.load_examples()), test=test)]
@@ -525,8 +537,28 @@ async def evaluate(
     outcomes: list[_Outcome] = []
     for run in runs:
         pipeline = make_pipeline(taxonomy, list(run.examples))
-        outcomes.append(await _classify(pipeline, run.test, label_of, counter, concurrency))
+        outcomes.append(
+            await _classify(pipeline, run.test, label_of, counter, concurrency, field=field)
+        )
     return _report(rows.source, outcomes, runs, shots=shots, notes=notes)
+
+
+_PLURAL = {
+    "category": "categories",
+    "priority": "priorities",
+    "sentiment": "sentiments",
+    "team": "teams",
+}
+
+
+def _field_labels(config: TriageConfig, field: EvalField) -> tuple[str, ...]:
+    if field == "priority":
+        return tuple(level.name for level in config.priorities)
+    if field == "sentiment":
+        return tuple(sentiment.name for sentiment in config.sentiments)
+    if field == "team":
+        return tuple(team.name for team in config.teams)
+    return config.category_names
 
 
 def _split_rows(rows: LabeledRows, spec: str) -> tuple[LabeledRow, ...]:
@@ -616,6 +648,8 @@ async def _classify(
     label_of: Mapping[str, str],
     counter: _Tally,
     concurrency: int,
+    *,
+    field: EvalField,
 ) -> _Outcome:
     gate = asyncio.Semaphore(concurrency)
 
@@ -623,9 +657,9 @@ async def _classify(
         async with gate:
             triage = await pipeline.triage(Ticket(text=row.text))
         counter.tick()
-        category = triage.decision.category
+        decided = str(getattr(triage.decision, field))
         codes = tuple(reason.code for reason in triage.escalation.reasons)
-        return label_of.get(category, category), triage.escalation.needs_human, codes
+        return label_of.get(decided, decided), triage.escalation.needs_human, codes
 
     results = await asyncio.gather(*(one(row) for row in test))
     return _Outcome(

@@ -108,6 +108,25 @@ def test_eval_json_on_a_small_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert 0.0 <= summary["needs_human_rate"] <= 1.0
 
 
+def test_eval_field_priority_with_the_real_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval --field priority` measures the decided priority against the label column."""
+    data = tmp_path / "priorities.csv"
+    data.write_text(
+        "text,priority\n"
+        "Our entire product is down for every customer since 14:00 UTC,critical\n"
+        "Would it be possible to add CSV import?,low\n",
+        encoding="utf-8",
+    )
+    assert (
+        main(["eval", str(data), "--label-col", "priority", "--field", "priority", "--json"]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_test"] == 2
+    assert summary["accuracy"] == 1.0
+
+
 def test_eval_missing_column_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

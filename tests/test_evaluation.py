@@ -216,6 +216,28 @@ async def test_without_shots_the_config_is_evaluated_as_it_is(config: TriageConf
     assert any("not categories of the config" in note for note in report.notes)
 
 
+async def test_field_measures_the_decided_priority(config: TriageConfig) -> None:
+    """--field priority compares the decided priority (the fake always says the default)."""
+    rows = _rows(
+        ("how do I export", config.default_priority, "test"),
+        ("everything is down", "critical", "test"),
+        ("meh", "someday", "test"),
+    )
+    report = await evaluate(
+        rows, config=config, make_pipeline=FakeFactory(), shots=None, field="priority"
+    )
+    assert report.accuracy == pytest.approx(1 / 3)
+    assert {m.label for m in report.per_label} >= {config.default_priority, "critical"}
+    assert any("someday (1)" in note and "not priorities" in note for note in report.notes)
+
+
+async def test_field_other_than_category_refuses_shots(config: TriageConfig) -> None:
+    """Examples are drawn per category, so --field priority with --shots is a user error."""
+    rows = _rows(("a", "low", "train"), ("b", "low", "test"))
+    with pytest.raises(UserError, match="drop --shots"):
+        await evaluate(rows, config=config, make_pipeline=FakeFactory(), shots=2, field="priority")
+
+
 SPLIT_ROWS = _rows(
     *[(f"card lost {i}", "lost_card", "train") for i in range(5)],
     *[(f"top up failed {i}", "top_up_failed", "train") for i in range(5)],
