@@ -28,3 +28,5 @@ run clinc_intent_oos "$data/clinc150_oos/clinc150.csv" --label-col intent --shot
 run support_queue "$data/support_tickets/tickets.csv" --text-col body --label-col queue --where language=en --shots 20 --seeds 3
 # The same tickets against the default config: how many ordinary tickets go to a human.
 run support_default "$data/support_tickets/tickets.csv" --text-col body --label-col category_proposed --where language=en
+# Priority of the same tickets against the default config (low / medium / high labels).
+run support_priority "$data/support_tickets/tickets.csv" --text-col body --label-col priority --field priority --where language=en
