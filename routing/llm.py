@@ -108,42 +108,38 @@ class LLMClassifier:
         messages = self._classify_messages(redacted_text, examples)
         started = time.perf_counter()
         usage: CompletionUsage | None = None
+        decision: Decision | None = None
+        failure: str | None = None
         try:
             values, usage = await self._ask(messages, model)
             decision = self._decision(values, source)
         except Exception as error:  # any failure must degrade, never raise
-            latency_ms = (time.perf_counter() - started) * 1000
-            message = self._describe(error)
+            failure = self._describe(error)
             if isinstance(error, _UnusableError):
                 usage = error.usage
+        latency_ms = (time.perf_counter() - started) * 1000
+        if decision is None:
             logger.warning(
                 "LLM %s (%s) failed after %.0f ms: %s",
                 source,
                 model,
                 latency_ms,
-                _loggable(message),
+                _loggable(failure or "no decision"),
             )
-            return LayerCall(
-                layer=source,
-                error=message,
-                model=model,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                latency_ms=latency_ms,
+        else:
+            logger.debug(
+                "LLM %s (%s): %s/%s at %.2f in %.0f ms",
+                source,
+                model,
+                decision.category,
+                decision.priority,
+                decision.confidence,
+                latency_ms,
             )
-        latency_ms = (time.perf_counter() - started) * 1000
-        logger.debug(
-            "LLM %s (%s): %s/%s at %.2f in %.0f ms",
-            source,
-            model,
-            decision.category,
-            decision.priority,
-            decision.confidence,
-            latency_ms,
-        )
         return LayerCall(
             layer=source,
             decision=decision,
+            error=failure,
             model=model,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,

@@ -126,24 +126,32 @@ class _Field:
         np.maximum.at(best, self._owners, (self.descriptions @ query).astype(np.float64))
         return best
 
-    def nearest(self, query: Vector, similarities: Vector) -> npt.NDArray[np.float64]:
-        """Per label, the best similarity to its examples, rubric and phrases.
-
-        A label known only from its rubric and phrases loses RUBRIC_ONLY_PENALTY, so a real
-        example wins a tie.
-        """
+    def score(self, query: Vector, similarities: Vector) -> FieldScores:
+        """Score every label of this field for one ticket (similarities: to each example)."""
         described = self.description_similarities(query)
+        # A label known only from its rubric and phrases loses RUBRIC_ONLY_PENALTY, so a real
+        # example wins a tie.
         nearest = described - RUBRIC_ONLY_PENALTY
         for position in range(len(self.labels)):
             mine = similarities[self._example_labels == position]
             if mine.size:
                 nearest[position] = max(float(mine.max()), float(described[position]))
-        return nearest
-
-    def scores(self, query: Vector, similarities: Vector) -> npt.NDArray[np.float64]:
-        """Score per label (config order): head score plus the nearest example's similarity."""
         head: npt.NDArray[np.float64] = (query @ self._head).astype(np.float64)
-        return head + NEAREST_WEIGHT * self.nearest(query, similarities)
+        return FieldScores(
+            described=described, nearest=nearest, scores=head + NEAREST_WEIGHT * nearest
+        )
+
+
+@dataclass(frozen=True)
+class FieldScores:
+    """One field's view of a ticket, per label in config order."""
+
+    # Best similarity to the label's rubric and phrases.
+    described: npt.NDArray[np.float64]
+    # Best similarity to its examples, rubric and phrases.
+    nearest: npt.NDArray[np.float64]
+    # The regression head's score plus NEAREST_WEIGHT times nearest.
+    scores: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,8 @@ class LocalClassifier:
         self._categories.fit(self._vectors, [example.category for example in examples])
         self._priorities.fit(self._vectors, [example.priority for example in examples])
         self._sentiments.fit(self._vectors, [example.sentiment for example in examples])
+        # Counted once per refit, not per ticket.
+        self._priority_prior = self._priority_priors()
 
     def nearest_examples(self, text: str, k: int) -> list[LabeledExample]:
         """The k labeled examples most similar to text, most similar first."""
@@ -221,12 +231,13 @@ class LocalClassifier:
     def evidence(self, query: Vector) -> Evidence:
         """Category scores and the two signals confidence is calibrated on."""
         similarities: Vector = self._vectors @ query
-        scores = self._categories.scores(query, similarities)
+        categories = self._categories.score(query, similarities)
+        scores = categories.scores
         order = np.argsort(-scores, kind="stable")
         margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
         fit = max(
             float(similarities.max()) if similarities.size else -1.0,
-            float(self._categories.description_similarities(query).max()),
+            float(categories.described.max()),
         )
         ranked = tuple(self._categories.labels[int(i)] for i in order)
         return Evidence(
@@ -248,7 +259,7 @@ class LocalClassifier:
             priority=priority,
             team=self._team_for(best, similarities),
             sentiment=self._sentiments.labels[
-                int(np.argmax(self._sentiments.scores(query, similarities)))
+                int(np.argmax(self._sentiments.score(query, similarities).scores))
             ],
             confidence=calibrated_confidence(evidence.margin, evidence.fit),
             source="local",
@@ -265,10 +276,11 @@ class LocalClassifier:
         self, query: Vector, similarities: Vector, *, category: str, off_topic: bool
     ) -> str:
         field = self._priorities
-        scores = field.scores(query, similarities)
+        scored = field.score(query, similarities)
+        scores = scored.scores
         # What the category's examples say is typical, unless the category is a mere guess.
         if not off_topic:
-            scores = scores + PRIORITY_PRIOR_WEIGHT * self._priority_prior(category)
+            scores = scores + PRIORITY_PRIOR_WEIGHT * self._priority_prior[category]
         allowed = np.ones(len(field.labels), dtype=bool)
         # The config may cap a category's priority ("requests are low"); labels are ordered.
         ceiling = self._config.category(category).max_priority
@@ -276,24 +288,22 @@ class LocalClassifier:
             allowed[self._config.priority_rank(ceiling) + 1 :] = False
         # A level that needs evidence (critical) is given only to a ticket close to one of its
         # examples or phrases; otherwise the next best level, and forced keywords still page.
-        nearest = field.nearest(query, similarities)
         for position, level in enumerate(self._config.priorities):
-            if level.min_similarity is not None and nearest[position] < level.min_similarity:
+            if level.min_similarity is not None and scored.nearest[position] < level.min_similarity:
                 allowed[position] = False
         if not allowed.any():
             allowed[0] = True
         return field.labels[int(np.argmax(np.where(allowed, scores, -np.inf)))]
 
-    def _priority_prior(self, category: str) -> npt.NDArray[np.float64]:
-        # How often each priority occurs among the examples of this category, smoothed: feature
+    def _priority_priors(self) -> dict[str, npt.NDArray[np.float64]]:
+        # How often each priority occurs among the examples of each category, smoothed: feature
         # requests are rarely urgent, outages rarely low, whatever the wording.
-        counts = np.ones(len(self._priorities.labels))
         positions = {name: i for i, name in enumerate(self._priorities.labels)}
+        counts = {name: np.ones(len(positions)) for name in self._config.category_names}
         for example in self._examples:
-            if example.category == category and example.priority in positions:
-                counts[positions[example.priority]] += 1
-        prior: npt.NDArray[np.float64] = counts / counts.sum()
-        return prior
+            if example.category in counts and example.priority in positions:
+                counts[example.category][positions[example.priority]] += 1
+        return {category: row / row.sum() for category, row in counts.items()}
 
     def _team_for(self, category: str, similarities: Vector) -> str:
         # The team follows the category unless a very similar example of it says otherwise.
