@@ -107,23 +107,14 @@ def main() -> None:
     datasets = args.shared / "datasets"
     config = load_config()
     embedder = CachingEmbedder(MiniLMEmbedder.load())
+    # banking77's test split; CLINC150's in-scope and out-of-scope test rows.
+    sources = [
+        (datasets / "banking77" / "banking77.csv", "test"),
+        (datasets / "clinc150_oos" / "clinc150.csv", "test,oos_test"),
+    ]
     parts = [
-        asyncio.run(
-            collect(
-                datasets / "banking77" / "banking77.csv",
-                test_split="test",
-                embedder=embedder,
-                config=config,
-            )
-        ),
-        asyncio.run(
-            collect(
-                datasets / "clinc150_oos" / "clinc150.csv",
-                test_split="test,oos_test",
-                embedder=embedder,
-                config=config,
-            )
-        ),
+        asyncio.run(collect(path, test_split=split, embedder=embedder, config=config))
+        for path, split in sources
     ]
     features = np.vstack([part[0] for part in parts])
     right = np.concatenate([part[1] for part in parts])
