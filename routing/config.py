@@ -213,7 +213,7 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
         first = error.errors()[0]
         field = _dotted(first["loc"])
         raise ConfigError(config_path, field, first["msg"], _fix_for(first)) from error
-    _cross_check(config)
+    validate_config(config)
     if not config.examples_path.is_file():
         raise ConfigError(
             config_path,
@@ -256,11 +256,10 @@ def _duplicates(names: Iterable[str]) -> list[str]:
 
 
 def validate_config(config: TriageConfig) -> None:
-    """Run the cross checks of load_config on a config built or changed in code (ConfigError)."""
-    _cross_check(config)
+    """Check what the schema alone cannot: names that refer to each other (ConfigError).
 
-
-def _cross_check(config: TriageConfig) -> None:
+    load_config runs it; run it too on a config built or changed in code.
+    """
     path = config.source
     for field, names in (
         ("categories", config.category_names),

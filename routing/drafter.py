@@ -51,11 +51,6 @@ def find_promise(text: str) -> str | None:
     return match.group() if match else None
 
 
-def contains_promise(text: str) -> bool:
-    """True when text promises a refund, a date or an outcome."""
-    return find_promise(text) is not None
-
-
 def find_reference(text: str) -> str | None:
     """The first order, invoice or ticket reference in text, as the customer wrote it."""
     match = _REFERENCE.search(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from routing.config import TriageConfig, load_config
-from routing.drafter import TemplateDrafter, contains_promise, find_reference
+from routing.drafter import TemplateDrafter, find_promise, find_reference
 from routing.models import Decision
 
 
@@ -61,7 +61,7 @@ def test_angry_critical_draft_mentions_escalation(config: TriageConfig) -> None:
 def test_no_template_promises_anything(config: TriageConfig, category: str, sentiment: str) -> None:
     """No shipped template promises a refund, a date or an outcome."""
     draft = TemplateDrafter(config).draft("refund me by tomorrow", _decision(category, sentiment))
-    assert not contains_promise(draft.text), draft.text
+    assert find_promise(draft.text) is None, draft.text
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_no_template_promises_anything(config: TriageConfig, category: str, sent
 )
 def test_promises_are_detected(text: str) -> None:
     """Refund, date and outcome promises are recognised."""
-    assert contains_promise(text)
+    assert find_promise(text) is not None
 
 
 def test_reference_is_found() -> None:
