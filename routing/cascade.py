@@ -81,17 +81,22 @@ class Pipeline:
         layers: list[LayerCall] = []
         unverified: str | None = None
 
+        nearest: list[LabeledExample] = []
         if self._local is not None:
-            local_decision = self._local.classify(redacted)
-            layers.append(LayerCall(layer="local", decision=local_decision))
-            decision = local_decision
+            query = self._local.embed(redacted)
+            decision = self._local.classify_vector(query)
+            layers.append(LayerCall(layer="local", decision=decision))
+            if self._llm is not None:
+                nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
         else:
             decision = self._rules_only_decision(rules)
             layers.append(LayerCall(layer="fallback", decision=decision))
             unverified = "the local model is not installed"
 
         if self._llm is not None and ticket.text.strip():
-            decision, unverified = await self._ask_llm(redacted, decision, layers, unverified)
+            decision, unverified = await self._ask_llm(
+                redacted, decision, nearest, layers, unverified
+            )
 
         decision = self._apply_hotword(decision, rules)
         escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
@@ -110,16 +115,12 @@ class Pipeline:
         self,
         redacted: str,
         best: Decision,
+        nearest: Sequence[LabeledExample],
         layers: list[LayerCall],
         unverified: str | None,
     ) -> tuple[Decision, str | None]:
         assert self._llm is not None  # noqa: S101  # only called when an LLM is configured
         settings = self.config.llm
-        nearest = (
-            self._local.nearest_examples(redacted, settings.few_shot_examples)
-            if self._local is not None
-            else []
-        )
         # Examples include agents' corrections, which are customers' words: redact them too.
         examples = [
             example.model_copy(update={"text": redact(example.text).text}) for example in nearest

@@ -216,17 +216,18 @@ class LocalClassifier:
         # Counted once per refit, not per ticket.
         self._priority_prior = self._priority_priors()
 
-    def nearest_examples(self, text: str, k: int) -> list[LabeledExample]:
-        """The k labeled examples most similar to text, most similar first."""
+    def embed(self, text: str) -> Vector:
+        """A ticket's embedding: classify it and find its nearest examples from one pass."""
+        vector: Vector = self._embedder.encode([text])[0]
+        return vector
+
+    def nearest_examples(self, query: Vector, k: int) -> list[LabeledExample]:
+        """The k labeled examples most similar to an embedded ticket, most similar first."""
         if k <= 0 or not self._examples:
             return []
-        similarities = self._vectors @ self._embedder.encode([text])[0]
+        similarities = self._vectors @ query
         order = np.argsort(-similarities, kind="stable")[:k]
         return [self._examples[int(i)] for i in order]
-
-    def classify(self, text: str) -> Decision:
-        """Category, priority, team and sentiment of text, with a calibrated confidence."""
-        return self.classify_vector(self._embedder.encode([text])[0])
 
     def evidence(self, query: Vector) -> Evidence:
         """Category scores and the two signals confidence is calibrated on."""
