@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -118,8 +119,63 @@ class DraftingConfig(_Strict):
     signature: str = "The support team"
 
 
+# Slack ids, checked by shape so a channel name or a pasted mention fails at start-up, not later.
+CHANNEL_ID_PATTERN = r"^[CG][A-Z0-9]{2,}$"
+# People are users (U..., W... on Enterprise Grid) or user groups (S...).
+PEOPLE_ID_PATTERN = r"^[UWS][A-Z0-9]{2,}$"
+EMOJI_NAME_PATTERN = r"^[a-z0-9_+\-']+$"
+
+
+class TeamChannelConfig(_Strict):
+    """Where a team's tickets go, who may act on them, and who is paged."""
+
+    channel: str = Field(pattern=CHANNEL_ID_PATTERN)
+    agents: tuple[str, ...] = ()
+    oncall: tuple[str, ...] = ()
+
+    @field_validator("agents", "oncall")
+    @classmethod
+    def _people_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_people(ids)
+
+
+def _check_people(ids: tuple[str, ...]) -> tuple[str, ...]:
+    for person in ids:
+        if not re.fullmatch(PEOPLE_ID_PATTERN, person):
+            raise ValueError(f"{person!r} is not a user id (U..., W...) or user-group id (S...)")
+    return ids
+
+
+class SlackConfig(_Strict):
+    """Channels, agents and on-call: which conversations the bot reads and who may act."""
+
+    # Channels whose top-level messages become tickets (often Slack Connect channels).
+    intake_channels: tuple[str, ...] = Field(min_length=1)
+    # One table per team: [slack.teams.billing] channel = "C...", agents = [...], oncall = [...].
+    teams: dict[str, TeamChannelConfig] = Field(default_factory=dict)
+    # Paged for teams with no on-call of their own.
+    fallback_oncall: tuple[str, ...] = ()
+    approve_reaction: str = Field(default="white_check_mark", pattern=EMOJI_NAME_PATTERN)
+    reject_reaction: str = Field(default="x", pattern=EMOJI_NAME_PATTERN)
+    # Tickets classified and posted at once; more wait in the queue (they are stored already).
+    workers: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("intake_channels")
+    @classmethod
+    def _channel_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in ids:
+            if not re.fullmatch(CHANNEL_ID_PATTERN, channel):
+                raise ValueError(f"{channel!r} is not a channel id (C... or G...)")
+        return ids
+
+    @field_validator("fallback_oncall")
+    @classmethod
+    def _fallback_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_people(ids)
+
+
 class TriageConfig(_Strict):
-    """The whole configuration: taxonomy, rules, thresholds, LLM and drafting."""
+    """The whole configuration: taxonomy, rules, thresholds, LLM, drafting and Slack."""
 
     source: Path
     examples_path: Path
@@ -134,6 +190,8 @@ class TriageConfig(_Strict):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     llm: LLMConfig = LLMConfig()
     drafting: DraftingConfig = DraftingConfig()
+    # None when the file has no [slack] section: fine offline and in the sandbox, not in Slack.
+    slack: SlackConfig | None = None
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -320,6 +378,44 @@ def validate_config(config: TriageConfig) -> None:
                 f"use one of {sorted(categories)} or 'default'",
             )
     _check_templates(config)
+    if config.slack is not None:
+        _check_slack(config, config.slack)
+
+
+def _check_slack(config: TriageConfig, slack: SlackConfig) -> None:
+    path = config.source
+    for team in slack.teams:
+        if team not in config.team_names:
+            raise ConfigError(
+                path,
+                f"slack.teams.{team}",
+                f"unknown team {team!r}",
+                f"use one of {list(config.team_names)}",
+            )
+    missing = [team for team in config.team_names if team not in slack.teams]
+    if missing:
+        raise ConfigError(
+            path,
+            f"slack.teams.{missing[0]}",
+            "missing: every team needs a channel",
+            f'add [slack.teams.{missing[0]}] with channel = "C..."',
+        )
+    channels = [settings.channel for settings in slack.teams.values()]
+    overlap = sorted(set(channels) & set(slack.intake_channels))
+    if overlap:
+        raise ConfigError(
+            path,
+            "slack.intake_channels",
+            f"{overlap[0]} is also a team channel",
+            "post tickets to team channels other than the intake channels",
+        )
+    if slack.approve_reaction == slack.reject_reaction:
+        raise ConfigError(
+            path,
+            "slack.reject_reaction",
+            "the same emoji as approve_reaction",
+            "choose two different emoji",
+        )
 
 
 TEMPLATE_FIELDS = {"greeting": "", "ack": "", "reference": "", "closing": ""}
