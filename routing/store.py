@@ -1,0 +1,716 @@
+"""Persistence in one SQLite file (aiosqlite): tickets, decisions, drafts, posts, audit, pages.
+
+WAL mode so readers never wait for the writer; versioned migrations in `MIGRATIONS` (the file's
+`user_version` says which have run); every timestamp is UTC ISO 8601. One connection serves the
+process: aiosqlite runs its statements in order on one thread, so a conditional UPDATE is a
+compare-and-set that exactly one caller wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import aiosqlite
+
+from routing.models import Decision, Escalation, LabeledExample, LayerCall
+
+TicketStatus = Literal["new", "routing", "routed", "withdrawn"]
+DraftStatus = Literal["pending", "sending", "sent", "rejected"]
+PostStatus = Literal["active", "moved", "withdrawn"]
+
+# Each entry runs once, in order; never edit one that has shipped: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        author TEXT,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'new',
+        decision_json TEXT,
+        escalation_json TEXT,
+        permalink TEXT,
+        received_at TEXT NOT NULL,
+        routed_at TEXT,
+        updated_at TEXT NOT NULL,
+        UNIQUE (channel, ts)
+    );
+    CREATE TABLE ticket_replies (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        ts TEXT NOT NULL,
+        author TEXT,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL,
+        UNIQUE (ticket_id, ts)
+    );
+    CREATE TABLE layer_decisions (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        layer TEXT NOT NULL,
+        call_json TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE drafts (
+        ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id),
+        text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        decided_by TEXT,
+        reply_ts TEXT,
+        created_at TEXT NOT NULL,
+        decided_at TEXT
+    );
+    CREATE TABLE posts (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        team TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active',
+        moved_to TEXT,
+        moved_by TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (channel, ts)
+    );
+    CREATE INDEX posts_by_ticket ON posts (ticket_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER REFERENCES tickets (id),
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        before_json TEXT,
+        after_json TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE pages (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        team TEXT NOT NULL,
+        people_json TEXT NOT NULL,
+        reasons_json TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, team)
+    );
+    CREATE TABLE oncall (
+        team TEXT PRIMARY KEY,
+        people_json TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE corrections (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER REFERENCES tickets (id),
+        example_json TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE processed_events (
+        event_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    """,
+)
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the only clock the store uses)."""
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class StoredTicket:
+    """A ticket as stored: the customer's message and where the pipeline has got with it."""
+
+    id: int
+    channel: str
+    ts: str
+    author: str | None
+    text: str
+    status: TicketStatus
+    decision: Decision | None
+    escalation: Escalation | None
+    permalink: str | None
+    received_at: datetime
+    routed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredDraft:
+    """The reply waiting for an agent, and what became of it."""
+
+    ticket_id: int
+    text: str
+    source: str
+    status: DraftStatus
+    decided_by: str | None
+    reply_ts: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """A ticket's post in a team channel."""
+
+    id: int
+    ticket_id: int
+    team: str
+    channel: str
+    ts: str
+    status: PostStatus
+    # Where a moved post's ticket went (a channel id) and who moved it (None: the customer's edit).
+    moved_to: str | None
+    moved_by: str | None
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    """A message in the customer's thread under their ticket."""
+
+    ts: str
+    author: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to a ticket, when, and the state before and after."""
+
+    ticket_id: int | None
+    actor: str
+    action: str
+    before: Any
+    after: Any
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DayStats:
+    """One UTC day's tickets, for `/triage stats`."""
+
+    tickets: int
+    by_category: dict[str, int]
+    by_priority: dict[str, int]
+    needs_human: int
+    drafts_decided: int
+    drafts_sent: int
+    minutes_to_approval: tuple[float, ...]
+
+
+class Store:
+    """The bot's SQLite file; open with `await Store.open(path)` or `async with`."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        """Open (creating if needed) the database at path and bring its schema up to date."""
+        connection = await aiosqlite.connect(str(path))
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        # WAL with synchronous=NORMAL is durable across a process crash, which is what we need.
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        store = cls(connection)
+        await store._migrate()
+        return store
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection; pending writes are already committed."""
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(
+                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+
+    async def schema_version(self) -> int:
+        """How many migrations have run on this file."""
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def journal_mode(self) -> str:
+        """SQLite's journal mode for this file ("wal")."""
+        async with self._db.execute("PRAGMA journal_mode") as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else ""
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def first_delivery(self, event_id: str) -> bool:
+        """Record an event id; False when it was seen before (a retry or redelivery)."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO processed_events (event_id, at) VALUES (?, ?)",
+            (event_id, _iso(utc_now())),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    # --- tickets --------------------------------------------------------------------------
+
+    async def add_ticket(
+        self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
+    ) -> int | None:
+        """Store a new ticket; None when this (channel, ts) is already a ticket."""
+        now = _iso(utc_now())
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, ts, author, text, _iso(received_at), now),
+        )
+        await self._db.commit()
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    async def ticket(self, ticket_id: int) -> StoredTicket | None:
+        """The ticket with this id."""
+        return await self._one_ticket("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+
+    async def ticket_at(self, channel: str, ts: str) -> StoredTicket | None:
+        """The ticket made from the message at (channel, ts)."""
+        return await self._one_ticket(
+            "SELECT * FROM tickets WHERE channel = ? AND ts = ?", (channel, ts)
+        )
+
+    async def _one_ticket(self, query: str, args: Sequence[object]) -> StoredTicket | None:
+        async with self._db.execute(query, args) as cursor:
+            row = await cursor.fetchone()
+        return _ticket(row) if row else None
+
+    async def unrouted_tickets(self) -> list[StoredTicket]:
+        """Tickets stored but not posted yet (new, or interrupted while routing), oldest first."""
+        async with self._db.execute(
+            "SELECT * FROM tickets WHERE status IN ('new', 'routing') ORDER BY id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_ticket(row) for row in rows]
+
+    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
+        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
+        ticket = await self.ticket(ticket_id)
+        if ticket is None or ticket.status not in ("new", "routing"):
+            return None
+        await self._set_status(ticket_id, "routing")
+        return ticket.status
+
+    async def _set_status(self, ticket_id: int, status: TicketStatus) -> None:
+        routed = ", routed_at = ?" if status == "routed" else ""
+        now = _iso(utc_now())
+        args: tuple[object, ...] = (
+            (status, now, now, ticket_id) if routed else (status, now, ticket_id)
+        )
+        await self._db.execute(
+            f"UPDATE tickets SET status = ?, updated_at = ?{routed} WHERE id = ?",  # noqa: S608  # fixed fragments only
+            args,
+        )
+        await self._db.commit()
+
+    async def mark_routed(self, ticket_id: int) -> None:
+        """The ticket is posted in every team channel it belongs to."""
+        await self._set_status(ticket_id, "routed")
+
+    async def mark_withdrawn(self, ticket_id: int) -> bool:
+        """The customer deleted the message; False if it was already withdrawn."""
+        ticket = await self.ticket(ticket_id)
+        if ticket is None or ticket.status == "withdrawn":
+            return False
+        await self._set_status(ticket_id, "withdrawn")
+        return True
+
+    async def set_text(self, ticket_id: int, text: str) -> None:
+        """Replace a ticket's text after the customer edited the message."""
+        await self._db.execute(
+            "UPDATE tickets SET text = ?, updated_at = ? WHERE id = ?",
+            (text, _iso(utc_now()), ticket_id),
+        )
+        await self._db.commit()
+
+    async def set_permalink(self, ticket_id: int, permalink: str) -> None:
+        """Remember the link to the customer's message."""
+        await self._db.execute(
+            "UPDATE tickets SET permalink = ? WHERE id = ?", (permalink, ticket_id)
+        )
+        await self._db.commit()
+
+    async def record_triage(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+    ) -> None:
+        """Keep every layer's output and the final decision of one classification run."""
+        now = _iso(utc_now())
+        await self._db.executemany(
+            "INSERT INTO layer_decisions (ticket_id, layer, call_json, at) VALUES (?, ?, ?, ?)",
+            [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
+        )
+        await self._db.execute(
+            "UPDATE tickets SET decision_json = ?, escalation_json = ?, updated_at = ?"
+            " WHERE id = ?",
+            (decision.model_dump_json(), escalation.model_dump_json(), now, ticket_id),
+        )
+        await self._db.commit()
+
+    async def set_decision(
+        self, ticket_id: int, decision: Decision, escalation: Escalation
+    ) -> None:
+        """Replace the final decision (an agent's reclassification)."""
+        await self._db.execute(
+            "UPDATE tickets SET decision_json = ?, escalation_json = ?, updated_at = ?"
+            " WHERE id = ?",
+            (decision.model_dump_json(), escalation.model_dump_json(), _iso(utc_now()), ticket_id),
+        )
+        await self._db.commit()
+
+    async def layer_calls(self, ticket_id: int) -> list[LayerCall]:
+        """Every layer's output for a ticket, over all its classification runs, in order."""
+        async with self._db.execute(
+            "SELECT call_json FROM layer_decisions WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [LayerCall.model_validate_json(row[0]) for row in rows]
+
+    async def add_reply(self, ticket_id: int, *, ts: str, author: str | None, text: str) -> bool:
+        """Add a thread reply to a ticket; False if this reply was stored already."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO ticket_replies (ticket_id, ts, author, text, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ticket_id, ts, author, text, _iso(utc_now())),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def replies(self, ticket_id: int) -> list[StoredReply]:
+        """The thread replies under a ticket, oldest first."""
+        async with self._db.execute(
+            "SELECT ts, author, text FROM ticket_replies WHERE ticket_id = ? ORDER BY ts",
+            (ticket_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [StoredReply(ts=row[0], author=row[1], text=row[2]) for row in rows]
+
+    # --- drafts ---------------------------------------------------------------------------
+
+    async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
+        """Store a new pending draft for a ticket, replacing one that was not sent."""
+        now = _iso(utc_now())
+        await self._db.execute(
+            "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+            " VALUES (?, ?, ?, 'pending', ?)"
+            " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+            " source = excluded.source, status = 'pending', decided_by = NULL,"
+            " decided_at = NULL, created_at = excluded.created_at"
+            " WHERE drafts.status IN ('pending', 'rejected')",
+            (ticket_id, text, source, now),
+        )
+        await self._db.commit()
+
+    async def draft(self, ticket_id: int) -> StoredDraft | None:
+        """The ticket's draft."""
+        async with self._db.execute(
+            "SELECT * FROM drafts WHERE ticket_id = ?", (ticket_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return StoredDraft(
+            ticket_id=row["ticket_id"],
+            text=row["text"],
+            source=row["source"],
+            status=row["status"],
+            decided_by=row["decided_by"],
+            reply_ts=row["reply_ts"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            decided_at=_maybe_time(row["decided_at"]),
+        )
+
+    async def claim_draft(self, ticket_id: int, agent: str) -> bool:
+        """Take a pending draft for sending; exactly one of several concurrent callers wins."""
+        cursor = await self._db.execute(
+            "UPDATE drafts SET status = 'sending', decided_by = ?, decided_at = ?"
+            " WHERE ticket_id = ? AND status = 'pending'",
+            (agent, _iso(utc_now()), ticket_id),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def finish_draft(self, ticket_id: int, *, sent_ts: str | None) -> None:
+        """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
+        if sent_ts is None:
+            await self._db.execute(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL"
+                " WHERE ticket_id = ? AND status = 'sending'",
+                (ticket_id,),
+            )
+        else:
+            await self._db.execute(
+                "UPDATE drafts SET status = 'sent', reply_ts = ? WHERE ticket_id = ?",
+                (sent_ts, ticket_id),
+            )
+        await self._db.commit()
+
+    async def edit_draft(self, ticket_id: int, text: str) -> bool:
+        """Change a pending draft's text; False if it is no longer pending."""
+        cursor = await self._db.execute(
+            "UPDATE drafts SET text = ?, source = 'agent'"
+            " WHERE ticket_id = ? AND status = 'pending'",
+            (text, ticket_id),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def reject_draft(self, ticket_id: int, agent: str) -> bool:
+        """Drop a pending draft; False if it was not pending."""
+        cursor = await self._db.execute(
+            "UPDATE drafts SET status = 'rejected', decided_by = ?, decided_at = ?"
+            " WHERE ticket_id = ? AND status = 'pending'",
+            (agent, _iso(utc_now()), ticket_id),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    # --- posts ----------------------------------------------------------------------------
+
+    async def add_post(self, ticket_id: int, *, team: str, channel: str, ts: str) -> None:
+        """Remember a ticket's post in a team channel."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO posts (ticket_id, team, channel, ts, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ticket_id, team, channel, ts, _iso(utc_now())),
+        )
+        await self._db.commit()
+
+    async def posts(self, ticket_id: int, *, active_only: bool = True) -> list[StoredPost]:
+        """A ticket's team posts, first posted first."""
+        where = " AND status = 'active'" if active_only else ""
+        async with self._db.execute(
+            f"SELECT * FROM posts WHERE ticket_id = ?{where} ORDER BY id",  # noqa: S608  # fixed fragment
+            (ticket_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_post(row) for row in rows]
+
+    async def post_at(self, channel: str, ts: str) -> StoredPost | None:
+        """The team post at (channel, ts), if it is one of ours."""
+        async with self._db.execute(
+            "SELECT * FROM posts WHERE channel = ? AND ts = ?", (channel, ts)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _post(row) if row else None
+
+    async def set_post_status(
+        self,
+        post_id: int,
+        status: PostStatus,
+        *,
+        moved_to: str | None = None,
+        moved_by: str | None = None,
+    ) -> None:
+        """Mark a post moved (where to, by whom) or withdrawn."""
+        await self._db.execute(
+            "UPDATE posts SET status = ?, moved_to = ?, moved_by = ? WHERE id = ?",
+            (status, moved_to, moved_by, post_id),
+        )
+        await self._db.commit()
+
+    # --- pages and on-call ----------------------------------------------------------------
+
+    async def claim_page(
+        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+    ) -> bool:
+        """Record that a team is paged for a ticket; False if it was paged already."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO pages (ticket_id, team, people_json, reasons_json, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (ticket_id, team, json.dumps(list(people)), json.dumps(list(reasons)), _iso(utc_now())),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def pages(self, ticket_id: int) -> list[str]:
+        """The teams paged for a ticket."""
+        async with self._db.execute(
+            "SELECT team FROM pages WHERE ticket_id = ? ORDER BY at", (ticket_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [row[0] for row in rows]
+
+    async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
+        """Replace a team's on-call (overrides the config until changed again)."""
+        await self._db.execute(
+            "INSERT INTO oncall (team, people_json, set_by, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (team) DO UPDATE SET people_json = excluded.people_json,"
+            " set_by = excluded.set_by, at = excluded.at",
+            (team, json.dumps(list(people)), set_by, _iso(utc_now())),
+        )
+        await self._db.commit()
+
+    async def oncall(self, team: str) -> tuple[str, ...] | None:
+        """The on-call set with `/triage oncall`, or None when the config's applies."""
+        async with self._db.execute(
+            "SELECT people_json FROM oncall WHERE team = ?", (team,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return tuple(json.loads(row[0])) if row else None
+
+    # --- audit and corrections ------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        ticket_id: int | None,
+        actor: str,
+        action: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Record an action: who, what, when, and the state before and after."""
+        await self._db.execute(
+            "INSERT INTO audit (ticket_id, actor, action, before_json, after_json, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (ticket_id, actor, action, json.dumps(before), json.dumps(after), _iso(utc_now())),
+        )
+        await self._db.commit()
+
+    async def audit_log(self, ticket_id: int | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first; all of them, or one ticket's."""
+        args: tuple[int, ...] = ()
+        if ticket_id is None:
+            query = "SELECT * FROM audit ORDER BY id"
+        else:
+            query, args = "SELECT * FROM audit WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+        async with self._db.execute(query, args) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditEntry(
+                ticket_id=row["ticket_id"],
+                actor=row["actor"],
+                action=row["action"],
+                before=json.loads(row["before_json"]),
+                after=json.loads(row["after_json"]),
+                at=datetime.fromisoformat(row["at"]),
+            )
+            for row in rows
+        ]
+
+    async def add_correction(
+        self, example: LabeledExample, *, ticket_id: int | None, by: str
+    ) -> None:
+        """Store an agent's correction as a labeled example."""
+        await self._db.execute(
+            "INSERT INTO corrections (ticket_id, example_json, by, at) VALUES (?, ?, ?, ?)",
+            (ticket_id, example.model_dump_json(), by, _iso(utc_now())),
+        )
+        await self._db.commit()
+
+    async def corrections(self) -> list[LabeledExample]:
+        """Every correction, oldest first: the classifier learns them again at start-up."""
+        async with self._db.execute("SELECT example_json FROM corrections ORDER BY id") as cursor:
+            rows = await cursor.fetchall()
+        return [LabeledExample.model_validate_json(row[0]) for row in rows]
+
+    # --- reports --------------------------------------------------------------------------
+
+    async def day_stats(self, day: date) -> DayStats:
+        """Counts for tickets received on one UTC day."""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        end = datetime.combine(day, time.max, tzinfo=UTC)
+        async with self._db.execute(
+            "SELECT t.received_at, t.decision_json, t.escalation_json, d.status, d.decided_at"
+            " FROM tickets t LEFT JOIN drafts d ON d.ticket_id = t.id"
+            " WHERE t.received_at BETWEEN ? AND ?",
+            (_iso(start), _iso(end)),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        by_category: dict[str, int] = {}
+        by_priority: dict[str, int] = {}
+        needs_human = decided = sent = 0
+        minutes: list[float] = []
+        for received_at, decision_json, escalation_json, status, decided_at in rows:
+            if decision_json:
+                decision = Decision.model_validate_json(decision_json)
+                by_category[decision.category] = by_category.get(decision.category, 0) + 1
+                by_priority[decision.priority] = by_priority.get(decision.priority, 0) + 1
+            if escalation_json and Escalation.model_validate_json(escalation_json).needs_human:
+                needs_human += 1
+            if status in ("sent", "rejected"):
+                decided += 1
+            if status == "sent" and decided_at:
+                sent += 1
+                waited = datetime.fromisoformat(decided_at) - datetime.fromisoformat(received_at)
+                minutes.append(waited.total_seconds() / 60)
+        return DayStats(
+            tickets=len(rows),
+            by_category=by_category,
+            by_priority=by_priority,
+            needs_human=needs_human,
+            drafts_decided=decided,
+            drafts_sent=sent,
+            minutes_to_approval=tuple(sorted(minutes)),
+        )
+
+
+def _maybe_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _ticket(row: aiosqlite.Row) -> StoredTicket:
+    return StoredTicket(
+        id=row["id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        author=row["author"],
+        text=row["text"],
+        status=row["status"],
+        decision=Decision.model_validate_json(row["decision_json"])
+        if row["decision_json"]
+        else None,
+        escalation=Escalation.model_validate_json(row["escalation_json"])
+        if row["escalation_json"]
+        else None,
+        permalink=row["permalink"],
+        received_at=datetime.fromisoformat(row["received_at"]),
+        routed_at=_maybe_time(row["routed_at"]),
+    )
+
+
+def _post(row: aiosqlite.Row) -> StoredPost:
+    return StoredPost(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        team=row["team"],
+        channel=row["channel"],
+        ts=row["ts"],
+        status=row["status"],
+        moved_to=row["moved_to"],
+        moved_by=row["moved_by"],
+    )
