@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Literal, Protocol
@@ -74,16 +75,22 @@ class Pipeline:
         if self._local is not None:
             self._local.add_example(example)
 
+    def rules(self, text: str) -> RuleMatch:
+        """What the keyword rules find in a text."""
+        return self._rules.match(text)
+
     async def triage(self, ticket: Ticket) -> Triage:
         """Classify, escalate and draft one ticket; never raises for a model's failure."""
         redacted = redact(ticket.text).text
-        rules = self._rules.match(ticket.text)
+        rules = self.rules(ticket.text)
         layers: list[LayerCall] = []
         unverified: str | None = None
 
         nearest: list[LabeledExample] = []
         if self._local is not None:
-            query = self._local.embed(redacted)
+            # The model's forward pass is the slow part: off the event loop, so Slack's acks and
+            # the other workers never wait for it.
+            query = await asyncio.to_thread(self._local.embed, redacted)
             decision = self._local.classify_vector(query)
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
@@ -100,7 +107,7 @@ class Pipeline:
 
         decision = self._apply_hotword(decision, rules)
         escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
-        draft = await self._draft(redacted, decision)
+        draft = await self.draft(redacted, decision)
         return Triage(
             ticket=ticket,
             redacted_text=redacted,
@@ -182,7 +189,8 @@ class Pipeline:
             reasons=reasons,
         )
 
-    async def _draft(self, redacted: str, decision: Decision) -> Draft:
+    async def draft(self, redacted: str, decision: Decision) -> Draft:
+        """A reply to a redacted ticket: the LLM's when configured, else the template's."""
         settings = self.config.llm
         model = settings.cheap_model
         if self._llm is not None and settings.draft_replies and model is not None:

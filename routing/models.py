@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Which layer made a decision. "fallback" is the rules-only answer when no classifier could run.
-DecisionSource = Literal["rules", "local", "llm_cheap", "llm_strong", "fallback"]
+# Which layer made a decision. "fallback" is the rules-only answer when no classifier could run;
+# "agent" is a person's correction.
+DecisionSource = Literal["rules", "local", "llm_cheap", "llm_strong", "fallback", "agent"]
 
 
 class Ticket(BaseModel):

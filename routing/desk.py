@@ -1,0 +1,969 @@
+"""The triage desk: tickets in, team posts, pages and approved replies out, with no Slack types.
+
+The Slack edge turns events into calls on `Desk` and implements `Outbox` (how a card, a note, a
+page or a reply reaches people). Every action is stored before it is shown, so a retried event, a
+second agent or a restart finds the work already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from routing.cascade import Pipeline
+from routing.config import SlackConfig, TriageConfig
+from routing.errors import TriageError
+from routing.escalation import escalate
+from routing.models import Decision, Escalation, LabeledExample, Ticket, Triage
+from routing.redact import redact
+from routing.store import Store, StoredPost, StoredTicket, utc_now
+
+logger = logging.getLogger(__name__)
+
+# How long a user group's members are trusted before asking Slack again.
+GROUP_CACHE_SECONDS = 300.0
+# A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
+# these delays; after the last it waits for the next start-up (it stays stored and unrouted).
+ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
+
+
+class ActionRefusedError(TriageError):
+    """A person's action that cannot be done; `message` is what they are told."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAllowedError(ActionRefusedError):
+    """The person is not an agent of the team the action concerns."""
+
+
+class BadRequestError(ActionRefusedError):
+    """The action names a ticket, team or label that does not exist, or is malformed."""
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """A human's message in an intake channel, as the edge hands it over."""
+
+    channel: str
+    ts: str
+    user: str | None
+    text: str
+    thread_ts: str | None = None
+    has_files: bool = False
+
+    @property
+    def is_thread_reply(self) -> bool:
+        """True for a reply in a thread (Slack gives replies no subtype, only a thread_ts)."""
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+
+class TicketCard(BaseModel):
+    """Everything a team post shows about a ticket; the edge renders it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket_id: int
+    team: str
+    channel: str
+    emoji: str
+    text: str
+    author: str | None
+    permalink: str | None
+    decision: Decision
+    escalation: Escalation
+    draft: str | None
+    draft_status: Literal["pending", "sending", "sent", "rejected"] | None
+    decided_by: str | None
+    # Set when this post is no longer the live one.
+    moved_to: str | None = None
+    moved_by: str | None = None
+    withdrawn: bool = False
+    # Links to the same ticket's posts in other teams (close calls), as (team, permalink).
+    related: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Note:
+    """The bot's words (mrkdwn, never customer text), maybe quoting the customer (escaped)."""
+
+    text: str
+    quote: str | None = None
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PostRef:
+    """Where a message is: channel and ts."""
+
+    channel: str
+    ts: str
+
+
+class Outbox(Protocol):
+    """How the desk reaches people; the Slack edge implements it."""
+
+    async def post_card(self, card: TicketCard) -> PostRef:
+        """Post a ticket in its team channel."""
+        ...
+
+    async def update_card(self, post: PostRef, card: TicketCard) -> None:
+        """Replace a ticket post's content."""
+        ...
+
+    async def find_card(self, channel: str, ticket_id: int) -> PostRef | None:
+        """A post of this ticket already in the channel (after a crash between post and store)."""
+        ...
+
+    async def post_note(self, post: PostRef, note: Note) -> None:
+        """Say something in a ticket post's thread."""
+        ...
+
+    async def direct_message(self, user: str, note: Note) -> None:
+        """Message one person directly."""
+        ...
+
+    async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
+        """Post an approved reply in the customer's thread; returns its ts."""
+        ...
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message, or None if Slack will not give one."""
+        ...
+
+    async def tell(self, channel: str, user: str, text: str) -> None:
+        """Tell one person something only they see (ephemeral)."""
+        ...
+
+    async def group_members(self, group: str) -> tuple[str, ...]:
+        """The users in a user group."""
+        ...
+
+
+@dataclass
+class _Worker:
+    queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    retries: dict[int, int] = field(default_factory=dict)
+    timers: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Desk:
+    """Receives customer messages and agents' actions; routes, pages and replies."""
+
+    def __init__(
+        self,
+        *,
+        config: TriageConfig,
+        slack: SlackConfig,
+        pipeline: Pipeline,
+        store: Store,
+        outbox: Outbox,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.slack = slack
+        self.pipeline = pipeline
+        self.store = store
+        self._outbox = outbox
+        self._clock = clock
+        self._work = _Worker()
+        self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
+        # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Relearn stored corrections, start the workers, and route what a restart left."""
+        for example in await self.store.corrections():
+            self.pipeline.learn(example)
+        for _ in range(self.slack.workers):
+            self._work.tasks.append(asyncio.create_task(self._worker()))
+        for ticket in await self.store.unrouted_tickets():
+            logger.info("routing ticket %s left unrouted by the last run", ticket.id)
+            self._work.queue.put_nowait(ticket.id)
+
+    async def drain(self) -> None:
+        """Wait until every queued ticket is routed, retries included, or has given up."""
+        await self._work.queue.join()
+        while self._work.timers:
+            await asyncio.gather(*self._work.timers, return_exceptions=True)
+            await self._work.queue.join()
+
+    async def stop(self) -> None:
+        """Stop the workers; queued tickets stay stored and are routed on the next start."""
+        for task in [*self._work.tasks, *self._work.timers]:
+            task.cancel()
+        for task in [*self._work.tasks, *self._work.timers]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._work.tasks.clear()
+
+    async def _worker(self) -> None:
+        while True:
+            ticket_id = await self._work.queue.get()
+            try:
+                await self._route(ticket_id)
+                self._work.retries.pop(ticket_id, None)
+            except Exception:
+                # Slack down or rate limited past every retry: the ticket stays stored.
+                logger.exception("routing ticket %s failed", ticket_id)
+                self._retry_later(ticket_id)
+            finally:
+                self._work.queue.task_done()
+
+    def _retry_later(self, ticket_id: int) -> None:
+        attempt = self._work.retries.get(ticket_id, 0)
+        if attempt >= len(ROUTING_RETRY_DELAYS):
+            logger.error("ticket %s left unrouted until the next start", ticket_id)
+            return
+        self._work.retries[ticket_id] = attempt + 1
+        delay = ROUTING_RETRY_DELAYS[attempt]
+
+        async def requeue() -> None:
+            await asyncio.sleep(delay)
+            self._work.queue.put_nowait(ticket_id)
+
+        timer = asyncio.create_task(requeue())
+        self._work.timers.add(timer)
+        timer.add_done_callback(self._work.timers.discard)
+
+    def _lock(self, ticket_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(ticket_id, asyncio.Lock())
+
+    # --- intake -------------------------------------------------------------------------
+
+    async def first_delivery(self, event_id: str | None) -> bool:
+        """False for an event already handled (Slack retries and redeliveries)."""
+        if not event_id:
+            return True
+        return await self.store.first_delivery(event_id)
+
+    def is_intake(self, channel: str | None) -> bool:
+        """True for an intake channel."""
+        return channel in self.slack.intake_channels
+
+    async def receive(self, message: CustomerMessage) -> int | None:
+        """Store a top-level message as a ticket and queue it; a thread reply joins its ticket.
+
+        Returns the new ticket's id, or None when the message made no new ticket.
+        """
+        if not self.is_intake(message.channel):
+            return None
+        if message.is_thread_reply:
+            assert message.thread_ts is not None  # noqa: S101  # is_thread_reply checked it
+            await self._thread_reply(message, message.thread_ts)
+            return None
+        ticket_id = await self.store.add_ticket(
+            channel=message.channel,
+            ts=message.ts,
+            author=message.user,
+            text=message.text,
+            received_at=_ts_time(message.ts),
+        )
+        if ticket_id is None:
+            logger.info("message %s/%s is already a ticket", message.channel, message.ts)
+            return None
+        self._work.queue.put_nowait(ticket_id)
+        return ticket_id
+
+    async def _route(self, ticket_id: int) -> None:
+        async with self._lock(ticket_id):
+            previous = await self.store.claim_for_routing(ticket_id)
+            if previous is None:
+                return
+            ticket = await self.store.ticket(ticket_id)
+            assert ticket is not None  # noqa: S101  # claimed just now
+            triage = await self.pipeline.triage(_as_ticket(ticket))
+            await self.store.record_triage(
+                ticket_id,
+                layers=triage.layers,
+                decision=triage.decision,
+                escalation=triage.escalation,
+            )
+            draft = await self.store.draft(ticket_id)
+            if draft is None or draft.status in ("pending", "rejected"):
+                await self.store.set_draft(
+                    ticket_id, text=triage.draft.text, source=triage.draft.source
+                )
+            if ticket.permalink is None:
+                link = await self._outbox.permalink(ticket.channel, ticket.ts)
+                if link:
+                    await self.store.set_permalink(ticket_id, link)
+            teams = _teams(triage)
+            for team in teams:
+                await self._post_once(ticket_id, team, recovering=previous == "routing")
+            await self._link_related(ticket_id)
+            await self.store.mark_routed(ticket_id)
+            await self._page_if_needed(ticket_id)
+
+    async def _post_once(self, ticket_id: int, team: str, *, recovering: bool) -> None:
+        if any(post.team == team for post in await self.store.posts(ticket_id)):
+            return
+        channel = self._team_channel(team)
+        found = await self._outbox.find_card(channel, ticket_id) if recovering else None
+        card = await self._card(ticket_id, team)
+        ref = found or await self._outbox.post_card(card)
+        await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+
+    async def _link_related(self, ticket_id: int) -> None:
+        posts = await self.store.posts(ticket_id)
+        if len(posts) > 1:
+            await self._refresh(ticket_id)
+
+    # --- thread replies, edits, deletions -------------------------------------------------
+
+    async def _thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
+        ticket = await self.store.ticket_at(message.channel, thread_ts)
+        if ticket is None:
+            return
+        if await self._is_any_agent(message.user):
+            # An agent answering in the customer's thread by hand: not the customer's words.
+            return
+        if not await self.store.add_reply(
+            ticket.id, ts=message.ts, author=message.user, text=message.text
+        ):
+            return
+        for post in await self.store.posts(ticket.id):
+            await self._outbox.post_note(
+                PostRef(post.channel, post.ts),
+                Note("The customer replied in their thread:", quote=message.text),
+            )
+        await self._recheck(ticket.id)
+
+    async def _recheck(self, ticket_id: int) -> None:
+        """Re-read a ticket with its replies; raise its stakes and page if it now needs a human."""
+        async with self._lock(ticket_id):
+            ticket = await self.store.ticket(ticket_id)
+            if ticket is None or ticket.decision is None or ticket.escalation is None:
+                return
+            replies = await self.store.replies(ticket_id)
+            combined = "\n".join([ticket.text, *(reply.text for reply in replies)])
+            with_replies = _as_ticket(ticket).model_copy(update={"text": combined})
+            fresh = await self.pipeline.triage(with_replies)
+            old = ticket.decision
+            config = self.config
+            higher = config.priority_rank(fresh.decision.priority) > config.priority_rank(
+                old.priority
+            )
+            decision = old.model_copy(
+                update={
+                    "priority": fresh.decision.priority if higher else old.priority,
+                    "sentiment": fresh.decision.sentiment,
+                }
+            )
+            recheck = escalate(
+                with_replies,
+                decision,
+                fresh.rules,
+                config,
+            )
+            reasons = _merge_reasons(ticket.escalation, recheck)
+            escalation = ticket.escalation.model_copy(
+                update={"needs_human": bool(reasons), "reasons": reasons}
+            )
+            if decision == old and escalation == ticket.escalation:
+                return
+            await self.store.set_decision(ticket_id, decision, escalation)
+            await self.store.audit(
+                ticket_id=ticket_id,
+                actor="customer",
+                action="recheck",
+                before=_labels(old),
+                after=_labels(decision),
+            )
+        await self._refresh(ticket_id)
+        await self._page_if_needed(ticket_id)
+
+    async def edited(self, channel: str, ts: str, text: str, previous_text: str | None) -> None:
+        """The customer edited a message; unfurls (same text) change nothing."""
+        if not self.is_intake(channel) or text == previous_text:
+            return
+        ticket = await self.store.ticket_at(channel, ts)
+        if ticket is None or ticket.status == "withdrawn":
+            return
+        draft = await self.store.draft(ticket.id)
+        if draft is not None and draft.status in ("sending", "sent"):
+            # The reply went out for the old text: tell the agents, change nothing else.
+            await self.store.audit(
+                ticket_id=ticket.id,
+                actor=ticket.author or "customer",
+                action="edited_after_reply",
+                before=ticket.text,
+                after=text,
+            )
+            await self.store.set_text(ticket.id, text)
+            for post in await self.store.posts(ticket.id):
+                await self._outbox.post_note(
+                    PostRef(post.channel, post.ts),
+                    Note("The customer edited their message after the reply was sent:", quote=text),
+                )
+            return
+        await self.store.set_text(ticket.id, text)
+        await self.store.audit(
+            ticket_id=ticket.id,
+            actor=ticket.author or "customer",
+            action="edited",
+            before=ticket.text,
+            after=text,
+        )
+        if ticket.status in ("new", "routing"):
+            return  # the worker reads the new text when it gets there
+        await self._reclassify_after_edit(ticket.id)
+
+    async def _reclassify_after_edit(self, ticket_id: int) -> None:
+        async with self._lock(ticket_id):
+            ticket = await self.store.ticket(ticket_id)
+            assert ticket is not None  # noqa: S101  # the caller found it
+            triage = await self.pipeline.triage(_as_ticket(ticket))
+            await self.store.record_triage(
+                ticket_id,
+                layers=triage.layers,
+                decision=triage.decision,
+                escalation=triage.escalation,
+            )
+            await self.store.set_draft(
+                ticket_id, text=triage.draft.text, source=triage.draft.source
+            )
+            await self._place(ticket_id, set(_teams(triage)), moved_by=None)
+        await self._page_if_needed(ticket_id)
+
+    async def deleted(self, channel: str, ts: str) -> None:
+        """The customer deleted their message: the ticket is withdrawn, its posts say so."""
+        if not self.is_intake(channel):
+            return
+        ticket = await self.store.ticket_at(channel, ts)
+        if ticket is None:
+            return
+        async with self._lock(ticket.id):
+            if not await self.store.mark_withdrawn(ticket.id):
+                return
+            await self.store.audit(
+                ticket_id=ticket.id, actor=ticket.author or "customer", action="withdrawn"
+            )
+            for post in await self.store.posts(ticket.id):
+                await self.store.set_post_status(post.id, "withdrawn")
+        await self._refresh(ticket.id, include_inactive=True)
+
+    # --- agents' actions ----------------------------------------------------------------
+
+    async def ticket_for_post(self, channel: str, ts: str) -> StoredPost | None:
+        """Our team post at (channel, ts), if it is one."""
+        return await self.store.post_at(channel, ts)
+
+    async def react(self, *, user: str, reaction: str, channel: str, ts: str) -> None:
+        """An emoji on a team post: approve or reject the draft; other emoji mean nothing."""
+        if reaction not in (self.slack.approve_reaction, self.slack.reject_reaction):
+            return
+        post = await self.store.post_at(channel, ts)
+        if post is None:
+            return
+        try:
+            if reaction == self.slack.approve_reaction:
+                await self.approve(post.ticket_id, user=user)
+            else:
+                await self.reject(post.ticket_id, user=user)
+        except ActionRefusedError as refused:
+            await self._outbox.tell(channel, user, refused.message)
+
+    async def approve(self, ticket_id: int, *, user: str, text: str | None = None) -> None:
+        """Send the draft (or an agent's edit of it) to the customer's thread, exactly once."""
+        ticket = await self._ticket_for_agent(ticket_id, user, "approve the reply")
+        if ticket.status == "withdrawn":
+            raise BadRequestError(
+                f"Ticket #{ticket_id} was withdrawn by the customer; nothing is sent."
+            )
+        draft = await self.store.draft(ticket_id)
+        if draft is None:
+            raise BadRequestError(f"Ticket #{ticket_id} has no draft yet; try again in a moment.")
+        if text is not None and text.strip() and text != draft.text:
+            if not await self.store.edit_draft(ticket_id, text):
+                raise BadRequestError(_draft_gone(ticket_id, draft.status, draft.decided_by))
+            await self.store.audit(
+                ticket_id=ticket_id,
+                actor=user,
+                action="draft_edited",
+                before=draft.text,
+                after=text,
+            )
+        if not await self.store.claim_draft(ticket_id, user):
+            current = await self.store.draft(ticket_id)
+            assert current is not None  # noqa: S101  # drafts are never deleted
+            raise BadRequestError(_draft_gone(ticket_id, current.status, current.decided_by))
+        claimed = await self.store.draft(ticket_id)
+        assert claimed is not None  # noqa: S101  # claimed just now
+        try:
+            reply_ts = await self._outbox.reply_to_customer(ticket.channel, ticket.ts, claimed.text)
+        except Exception:
+            await self.store.finish_draft(ticket_id, sent_ts=None)
+            logger.exception("sending the reply to ticket %s failed", ticket_id)
+            raise BadRequestError(
+                f"Slack did not take the reply to ticket #{ticket_id}; it is still a draft."
+                " Try again."
+            ) from None
+        await self.store.finish_draft(ticket_id, sent_ts=reply_ts)
+        await self.store.audit(
+            ticket_id=ticket_id, actor=user, action="reply_sent", after=claimed.text
+        )
+        await self._refresh(ticket_id)
+
+    async def reject(self, ticket_id: int, *, user: str) -> None:
+        """Drop the draft: nothing will be sent unless the ticket is drafted again."""
+        await self._ticket_for_agent(ticket_id, user, "reject the reply")
+        draft = await self.store.draft(ticket_id)
+        if draft is None or not await self.store.reject_draft(ticket_id, user):
+            status = draft.status if draft else None
+            raise BadRequestError(
+                _draft_gone(ticket_id, status, draft.decided_by if draft else None)
+            )
+        await self.store.audit(
+            ticket_id=ticket_id, actor=user, action="draft_rejected", before=draft.text
+        )
+        await self._refresh(ticket_id)
+
+    async def decision_for_agent(self, ticket_id: int, *, user: str) -> Decision:
+        """The ticket's decision, for an agent about to reclassify it."""
+        ticket = await self._ticket_for_agent(ticket_id, user, "reclassify")
+        if ticket.decision is None:
+            raise BadRequestError(f"Ticket #{ticket_id} is not classified yet; try again soon.")
+        return ticket.decision
+
+    async def notify(self, user: str, text: str) -> None:
+        """Tell a person the outcome of something they did where no reply channel exists."""
+        await self._outbox.direct_message(user, Note(text))
+
+    async def draft_for_edit(self, ticket_id: int, *, user: str) -> str:
+        """The pending draft, for an agent about to edit it."""
+        await self._ticket_for_agent(ticket_id, user, "edit the reply")
+        draft = await self.store.draft(ticket_id)
+        if draft is None or draft.status != "pending":
+            raise BadRequestError(
+                _draft_gone(
+                    ticket_id, draft.status if draft else None, draft.decided_by if draft else None
+                )
+            )
+        return draft.text
+
+    async def escalate(self, ticket_id: int, *, user: str) -> None:
+        """An agent asks for the on-call: page now, with who asked."""
+        await self._ticket_for_agent(ticket_id, user, "escalate")
+        await self.store.audit(ticket_id=ticket_id, actor=user, action="escalated")
+        await self._page(ticket_id, reasons=(f"escalated by <@{user}>",), force=True)
+
+    async def reclassify(
+        self,
+        ticket_id: int,
+        *,
+        user: str,
+        category: str | None = None,
+        priority: str | None = None,
+        team: str | None = None,
+    ) -> str:
+        """An agent's correction: move or update the post, and learn it as a labeled example."""
+        config = self.config
+        for value, allowed, what in (
+            (category, config.category_names, "category"),
+            (priority, config.priority_names, "priority"),
+            (team, config.team_names, "team"),
+        ):
+            if value is not None and value not in allowed:
+                raise BadRequestError(f"Unknown {what} `{value}`: use one of {', '.join(allowed)}.")
+        if category is None and priority is None and team is None:
+            raise BadRequestError("Say what to change: category=.., priority=.. or team=..")
+        ticket = await self._ticket_for_agent(ticket_id, user, "reclassify")
+        if ticket.decision is None or ticket.escalation is None:
+            raise BadRequestError(
+                f"Ticket #{ticket_id} is not classified yet; try again in a moment."
+            )
+        async with self._lock(ticket_id):
+            old = ticket.decision
+            new_category = category or old.category
+            new_team = team or (config.team_for(new_category) if category else old.team)
+            decision = old.model_copy(
+                update={
+                    "category": new_category,
+                    "priority": priority or old.priority,
+                    "team": new_team,
+                    "confidence": 1.0,
+                    "source": "agent",
+                    "off_topic": False,
+                    "flagged": False,
+                    "category_scores": {new_category: 1.0},
+                    "reasons": ("reclassified by an agent",),
+                }
+            )
+            escalation = escalate(
+                _as_ticket(ticket), decision, self.pipeline.rules(ticket.text), config
+            )
+            await self.store.set_decision(ticket_id, decision, escalation)
+            example = LabeledExample(
+                text=ticket.text,
+                category=decision.category,
+                priority=decision.priority,
+                team=decision.team,
+                sentiment=decision.sentiment,
+            )
+            await self.store.add_correction(example, ticket_id=ticket_id, by=user)
+            self.pipeline.learn(example)
+            await self.store.audit(
+                ticket_id=ticket_id,
+                actor=user,
+                action="reclassified",
+                before=_labels(old),
+                after=_labels(decision),
+            )
+            draft = await self.store.draft(ticket_id)
+            if draft is not None and draft.status == "pending" and draft.source != "agent":
+                fresh = await self.pipeline.draft(redact(ticket.text).text, decision)
+                await self.store.set_draft(ticket_id, text=fresh.text, source=fresh.source)
+            await self._place(ticket_id, {new_team}, moved_by=user)
+        await self._page_if_needed(ticket_id)
+        return (
+            f"Ticket #{ticket_id} is now {decision.category} / {decision.priority} for "
+            f"{decision.team}; the next tickets learn from it."
+        )
+
+    async def set_oncall(self, team: str, people: Sequence[str], *, user: str) -> str:
+        """Change a team's on-call (or show it when people is empty)."""
+        if team not in self.config.team_names:
+            raise BadRequestError(
+                f"Unknown team `{team}`: use one of {', '.join(self.config.team_names)}."
+            )
+        current = await self.oncall(team)
+        if not people:
+            shown = _people(current) or "nobody (the fallback on-call is paged)"
+            return f"On-call for {team}: {shown}."
+        await self._require_agent(user, team, f"change the on-call of {team}")
+        await self.store.set_oncall(team, people, set_by=user)
+        await self.store.audit(
+            ticket_id=None,
+            actor=user,
+            action="oncall_changed",
+            before={"team": team, "people": list(current)},
+            after={"team": team, "people": list(people)},
+        )
+        return f"On-call for {team} is now {_people(people)}."
+
+    async def oncall(self, team: str) -> tuple[str, ...]:
+        """Who is paged for a team: `/triage oncall`'s choice, else the config's."""
+        chosen = await self.store.oncall(team)
+        if chosen is not None:
+            return chosen
+        settings = self.slack.teams.get(team)
+        return settings.oncall if settings is not None else ()
+
+    async def status(self, ticket_id: int, *, user: str) -> str:
+        """A ticket's state in a few lines, for an agent."""
+        await self._require_any_agent(user, "see ticket status")
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise BadRequestError(f"There is no ticket #{ticket_id}.")
+        lines = [f"Ticket #{ticket.id}: {ticket.status}"]
+        if ticket.decision is not None:
+            d = ticket.decision
+            lines.append(
+                f"{d.category} / {d.priority} / {d.team}, {d.sentiment}, "
+                f"confidence {d.confidence:.2f} (by {d.source})"
+            )
+        if ticket.escalation is not None and ticket.escalation.needs_human:
+            lines.append("Needs a human: " + "; ".join(r.detail for r in ticket.escalation.reasons))
+        draft = await self.store.draft(ticket.id)
+        if draft is not None:
+            by = f" by <@{draft.decided_by}>" if draft.decided_by else ""
+            lines.append(f"Draft: {draft.status}{by}")
+        paged = await self.store.pages(ticket.id)
+        if paged:
+            lines.append(f"Paged: {', '.join(paged)}")
+        for post in await self.store.posts(ticket.id, active_only=False):
+            lines.append(f"Post in <#{post.channel}>: {post.status}")
+        return "\n".join(lines)
+
+    async def stats(self, *, user: str) -> str:
+        """Today's figures (UTC): tickets by category and priority, rates, time to approval."""
+        await self._require_any_agent(user, "see stats")
+        today = datetime.now(UTC).date()
+        day = await self.store.day_stats(today)
+        if day.tickets == 0:
+            return f"No tickets today ({today.isoformat()}, UTC)."
+
+        def counts(by: dict[str, int], order: Sequence[str]) -> str:
+            return ", ".join(f"{name} {by[name]}" for name in order if name in by) or "none"
+
+        approval = (
+            f"{day.drafts_sent}/{day.drafts_decided} ({day.drafts_sent / day.drafts_decided:.0%})"
+            if day.drafts_decided
+            else "no drafts decided yet"
+        )
+        median = (
+            f"{statistics.median(day.minutes_to_approval):.1f} min"
+            if day.minutes_to_approval
+            else "n/a"
+        )
+        return "\n".join(
+            [
+                f"Today ({today.isoformat()}, UTC): {day.tickets} tickets",
+                f"By category: {counts(day.by_category, self.config.category_names)}",
+                f"By priority: {counts(day.by_priority, self.config.priority_names)}",
+                f"Needs a human: {day.needs_human}/{day.tickets}"
+                f" ({day.needs_human / day.tickets:.0%})",
+                f"Drafts approved: {approval}",
+                f"Median time to approval: {median}",
+            ]
+        )
+
+    async def find_ticket(self, reference: str) -> int:
+        """A ticket id from `#12`, `12`, or a link to the customer's message or a team post."""
+        text = reference.strip().strip("<>").split("|")[0]
+        number = re.fullmatch(r"#?(\d{1,12})", text)
+        if number:
+            return int(number.group(1))
+        link = re.search(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})", text)
+        if link:
+            channel, ts = link.group(1), f"{link.group(2)}.{link.group(3)}"
+            thread = re.search(r"thread_ts=(\d+\.\d+)", text)
+            ticket = await self.store.ticket_at(channel, thread.group(1) if thread else ts)
+            if ticket is not None:
+                return ticket.id
+            post = await self.store.post_at(channel, ts)
+            if post is not None:
+                return post.ticket_id
+            raise BadRequestError("That link is not a ticket or a ticket's post.")
+        raise BadRequestError(
+            f"`{reference}` is not a ticket: give its number (#12) or a message link."
+        )
+
+    # --- authorization ------------------------------------------------------------------
+
+    async def _ticket_for_agent(self, ticket_id: int, user: str, action: str) -> StoredTicket:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None:
+            raise BadRequestError(f"There is no ticket #{ticket_id}.")
+        teams = {post.team for post in await self.store.posts(ticket_id)}
+        if ticket.decision is not None:
+            teams.add(ticket.decision.team)
+        for team in teams:
+            if await self.is_agent(user, team):
+                return ticket
+        self._log_refusal(user, action, ticket_id)
+        raise NotAllowedError(
+            f"Only agents of {' or '.join(sorted(teams)) or 'the ticket team'} can {action}."
+        )
+
+    async def _require_agent(self, user: str, team: str, action: str) -> None:
+        if not await self.is_agent(user, team):
+            self._log_refusal(user, action, None)
+            raise NotAllowedError(f"Only agents of {team} can {action}.")
+
+    async def _require_any_agent(self, user: str, action: str) -> None:
+        if not await self._is_any_agent(user):
+            self._log_refusal(user, action, None)
+            raise NotAllowedError(f"Only agents can {action}.")
+
+    def _log_refusal(self, user: str, action: str, ticket_id: int | None) -> None:
+        logger.warning("refused: user %s may not %s (ticket %s)", user, action, ticket_id)
+
+    async def _is_any_agent(self, user: str | None) -> bool:
+        if user is None:
+            return False
+        return any([await self.is_agent(user, team) for team in self.slack.teams])
+
+    async def is_agent(self, user: str, team: str) -> bool:
+        """True if user is one of the team's agents, directly or through a user group."""
+        settings = self.slack.teams.get(team)
+        if settings is None:
+            return False
+        return user in await self._expand(settings.agents)
+
+    async def _expand(self, people: Sequence[str]) -> set[str]:
+        users = {person for person in people if not person.startswith("S")}
+        for group in (person for person in people if person.startswith("S")):
+            users.update(await self._group(group))
+        return users
+
+    async def _group(self, group: str) -> tuple[str, ...]:
+        cached = self._groups.get(group)
+        if cached is not None and self._clock() - cached[0] < GROUP_CACHE_SECONDS:
+            return cached[1]
+        try:
+            members = await self._outbox.group_members(group)
+        except Exception:
+            logger.exception("could not read the members of user group %s", group)
+            return cached[1] if cached else ()
+        self._groups[group] = (self._clock(), members)
+        return members
+
+    # --- posting, refreshing, paging ----------------------------------------------------
+
+    def _team_channel(self, team: str) -> str:
+        return self.slack.teams[team].channel
+
+    async def _card(self, ticket_id: int, team: str, post: StoredPost | None = None) -> TicketCard:
+        ticket = await self.store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
+        assert ticket.decision is not None  # noqa: S101  # cards are drawn after triage
+        assert ticket.escalation is not None  # noqa: S101
+        draft = await self.store.draft(ticket_id)
+        related: list[tuple[str, str]] = []
+        for other in await self.store.posts(ticket_id):
+            if other.team != team:
+                link = await self._outbox.permalink(other.channel, other.ts)
+                if link:
+                    related.append((other.team, link))
+        moved = post is not None and post.status == "moved"
+        return TicketCard(
+            ticket_id=ticket_id,
+            team=team,
+            channel=self._team_channel(team),
+            emoji=self.config.priority(ticket.decision.priority).emoji,
+            text=ticket.text,
+            author=ticket.author,
+            permalink=ticket.permalink,
+            decision=ticket.decision,
+            escalation=ticket.escalation,
+            draft=draft.text if draft else None,
+            draft_status=draft.status if draft else None,
+            decided_by=draft.decided_by if draft else None,
+            moved_to=post.moved_to if post is not None and moved else None,
+            moved_by=post.moved_by if post is not None and moved else None,
+            withdrawn=ticket.status == "withdrawn",
+            related=tuple(related),
+        )
+
+    async def _refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
+        """Redraw every post of a ticket from what is stored."""
+        for post in await self.store.posts(ticket_id, active_only=not include_inactive):
+            card = await self._card(ticket_id, post.team, post)
+            await self._outbox.update_card(PostRef(post.channel, post.ts), card)
+
+    async def _place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
+        """Make the ticket's live posts be in exactly these teams' channels."""
+        before = await self.store.posts(ticket_id)
+        leaving = [post for post in before if post.team not in teams]
+        target = self._team_channel(sorted(teams)[0])
+        # Marked moved first, so the new posts do not link back to them as live.
+        for post in leaving:
+            await self.store.set_post_status(post.id, "moved", moved_to=target, moved_by=moved_by)
+            await self.store.audit(
+                ticket_id=ticket_id,
+                actor=moved_by or "customer",
+                action="moved",
+                before={"team": post.team},
+                after={"team": sorted(teams)[0]},
+            )
+        new_teams = sorted(teams - {post.team for post in before})
+        for team in new_teams:
+            ref = await self._outbox.post_card(await self._card(ticket_id, team))
+            await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        for post in leaving:
+            moved = await self.store.post_at(post.channel, post.ts)
+            card = await self._card(ticket_id, post.team, moved)
+            await self._outbox.update_card(PostRef(post.channel, post.ts), card)
+        # New posts are drawn fresh; redraw the kept ones, and link several new ones together.
+        if len(leaving) < len(before) or len(new_teams) > 1:
+            await self._refresh(ticket_id)
+
+    async def _page_if_needed(self, ticket_id: int) -> None:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is None or ticket.escalation is None or ticket.status == "withdrawn":
+            return
+        if ticket.escalation.needs_human:
+            reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
+            await self._page(ticket_id, reasons=reasons, force=False)
+
+    async def _page(self, ticket_id: int, *, reasons: Sequence[str], force: bool) -> None:
+        """Page each posted team's on-call in the post's thread (once per ticket and team)."""
+        ticket = await self.store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # only routed tickets are paged
+        assert ticket.decision is not None  # noqa: S101
+        critical = self.config.priority(ticket.decision.priority).always_human
+        for post in await self.store.posts(ticket_id):
+            people = await self.oncall(post.team) or self.slack.fallback_oncall
+            if not people:
+                logger.error("ticket %s needs a human but %s has no on-call", ticket_id, post.team)
+            team = f"{post.team}:escalated:{time.time_ns()}" if force else post.team
+            if not await self.store.claim_page(
+                ticket_id, team=team, people=people, reasons=reasons
+            ):
+                continue
+            where = PostRef(post.channel, post.ts)
+            await self._outbox.post_note(
+                where,
+                Note(
+                    f"Ticket #{ticket_id} needs a human: " + "; ".join(reasons),
+                    mentions=tuple(people),
+                ),
+            )
+            if critical:
+                link = await self._outbox.permalink(post.channel, post.ts)
+                for user in sorted(await self._expand(people)):
+                    await self._outbox.direct_message(
+                        user,
+                        Note(
+                            f"Critical ticket #{ticket_id} for {post.team}: "
+                            + "; ".join(reasons)
+                            + (f" {link}" if link else "")
+                        ),
+                    )
+
+
+def _teams(triage: Triage) -> tuple[str, ...]:
+    """The teams a ticket is posted to: its own, and the runner-up's on a close call."""
+    teams = triage.escalation.teams or (triage.decision.team,)
+    return (triage.decision.team, *(team for team in teams if team != triage.decision.team))
+
+
+def _as_ticket(ticket: StoredTicket) -> Ticket:
+    return Ticket(
+        text=ticket.text,
+        author=ticket.author,
+        channel=ticket.channel,
+        ts=ticket.ts,
+        received_at=ticket.received_at,
+    )
+
+
+def _ts_time(ts: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC)
+    except (ValueError, OverflowError):
+        return utc_now()
+
+
+def _labels(decision: Decision) -> dict[str, str]:
+    return {
+        "category": decision.category,
+        "priority": decision.priority,
+        "team": decision.team,
+        "sentiment": decision.sentiment,
+    }
+
+
+def _merge_reasons(old: Escalation, new: Escalation) -> tuple[object, ...]:
+    seen = {reason.code for reason in old.reasons}
+    return (*old.reasons, *(reason for reason in new.reasons if reason.code not in seen))
+
+
+def _people(people: Sequence[str]) -> str:
+    return ", ".join(f"<!subteam^{p}>" if p.startswith("S") else f"<@{p}>" for p in people)
+
+
+def _draft_gone(ticket_id: int, status: str | None, by: str | None) -> str:
+    who = f" by <@{by}>" if by else ""
+    if status in ("sending", "sent"):
+        return f"The reply to ticket #{ticket_id} was already sent{who}."
+    if status == "rejected":
+        return f"The draft for ticket #{ticket_id} was rejected{who}."
+    return f"Ticket #{ticket_id} has no draft to act on."
