@@ -11,15 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from bot.runner import load_embedder, make_pipeline, run_slack
+from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
-from routing.cascade import LLMLayer, Pipeline, build_pipeline
+from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
-from routing.embedding import (
-    Embedder,
-    EmbeddingModelCorruptError,
-    EmbeddingModelMissingError,
-    MiniLMEmbedder,
-)
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import UserError
 from routing.evaluation import (
@@ -30,12 +26,9 @@ from routing.evaluation import (
     load_dataset,
     parse_where,
 )
-from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, Ticket, Triage
 
 logger = logging.getLogger("triage")
-
-SAMPLE_TICKETS = Path(__file__).resolve().parent.parent / "routing" / "defaults" / "samples.txt"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,9 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--json", action="store_true", help="print a JSON summary")
 
-    run = commands.add_parser("run", help="start the bot")
+    run = commands.add_parser(
+        "run", help="start the bot (the local sandbox when no Slack token is set)"
+    )
     run.add_argument("--config", type=Path, help="taxonomy and policy TOML file")
+    run.add_argument(
+        "--http",
+        action="store_true",
+        help="serve the Events API over HTTP (needs SLACK_SIGNING_SECRET) instead of Socket Mode",
+    )
+    run.add_argument("--port", type=_port, default=3000, help="HTTP port (default 3000)")
     return parser
+
+
+def _port(value: str) -> int:
+    number = _positive_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return number
 
 
 def _positive_int(value: str) -> int:
@@ -96,27 +104,6 @@ def _positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return number
-
-
-def _load_embedder() -> Embedder | None:
-    try:
-        return MiniLMEmbedder.load()
-    except (EmbeddingModelMissingError, EmbeddingModelCorruptError) as error:
-        # Said once, at start-up; every ticket is then marked for a human.
-        print(f"warning: {error}\nContinuing with keyword rules only.", file=sys.stderr)
-        return None
-
-
-def _llm_layer(settings: Settings, config: TriageConfig) -> LLMLayer | None:
-    if settings.openai_api_key is None or config.llm.cheap_model is None:
-        return None
-    client = build_openai_client(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url or config.llm.base_url,
-        timeout_seconds=config.llm.timeout_seconds,
-        max_retries=config.llm.max_retries,
-    )
-    return LLMClassifier(client=client, config=config)
 
 
 def _config(settings: Settings, path: Path | None) -> TriageConfig:
@@ -159,7 +146,7 @@ def _stdin_lines() -> list[str]:
 
 async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
-    pipeline = build_pipeline(config, embedder=_load_embedder(), llm=_llm_layer(settings, config))
+    pipeline = make_pipeline(settings, config)
     texts = list(args.texts) if args.texts else _stdin_lines()
     await _classify_texts(pipeline, texts, as_json=args.json, out=sys.stdout)
     return 0
@@ -177,7 +164,7 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         split_required=args.split_col is not None,
         group_col=args.shots_by,
     )
-    embedder = _load_embedder()
+    embedder = load_embedder()
     if embedder is None:
         raise UserError("evaluation needs the local model: run `make install`")
     # Texts repeat across seeds (the test split) and shots: embed each once.
@@ -206,16 +193,13 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    # The Slack edge is the next piece of work; until then `run` triages the sample tickets.
     config = _config(settings, args.config)
-    print(
-        "The Slack bot is not built yet; triaging the sample tickets offline instead.\n",
-        file=sys.stderr,
-    )
-    pipeline = build_pipeline(config, embedder=_load_embedder(), llm=_llm_layer(settings, config))
-    texts = [line for line in SAMPLE_TICKETS.read_text(encoding="utf-8").splitlines() if line]
-    await _classify_texts(pipeline, texts, as_json=False, out=sys.stdout)
-    return 0
+    if settings.connects_to_slack:
+        await run_slack(settings, config, http=args.http, port=args.port)
+        return 0
+    if args.http:
+        raise UserError("setting SLACK_BOT_TOKEN: missing; --http serves a real workspace")
+    return await run_sandbox(settings, config, stdin=sys.stdin, out=sys.stdout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from routing.errors import UserError
 
@@ -24,6 +24,38 @@ class Settings(BaseModel):
     # Overrides the config's [llm].base_url (e.g. a local vLLM or Ollama server).
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     log_level: str = Field(default="WARNING", alias="TRIAGE_LOG_LEVEL")
+    # The SQLite file that holds tickets, drafts, pages and the audit log.
+    database: Path = Field(default=Path("triage.sqlite3"), alias="TRIAGE_DB")
+    # OAuth & Permissions -> Bot User OAuth Token (xoxb-...). None: the sandbox runs instead.
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    # Basic Information -> App-Level Tokens, with connections:write (xapp-...): Socket Mode.
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    # Basic Information -> App Credentials -> Signing Secret: checks requests in HTTP mode.
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    # Where the Web API is; only a test or a proxy changes it.
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb- (OAuth & Permissions)")
+        return token
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "must be an app-level token starting with xapp- (Basic Information ->"
+                " App-Level Tokens, scope connections:write)"
+            )
+        return token
+
+    @property
+    def connects_to_slack(self) -> bool:
+        """True when a bot token is set: the bot runs in a workspace, not the sandbox."""
+        return self.slack_bot_token is not None
 
 
 def load_settings(
@@ -44,4 +76,5 @@ def load_settings(
     except ValidationError as error:
         first = error.errors()[0]
         name = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"setting {name}: {first['msg']}") from error
+        # Never echo the value: it may be a secret.
+        raise UserError(f"setting {name}: {first['msg']}") from None

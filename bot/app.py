@@ -1,0 +1,70 @@
+"""build_app: the Bolt app with every listener wired to the services it is given."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.listeners import actions, commands, messages, reactions
+from bot.services import Services
+
+logger = logging.getLogger(__name__)
+
+# A burst of tickets meets chat.postMessage's ~1 per second per channel: keep retrying after
+# each Retry-After rather than drop a post (the desk retries the whole ticket after that).
+RATE_LIMIT_RETRIES = 20
+
+
+def build_client(*, token: str, base_url: str) -> AsyncWebClient:
+    """A Web API client that waits out 429s and retries dropped connections."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+def build_app(
+    *,
+    client: AsyncWebClient,
+    services: Services,
+    signing_secret: str | None = None,
+    process_before_response: bool = False,
+) -> AsyncApp:
+    """The app: request signatures are checked only when a signing secret is given (HTTP mode)."""
+    app = AsyncApp(
+        name="triage",
+        client=client,
+        # Basic Information -> App Credentials -> Signing Secret; Socket Mode needs none.
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
+        # Tests set it so a dispatch returns after the listener ran; Slack needs the default.
+        process_before_response=process_before_response,
+    )
+    messages.register(app, services)
+    reactions.register(app, services)
+    commands.register(app, services)
+    actions.register(app, services)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        # The one place a listener's failure ends up: logged for the operator, never lost
+        # silently (the ticket itself is stored before any listener work can fail).
+        logger.error(
+            "listener failed on %s: %r",
+            body.get("event", {}).get("type") or body.get("type"),
+            error,
+            exc_info=error,
+        )
+
+    return app

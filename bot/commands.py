@@ -1,0 +1,100 @@
+"""`/triage` sub-commands: parse the text Slack sends and call the desk; returns the answer."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from routing.desk import BadRequestError, Desk
+
+USAGE = {
+    "reclassify": "`/triage reclassify <ticket # or message link> [category=..] [priority=..]"
+    " [team=..]`",
+    "status": "`/triage status <ticket # or message link>`",
+    "oncall": "`/triage oncall <team> [@user or @group ...]`",
+    "stats": "`/triage stats`",
+    "help": "`/triage help`",
+}
+
+HELP = "\n".join(
+    [
+        "*Triage commands*",
+        f"{USAGE['reclassify']}: move a ticket and teach the classifier",
+        f"{USAGE['status']}: where a ticket is",
+        f"{USAGE['oncall']}: show or set who is paged for a team",
+        f"{USAGE['stats']}: today's tickets, needs-human and approval rates",
+        f"{USAGE['help']}: this help",
+        "React to a ticket post with :white_check_mark: to send its draft, :x: to drop it.",
+    ]
+)
+
+# What Slack sends for a mention with "escape channels, users and links" on: <@U123|name>.
+_PERSON = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>")
+_RAW_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+
+
+def _usage(command: str, problem: str) -> BadRequestError:
+    return BadRequestError(f"{problem}\nUsage: {USAGE[command]}")
+
+
+async def run_command(desk: Desk, *, user: str, text: str) -> str:
+    """Run one `/triage` command for user; a bad argument raises BadRequestError with usage."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    if not words or words[0] == "help":
+        return HELP
+    command, args = words[0].lower(), words[1:]
+    if command == "reclassify":
+        return await _reclassify(desk, user, args)
+    if command == "status":
+        if len(args) != 1:
+            raise _usage("status", "Give one ticket.")
+        return await desk.status(await desk.find_ticket(args[0]), user=user)
+    if command == "oncall":
+        return await _oncall(desk, user, args)
+    if command == "stats":
+        if args:
+            raise _usage("stats", f"`stats` takes no arguments (got `{' '.join(args)}`).")
+        return await desk.stats(user=user)
+    raise BadRequestError(f"Unknown command `{command}`.\n{HELP}")
+
+
+async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
+    if not args:
+        raise _usage("reclassify", "Give the ticket to reclassify.")
+    ticket_id = await desk.find_ticket(args[0])
+    changes: dict[str, str] = {}
+    for arg in args[1:]:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in ("category", "priority", "team") or not value:
+            raise _usage("reclassify", f"`{arg}` is not category=.., priority=.. or team=..")
+        if key in changes:
+            raise _usage("reclassify", f"`{key}` is given twice.")
+        changes[key] = value.lower()
+    if not changes:
+        raise _usage("reclassify", "Say what to change.")
+    return await desk.reclassify(
+        ticket_id,
+        user=user,
+        category=changes.get("category"),
+        priority=changes.get("priority"),
+        team=changes.get("team"),
+    )
+
+
+async def _oncall(desk: Desk, user: str, args: list[str]) -> str:
+    if not args:
+        raise _usage("oncall", "Name the team.")
+    team, people_args = args[0].lower(), args[1:]
+    people: list[str] = []
+    for arg in people_args:
+        match = _PERSON.fullmatch(arg)
+        if match:
+            people.append(match.group(1) or match.group(2))
+        elif _RAW_ID.fullmatch(arg):
+            people.append(arg)
+        else:
+            raise _usage("oncall", f"`{arg}` is not a person or user group: mention them with @.")
+    return await desk.set_oncall(team, people, user=user)

@@ -1,0 +1,118 @@
+"""Buttons on team posts and the modals they open."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import render
+from bot.services import Services
+from routing.desk import ActionRefusedError
+
+logger = logging.getLogger(__name__)
+
+
+def _ticket_id(body: dict[str, Any]) -> int:
+    return int(body["actions"][0]["value"])
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to Approve & send, Edit, Reclassify, Escalate and the two modals."""
+    desk = services.desk
+
+    async def refuse(respond: AsyncRespond, refused: ActionRefusedError) -> None:
+        await respond(text=refused.message, response_type="ephemeral", replace_original=False)
+
+    @app.action(render.APPROVE_ACTION)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            await desk.approve(_ticket_id(body), user=body["user"]["id"])
+        except ActionRefusedError as refused:
+            await refuse(respond, refused)
+
+    @app.action(render.ESCALATE_ACTION)
+    async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            await desk.escalate(_ticket_id(body), user=body["user"]["id"])
+        except ActionRefusedError as refused:
+            await refuse(respond, refused)
+
+    @app.action(render.EDIT_ACTION)
+    async def on_edit(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        ticket_id = _ticket_id(body)
+        try:
+            draft = await desk.draft_for_edit(ticket_id, user=body["user"]["id"])
+        except ActionRefusedError as refused:
+            await refuse(respond, refused)
+            return
+        await client.views_open(
+            trigger_id=body["trigger_id"], view=render.edit_modal(ticket_id, draft)
+        )
+
+    @app.action(render.RECLASSIFY_ACTION)
+    async def on_reclassify(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        ticket_id = _ticket_id(body)
+        try:
+            decision = await desk.decision_for_agent(ticket_id, user=body["user"]["id"])
+        except ActionRefusedError as refused:
+            await refuse(respond, refused)
+            return
+        view = render.reclassify_modal(
+            ticket_id,
+            services.config,
+            category=decision.category,
+            priority=decision.priority,
+            team=decision.team,
+        )
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(render.EDIT_VIEW)
+    async def on_edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = view["state"]["values"][render.DRAFT_BLOCK][render.DRAFT_INPUT].get("value") or ""
+        if not text.strip():
+            await ack(response_action="errors", errors={render.DRAFT_BLOCK: "Write a reply."})
+            return
+        await ack()
+        user = body["user"]["id"]
+        ticket_id = int(json.loads(view["private_metadata"])["ticket_id"])
+        try:
+            await desk.approve(ticket_id, user=user, text=text)
+        except ActionRefusedError as refused:
+            await desk.notify(user, refused.message)
+
+    @app.view(render.RECLASSIFY_VIEW)
+    async def on_reclassify_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
+        await ack()
+        values = view["state"]["values"]
+
+        def chosen(name: str) -> str | None:
+            option = values.get(name, {}).get(name, {}).get("selected_option")
+            return str(option["value"]) if option else None
+
+        user = body["user"]["id"]
+        ticket_id = int(json.loads(view["private_metadata"])["ticket_id"])
+        try:
+            answer = await desk.reclassify(
+                ticket_id,
+                user=user,
+                category=chosen("category"),
+                priority=chosen("priority"),
+                team=chosen("team"),
+            )
+        except ActionRefusedError as refused:
+            answer = refused.message
+        await desk.notify(user, answer)

@@ -1,0 +1,55 @@
+"""Messages in intake channels: new tickets, thread replies, edits and deletions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.services import Services
+from routing.desk import CustomerMessage
+
+logger = logging.getLogger(__name__)
+
+# Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
+TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Listen to every message event: the manifest subscribes message.channels/.groups."""
+    desk = services.desk
+
+    @app.event("message")
+    async def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+        channel = event.get("channel")
+        if not desk.is_intake(channel) or not await desk.first_delivery(body.get("event_id")):
+            return
+        assert isinstance(channel, str)  # noqa: S101  # is_intake matched a configured id
+        subtype = event.get("subtype")
+        if subtype == "message_changed":
+            message = event.get("message") or {}
+            previous = event.get("previous_message") or {}
+            if message.get("bot_id") or "ts" not in message:
+                return
+            await desk.edited(
+                channel, message["ts"], message.get("text") or "", previous.get("text")
+            )
+        elif subtype == "message_deleted":
+            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+            if deleted:
+                await desk.deleted(channel, deleted)
+        elif subtype in TICKET_SUBTYPES and not event.get("bot_id") and event.get("user"):
+            await desk.receive(
+                CustomerMessage(
+                    channel=channel,
+                    ts=event["ts"],
+                    user=event["user"],
+                    text=event.get("text") or "",
+                    thread_ts=event.get("thread_ts"),
+                    has_files=bool(event.get("files")),
+                )
+            )
+        else:
+            # Other bots, joins, topic changes...: acknowledged, never a ticket.
+            logger.debug("ignored message subtype %s in %s", subtype, channel)

@@ -1,0 +1,115 @@
+"""The desk's Outbox over Slack's Web API: how cards, notes, pages and replies reach people."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import render
+from routing.desk import Note, PostRef, TicketCard
+
+logger = logging.getLogger(__name__)
+
+# How far back to look for a ticket's post after a crash between posting and storing it.
+HISTORY_LOOKBACK = 200
+
+
+class SlackOutbox:
+    """Implements routing.desk.Outbox with a real AsyncWebClient."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        # Permalinks never change: ask Slack once per message.
+        self._permalinks: dict[tuple[str, str], str] = {}
+
+    async def post_card(self, card: TicketCard) -> PostRef:
+        """Post a ticket in its team channel, with metadata that finds it again after a crash."""
+        text, blocks = render.card_message(card)
+        response = await self._client.chat_postMessage(
+            channel=card.channel,
+            text=text,
+            blocks=blocks,
+            # Customer text may hold links: never unfurl them into the team channel.
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": render.TICKET_METADATA,
+                "event_payload": {"ticket_id": card.ticket_id},
+            },
+        )
+        return PostRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def update_card(self, post: PostRef, card: TicketCard) -> None:
+        """Redraw a ticket post."""
+        text, blocks = render.card_message(card)
+        await self._client.chat_update(channel=post.channel, ts=post.ts, text=text, blocks=blocks)
+
+    async def find_card(self, channel: str, ticket_id: int) -> PostRef | None:
+        """A post of this ticket in the channel's recent history, by its metadata."""
+        response = await self._client.conversations_history(
+            channel=channel, limit=HISTORY_LOOKBACK, include_all_metadata=True
+        )
+        for message in response.get("messages") or []:
+            metadata: dict[str, Any] = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == render.TICKET_METADATA
+                and payload.get("ticket_id") == ticket_id
+            ):
+                return PostRef(channel=channel, ts=str(message["ts"]))
+        return None
+
+    async def post_note(self, post: PostRef, note: Note) -> None:
+        """Say something in a ticket post's thread."""
+        await self._client.chat_postMessage(
+            channel=post.channel,
+            thread_ts=post.ts,
+            text=render.note_text(note),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    async def direct_message(self, user: str, note: Note) -> None:
+        """A DM from the bot (posting to a user id opens the app's DM with them)."""
+        await self._client.chat_postMessage(
+            channel=user, text=render.note_text(note), unfurl_links=False, unfurl_media=False
+        )
+
+    async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
+        """Post an approved reply in the customer's thread."""
+        response = await self._client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=render.reply_text(text),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return str(response["ts"])
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message; None (logged) when Slack will not give one."""
+        key = (channel, ts)
+        if key not in self._permalinks:
+            try:
+                response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+            except SlackApiError as error:
+                logger.warning("no permalink for %s/%s: %s", channel, ts, error.response["error"])
+                return None
+            self._permalinks[key] = str(response["permalink"])
+        return self._permalinks[key]
+
+    async def tell(self, channel: str, user: str, text: str) -> None:
+        """An ephemeral message only this user sees."""
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as error:
+            # The person is not in the channel (e.g. reacted through a shared link): log only.
+            logger.warning("could not tell %s in %s: %s", user, channel, error.response["error"])
+
+    async def group_members(self, group: str) -> tuple[str, ...]:
+        """The users of a user group."""
+        response = await self._client.usergroups_users_list(usergroup=group)
+        return tuple(str(user) for user in response.get("users") or [])

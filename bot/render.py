@@ -1,0 +1,242 @@
+"""Tickets, notes and modals as Block Kit and mrkdwn; all escaping of customer text lives here.
+
+Customer text is escaped (`&`, `<`, `>`), so `<!channel>`, `<!here>`, `<@U...>` and
+`<!subteam^...>` typed by a customer show as text and notify nobody. Everything is cut to Block
+Kit's limits; the rest of a long message stays behind the permalink to the original.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from routing.config import TriageConfig
+from routing.desk import Note, TicketCard
+
+# Block Kit's limits (../shared/slack/README.md).
+SECTION_TEXT_LIMIT: Final = 3000
+FALLBACK_TEXT_LIMIT: Final = 4000
+MODAL_TITLE_LIMIT: Final = 24
+# A customer's text shown in a notification preview.
+PREVIEW_CHARS: Final = 150
+
+APPROVE_ACTION: Final = "ticket_approve"
+EDIT_ACTION: Final = "ticket_edit"
+RECLASSIFY_ACTION: Final = "ticket_reclassify"
+ESCALATE_ACTION: Final = "ticket_escalate"
+EDIT_VIEW: Final = "ticket_edit_view"
+RECLASSIFY_VIEW: Final = "ticket_reclassify_view"
+DRAFT_BLOCK: Final = "draft"
+DRAFT_INPUT: Final = "draft_text"
+# The event_type of the metadata on every team post: finds a ticket's post after a crash.
+TICKET_METADATA: Final = "triage_ticket"
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn escaping: exactly &, < and >, which is what disarms mentions and links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fit(text: str, limit: int, *, more: str = "") -> str:
+    """Cut already-escaped text to limit characters (with `more` appended when cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - len(more))]
+    # Never leave half an entity ("&am"): Slack would show it raw.
+    return _PARTIAL_ENTITY.sub("", cut) + more
+
+
+def quote(text: str, limit: int, *, link: str | None = None) -> str:
+    """Customer text as an escaped mrkdwn quote of at most limit characters."""
+    body = "\n".join(f"&gt; {line}" for line in escape(text).splitlines() or [""])
+    more = f"\n… (cut: <{link}|read the whole message>)" if link else "\n… (cut)"
+    return fit(body, limit, more=more)
+
+
+def mention(person: str) -> str:
+    """A mention of a user (U..., W...) or a user group (S...) by id."""
+    return f"<!subteam^{person}>" if person.startswith("S") else f"<@{person}>"
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit], "emoji": True}
+
+
+def _section(text: str, *, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(text, 3000)}]}
+
+
+def card_message(card: TicketCard) -> tuple[str, list[Block]]:
+    """A team post: the fallback text and the blocks."""
+    decision = card.decision
+    headline = (
+        f"{card.emoji} *{escape(decision.priority.upper())}* · {escape(decision.category)}"
+        f" → {escape(card.team)} · {escape(decision.sentiment)}"
+        f" · confidence {decision.confidence:.2f} · ticket #{card.ticket_id}"
+    )
+    blocks: list[Block] = [_section(headline, block_id=f"ticket-{card.ticket_id}")]
+    state = _state_line(card)
+    if state:
+        blocks.append(_section(state))
+    if card.escalation.needs_human:
+        reasons = "; ".join(reason.detail for reason in card.escalation.reasons)
+        blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
+    source = f"<{card.permalink}|original message>" if card.permalink else "original message"
+    why = "; ".join(decision.reasons)
+    blocks.append(_context(f"{source} · decided by {decision.source} · {escape(why)}"))
+    blocks.append(_section(quote(card.text, SECTION_TEXT_LIMIT, link=card.permalink)))
+    for team, link in card.related:
+        blocks.append(_context(f"Also posted to {escape(team)}: <{link}|see that post>"))
+    if card.draft is not None:
+        label = "*Draft reply* (nothing is sent until an agent approves):"
+        if card.draft_status in ("sending", "sent"):
+            label = "*Reply sent:*"
+        elif card.draft_status == "rejected":
+            label = "*Rejected draft:*"
+        body = quote(card.draft, SECTION_TEXT_LIMIT - len(label) - 1)
+        blocks.append(_section(f"{label}\n{body}", block_id=DRAFT_BLOCK))
+    buttons = _buttons(card)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "ticket_actions", "elements": buttons})
+    preview = fit(escape(" ".join(card.text.split())), PREVIEW_CHARS, more="…")
+    fallback = (
+        f"{card.emoji} {decision.priority.upper()} {decision.category} ticket #{card.ticket_id}"
+        f" for {card.team}: {preview}"
+    )
+    return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
+
+
+def _state_line(card: TicketCard) -> str | None:
+    if card.withdrawn:
+        return ":wastebasket: *Withdrawn:* the customer deleted their message."
+    if card.moved_to:
+        by = f" by {mention(card.moved_by)}" if card.moved_by else " after the customer's edit"
+        return f":arrow_right: *Moved to <#{card.moved_to}>*{by}."
+    if card.draft_status in ("sending", "sent") and card.decided_by:
+        return f":white_check_mark: *Sent by {mention(card.decided_by)}*"
+    if card.draft_status == "rejected" and card.decided_by:
+        return f":x: *Draft rejected by {mention(card.decided_by)}*"
+    return None
+
+
+def _buttons(card: TicketCard) -> list[Block]:
+    if card.withdrawn or card.moved_to:
+        return []
+    value = str(card.ticket_id)
+    buttons: list[Block] = []
+    if card.draft_status == "pending":
+        buttons += [
+            {
+                "type": "button",
+                "action_id": APPROVE_ACTION,
+                "text": _plain("Approve & send", 75),
+                "style": "primary",
+                "value": value,
+            },
+            {
+                "type": "button",
+                "action_id": EDIT_ACTION,
+                "text": _plain("Edit", 75),
+                "value": value,
+            },
+        ]
+    buttons += [
+        {
+            "type": "button",
+            "action_id": RECLASSIFY_ACTION,
+            "text": _plain("Reclassify", 75),
+            "value": value,
+        },
+        {
+            "type": "button",
+            "action_id": ESCALATE_ACTION,
+            "text": _plain("Escalate", 75),
+            "style": "danger",
+            "value": value,
+        },
+    ]
+    return buttons
+
+
+def note_text(note: Note) -> str:
+    """A thread note: mentions first (they are the point of a page), then words, then a quote.
+
+    The words are the desk's own mrkdwn; only the quote is customer text, and it is escaped.
+    """
+    parts = [" ".join(mention(person) for person in note.mentions), note.text]
+    text = " ".join(part for part in parts if part)
+    if note.quote is not None:
+        text += "\n" + quote(note.quote, SECTION_TEXT_LIMIT)
+    return fit(text, FALLBACK_TEXT_LIMIT)
+
+
+def reply_text(draft: str) -> str:
+    """An approved reply as posted to the customer: escaped, so it can mention no one."""
+    return fit(escape(draft), FALLBACK_TEXT_LIMIT)
+
+
+def edit_modal(ticket_id: int, draft: str) -> dict[str, Any]:
+    """The Edit modal: the draft in a text box; submitting sends it."""
+    return {
+        "type": "modal",
+        "callback_id": EDIT_VIEW,
+        "private_metadata": json.dumps({"ticket_id": ticket_id}),
+        "title": _plain(f"Reply to #{ticket_id}", MODAL_TITLE_LIMIT),
+        "submit": _plain("Send", MODAL_TITLE_LIMIT),
+        "close": _plain("Cancel", MODAL_TITLE_LIMIT),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": DRAFT_BLOCK,
+                "label": _plain("Reply to the customer", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": DRAFT_INPUT,
+                    "multiline": True,
+                    "initial_value": draft[:3000],
+                    "max_length": 3000,
+                },
+            }
+        ],
+    }
+
+
+def reclassify_modal(
+    ticket_id: int, config: TriageConfig, *, category: str, priority: str, team: str
+) -> dict[str, Any]:
+    """The Reclassify modal: a menu per label, preset to the current decision."""
+
+    def menu(name: str, label: str, options: Sequence[str], current: str) -> Block:
+        choices = [{"text": _plain(option, 75), "value": option} for option in options[:100]]
+        initial = next((choice for choice in choices if choice["value"] == current), None)
+        element: Block = {"type": "static_select", "action_id": name, "options": choices}
+        if initial is not None:
+            element["initial_option"] = initial
+        return {"type": "input", "block_id": name, "label": _plain(label, 2000), "element": element}
+
+    return {
+        "type": "modal",
+        "callback_id": RECLASSIFY_VIEW,
+        "private_metadata": json.dumps({"ticket_id": ticket_id}),
+        "title": _plain(f"Reclassify #{ticket_id}", MODAL_TITLE_LIMIT),
+        "submit": _plain("Reclassify", MODAL_TITLE_LIMIT),
+        "close": _plain("Cancel", MODAL_TITLE_LIMIT),
+        "blocks": [
+            menu("category", "Category", config.category_names, category),
+            menu("priority", "Priority", config.priority_names, priority),
+            menu("team", "Team", config.team_names, team),
+        ],
+    }

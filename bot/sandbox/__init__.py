@@ -1,0 +1,1 @@
+"""The offline sandbox: local stand-ins of Slack for running the bot without a workspace."""
