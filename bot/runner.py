@@ -151,7 +151,11 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 web_client=AsyncWebClient(base_url=settings.slack_api_url),
             )
             logger.warning("connected to Slack in Socket Mode; Ctrl-C stops the bot")
-            await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt leaves it untyped
+            try:
+                await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt is untyped
+            finally:
+                # Its connection monitor would otherwise outlive the bot.
+                await handler.close_async()  # type: ignore[no-untyped-call]
 
 
 async def _serve_http(web_app: object, port: int) -> None:

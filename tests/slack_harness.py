@@ -1,0 +1,266 @@
+"""The real app over HTTP with signed requests, a real AsyncWebClient and the strict stand-in."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+from bot import render
+from bot.app import build_app, build_client
+from bot.outbox import SlackOutbox
+from bot.sandbox.events import Workspace
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
+from bot.sandbox.slack_api import SlackStandIn
+from bot.services import Services
+from routing.cascade import LLMLayer, build_pipeline
+from routing.config import SlackConfig, TriageConfig
+from routing.desk import Desk
+from routing.embedding import Embedder
+from routing.store import Store
+
+SIGNING_SECRET = "test-signing-secret"  # a test's own secret
+BOT_TOKEN = "xoxb-test"
+OUTSIDER = "U0OUTSIDER"
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    """Slack's request signature: v0= HMAC-SHA256 of v0:timestamp:body."""
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None
+    return signature
+
+
+class Harness:
+    """One running bot: send it Slack's requests, read what it sent to Slack."""
+
+    def __init__(
+        self,
+        *,
+        slack: SlackStandIn,
+        desk: Desk,
+        config: TriageConfig,
+        slack_config: SlackConfig,
+        url: str,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.slack = slack
+        self.desk = desk
+        self.store = desk.store
+        self.config = config
+        self.slack_config = slack_config
+        self.url = url
+        self.session = session
+        self.workspace = Workspace(response_url_base=slack.base_url.replace("/api/", "/response/"))
+
+    # --- requests from Slack, signed --------------------------------------------------------
+
+    async def send(
+        self, raw: str, *, content_type: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """POST a signed request to /slack/events; returns status and body."""
+        timestamp = str(int(time.time()))
+        signature = sign(SIGNING_SECRET, timestamp, raw)
+        all_headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+            **(headers or {}),
+        }
+        async with self.session.post(self.url, data=raw.encode(), headers=all_headers) as response:
+            return response.status, await response.text()
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> int:
+        """Deliver an event (a retry carries Slack's retry headers)."""
+        headers = (
+            {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry
+            else None
+        )
+        body = json.dumps(self.workspace.envelope(event, event_id=event_id))
+        status, _ = await self.send(body, content_type="application/json", headers=headers)
+        return status
+
+    async def form(self, raw: str) -> int:
+        """Deliver a form-encoded request (a slash command or an interaction)."""
+        status, _ = await self.send(raw, content_type="application/x-www-form-urlencoded")
+        return status
+
+    # --- people's actions -----------------------------------------------------------------
+
+    async def customer_says(
+        self,
+        text: str,
+        *,
+        user: str = CUSTOMER,
+        thread_ts: str | None = None,
+        subtype: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """A human posts in the intake channel and Slack delivers the event; returns its ts."""
+        message = self.slack.add_message(
+            INTAKE, user=user, text=text, thread_ts=thread_ts, subtype=subtype, files=files
+        )
+        extra = {"files": files} if files else None
+        event = self.workspace.message(
+            channel=INTAKE,
+            user=user,
+            text=text,
+            ts=message["ts"],
+            thread_ts=thread_ts,
+            subtype=subtype,
+            extra=extra,
+        )
+        assert await self.event(event) == 200
+        return str(message["ts"])
+
+    async def ticket_for(self, ts: str) -> int:
+        """The id of the ticket made from the intake message at ts."""
+        ticket = await self.store.ticket_at(INTAKE, ts)
+        assert ticket is not None, f"no ticket for {ts}"
+        return ticket.id
+
+    async def new_ticket(self, text: str) -> int:
+        """A customer message, routed: returns its ticket id."""
+        ts = await self.customer_says(text)
+        await self.desk.drain()
+        return await self.ticket_for(ts)
+
+    async def react(self, user: str, emoji: str, ticket_id: int) -> int:
+        """A reaction on the ticket's first team post (live, moved or withdrawn)."""
+        (post, *_) = await self.store.posts(ticket_id, active_only=False)
+        event = self.workspace.reaction_added(
+            user=user, reaction=emoji, channel=post.channel, ts=post.ts, item_user="U0BOT"
+        )
+        return await self.event(event)
+
+    async def press(self, user: str, action_id: str, ticket_id: int) -> int:
+        """A button on the ticket's live team post."""
+        (post, *_) = await self.store.posts(ticket_id)
+        return await self.form(
+            self.workspace.block_action(
+                user=user,
+                action_id=action_id,
+                value=str(ticket_id),
+                channel=post.channel,
+                message_ts=post.ts,
+                trigger_id=self.slack.new_trigger_id(),
+            )
+        )
+
+    async def command(self, user: str, text: str) -> str:
+        """Run `/triage text`; returns what the person was answered."""
+        before = len(self.slack.responses)
+        status = await self.form(
+            self.workspace.slash_command(
+                user=user, channel=INTAKE, text=text, trigger_id=self.slack.new_trigger_id()
+            )
+        )
+        assert status == 200
+        answers = self.slack.responses[before:]
+        assert len(answers) == 1, answers
+        assert answers[0]["response_type"] == "ephemeral"
+        return str(answers[0]["text"])
+
+    async def submit_edit(self, user: str, view: dict[str, Any], text: str) -> int:
+        """Submit the Edit modal with new text."""
+        values = {
+            render.DRAFT_BLOCK: {render.DRAFT_INPUT: {"type": "plain_text_input", "value": text}}
+        }
+        return await self.form(self.workspace.view_submission(user=user, view=view, values=values))
+
+    # --- what reached Slack ---------------------------------------------------------------
+
+    def channel_of(self, team: str) -> str:
+        """A team's channel id."""
+        return self.slack_config.teams[team].channel
+
+    def posts_in(self, team: str) -> list[dict[str, Any]]:
+        """The bot's top-level ticket posts in a team's channel, in order."""
+        return [
+            message
+            for message in self.slack.messages(self.channel_of(team))
+            if "thread_ts" not in message or message["thread_ts"] == message["ts"]
+        ]
+
+    def thread_of(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies under a message (its thread without the parent)."""
+        return self.slack.thread(channel, ts)[1:]
+
+    def all_ticket_posts(self) -> list[dict[str, Any]]:
+        """Every top-level post of every team channel."""
+        return [post for team in self.slack_config.teams for post in self.posts_in(team)]
+
+
+@asynccontextmanager
+async def running_bot(
+    tmp_path: Path,
+    embedder: Embedder,
+    *,
+    config: TriageConfig,
+    slack_config: SlackConfig | None = None,
+    llm: LLMLayer | None = None,
+    post_rate_per_second: float = math.inf,
+    database: Path | None = None,
+) -> AsyncIterator[Harness]:
+    """Start the stand-in, the desk and the app served over HTTP; stop them afterwards."""
+    slack_config = slack_config or sandbox_slack_config(config)
+    channels = {INTAKE: "intake"} | {
+        settings.channel: team for team, settings in slack_config.teams.items()
+    }
+    users = {CUSTOMER: "customer", AGENT: "agent", ONCALL: "oncall", OUTSIDER: "outsider"}
+    for settings in slack_config.teams.values():
+        users.update({person: person.lower() for person in (*settings.agents, *settings.oncall)})
+    async with SlackStandIn(
+        bot_token=BOT_TOKEN,
+        channels=channels,
+        users=users,
+        usergroups={"S0BILLAGENTS": ["U0BILLA", "U0BILLB"]},
+        post_rate_per_second=post_rate_per_second,
+    ) as slack:
+        client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
+        pipeline = build_pipeline(config, embedder=embedder, llm=llm)
+        store = await Store.open(database or tmp_path / "triage.sqlite3")
+        desk = Desk(
+            config=config,
+            slack=slack_config,
+            pipeline=pipeline,
+            store=store,
+            outbox=SlackOutbox(client),
+        )
+        await desk.start()
+        app = build_app(
+            client=client,
+            services=Services(desk=desk, config=config),
+            signing_secret=SIGNING_SECRET,
+            process_before_response=True,
+        )
+        runner = web.AppRunner(app.web_app(path="/slack/events"))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield Harness(
+                    slack=slack,
+                    desk=desk,
+                    config=config,
+                    slack_config=slack_config,
+                    url=f"http://127.0.0.1:{port}/slack/events",
+                    session=session,
+                )
+        finally:
+            await runner.cleanup()
+            await desk.stop()
+            await store.close()

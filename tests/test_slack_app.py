@@ -1,0 +1,645 @@
+"""The bot end to end: signed Slack requests in, real Web API calls out to the strict stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import render
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
+from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
+from routing.embedding import MiniLMEmbedder
+from routing.embedding_cache import CachingEmbedder
+from tests.slack_harness import OUTSIDER, Harness, running_bot
+
+DATA = Path(__file__).parent / "data"
+EVENTS = Path(__file__).parent / "slack_reference" / "events"
+SEED_TICKETS = [
+    json.loads(line) for line in (DATA / "seed_tickets.jsonl").read_text().splitlines() if line
+]
+CLOSE_CALL = "my password reset fails and my invoice is wrong"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> CachingEmbedder:
+    # One model for the module; the cache spares re-embedding the same phrases per test.
+    return CachingEmbedder(MiniLMEmbedder.load())
+
+
+@pytest.fixture
+def config() -> TriageConfig:
+    return load_config()
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> AsyncIterator[Harness]:
+    async with running_bot(tmp_path, embedder, config=config) as harness:
+        yield harness
+
+
+def _all_text(message: dict[str, Any]) -> str:
+    return json.dumps({"text": message.get("text"), "blocks": message.get("blocks")})
+
+
+def _ticket_posts(bot: Harness, ticket_id: int) -> list[dict[str, Any]]:
+    return [
+        post
+        for post in bot.all_ticket_posts()
+        if (post.get("metadata") or {}).get("event_payload", {}).get("ticket_id") == ticket_id
+    ]
+
+
+async def _pages(bot: Harness, ticket_id: int) -> list[dict[str, Any]]:
+    notes = []
+    for post in await bot.store.posts(ticket_id, active_only=False):
+        notes += [
+            reply
+            for reply in bot.thread_of(post.channel, post.ts)
+            if "needs a human" in reply["text"]
+        ]
+    return notes
+
+
+# --- intake and routing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEED_TICKETS, ids=[seed["id"] for seed in SEED_TICKETS])
+async def test_each_seed_ticket_is_posted_to_its_team_with_emoji_draft_and_page(
+    bot: Harness, seed: dict[str, Any]
+) -> None:
+    """A seed ticket lands once in its team's channel with emoji and draft, paged if needed."""
+    expected = seed["expected"]
+    ticket_id = await bot.new_ticket(seed["text"])
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.decision is not None
+    assert ticket.escalation is not None
+    team = expected.get("team", ticket.decision.team)
+    (post,) = [p for p in _ticket_posts(bot, ticket_id) if p in bot.posts_in(team)]
+    emoji = bot.config.priority(ticket.decision.priority).emoji
+    assert post["text"].startswith(emoji)
+    assert post["blocks"][0]["text"]["text"].startswith(emoji)
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert "Draft reply" in _all_text(post)
+    assert post["unfurl_links"] is False
+    if "priority" in expected:
+        assert ticket.decision.priority == expected["priority"]
+    pages = await _pages(bot, ticket_id)
+    if expected.get("needs_human") is not None:
+        assert ticket.escalation.needs_human is expected["needs_human"]
+    if ticket.escalation.needs_human:
+        assert len(pages) == len(ticket.escalation.teams) or len(pages) >= 1
+        assert f"<@{ONCALL}>" in pages[0]["text"]
+    else:
+        assert pages == []
+    # Slack's rule, kept by every call the bot made: a top-level text always goes with blocks.
+    assert not [call for call in bot.slack.calls if call.missing_text]
+
+
+async def test_the_same_event_three_times_makes_one_ticket_one_post_one_page(
+    bot: Harness,
+) -> None:
+    """Slack's retries (same event_id) and a redelivery (new id, same ts) change nothing."""
+    text = (
+        "All API calls returning 503 since 14:00 UTC. Our entire product is down. This is urgent."
+    )
+    message = bot.slack.add_message(INTAKE, user=CUSTOMER, text=text)
+    event = bot.workspace.message(channel=INTAKE, user=CUSTOMER, text=text, ts=message["ts"])
+    assert await bot.event(event, event_id="Ev0RETRIED") == 200
+    assert await bot.event(event, event_id="Ev0RETRIED", retry=1) == 200
+    assert await bot.event(event, event_id="Ev0REDELIVERED", retry=2) == 200
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(message["ts"])
+    assert len(await bot.store.unrouted_tickets()) == 0
+    assert len(_ticket_posts(bot, ticket_id)) == 1
+    assert len(bot.all_ticket_posts()) == 1
+    assert len(await _pages(bot, ticket_id)) == 1
+    critical_dms = [
+        c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == ONCALL
+    ]
+    assert len(critical_dms) == 1
+
+
+async def test_other_bots_joins_and_unknown_channels_make_no_ticket_but_are_acked(
+    bot: Harness,
+) -> None:
+    """Bot messages, channel joins and messages elsewhere are acked (200) and ignored."""
+    ws = bot.workspace
+    joined = ws.message(
+        channel=INTAKE,
+        user=CUSTOMER,
+        text="<@U0CUSTOMER> has joined",
+        ts="1795000000.000001",
+        subtype="channel_join",
+    )
+    other_bot = ws.message(
+        channel=INTAKE,
+        user="U0OTHERBOT",
+        text="Deploy finished",
+        ts="1795000000.000002",
+        subtype="bot_message",
+        extra={"bot_id": "B0OTHER"},
+    )
+    bot_without_subtype = ws.message(
+        channel=INTAKE,
+        user="U0OTHERBOT",
+        text="I am a bot too",
+        ts="1795000000.000003",
+        extra={"bot_id": "B0OTHER"},
+    )
+    elsewhere = ws.message(
+        channel=bot.channel_of("billing"), user=AGENT, text="lunch?", ts="1795000000.000004"
+    )
+    reference = json.loads((EVENTS / "reaction_added.json").read_text())["example"]
+    for event in (joined, other_bot, bot_without_subtype, elsewhere, reference):
+        assert await bot.event(event) == 200
+    await bot.desk.drain()
+    assert await bot.store.unrouted_tickets() == []
+    assert bot.all_ticket_posts() == []
+
+
+async def test_a_slack_shaped_message_from_the_reference_becomes_a_ticket(bot: Harness) -> None:
+    """The example `message` payload of Slack's reference, in the intake channel, is a ticket."""
+    example = json.loads((EVENTS / "message.json").read_text())["example"]
+    message = bot.slack.add_message(INTAKE, user=CUSTOMER, text="I need a copy of my invoice")
+    event = {
+        **example,
+        "channel": INTAKE,
+        "user": CUSTOMER,
+        "ts": message["ts"],
+        "text": message["text"],
+    }
+    assert await bot.event(event) == 200
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(message["ts"])
+    assert len(_ticket_posts(bot, ticket_id)) == 1
+
+
+async def test_customer_mentions_never_fire_in_any_post(bot: Harness) -> None:
+    """@channel, @here, a user and a user group typed by a customer are escaped everywhere."""
+    text = "<!channel> <!here> <@U0OUTSIDER> <!subteam^S0BILLAGENTS> my invoice is wrong & late"
+    ticket_id = await bot.new_ticket(text)
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    await bot.customer_says("<!here> still wrong", thread_ts=ticket.ts)
+    await bot.desk.drain()
+    sent = [c for c in bot.slack.calls if c.method in ("chat.postMessage", "chat.update") and c.ok]
+    assert sent
+    for call in sent:
+        payload = json.dumps({"text": call.args.get("text"), "blocks": call.args.get("blocks")})
+        for mention in ("<!channel>", "<!here>", "<@U0OUTSIDER>", "<!subteam^S0BILLAGENTS>"):
+            assert mention not in payload
+    (post,) = _ticket_posts(bot, ticket_id)
+    assert "&lt;!channel&gt; &lt;!here&gt;" in _all_text(post)
+    assert "wrong &amp; late" in _all_text(post)
+
+
+async def test_a_huge_message_is_cut_to_block_kit_limits_with_the_permalink(bot: Harness) -> None:
+    """A 20,000-character ticket is posted (Slack accepts it) and links to the full message."""
+    ticket_id = await bot.new_ticket("My invoice is wrong. " + "x" * 20_000)
+    (post,) = _ticket_posts(bot, ticket_id)
+    quoted = [
+        b["text"]["text"] for b in post["blocks"] if "xxxx" in b.get("text", {}).get("text", "")
+    ]
+    assert quoted
+    assert all(len(text) <= 3000 for text in quoted)
+    assert "read the whole message" in quoted[0]
+    assert len(post["text"]) <= 4000
+
+
+async def test_an_empty_file_share_gets_a_human_and_one_with_text_is_a_ticket(
+    bot: Harness,
+) -> None:
+    """A file with a caption is classified; a file with no text at all pages the on-call."""
+    files = [{"id": "F0001", "name": "screenshot.png", "mimetype": "image/png"}]
+    captioned = await bot.customer_says(
+        "The export button gives this error", subtype="file_share", files=files
+    )
+    silent = await bot.customer_says("", subtype="file_share", files=files)
+    await bot.desk.drain()
+    with_text = await bot.store.ticket(await bot.ticket_for(captioned))
+    without = await bot.store.ticket(await bot.ticket_for(silent))
+    assert with_text is not None
+    assert without is not None
+    assert with_text.decision is not None
+    assert with_text.decision.category == "technical"
+    assert without.escalation is not None
+    assert "empty_message" in [r.code for r in without.escalation.reasons]
+    assert len(await _pages(bot, without.id)) == 1
+
+
+async def test_a_close_call_is_posted_to_both_teams_each_linking_the_other(bot: Harness) -> None:
+    """A ticket between two categories goes to both teams, each post linking to the other."""
+    ticket_id = await bot.new_ticket(CLOSE_CALL)
+    posts = await bot.store.posts(ticket_id)
+    assert {post.team for post in posts} == {"account_management", "billing"}
+    by_team = {post.team: post for post in posts}
+    for team, other in (("account_management", "billing"), ("billing", "account_management")):
+        (message,) = [m for m in bot.posts_in(team) if m["ts"] == by_team[team].ts]
+        link = f"/archives/{by_team[other].channel}/p{by_team[other].ts.replace('.', '')}"
+        assert link in _all_text(message)
+
+
+# --- thread replies, edits, deletions -------------------------------------------------------
+
+
+async def test_a_thread_reply_is_shown_to_the_team_and_raising_the_stakes_pages(
+    bot: Harness,
+) -> None:
+    """A reply joins the ticket; 'still down, urgent!!' re-checks it and pages once."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert await _pages(bot, ticket_id) == []
+    await bot.customer_says("Also the whole dashboard is still down, urgent!!", thread_ts=ticket.ts)
+    await bot.desk.drain()
+    replies = await bot.store.replies(ticket_id)
+    assert [reply.text for reply in replies] == ["Also the whole dashboard is still down, urgent!!"]
+    (post,) = await bot.store.posts(ticket_id)
+    thread = bot.thread_of(post.channel, post.ts)
+    assert any("The customer replied" in m["text"] and "still down" in m["text"] for m in thread)
+    pages = await _pages(bot, ticket_id)
+    assert len(pages) == 1
+    assert "urgent" in pages[0]["text"]
+
+
+async def test_an_edit_before_approval_reclassifies_and_moves_the_post(bot: Harness) -> None:
+    """Editing a feature request into a billing problem moves its post to billing."""
+    ts = await bot.customer_says("Would love a dark mode for the dashboard")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    (before,) = await bot.store.posts(ticket_id)
+    assert before.team == "product"
+    edit = bot.workspace.message_changed(
+        channel=INTAKE,
+        user=CUSTOMER,
+        ts=ts,
+        text="I was charged twice this month, please fix my invoice",
+        previous_text="Would love a dark mode for the dashboard",
+    )
+    assert await bot.event(edit) == 200
+    (after,) = await bot.store.posts(ticket_id)
+    assert after.team == "billing"
+    (moved,) = [m for m in bot.posts_in("product") if m["ts"] == before.ts]
+    assert "Moved to" in _all_text(moved)
+    assert "after the customer" in _all_text(moved)
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert "billing" in draft.text.lower()
+
+
+async def test_an_edit_after_approval_is_only_a_note(bot: Harness) -> None:
+    """After the reply went out, an edit is shown in the thread and changes no decision."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    edit = bot.workspace.message_changed(
+        channel=INTAKE,
+        user=CUSTOMER,
+        ts=ts,
+        text="Would love a dark mode",
+        previous_text="I was charged twice this month",
+    )
+    assert await bot.event(edit) == 200
+    (post,) = await bot.store.posts(ticket_id)
+    assert post.team == "billing"
+    thread = bot.thread_of(post.channel, post.ts)
+    assert "edited their message after the reply was sent" in thread[-1]["text"]
+    assert "dark mode" in thread[-1]["text"]
+
+
+async def test_an_unfurl_changes_nothing(bot: Harness) -> None:
+    """message_changed with the same text (a link preview) makes no call to Slack."""
+    text = "The docs at https://example.com/help are broken"
+    ts = await bot.customer_says(text)
+    await bot.desk.drain()
+    calls_before = len(bot.slack.calls)
+    unfurl = bot.workspace.message_changed(
+        channel=INTAKE, user=CUSTOMER, ts=ts, text=text, previous_text=text
+    )
+    unfurl["message"]["attachments"] = [{"from_url": "https://example.com/help", "title": "Help"}]
+    assert await bot.event(unfurl) == 200
+    assert len(bot.slack.calls) == calls_before
+    assert await bot.store.audit_log(await bot.ticket_for(ts)) == []
+
+
+async def test_a_deleted_message_withdraws_the_ticket_and_nothing_can_be_sent(
+    bot: Harness,
+) -> None:
+    """Deletion marks the post withdrawn; a later approval is refused and sends nothing."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    deleted = bot.workspace.message_deleted(
+        channel=INTAKE, ts=ts, previous_text="I was charged twice this month"
+    )
+    assert await bot.event(deleted) == 200
+    (post,) = _ticket_posts(bot, ticket_id)
+    assert "Withdrawn" in _all_text(post)
+    assert "ticket_actions" not in _all_text(post)
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    assert bot.thread_of(INTAKE, ts) == []
+    assert "withdrawn" in bot.slack.ephemerals[-1]["text"]
+
+
+# --- agents' actions --------------------------------------------------------------------------
+
+
+async def test_an_agents_reaction_sends_the_draft_to_the_customers_thread(bot: Harness) -> None:
+    """The approve emoji posts the draft under the customer's message and marks the post sent."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert await bot.react(AGENT, "white_check_mark", ticket_id) == 200
+    (reply,) = bot.thread_of(INTAKE, ts)
+    assert reply["text"] == render.reply_text(draft.text)
+    (post,) = _ticket_posts(bot, ticket_id)
+    assert f"Sent by <@{AGENT}>" in _all_text(post)
+    (entry,) = [e for e in await bot.store.audit_log(ticket_id) if e.action == "reply_sent"]
+    assert entry.actor == AGENT
+
+
+async def test_a_customer_cannot_approve_and_is_told_so(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The customer's (or an outsider's) approve emoji sends nothing, answers ephemerally, logs."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    with caplog.at_level(logging.WARNING, logger="routing.desk"):
+        await bot.react(CUSTOMER, "white_check_mark", ticket_id)
+        await bot.press(OUTSIDER, render.APPROVE_ACTION, ticket_id)
+    assert bot.thread_of(INTAKE, ts) == []
+    (ephemeral,) = bot.slack.ephemerals
+    assert ephemeral["user"] == CUSTOMER
+    assert "Only agents of billing" in ephemeral["text"]
+    assert "Only agents of billing" in bot.slack.responses[-1]["text"]
+    assert bot.slack.responses[-1]["user"] == OUTSIDER
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert any(CUSTOMER in line for line in refusals)
+    assert any(OUTSIDER in line for line in refusals)
+
+
+async def test_two_agents_approving_at_once_send_exactly_one_reply(bot: Harness) -> None:
+    """Two reactions and a button press at the same moment give one reply in the thread."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    await asyncio.gather(
+        bot.react(AGENT, "white_check_mark", ticket_id),
+        bot.react(AGENT, "white_check_mark", ticket_id),
+        bot.press(AGENT, render.APPROVE_ACTION, ticket_id),
+    )
+    assert len(bot.thread_of(INTAKE, ts)) == 1
+
+
+async def test_agents_of_one_team_cannot_act_on_another_teams_ticket(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Agents are per team (ids or a user group): a billing agent cannot approve for product."""
+    teams = {
+        team: TeamChannelConfig(channel="C0" + team.upper().replace("_", ""), oncall=(ONCALL,))
+        for team in config.team_names
+    }
+    teams["billing"] = TeamChannelConfig(
+        channel="C0BILLING", agents=("S0BILLAGENTS",), oncall=(ONCALL,)
+    )
+    teams["product"] = TeamChannelConfig(channel="C0PRODUCT", agents=(AGENT,), oncall=(ONCALL,))
+    slack_config = SlackConfig(intake_channels=(INTAKE,), teams=teams)
+    async with running_bot(tmp_path, embedder, config=config, slack_config=slack_config) as bot:
+        feature = await bot.new_ticket("Would love a dark mode for the dashboard")
+        billing = await bot.new_ticket("I was charged twice this month")
+        await bot.react("U0BILLA", "white_check_mark", feature)
+        await bot.react(AGENT, "white_check_mark", billing)
+        assert all("reply_sent" not in e.action for e in await bot.store.audit_log())
+        await bot.react("U0BILLB", "white_check_mark", billing)
+        assert [e.actor for e in await bot.store.audit_log() if e.action == "reply_sent"] == [
+            "U0BILLB"
+        ]
+
+
+async def test_the_reject_emoji_drops_the_draft(bot: Harness) -> None:
+    """:x: rejects the draft; approving afterwards sends nothing."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    await bot.react(AGENT, "x", ticket_id)
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    assert bot.thread_of(INTAKE, ts) == []
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert draft.status == "rejected"
+    (post,) = _ticket_posts(bot, ticket_id)
+    assert "Draft rejected by" in _all_text(post)
+
+
+async def test_edit_opens_a_modal_and_sends_the_edited_reply(bot: Harness) -> None:
+    """Edit opens views.open with the draft; submitting sends the agent's text."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert await bot.press(AGENT, render.EDIT_ACTION, ticket_id) == 200
+    (view,) = bot.slack.views
+    initial = view["blocks"][0]["element"]["initial_value"]
+    assert initial == draft.text
+    assert await bot.submit_edit(AGENT, view, "We refunded nothing yet; checking now.") == 200
+    (reply,) = bot.thread_of(INTAKE, ts)
+    assert reply["text"] == "We refunded nothing yet; checking now."
+    edits = [e for e in await bot.store.audit_log(ticket_id) if e.action == "draft_edited"]
+    assert edits[0].before == draft.text
+
+
+async def test_escalate_pages_the_oncall_even_when_not_needed(bot: Harness) -> None:
+    """Escalate pages the team's on-call in the post's thread, naming who asked."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    assert await _pages(bot, ticket_id) == []
+    await bot.press(AGENT, render.ESCALATE_ACTION, ticket_id)
+    (page,) = await _pages(bot, ticket_id)
+    assert f"<@{ONCALL}>" in page["text"]
+    assert f"escalated by <@{AGENT}>" in page["text"]
+
+
+# --- /triage --------------------------------------------------------------------------------
+
+
+async def test_reclassify_moves_the_post_and_the_next_ticket_learns_it(bot: Harness) -> None:
+    """A correction moves the post ("moved to #x by @y") and the next similar ticket follows it."""
+    text = "Our quarterly statement from you looks odd"
+    first = await bot.new_ticket(text)
+    ticket = await bot.store.ticket(first)
+    assert ticket is not None
+    assert ticket.decision is not None
+    old_team = ticket.decision.team
+    target = "account" if ticket.decision.category != "account" else "billing"
+    answer = await bot.command(AGENT, f"reclassify #{first} category={target} priority=medium")
+    assert f"now {target} / medium" in answer
+    (post,) = await bot.store.posts(first)
+    assert post.team == bot.config.team_for(target)
+    (old,) = [m for m in bot.posts_in(old_team) if m["ts"] != post.ts]
+    assert f"Moved to <#{post.channel}>* by <@{AGENT}>" in _all_text(old)
+    second = await bot.new_ticket("Our quarterly statement from you looks odd again")
+    again = await bot.store.ticket(second)
+    assert again is not None
+    assert again.decision is not None
+    assert again.decision.category == target
+    assert await bot.store.corrections() != []
+
+
+async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> None:
+    """A permalink finds the ticket; bad arguments get usage naming the problem."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    link = f"https://sandbox.slack.com/archives/{INTAKE}/p{ts.replace('.', '')}"
+    answer = await bot.command(AGENT, f"reclassify <{link}> priority=low")
+    assert "/ low for billing" in answer
+    assert "`colour=red` is not category=" in await bot.command(AGENT, "reclassify #1 colour=red")
+    assert "Unknown category `astrology`" in await bot.command(
+        AGENT, "reclassify #1 category=astrology"
+    )
+    assert "There is no ticket #99" in await bot.command(AGENT, "reclassify #99 priority=low")
+    assert "is not a ticket" in await bot.command(AGENT, "status yesterday")
+    assert "Unknown command `frobnicate`" in await bot.command(AGENT, "frobnicate")
+    assert "/triage reclassify" in await bot.command(AGENT, "help")
+    assert "Only agents" in await bot.command(CUSTOMER, "reclassify #1 priority=high")
+
+
+async def test_oncall_status_and_stats(bot: Harness) -> None:
+    """Oncall changes who is paged (agents only); status and stats report today's figures."""
+    assert "Only agents of engineering" in await bot.command(
+        CUSTOMER, "oncall engineering <@U0CUSTOMER>"
+    )
+    assert "now <@U0AGENT>" in await bot.command(AGENT, "oncall engineering <@U0AGENT|agent>")
+    assert "<@U0AGENT>" in await bot.command(AGENT, "oncall engineering")
+    assert "not a person" in await bot.command(AGENT, "oncall engineering bob")
+    assert "Unknown team" in await bot.command(AGENT, "oncall kitchen")
+    outage = (
+        "All API calls returning 503 since 14:00 UTC. Our entire product is down. This is urgent."
+    )
+    ticket_id = await bot.new_ticket(outage)
+    (page,) = await _pages(bot, ticket_id)
+    assert "<@U0AGENT>" in page["text"]
+    assert f"<@{ONCALL}>" not in page["text"]
+    status = await bot.command(AGENT, f"status #{ticket_id}")
+    assert "technical / critical / engineering" in status
+    assert "Paged: engineering" in status
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    stats = await bot.command(AGENT, "stats")
+    assert "1 tickets" in stats
+    assert "technical 1" in stats
+    assert "critical 1" in stats
+    assert "Needs a human: 1/1 (100%)" in stats
+    assert "Drafts approved: 1/1 (100%)" in stats
+
+
+# --- Slack's failures and restarts --------------------------------------------------------------
+
+
+async def test_a_429_on_post_message_is_retried_and_the_post_arrives(bot: Harness) -> None:
+    """Slack rate-limits the post once; the client waits Retry-After and the post lands."""
+    bot.slack.rate_limit_next("chat.postMessage", retry_after=1)
+    ticket_id = await bot.new_ticket("I was charged twice this month")
+    statuses = [c.http_status for c in bot.slack.calls_to("chat.postMessage")]
+    assert statuses[0] == 429
+    assert 200 in statuses
+    assert len(_ticket_posts(bot, ticket_id)) == 1
+
+
+async def test_a_burst_over_the_channel_rate_loses_and_duplicates_nothing(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Twelve tickets for one channel at 5 posts/s: 429s happen, every ticket posted once."""
+    async with running_bot(tmp_path, embedder, config=config, post_rate_per_second=5.0) as bot:
+        for n in range(12):
+            await bot.customer_says(f"I was charged twice this month, order {n}")
+        await bot.desk.drain()
+        assert any(c.http_status == 429 for c in bot.slack.calls)
+        ids = [p["metadata"]["event_payload"]["ticket_id"] for p in bot.all_ticket_posts()]
+        assert sorted(ids) == list(range(1, 13))
+
+
+async def test_slack_failing_a_post_leaves_the_ticket_stored_and_retried(
+    bot: Harness,
+) -> None:
+    """A 500 from Slack on the post does not lose the ticket: the worker posts it again."""
+    bot.slack.fail_next("chat.postMessage", error="internal_error", status=500)
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    assert len(_ticket_posts(bot, ticket_id)) == 1
+    assert await bot.store.unrouted_tickets() == []
+
+
+async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Killed after storing: the next start routes it; a ticket half-routed is not posted twice."""
+    database = tmp_path / "triage.sqlite3"
+    async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
+        await bot.desk.stop()  # the workers die; intake still stores
+        ts = await bot.customer_says("I was charged twice this month")
+        half = await bot.customer_says("Would love a dark mode for the dashboard")
+        stored = await bot.ticket_for(ts)
+        assert bot.all_ticket_posts() == []
+        half_id = await bot.ticket_for(half)
+        # The second was posted, then the process died before the post was recorded.
+        assert await bot.store.claim_for_routing(half_id) == "new"
+    async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
+        bot.slack.add_message(INTAKE, user=CUSTOMER, text="placeholder")  # a fresh workspace
+        await bot.desk.drain()
+        assert len(_ticket_posts(bot, stored)) == 1
+        assert len(_ticket_posts(bot, half_id)) == 1
+        assert await bot.store.unrouted_tickets() == []
+
+
+# --- the HTTP adapter ----------------------------------------------------------------------------
+
+
+async def test_an_unsigned_or_stale_request_is_rejected(bot: Harness) -> None:
+    """A bad signature gets 401 and makes no ticket."""
+    event = bot.workspace.message(
+        channel=INTAKE, user=CUSTOMER, text="I was charged twice", ts="1795000000.000009"
+    )
+    body = json.dumps(bot.workspace.envelope(event))
+    async with bot.session.post(
+        bot.url,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": "1",
+            "X-Slack-Signature": "v0=deadbeef",
+        },
+    ) as response:
+        assert response.status == 401
+    assert await bot.store.unrouted_tickets() == []
+    assert (await bot.store.ticket_at(INTAKE, "1795000000.000009")) is None
+
+
+async def test_url_verification_echoes_the_challenge(bot: Harness) -> None:
+    """Slack's URL check gets its challenge back."""
+    status, body = await bot.send(
+        json.dumps(
+            {
+                "type": "url_verification",
+                "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                "token": "x",
+            }
+        ),
+        content_type="application/json",
+    )
+    assert status == 200
+    assert "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in body
