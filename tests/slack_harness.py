@@ -202,6 +202,29 @@ class Harness:
         return [post for team in self.slack_config.teams for post in self.posts_in(team)]
 
 
+def standin_for(
+    config: TriageConfig,
+    slack_config: SlackConfig | None = None,
+    *,
+    post_rate_per_second: float = math.inf,
+) -> SlackStandIn:
+    """A stand-in workspace with the config's channels and the tests' people."""
+    slack_config = slack_config or sandbox_slack_config(config)
+    channels = {INTAKE: "intake"} | {
+        settings.channel: team for team, settings in slack_config.teams.items()
+    }
+    users = {CUSTOMER: "customer", AGENT: "agent", ONCALL: "oncall", OUTSIDER: "outsider"}
+    for settings in slack_config.teams.values():
+        users.update({person: person.lower() for person in (*settings.agents, *settings.oncall)})
+    return SlackStandIn(
+        bot_token=BOT_TOKEN,
+        channels=channels,
+        users=users,
+        usergroups={"S0BILLAGENTS": ["U0BILLA", "U0BILLB"]},
+        post_rate_per_second=post_rate_per_second,
+    )
+
+
 @asynccontextmanager
 async def running_bot(
     tmp_path: Path,
@@ -212,55 +235,66 @@ async def running_bot(
     llm: LLMLayer | None = None,
     post_rate_per_second: float = math.inf,
     database: Path | None = None,
+    workspace: SlackStandIn | None = None,
 ) -> AsyncIterator[Harness]:
-    """Start the stand-in, the desk and the app served over HTTP; stop them afterwards."""
+    """Start the desk and the app served over HTTP (and a stand-in unless one is given)."""
     slack_config = slack_config or sandbox_slack_config(config)
-    channels = {INTAKE: "intake"} | {
-        settings.channel: team for team, settings in slack_config.teams.items()
-    }
-    users = {CUSTOMER: "customer", AGENT: "agent", ONCALL: "oncall", OUTSIDER: "outsider"}
-    for settings in slack_config.teams.values():
-        users.update({person: person.lower() for person in (*settings.agents, *settings.oncall)})
-    async with SlackStandIn(
-        bot_token=BOT_TOKEN,
-        channels=channels,
-        users=users,
-        usergroups={"S0BILLAGENTS": ["U0BILLA", "U0BILLB"]},
-        post_rate_per_second=post_rate_per_second,
-    ) as slack:
-        client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
-        pipeline = build_pipeline(config, embedder=embedder, llm=llm)
-        store = await Store.open(database or tmp_path / "triage.sqlite3")
-        desk = Desk(
-            config=config,
-            slack=slack_config,
-            pipeline=pipeline,
-            store=store,
-            outbox=SlackOutbox(client),
-        )
-        await desk.start()
-        app = build_app(
-            client=client,
-            services=Services(desk=desk, config=config),
-            signing_secret=SIGNING_SECRET,
-            process_before_response=True,
-        )
-        runner = web.AppRunner(app.web_app(path="/slack/events"))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with aiohttp.ClientSession() as session:
-                yield Harness(
-                    slack=slack,
-                    desk=desk,
-                    config=config,
-                    slack_config=slack_config,
-                    url=f"http://127.0.0.1:{port}/slack/events",
-                    session=session,
-                )
-        finally:
-            await runner.cleanup()
-            await desk.stop()
-            await store.close()
+    if workspace is None:
+        async with (
+            standin_for(config, slack_config, post_rate_per_second=post_rate_per_second) as slack,
+            _serving(tmp_path, embedder, config, slack_config, llm, database, slack) as bot,
+        ):
+            yield bot
+    else:
+        async with _serving(
+            tmp_path, embedder, config, slack_config, llm, database, workspace
+        ) as bot:
+            yield bot
+
+
+@asynccontextmanager
+async def _serving(
+    tmp_path: Path,
+    embedder: Embedder,
+    config: TriageConfig,
+    slack_config: SlackConfig,
+    llm: LLMLayer | None,
+    database: Path | None,
+    slack: SlackStandIn,
+) -> AsyncIterator[Harness]:
+    client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
+    pipeline = build_pipeline(config, embedder=embedder, llm=llm)
+    store = await Store.open(database or tmp_path / "triage.sqlite3")
+    desk = Desk(
+        config=config,
+        slack=slack_config,
+        pipeline=pipeline,
+        store=store,
+        outbox=SlackOutbox(client),
+    )
+    await desk.start()
+    app = build_app(
+        client=client,
+        services=Services(desk=desk, config=config),
+        signing_secret=SIGNING_SECRET,
+        process_before_response=True,
+    )
+    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Harness(
+                slack=slack,
+                desk=desk,
+                config=config,
+                slack_config=slack_config,
+                url=f"http://127.0.0.1:{port}/slack/events",
+                session=session,
+            )
+    finally:
+        await runner.cleanup()
+        await desk.stop()
+        await store.close()

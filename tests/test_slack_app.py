@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from bot import render
@@ -16,7 +17,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
-from tests.slack_harness import OUTSIDER, Harness, running_bot
+from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 
 DATA = Path(__file__).parent / "data"
 EVENTS = Path(__file__).parent / "slack_reference" / "events"
@@ -582,6 +583,34 @@ async def test_slack_failing_a_post_leaves_the_ticket_stored_and_retried(
     ticket_id = await bot.ticket_for(ts)
     assert len(_ticket_posts(bot, ticket_id)) == 1
     assert await bot.store.unrouted_tickets() == []
+
+
+async def test_a_post_made_but_not_recorded_before_a_crash_is_not_posted_again(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Killed between Slack's answer and storing the post: the restart finds it in Slack."""
+    database = tmp_path / "triage.sqlite3"
+    async with standin_for(config) as slack:
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            ticket_id = await bot.new_ticket("I was charged twice this month")
+            assert len(_ticket_posts(bot, ticket_id)) == 1
+        # What the store would hold had the process died right after chat.postMessage.
+        async with aiosqlite.connect(database) as db:
+            await db.execute("DELETE FROM posts")
+            await db.execute("DELETE FROM pages")
+            await db.execute("UPDATE tickets SET status = 'routing'")
+            await db.commit()
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            await bot.desk.drain()
+            assert len(_ticket_posts(bot, ticket_id)) == 1
+            (post,) = await bot.store.posts(ticket_id)
+            assert post.ts == _ticket_posts(bot, ticket_id)[0]["ts"]
+            assert await bot.store.unrouted_tickets() == []
+            assert slack.calls_to("conversations.history")
 
 
 async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
