@@ -285,20 +285,7 @@ class Desk:
             previous = await self.store.claim_for_routing(ticket_id)
             if previous is None:
                 return
-            ticket = await self.store.ticket(ticket_id)
-            assert ticket is not None  # noqa: S101  # claimed just now
-            triage = await self.pipeline.triage(_as_ticket(ticket))
-            await self.store.record_triage(
-                ticket_id,
-                layers=triage.layers,
-                decision=triage.decision,
-                escalation=triage.escalation,
-            )
-            draft = await self.store.draft(ticket_id)
-            if draft is None or draft.status in ("pending", "rejected"):
-                await self.store.set_draft(
-                    ticket_id, text=triage.draft.text, source=triage.draft.source
-                )
+            ticket, triage = await self._classify(ticket_id)
             if ticket.permalink is None:
                 link = await self._outbox.permalink(ticket.channel, ticket.ts)
                 if link:
@@ -309,6 +296,21 @@ class Desk:
             await self._link_related(ticket_id)
             await self.store.mark_routed(ticket_id)
             await self._page_if_needed(ticket_id)
+
+    async def _classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
+        """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
+        ticket = await self.store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
+        triage = await self.pipeline.triage(_as_ticket(ticket))
+        await self.store.record_triage(
+            ticket_id,
+            layers=triage.layers,
+            decision=triage.decision,
+            escalation=triage.escalation,
+        )
+        # Replaces a pending or rejected draft only: a sent reply stays what was sent.
+        await self.store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
+        return ticket, triage
 
     async def _post_once(self, ticket_id: int, team: str, *, recovering: bool) -> None:
         if any(post.team == team for post in await self.store.posts(ticket_id)):
@@ -426,18 +428,7 @@ class Desk:
 
     async def _reclassify_after_edit(self, ticket_id: int) -> None:
         async with self._lock(ticket_id):
-            ticket = await self.store.ticket(ticket_id)
-            assert ticket is not None  # noqa: S101  # the caller found it
-            triage = await self.pipeline.triage(_as_ticket(ticket))
-            await self.store.record_triage(
-                ticket_id,
-                layers=triage.layers,
-                decision=triage.decision,
-                escalation=triage.escalation,
-            )
-            await self.store.set_draft(
-                ticket_id, text=triage.draft.text, source=triage.draft.source
-            )
+            _, triage = await self._classify(ticket_id)
             await self._place(ticket_id, set(_teams(triage)), moved_by=None)
         await self._page_if_needed(ticket_id)
 

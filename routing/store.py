@@ -455,10 +455,19 @@ class Store:
 
     async def claim_draft(self, ticket_id: int, agent: str) -> bool:
         """Take a pending draft for sending; exactly one of several concurrent callers wins."""
+        return await self._decide_draft(ticket_id, agent, "sending")
+
+    async def reject_draft(self, ticket_id: int, agent: str) -> bool:
+        """Drop a pending draft; False if it was not pending."""
+        return await self._decide_draft(ticket_id, agent, "rejected")
+
+    async def _decide_draft(
+        self, ticket_id: int, agent: str, status: Literal["sending", "rejected"]
+    ) -> bool:
         cursor = await self._db.execute(
-            "UPDATE drafts SET status = 'sending', decided_by = ?, decided_at = ?"
+            "UPDATE drafts SET status = ?, decided_by = ?, decided_at = ?"
             " WHERE ticket_id = ? AND status = 'pending'",
-            (agent, _iso(utc_now()), ticket_id),
+            (status, agent, _iso(utc_now()), ticket_id),
         )
         await self._db.commit()
         return cursor.rowcount == 1
@@ -484,16 +493,6 @@ class Store:
             "UPDATE drafts SET text = ?, source = 'agent'"
             " WHERE ticket_id = ? AND status = 'pending'",
             (text, ticket_id),
-        )
-        await self._db.commit()
-        return cursor.rowcount == 1
-
-    async def reject_draft(self, ticket_id: int, agent: str) -> bool:
-        """Drop a pending draft; False if it was not pending."""
-        cursor = await self._db.execute(
-            "UPDATE drafts SET status = 'rejected', decided_by = ?, decided_at = ?"
-            " WHERE ticket_id = ? AND status = 'pending'",
-            (agent, _iso(utc_now()), ticket_id),
         )
         await self._db.commit()
         return cursor.rowcount == 1
