@@ -672,3 +672,45 @@ async def test_url_verification_echoes_the_challenge(bot: Harness) -> None:
     )
     assert status == 200
     assert "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in body
+
+
+async def test_the_reclassify_button_opens_a_modal_whose_submission_moves_the_ticket(
+    bot: Harness,
+) -> None:
+    """Reclassify opens menus preset to the decision; submitting moves the post, DMs the agent."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    assert await bot.press(AGENT, render.RECLASSIFY_ACTION, ticket_id) == 200
+    (view,) = bot.slack.views
+    menus = {block["block_id"]: block["element"] for block in view["blocks"]}
+    assert menus["category"]["initial_option"]["value"] == "feature_request"
+    values = {
+        name: {name: {"type": "static_select", "selected_option": {"value": value}}}
+        for name, value in (
+            ("category", "technical"),
+            ("priority", "medium"),
+            ("team", "engineering"),
+        )
+    }
+    assert (
+        await bot.form(bot.workspace.view_submission(user=AGENT, view=view, values=values)) == 200
+    )
+    (post,) = await bot.store.posts(ticket_id)
+    assert post.team == "engineering"
+    dm = bot.slack.calls_to("chat.postMessage")[-1]
+    assert dm.args["channel"] == AGENT
+    assert "now technical / medium for engineering" in dm.args["text"]
+
+
+async def test_a_reply_slack_refuses_stays_a_draft_and_the_agent_is_told(bot: Harness) -> None:
+    """If Slack fails the reply, nothing is marked sent; the agent can approve again."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    bot.slack.fail_next("chat.postMessage", error="internal_error", status=200)
+    await bot.press(AGENT, render.APPROVE_ACTION, ticket_id)
+    assert "Slack did not take the reply" in bot.slack.responses[-1]["text"]
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert draft.status == "pending"
+    await bot.press(AGENT, render.APPROVE_ACTION, ticket_id)
+    assert len(bot.thread_of(INTAKE, ts)) == 1
