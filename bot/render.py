@@ -82,9 +82,11 @@ def _context(text: str) -> Block:
 def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     """A team post: the fallback text and the blocks."""
     decision = card.decision
+    # A moved post names where the ticket went; a live one, the team whose channel it is in.
+    team = decision.team if card.moved_to else card.team
     headline = (
         f"{card.emoji} *{escape(decision.priority.upper())}* · {escape(decision.category)}"
-        f" → {escape(card.team)} · {escape(decision.sentiment)}"
+        f" → {escape(team)} · {escape(decision.sentiment)}"
         f" · confidence {decision.confidence:.2f} · ticket #{card.ticket_id}"
     )
     blocks: list[Block] = [_section(headline, block_id=f"ticket-{card.ticket_id}")]

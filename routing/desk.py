@@ -301,7 +301,7 @@ class Desk:
         """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
         ticket = await self.store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
-        triage = await self.pipeline.triage(_as_ticket(ticket))
+        triage = await self.pipeline.triage(await self._with_replies(ticket))
         await self.store.record_triage(
             ticket_id,
             layers=triage.layers,
@@ -346,15 +346,19 @@ class Desk:
             )
         await self._recheck(ticket.id)
 
+    async def _with_replies(self, ticket: StoredTicket) -> Ticket:
+        """The ticket as the pipeline reads it: the message, then the customer's thread replies."""
+        replies = await self.store.replies(ticket.id)
+        combined = "\n".join([ticket.text, *(reply.text for reply in replies)])
+        return _as_ticket(ticket).model_copy(update={"text": combined})
+
     async def _recheck(self, ticket_id: int) -> None:
         """Re-read a ticket with its replies; raise its stakes and page if it now needs a human."""
         async with self._lock(ticket_id):
             ticket = await self.store.ticket(ticket_id)
             if ticket is None or ticket.decision is None or ticket.escalation is None:
                 return
-            replies = await self.store.replies(ticket_id)
-            combined = "\n".join([ticket.text, *(reply.text for reply in replies)])
-            with_replies = _as_ticket(ticket).model_copy(update={"text": combined})
+            with_replies = await self._with_replies(ticket)
             fresh = await self.pipeline.triage(with_replies)
             old = ticket.decision
             config = self.config
@@ -596,9 +600,9 @@ class Desk:
                     "reasons": ("reclassified by an agent",),
                 }
             )
-            escalation = escalate(
-                _as_ticket(ticket), decision, self.pipeline.rules(ticket.text), config
-            )
+            # The customer's thread replies count too: a reclassify cannot drop their "urgent".
+            whole = await self._with_replies(ticket)
+            escalation = escalate(whole, decision, self.pipeline.rules(whole.text), config)
             await self.store.set_decision(ticket_id, decision, escalation)
             example = LabeledExample(
                 text=ticket.text,

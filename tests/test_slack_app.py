@@ -294,9 +294,37 @@ async def test_an_edit_before_approval_reclassifies_and_moves_the_post(bot: Harn
     (moved,) = [m for m in bot.posts_in("product") if m["ts"] == before.ts]
     assert "Moved to" in _all_text(moved)
     assert "after the customer" in _all_text(moved)
+    assert "→ billing" in moved["blocks"][0]["text"]["text"]
     draft = await bot.store.draft(ticket_id)
     assert draft is not None
     assert "billing" in draft.text.lower()
+
+
+async def test_an_edit_keeps_the_urgency_of_the_customers_thread_reply(bot: Harness) -> None:
+    """After 'urgent' in a thread reply, re-classifying an edited message still needs a human."""
+    ts = await bot.customer_says("Would love a dark mode for the dashboard")
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    await bot.customer_says("Please answer, this is urgent", thread_ts=ts)
+    await bot.desk.drain()
+    edit = bot.workspace.message_changed(
+        channel=INTAKE,
+        user=CUSTOMER,
+        ts=ts,
+        text="I was charged twice this month, please fix my invoice",
+        previous_text="Would love a dark mode for the dashboard",
+    )
+    assert await bot.event(edit) == 200
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.escalation is not None
+    assert ticket.escalation.needs_human
+    assert any("urgent" in reason.detail for reason in ticket.escalation.reasons)
+    (live,) = await bot.store.posts(ticket_id)
+    assert live.team == "billing"
+    (card,) = [m for m in bot.posts_in("billing") if m["ts"] == live.ts]
+    assert "Needs a human" in _all_text(card)
+    assert "urgent" in _all_text(card)
 
 
 async def test_an_edit_after_approval_is_only_a_note(bot: Harness) -> None:
