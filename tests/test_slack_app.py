@@ -382,6 +382,27 @@ async def test_a_deleted_message_withdraws_the_ticket_and_nothing_can_be_sent(
     assert "withdrawn" in bot.slack.ephemerals[-1]["text"]
 
 
+async def test_deleting_a_message_that_has_a_thread_withdraws_the_ticket(bot: Harness) -> None:
+    """Slack's tombstone for a deleted thread parent withdraws the ticket; it is no edit."""
+    text = "I was charged twice this month"
+    ts = await bot.customer_says(text)
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    await bot.customer_says("any news?", thread_ts=ts)
+    await bot.desk.drain()
+    tombstone = bot.workspace.message_tombstoned(channel=INTAKE, ts=ts, previous_text=text)
+    assert await bot.event(tombstone) == 200
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.status == "withdrawn"
+    assert ticket.text == text
+    (post,) = _ticket_posts(bot, ticket_id)
+    assert "Withdrawn" in _all_text(post)
+    assert "This message was deleted" not in _all_text(post)
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    assert [m["text"] for m in bot.thread_of(INTAKE, ts)] == ["any news?"]
+
+
 # --- agents' actions --------------------------------------------------------------------------
 
 

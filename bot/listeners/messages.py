@@ -32,9 +32,13 @@ def register(app: AsyncApp, services: Services) -> None:
             previous = event.get("previous_message") or {}
             if message.get("bot_id") or "ts" not in message:
                 return
-            await desk.edited(
-                channel, message["ts"], message.get("text") or "", previous.get("text")
-            )
+            if message.get("subtype") == "tombstone":
+                # A deleted message that has a thread stays as a tombstone: a deletion.
+                await desk.deleted(channel, message["ts"])
+            elif message.get("subtype") in TICKET_SUBTYPES:
+                await desk.edited(
+                    channel, message["ts"], message.get("text") or "", previous.get("text")
+                )
         elif subtype == "message_deleted":
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
             if deleted:

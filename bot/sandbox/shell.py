@@ -170,7 +170,11 @@ class Sandbox:
         return ticket.id, ticket
 
     async def _live_post(self, ticket_id: int) -> tuple[str, str] | None:
-        posts = await self.desk.store.posts(ticket_id)
+        # The live post, else the last one (a withdrawn ticket's post can still be reacted to).
+        posts = (
+            await self.desk.store.posts(ticket_id)
+            or (await self.desk.store.posts(ticket_id, active_only=False))[-1:]
+        )
         if not posts:
             self.transcript.say(f"   (sandbox: ticket #{ticket_id} has no team post yet)")
             return None
@@ -250,9 +254,10 @@ class Sandbox:
             )
         else:
             self.transcript.say(f"[#intake] @customer deletes ticket #{ticket.id}'s message")
-            event = ws.message_deleted(
-                channel=ticket.channel, ts=ticket.ts, previous_text=ticket.text
-            )
+            # As in Slack: a message with a thread leaves a tombstone instead of vanishing.
+            has_thread = len(self.slack_api.thread(ticket.channel, ticket.ts)) > 1
+            deletion = ws.message_tombstoned if has_thread else ws.message_deleted
+            event = deletion(channel=ticket.channel, ts=ticket.ts, previous_text=ticket.text)
         await self.dispatch(ws.envelope(event))
 
     async def _button(self, verb: str, user: str, ticket_id: int, text: str) -> None:
