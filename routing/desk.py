@@ -398,43 +398,41 @@ class Desk:
         """The customer edited a message; unfurls (same text) change nothing."""
         if not self.is_intake(channel) or text == previous_text:
             return
-        ticket = await self.store.ticket_at(channel, ts)
-        if ticket is None or ticket.status == "withdrawn":
+        found = await self.store.ticket_at(channel, ts)
+        if found is None:
             return
-        draft = await self.store.draft(ticket.id)
-        if draft is not None and draft.status in ("sending", "sent"):
-            # The reply went out for the old text: tell the agents, change nothing else.
+        # Under the ticket's lock: a worker routing the old text finishes first, then the edit
+        # re-classifies what it posted (an edit seconds after posting is common).
+        async with self._lock(found.id):
+            ticket = await self.store.ticket(found.id)
+            if ticket is None or ticket.status == "withdrawn" or ticket.text == text:
+                return
+            draft = await self.store.draft(ticket.id)
+            replied = draft is not None and draft.status in ("sending", "sent")
+            await self.store.set_text(ticket.id, text)
             await self.store.audit(
                 ticket_id=ticket.id,
                 actor=ticket.author or "customer",
-                action="edited_after_reply",
+                action="edited_after_reply" if replied else "edited",
                 before=ticket.text,
                 after=text,
             )
-            await self.store.set_text(ticket.id, text)
-            for post in await self.store.posts(ticket.id):
-                await self._outbox.post_note(
-                    PostRef(post.channel, post.ts),
-                    Note("The customer edited their message after the reply was sent:", quote=text),
-                )
-            return
-        await self.store.set_text(ticket.id, text)
-        await self.store.audit(
-            ticket_id=ticket.id,
-            actor=ticket.author or "customer",
-            action="edited",
-            before=ticket.text,
-            after=text,
-        )
-        if ticket.status in ("new", "routing"):
-            return  # the worker reads the new text when it gets there
-        await self._reclassify_after_edit(ticket.id)
-
-    async def _reclassify_after_edit(self, ticket_id: int) -> None:
-        async with self._lock(ticket_id):
-            _, triage = await self._classify(ticket_id)
-            await self._place(ticket_id, set(_teams(triage)), moved_by=None)
-        await self._page_if_needed(ticket_id)
+            if replied:
+                # The reply went out for the old text: tell the agents, change nothing else.
+                for post in await self.store.posts(ticket.id):
+                    await self._outbox.post_note(
+                        PostRef(post.channel, post.ts),
+                        Note(
+                            "The customer edited their message after the reply was sent:",
+                            quote=text,
+                        ),
+                    )
+                return
+            if ticket.status in ("new", "routing"):
+                return  # not routed yet: the worker (or its retry) classifies the new text
+            _, triage = await self._classify(ticket.id)
+            await self._place(ticket.id, set(_teams(triage)), moved_by=None)
+        await self._page_if_needed(ticket.id)
 
     async def deleted(self, channel: str, ts: str) -> None:
         """The customer deleted their message: the ticket is withdrawn, its posts say so."""

@@ -17,7 +17,9 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
+from routing.llm import LLMClassifier, build_openai_client
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
+from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 
 DATA = Path(__file__).parent / "data"
 EVENTS = Path(__file__).parent / "slack_reference" / "events"
@@ -325,6 +327,60 @@ async def test_an_edit_keeps_the_urgency_of_the_customers_thread_reply(bot: Harn
     (card,) = [m for m in bot.posts_in("billing") if m["ts"] == live.ts]
     assert "Needs a human" in _all_text(card)
     assert "urgent" in _all_text(card)
+
+
+async def test_an_edit_while_the_ticket_is_being_classified_is_not_lost(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, openai_server: OpenAIStandIn
+) -> None:
+    """An edit that arrives while the model still reads the old text re-routes the ticket."""
+
+    def slow_model(body: dict[str, Any]) -> Scripted:
+        if not body.get("response_format"):
+            return reply_text("We are on it.")
+        outage = "outage" in json.dumps(body["messages"][-1])
+        answer = {
+            "category": "technical" if outage else "feature_request",
+            "priority": "critical" if outage else "low",
+            "team": "engineering" if outage else "product",
+            "sentiment": "angry" if outage else "neutral",
+            "confidence": 0.95,
+            "needs_human": outage,
+            "reason": "scripted",
+        }
+        return Scripted(content=reply_json(answer).content, delay=0.5)
+
+    openai_server.default = slow_model
+    client = build_openai_client(
+        api_key="test", base_url=openai_server.url, timeout_seconds=5, max_retries=0
+    )
+    llm = LLMClassifier(client=client, config=config)
+    try:
+        async with running_bot(tmp_path, embedder, config=config, llm=llm) as bot:
+            ts = await bot.customer_says("Would love a dark mode for the dashboard")
+            for _ in range(500):  # until the worker waits for the model (5 s at most)
+                if openai_server.requests:
+                    break
+                await asyncio.sleep(0.01)
+            assert openai_server.requests
+            edit = bot.workspace.message_changed(
+                channel=INTAKE,
+                user=CUSTOMER,
+                ts=ts,
+                text="Everything is down for us, a full outage",
+                previous_text="Would love a dark mode for the dashboard",
+            )
+            assert await bot.event(edit) == 200
+            await bot.desk.drain()
+            ticket_id = await bot.ticket_for(ts)
+            (live,) = await bot.store.posts(ticket_id)
+            assert live.team == "engineering"
+            ticket = await bot.store.ticket(ticket_id)
+            assert ticket is not None
+            assert ticket.decision is not None
+            assert ticket.decision.priority == "critical"
+            assert len(await _pages(bot, ticket_id)) == 1
+    finally:
+        await client.close()
 
 
 async def test_an_edit_after_approval_is_only_a_note(bot: Harness) -> None:
