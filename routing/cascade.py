@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 # Confidence given to a category that a hotword decided; the rule is certain, the rest is not.
 HOTWORD_CONFIDENCE = 0.9
+
+# What an LLM failure may say in an escalation reason: a few plain words, a status, a field name.
+_FAILURE_KIND = re.compile(r"[A-Za-z0-9 _().,:/-]{1,80}")
 
 
 class LLMLayer(Protocol):
@@ -142,14 +146,16 @@ class Pipeline:
             call = await self._llm.classify(redacted, examples=examples, model=model, source=source)
             layers.append(call)
             if call.decision is None:
-                # Keep the best decision so far; a human must check it.
+                # Keep the best decision so far; a human must check it. The reason reaches agents
+                # in Slack, so it carries only the kind of failure, never the model's words.
+                failure = _failure_kind(call.error)
                 logger.warning(
                     "LLM layer %s failed (%s); keeping the %s decision",
                     source,
-                    call.error,
+                    failure,
                     best.source,
                 )
-                return best, f"{source} failed: {call.error}"
+                return best, f"{source} failed: {failure}"
             best, unverified = call.decision, None
             if best.confidence >= self.config.thresholds.strong_model_below:
                 break
@@ -198,6 +204,18 @@ class Pipeline:
             if drafted is not None:
                 return drafted
         return self._drafter.draft(redacted, decision)
+
+
+def _failure_kind(error: str | None) -> str:
+    """An LLM layer's error as fit for agents and logs: plain words only, and short.
+
+    The LLM layer already reports only the kind of failure in fixed words; this is a backstop so
+    that no other implementation can put a mention (`<!channel>`, `<@U...>`), a link, an email
+    address or a long quote of the ticket into a page note.
+    """
+    if error is None or not _FAILURE_KIND.fullmatch(error):
+        return "unusable answer"
+    return error
 
 
 def build_pipeline(

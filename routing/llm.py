@@ -3,6 +3,11 @@
 Every failure (timeout, rate limit after the client's retries, server error, malformed or
 out-of-taxonomy output, refusal) becomes a short error string on the LayerCall, never an exception,
 so the cascade can keep the best decision it already has and send the ticket to a human.
+
+That string reaches agents in Slack (as an escalation reason), so it is written only in fixed words
+of ours: the kind of failure and, at most, the name of a field or a status code. Words the model or
+the server wrote (a refusal, a rejected label, an error message) may quote the ticket or carry a
+`<!channel>`; they are logged at DEBUG through `_loggable`, which redacts and shortens them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pydantic import (
 from routing.config import TriageConfig
 from routing.drafter import find_promise
 from routing.models import Decision, Draft, LabeledExample, LayerCall
+from routing.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +44,20 @@ logger = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 LABEL_FIELDS = ("category", "priority", "team", "sentiment")
+_SCHEMA_FIELDS = (*LABEL_FIELDS, "confidence", "needs_human", "reason")
+
+# The failures that leave this layer, in the fixed words agents read (never the model's words).
+REFUSED = "refused"
+REFUSED_BY_FILTER = "refused (content filter)"
+MALFORMED_JSON = "malformed JSON"
 
 # Sentiments whose name or rubric reads like this get an empathetic draft.
 _UPSET = re.compile(r"frustrat|angry|anger|annoy|upset|furious|unhappy", re.IGNORECASE)
 
 _TICKET_TAG = re.compile(r"</?\s*(?:ticket|example)\s*>", re.IGNORECASE)
 _CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
+# A pydantic error type such as "float_parsing": an identifier, safe to repeat.
+_ERROR_TYPE = re.compile(r"[a-z_]{1,40}")
 
 _DRAFT_RULES = """\
 You write first-draft replies to customer support tickets for a support agent to review. The agent
@@ -64,12 +78,15 @@ read it. Placeholders like [EMAIL] are redacted personal data: do not repeat the
 
 
 class _UnusableError(Exception):
-    """A response we cannot use; error is what the operator reads."""
+    """A response we cannot use: error is the kind, in our words; detail is the model's words."""
 
-    def __init__(self, error: str, usage: CompletionUsage | None = None) -> None:
+    def __init__(
+        self, error: str, usage: CompletionUsage | None = None, *, detail: str | None = None
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.usage = usage
+        self.detail = detail
 
 
 def build_openai_client(
@@ -114,9 +131,11 @@ class LLMClassifier:
             values, usage = await self._ask(messages, model)
             decision = self._decision(values, source)
         except Exception as error:  # any failure must degrade, never raise
-            failure = self._describe(error)
+            failure, detail = self._describe(error)
             if isinstance(error, _UnusableError):
                 usage = error.usage
+            if detail is not None:
+                logger.debug("LLM %s (%s) said: %s", source, model, _loggable(detail))
         latency_ms = (time.perf_counter() - started) * 1000
         if decision is None:
             logger.warning(
@@ -124,7 +143,7 @@ class LLMClassifier:
                 source,
                 model,
                 latency_ms,
-                _loggable(failure or "no decision"),
+                failure or "no decision",
             )
         else:
             logger.debug(
@@ -156,10 +175,10 @@ class LLMClassifier:
             completion = await self._client.chat.completions.create(model=model, messages=messages)
             text = _draft_text(completion)
         except Exception as error:  # any failure falls back to the template
-            message = self._describe(error)
-            logger.warning(
-                "LLM draft (%s) failed: %s; using the template", model, _loggable(message)
-            )
+            failure, detail = self._describe(error)
+            if detail is not None:
+                logger.debug("LLM draft (%s) said: %s", model, _loggable(detail))
+            logger.warning("LLM draft (%s) failed: %s; using the template", model, failure)
             return None
         promise = find_promise(text)
         if promise is not None:
@@ -190,11 +209,11 @@ class LLMClassifier:
                 )
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as error:
                 usage = error.completion.usage if error.completion is not None else None
-                raise _UnusableError(self._describe(error), usage) from error
+                raise _UnusableError(self._describe(error)[0], usage) from error
             else:
                 choice = _only_choice(parsed)
                 if choice.message.refusal:
-                    raise _UnusableError(_refused(choice.message.refusal), parsed.usage)
+                    raise _refused(choice.message.refusal, parsed.usage)
                 if choice.message.parsed is None:
                     raise _UnusableError("malformed output: empty response", parsed.usage)
                 return choice.message.parsed.model_dump(), parsed.usage
@@ -206,13 +225,14 @@ class LLMClassifier:
         try:
             raw = json.loads(_strip_fence(content))
         except json.JSONDecodeError as error:
-            raise _UnusableError("malformed output: not valid JSON", completion.usage) from error
+            raise _UnusableError(MALFORMED_JSON, completion.usage) from error
         if not isinstance(raw, dict):
             raise _UnusableError("malformed output: not a JSON object", completion.usage)
         try:
             values = response_model.model_validate(raw).model_dump()
         except ValidationError as error:
-            raise _UnusableError(_describe_validation(error), completion.usage) from error
+            failure, detail = _describe_validation(error)
+            raise _UnusableError(failure, completion.usage, detail=detail) from error
         return values, completion.usage
 
     def _decision(
@@ -264,8 +284,8 @@ class LLMClassifier:
         )
         return messages
 
-    def _describe(self, error: Exception) -> str:
-        return _describe_error(error, attempts=self._client.max_retries + 1)
+    def _describe(self, error: Exception) -> tuple[str, str | None]:
+        return _describe_error(error, retries=self._client.max_retries)
 
     # Drafting ---------------------------------------------------------------------------------
 
@@ -408,10 +428,10 @@ def _content(completion: ChatCompletion) -> str:
     if choice.finish_reason == "length":
         raise _UnusableError("malformed output: cut off at the token limit", completion.usage)
     if choice.finish_reason == "content_filter":
-        raise _UnusableError("refused: content filter", completion.usage)
+        raise _UnusableError(REFUSED_BY_FILTER, completion.usage)
     refusal: str | None = choice.message.refusal
     if refusal:
-        raise _UnusableError(_refused(refusal), completion.usage)
+        raise _refused(refusal, completion.usage)
     content: str | None = choice.message.content
     if not content or not content.strip():
         raise _UnusableError("malformed output: empty response", completion.usage)
@@ -430,15 +450,15 @@ def _strip_fence(content: str) -> str:
     return match.group(1) if match else stripped
 
 
-def _refused(refusal: str) -> str:
-    return "refused: " + " ".join(refusal.split())[:80]
+def _refused(refusal: str, usage: CompletionUsage | None) -> _UnusableError:
+    # The refusal is the model's words and may quote the ticket: never part of the error.
+    return _UnusableError(REFUSED, usage, detail=refusal)
 
 
-def _loggable(error: str) -> str:
-    # A model's refusal may quote the ticket; the log keeps only the kind of failure.
-    if error.startswith("refused: ") and error != "refused: content filter":
-        return "refused by the model"
-    return error
+def _loggable(words: str) -> str:
+    """Words a model or server wrote, fit for a DEBUG log: PII redacted, one line, short."""
+    text = " ".join(redact(words).text.split())
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
 
 
 def _rejects_json_schema(error: openai.BadRequestError) -> bool:
@@ -447,57 +467,67 @@ def _rejects_json_schema(error: openai.BadRequestError) -> bool:
     return "response_format" in text or "json_schema" in text
 
 
-def _describe_validation(error: ValidationError) -> str:
+def _describe_validation(error: ValidationError) -> tuple[str, str | None]:
+    """Name the problem and the field in our words; the offending value is only the detail."""
     problems = error.errors(include_url=False)
     for problem in problems:
-        field = ".".join(str(part) for part in problem["loc"])
+        field = _field_name(problem["loc"])
         if problem["type"] == "literal_error" and field in LABEL_FIELDS:
-            return f"label outside taxonomy: {field}={_short(problem['input'])}"
+            value = problem["input"]
+            detail = f"{field}={value}" if isinstance(value, str) else None
+            return f"label outside the taxonomy ({field})", detail
     first = problems[0]
-    field = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "json_invalid":
-        return "malformed output: not valid JSON"
-    if first["type"] == "missing":
-        return f"malformed output: missing field {field!r}"
-    return f"malformed output: {field or 'response'} ({first['type']})"
+    field = _field_name(first["loc"])
+    kind = str(first["type"])
+    if kind == "json_invalid":
+        return MALFORMED_JSON, None
+    if kind == "missing" and field != "response":
+        return f"malformed output: missing field ({field})", None
+    if not _ERROR_TYPE.fullmatch(kind):
+        kind = "invalid"
+    return f"malformed output: {field} ({kind})", None
 
 
-def _short(value: object) -> str:
-    if isinstance(value, str):
-        return repr(value[:40] + ("..." if len(value) > 40 else ""))
-    return type(value).__name__
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    # Only a field of our schema is named; anything else the model made up is just "response".
+    field = str(loc[0]) if loc else ""
+    return field if field in _SCHEMA_FIELDS else "response"
 
 
-def _describe_error(error: Exception, *, attempts: int) -> str:
-    """Describe a failure for the operator, briefly and with no ticket text in it."""
+def _describe_error(error: Exception, *, retries: int) -> tuple[str, str | None]:
+    """The kind of failure in fixed words, and any words the model or server sent with it.
+
+    The first is safe to show agents and to log; the second may quote the ticket, so it is only
+    ever logged at DEBUG through `_loggable`.
+    """
     if isinstance(error, _UnusableError):
-        return error.error
+        return error.error, error.detail
     if isinstance(error, ValidationError):
         return _describe_validation(error)
     if isinstance(error, json.JSONDecodeError):
-        return "malformed output: not valid JSON"
+        return MALFORMED_JSON, None
     if isinstance(error, openai.LengthFinishReasonError):
-        return "malformed output: cut off at the token limit"
+        return "malformed output: cut off at the token limit", None
     if isinstance(error, openai.ContentFilterFinishReasonError):
-        return "refused: content filter"
+        return REFUSED_BY_FILTER, None
     if isinstance(error, openai.APITimeoutError):
-        return "timeout"
+        return "timed out", None
     if isinstance(error, openai.APIConnectionError):
-        return "connection_error"
+        return "connection failed", None
     if isinstance(error, openai.RateLimitError):
-        return f"rate_limited after {attempts} attempts"
+        return f"rate limited after {retries} {'retry' if retries == 1 else 'retries'}", None
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         if status >= 500:
-            return f"server_error {status}"
+            return f"server error {status}", error.message
         if status in (401, 403):
-            return f"auth_error {status}: check the API key"
+            return f"authentication failed ({status}): check the API key", None
         if status == 404:
-            return "not_found 404: check the model name and base_url"
-        return f"http_error {status}: {' '.join(error.message.split())[:120]}"
+            return "not found (404): check the model name and base_url", error.message
+        return f"HTTP error {status}", error.message
     if isinstance(error, openai.OpenAIError):
-        return f"client_error {type(error).__name__}"
-    return f"unexpected {type(error).__name__}"
+        return f"client error ({type(error).__name__})", None
+    return f"unexpected error ({type(error).__name__})", None
 
 
 def _tone(config: TriageConfig, decision: Decision) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,8 +13,15 @@ from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.llm import LLMClassifier, build_openai_client
-from routing.models import LabeledExample, Ticket
-from tests.standins.openai_server import OpenAIStandIn, reply_json, reply_text, status
+from routing.models import LabeledExample, LayerCall, Ticket
+from tests.standins.openai_server import (
+    OpenAIStandIn,
+    Scripted,
+    refusal,
+    reply_json,
+    reply_text,
+    status,
+)
 
 PII = {
     "email": "jane.doe@example.com",
@@ -111,9 +119,10 @@ async def test_cheap_model_failure_keeps_the_local_decision_for_a_human(
     triage = await pipeline.triage(Ticket(text="The export button does nothing."))
     assert triage.decision.source == "local"
     assert triage.decision.category == "technical"
-    assert triage.layers[1].error is not None
+    assert triage.layers[1].error == "server error 500"
     assert triage.escalation.needs_human
-    assert "unverified" in [reason.code for reason in triage.escalation.reasons]
+    [unverified] = [r for r in triage.escalation.reasons if r.code == "unverified"]
+    assert unverified.detail == "decision not verified: llm_cheap failed: server error 500"
     assert triage.draft.source == "template"
 
 
@@ -173,3 +182,66 @@ async def test_no_personal_data_reaches_the_llm(
     for placeholder in ("[CARD]", "[EMAIL]", "[PHONE]", "[IBAN]"):
         assert placeholder in sent
     assert triage.ticket.text == text
+
+
+# What a customer may type, and a model may repeat: a Slack mention, a name and an email address.
+INJECTED = "<!here> Jane Doe jane@example.com"
+LEAKS = ("<!", "Jane", "jane@example.com")
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (refusal(f"I will not classify: '{INJECTED} wants her money back'"), "refused"),
+        (reply_json(_answer(category="<!channel>")), "label outside the taxonomy (category)"),
+    ],
+    ids=["refusal", "out-of-taxonomy"],
+)
+async def test_model_words_never_reach_escalation_reasons_or_warnings(
+    pipeline: Pipeline,
+    openai_server: OpenAIStandIn,
+    caplog: pytest.LogCaptureFixture,
+    answer: Scripted,
+    error: str,
+) -> None:
+    """A refusal quoting the ticket or an injected label goes to a human, named only by its kind."""
+    openai_server.queue(answer, reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text=f"{INJECTED} says the export button does nothing."))
+
+    assert triage.decision.source == "local"
+    assert triage.layers[1].error == error
+    assert triage.escalation.needs_human
+    [unverified] = [r for r in triage.escalation.reasons if r.code == "unverified"]
+    assert unverified.detail == f"decision not verified: llm_cheap failed: {error}"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(error in warning for warning in warnings)
+    for leak in LEAKS:
+        for reason in triage.escalation.reasons:
+            assert leak not in reason.detail, reason
+        assert leak not in (triage.layers[1].error or "")
+        for warning in warnings:
+            assert leak not in warning, warning
+
+
+class _ChattyLLM:
+    """An LLM layer that breaks the contract: its error quotes the ticket and pings the channel."""
+
+    async def classify(self, redacted_text: str, **_: Any) -> LayerCall:
+        return LayerCall(layer="llm_cheap", error=f"refused: <!channel> {redacted_text}")
+
+    async def draft(self, redacted_text: str, **_: Any) -> None:
+        return None
+
+
+async def test_cascade_does_not_pass_on_an_error_with_a_mention(
+    config: TriageConfig, embedder: MiniLMEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An LLM layer's error carrying a mention is replaced by 'unusable answer' in the reason."""
+    pipeline = build_pipeline(config, embedder=embedder, llm=_ChattyLLM())
+    triage = await pipeline.triage(Ticket(text=f"{INJECTED} says the export button does nothing."))
+
+    [unverified] = [r for r in triage.escalation.reasons if r.code == "unverified"]
+    assert unverified.detail == "decision not verified: llm_cheap failed: unusable answer"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    for leak in LEAKS:
+        assert all(leak not in warning for warning in warnings)

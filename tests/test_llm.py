@@ -203,38 +203,38 @@ async def test_rate_limit_is_retried_then_succeeds(
 async def test_persistent_rate_limit_is_an_error_after_all_attempts(
     llm: LLMClassifier, openai_server: OpenAIStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 429 on every attempt gives 'rate_limited after 3 attempts' and no decision."""
+    """A 429 on every attempt gives 'rate limited after 2 retries' and no decision."""
     openai_server.default = lambda _body: status(429, retry_after_ms=1)
 
     call = await llm.classify(TICKET, examples=(), model=MODEL, source="llm_cheap")
 
     assert call.decision is None
-    assert call.error == "rate_limited after 3 attempts"
+    assert call.error == "rate limited after 2 retries"
     assert len(openai_server.requests) == 3
     [warning] = _warnings(caplog)
     assert warning.startswith(f"LLM llm_cheap ({MODEL}) failed after ")
-    assert warning.endswith(" ms: rate_limited after 3 attempts")
+    assert warning.endswith(" ms: rate limited after 2 retries")
 
 
 async def test_persistent_server_error_degrades_without_raising(
     llm: LLMClassifier, openai_server: OpenAIStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A 500 on every attempt gives 'server_error 500', a warning without ticket text, no raise."""
+    """A 500 on every attempt gives 'server error 500', a warning without ticket text, no raise."""
     openai_server.default = lambda _body: status(500, retry_after_ms=1)
 
     call = await llm.classify(TICKET, examples=EXAMPLES, model=MODEL, source="llm_cheap")
 
     assert call.decision is None
-    assert call.error == "server_error 500"
+    assert call.error == "server error 500"
     assert call.model == MODEL
     assert len(openai_server.requests) == 3
     [warning] = _warnings(caplog)
-    assert "server_error 500" in warning
+    assert "server error 500" in warning
     assert "ORD-2847" not in warning
 
 
 async def test_timeout_is_an_error(openai_server: OpenAIStandIn, config: TriageConfig) -> None:
-    """A server slower than the client's timeout gives the error 'timeout'."""
+    """A server slower than the client's timeout gives the error 'timed out'."""
     openai_server.queue(delay(5.0, reply_json(_answer())))
     client = build_openai_client(
         api_key="test", base_url=openai_server.url, timeout_seconds=0.2, max_retries=0
@@ -247,12 +247,12 @@ async def test_timeout_is_an_error(openai_server: OpenAIStandIn, config: TriageC
         await client.close()
 
     assert call.decision is None
-    assert call.error == "timeout"
+    assert call.error == "timed out"
     assert len(openai_server.requests) == 1
 
 
 async def test_unreachable_server_is_a_connection_error(config: TriageConfig) -> None:
-    """A base_url where nothing listens gives the error 'connection_error'."""
+    """A base_url where nothing listens gives the error 'connection failed'."""
     async with OpenAIStandIn() as gone:
         url = gone.url
     client = build_openai_client(api_key="test", base_url=url, timeout_seconds=2.0, max_retries=0)
@@ -264,19 +264,19 @@ async def test_unreachable_server_is_a_connection_error(config: TriageConfig) ->
         await client.close()
 
     assert call.decision is None
-    assert call.error == "connection_error"
+    assert call.error == "connection failed"
 
 
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        (malformed("{not json"), "malformed output: not valid JSON"),
-        (reply_json({"category": "billing"}), "malformed output: missing field 'priority'"),
+        (malformed("{not json"), "malformed JSON"),
+        (reply_json({"category": "billing"}), "malformed output: missing field (priority)"),
         (
             reply_json(_answer(), finish_reason="length"),
             "malformed output: cut off at the token limit",
         ),
-        (reply_json(_answer(), finish_reason="content_filter"), "refused: content filter"),
+        (reply_json(_answer(), finish_reason="content_filter"), "refused (content filter)"),
     ],
     ids=["not-json", "missing-field", "length", "content-filter"],
 )
@@ -297,7 +297,7 @@ async def test_unusable_output_is_an_error(
 async def test_label_outside_taxonomy_is_an_error(
     llm: LLMClassifier, openai_server: OpenAIStandIn, json_schema: bool
 ) -> None:
-    """A lax server's category outside the taxonomy is rejected in either output mode."""
+    """An out-of-taxonomy category is rejected in either mode; the error names just the field."""
     if not json_schema:
         openai_server.reject_json_schema()
     openai_server.queue(reply_json(_answer(category="refunds")))
@@ -305,7 +305,7 @@ async def test_label_outside_taxonomy_is_an_error(
     call = await llm.classify(TICKET, examples=(), model=MODEL, source="llm_cheap")
 
     assert call.decision is None
-    assert call.error == "label outside taxonomy: category='refunds'"
+    assert call.error == "label outside the taxonomy (category)"
     assert openai_server.requests[-1]["response_format"]["type"] == (
         "json_schema" if json_schema else "json_object"
     )
@@ -314,16 +314,47 @@ async def test_label_outside_taxonomy_is_an_error(
 async def test_refusal_is_an_error_and_not_logged_verbatim(
     llm: LLMClassifier, openai_server: OpenAIStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A refusal gives 'refused: ...'; the warning names the refusal without quoting it."""
-    openai_server.queue(refusal("I can't help with ORD-2847."))
+    """A refusal gives the error 'refused'; its words are logged only at DEBUG, PII redacted."""
+    caplog.set_level(logging.DEBUG, logger="routing.llm")
+    openai_server.queue(refusal("I can't help with ORD-2847 for jane@example.com."))
 
     call = await llm.classify(TICKET, examples=(), model=MODEL, source="llm_cheap")
 
     assert call.decision is None
-    assert call.error == "refused: I can't help with ORD-2847."
+    assert call.error == "refused"
     [warning] = _warnings(caplog)
-    assert warning.endswith("refused by the model")
+    assert warning.endswith(" ms: refused")
     assert "ORD-2847" not in warning
+    [said] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.DEBUG and "said" in r.getMessage()
+    ]
+    assert "ORD-2847" in said
+    assert "jane@example.com" not in said
+    assert "[EMAIL]" in said
+
+
+@pytest.mark.parametrize("json_schema", [True, False], ids=["json_schema", "json_object"])
+async def test_rejected_label_value_stays_out_of_the_error_and_warnings(
+    llm: LLMClassifier,
+    openai_server: OpenAIStandIn,
+    caplog: pytest.LogCaptureFixture,
+    json_schema: bool,
+) -> None:
+    """An injected label value such as '<!channel>' is named by field only, never repeated."""
+    if not json_schema:
+        openai_server.reject_json_schema()
+    openai_server.queue(reply_json(_answer(priority="<!channel> jane@example.com")))
+
+    call = await llm.classify(TICKET, examples=(), model=MODEL, source="llm_cheap")
+
+    assert call.error == "label outside the taxonomy (priority)"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings
+    for text in warnings:
+        assert "<!" not in text
+        assert "jane@example.com" not in text
 
 
 async def test_json_schema_rejection_falls_back_to_json_mode_and_remembers(
@@ -403,7 +434,7 @@ async def test_alternative_taxonomy_is_used_by_config_alone(
         alternative.team_for("cancellation"),
     )
     assert bad.decision is None
-    assert bad.error == "label outside taxonomy: priority='critical'"
+    assert bad.error == "label outside the taxonomy (priority)"
 
 
 async def test_client_ignores_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -547,3 +578,4 @@ async def test_draft_failure_returns_none(
     [warning] = _warnings(caplog)
     assert warning.startswith(f"LLM draft ({MODEL}) failed: ")
     assert "ORD-2847" not in warning
+    assert "can't help" not in warning
