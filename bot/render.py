@@ -176,9 +176,11 @@ def _buttons(card: TicketCard) -> list[Block]:
 def note_text(note: Note) -> str:
     """A thread note: mentions first (they are the point of a page), then words, then a quote.
 
-    The words are the desk's own mrkdwn; only the quote is customer text, and it is escaped.
+    The words are the desk's own mrkdwn; the details (escalation reasons) and the quote may
+    carry customer or model text, and are escaped.
     """
-    parts = [" ".join(mention(person) for person in note.mentions), note.text]
+    details = escape("; ".join(note.details))
+    parts = [" ".join(mention(person) for person in note.mentions), note.text, details]
     text = " ".join(part for part in parts if part)
     if note.quote is not None:
         text += "\n" + quote(note.quote, SECTION_TEXT_LIMIT)

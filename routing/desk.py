@@ -102,6 +102,9 @@ class Note:
     text: str
     quote: str | None = None
     mentions: tuple[str, ...] = ()
+    # Phrases from the pipeline (escalation reasons) shown after the text, escaped: a reason
+    # can carry a keyword or a label that came from customer text.
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -284,15 +287,22 @@ class Desk:
         async with self._lock(ticket_id):
             previous = await self.store.claim_for_routing(ticket_id)
             if previous is None:
+                # Routed already: a requeue after a page Slack refused pages again (once).
+                await self._page_if_needed(ticket_id)
                 return
             ticket, triage = await self._classify(ticket_id)
             if ticket.permalink is None:
                 link = await self._outbox.permalink(ticket.channel, ticket.ts)
                 if link:
                     await self.store.set_permalink(ticket_id, link)
-            teams = _teams(triage)
-            for team in teams:
-                await self._post_once(ticket_id, team, recovering=previous == "routing")
+            replies = await self.store.replies(ticket_id)
+            for team in _teams(triage):
+                posted = await self._post_once(ticket_id, team, recovering=previous == "routing")
+                if posted is None:
+                    continue
+                # What the customer added in the thread before the post existed.
+                for reply in replies:
+                    await self._outbox.post_note(posted, _reply_note(reply.text))
             await self._link_related(ticket_id)
             await self.store.mark_routed(ticket_id)
             await self._page_if_needed(ticket_id)
@@ -312,14 +322,18 @@ class Desk:
         await self.store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
         return ticket, triage
 
-    async def _post_once(self, ticket_id: int, team: str, *, recovering: bool) -> None:
+    async def _post_once(self, ticket_id: int, team: str, *, recovering: bool) -> PostRef | None:
+        """Post the ticket in a team's channel unless it is there; the new post, if one was made."""
         if any(post.team == team for post in await self.store.posts(ticket_id)):
-            return
+            return None
         channel = self._team_channel(team)
         found = await self._outbox.find_card(channel, ticket_id) if recovering else None
-        card = await self._card(ticket_id, team)
-        ref = found or await self._outbox.post_card(card)
+        if found is not None:
+            await self.store.add_post(ticket_id, team=team, channel=found.channel, ts=found.ts)
+            return None
+        ref = await self._outbox.post_card(await self._card(ticket_id, team))
         await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        return ref
 
     async def _link_related(self, ticket_id: int) -> None:
         posts = await self.store.posts(ticket_id)
@@ -335,16 +349,30 @@ class Desk:
         if await self._is_any_agent(message.user):
             # An agent answering in the customer's thread by hand: not the customer's words.
             return
+        if message.user != ticket.author:
+            # Someone else in a shared channel: shown to the team, but it cannot change (or
+            # page about) another person's ticket.
+            await self._show_in_threads(
+                ticket.id,
+                Note(f"<@{message.user}> replied in the customer's thread:", quote=message.text),
+            )
+            return
         if not await self.store.add_reply(
             ticket.id, ts=message.ts, author=message.user, text=message.text
         ):
             return
-        for post in await self.store.posts(ticket.id):
-            await self._outbox.post_note(
-                PostRef(post.channel, post.ts),
-                Note("The customer replied in their thread:", quote=message.text),
-            )
+        # Under the lock: a post being made now either shows this reply or is seen here.
+        async with self._lock(ticket.id):
+            await self._show_in_threads(ticket.id, _reply_note(message.text))
         await self._recheck(ticket.id)
+
+    async def _show_in_threads(self, ticket_id: int, note: Note) -> None:
+        """Say something under each live post; Slack refusing one is logged, not fatal."""
+        for post in await self.store.posts(ticket_id):
+            try:
+                await self._outbox.post_note(PostRef(post.channel, post.ts), note)
+            except Exception:
+                logger.exception("could not post a note on ticket %s in %s", ticket_id, post.team)
 
     async def _with_replies(self, ticket: StoredTicket) -> Ticket:
         """The ticket as the pipeline reads it: the message, then the customer's thread replies."""
@@ -554,7 +582,13 @@ class Desk:
         """An agent asks for the on-call: page now, with who asked."""
         await self._ticket_for_agent(ticket_id, user, "escalate")
         await self.store.audit(ticket_id=ticket_id, actor=user, action="escalated")
-        await self._page(ticket_id, reasons=(f"escalated by <@{user}>",), force=True)
+        try:
+            await self._page(ticket_id, reasons=(), asked_by=user)
+        except Exception:
+            logger.exception("escalating ticket %s failed", ticket_id)
+            raise BadRequestError(
+                f"Slack did not take the page for ticket #{ticket_id}; try Escalate again."
+            ) from None
 
     async def reclassify(
         self,
@@ -677,7 +711,8 @@ class Desk:
         if draft is not None:
             by = f" by <@{draft.decided_by}>" if draft.decided_by else ""
             lines.append(f"Draft: {draft.status}{by}")
-        paged = await self.store.pages(ticket.id)
+        # Page keys are "team", "team:critical" or "team:escalated:<n>": show the teams.
+        paged = dict.fromkeys(key.split(":")[0] for key in await self.store.pages(ticket.id))
         if paged:
             lines.append(f"Paged: {', '.join(paged)}")
         for post in await self.store.posts(ticket.id, active_only=False):
@@ -707,7 +742,8 @@ class Desk:
         )
         return "\n".join(
             [
-                f"Today ({today.isoformat()}, UTC): {day.tickets} tickets",
+                f"Today ({today.isoformat()}, UTC): {day.tickets}"
+                f" ticket{'' if day.tickets == 1 else 's'}",
                 f"By category: {counts(day.by_category, self.config.category_names)}",
                 f"By priority: {counts(day.by_priority, self.config.priority_names)}",
                 f"Needs a human: {day.needs_human}/{day.tickets}"
@@ -869,53 +905,85 @@ class Desk:
             await self._refresh(ticket_id)
 
     async def _page_if_needed(self, ticket_id: int) -> None:
+        """Page the on-call if the ticket needs a human; a page Slack refuses is retried."""
         ticket = await self.store.ticket(ticket_id)
         if ticket is None or ticket.escalation is None or ticket.status == "withdrawn":
             return
-        if ticket.escalation.needs_human:
-            reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
-            await self._page(ticket_id, reasons=reasons, force=False)
+        if not ticket.escalation.needs_human:
+            return
+        reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
+        try:
+            await self._page(ticket_id, reasons=reasons)
+        except Exception:
+            logger.exception("paging for ticket %s failed; trying again later", ticket_id)
+            self._retry_later(ticket_id)
 
-    async def _page(self, ticket_id: int, *, reasons: Sequence[str], force: bool) -> None:
-        """Page each posted team's on-call in the post's thread (once per ticket and team)."""
+    async def _page(
+        self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
+    ) -> None:
+        """Page each posted team's on-call in the post's thread, and by DM when critical.
+
+        Once per ticket and team, and once more if the ticket becomes critical later; an
+        agent's Escalate (asked_by) always pages. A thread note Slack refuses is not counted.
+        """
         ticket = await self.store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
         assert ticket.decision is not None  # noqa: S101
         critical = self.config.priority(ticket.decision.priority).always_human
+        if asked_by is not None:
+            headline = f"Ticket #{ticket_id} needs a human: escalated by <@{asked_by}>"
+            reasons = (
+                tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
+            )
+        else:
+            headline = f"Ticket #{ticket_id} needs a human:"
         for post in await self.store.posts(ticket_id):
             people = await self.oncall(post.team) or self.slack.fallback_oncall
             if not people:
                 logger.error("ticket %s needs a human but %s has no on-call", ticket_id, post.team)
-            team = f"{post.team}:escalated:{time.time_ns()}" if force else post.team
-            if not await self.store.claim_page(
-                ticket_id, team=team, people=people, reasons=reasons
-            ):
+            key = post.team + (":critical" if critical else "")
+            if asked_by is not None:
+                key = f"{post.team}:escalated:{time.time_ns()}"
+            if not await self.store.claim_page(ticket_id, team=key, people=people, reasons=reasons):
                 continue
-            where = PostRef(post.channel, post.ts)
-            await self._outbox.post_note(
-                where,
-                Note(
-                    f"Ticket #{ticket_id} needs a human: " + "; ".join(reasons),
-                    mentions=tuple(people),
-                ),
-            )
+            try:
+                await self._outbox.post_note(
+                    PostRef(post.channel, post.ts),
+                    Note(headline, mentions=tuple(people), details=tuple(reasons)),
+                )
+            except Exception:
+                await self.store.release_page(ticket_id, team=key)
+                raise
             if critical:
-                link = await self._outbox.permalink(post.channel, post.ts)
-                for user in sorted(await self._expand(people)):
-                    await self._outbox.direct_message(
-                        user,
-                        Note(
-                            f"Critical ticket #{ticket_id} for {post.team}: "
-                            + "; ".join(reasons)
-                            + (f" {link}" if link else "")
-                        ),
-                    )
+                await self._direct_page(ticket_id, post, people, reasons)
+
+    async def _direct_page(
+        self, ticket_id: int, post: StoredPost, people: Sequence[str], reasons: Sequence[str]
+    ) -> None:
+        """A critical ticket's DM to each on-call person; the thread page already stands."""
+        link = await self._outbox.permalink(post.channel, post.ts)
+        where = f" ({link})" if link else ""
+        for user in sorted(await self._expand(people)):
+            try:
+                await self._outbox.direct_message(
+                    user,
+                    Note(
+                        f"Critical ticket #{ticket_id} for {post.team}{where}:",
+                        details=tuple(reasons),
+                    ),
+                )
+            except Exception:
+                logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
 
 
 def _teams(triage: Triage) -> tuple[str, ...]:
     """The teams a ticket is posted to: its own, and the runner-up's on a close call."""
     teams = triage.escalation.teams or (triage.decision.team,)
     return (triage.decision.team, *(team for team in teams if team != triage.decision.team))
+
+
+def _reply_note(text: str) -> Note:
+    return Note("The customer replied in their thread:", quote=text)
 
 
 def _as_ticket(ticket: StoredTicket) -> Ticket:

@@ -555,6 +555,13 @@ class Store:
         await self._db.commit()
         return cursor.rowcount == 1
 
+    async def release_page(self, ticket_id: int, *, team: str) -> None:
+        """Forget a page claim whose message Slack did not take, so it is tried again."""
+        await self._db.execute(
+            "DELETE FROM pages WHERE ticket_id = ? AND team = ?", (ticket_id, team)
+        )
+        await self._db.commit()
+
     async def pages(self, ticket_id: int) -> list[str]:
         """The teams paged for a ticket."""
         async with self._db.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import aiosqlite
 import pytest
 
 from bot import render
-from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
@@ -100,7 +101,8 @@ async def test_each_seed_ticket_is_posted_to_its_team_with_emoji_draft_and_page(
     if expected.get("needs_human") is not None:
         assert ticket.escalation.needs_human is expected["needs_human"]
     if ticket.escalation.needs_human:
-        assert len(pages) == len(ticket.escalation.teams) or len(pages) >= 1
+        # One page per team the ticket is posted to, never more.
+        assert len(pages) == len(await bot.store.posts(ticket_id))
         assert f"<@{ONCALL}>" in pages[0]["text"]
     else:
         assert pages == []
@@ -499,17 +501,28 @@ async def test_a_customer_cannot_approve_and_is_told_so(
     assert any(OUTSIDER in line for line in refusals)
 
 
-async def test_two_agents_approving_at_once_send_exactly_one_reply(bot: Harness) -> None:
-    """Two reactions and a button press at the same moment give one reply in the thread."""
-    ts = await bot.customer_says("I was charged twice this month")
-    await bot.desk.drain()
-    ticket_id = await bot.ticket_for(ts)
-    await asyncio.gather(
-        bot.react(AGENT, "white_check_mark", ticket_id),
-        bot.react(AGENT, "white_check_mark", ticket_id),
-        bot.press(AGENT, render.APPROVE_ACTION, ticket_id),
-    )
-    assert len(bot.thread_of(INTAKE, ts)) == 1
+async def test_two_agents_approving_at_once_send_exactly_one_reply(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Two agents' reactions and a button press at the same moment give one reply."""
+    second = "U0AGENT2"
+    slack = sandbox_slack_config(config)
+    billing = slack.teams["billing"].model_copy(update={"agents": (AGENT, second)})
+    slack = slack.model_copy(update={"teams": {**slack.teams, "billing": billing}})
+    async with running_bot(tmp_path, embedder, config=config, slack_config=slack) as bot:
+        ts = await bot.customer_says("I was charged twice this month")
+        await bot.desk.drain()
+        ticket_id = await bot.ticket_for(ts)
+        await asyncio.gather(
+            bot.react(AGENT, "white_check_mark", ticket_id),
+            bot.react(second, "white_check_mark", ticket_id),
+            bot.press(second, render.APPROVE_ACTION, ticket_id),
+        )
+        assert len(bot.thread_of(INTAKE, ts)) == 1
+        draft = await bot.store.draft(ticket_id)
+        assert draft is not None
+        assert draft.status == "sent"
+        assert draft.decided_by in (AGENT, second)
 
 
 async def test_agents_of_one_team_cannot_act_on_another_teams_ticket(
@@ -580,6 +593,66 @@ async def test_escalate_pages_the_oncall_even_when_not_needed(bot: Harness) -> N
     assert f"escalated by <@{AGENT}>" in page["text"]
 
 
+async def test_a_page_slack_refuses_is_sent_again_once(bot: Harness) -> None:
+    """Slack failing the page note once: the page is retried and arrives once, DM included."""
+
+    def fail_the_note_after_the_card(call: Any) -> None:
+        if call.method == "chat.postMessage" and call.ok and "metadata" in call.args:
+            bot.slack.fail_next("chat.postMessage")
+
+    bot.slack.on_call(fail_the_note_after_the_card)
+    ticket_id = await bot.new_ticket("Our production API is down, all requests fail, urgent")
+    (page,) = await _pages(bot, ticket_id)
+    assert f"<@{ONCALL}>" in page["text"]
+    failed = [c for c in bot.slack.calls_to("chat.postMessage") if c.error == "internal_error"]
+    assert len(failed) == 1
+    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == ONCALL]
+    assert len(dms) == 1
+    assert f"Critical ticket #{ticket_id}" in dms[0].args["text"]
+
+
+async def test_a_reply_before_the_team_post_exists_is_shown_under_it(bot: Harness) -> None:
+    """A thread reply that arrives while the ticket waits in the queue is shown once posted."""
+    await bot.desk.stop()  # every worker busy: the ticket waits, stored
+    ts = await bot.customer_says("Would love a dark mode for the dashboard")
+    await bot.customer_says("also the export button does nothing", thread_ts=ts)
+    await bot.desk.start()
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(ts)
+    (post,) = await bot.store.posts(ticket_id)
+    notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+    assert sum("export button does nothing" in note for note in notes) == 1
+
+
+async def test_someone_elses_reply_is_shown_but_cannot_page_or_change_the_ticket(
+    bot: Harness,
+) -> None:
+    """Another member's 'URGENT data loss' under a customer's ticket is a note, not a page."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    await bot.customer_says("URGENT data loss here", user=OUTSIDER, thread_ts=ticket.ts)
+    await bot.desk.drain()
+    assert await _pages(bot, ticket_id) == []
+    assert await bot.store.replies(ticket_id) == []
+    (post,) = await bot.store.posts(ticket_id)
+    (note,) = bot.thread_of(post.channel, post.ts)
+    assert f"<@{OUTSIDER}> replied" in note["text"]
+    assert "URGENT data loss here" in note["text"]
+
+
+async def test_a_ticket_that_becomes_critical_pages_again_with_a_dm(bot: Harness) -> None:
+    """Paged once for low confidence, a ticket reclassified critical pages again and DMs."""
+    ticket_id = await bot.new_ticket("Can you help me?")
+    assert len(await _pages(bot, ticket_id)) == 1
+    await bot.command(AGENT, f"reclassify #{ticket_id} priority=critical")
+    assert len(await _pages(bot, ticket_id)) == 2
+    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == ONCALL]
+    assert len(dms) == 1
+    await bot.command(AGENT, f"reclassify #{ticket_id} priority=critical")
+    assert len(await _pages(bot, ticket_id)) == 2
+
+
 # --- /triage --------------------------------------------------------------------------------
 
 
@@ -645,11 +718,12 @@ async def test_oncall_status_and_stats(bot: Harness) -> None:
     assert "Paged: engineering" in status
     await bot.react(AGENT, "white_check_mark", ticket_id)
     stats = await bot.command(AGENT, "stats")
-    assert "1 tickets" in stats
+    assert "1 ticket\n" in stats
     assert "technical 1" in stats
     assert "critical 1" in stats
     assert "Needs a human: 1/1 (100%)" in stats
     assert "Drafts approved: 1/1 (100%)" in stats
+    assert re.search(r"Median time to approval: \d+\.\d min", stats)
 
 
 # --- Slack's failures and restarts --------------------------------------------------------------
@@ -721,7 +795,7 @@ async def test_a_post_made_but_not_recorded_before_a_crash_is_not_posted_again(
 async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:
-    """Killed after storing: the next start routes it; a ticket half-routed is not posted twice."""
+    """Killed after storing, or after a worker claimed a ticket: the next start posts each once."""
     database = tmp_path / "triage.sqlite3"
     async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
         await bot.desk.stop()  # the workers die; intake still stores
@@ -730,7 +804,7 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
         stored = await bot.ticket_for(ts)
         assert bot.all_ticket_posts() == []
         half_id = await bot.ticket_for(half)
-        # The second was posted, then the process died before the post was recorded.
+        # The second was claimed by a worker, then the process died before posting it.
         assert await bot.store.claim_for_routing(half_id) == "new"
     async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
         bot.slack.add_message(INTAKE, user=CUSTOMER, text="placeholder")  # a fresh workspace
