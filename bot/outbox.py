@@ -9,12 +9,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
-from routing.desk import Note, PostRef, TicketCard
+from bot.intake import customer_message
+from routing.desk import CustomerMessage, Note, PostRef, TicketCard
 
 logger = logging.getLogger(__name__)
 
 # How far back to look for a ticket's post after a crash between posting and storing it.
 HISTORY_LOOKBACK = 200
+# At most this many intake messages are read back at start-up (5 pages of conversations.history).
+CATCH_UP_LIMIT = 1000
+CATCH_UP_PAGE = 200
 
 
 class SlackOutbox:
@@ -61,6 +65,24 @@ class SlackOutbox:
             ):
                 return PostRef(channel=channel, ts=str(message["ts"]))
         return None
+
+    async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
+        """Customers' messages in a channel after oldest, oldest first (CATCH_UP_LIMIT at most)."""
+        found: list[CustomerMessage] = []
+        cursor: str | None = None
+        while len(found) < CATCH_UP_LIMIT:
+            response = await self._client.conversations_history(
+                channel=channel, oldest=oldest, limit=CATCH_UP_PAGE, cursor=cursor
+            )
+            for message in response.get("messages") or []:
+                customer = customer_message(channel, message)
+                if customer is not None:
+                    found.append(customer)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                break
+        # Slack lists newest first; tickets are numbered in the order customers wrote.
+        return sorted(found[:CATCH_UP_LIMIT], key=lambda message: float(message.ts))
 
     async def post_note(self, post: PostRef, note: Note) -> None:
         """Say something in a ticket post's thread."""

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 # How long a user group's members are trusted before asking Slack again.
 GROUP_CACHE_SECONDS = 300.0
+# At start-up, intake messages this long before the newest ticket are read back too: events
+# acknowledged but not stored before a crash are older than tickets stored after them.
+CATCH_UP_OVERLAP_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
 # these delays; after the last it waits for the next start-up (it stays stored and unrouted).
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
@@ -130,6 +133,10 @@ class Outbox(Protocol):
         """A post of this ticket already in the channel (after a crash between post and store)."""
         ...
 
+    async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
+        """Customers' top-level messages in a channel after oldest (a ts), oldest first."""
+        ...
+
     async def post_note(self, post: PostRef, note: Note) -> None:
         """Say something in a ticket post's thread."""
         ...
@@ -198,6 +205,33 @@ class Desk:
         for ticket in await self.store.unrouted_tickets():
             logger.info("routing ticket %s left unrouted by the last run", ticket.id)
             self._work.queue.put_nowait(ticket.id)
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Make tickets of what customers wrote while the bot was away.
+
+        Down, disconnected, or stopped between Slack's ack and the store: Slack does not
+        deliver those events again, but the channel's history has the messages.
+        """
+        for channel in self.slack.intake_channels:
+            seen = await self.store.ticket_ts_range(channel)
+            if seen is None:
+                continue  # a first start: the channel's past is not the bot's to triage
+            first, newest = (float(ts) for ts in seen)
+            # Never before the first ticket: what came earlier predates the bot.
+            since = f"{max(first, newest - CATCH_UP_OVERLAP_SECONDS):.6f}"
+            try:
+                messages = await self._outbox.recent_messages(channel, since)
+            except Exception:
+                logger.exception(
+                    "could not read back %s: messages sent while away are missed", channel
+                )
+                continue
+            made = [message for message in messages if await self.receive(message) is not None]
+            if made:
+                logger.warning(
+                    "%d messages in %s arrived while the bot was away", len(made), channel
+                )
 
     async def drain(self) -> None:
         """Wait until every queued ticket is routed, retries included, or has given up."""

@@ -304,6 +304,15 @@ class Store:
             row = await cursor.fetchone()
         return _ticket(row) if row else None
 
+    async def ticket_ts_range(self, channel: str) -> tuple[str, str] | None:
+        """The ts of the first and of the latest message in a channel that is a ticket."""
+        # Slack's ts strings have a fixed width (10 digits, dot, 6), so text order is time order.
+        async with self._db.execute(
+            "SELECT MIN(ts), MAX(ts) FROM tickets WHERE channel = ?", (channel,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return (str(row[0]), str(row[1])) if row and row[0] is not None else None
+
     async def unrouted_tickets(self) -> list[StoredTicket]:
         """Tickets stored but not posted yet (new, or interrupted while routing), oldest first."""
         async with self._db.execute(

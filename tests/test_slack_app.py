@@ -814,6 +814,64 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
         assert await bot.store.unrouted_tickets() == []
 
 
+async def test_messages_sent_while_the_bot_was_down_become_tickets_at_the_next_start(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Customers' messages Slack never delivered are read back at start, once; joins are not."""
+    database = tmp_path / "triage.sqlite3"
+    async with standin_for(config) as slack:
+        # Before the bot's first start: the channel's past is not triaged.
+        slack.add_message(INTAKE, user=CUSTOMER, text="an old message from before the install")
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            assert await bot.store.unrouted_tickets() == []
+            await bot.new_ticket("I was charged twice this month")
+            # Acknowledged but never stored (the process died), then a later ticket stored.
+            lost = slack.add_message(INTAKE, user=CUSTOMER, text="My invoice shows the wrong VAT")
+            await bot.new_ticket("Would love a dark mode for the dashboard")
+        # The bot is down: these reach the channel, but no event reaches the bot.
+        missed = slack.add_message(
+            INTAKE, user=CUSTOMER, text="The export to CSV fails since this morning"
+        )
+        slack.add_message(
+            INTAKE, user=CUSTOMER, text="<@U0CUSTOMER> has joined", subtype="channel_join"
+        )
+        for _ in range(2):  # the second start finds nothing new
+            async with running_bot(
+                tmp_path, embedder, config=config, database=database, workspace=slack
+            ) as bot:
+                await bot.desk.drain()
+                for message in (lost, missed):
+                    ticket = await bot.store.ticket_at(INTAKE, message["ts"])
+                    assert ticket is not None
+                    assert len(_ticket_posts(bot, ticket.id)) == 1
+                assert len(bot.all_ticket_posts()) == 4
+                assert await bot.store.unrouted_tickets() == []
+
+
+async def test_a_history_slack_refuses_at_start_is_logged_and_the_bot_still_runs(
+    tmp_path: Path,
+    embedder: CachingEmbedder,
+    config: TriageConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If Slack will not give the intake history at start, the bot says so and routes on."""
+    database = tmp_path / "triage.sqlite3"
+    async with standin_for(config) as slack:
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            await bot.new_ticket("I was charged twice this month")
+        slack.fail_next("conversations.history", "not_in_channel")
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            assert "could not read back" in caplog.text
+            ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+            assert len(_ticket_posts(bot, ticket_id)) == 1
+
+
 # --- the HTTP adapter ----------------------------------------------------------------------------
 
 

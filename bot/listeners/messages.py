@@ -7,13 +7,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.intake import TICKET_SUBTYPES, customer_message
 from bot.services import Services
-from routing.desk import CustomerMessage
 
 logger = logging.getLogger(__name__)
-
-# Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
-TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -43,17 +40,8 @@ def register(app: AsyncApp, services: Services) -> None:
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
             if deleted:
                 await desk.deleted(channel, deleted)
-        elif subtype in TICKET_SUBTYPES and not event.get("bot_id") and event.get("user"):
-            await desk.receive(
-                CustomerMessage(
-                    channel=channel,
-                    ts=event["ts"],
-                    user=event["user"],
-                    text=event.get("text") or "",
-                    thread_ts=event.get("thread_ts"),
-                    has_files=bool(event.get("files")),
-                )
-            )
+        elif (customer := customer_message(channel, event)) is not None:
+            await desk.receive(customer)
         else:
             # Other bots, joins, topic changes...: acknowledged, never a ticket.
             logger.debug("ignored message subtype %s in %s", subtype, channel)

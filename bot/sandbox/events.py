@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,8 @@ class Workspace:
             "api_app_id": self.api_app_id,
             "event": event,
             "type": "event_callback",
-            "event_id": event_id or f"Ev{self.next_id():010d}",
+            # Unique across runs too, like Slack's: a restarted bot keeps the ids it has seen.
+            "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
             "authorizations": [
                 {

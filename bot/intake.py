@@ -1,0 +1,27 @@
+"""Which Slack messages are customers' messages: one rule for live events and for history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routing.desk import CustomerMessage
+
+# Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
+TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage | None:
+    """A human's message as the desk takes it; None for bots, joins and other system messages."""
+    if message.get("subtype") not in TICKET_SUBTYPES or message.get("bot_id"):
+        return None
+    user, ts = message.get("user"), message.get("ts")
+    if not isinstance(user, str) or not isinstance(ts, str):
+        return None
+    return CustomerMessage(
+        channel=channel,
+        ts=ts,
+        user=user,
+        text=message.get("text") or "",
+        thread_ts=message.get("thread_ts"),
+        has_files=bool(message.get("files")),
+    )
