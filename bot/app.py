@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -34,6 +37,29 @@ def build_client(*, token: str, base_url: str) -> AsyncWebClient:
     )
 
 
+def authorize_once(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeResult]]:
+    """Who the bot is, asked of auth.test once and shared by every request.
+
+    Bolt's single-workspace authorization calls auth.test for each request until the first
+    answer arrives, so a burst of events at start-up would send hundreds of them.
+    """
+    lock = asyncio.Lock()
+    known: list[AuthorizeResult] = []
+
+    async def authorize() -> AuthorizeResult:
+        async with lock:
+            if not known:
+                response = await client.auth_test()
+                known.append(
+                    AuthorizeResult.from_auth_test_response(
+                        auth_test_response=response, bot_token=client.token
+                    )
+                )
+        return known[0]
+
+    return authorize
+
+
 def build_app(
     *,
     client: AsyncWebClient,
@@ -44,7 +70,10 @@ def build_app(
     """The app: request signatures are checked only when a signing secret is given (HTTP mode)."""
     app = AsyncApp(
         name="triage",
-        client=client,
+        # The listeners' client gets the bot token from authorize (a client with a token too
+        # would make Bolt use its per-request auth.test instead).
+        client=AsyncWebClient(base_url=client.base_url, retry_handlers=client.retry_handlers),
+        authorize=authorize_once(client),
         # Basic Information -> App Credentials -> Signing Secret; Socket Mode needs none.
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,

@@ -172,6 +172,15 @@ async def test_other_bots_joins_and_unknown_channels_make_no_ticket_but_are_acke
     assert bot.all_ticket_posts() == []
 
 
+async def test_a_burst_at_start_up_asks_slack_who_the_bot_is_once(bot: Harness) -> None:
+    """Twenty events at once on a fresh app make one auth.test call, not one per event."""
+    texts = [f"I was charged twice, order {n}" for n in range(20)]
+    await asyncio.gather(*(bot.customer_says(text) for text in texts))
+    await bot.desk.drain()
+    assert len(bot.slack.calls_to("auth.test")) == 1
+    assert len(bot.all_ticket_posts()) == 20
+
+
 async def test_a_slack_shaped_message_from_the_reference_becomes_a_ticket(bot: Harness) -> None:
     """The example `message` payload of Slack's reference, in the intake channel, is a ticket."""
     example = json.loads((EVENTS / "message.json").read_text())["example"]
