@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How long a user group's members are trusted before asking Slack again.
 GROUP_CACHE_SECONDS = 300.0
+# How long an event id is remembered: Slack retries within minutes, redelivers within hours.
+EVENT_MEMORY = timedelta(days=7)
 # At start-up, intake messages this long before the newest ticket are read back too: events
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
@@ -198,6 +200,8 @@ class Desk:
 
     async def start(self) -> None:
         """Relearn stored corrections, start the workers, and route what a restart left."""
+        # The event ids only guard against Slack's retries; a week keeps the file small.
+        await self.store.forget_events(before=utc_now() - EVENT_MEMORY)
         for example in await self.store.corrections():
             self.pipeline.learn(example)
         for _ in range(self.slack.workers):

@@ -274,6 +274,14 @@ class Store:
         await self._db.commit()
         return cursor.rowcount == 1
 
+    async def forget_events(self, *, before: datetime) -> int:
+        """Drop event ids recorded before a time (Slack's retries come within minutes)."""
+        cursor = await self._db.execute(
+            "DELETE FROM processed_events WHERE at < ?", (_iso(before),)
+        )
+        await self._db.commit()
+        return cursor.rowcount
+
     # --- tickets --------------------------------------------------------------------------
 
     async def add_ticket(

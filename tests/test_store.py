@@ -58,6 +58,22 @@ async def test_an_event_id_is_first_delivered_once(tmp_path: Path) -> None:
         assert await store.first_delivery("Ev2") is True
 
 
+async def test_event_ids_older_than_the_cutoff_are_forgotten(tmp_path: Path) -> None:
+    """forget_events drops old event ids only; a recent retry is still recognised."""
+    async with await Store.open(tmp_path / "db") as store:
+        assert await store.first_delivery("EvOLD") is True
+        assert await store.first_delivery("EvNEW") is True
+    async with aiosqlite.connect(tmp_path / "db") as db:
+        await db.execute(
+            "UPDATE processed_events SET at = '2026-01-01T00:00:00+00:00' WHERE event_id = 'EvOLD'"
+        )
+        await db.commit()
+    async with await Store.open(tmp_path / "db") as store:
+        assert await store.forget_events(before=datetime(2026, 6, 1, tzinfo=UTC)) == 1
+        assert await store.first_delivery("EvOLD") is True
+        assert await store.first_delivery("EvNEW") is False
+
+
 async def test_only_one_of_many_concurrent_claims_of_a_draft_wins(tmp_path: Path) -> None:
     """Twenty agents approving at once: exactly one claims the draft."""
     async with await Store.open(tmp_path / "db") as store:
