@@ -195,7 +195,10 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
     if settings.connects_to_slack:
-        await run_slack(settings, config, http=args.http, port=args.port)
+        try:
+            await run_slack(settings, config, http=args.http, port=args.port)
+        except asyncio.CancelledError:
+            print("triage: stopped", file=sys.stderr)  # SIGTERM: a clean stop, not a failure
         return 0
     if args.http:
         raise UserError("setting SLACK_BOT_TOKEN: missing; --http serves a real workspace")

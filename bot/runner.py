@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -124,6 +125,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
     await check_token(client)
+    stop_on_sigterm()
     pipeline = make_pipeline(settings, config)
     async with running_desk(
         config=config, slack=slack, pipeline=pipeline, client=client, database=settings.database
@@ -156,6 +158,17 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
             finally:
                 # Its connection monitor would otherwise outlive the bot.
                 await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+def stop_on_sigterm() -> None:
+    """Stop on SIGTERM (a deploy, systemd, Kubernetes) as on Ctrl-C.
+
+    The workers stop and the database closes; stored tickets not yet routed are routed at the
+    next start.
+    """
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 async def _serve_http(web_app: object, port: int) -> None:

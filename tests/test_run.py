@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -290,3 +293,51 @@ async def test_with_an_llm_the_decision_and_draft_come_from_the_model(
         await client.close()
     assert openai_server.requests
     assert all("jane@example.com" not in json.dumps(r) for r in openai_server.requests)
+
+
+async def test_sigterm_stops_the_bot_cleanly(
+    slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
+) -> None:
+    """`triage run --http` stopped by SIGTERM exits 0, says so, and leaves the database closed."""
+    port = _free_port()
+    database = tmp_path / "bot.sqlite3"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "TRIAGE_CONFIG": str(slack_config_toml),
+        "TRIAGE_DB": str(database),
+    }
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--http",
+        "--port",
+        str(port),
+        env=env,
+        cwd=tmp_path,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(400):  # until it serves (model load included), 20 s at most
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        bot.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(bot.communicate(), timeout=20)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    assert bot.returncode == 0
+    assert b"triage: stopped" in stderr
+    # Closed: SQLite folded its write-ahead log back into the file.
+    assert not await asyncio.to_thread(Path(f"{database}-wal").exists)
