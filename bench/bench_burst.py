@@ -1,6 +1,7 @@
 """A burst of intake messages through the whole bot: acks, time to post, losses, duplicates.
 
-    .venv/bin/python bench/bench_burst.py [--messages 1000] [--llm-delay 0.5] [--workers N]
+    PYTHONPATH=. .venv/bin/python bench/bench_burst.py [--messages 1000] [--llm-delay 0.5]
+        [--workers N] [--spread SECONDS]
 
 The bot is the real `triage run --http` process. This script plays Slack and the LLM provider:
 it serves the strict Web API stand-in (chat.postMessage limited to 1 post/s per channel with a
@@ -149,9 +150,15 @@ def ticket_posts(slack: SlackStandIn, channels: list[str]) -> list[tuple[str, in
 
 
 async def send_event(
-    session: aiohttp.ClientSession, url: str, body: str, acks: list[float], statuses: Counter[int]
+    session: aiohttp.ClientSession,
+    url: str,
+    body: str,
+    acks: list[float],
+    statuses: Counter[int],
+    after: float,
 ) -> None:
-    """POST one signed event and record how long the ack took."""
+    """POST one signed event `after` seconds from now and record how long the ack took."""
+    await asyncio.sleep(after)
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -181,7 +188,7 @@ async def wait_for_port(port: int, seconds: float) -> None:
 
 
 async def run(
-    messages: int, llm_delay: float, workers: int | None, wait_s: float
+    messages: int, llm_delay: float, workers: int | None, wait_s: float, spread_s: float
 ) -> dict[str, Any]:
     """Start the stand-ins and the bot, send the burst, and measure."""
     config = load_config()
@@ -235,7 +242,12 @@ async def run(
                 async with aiohttp.ClientSession(connector=connector) as session:
                     started = slack_clock = time.monotonic()
                     await asyncio.gather(
-                        *(send_event(session, url, body, acks, statuses) for body in bodies)
+                        *(
+                            send_event(
+                                session, url, body, acks, statuses, spread_s * i / len(bodies)
+                            )
+                            for i, body in enumerate(bodies)
+                        )
                     )
                     sent_s = time.monotonic() - started
                     deadline = started + wait_s
@@ -283,6 +295,7 @@ async def run(
             return {
                 "messages": messages,
                 "llm_delay_s": llm_delay,
+                "events_spread_over_s": spread_s,
                 "workers": workers or slack_config.workers,
                 "acks_ms": {
                     "p50": round(percentile(acks, 0.50), 1),
@@ -301,6 +314,7 @@ async def run(
                 "duplicate_pages": sum(count - 1 for count in page_ids.values() if count > 1),
                 "llm_requests": len(llm.requests),
                 "slack_429s": rate_limited,
+                "auth_test_calls": len(slack.calls_to("auth.test")),
                 "bot_peak_memory_mb": round(memory, 1),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores,"
                 f" Python {platform.python_version()}",
@@ -321,8 +335,13 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=1200.0, help="seconds to wait for every post"
     )
+    parser.add_argument(
+        "--spread", type=float, default=0.0, help="send the events over this many seconds"
+    )
     args = parser.parse_args()
-    figures = asyncio.run(run(args.messages, args.llm_delay, args.workers, args.timeout))
+    figures = asyncio.run(
+        run(args.messages, args.llm_delay, args.workers, args.timeout, args.spread)
+    )
     json.dump(figures, sys.stdout, indent=2)
     print()
 
