@@ -969,9 +969,11 @@ class Desk:
         assert ticket.decision is not None  # noqa: S101
         critical = self.config.priority(ticket.decision.priority).always_human
         if asked_by is not None:
-            headline = f"Ticket #{ticket_id} needs a human: escalated by <@{asked_by}>"
             reasons = (
                 tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
+            )
+            headline = f"Ticket #{ticket_id} needs a human: escalated by <@{asked_by}>" + (
+                ";" if reasons else ""
             )
         else:
             headline = f"Ticket #{ticket_id} needs a human:"
