@@ -23,5 +23,4 @@ def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage |
         user=user,
         text=message.get("text") or "",
         thread_ts=message.get("thread_ts"),
-        has_files=bool(message.get("files")),
     )

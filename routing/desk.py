@@ -67,7 +67,6 @@ class CustomerMessage:
     user: str | None
     text: str
     thread_ts: str | None = None
-    has_files: bool = False
 
     @property
     def is_thread_reply(self) -> bool:
