@@ -388,7 +388,9 @@ class Desk:
             return
         if message.user != ticket.author:
             # Someone else in a shared channel: shown to the team, but it cannot change (or
-            # page about) another person's ticket.
+            # page about) another person's ticket. Not stored, so its ts marks it as shown.
+            if not await self.store.first_delivery(f"reply {message.channel} {message.ts}"):
+                return
             await self._show_in_threads(
                 ticket.id,
                 Note(f"<@{message.user}> replied in the customer's thread:", quote=message.text),

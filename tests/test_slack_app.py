@@ -640,7 +640,15 @@ async def test_someone_elses_reply_is_shown_but_cannot_page_or_change_the_ticket
     ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
     ticket = await bot.store.ticket(ticket_id)
     assert ticket is not None
-    await bot.customer_says("URGENT data loss here", user=OUTSIDER, thread_ts=ticket.ts)
+    reply_ts = await bot.customer_says("URGENT data loss here", user=OUTSIDER, thread_ts=ticket.ts)
+    redelivered = bot.workspace.message(
+        channel=INTAKE,
+        user=OUTSIDER,
+        text="URGENT data loss here",
+        ts=reply_ts,
+        thread_ts=ticket.ts,
+    )
+    assert await bot.event(redelivered) == 200  # a new event id for the same message
     await bot.desk.drain()
     assert await _pages(bot, ticket_id) == []
     assert await bot.store.replies(ticket_id) == []
