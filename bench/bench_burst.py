@@ -37,7 +37,7 @@ from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
 from routing.config import load_config
-from tests.slack_harness import sign
+from tests.slack_harness import sign, write_standin_config
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,27 +89,6 @@ def llm_answer(body: dict[str, Any], delay: float) -> Scripted:
     }
     scripted = reply_json(answer)
     return Scripted(content=scripted.content, delay=delay)
-
-
-def write_config(directory: Path, workers: int | None) -> Path:
-    """The default config with a [slack] section for the stand-in's channels."""
-    config = load_config()
-    lines = [config.source.read_text(encoding="utf-8")]
-    slack = f'\n[slack]\nintake_channels = ["{INTAKE}"]\nfallback_oncall = ["{ONCALL}"]\n'
-    if workers is not None:
-        slack += f"workers = {workers}\n"
-    lines.append(slack)
-    for team, settings in sandbox_slack_config(config).teams.items():
-        lines.append(
-            f'[slack.teams.{team}]\nchannel = "{settings.channel}"\n'
-            f'agents = ["{AGENT}"]\noncall = ["{ONCALL}"]\n'
-        )
-    path = directory / "config.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    (directory / config.examples_path.name).write_text(
-        config.examples_path.read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    return path
 
 
 def free_port() -> int:
@@ -195,7 +174,7 @@ async def run(
     slack_config = sandbox_slack_config(config)
     team_channels = {settings.channel: team for team, settings in slack_config.teams.items()}
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as directory:
-        config_path = write_config(Path(directory), workers)
+        config_path = write_standin_config(Path(directory), workers=workers)
         async with (
             SlackStandIn(
                 bot_token=BOT_TOKEN,

@@ -22,7 +22,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from bot.sandbox.slack_api import SlackStandIn
 from bot.services import Services
 from routing.cascade import LLMLayer, build_pipeline
-from routing.config import SlackConfig, TriageConfig
+from routing.config import SlackConfig, TriageConfig, load_config
 from routing.desk import Desk
 from routing.embedding import Embedder
 from routing.store import Store
@@ -200,6 +200,27 @@ class Harness:
     def all_ticket_posts(self) -> list[dict[str, Any]]:
         """Every top-level post of every team channel."""
         return [post for team in self.slack_config.teams for post in self.posts_in(team)]
+
+
+def write_standin_config(directory: Path, *, workers: int | None = None) -> Path:
+    """The default config plus a [slack] section for the stand-in's channels, as a file."""
+    config = load_config()
+    slack = f'\n[slack]\nintake_channels = ["{INTAKE}"]\nfallback_oncall = ["{ONCALL}"]\n'
+    if workers is not None:
+        slack += f"workers = {workers}\n"
+    lines = [config.source.read_text(encoding="utf-8"), slack]
+    for team, settings in sandbox_slack_config(config).teams.items():
+        lines.append(
+            f'[slack.teams.{team}]\nchannel = "{settings.channel}"\n'
+            f'agents = ["{AGENT}"]\noncall = ["{ONCALL}"]\n'
+        )
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    # The config names its examples file relative to itself.
+    (directory / config.examples_path.name).write_text(
+        config.examples_path.read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return path
 
 
 def standin_for(

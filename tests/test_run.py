@@ -27,7 +27,7 @@ from routing.config import TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.errors import ConfigError, UserError
 from routing.llm import LLMClassifier, build_openai_client
-from tests.slack_harness import running_bot, sign
+from tests.slack_harness import running_bot, sign, write_standin_config
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 
 BOT_TOKEN = "xoxb-run-test"  # the stand-in's token
@@ -38,20 +38,7 @@ SECRET = "run-test-secret"
 @pytest.fixture
 def slack_config_toml(tmp_path: Path) -> Path:
     """The default config plus a [slack] section for the stand-in's channels."""
-    config = load_config()
-    lines = [config.source.read_text(encoding="utf-8")]
-    lines.append(f'\n[slack]\nintake_channels = ["{INTAKE}"]\nfallback_oncall = ["{ONCALL}"]\n')
-    for team, settings in sandbox_slack_config(config).teams.items():
-        lines.append(
-            f'[slack.teams.{team}]\nchannel = "{settings.channel}"\n'
-            f'agents = ["{AGENT}"]\noncall = ["{ONCALL}"]\n'
-        )
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    (tmp_path / "examples.jsonl").write_text(
-        config.examples_path.read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    return path
+    return write_standin_config(tmp_path)
 
 
 @pytest.fixture

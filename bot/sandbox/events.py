@@ -127,27 +127,16 @@ class Workspace:
 
     def message_tombstoned(self, *, channel: str, ts: str, previous_text: str) -> dict[str, Any]:
         """A deleted message that has a thread: Slack sends `message_changed` to a tombstone."""
-        now = f"{time.time():.6f}"
-        return {
-            "type": "message",
-            "subtype": "message_changed",
-            "hidden": True,
-            "channel": channel,
-            "ts": now,
-            "event_ts": now,
-            "channel_type": "channel",
-            "message": {
-                "type": "message",
-                "subtype": "tombstone",
-                "user": "USLACKBOT",
-                "hidden": True,
-                "text": "This message was deleted.",
-                "ts": ts,
-                "thread_ts": ts,
-                "reply_count": 1,
-            },
-            "previous_message": {"type": "message", "text": previous_text, "ts": ts},
-        }
+        event = self.message_changed(
+            channel=channel,
+            user="USLACKBOT",
+            ts=ts,
+            text="This message was deleted.",
+            previous_text=previous_text,
+        )
+        event["message"].pop("edited")
+        event["message"].update(subtype="tombstone", hidden=True, thread_ts=ts, reply_count=1)
+        return event
 
     def reaction_added(
         self, *, user: str, reaction: str, channel: str, ts: str, item_user: str | None
