@@ -124,6 +124,13 @@ class Harness:
         assert await self.event(event) == 200
         return str(message["ts"])
 
+    async def customer_edits(self, ts: str, text: str, *, previous: str) -> int:
+        """The customer edits their intake message at ts and Slack delivers message_changed."""
+        edit = self.workspace.message_changed(
+            channel=INTAKE, user=CUSTOMER, ts=ts, text=text, previous_text=previous
+        )
+        return await self.event(edit)
+
     async def ticket_for(self, ts: str) -> int:
         """The id of the ticket made from the intake message at ts."""
         ticket = await self.store.ticket_at(INTAKE, ts)

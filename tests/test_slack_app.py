@@ -294,14 +294,14 @@ async def test_an_edit_before_approval_reclassifies_and_moves_the_post(bot: Harn
     ticket_id = await bot.ticket_for(ts)
     (before,) = await bot.store.posts(ticket_id)
     assert before.team == "product"
-    edit = bot.workspace.message_changed(
-        channel=INTAKE,
-        user=CUSTOMER,
-        ts=ts,
-        text="I was charged twice this month, please fix my invoice",
-        previous_text="Would love a dark mode for the dashboard",
+    assert (
+        await bot.customer_edits(
+            ts,
+            "I was charged twice this month, please fix my invoice",
+            previous="Would love a dark mode for the dashboard",
+        )
+        == 200
     )
-    assert await bot.event(edit) == 200
     (after,) = await bot.store.posts(ticket_id)
     assert after.team == "billing"
     (moved,) = [m for m in bot.posts_in("product") if m["ts"] == before.ts]
@@ -320,14 +320,14 @@ async def test_an_edit_keeps_the_urgency_of_the_customers_thread_reply(bot: Harn
     ticket_id = await bot.ticket_for(ts)
     await bot.customer_says("Please answer, this is urgent", thread_ts=ts)
     await bot.desk.drain()
-    edit = bot.workspace.message_changed(
-        channel=INTAKE,
-        user=CUSTOMER,
-        ts=ts,
-        text="I was charged twice this month, please fix my invoice",
-        previous_text="Would love a dark mode for the dashboard",
+    assert (
+        await bot.customer_edits(
+            ts,
+            "I was charged twice this month, please fix my invoice",
+            previous="Would love a dark mode for the dashboard",
+        )
+        == 200
     )
-    assert await bot.event(edit) == 200
     ticket = await bot.store.ticket(ticket_id)
     assert ticket is not None
     assert ticket.escalation is not None
@@ -373,14 +373,14 @@ async def test_an_edit_while_the_ticket_is_being_classified_is_not_lost(
                     break
                 await asyncio.sleep(0.01)
             assert openai_server.requests
-            edit = bot.workspace.message_changed(
-                channel=INTAKE,
-                user=CUSTOMER,
-                ts=ts,
-                text="Everything is down for us, a full outage",
-                previous_text="Would love a dark mode for the dashboard",
+            assert (
+                await bot.customer_edits(
+                    ts,
+                    "Everything is down for us, a full outage",
+                    previous="Would love a dark mode for the dashboard",
+                )
+                == 200
             )
-            assert await bot.event(edit) == 200
             await bot.desk.drain()
             ticket_id = await bot.ticket_for(ts)
             (live,) = await bot.store.posts(ticket_id)
@@ -400,14 +400,12 @@ async def test_an_edit_after_approval_is_only_a_note(bot: Harness) -> None:
     await bot.desk.drain()
     ticket_id = await bot.ticket_for(ts)
     await bot.react(AGENT, "white_check_mark", ticket_id)
-    edit = bot.workspace.message_changed(
-        channel=INTAKE,
-        user=CUSTOMER,
-        ts=ts,
-        text="Would love a dark mode",
-        previous_text="I was charged twice this month",
+    assert (
+        await bot.customer_edits(
+            ts, "Would love a dark mode", previous="I was charged twice this month"
+        )
+        == 200
     )
-    assert await bot.event(edit) == 200
     (post,) = await bot.store.posts(ticket_id)
     assert post.team == "billing"
     thread = bot.thread_of(post.channel, post.ts)
