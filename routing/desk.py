@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 GROUP_CACHE_SECONDS = 300.0
 # How long an event id is remembered: Slack retries within minutes, redelivers within hours.
 EVENT_MEMORY = timedelta(days=7)
+# At start-up, routed tickets this recent that need a human and have no page are paged.
+UNPAGED_LOOKBACK = timedelta(days=2)
 # At start-up, intake messages this long before the newest ticket are read back too: events
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
@@ -183,6 +185,7 @@ class Desk:
         store: Store,
         outbox: Outbox,
         clock: Callable[[], float] = time.monotonic,
+        retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
     ) -> None:
         self.config = config
         self.slack = slack
@@ -190,6 +193,7 @@ class Desk:
         self.store = store
         self._outbox = outbox
         self._clock = clock
+        self._retry_delays = tuple(retry_delays)
         self._work = _Worker()
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
@@ -208,6 +212,10 @@ class Desk:
         for ticket in await self.store.unrouted_tickets():
             logger.info("routing ticket %s left unrouted by the last run", ticket.id)
             self._work.queue.put_nowait(ticket.id)
+        # A routed ticket needs no routing, but its page may have failed: the worker pages it.
+        for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
+            logger.info("paging ticket %s, which the last run could not page", ticket_id)
+            self._work.queue.put_nowait(ticket_id)
         await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -255,9 +263,12 @@ class Desk:
     async def _worker(self) -> None:
         while True:
             ticket_id = await self._work.queue.get()
+            attempt = self._work.retries.get(ticket_id)
             try:
                 await self._route(ticket_id)
-                self._work.retries.pop(ticket_id, None)
+                if self._work.retries.get(ticket_id) == attempt:
+                    # Done, and no step of it (a refused page) asked to be tried again.
+                    self._work.retries.pop(ticket_id, None)
             except Exception:
                 # Slack down or rate limited past every retry: the ticket stays stored.
                 logger.exception("routing ticket %s failed", ticket_id)
@@ -267,11 +278,13 @@ class Desk:
 
     def _retry_later(self, ticket_id: int) -> None:
         attempt = self._work.retries.get(ticket_id, 0)
-        if attempt >= len(ROUTING_RETRY_DELAYS):
-            logger.error("ticket %s left unrouted until the next start", ticket_id)
+        if attempt >= len(self._retry_delays):
+            # Stored as it is: unrouted or unpaged tickets are taken up at the next start.
+            logger.error("ticket %s: giving up until the next start", ticket_id)
+            self._work.retries.pop(ticket_id, None)
             return
         self._work.retries[ticket_id] = attempt + 1
-        delay = ROUTING_RETRY_DELAYS[attempt]
+        delay = self._retry_delays[attempt]
 
         async def requeue() -> None:
             await asyncio.sleep(delay)

@@ -329,6 +329,18 @@ class Store:
             rows = await cursor.fetchall()
         return [_ticket(row) for row in rows]
 
+    async def unpaged_tickets(self, *, since: datetime) -> list[int]:
+        """Routed tickets received since a time that need a human and were never paged."""
+        async with self._db.execute(
+            "SELECT id FROM tickets WHERE status = 'routed' AND received_at >= ?"
+            " AND json_extract(escalation_json, '$.needs_human')"
+            " AND NOT EXISTS (SELECT 1 FROM pages WHERE pages.ticket_id = tickets.id)"
+            " ORDER BY id",
+            (_iso(since),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [int(row[0]) for row in rows]
+
     async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
         """Mark a ticket as being routed; returns the status it had, or None if not routable."""
         ticket = await self.ticket(ticket_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from bot.sandbox.slack_api import SlackStandIn
 from bot.services import Services
 from routing.cascade import LLMLayer, build_pipeline
 from routing.config import SlackConfig, TriageConfig, load_config
-from routing.desk import Desk
+from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.store import Store
 
@@ -264,18 +264,21 @@ async def running_bot(
     post_rate_per_second: float = math.inf,
     database: Path | None = None,
     workspace: SlackStandIn | None = None,
+    retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given)."""
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
             standin_for(config, slack_config, post_rate_per_second=post_rate_per_second) as slack,
-            _serving(tmp_path, embedder, config, slack_config, llm, database, slack) as bot,
+            _serving(
+                tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays
+            ) as bot,
         ):
             yield bot
     else:
         async with _serving(
-            tmp_path, embedder, config, slack_config, llm, database, workspace
+            tmp_path, embedder, config, slack_config, llm, database, workspace, retry_delays
         ) as bot:
             yield bot
 
@@ -289,6 +292,7 @@ async def _serving(
     llm: LLMLayer | None,
     database: Path | None,
     slack: SlackStandIn,
+    retry_delays: Sequence[float],
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm)
@@ -299,6 +303,7 @@ async def _serving(
         pipeline=pipeline,
         store=store,
         outbox=SlackOutbox(client),
+        retry_delays=retry_delays,
     )
     await desk.start()
     app = build_app(

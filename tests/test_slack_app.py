@@ -618,6 +618,45 @@ async def test_a_page_slack_refuses_is_sent_again_once(bot: Harness) -> None:
     assert f"Critical ticket #{ticket_id}" in dms[0].args["text"]
 
 
+async def test_a_page_slack_always_refuses_is_retried_a_bounded_number_of_times(
+    tmp_path: Path,
+    embedder: CachingEmbedder,
+    config: TriageConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A channel that refuses every page note: a few retries, then the next start pages."""
+    database = tmp_path / "triage.sqlite3"
+    delays = (0.01, 0.01, 0.01)
+    refusing = True
+    async with standin_for(config) as slack:
+
+        def refuse_notes(call: Any) -> None:
+            after_a_post = "metadata" in call.args or not call.ok
+            if refusing and call.method == "chat.postMessage" and after_a_post:
+                slack.fail_next("chat.postMessage", "is_archived")
+
+        slack.on_call(refuse_notes)
+        async with running_bot(
+            tmp_path,
+            embedder,
+            config=config,
+            database=database,
+            workspace=slack,
+            retry_delays=delays,
+        ) as bot:
+            ticket_id = await bot.new_ticket("Our production API is down, all requests fail")
+            refused = [c for c in slack.calls_to("chat.postMessage") if c.error == "is_archived"]
+            assert len(refused) == 1 + len(delays)
+            assert await _pages(bot, ticket_id) == []
+            assert "giving up until the next start" in caplog.text
+        refusing = False  # the channel takes posts again
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            await bot.desk.drain()
+            assert len(await _pages(bot, ticket_id)) == 1
+
+
 async def test_a_reply_before_the_team_post_exists_is_shown_under_it(bot: Harness) -> None:
     """A thread reply that arrives while the ticket waits in the queue is shown once posted."""
     await bot.desk.stop()  # every worker busy: the ticket waits, stored
