@@ -511,7 +511,12 @@ class Desk:
             if ticket.status in ("new", "routing"):
                 return  # not routed yet: the worker (or its retry) classifies the new text
             _, triage = await self._classify(ticket.id)
-            await self._place(ticket.id, set(_teams(triage)), moved_by=None)
+            try:
+                await self._place(ticket.id, set(_teams(triage)), moved_by=None)
+            except Exception:
+                # The post stays where it is, showing the new decision; an agent can move it.
+                logger.exception("could not move ticket %s after the customer's edit", ticket.id)
+                await self._refresh(ticket.id)
         await self._page_if_needed(ticket.id)
 
     async def deleted(self, channel: str, ts: str) -> None:
@@ -668,7 +673,13 @@ class Desk:
                 f"Ticket #{ticket_id} is not classified yet; try again in a moment."
             )
         async with self._lock(ticket_id):
-            old = ticket.decision
+            # Read again under the lock: an edit or a worker may have changed it meanwhile.
+            current = await self.store.ticket(ticket_id)
+            assert current is not None  # noqa: S101  # tickets are never deleted
+            ticket = current
+            old, old_escalation = ticket.decision, ticket.escalation
+            assert old is not None  # noqa: S101  # checked above; never unset
+            assert old_escalation is not None  # noqa: S101
             new_category = category or old.category
             new_team = team or (config.team_for(new_category) if category else old.team)
             decision = old.model_copy(
@@ -688,6 +699,23 @@ class Desk:
             whole = await self._with_replies(ticket)
             escalation = escalate(whole, decision, self.pipeline.rules(whole.text), config)
             await self.store.set_decision(ticket_id, decision, escalation)
+            draft = await self.store.draft(ticket_id)
+            redraft = draft is not None and draft.status == "pending" and draft.source != "agent"
+            if redraft:
+                fresh = await self.pipeline.draft(redact(ticket.text).text, decision)
+                await self.store.set_draft(ticket_id, text=fresh.text, source=fresh.source)
+            try:
+                await self._place(ticket_id, {new_team}, moved_by=user)
+            except Exception:
+                logger.exception("reclassifying ticket %s: the new post failed", ticket_id)
+                # Undone: the ticket stays what and where it was, and nothing is learnt.
+                await self.store.set_decision(ticket_id, old, old_escalation)
+                if redraft and draft is not None:
+                    await self.store.set_draft(ticket_id, text=draft.text, source=draft.source)
+                raise BadRequestError(
+                    f"Slack did not take the post in {new_team}'s channel; ticket #{ticket_id}"
+                    " is unchanged. Try again."
+                ) from None
             example = LabeledExample(
                 text=ticket.text,
                 category=decision.category,
@@ -704,11 +732,6 @@ class Desk:
                 before=_labels(old),
                 after=_labels(decision),
             )
-            draft = await self.store.draft(ticket_id)
-            if draft is not None and draft.status == "pending" and draft.source != "agent":
-                fresh = await self.pipeline.draft(redact(ticket.text).text, decision)
-                await self.store.set_draft(ticket_id, text=fresh.text, source=fresh.source)
-            await self._place(ticket_id, {new_team}, moved_by=user)
         await self._page_if_needed(ticket_id)
         return (
             f"Ticket #{ticket_id} is now {decision.category} / {decision.priority} for "
@@ -926,35 +949,44 @@ class Desk:
     async def _refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
         """Redraw every post of a ticket from what is stored."""
         for post in await self.store.posts(ticket_id, active_only=not include_inactive):
+            await self._redraw(ticket_id, post)
+
+    async def _redraw(self, ticket_id: int, post: StoredPost) -> None:
+        """Redraw one post; best effort: the store holds the state, the next redraw shows it."""
+        try:
             card = await self._card(ticket_id, post.team, post)
             await self._outbox.update_card(PostRef(post.channel, post.ts), card)
+        except Exception:
+            logger.exception("could not redraw ticket %s's post in %s", ticket_id, post.team)
 
     async def _place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
-        """Make the ticket's live posts be in exactly these teams' channels."""
+        """Make the ticket's live posts be in exactly these teams' channels.
+
+        New posts come first: if Slack refuses one, this raises with the old posts still live.
+        """
         before = await self.store.posts(ticket_id)
-        leaving = [post for post in before if post.team not in teams]
-        target = self._team_channel(sorted(teams)[0])
-        # Marked moved first, so the new posts do not link back to them as live.
-        for post in leaving:
-            await self.store.set_post_status(post.id, "moved", moved_to=target, moved_by=moved_by)
+        for team in sorted(teams - {post.team for post in before}):
+            ref = await self._outbox.post_card(await self._card(ticket_id, team))
+            await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        target = sorted(teams)[0]
+        for post in before:
+            if post.team in teams:
+                continue
+            await self.store.set_post_status(
+                post.id, "moved", moved_to=self._team_channel(target), moved_by=moved_by
+            )
             await self.store.audit(
                 ticket_id=ticket_id,
                 actor=moved_by or "customer",
                 action="moved",
                 before={"team": post.team},
-                after={"team": sorted(teams)[0]},
+                after={"team": target},
             )
-        new_teams = sorted(teams - {post.team for post in before})
-        for team in new_teams:
-            ref = await self._outbox.post_card(await self._card(ticket_id, team))
-            await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
-        for post in leaving:
             moved = await self.store.post_at(post.channel, post.ts)
-            card = await self._card(ticket_id, post.team, moved)
-            await self._outbox.update_card(PostRef(post.channel, post.ts), card)
-        # New posts are drawn fresh; redraw the kept ones, and link several new ones together.
-        if len(leaving) < len(before) or len(new_teams) > 1:
-            await self._refresh(ticket_id)
+            assert moved is not None  # noqa: S101  # just updated
+            await self._redraw(ticket_id, moved)
+        # The live posts show the new decision and link only to each other.
+        await self._refresh(ticket_id)
 
     async def _page_if_needed(self, ticket_id: int) -> None:
         """Page the on-call if the ticket needs a human; a page Slack refuses is retried."""

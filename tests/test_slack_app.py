@@ -733,6 +733,23 @@ async def test_reclassify_moves_the_post_and_the_next_ticket_learns_it(bot: Harn
     assert await bot.store.corrections() != []
 
 
+async def test_a_reclassify_whose_new_post_slack_refuses_changes_nothing(bot: Harness) -> None:
+    """The new channel refuses the post: the ticket keeps its post and labels, nothing learnt."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    bot.slack.fail_next("chat.postMessage", "not_in_channel")
+    answer = await bot.command(AGENT, f"reclassify #{ticket_id} team=billing")
+    assert "unchanged" in answer
+    (post,) = await bot.store.posts(ticket_id)
+    assert post.team == "product"
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.decision is not None
+    assert (ticket.decision.team, ticket.decision.source) == ("product", "local")
+    assert await bot.store.corrections() == []
+    (card,) = [m for m in bot.posts_in("product") if m["ts"] == post.ts]
+    assert "Moved to" not in _all_text(card)
+
+
 async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> None:
     """A permalink finds the ticket; bad arguments get usage naming the problem."""
     ts = await bot.customer_says("I was charged twice this month")
