@@ -340,13 +340,21 @@ class Desk:
                 # Routed already: a requeue after a page Slack refused pages again (once).
                 await self._page_if_needed(ticket_id)
                 return
-            ticket, triage = await self._classify(ticket_id)
+            stored = await self.store.ticket(ticket_id)
+            assert stored is not None  # noqa: S101  # claimed just now
+            teams: tuple[str, ...]
+            if stored.decision is not None and stored.decision.source == "agent":
+                # An agent corrected it while it waited for a retry: their decision stands.
+                ticket, teams = stored, (stored.decision.team,)
+            else:
+                ticket, triage = await self._classify(ticket_id)
+                teams = _teams(triage)
             if ticket.permalink is None:
                 link = await self._outbox.permalink(ticket.channel, ticket.ts)
                 if link:
                     await self.store.set_permalink(ticket_id, link)
             replies = await self.store.replies(ticket_id)
-            for team in _teams(triage):
+            for team in teams:
                 posted = await self._post_once(ticket_id, team, recovering=previous == "routing")
                 if posted is None:
                     continue

@@ -750,6 +750,31 @@ async def test_a_reclassify_whose_new_post_slack_refuses_changes_nothing(bot: Ha
     assert "Moved to" not in _all_text(card)
 
 
+async def test_an_agents_correction_made_while_the_ticket_waits_for_a_retry_stands(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Reclassified while its first post waits to be retried: the retry keeps the agent's say."""
+    async with running_bot(tmp_path, embedder, config=config, retry_delays=(0.3,)) as bot:
+        bot.slack.fail_next("chat.postMessage", "internal_error")
+        ts = await bot.customer_says("Would love a dark mode for the dashboard")
+        for _ in range(200):  # until the first attempt has failed (2 s at most)
+            ticket = await bot.store.ticket_at(INTAKE, ts)
+            if ticket is not None and ticket.decision is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert ticket is not None
+        assert await bot.store.posts(ticket.id) == []
+        await bot.command(AGENT, f"reclassify #{ticket.id} team=billing priority=high")
+        await bot.desk.drain()
+        routed = await bot.store.ticket(ticket.id)
+        assert routed is not None
+        assert routed.status == "routed"
+        assert routed.decision is not None
+        assert (routed.decision.source, routed.decision.team) == ("agent", "billing")
+        assert [post.team for post in await bot.store.posts(ticket.id)] == ["billing"]
+        assert len(_ticket_posts(bot, ticket.id)) == 1
+
+
 async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> None:
     """A permalink finds the ticket; bad arguments get usage naming the problem."""
     ts = await bot.customer_says("I was charged twice this month")
