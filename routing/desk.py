@@ -320,6 +320,10 @@ class Desk:
             assert message.thread_ts is not None  # noqa: S101  # is_thread_reply checked it
             await self._thread_reply(message, message.thread_ts)
             return None
+        if await self._is_any_agent(message.user):
+            # An agent's own post in the shared channel (an announcement, an answer): no ticket.
+            logger.info("message %s/%s is an agent's, not a ticket", message.channel, message.ts)
+            return None
         ticket_id = await self.store.add_ticket(
             channel=message.channel,
             ts=message.ts,

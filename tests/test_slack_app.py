@@ -181,6 +181,15 @@ async def test_a_burst_at_start_up_asks_slack_who_the_bot_is_once(bot: Harness) 
     assert len(bot.all_ticket_posts()) == 20
 
 
+async def test_an_agents_own_post_in_the_intake_channel_is_no_ticket(bot: Harness) -> None:
+    """An agent's announcement in the shared channel makes no ticket, post or page."""
+    ts = await bot.customer_says("Heads up: we are investigating an outage", user=AGENT)
+    await bot.desk.drain()
+    assert await bot.store.ticket_at(INTAKE, ts) is None
+    assert bot.all_ticket_posts() == []
+    assert [c for c in bot.slack.calls_to("chat.postMessage") if c.ok] == []
+
+
 async def test_a_slack_shaped_message_from_the_reference_becomes_a_ticket(bot: Harness) -> None:
     """The example `message` payload of Slack's reference, in the intake channel, is a ticket."""
     example = json.loads((EVENTS / "message.json").read_text())["example"]
