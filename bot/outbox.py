@@ -81,6 +81,13 @@ class SlackOutbox:
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not response.get("has_more") or not cursor:
                 break
+        else:  # the loop ran out of room, not of messages
+            logger.warning(
+                "more than %d messages in %s since %s: only the newest are read back",
+                CATCH_UP_LIMIT,
+                channel,
+                oldest,
+            )
         # Slack lists newest first; tickets are numbered in the order customers wrote.
         return sorted(found[:CATCH_UP_LIMIT], key=lambda message: float(message.ts))
 

@@ -138,7 +138,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 services=services,
                 signing_secret=settings.slack_signing_secret.get_secret_value(),
             )
-            await _serve_http(app.web_app(path="/slack/events"), port)
+            await _serve_http(app.web_app(path="/slack/events"), port, desk)
         else:
             from slack_bolt.adapter.socket_mode.async_handler import (
                 AsyncSocketModeHandler,
@@ -152,9 +152,12 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 # apps.connections.open goes where every other call goes.
                 web_client=AsyncWebClient(base_url=settings.slack_api_url),
             )
-            logger.warning("connected to Slack in Socket Mode; Ctrl-C stops the bot")
             try:
-                await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt is untyped
+                await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt is untyped
+                logger.warning("connected to Slack in Socket Mode; Ctrl-C stops the bot")
+                # Connected first: what arrives from now on comes as events, the rest is read back.
+                await desk.catch_up()
+                await asyncio.Event().wait()
             finally:
                 # Its connection monitor would otherwise outlive the bot.
                 await handler.close_async()  # type: ignore[no-untyped-call]
@@ -171,7 +174,7 @@ def stop_on_sigterm() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-async def _serve_http(web_app: object, port: int) -> None:
+async def _serve_http(web_app: object, port: int, desk: Desk) -> None:
     from aiohttp import web  # only HTTP mode needs the server
 
     assert isinstance(web_app, web.Application)  # noqa: S101  # Bolt's aiohttp adapter
@@ -181,6 +184,7 @@ async def _serve_http(web_app: object, port: int) -> None:
     await site.start()
     logger.warning("serving Slack requests on port %s at /slack/events", port)
     try:
+        await desk.catch_up()  # serving first: nothing falls between the read-back and events
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

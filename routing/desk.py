@@ -216,13 +216,13 @@ class Desk:
         for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
             self._work.queue.put_nowait(ticket_id)
-        await self._catch_up()
 
-    async def _catch_up(self) -> None:
+    async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away.
 
         Down, disconnected, or stopped between Slack's ack and the store: Slack does not
-        deliver those events again, but the channel's history has the messages.
+        deliver those events again, but the channel's history has the messages. Called once
+        events flow, so nothing falls between the two; (channel, ts) absorbs the overlap.
         """
         for channel in self.slack.intake_channels:
             seen = await self.store.ticket_ts_range(channel)

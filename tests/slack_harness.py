@@ -316,6 +316,7 @@ async def _serving(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    await desk.catch_up()
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as session:
