@@ -83,7 +83,7 @@ def _billing_posts(slack: SlackStandIn) -> list[dict[str, Any]]:
 async def test_socket_mode_run_acks_and_routes_a_ticket(
     slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
 ) -> None:
-    """With both tokens, `run` connects over Socket Mode, acks the envelope and posts the ticket."""
+    """Socket Mode: the envelope is acked and posted; at the next connection, a missed one too."""
     settings = _settings(slack, tmp_path, slack_config_toml, SLACK_APP_TOKEN=APP_TOKEN)
     config = load_config(settings.triage_config)
     running = asyncio.create_task(run_slack(settings, config, http=False, port=0))
@@ -104,6 +104,16 @@ async def test_socket_mode_run_acks_and_routes_a_ticket(
             await running
     assert slack.calls_to("auth.test")[0].ok
     assert slack.calls_to("apps.connections.open")[0].ok
+    # While it is down a customer writes; the next connection reads it back and posts it.
+    slack.add_message(INTAKE, user=CUSTOMER, text="My invoice shows the wrong VAT")
+    running = asyncio.create_task(run_slack(settings, config, http=False, port=0))
+    try:
+        await _eventually(lambda: len(_billing_posts(slack)) == 2)
+    finally:
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    assert "wrong VAT" in json.dumps(_billing_posts(slack)[-1]["blocks"])
 
 
 def _free_port() -> int:
