@@ -118,6 +118,15 @@ class SlackOutbox:
         )
         return str(response["ts"])
 
+    async def find_reply(self, channel: str, thread_ts: str, text: str) -> str | None:
+        """The ts of the bot's reply with this text in a thread, if Slack has it."""
+        sent = render.reply_text(text)
+        response = await self._client.conversations_replies(channel=channel, ts=thread_ts)
+        for message in response.get("messages") or []:
+            if message.get("bot_id") and message.get("text") == sent:
+                return str(message["ts"])
+        return None
+
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link to a message; None (logged) when Slack will not give one."""
         key = (channel, ts)

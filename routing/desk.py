@@ -152,6 +152,10 @@ class Outbox(Protocol):
         """Post an approved reply in the customer's thread; returns its ts."""
         ...
 
+    async def find_reply(self, channel: str, thread_ts: str, text: str) -> str | None:
+        """The ts of the bot's reply with this text in the customer's thread, if it is there."""
+        ...
+
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link to a message, or None if Slack will not give one."""
         ...
@@ -209,6 +213,8 @@ class Desk:
             self.pipeline.learn(example)
         for _ in range(self.slack.workers):
             self._work.tasks.append(asyncio.create_task(self._worker()))
+        for ticket_id in await self.store.sending_drafts():
+            await self._settle_interrupted_reply(ticket_id)
         for ticket in await self.store.unrouted_tickets():
             logger.info("routing ticket %s left unrouted by the last run", ticket.id)
             self._work.queue.put_nowait(ticket.id)
@@ -216,6 +222,31 @@ class Desk:
         for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
             self._work.queue.put_nowait(ticket_id)
+
+    async def _settle_interrupted_reply(self, ticket_id: int) -> None:
+        """A reply being sent when the bot stopped: sent if Slack has it, else a draft again."""
+        ticket, draft = await self.store.ticket(ticket_id), await self.store.draft(ticket_id)
+        if ticket is None or draft is None:
+            return
+        try:
+            reply_ts = await self._outbox.find_reply(ticket.channel, ticket.ts, draft.text)
+        except Exception:
+            logger.exception("could not check whether ticket %s's reply was sent", ticket_id)
+            return  # still "sending": checked again at the next start
+        await self.store.finish_draft(ticket_id, sent_ts=reply_ts)
+        if reply_ts is not None:
+            await self.store.audit(
+                ticket_id=ticket_id,
+                actor=draft.decided_by or "unknown",
+                action="reply_sent",
+                after=draft.text,
+            )
+        logger.warning(
+            "ticket %s's reply was %s when the bot stopped",
+            ticket_id,
+            "sent" if reply_ts else "not sent (a draft again)",
+        )
+        await self._refresh(ticket_id)
 
     async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away.

@@ -516,6 +516,14 @@ class Store:
             )
         await self._db.commit()
 
+    async def sending_drafts(self) -> list[int]:
+        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
+        async with self._db.execute(
+            "SELECT ticket_id FROM drafts WHERE status = 'sending' ORDER BY ticket_id"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [int(row[0]) for row in rows]
+
     async def edit_draft(self, ticket_id: int, text: str) -> bool:
         """Change a pending draft's text; False if it is no longer pending."""
         cursor = await self._db.execute(

@@ -14,6 +14,8 @@ import aiosqlite
 import pytest
 
 from bot import render
+from bot.app import build_client
+from bot.outbox import SlackOutbox
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
@@ -917,6 +919,45 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
         assert len(_ticket_posts(bot, stored)) == 1
         assert len(_ticket_posts(bot, half_id)) == 1
         assert await bot.store.unrouted_tickets() == []
+
+
+async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """A draft left 'sending' by a stop: sent if Slack has the reply, a draft again if not."""
+    database = tmp_path / "triage.sqlite3"
+    async with standin_for(config) as slack:
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            delivered = await bot.new_ticket("I was charged twice this month")
+            lost = await bot.new_ticket("My invoice shows the wrong VAT")
+            # Both claimed by an agent; the process stops after Slack took only the first.
+            for ticket_id in (delivered, lost):
+                assert await bot.store.claim_draft(ticket_id, AGENT)
+            ticket = await bot.store.ticket(delivered)
+            draft = await bot.store.draft(delivered)
+            assert ticket is not None
+            assert draft is not None
+            client = build_client(token=slack.bot_token, base_url=slack.base_url)
+            reply_ts = await SlackOutbox(client).reply_to_customer(INTAKE, ticket.ts, draft.text)
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            sent = await bot.store.draft(delivered)
+            assert sent is not None
+            assert (sent.status, sent.reply_ts) == ("sent", reply_ts)
+            (sent_post,) = _ticket_posts(bot, delivered)
+            assert "Sent by" in _all_text(sent_post)
+            again = await bot.store.draft(lost)
+            assert again is not None
+            assert again.status == "pending"
+            (post,) = _ticket_posts(bot, lost)
+            assert render.APPROVE_ACTION in _all_text(post)
+            await bot.react(AGENT, "white_check_mark", lost)
+            lost_ticket = await bot.store.ticket(lost)
+            assert lost_ticket is not None
+            assert len(bot.thread_of(INTAKE, lost_ticket.ts)) == 1
 
 
 async def test_messages_sent_while_the_bot_was_down_become_tickets_at_the_next_start(
