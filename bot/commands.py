@@ -30,7 +30,9 @@ HELP = "\n".join(
 
 # What Slack sends for a mention with "escape channels, users and links" on: <@U123|name>.
 _PERSON = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>")
-_RAW_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+# A bare id typed by hand: 9 to 11 capitals and digits with at least one digit, so a word such
+# as STATUS or SUPPORT is not taken for a user group.
+_RAW_ID = re.compile(r"[UWS](?=[A-Z]*[0-9])[A-Z0-9]{8,10}")
 
 
 def _usage(command: str, problem: str) -> BadRequestError:

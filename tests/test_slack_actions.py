@@ -1,0 +1,79 @@
+"""Buttons, modals and `/triage` when agents change little, Slack refuses, or outsiders probe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import render
+from bot.sandbox.shell import AGENT
+from routing.config import TriageConfig, load_config
+from routing.embedding import MiniLMEmbedder
+from routing.embedding_cache import CachingEmbedder
+from tests.slack_harness import Harness, running_bot
+
+FEATURE_REQUEST = "Would love a dark mode for the dashboard"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> CachingEmbedder:
+    # One model for the module; the cache spares re-embedding the same phrases per test.
+    return CachingEmbedder(MiniLMEmbedder.load())
+
+
+@pytest.fixture
+def config() -> TriageConfig:
+    return load_config()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "triage.sqlite3"
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, database: Path
+) -> AsyncIterator[Harness]:
+    async with running_bot(tmp_path, embedder, config=config, database=database) as harness:
+        yield harness
+
+
+def _menus(view: dict[str, Any], **chosen: str) -> dict[str, Any]:
+    """The state of the Reclassify modal: each menu at its preset unless chosen differently."""
+    values = {}
+    for block in view["blocks"]:
+        name = block["block_id"]
+        value = chosen.get(name, block["element"]["initial_option"]["value"])
+        values[name] = {name: {"type": "static_select", "selected_option": {"value": value}}}
+    return values
+
+
+async def _open_reclassify(bot: Harness, ticket_id: int) -> dict[str, Any]:
+    assert await bot.press(AGENT, render.RECLASSIFY_ACTION, ticket_id) == 200
+    return bot.slack.views[-1]
+
+
+def _dms_to(bot: Harness, user: str) -> list[str]:
+    return [
+        str(call.args["text"])
+        for call in bot.slack.calls_to("chat.postMessage")
+        if call.ok and call.args.get("channel") == user
+    ]
+
+
+async def test_oncall_takes_slack_ids_but_not_capitalised_words(bot: Harness) -> None:
+    """`oncall engineering SUPPORT` gets the usage; a real-shaped id U0123ABCD9 is set."""
+    refused = await bot.command(AGENT, "oncall engineering SUPPORT")
+    assert "`SUPPORT` is not a person or user group" in refused
+    assert "Usage: `/triage oncall" in refused
+    assert "STATUS` is not a person" in await bot.command(AGENT, "oncall engineering STATUS")
+    assert await bot.desk.oncall("engineering") != ("SUPPORT",)
+    accepted = await bot.command(AGENT, "oncall engineering U0123ABCD9")
+    assert accepted == "On-call for engineering is now <@U0123ABCD9>."
+    assert await bot.desk.oncall("engineering") == ("U0123ABCD9",)
+    assert json.dumps(await bot.store.oncall("engineering")) == '["U0123ABCD9"]'
