@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 
-from routing.desk import BadRequestError, Desk
+from routing.desk import BadRequestError, Desk, NotAllowedError
+
+logger = logging.getLogger(__name__)
 
 USAGE = {
     "reclassify": "`/triage reclassify <ticket # or message link> [category=..] [priority=..]"
@@ -53,6 +56,8 @@ async def run_command(desk: Desk, *, user: str, text: str) -> str:
     if command == "status":
         if len(args) != 1:
             raise _usage("status", "Give one ticket.")
+        # Agents first: a link is looked up only for them, so no one else can probe for tickets.
+        await _require_any_agent(desk, user, "see ticket status")
         return await desk.status(await desk.find_ticket(args[0]), user=user)
     if command == "oncall":
         return await _oncall(desk, user, args)
@@ -61,6 +66,15 @@ async def run_command(desk: Desk, *, user: str, text: str) -> str:
             raise _usage("stats", f"`stats` takes no arguments (got `{' '.join(args)}`).")
         return await desk.stats(user=user)
     raise BadRequestError(f"Unknown command `{command}`.\n{HELP}")
+
+
+async def _require_any_agent(desk: Desk, user: str, action: str) -> None:
+    # The desk checks again; this check only has to come before the ticket lookup.
+    for team in desk.slack.teams:
+        if await desk.is_agent(user, team):
+            return
+    logger.warning("refused: user %s may not %s", user, action)
+    raise NotAllowedError(f"Only agents can {action}.")
 
 
 async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot import render
-from bot.sandbox.shell import AGENT
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
 from routing.config import TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
@@ -64,6 +64,18 @@ def _dms_to(bot: Harness, user: str) -> list[str]:
         for call in bot.slack.calls_to("chat.postMessage")
         if call.ok and call.args.get("channel") == user
     ]
+
+
+async def test_a_non_agent_cannot_tell_a_ticket_link_from_any_other_link(bot: Harness) -> None:
+    """`/triage status <link>` refuses a non-agent the same way whether the link is a ticket."""
+    ts = await bot.customer_says("I was charged twice this month")
+    await bot.desk.drain()
+    ticket = f"https://sandbox.slack.com/archives/{INTAKE}/p{ts.replace('.', '')}"
+    other = f"https://sandbox.slack.com/archives/{INTAKE}/p1700000000000100"
+    on_ticket = await bot.command(CUSTOMER, f"status <{ticket}>")
+    elsewhere = await bot.command(CUSTOMER, f"status <{other}>")
+    assert on_ticket == elsewhere == "Only agents can see ticket status."
+    assert "Ticket #" in await bot.command(AGENT, f"status <{ticket}>")
 
 
 async def test_oncall_takes_slack_ids_but_not_capitalised_words(bot: Harness) -> None:
