@@ -562,6 +562,20 @@ class Desk:
                 await self._refresh(ticket.id)
         await self._page_if_needed(ticket.id)
 
+    async def reply_edited(self, channel: str, thread_ts: str, ts: str, text: str) -> None:
+        """The customer edited a thread reply: shown to the team, and the ticket re-checked."""
+        ticket = await self.store.ticket_at(channel, thread_ts)
+        if ticket is None or ticket.status == "withdrawn":
+            return
+        # Only the customer's stored replies count (others' are notes, not the ticket's words).
+        if not await self.store.set_reply_text(ticket.id, ts=ts, text=text):
+            return
+        async with self._lock(ticket.id):
+            await self._show_in_threads(
+                ticket.id, Note("The customer edited their reply in the thread:", quote=text)
+            )
+        await self._recheck(ticket.id)
+
     async def deleted(self, channel: str, ts: str) -> None:
         """The customer deleted their message: the ticket is withdrawn, its posts say so."""
         if not self.is_intake(channel):

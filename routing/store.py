@@ -438,6 +438,15 @@ class Store:
         await self._db.commit()
         return cursor.rowcount == 1
 
+    async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
+        """Change a stored thread reply's text; False if it is not one of the ticket's replies."""
+        cursor = await self._db.execute(
+            "UPDATE ticket_replies SET text = ? WHERE ticket_id = ? AND ts = ? AND text != ?",
+            (text, ticket_id, ts, text),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
     async def replies(self, ticket_id: int) -> list[StoredReply]:
         """The thread replies under a ticket, oldest first."""
         async with self._db.execute(

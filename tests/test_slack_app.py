@@ -298,6 +298,37 @@ async def test_a_thread_reply_is_shown_to_the_team_and_raising_the_stakes_pages(
     assert "urgent" in pages[0]["text"]
 
 
+async def test_a_thread_reply_edited_to_raise_the_stakes_pages(bot: Harness) -> None:
+    """A reply edited from 'thanks' to 'production down, urgent' is shown and re-checked."""
+    ticket_id = await bot.new_ticket("Would love a dark mode for the dashboard")
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    reply_ts = await bot.customer_says("thanks!", thread_ts=ticket.ts)
+    await bot.desk.drain()
+    assert await _pages(bot, ticket_id) == []
+    edit = bot.workspace.message_changed(
+        channel=INTAKE,
+        user=CUSTOMER,
+        ts=reply_ts,
+        text="actually production is down now, urgent",
+        previous_text="thanks!",
+    )
+    edit["message"]["thread_ts"] = ticket.ts
+    assert await bot.event(edit) == 200
+    await bot.desk.drain()
+    assert [r.text for r in await bot.store.replies(ticket_id)] == [
+        "actually production is down now, urgent"
+    ]
+    ticket_after = await bot.store.ticket(ticket_id)
+    assert ticket_after is not None
+    assert ticket_after.text == "Would love a dark mode for the dashboard"
+    (page,) = await _pages(bot, ticket_id)
+    assert "urgent" in page["text"]
+    (post,) = await bot.store.posts(ticket_id)
+    notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+    assert any("edited their reply" in note for note in notes)
+
+
 async def test_an_edit_before_approval_reclassifies_and_moves_the_post(bot: Harness) -> None:
     """Editing a feature request into a billing problem moves its post to billing."""
     ts = await bot.customer_says("Would love a dark mode for the dashboard")

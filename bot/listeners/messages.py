@@ -33,9 +33,13 @@ def register(app: AsyncApp, services: Services) -> None:
                 # A deleted message that has a thread stays as a tombstone: a deletion.
                 await desk.deleted(channel, message["ts"])
             elif message.get("subtype") in TICKET_SUBTYPES:
-                await desk.edited(
-                    channel, message["ts"], message.get("text") or "", previous.get("text")
-                )
+                text = message.get("text") or ""
+                thread_ts = message.get("thread_ts")
+                if thread_ts and thread_ts != message["ts"]:
+                    if text != previous.get("text"):  # an unfurl changes nothing
+                        await desk.reply_edited(channel, thread_ts, message["ts"], text)
+                else:
+                    await desk.edited(channel, message["ts"], text, previous.get("text"))
         elif subtype == "message_deleted":
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
             if deleted:
