@@ -19,6 +19,7 @@ from routing.desk import Note, TicketCard
 SECTION_TEXT_LIMIT: Final = 3000
 FALLBACK_TEXT_LIMIT: Final = 4000
 MODAL_TITLE_LIMIT: Final = 24
+PRIVATE_METADATA_LIMIT: Final = 3000
 # A customer's text shown in a notification preview.
 PREVIEW_CHARS: Final = 150
 
@@ -231,10 +232,21 @@ def reclassify_modal(
             element["initial_option"] = initial
         return {"type": "input", "block_id": name, "label": _plain(label, 2000), "element": element}
 
+    # What the menus start at, so the submission can pass on only what the agent changed:
+    # an unchanged team must stay None, or the desk never derives it from a new category.
+    metadata = json.dumps(
+        {
+            "ticket_id": ticket_id,
+            "preset": {"category": category, "priority": priority, "team": team},
+        }
+    )
+    if len(metadata) > PRIVATE_METADATA_LIMIT:
+        # Only absurdly long label names get here; without a preset every menu counts as chosen.
+        metadata = json.dumps({"ticket_id": ticket_id})
     return {
         "type": "modal",
         "callback_id": RECLASSIFY_VIEW,
-        "private_metadata": json.dumps({"ticket_id": ticket_id}),
+        "private_metadata": metadata,
         "title": _plain(f"Reclassify #{ticket_id}", MODAL_TITLE_LIMIT),
         "submit": _plain("Reclassify", MODAL_TITLE_LIMIT),
         "close": _plain("Cancel", MODAL_TITLE_LIMIT),

@@ -66,6 +66,49 @@ def _dms_to(bot: Harness, user: str) -> list[str]:
     ]
 
 
+async def test_changing_only_the_category_in_the_modal_moves_the_ticket_to_that_categorys_team(
+    bot: Harness,
+) -> None:
+    """A product ticket given only category=billing in the modal goes to billing's team."""
+    ticket_id = await bot.new_ticket(FEATURE_REQUEST)
+    before = await bot.store.ticket(ticket_id)
+    assert before is not None
+    assert before.decision is not None
+    assert (before.decision.category, before.decision.team) == ("feature_request", "product")
+    view = await _open_reclassify(bot, ticket_id)
+    assert len(view["private_metadata"]) <= render.PRIVATE_METADATA_LIMIT
+    values = _menus(view, category="billing")
+    assert values["team"]["team"]["selected_option"]["value"] == "product"
+    assert (
+        await bot.form(bot.workspace.view_submission(user=AGENT, view=view, values=values)) == 200
+    )
+    after = await bot.store.ticket(ticket_id)
+    assert after is not None
+    assert after.decision is not None
+    assert (after.decision.category, after.decision.team) == ("billing", "billing")
+    (live,) = await bot.store.posts(ticket_id)
+    assert (live.team, live.channel) == ("billing", bot.channel_of("billing"))
+    (post,) = [p for p in bot.posts_in("billing") if p["ts"] == live.ts]
+    assert post["metadata"]["event_payload"]["ticket_id"] == ticket_id
+    assert f"now billing / {before.decision.priority} for billing" in _dms_to(bot, AGENT)[-1]
+
+
+async def test_submitting_the_modal_unchanged_changes_nothing_and_says_so(bot: Harness) -> None:
+    """The modal submitted as it opened is no correction: the agent is told "Nothing changed."."""
+    ticket_id = await bot.new_ticket(FEATURE_REQUEST)
+    view = await _open_reclassify(bot, ticket_id)
+    values = _menus(view)
+    assert (
+        await bot.form(bot.workspace.view_submission(user=AGENT, view=view, values=values)) == 200
+    )
+    assert _dms_to(bot, AGENT)[-1] == "Nothing changed."
+    audit = [entry.action for entry in await bot.store.audit_log(ticket_id)]
+    assert "reclassified" not in audit
+    assert await bot.store.corrections() == []
+    (live,) = await bot.store.posts(ticket_id)
+    assert live.team == "product"
+
+
 async def test_a_non_agent_cannot_tell_a_ticket_link_from_any_other_link(bot: Harness) -> None:
     """`/triage status <link>` refuses a non-agent the same way whether the link is a ticket."""
     ts = await bot.customer_says("I was charged twice this month")

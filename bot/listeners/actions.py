@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,6 +14,9 @@ from bot.services import Services
 from routing.desk import ActionRefusedError
 
 logger = logging.getLogger(__name__)
+
+NOTHING_CHANGED: Final = "Nothing changed."
+_LABELS: Final = ("category", "priority", "team")
 
 
 def _ticket_id(body: dict[str, Any]) -> int:
@@ -104,14 +107,25 @@ def register(app: AsyncApp, services: Services) -> None:
             return str(option["value"]) if option else None
 
         user = body["user"]["id"]
-        ticket_id = int(json.loads(view["private_metadata"])["ticket_id"])
+        metadata = json.loads(view["private_metadata"])
+        ticket_id = int(metadata["ticket_id"])
+        preset = metadata.get("preset") or {}
+        # Only what the agent changed: an unchanged team left None follows a new category.
+        changed = {
+            name: value
+            for name in _LABELS
+            if (value := chosen(name)) is not None and value != preset.get(name)
+        }
+        if not changed:
+            await desk.notify(user, NOTHING_CHANGED)
+            return
         try:
             answer = await desk.reclassify(
                 ticket_id,
                 user=user,
-                category=chosen("category"),
-                priority=chosen("priority"),
-                team=chosen("team"),
+                category=changed.get("category"),
+                priority=changed.get("priority"),
+                team=changed.get("team"),
             )
         except ActionRefusedError as refused:
             answer = refused.message
