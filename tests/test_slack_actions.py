@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,34 @@ async def test_submitting_the_modal_unchanged_changes_nothing_and_says_so(bot: H
     assert await bot.store.corrections() == []
     (live,) = await bot.store.posts(ticket_id)
     assert live.team == "product"
+
+
+@pytest.mark.parametrize(
+    ("action", "button"),
+    [(render.EDIT_ACTION, "Edit"), (render.RECLASSIFY_ACTION, "Reclassify")],
+)
+@pytest.mark.parametrize("error", ["expired_trigger_id", "exchanged_trigger_id"])
+async def test_a_modal_slack_will_not_open_tells_the_agent_to_press_again(
+    bot: Harness, caplog: pytest.LogCaptureFixture, action: str, button: str, error: str
+) -> None:
+    """A stale or used trigger_id: the agent is told privately to press the button again."""
+    ticket_id = await bot.new_ticket("I was charged twice this month")
+    if error == "expired_trigger_id":
+        bot.slack.trigger_ttl = -1.0  # every trigger is already too old, as after a slow ack
+    else:
+        bot.slack.fail_next("views.open", error)
+    with caplog.at_level(logging.WARNING, logger="bot.listeners.actions"):
+        assert await bot.press(AGENT, action, ticket_id) == 200
+    assert [call.error for call in bot.slack.calls_to("views.open")] == [error]
+    assert bot.slack.views == []
+    (answer,) = bot.slack.responses
+    assert answer["user"] == AGENT
+    assert answer["response_type"] == "ephemeral"
+    assert answer["replace_original"] is False
+    assert answer["text"] == (f"Slack closed the window before it opened; press {button} again.")
+    (warning,) = [r for r in caplog.records if r.name == "bot.listeners.actions"]
+    assert warning.levelno == logging.WARNING
+    assert error in warning.getMessage()
 
 
 async def test_a_non_agent_cannot_tell_a_ticket_link_from_any_other_link(bot: Harness) -> None:

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Final
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
@@ -15,7 +16,12 @@ from routing.desk import ActionRefusedError
 
 logger = logging.getLogger(__name__)
 
+FAILED: Final = (
+    "That did not work: Slack or the bot failed. Try again; the details are in the bot's log."
+)
 NOTHING_CHANGED: Final = "Nothing changed."
+# views.open refuses a trigger_id that is over 3 seconds old or already used.
+_TRIGGER_ERRORS: Final = frozenset({"expired_trigger_id", "exchanged_trigger_id"})
 _LABELS: Final = ("category", "priority", "team")
 
 
@@ -27,8 +33,29 @@ def register(app: AsyncApp, services: Services) -> None:
     """Listen to Approve & send, Edit, Reclassify, Escalate and the two modals."""
     desk = services.desk
 
-    async def refuse(respond: AsyncRespond, refused: ActionRefusedError) -> None:
-        await respond(text=refused.message, response_type="ephemeral", replace_original=False)
+    async def tell(respond: AsyncRespond, text: str) -> None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    async def open_modal(
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        *,
+        trigger_id: str,
+        view: dict[str, Any],
+        button: str,
+        ticket_id: int,
+    ) -> None:
+        try:
+            await client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as refused:
+            code = refused.response.get("error")
+            logger.warning("views.open for %s on ticket %s failed: %s", button, ticket_id, code)
+            if code in _TRIGGER_ERRORS:
+                await tell(
+                    respond, f"Slack closed the window before it opened; press {button} again."
+                )
+            else:
+                await tell(respond, FAILED)
 
     @app.action(render.APPROVE_ACTION)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -36,7 +63,7 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             await desk.approve(_ticket_id(body), user=body["user"]["id"])
         except ActionRefusedError as refused:
-            await refuse(respond, refused)
+            await tell(respond, refused.message)
 
     @app.action(render.ESCALATE_ACTION)
     async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -44,7 +71,7 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             await desk.escalate(_ticket_id(body), user=body["user"]["id"])
         except ActionRefusedError as refused:
-            await refuse(respond, refused)
+            await tell(respond, refused.message)
 
     @app.action(render.EDIT_ACTION)
     async def on_edit(
@@ -55,10 +82,15 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             draft = await desk.draft_for_edit(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
-            await refuse(respond, refused)
+            await tell(respond, refused.message)
             return
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=render.edit_modal(ticket_id, draft)
+        await open_modal(
+            client,
+            respond,
+            trigger_id=body["trigger_id"],
+            view=render.edit_modal(ticket_id, draft),
+            button="Edit",
+            ticket_id=ticket_id,
         )
 
     @app.action(render.RECLASSIFY_ACTION)
@@ -70,7 +102,7 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             decision = await desk.decision_for_agent(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
-            await refuse(respond, refused)
+            await tell(respond, refused.message)
             return
         view = render.reclassify_modal(
             ticket_id,
@@ -79,7 +111,14 @@ def register(app: AsyncApp, services: Services) -> None:
             priority=decision.priority,
             team=decision.team,
         )
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await open_modal(
+            client,
+            respond,
+            trigger_id=body["trigger_id"],
+            view=view,
+            button="Reclassify",
+            ticket_id=ticket_id,
+        )
 
     @app.view(render.EDIT_VIEW)
     async def on_edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
