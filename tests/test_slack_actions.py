@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from bot import render
+from bot.listeners.actions import FAILED
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
 from routing.config import TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
@@ -67,6 +70,9 @@ def _dms_to(bot: Harness, user: str) -> list[str]:
     ]
 
 
+# --- the Reclassify modal ---------------------------------------------------------------------
+
+
 async def test_changing_only_the_category_in_the_modal_moves_the_ticket_to_that_categorys_team(
     bot: Harness,
 ) -> None:
@@ -110,6 +116,9 @@ async def test_submitting_the_modal_unchanged_changes_nothing_and_says_so(bot: H
     assert live.team == "product"
 
 
+# --- views.open refused -----------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("action", "button"),
     [(render.EDIT_ACTION, "Edit"), (render.RECLASSIFY_ACTION, "Reclassify")],
@@ -136,6 +145,69 @@ async def test_a_modal_slack_will_not_open_tells_the_agent_to_press_again(
     (warning,) = [r for r in caplog.records if r.name == "bot.listeners.actions"]
     assert warning.levelno == logging.WARNING
     assert error in warning.getMessage()
+
+
+# --- unexpected failures ----------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _database_locked(path: Path) -> AsyncIterator[None]:
+    """Another process holds the bot's SQLite file in a write transaction (a backup, a shell)."""
+    async with aiosqlite.connect(str(path)) as other:
+        await other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            await other.rollback()
+
+
+async def test_slack_refusing_the_post_of_a_slash_reclassify_answers_the_agent(
+    bot: Harness,
+) -> None:
+    """Slack refusing the moved post during `/triage reclassify`: an answer, and the bot runs on."""
+    ticket_id = await bot.new_ticket(FEATURE_REQUEST)
+    bot.slack.fail_next("chat.postMessage", "internal_error")
+    answer = await bot.command(AGENT, f"reclassify #{ticket_id} team=billing")
+    assert "Try again" in answer
+    assert f"Ticket #{ticket_id}:" in await bot.command(AGENT, f"status #{ticket_id}")
+
+
+async def test_a_failure_the_desk_did_not_expect_still_answers_a_slash_command(
+    bot: Harness, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A locked database during `/triage reclassify`: the agent is told it did not work."""
+    ticket_id = await bot.new_ticket(FEATURE_REQUEST)
+    with caplog.at_level(logging.ERROR, logger="bot.listeners.commands"):
+        async with _database_locked(database):
+            answer = await bot.command(AGENT, f"reclassify #{ticket_id} team=billing")
+    assert answer == FAILED
+    (failure,) = [r for r in caplog.records if r.name == "bot.listeners.commands"]
+    assert failure.getMessage() == "/triage reclassify failed"
+    assert failure.exc_info is not None
+    assert "team=billing" not in caplog.text
+    assert "billing" in await bot.command(AGENT, f"reclassify #{ticket_id} team=billing")
+
+
+async def test_a_failure_the_desk_did_not_expect_still_answers_a_button_and_a_modal(
+    bot: Harness, database: Path
+) -> None:
+    """A locked database: Escalate answers privately, the Reclassify modal by DM; none is lost."""
+    ticket_id = await bot.new_ticket(FEATURE_REQUEST)
+    view = await _open_reclassify(bot, ticket_id)
+    async with _database_locked(database):
+        assert await bot.press(AGENT, render.ESCALATE_ACTION, ticket_id) == 200
+        values = _menus(view, team="billing")
+        submission = bot.workspace.view_submission(user=AGENT, view=view, values=values)
+        assert await bot.form(submission) == 200
+    (answer,) = bot.slack.responses
+    assert answer["user"] == AGENT
+    assert answer["response_type"] == "ephemeral"
+    assert answer["replace_original"] is False
+    assert answer["text"] == FAILED
+    assert _dms_to(bot, AGENT)[-1] == FAILED
+
+
+# --- /triage status and oncall ----------------------------------------------------------------
 
 
 async def test_a_non_agent_cannot_tell_a_ticket_link_from_any_other_link(bot: Harness) -> None:

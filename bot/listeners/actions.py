@@ -36,6 +36,11 @@ def register(app: AsyncApp, services: Services) -> None:
     async def tell(respond: AsyncRespond, text: str) -> None:
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
+    async def failed(respond: AsyncRespond, what: str, ticket_id: int) -> None:
+        # The line names the action and the ticket, never customer text; the traceback says why.
+        logger.exception("%s on ticket %s failed", what, ticket_id)
+        await tell(respond, FAILED)
+
     async def open_modal(
         client: AsyncWebClient,
         respond: AsyncRespond,
@@ -60,18 +65,24 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(render.APPROVE_ACTION)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        ticket_id = _ticket_id(body)
         try:
-            await desk.approve(_ticket_id(body), user=body["user"]["id"])
+            await desk.approve(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
             await tell(respond, refused.message)
+        except Exception:
+            await failed(respond, "approve", ticket_id)
 
     @app.action(render.ESCALATE_ACTION)
     async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        ticket_id = _ticket_id(body)
         try:
-            await desk.escalate(_ticket_id(body), user=body["user"]["id"])
+            await desk.escalate(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
             await tell(respond, refused.message)
+        except Exception:
+            await failed(respond, "escalate", ticket_id)
 
     @app.action(render.EDIT_ACTION)
     async def on_edit(
@@ -83,6 +94,9 @@ def register(app: AsyncApp, services: Services) -> None:
             draft = await desk.draft_for_edit(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
             await tell(respond, refused.message)
+            return
+        except Exception:
+            await failed(respond, "edit", ticket_id)
             return
         await open_modal(
             client,
@@ -104,6 +118,9 @@ def register(app: AsyncApp, services: Services) -> None:
         except ActionRefusedError as refused:
             await tell(respond, refused.message)
             return
+        except Exception:
+            await failed(respond, "reclassify", ticket_id)
+            return
         view = render.reclassify_modal(
             ticket_id,
             services.config,
@@ -120,6 +137,13 @@ def register(app: AsyncApp, services: Services) -> None:
             ticket_id=ticket_id,
         )
 
+    async def answer(user: str, text: str) -> None:
+        # A modal has no response_url: the answer goes by DM, if Slack takes even that.
+        try:
+            await desk.notify(user, text)
+        except Exception:
+            logger.exception("could not tell %s how their modal went", user)
+
     @app.view(render.EDIT_VIEW)
     async def on_edit_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = view["state"]["values"][render.DRAFT_BLOCK][render.DRAFT_INPUT].get("value") or ""
@@ -132,7 +156,10 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             await desk.approve(ticket_id, user=user, text=text)
         except ActionRefusedError as refused:
-            await desk.notify(user, refused.message)
+            await answer(user, refused.message)
+        except Exception:
+            logger.exception("sending the edited reply of ticket %s failed", ticket_id)
+            await answer(user, FAILED)
 
     @app.view(render.RECLASSIFY_VIEW)
     async def on_reclassify_submitted(
@@ -156,10 +183,10 @@ def register(app: AsyncApp, services: Services) -> None:
             if (value := chosen(name)) is not None and value != preset.get(name)
         }
         if not changed:
-            await desk.notify(user, NOTHING_CHANGED)
+            await answer(user, NOTHING_CHANGED)
             return
         try:
-            answer = await desk.reclassify(
+            outcome = await desk.reclassify(
                 ticket_id,
                 user=user,
                 category=changed.get("category"),
@@ -167,5 +194,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 team=changed.get("team"),
             )
         except ActionRefusedError as refused:
-            answer = refused.message
-        await desk.notify(user, answer)
+            outcome = refused.message
+        except Exception:
+            logger.exception("reclassifying ticket %s failed", ticket_id)
+            outcome = FAILED
+        await answer(user, outcome)
