@@ -237,6 +237,7 @@ def test_agents_actions_typed_into_the_sandbox(
         "/reply #1 thanks!",
         "/frobnicate #1",
         "/approve #7",
+        "/triage oncall billing @oncall",
     ]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
     assert main(["run"]) == 0
@@ -248,6 +249,7 @@ def test_agents_actions_typed_into_the_sandbox(
     assert "[#billing > thread of ticket #1] The customer replied in their thread:" in out
     assert "unknown action /frobnicate" in out
     assert "no ticket '#7'" in out
+    assert "On-call for billing is now @oncall." in out  # @oncall sent as Slack escapes it
 
 
 async def test_with_an_llm_the_decision_and_draft_come_from_the_model(

@@ -7,6 +7,7 @@ with `/` are actions (`/help` lists them). Everything the bot sends is printed a
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import tempfile
 from collections.abc import AsyncIterator
@@ -203,10 +204,20 @@ class Sandbox:
             self.workspace.slash_command(
                 user=user,
                 channel=self.intake,
-                text=text,
+                text=self._escaped_mentions(text),
                 trigger_id=self.slack_api.new_trigger_id(),
             )
         )
+
+    def _escaped_mentions(self, text: str) -> str:
+        """`@name` as Slack sends it for a command with should_escape: `<@U...|name>`."""
+        by_name = {name: user for user, name in self.people.users.items()}
+
+        def escaped(match: re.Match[str]) -> str:
+            user = by_name.get(match.group(1))
+            return f"<@{user}|{match.group(1)}>" if user else match.group(0)
+
+        return re.sub(r"(?<![<\w])@([\w.-]+)", escaped, text)
 
     async def _action(self, user: str | None, text: str) -> None:
         try:
