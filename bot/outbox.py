@@ -67,8 +67,13 @@ class SlackOutbox:
         return None
 
     async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
-        """Customers' messages in a channel after oldest, oldest first (CATCH_UP_LIMIT at most)."""
+        """Customers' messages in a channel after oldest, thread replies included, oldest first.
+
+        At most CATCH_UP_LIMIT top-level messages (the newest), and the replies after oldest in
+        their threads.
+        """
         found: list[CustomerMessage] = []
+        threads: list[str] = []
         cursor: str | None = None
         while len(found) < CATCH_UP_LIMIT:
             response = await self._client.conversations_history(
@@ -76,8 +81,11 @@ class SlackOutbox:
             )
             for message in response.get("messages") or []:
                 customer = customer_message(channel, message)
-                if customer is not None:
+                if customer is not None and len(found) < CATCH_UP_LIMIT:
                     found.append(customer)
+                    # History shows a thread's parent, not its replies: those are read apart.
+                    if float(message.get("latest_reply") or 0) > float(oldest):
+                        threads.append(customer.ts)
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not response.get("has_more") or not cursor:
                 break
@@ -88,8 +96,17 @@ class SlackOutbox:
                 channel,
                 oldest,
             )
-        # Slack lists newest first; tickets are numbered in the order customers wrote.
-        return sorted(found[:CATCH_UP_LIMIT], key=lambda message: float(message.ts))
+        for thread_ts in threads:
+            response = await self._client.conversations_replies(
+                channel=channel, ts=thread_ts, oldest=oldest
+            )
+            for message in response.get("messages") or []:
+                reply = customer_message(channel, message)
+                if reply is not None and reply.is_thread_reply:
+                    found.append(reply)
+        # Slack lists newest first; tickets are numbered in the order customers wrote, and a
+        # thread's parent comes before its replies.
+        return sorted(found, key=lambda message: float(message.ts))
 
     async def post_note(self, post: PostRef, note: Note) -> None:
         """Say something in a ticket post's thread."""

@@ -1014,6 +1014,8 @@ async def test_messages_sent_while_the_bot_was_down_become_tickets_at_the_next_s
         slack.add_message(
             INTAKE, user=CUSTOMER, text="<@U0CUSTOMER> has joined", subtype="channel_join"
         )
+        follow_up = "still failing, and it is urgent now"
+        slack.add_message(INTAKE, user=CUSTOMER, text=follow_up, thread_ts=missed["ts"])
         for _ in range(2):  # the second start finds nothing new
             async with running_bot(
                 tmp_path, embedder, config=config, database=database, workspace=slack
@@ -1025,6 +1027,10 @@ async def test_messages_sent_while_the_bot_was_down_become_tickets_at_the_next_s
                     assert len(_ticket_posts(bot, ticket.id)) == 1
                 assert len(bot.all_ticket_posts()) == 4
                 assert await bot.store.unrouted_tickets() == []
+                caught = await bot.store.ticket_at(INTAKE, missed["ts"])
+                assert caught is not None
+                assert [r.text for r in await bot.store.replies(caught.id)] == [follow_up]
+                assert len(await _pages(bot, caught.id)) == 1
 
 
 async def test_a_history_slack_refuses_at_start_is_logged_and_the_bot_still_runs(
