@@ -108,6 +108,14 @@ class SlackOutbox:
         # thread's parent comes before its replies.
         return sorted(found, key=lambda message: float(message.ts))
 
+    async def message_at(self, channel: str, ts: str) -> CustomerMessage | None:
+        """A customer's message by its ts (the first of the thread conversations.replies reads)."""
+        response = await self._client.conversations_replies(channel=channel, ts=ts, limit=1)
+        messages = response.get("messages") or []
+        if not messages or messages[0].get("ts") != ts:
+            return None
+        return customer_message(channel, messages[0])
+
     async def post_note(self, post: PostRef, note: Note) -> None:
         """Say something in a ticket post's thread."""
         await self._client.chat_postMessage(

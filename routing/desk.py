@@ -137,7 +137,11 @@ class Outbox(Protocol):
         ...
 
     async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
-        """Customers' top-level messages in a channel after oldest (a ts), oldest first."""
+        """Customers' messages in a channel after oldest (a ts), oldest first."""
+        ...
+
+    async def message_at(self, channel: str, ts: str) -> CustomerMessage | None:
+        """The customer's message at (channel, ts); None if it is none (a bot's, a join...)."""
         ...
 
     async def post_note(self, post: PostRef, note: Note) -> None:
@@ -436,7 +440,9 @@ class Desk:
     # --- thread replies, edits, deletions -------------------------------------------------
 
     async def _thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
-        ticket = await self.store.ticket_at(message.channel, thread_ts)
+        ticket = await self.store.ticket_at(message.channel, thread_ts) or (
+            await self._missed_parent(message.channel, thread_ts)
+        )
         if ticket is None:
             return
         if await self._is_any_agent(message.user):
@@ -460,6 +466,24 @@ class Desk:
         async with self._lock(ticket.id):
             await self._show_in_threads(ticket.id, _reply_note(message.text))
         await self._recheck(ticket.id)
+
+    async def _missed_parent(self, channel: str, thread_ts: str) -> StoredTicket | None:
+        """The ticket of a reply's parent that the bot has not received, made from Slack's copy.
+
+        The parent's event may come later (a retry) or never; either way the reply is kept.
+        """
+        seen = await self.store.ticket_ts_range(channel)
+        if seen is None or float(thread_ts) < float(seen[0]):
+            return None  # a thread from before the bot's first ticket
+        try:
+            parent = await self._outbox.message_at(channel, thread_ts)
+        except Exception:
+            logger.exception("could not read the parent of a reply in %s", channel)
+            return None
+        if parent is None or parent.is_thread_reply:
+            return None
+        ticket_id = await self.receive(parent)
+        return await self.store.ticket(ticket_id) if ticket_id is not None else None
 
     async def _show_in_threads(self, ticket_id: int, note: Note) -> None:
         """Say something under each live post; Slack refusing one is logged, not fatal."""

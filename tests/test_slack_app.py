@@ -712,6 +712,32 @@ async def test_a_reply_before_the_team_post_exists_is_shown_under_it(bot: Harnes
     assert sum("export button does nothing" in note for note in notes) == 1
 
 
+async def test_a_reply_delivered_before_its_parent_keeps_both(bot: Harness) -> None:
+    """Reply event first, the parent's (a Slack retry) after: one ticket, the reply on it."""
+    await bot.new_ticket("I was charged twice this month")
+    parent = bot.slack.add_message(INTAKE, user=CUSTOMER, text="The CSV export fails")
+    reply = bot.slack.add_message(
+        INTAKE, user=CUSTOMER, text="it is urgent, payroll is blocked", thread_ts=parent["ts"]
+    )
+    reply_event = bot.workspace.message(
+        channel=INTAKE,
+        user=CUSTOMER,
+        text=reply["text"],
+        ts=reply["ts"],
+        thread_ts=parent["ts"],
+    )
+    assert await bot.event(reply_event) == 200
+    parent_event = bot.workspace.message(
+        channel=INTAKE, user=CUSTOMER, text=parent["text"], ts=parent["ts"]
+    )
+    assert await bot.event(parent_event, retry=1) == 200
+    await bot.desk.drain()
+    ticket_id = await bot.ticket_for(parent["ts"])
+    assert [r.text for r in await bot.store.replies(ticket_id)] == [reply["text"]]
+    assert len(_ticket_posts(bot, ticket_id)) == 1
+    assert len(await _pages(bot, ticket_id)) == 1
+
+
 async def test_someone_elses_reply_is_shown_but_cannot_page_or_change_the_ticket(
     bot: Harness,
 ) -> None:
