@@ -441,7 +441,7 @@ class Desk:
 
     async def _thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
         ticket = await self.store.ticket_at(message.channel, thread_ts) or (
-            await self._missed_parent(message.channel, thread_ts)
+            await self._missed_message(message.channel, thread_ts)
         )
         if ticket is None:
             return
@@ -467,10 +467,11 @@ class Desk:
             await self._show_in_threads(ticket.id, _reply_note(message.text))
         await self._recheck(ticket.id)
 
-    async def _missed_parent(self, channel: str, thread_ts: str) -> StoredTicket | None:
-        """The ticket of a reply's parent that the bot has not received, made from Slack's copy.
+    async def _missed_message(self, channel: str, thread_ts: str) -> StoredTicket | None:
+        """The ticket of a message the bot has not received, made from Slack's copy.
 
-        The parent's event may come later (a retry) or never; either way the reply is kept.
+        A reply's parent or an edited message whose own event comes later (a retry) or never:
+        either way nothing the customer wrote is lost.
         """
         seen = await self.store.ticket_ts_range(channel)
         if seen is None or float(thread_ts) < float(seen[0]):
@@ -547,6 +548,7 @@ class Desk:
             return
         found = await self.store.ticket_at(channel, ts)
         if found is None:
+            await self._missed_message(channel, ts)  # a ticket now, with the edited text
             return
         # Under the ticket's lock: a worker routing the old text finishes first, then the edit
         # re-classifies what it posted (an edit seconds after posting is common).

@@ -738,6 +738,29 @@ async def test_a_reply_delivered_before_its_parent_keeps_both(bot: Harness) -> N
     assert len(await _pages(bot, ticket_id)) == 1
 
 
+async def test_an_edit_of_a_message_the_bot_never_received_makes_its_ticket(
+    bot: Harness,
+) -> None:
+    """Only the edit's event arrives: the ticket is made, once, from the edited text."""
+    await bot.new_ticket("I was charged twice this month")
+    original = bot.slack.add_message(INTAKE, user=CUSTOMER, text="The CSV export fails")
+    bot.slack.edit_message(INTAKE, original["ts"], text="The CSV export fails since Monday")
+    for _ in range(2):  # Slack's retry of the edit changes nothing more
+        assert (
+            await bot.customer_edits(
+                original["ts"],
+                "The CSV export fails since Monday",
+                previous="The CSV export fails",
+            )
+            == 200
+        )
+    await bot.desk.drain()
+    ticket = await bot.store.ticket_at(INTAKE, original["ts"])
+    assert ticket is not None
+    assert ticket.text == "The CSV export fails since Monday"
+    assert len(_ticket_posts(bot, ticket.id)) == 1
+
+
 async def test_someone_elses_reply_is_shown_but_cannot_page_or_change_the_ticket(
     bot: Harness,
 ) -> None:

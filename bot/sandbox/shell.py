@@ -256,6 +256,7 @@ class Sandbox:
             )
         elif verb == "/change":
             self.transcript.say(f"[#intake] @customer edits ticket #{ticket.id}: {text}")
+            self.slack_api.edit_message(ticket.channel, ticket.ts, text=text)
             event = ws.message_changed(
                 channel=ticket.channel,
                 user=user,

@@ -392,6 +392,15 @@ class SlackStandIn:
         self._store(channel, message)
         return copy.deepcopy(message)
 
+    def edit_message(self, channel: str, ts: str, *, text: str) -> dict[str, Any]:
+        """Change a person's message as if they edited it; returns it for the event."""
+        message = self._by_ts.get((self._known_channel(channel), ts))
+        if message is None:
+            raise ValueError(f"no message {ts} in {channel}")
+        message["text"] = text
+        message["edited"] = {"user": message.get("user"), "ts": self._next_ts()}
+        return copy.deepcopy(message)
+
     def _known_channel(self, channel: str) -> str:
         if channel in self._channels or channel in self._user_of_dm:
             return channel
