@@ -467,23 +467,23 @@ class Desk:
             await self._show_in_threads(ticket.id, _reply_note(message.text))
         await self._recheck(ticket.id)
 
-    async def _missed_message(self, channel: str, thread_ts: str) -> StoredTicket | None:
+    async def _missed_message(self, channel: str, ts: str) -> StoredTicket | None:
         """The ticket of a message the bot has not received, made from Slack's copy.
 
         A reply's parent or an edited message whose own event comes later (a retry) or never:
         either way nothing the customer wrote is lost.
         """
         seen = await self.store.ticket_ts_range(channel)
-        if seen is None or float(thread_ts) < float(seen[0]):
-            return None  # a thread from before the bot's first ticket
+        if seen is None or float(ts) < float(seen[0]):
+            return None  # a message from before the bot's first ticket
         try:
-            parent = await self._outbox.message_at(channel, thread_ts)
+            message = await self._outbox.message_at(channel, ts)
         except Exception:
-            logger.exception("could not read the parent of a reply in %s", channel)
+            logger.exception("could not read message %s in %s from Slack", ts, channel)
             return None
-        if parent is None or parent.is_thread_reply:
+        if message is None or message.is_thread_reply:
             return None
-        ticket_id = await self.receive(parent)
+        ticket_id = await self.receive(message)
         return await self.store.ticket(ticket_id) if ticket_id is not None else None
 
     async def _show_in_threads(self, ticket_id: int, note: Note) -> None:
@@ -568,14 +568,10 @@ class Desk:
             )
             if replied:
                 # The reply went out for the old text: tell the agents, change nothing else.
-                for post in await self.store.posts(ticket.id):
-                    await self._outbox.post_note(
-                        PostRef(post.channel, post.ts),
-                        Note(
-                            "The customer edited their message after the reply was sent:",
-                            quote=text,
-                        ),
-                    )
+                await self._show_in_threads(
+                    ticket.id,
+                    Note("The customer edited their message after the reply was sent:", quote=text),
+                )
                 return
             if ticket.status in ("new", "routing"):
                 return  # not routed yet: the worker (or its retry) classifies the new text
@@ -720,10 +716,11 @@ class Desk:
 
     async def escalate(self, ticket_id: int, *, user: str) -> None:
         """An agent asks for the on-call: page now, with who asked."""
-        await self._ticket_for_agent(ticket_id, user, "escalate")
+        ticket = await self._ticket_for_agent(ticket_id, user, "escalate")
         await self.store.audit(ticket_id=ticket_id, actor=user, action="escalated")
+        reasons = tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
         try:
-            await self._page(ticket_id, reasons=(), asked_by=user)
+            await self._page(ticket_id, reasons=reasons, asked_by=user)
         except Exception:
             logger.exception("escalating ticket %s failed", ticket_id)
             raise BadRequestError(
@@ -1097,22 +1094,17 @@ class Desk:
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
         assert ticket.decision is not None  # noqa: S101
         critical = self.config.priority(ticket.decision.priority).always_human
+        headline = f"Ticket #{ticket_id} needs a human:"
         if asked_by is not None:
-            reasons = (
-                tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
-            )
-            headline = f"Ticket #{ticket_id} needs a human: escalated by <@{asked_by}>" + (
-                ";" if reasons else ""
-            )
-        else:
-            headline = f"Ticket #{ticket_id} needs a human:"
+            headline += f" escalated by <@{asked_by}>" + (";" if reasons else "")
         for post in await self.store.posts(ticket_id):
             people = await self.oncall(post.team) or self.slack.fallback_oncall
             if not people:
                 logger.error("ticket %s needs a human but %s has no on-call", ticket_id, post.team)
-            key = post.team + (":critical" if critical else "")
             if asked_by is not None:
-                key = f"{post.team}:escalated:{time.time_ns()}"
+                key = f"{post.team}:escalated:{time.time_ns()}"  # every Escalate pages
+            else:
+                key = post.team + (":critical" if critical else "")
             if not await self.store.claim_page(ticket_id, team=key, people=people, reasons=reasons):
                 continue
             try:
