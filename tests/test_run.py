@@ -24,7 +24,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from bot.sandbox.slack_api import SlackStandIn
 from bot.settings import Settings, load_settings
 from routing.config import TriageConfig, load_config
-from routing.embedding import MiniLMEmbedder
+from routing.embedding_cache import CachingEmbedder
 from routing.errors import ConfigError, UserError
 from routing.llm import LLMClassifier, build_openai_client
 from tests.slack_harness import running_bot, sign, write_standin_config
@@ -253,7 +253,7 @@ def test_agents_actions_typed_into_the_sandbox(
 
 
 async def test_with_an_llm_the_decision_and_draft_come_from_the_model(
-    tmp_path: Path, openai_server: OpenAIStandIn
+    tmp_path: Path, openai_server: OpenAIStandIn, embedder: CachingEmbedder
 ) -> None:
     """With a model configured, the real openai client decides the team and writes the draft."""
     config: TriageConfig = load_config()
@@ -278,7 +278,7 @@ async def test_with_an_llm_the_decision_and_draft_come_from_the_model(
     )
     llm = LLMClassifier(client=client, config=config)
     try:
-        async with running_bot(tmp_path, MiniLMEmbedder.load(), config=config, llm=llm) as bot:
+        async with running_bot(tmp_path, embedder, config=config, llm=llm) as bot:
             ticket_id = await bot.new_ticket("I can't get in since this morning, jane@example.com")
             ticket = await bot.store.ticket(ticket_id)
             assert ticket is not None

@@ -18,7 +18,6 @@ from bot.app import build_client
 from bot.outbox import SlackOutbox
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
-from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
@@ -30,12 +29,6 @@ SEED_TICKETS = [
     json.loads(line) for line in (DATA / "seed_tickets.jsonl").read_text().splitlines() if line
 ]
 CLOSE_CALL = "my password reset fails and my invoice is wrong"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> CachingEmbedder:
-    # One model for the module; the cache spares re-embedding the same phrases per test.
-    return CachingEmbedder(MiniLMEmbedder.load())
 
 
 @pytest.fixture
