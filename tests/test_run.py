@@ -87,6 +87,7 @@ def _billing_posts(slack: SlackStandIn) -> list[dict[str, Any]]:
     return [m for m in slack.messages("C0BILLING") if "metadata" in m]
 
 
+@pytest.mark.slow  # end to end: `triage run` in Socket Mode, started twice
 async def test_socket_mode_run_acks_and_routes_a_ticket(
     slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
 ) -> None:
@@ -134,6 +135,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # end to end: `triage run --http`, model and all
 async def test_http_mode_checks_signatures_and_routes_a_ticket(
     slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
 ) -> None:
@@ -214,6 +216,7 @@ def test_a_bad_slack_section_fails_at_load_naming_the_field(
         load_config(bad)
 
 
+@pytest.mark.slow  # end to end: `triage run` in the sandbox
 def test_piping_a_message_into_run_shows_the_sandbox_routing_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -233,6 +236,7 @@ def test_piping_a_message_into_run_shows_the_sandbox_routing_it(
     assert "End of input: the sandbox stops." in out
 
 
+@pytest.mark.slow  # end to end: `triage run` in the sandbox
 def test_agents_actions_typed_into_the_sandbox(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -303,6 +307,7 @@ async def test_with_an_llm_the_decision_and_draft_come_from_the_model(
     assert all("jane@example.com" not in json.dumps(r) for r in openai_server.requests)
 
 
+@pytest.mark.slow  # end to end: a `triage run` subprocess
 async def test_sigterm_stops_the_bot_cleanly(
     slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
 ) -> None:

@@ -168,6 +168,7 @@ async def test_other_bots_joins_and_unknown_channels_make_no_ticket_but_are_acke
     assert bot.all_ticket_posts() == []
 
 
+@pytest.mark.slow  # a burst of tickets
 async def test_a_burst_at_start_up_asks_slack_who_the_bot_is_once(bot: Harness) -> None:
     """Twenty events at once on a fresh app make one auth.test call, not one per event."""
     texts = [f"I was charged twice, order {n}" for n in range(20)]
@@ -918,6 +919,7 @@ async def test_a_429_on_post_message_is_retried_and_the_post_arrives(bot: Harnes
     assert len(_ticket_posts(bot, ticket_id)) == 1
 
 
+@pytest.mark.slow  # a burst of tickets
 async def test_a_burst_over_the_channel_rate_loses_and_duplicates_nothing(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:
