@@ -17,14 +17,16 @@ import pytest
 from bot.__main__ import main
 from bot.app import build_app, build_client
 from bot.outbox import SlackOutbox
+from bot.runner import run_slack
 from bot.sandbox.shell import INTAKE, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
 from bot.services import Services
-from bot.settings import BOLT_READS
+from bot.settings import BOLT_READS, Settings, load_settings
 from routing.cascade import build_pipeline
 from routing.config import load_config
 from routing.desk import Desk
 from routing.embedding import MiniLMEmbedder
+from routing.errors import UserError
 from routing.store import Store
 from tests.slack_harness import (
     BOT_TOKEN,
@@ -373,3 +375,56 @@ async def test_bolt_ignores_oauth_variables_and_authorizes_with_the_bot_token(
         posts = bot.all_ticket_posts()
         assert len(posts) == 1
         assert "charged twice" in json.dumps(posts[0]["blocks"])
+
+
+# --- the database and the port -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn(
+        bot_token=BOT_TOKEN, app_token=APP_TOKEN, channels={INTAKE: "intake"}
+    ) as server:
+        yield server
+
+
+def _standin_settings(slack: SlackStandIn, tmp_path: Path, **extra: str) -> Settings:
+    return load_settings(
+        environ={
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "TRIAGE_CONFIG": str(write_standin_config(tmp_path)),
+            "TRIAGE_DB": str(tmp_path / "bot.sqlite3"),
+            **extra,
+        },
+        dotenv_path=tmp_path / "no.env",
+    )
+
+
+async def test_a_database_in_a_missing_folder_names_triage_db(
+    slack: SlackStandIn, tmp_path: Path
+) -> None:
+    """TRIAGE_DB in a folder that does not exist: one line naming the setting and the path."""
+    settings = _standin_settings(slack, tmp_path, TRIAGE_DB=str(tmp_path / "nowhere" / "t.db"))
+    with pytest.raises(UserError) as error:
+        await run_slack(settings, load_config(settings.triage_config), http=False, port=0)
+    message = str(error.value)
+    assert message.startswith("setting TRIAGE_DB: cannot open ")
+    assert "nowhere" in message
+    assert "\n" not in message
+
+
+async def test_a_port_already_in_use_names_the_port(slack: SlackStandIn, tmp_path: Path) -> None:
+    """`run --http --port N` with N taken: one line naming the port, not an OSError traceback."""
+    settings = _standin_settings(slack, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104  # the bot listens on every interface too
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        with pytest.raises(UserError) as error:
+            await run_slack(settings, load_config(settings.triage_config), http=True, port=port)
+    message = str(error.value)
+    assert message.startswith(f"--port {port}: cannot listen there (")
+    assert "\n" not in message
