@@ -6,16 +6,19 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
 from bot.runner import load_embedder, make_pipeline, run_slack
 from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
+from bot.terminal import show_emoji
 from routing.cascade import Pipeline, build_pipeline
-from routing.config import TriageConfig, load_config
+from routing.config import TriageConfig, default_config_path, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import UserError
 from routing.evaluation import (
@@ -35,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage", description="Triage support messages: classify, route, draft."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser("classify", help="classify texts (or stdin lines)")
@@ -45,13 +49,27 @@ def _parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="measure the classifier on a labeled file")
     evaluation.add_argument("file", type=Path, help="labeled CSV or JSONL")
     evaluation.add_argument("--config", type=Path, help="taxonomy and policy TOML file")
-    evaluation.add_argument("--text-col", default="text")
-    evaluation.add_argument("--label-col", default="category")
+    evaluation.add_argument(
+        "--text-col", default="text", help="column holding the ticket text (default: text)"
+    )
+    evaluation.add_argument(
+        "--label-col",
+        default="category",
+        help="column holding the expected label (default: category)",
+    )
     evaluation.add_argument(
         "--split-col", help="column naming each row's split (default: split, if present)"
     )
-    evaluation.add_argument("--train-split", default="train")
-    evaluation.add_argument("--test-split", default="test")
+    evaluation.add_argument(
+        "--train-split",
+        default="train",
+        help="split(s) --shots draws examples from, comma-separated (default: train)",
+    )
+    evaluation.add_argument(
+        "--test-split",
+        default="test",
+        help="split(s) to measure on, comma-separated (default: test)",
+    )
     evaluation.add_argument(
         "--shots", type=_positive_int, help="draw K examples per label from the train split"
     )
@@ -76,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    init = commands.add_parser(
+        "init-config",
+        help="write a copy of the default config and its examples into DIR, to edit",
+    )
+    init.add_argument("directory", type=Path, metavar="DIR", help="created if missing")
+
     run = commands.add_parser(
         "run", help="start the bot (the local sandbox when no Slack token is set)"
     )
@@ -87,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--port", type=_port, default=3000, help="HTTP port (default 3000)")
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("slack-triage-bot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _port(value: str) -> int:
@@ -110,12 +141,24 @@ def _config(settings: Settings, path: Path | None) -> TriageConfig:
     return load_config(path or settings.triage_config)
 
 
+# Who decided, in words (Decision.source names a layer).
+_DECIDED_BY = {
+    "rules": "the rules",
+    "local": "the local model",
+    "llm_cheap": "the LLM (cheap model)",
+    "llm_strong": "the LLM (strong model)",
+    "fallback": "the rules alone (no classifier could run)",
+    "agent": "an agent",
+}
+
+
 def _format_human(triage: Triage, config: TriageConfig) -> str:
     decision = triage.decision
-    emoji = config.priority(decision.priority).emoji
+    emoji = show_emoji(config.priority(decision.priority).emoji)
     lines = [
-        f"{emoji} {decision.priority.upper()} {decision.category} -> {decision.team} "
-        f"({decision.sentiment}, confidence {decision.confidence:.2f}, by {decision.source})",
+        f"{emoji} {decision.priority.upper()} category {decision.category} -> team {decision.team} "
+        f"(sentiment {decision.sentiment}, confidence {decision.confidence:.2f}, "
+        f"decided by {_DECIDED_BY.get(decision.source, decision.source)})",
         f"  ticket: {triage.ticket.text[:200]}",
     ]
     if triage.escalation.needs_human:
@@ -147,7 +190,11 @@ def _stdin_lines() -> list[str]:
 async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
     pipeline = make_pipeline(settings, config)
-    texts = list(args.texts) if args.texts else _stdin_lines()
+    texts = [text for text in args.texts if text.strip()] if args.texts else _stdin_lines()
+    if not texts:
+        raise UserError(
+            "nothing to classify: give the ticket text as arguments, or pipe lines on stdin"
+        )
     await _classify_texts(pipeline, texts, as_json=args.json, out=sys.stdout)
     return 0
 
@@ -192,6 +239,31 @@ async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _init_config(args: argparse.Namespace) -> int:
+    source = default_config_path()
+    config = load_config(source)
+    # The config names its examples relative to itself: copy both, so the copy stands alone.
+    files = [source, config.examples_path]
+    target: Path = args.directory
+    clashes = [target / file.name for file in files if (target / file.name).exists()]
+    if clashes:
+        raise UserError(
+            f"{clashes[0]} exists already: choose an empty directory, or move the file away"
+        )
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copyfile(file, target / file.name)
+    except OSError as error:
+        raise UserError(f"cannot write into {target}: {error.strerror}") from None
+    print(
+        f"wrote {target / source.name} and {target / config.examples_path.name}\n"
+        f"edit them, then use them with --config {target / source.name} "
+        f"(or TRIAGE_CONFIG={target / source.name} in .env)"
+    )
+    return 0
+
+
 async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
     if settings.connects_to_slack:
@@ -214,7 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        commands = {"classify": _cmd_classify, "eval": _cmd_eval, "run": _cmd_run}
+        if args.command == "init-config":
+            return _init_config(args)
+        commands = {
+            "classify": _cmd_classify,
+            "eval": _cmd_eval,
+            "run": _cmd_run,
+        }
         return asyncio.run(commands[args.command](args, settings))
     except UserError as error:
         print(f"triage: error: {error}", file=sys.stderr)

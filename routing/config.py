@@ -272,7 +272,8 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
             config_path,
             "examples",
             f"{missing}: {config.examples_path}",
-            "point examples at a JSONL file of labeled tickets",
+            "point examples at a JSONL file of labeled tickets (`triage init-config DIR`"
+            " writes a config together with its examples)",
         )
     return config
 

@@ -54,7 +54,7 @@ def test_classify_human_output_shows_emoji_and_draft(capsys: pytest.CaptureFixtu
     text = "All API calls returning 503 since 14:00 UTC. Our entire product is down. Urgent."
     assert main(["classify", text]) == 0
     out = capsys.readouterr().out
-    assert ":red_circle: CRITICAL technical -> engineering" in out
+    assert "🔴 CRITICAL category technical -> team engineering" in out
     assert "needs a human:" in out
     assert "draft: Hi there," in out
 

@@ -1,0 +1,85 @@
+"""The command line as a newcomer meets it: emoji, empty input, help, version, init-config."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+
+
+def test_classify_prints_the_emoji_not_its_slack_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plain output shows the priority's emoji character and labels every field."""
+    assert main(["classify", "The export button does nothing when I click it"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert ":large_" not in header
+    assert header.startswith(("🟢", "🟡", "🟠", "🔴"))
+    assert "category technical -> team engineering" in header
+    assert "sentiment " in header
+    assert "decided by the local model" in header
+
+
+@pytest.mark.parametrize("stdin", ["", "\n  \n\t\n"])
+def test_classify_with_nothing_to_classify_says_so(
+    stdin: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Empty input is one line saying there was nothing to classify, exit 2."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(["classify"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "nothing to classify" in captured.err
+
+
+def test_version_names_the_program(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the program and its version and exits 0."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.startswith("triage 0.")
+
+
+def test_every_eval_option_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`triage eval --help` explains every option, none is bare."""
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--text-col", "--label-col", "--train-split", "--test-split"):
+        after = text.split(f"\n  {option}", 1)[1].split("\n  -", 1)[0]
+        assert "default" in after, option
+
+
+def test_init_config_writes_a_copy_that_works_on_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init-config writes the config and its examples; the copy classifies with --config."""
+    target = tmp_path / "my-config"
+    assert main(["init-config", str(target)]) == 0
+    capsys.readouterr()
+    assert sorted(path.name for path in target.iterdir()) == ["config.toml", "examples.jsonl"]
+    config = target / "config.toml"
+    assert main(["classify", "--json", "--config", str(config), "I was charged twice"]) == 0
+    assert json.loads(capsys.readouterr().out)["team"] == "billing"
+
+
+def test_init_config_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """init-config into a directory that has a config.toml refuses and changes nothing."""
+    (tmp_path / "config.toml").write_text("mine", encoding="utf-8")
+    assert main(["init-config", str(tmp_path)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert (tmp_path / "config.toml").read_text(encoding="utf-8") == "mine"
+
+
+def test_a_copied_config_without_its_examples_names_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config copied without examples.jsonl says how to get both."""
+    assert main(["init-config", str(tmp_path)]) == 0
+    (tmp_path / "examples.jsonl").unlink()
+    capsys.readouterr()
+    assert main(["classify", "--config", str(tmp_path / "config.toml"), "hello"]) == 2
+    assert "init-config" in capsys.readouterr().err
