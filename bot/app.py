@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import actions, commands, messages, reactions
 from bot.services import Services
+from bot.settings import hidden_from_bolt
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +69,22 @@ def build_app(
     process_before_response: bool = False,
 ) -> AsyncApp:
     """The app: request signatures are checked only when a signing secret is given (HTTP mode)."""
-    app = AsyncApp(
-        name="triage",
-        # The listeners' client gets the bot token from authorize (a client with a token too
-        # would make Bolt use its per-request auth.test instead).
-        client=AsyncWebClient(base_url=client.base_url, retry_handlers=client.retry_handlers),
-        authorize=authorize_once(client),
-        # Basic Information -> App Credentials -> Signing Secret; Socket Mode needs none.
-        signing_secret=signing_secret or "",
-        request_verification_enabled=signing_secret is not None,
-        # Tests set it so a dispatch returns after the listener ran; Slack needs the default.
-        process_before_response=process_before_response,
-    )
+    # Bolt fills in what it is not given from os.environ; SLACK_CLIENT_ID and SLACK_CLIENT_SECRET
+    # there would turn on its OAuth flow, install pages and a file installation store. Everything
+    # comes from the arguments (load_settings refuses the OAuth pair outright).
+    with hidden_from_bolt():
+        app = AsyncApp(
+            name="triage",
+            # The listeners' client gets the bot token from authorize (a client with a token too
+            # would make Bolt use its per-request auth.test instead).
+            client=AsyncWebClient(base_url=client.base_url, retry_handlers=client.retry_handlers),
+            authorize=authorize_once(client),
+            # Basic Information -> App Credentials -> Signing Secret; Socket Mode needs none.
+            signing_secret=signing_secret or "",
+            request_verification_enabled=signing_secret is not None,
+            # Tests set it so a dispatch returns after the listener ran; Slack needs the default.
+            process_before_response=process_before_response,
+        )
     messages.register(app, services)
     reactions.register(app, services)
     commands.register(app, services)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import socket
+import sqlite3
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -30,7 +37,16 @@ from routing.errors import ConfigError, UserError
 from routing.llm import LLMClassifier, build_openai_client
 from routing.store import Store
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 logger = logging.getLogger(__name__)
+
+# What a client raises when the other end cannot be reached at all: DNS, refused, TLS, time-outs
+# (aiohttp's errors are OSErrors; TimeoutError is asyncio's too).
+UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
+# How long the Socket Mode host may take to accept a connection before start-up gives up.
+SOCKET_CHECK_SECONDS = 15.0
 
 
 def load_embedder() -> Embedder | None:
@@ -84,7 +100,13 @@ async def running_desk(
     database: Path | str,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
-    store = await Store.open(database)
+    try:
+        store = await Store.open(database)
+    except sqlite3.Error as error:
+        raise UserError(
+            f"setting TRIAGE_DB: cannot open {database} ({error}); point it at a SQLite file in"
+            " a folder that exists and the bot may write to"
+        ) from None
     desk = Desk(
         config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
     )
@@ -96,8 +118,34 @@ async def running_desk(
         await store.close()
 
 
+def _reason(error: BaseException) -> str:
+    """Why a connection failed, in a few words (the full error is one long line of repr)."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        error = error.os_error
+    if isinstance(error, ssl.SSLError | aiohttp.ClientSSLError):
+        return "TLS failed"
+    if isinstance(error, socket.gaierror):
+        return "DNS lookup failed"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timed out"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return type(error).__name__
+
+
+def unreachable(api_url: str, error: BaseException) -> UserError:
+    """Slack's Web API could not be reached: say where it was looked for and what to check."""
+    host = urlsplit(api_url).hostname or api_url
+    return UserError(
+        f"cannot reach Slack at {host} ({_reason(error)}): check the network, any proxy"
+        f" (HTTPS_PROXY) and SLACK_API_URL (now {api_url})"
+    )
+
+
 async def check_token(client: AsyncWebClient) -> None:
-    """Fail at start-up, naming the setting, when Slack refuses the bot token."""
+    """Fail at start-up, naming the setting, when Slack refuses the bot token or is unreachable."""
     try:
         await client.auth_test()
     except SlackApiError as error:
@@ -105,6 +153,53 @@ async def check_token(client: AsyncWebClient) -> None:
             f"setting SLACK_BOT_TOKEN: Slack refused it ({error.response['error']});"
             " copy the Bot User OAuth Token from OAuth & Permissions"
         ) from None
+    except UNREACHABLE as error:
+        raise unreachable(client.base_url, error) from None
+
+
+async def connect_socket_mode(handler: AsyncSocketModeHandler) -> None:
+    """Open the first Socket Mode connection, or fail with one line saying why.
+
+    slack_sdk's client retries a failed connection forever, every ping interval, with a traceback
+    in the log each time: right for a reconnect, but at start-up a bad app token or a blocked
+    network would only fill the log. So the first URL is asked for here, its host is checked
+    (DNS, TCP, TLS; through the proxy when one is set), and only then does the client connect.
+    """
+    client = handler.client
+    try:
+        response = await client.web_client.apps_connections_open(app_token=client.app_token)
+    except SlackApiError as error:
+        raise UserError(
+            f"setting SLACK_APP_TOKEN: Slack refused it ({error.response['error']}); generate"
+            " an app-level token with connections:write under Basic Information -> App-Level"
+            " Tokens"
+        ) from None
+    except UNREACHABLE as error:
+        raise unreachable(client.web_client.base_url, error) from None
+    url = str(response["url"])
+    await _check_reachable(url, proxy=client.proxy)
+    # The URL is single-use: the client connects with this one instead of asking again.
+    client.wss_uri = url
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt is untyped
+
+
+async def _check_reachable(url: str, *, proxy: str | None) -> None:
+    parts = urlsplit(proxy or url)
+    secure = proxy is None and parts.scheme == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme in ("wss", "https") else 80)
+    try:
+        async with asyncio.timeout(SOCKET_CHECK_SECONDS):
+            _, writer = await asyncio.open_connection(host, port, ssl=secure or None)
+    except UNREACHABLE as error:
+        where = f"the proxy {host}" if proxy else f"Slack's Socket Mode host {host}"
+        raise UserError(
+            f"cannot reach {where} ({_reason(error)}): check the network and that any proxy"
+            " (HTTPS_PROXY) lets WebSockets through, or serve HTTP with `triage run --http`"
+        ) from None
+    writer.close()
+    with contextlib.suppress(OSError):  # reached is all that was asked; a rude close is fine
+        await writer.wait_closed()
 
 
 async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, port: int) -> None:
@@ -153,7 +248,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 web_client=AsyncWebClient(base_url=settings.slack_api_url),
             )
             try:
-                await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt is untyped
+                await connect_socket_mode(handler)
                 logger.warning("connected to Slack in Socket Mode; Ctrl-C stops the bot")
                 # Connected first: what arrives from now on comes as events, the rest is read back.
                 await desk.catch_up()
@@ -181,7 +276,13 @@ async def _serve_http(web_app: object, port: int, desk: Desk) -> None:
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104  # a server, by design
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise UserError(
+            f"--port {port}: cannot listen there ({error.strerror}); choose another port"
+        ) from None
     logger.warning("serving Slack requests on port %s at /slack/events", port)
     try:
         await desk.catch_up()  # serving first: nothing falls between the read-back and events

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from routing.errors import UserError
+from routing.errors import UserError, validation_message
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Bolt's OAuth (multi-workspace) credentials: with both in os.environ, AsyncApp turns on its OAuth
+# flow and a file installation store on its own. This bot is installed in one workspace.
+OAUTH_VARIABLES = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET")
+# What AsyncApp() reads from os.environ when an argument is left out; build_app passes every
+# value it needs explicitly, so none of these may change what Bolt builds.
+BOLT_READS = (
+    *OAUTH_VARIABLES,
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_VERIFICATION_TOKEN",
+)
 
 
 class Settings(BaseModel):
@@ -23,6 +39,7 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
     # Overrides the config's [llm].base_url (e.g. a local vLLM or Ollama server).
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    # How much the bot logs on stderr: one of LOG_LEVELS, in any case.
     log_level: str = Field(default="WARNING", alias="TRIAGE_LOG_LEVEL")
     # The SQLite file that holds tickets, drafts, pages and the audit log.
     database: Path = Field(default=Path("triage.sqlite3"), alias="TRIAGE_DB")
@@ -34,6 +51,13 @@ class Settings(BaseModel):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     # Where the Web API is; only a test or a proxy changes it.
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, level: str) -> str:
+        if level.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (in any case)")
+        return level.upper()
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -63,18 +87,61 @@ def load_settings(
 ) -> Settings:
     """Settings from `.env` (if present) overridden by the process environment."""
     dotenv_file = dotenv_path if dotenv_path is not None else Path(".env")
-    from_file = {
-        key: value
-        for key, value in (dotenv_values(dotenv_file) if dotenv_file.is_file() else {}).items()
-        if value is not None
-    }
+    from_file = _read_dotenv(dotenv_file) if dotenv_file.is_file() else {}
     merged = {**from_file, **(dict(os.environ) if environ is None else dict(environ))}
     # An empty variable means "not set", as in most deployment tools.
     cleaned = {key: value for key, value in merged.items() if value != ""}
+    oauth = [name for name in OAUTH_VARIABLES if name in cleaned]
+    if oauth:
+        raise UserError(
+            f"{'/'.join(oauth)} {'are' if len(oauth) > 1 else 'is'} set, but this is a"
+            f" single-workspace app: remove {'them' if len(oauth) > 1 else 'it'} and use"
+            " SLACK_BOT_TOKEN"
+        )
     try:
         return Settings.model_validate(cleaned)
     except ValidationError as error:
         first = error.errors()[0]
         name = ".".join(str(part) for part in first["loc"])
         # Never echo the value: it may be a secret.
-        raise UserError(f"setting {name}: {first['msg']}") from None
+        raise UserError(f"setting {name}: {validation_message(first)}") from None
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """The variables a `.env` file sets; a line python-dotenv cannot parse stops the start."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except OSError as error:
+        raise UserError(
+            f"{path}: cannot be read ({error.strerror}); check its permissions"
+        ) from None
+    # python-dotenv would only log a warning and skip the line, so the tokens on it would be lost
+    # silently (and without SLACK_BOT_TOKEN the sandbox starts instead of the bot).
+    malformed = [
+        binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error
+    ]
+    if malformed:
+        # Only the line numbers: the line itself may hold a secret.
+        lines = ", ".join(str(number) for number in malformed)
+        raise UserError(
+            f"{path} line{'s' if len(malformed) > 1 else ''} {lines}"
+            f" {'are' if len(malformed) > 1 else 'is'} malformed: write NAME=value, one per"
+            " line, with matching quotes around a value that has any"
+        )
+    return {
+        key: value
+        for key, value in dotenv_values(stream=io.StringIO(text)).items()
+        if value is not None
+    }
+
+
+@contextmanager
+def hidden_from_bolt() -> Iterator[None]:
+    """Hide the variables Bolt would read from os.environ on its own, while an app is built."""
+    hidden = {name: os.environ.pop(name) for name in BOLT_READS if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)

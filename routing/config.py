@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from routing.errors import ConfigError
+from routing.errors import ConfigError, validation_message
 from routing.models import LabeledExample
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -242,18 +242,12 @@ def default_config_path() -> Path:
 def load_config(path: Path | str | None = None) -> TriageConfig:
     """Read, validate and cross-check a config file; every problem is a ConfigError."""
     config_path = Path(path) if path is not None else default_config_path()
-    if not config_path.is_file():
-        raise ConfigError(
-            config_path, "", "file not found", "pass --config with the path of an existing file"
-        )
     try:
-        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(_read_text(config_path, "pass --config (or TRIAGE_CONFIG) a TOML file"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(
             config_path, "", f"not valid TOML ({error})", "correct the syntax"
         ) from error
-    except UnicodeDecodeError as error:
-        raise ConfigError(config_path, "", "not UTF-8 text", "save the file as UTF-8") from error
 
     examples = raw.pop("examples", None)
     if not isinstance(examples, str) or not examples:
@@ -270,17 +264,34 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
     except ValidationError as error:
         first = error.errors()[0]
         field = _dotted(first["loc"])
-        raise ConfigError(config_path, field, first["msg"], _fix_for(first)) from error
+        raise ConfigError(config_path, field, validation_message(first), _fix_for(first)) from error
     validate_config(config)
     if not config.examples_path.is_file():
+        missing = "a directory" if config.examples_path.is_dir() else "file not found"
         raise ConfigError(
             config_path,
             "examples",
-            f"file not found: {config.examples_path}",
+            f"{missing}: {config.examples_path}",
             "point examples at a JSONL file of labeled tickets (`triage init-config DIR`"
             " writes a config together with its examples)",
         )
     return config
+
+
+def _read_text(path: Path, fix_missing: str) -> str:
+    """A file's text; missing, a directory, unreadable or not UTF-8 is a ConfigError."""
+    if path.is_dir():
+        raise ConfigError(path, "", "a directory, not a file", fix_missing)
+    if not path.is_file():
+        raise ConfigError(path, "", "file not found", fix_missing)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, "", "not UTF-8 text", "save the file as UTF-8") from error
+    except OSError as error:
+        raise ConfigError(
+            path, "", f"cannot be read ({error.strerror})", "check the file's permissions"
+        ) from error
 
 
 def _dotted(loc: Sequence[int | str]) -> str:
@@ -437,8 +448,7 @@ def _check_templates(config: TriageConfig) -> None:
 
 def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
     """Read labeled examples from JSONL; a bad line is a ConfigError naming the line and field."""
-    if not path.is_file():
-        raise ConfigError(path, "", "file not found", "point examples at an existing JSONL file")
+    text = _read_text(path, "point examples at an existing JSONL file")
     allowed = {
         "category": set(config.category_names),
         "priority": set(config.priority_names),
@@ -446,7 +456,7 @@ def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
         "sentiment": set(config.sentiment_names),
     }
     examples: list[LabeledExample] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -458,7 +468,10 @@ def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
         except ValidationError as error:
             first = error.errors()[0]
             raise ConfigError(
-                path, f"line {number}.{_dotted(first['loc'])}", first["msg"], _fix_for(first)
+                path,
+                f"line {number}.{_dotted(first['loc'])}",
+                validation_message(first),
+                _fix_for(first),
             ) from error
         if not example.text.strip():
             raise ConfigError(path, f"line {number}.text", "empty text", "give the example text")

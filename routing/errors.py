@@ -1,5 +1,12 @@
 """Errors named for who must act: the operator (UserError) or nobody but the logs (LayerError)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 
 class TriageError(Exception):
     """Base of every error the pipeline raises on purpose."""
@@ -23,3 +30,15 @@ class ConfigError(UserError):
 
 class LayerError(TriageError):
     """A classifier layer could not give a usable decision; the cascade degrades, never raises."""
+
+
+# What pydantic puts before the message of a ValueError or assert raised in a validator.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def validation_message(problem: ErrorDetails) -> str:
+    """One pydantic problem's message in our words: without "Value error, " in front of it."""
+    message = problem["msg"]
+    for prefix in _PYDANTIC_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message

@@ -25,7 +25,6 @@ EXPECTED_SCOPES = {
     "channels:history",
     "groups:history",
     "reactions:read",
-    "users:read",
     "usergroups:read",
     "commands",
 }
@@ -198,3 +197,16 @@ def test_manifest_bot_user_and_display_information() -> None:
     assert manifest["features"]["bot_user"] == {"display_name": "Triage", "always_online": False}
     assert manifest["display_information"]["name"] == "Triage bot"
     assert manifest["display_information"]["description"]
+
+
+def test_the_bot_calls_no_method_that_needs_users_read() -> None:
+    """No users.* Web API call in bot/ or routing/ (the sandbox's stand-in aside): no users:read."""
+    calls = re.compile(r"\.users_\w+\(|[\"']users\.\w+[\"']")
+    callers = [
+        path.relative_to(REPO).as_posix()
+        for folder in ("bot", "routing")
+        for path in (REPO / folder).rglob("*.py")
+        if "sandbox" not in path.parts and calls.search(path.read_text(encoding="utf-8"))
+    ]
+    assert callers == []
+    assert "users:read" not in _manifest()["oauth_config"]["scopes"]["bot"]
