@@ -218,7 +218,7 @@ def test_piping_a_message_into_run_shows_the_sandbox_routing_it(
     assert "[#intake] @customer: I was charged twice this month  (ticket #1)" in out
     billing = [line for line in out.splitlines() if line.startswith("[#billing]")]
     assert billing
-    assert "billing → billing" in billing[0]
+    assert "category billing → team billing" in billing[0]
     assert billing[0].split()[1] in ("🟠", "🔴", "🟡", "🟢")
     assert "Draft reply" in out
     assert "End of input: the sandbox stops." in out
