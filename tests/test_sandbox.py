@@ -161,6 +161,20 @@ async def test_a_withdrawn_ticket_shows_no_pending_draft_in_slack_or_status(
     assert "Draft: pending" not in withdrawn
 
 
+async def test_usage_lines_keep_their_angle_brackets(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """/triage help sends `<team>` escaped (Slack would eat it as a link) and shows it as typed."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, "/triage help", "/help")
+        (answer,) = sandbox.slack_api.responses
+        assert "/triage oncall &lt;team&gt;" in answer["text"]
+        assert "<team>" not in answer["text"]
+    transcript = out.getvalue()
+    assert "`/triage status <ticket # or message link>`" in transcript
+    assert "/edit #N <new reply>" in transcript
+
+
 # --- the on-call DM ---------------------------------------------------------------------
 
 
