@@ -247,7 +247,7 @@ def test_agents_actions_typed_into_the_sandbox(
     assert "✅ *Sent by @agent*" in out
     assert "[only @agent sees] Ticket #1: routed" in out
     assert "[#billing > thread of ticket #1] The customer replied in their thread:" in out
-    assert "unknown action /frobnicate" in out
+    assert "@customer: /frobnicate #1  (ticket #2)" in out  # no action: a customer's words
     assert "no ticket '#7'" in out
     assert "On-call for billing is now @oncall." in out  # @oncall sent as Slack escapes it
 

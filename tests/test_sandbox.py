@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, get_args
 import pytest
 
 from bot import render
-from bot.sandbox.shell import AGENT, CUSTOMER, ONCALL, Sandbox, open_sandbox
+from bot.sandbox.shell import AGENT, CUSTOMER, ONCALL, Sandbox, open_sandbox, run_sandbox
 from bot.settings import Settings, load_settings
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
@@ -175,6 +177,40 @@ async def test_usage_lines_keep_their_angle_brackets(
     assert "/edit #N <new reply>" in transcript
 
 
+async def test_log_lines_go_to_the_log_file_not_among_the_transcript(
+    tmp_path: Path,
+    settings: Settings,
+    config: TriageConfig,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A WARNING logged in the sandbox reaches neither stdout nor stderr, only the log file."""
+    # What `triage run` sets up: a root handler on stderr.
+    terminal = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(terminal)
+    log = tmp_path / "sandbox.log"
+    try:
+        status = await run_sandbox(
+            settings,
+            config,
+            stdin=io.StringIO("I was charged twice\n/as customer :white_check_mark: #1\n"),
+            out=sys.stdout,
+            log_path=log,
+            pipeline=_rules_only(config),
+        )
+        assert terminal in root.handlers  # put back when the sandbox stopped
+    finally:
+        root.removeHandler(terminal)
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "Only agents of" in captured.out  # the refusal itself is in the transcript
+    assert "may not approve" not in captured.out
+    assert "may not approve" not in captured.err
+    assert "may not approve the reply" in log.read_text(encoding="utf-8")
+    assert f"Log messages go to {log}." in captured.out
+    assert f"1 warning logged in {log}." in captured.out
+
+
 # --- the on-call DM ---------------------------------------------------------------------
 
 
@@ -223,3 +259,115 @@ def test_the_oncall_dm_names_only_a_user_id_as_a_mention() -> None:
     assert "from &lt;!here&gt;: Down again" in text
     assert "<!here>" not in text
     assert "<@" not in text
+
+
+# --- the shell --------------------------------------------------------------------------
+
+
+async def test_an_unknown_user_id_or_name_is_a_new_customer(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """`/as U0OTHERCUST ...` and `/as bob ...` make those customers' tickets; nothing is lost."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(
+            sandbox,
+            "I was charged twice",
+            "/as U0OTHERCUST Where can I find the API docs?",
+            "/as bob My invoice is wrong",
+            "/as U0OTHERCUST /reply #2 Still looking",
+        )
+        tickets = [await sandbox.desk.store.ticket(n) for n in (1, 2, 3)]
+        assert [t.author if t else None for t in tickets] == [CUSTOMER, "U0OTHERCUST", "U0BOB"]
+        assert [r.text for r in await sandbox.desk.store.replies(2)] == ["Still looking"]
+    transcript = out.getvalue()
+    assert "@U0OTHERCUST: Where can I find the API docs?  (ticket #2)" in transcript
+    assert "@bob: My invoice is wrong  (ticket #3)" in transcript
+
+
+async def test_a_failing_line_says_so_and_the_sandbox_goes_on(
+    tmp_path: Path,
+    settings: Settings,
+    config: TriageConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line that raises prints one line; the tickets stay and the next lines work."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, "I was charged twice")
+        add_message = sandbox.slack_api.add_message
+
+        def refuse(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            raise ValueError("the stand-in refuses this one")
+
+        sandbox.slack_api.add_message = refuse  # type: ignore[method-assign]  # one failing line
+        await _type(sandbox, "/reply #1 hello?")
+        sandbox.slack_api.add_message = add_message  # type: ignore[method-assign]
+        await _type(sandbox, "My invoice is wrong", "/reply #1 still there?")
+        assert [r.text for r in await sandbox.desk.store.replies(1)] == ["still there?"]
+    lines = out.getvalue().splitlines()
+    failed = [line for line in lines if "that line failed" in line]
+    assert failed == [
+        "   (sandbox: that line failed: ValueError: the stand-in refuses this one; go on)"
+    ]
+    assert "[#intake] @customer: My invoice is wrong  (ticket #2)" in lines
+    assert "the line '/reply #1 hello?' failed" in caplog.text
+
+
+async def test_edit_and_reply_text_reaches_the_customer_verbatim(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """Apostrophes, quotes and spacing in /edit and /reply text are kept as typed."""
+    edited = "We've refunded it, it's   done \"today\""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, _):
+        await _type(sandbox, "I was charged twice", f"/edit #1 {edited}")
+        ticket = await sandbox.desk.store.ticket(1)
+        assert ticket is not None
+        replies = sandbox.slack_api.thread(ticket.channel, ticket.ts)[1:]
+        assert [reply["text"] for reply in replies] == [render.reply_text(edited)]
+        await _type(sandbox, "/reply #1 Thanks, it's fine, we're   good")
+        stored = await sandbox.desk.store.replies(1)
+        assert [reply.text for reply in stored] == ["Thanks, it's fine, we're   good"]
+
+
+async def test_lines_starting_with_colon_or_slash_that_are_no_command_are_messages(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """':( the app crashes' and '/usr/bin is missing' are customers' tickets, word for word."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, ":( the app crashes", "/usr/bin is missing", ":tada: thanks all")
+        texts = [(await sandbox.desk.store.ticket(n)) for n in (1, 2, 3)]
+        assert [t.text if t else None for t in texts] == [
+            ":( the app crashes",
+            "/usr/bin is missing",
+            ":tada: thanks all",
+        ]
+    assert "sandbox:" not in out.getvalue()
+
+
+async def test_edit_on_a_rejected_ticket_submits_nothing_into_another_tickets_modal(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """/edit of a rejected draft opens no modal, says so, and sends nothing to any customer."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(
+            sandbox,
+            "I was charged twice",
+            "My invoice is wrong",
+            "/edit #1 Refund on its way",
+            ":x: #2",
+            "/edit #2 We are on it",
+        )
+        first, second = [await sandbox.desk.store.ticket(n) for n in (1, 2)]
+        assert first is not None
+        assert second is not None
+        assert [r["text"] for r in sandbox.slack_api.thread(first.channel, first.ts)[1:]] == [
+            "Refund on its way"
+        ]
+        assert sandbox.slack_api.thread(second.channel, second.ts)[1:] == []
+        draft = await sandbox.desk.store.draft(2)
+        assert draft is not None
+        assert draft.status == "rejected"
+        assert _posts_to(sandbox, AGENT) == []  # no "already sent" DM from a wrong submission
+    transcript = out.getvalue()
+    assert "The draft for ticket #2 was rejected" in transcript
+    assert "no Edit modal opened for ticket #2" in transcript
+    assert "submits the edited reply: We are on it" not in transcript
