@@ -230,7 +230,7 @@ def test_piping_a_message_into_run_shows_the_sandbox_routing_it(
     assert "[#intake] @customer: I was charged twice this month  (ticket #1)" in out
     billing = [line for line in out.splitlines() if line.startswith("[#billing]")]
     assert billing
-    assert "billing → billing" in billing[0]
+    assert "category billing → team billing" in billing[0]
     assert billing[0].split()[1] in ("🟠", "🔴", "🟡", "🟢")
     assert "Draft reply" in out
     assert "End of input: the sandbox stops." in out
@@ -260,7 +260,7 @@ def test_agents_actions_typed_into_the_sandbox(
     assert "✅ *Sent by @agent*" in out
     assert "[only @agent sees] Ticket #1: routed" in out
     assert "[#billing > thread of ticket #1] The customer replied in their thread:" in out
-    assert "unknown action /frobnicate" in out
+    assert "@customer: /frobnicate #1  (ticket #2)" in out  # no action: a customer's words
     assert "no ticket '#7'" in out
     assert "On-call for billing is now @oncall." in out  # @oncall sent as Slack escapes it
 

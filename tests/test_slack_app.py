@@ -344,7 +344,7 @@ async def test_an_edit_before_approval_reclassifies_and_moves_the_post(bot: Harn
     (moved,) = [m for m in bot.posts_in("product") if m["ts"] == before.ts]
     assert "Moved to" in _all_text(moved)
     assert "after the customer" in _all_text(moved)
-    assert "→ billing" in moved["blocks"][0]["text"]["text"]
+    assert "→ team billing" in moved["blocks"][0]["text"]["text"]
     draft = await bot.store.draft(ticket_id)
     assert draft is not None
     assert "billing" in draft.text.lower()
@@ -648,7 +648,7 @@ async def test_a_page_slack_refuses_is_sent_again_once(bot: Harness) -> None:
     assert len(failed) == 1
     dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == ONCALL]
     assert len(dms) == 1
-    assert f"Critical ticket #{ticket_id}" in dms[0].args["text"]
+    assert f":red_circle: *CRITICAL* ticket #{ticket_id}" in dms[0].args["text"]
 
 
 async def test_a_page_slack_always_refuses_is_retried_a_bounded_number_of_times(

@@ -39,6 +39,10 @@ class Transcript:
         # (channel, ts) of each team post -> its ticket number, to label thread notes.
         self._tickets: dict[tuple[str, str], int] = {}
 
+    def add_user(self, user: str, name: str) -> None:
+        """Show this user id as @name from now on."""
+        self._users[user] = name
+
     def remember_ticket(self, channel: str, ts: str, ticket_id: int) -> None:
         """Label replies in this message's thread with its ticket number."""
         self._tickets[(channel, ts)] = ticket_id
