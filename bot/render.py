@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from routing.config import TriageConfig
 from routing.desk import DirectPage, Note, TicketCard
-from routing.models import DecisionSource
+from routing.models import DECIDED_BY
 
 # Block Kit's limits (../shared/slack/README.md).
 SECTION_TEXT_LIMIT: Final = 3000
@@ -25,16 +25,6 @@ PRIVATE_METADATA_LIMIT: Final = 3000
 PREVIEW_CHARS: Final = 150
 # The first line of a ticket in an on-call DM.
 SUMMARY_CHARS: Final = 120
-
-# Who made a decision, as a sentence's object: "decided by the local model".
-DECIDED_BY: Final[dict[DecisionSource, str]] = {
-    "rules": "the rules",
-    "local": "the local model",
-    "llm_cheap": "the LLM (cheap model)",
-    "llm_strong": "the LLM (strong model)",
-    "fallback": "the rules alone (no model ran)",
-    "agent": "an agent",
-}
 
 APPROVE_ACTION: Final = "ticket_approve"
 EDIT_ACTION: Final = "ticket_edit"
@@ -115,7 +105,7 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
     source = f"<{card.permalink}|original message>" if card.permalink else "original message"
     why = "; ".join(decision.reasons)
-    decided = DECIDED_BY.get(decision.source, decision.source)
+    decided = DECIDED_BY[decision.source]
     blocks.append(_context(f"{source} · decided by {decided} · {escape(why)}"))
     blocks.append(_section(quote(card.text, SECTION_TEXT_LIMIT, link=card.permalink)))
     for team, link in card.related:

@@ -24,7 +24,7 @@ from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.errors import TriageError
 from routing.escalation import escalate
-from routing.models import Decision, Escalation, LabeledExample, Ticket, Triage
+from routing.models import DECIDED_BY, Decision, Escalation, LabeledExample, Ticket, Triage
 from routing.redact import redact
 from routing.store import Store, StoredPost, StoredTicket, utc_now
 
@@ -879,7 +879,7 @@ class Desk:
             d = ticket.decision
             lines.append(
                 f"{d.category} / {d.priority} / {d.team}, {d.sentiment}, "
-                f"confidence {d.confidence:.2f} (by {d.source})"
+                f"confidence {d.confidence:.2f}, decided by {DECIDED_BY[d.source]}"
             )
         if ticket.escalation is not None and ticket.escalation.needs_human:
             lines.append("Needs a human: " + "; ".join(r.detail for r in ticket.escalation.reasons))

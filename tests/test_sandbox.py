@@ -24,7 +24,7 @@ from bot.settings import Settings, load_settings
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.desk import DirectPage, TicketCard
-from routing.models import Decision, DecisionSource, Escalation
+from routing.models import DECIDED_BY, Decision, DecisionSource, Escalation
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_the_card_says_who_decided_in_words() -> None:
     context = _all_text(blocks)
     assert "decided by the local model" in context
     assert "decided by local " not in context
-    assert set(get_args(DecisionSource)) == set(render.DECIDED_BY)
+    assert set(get_args(DecisionSource)) == set(DECIDED_BY)
     cheap = _card(decision=_card().decision.model_copy(update={"source": "llm_cheap"}))
     assert "decided by the LLM (cheap model)" in _all_text(render.card_message(cheap)[1])
 

@@ -895,6 +895,7 @@ async def test_oncall_status_and_stats(bot: Harness) -> None:
     assert f"<@{ONCALL}>" not in page["text"]
     status = await bot.command(AGENT, f"status #{ticket_id}")
     assert "technical / critical / engineering" in status
+    assert "decided by the local model" in status
     assert "Paged: engineering" in status
     await bot.react(AGENT, "white_check_mark", ticket_id)
     stats = await bot.command(AGENT, "stats")
