@@ -68,9 +68,9 @@ async def run_command(desk: Desk, *, user: str, text: str) -> str:
         return await _oncall(desk, user, args)
     if command == "stats":
         if args:
-            raise _usage("stats", f"`stats` takes no arguments (got `{' '.join(args)}`).")
+            raise _usage("stats", f"`stats` takes no arguments (got `{escape(' '.join(args))}`).")
         return await desk.stats(user=user)
-    raise BadRequestError(f"Unknown command `{command}`.\n{HELP}")
+    raise BadRequestError(f"Unknown command `{escape(command)}`.\n{HELP}")
 
 
 async def _require_any_agent(desk: Desk, user: str, action: str) -> None:
@@ -90,9 +90,9 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
         if not sep or key not in ("category", "priority", "team") or not value:
-            raise _usage("reclassify", f"`{arg}` is not category=.., priority=.. or team=..")
+            raise _usage("reclassify", f"`{escape(arg)}` is not category=.., priority=.. or team=..")
         if key in changes:
-            raise _usage("reclassify", f"`{key}` is given twice.")
+            raise _usage("reclassify", f"`{escape(key)}` is given twice.")
         changes[key] = value.lower()
     if not changes:
         raise _usage("reclassify", "Say what to change.")
@@ -117,5 +117,5 @@ async def _oncall(desk: Desk, user: str, args: list[str]) -> str:
         elif _RAW_ID.fullmatch(arg):
             people.append(arg)
         else:
-            raise _usage("oncall", f"`{arg}` is not a person or user group: mention them with @.")
+            raise _usage("oncall", f"`{escape(arg)}` is not a person or user group: mention them with @.")
     return await desk.set_oncall(team, people, user=user)

@@ -873,6 +873,11 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     assert "There is no ticket #99" in await bot.command(AGENT, "reclassify #99 priority=low")
     assert "is not a ticket" in await bot.command(AGENT, "status yesterday")
     assert "Unknown command `frobnicate`" in await bot.command(AGENT, "frobnicate")
+    # What the person typed is echoed escaped: a typed <!channel> notifies nobody.
+    echoed = await bot.command(AGENT, "<!channel>")
+    assert "&lt;!channel&gt;" in echoed
+    assert "<!channel>" not in echoed
+    assert "<!here>" not in await bot.command(AGENT, "reclassify #1 <!here>=x")
     assert "/triage reclassify" in await bot.command(AGENT, "help")
     assert "Only agents" in await bot.command(CUSTOMER, "reclassify #1 priority=high")
 
