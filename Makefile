@@ -33,10 +33,13 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# Quick work: every test but the slow end-to-end ones (marked `slow`).
 unit: install-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
 
-test: lint typecheck unit
+# What CI runs: lint, types, then every test, the slow ones included.
+test: lint typecheck
+	$(BIN)/pytest -q
 
 format: install-dev
 	$(BIN)/ruff format .

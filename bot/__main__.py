@@ -29,7 +29,7 @@ from routing.evaluation import (
     load_dataset,
     parse_where,
 )
-from routing.models import LabeledExample, Ticket, Triage
+from routing.models import DECIDED_BY, LabeledExample, Ticket, Triage
 
 logger = logging.getLogger("triage")
 
@@ -141,24 +141,13 @@ def _config(settings: Settings, path: Path | None) -> TriageConfig:
     return load_config(path or settings.triage_config)
 
 
-# Who decided, in words (Decision.source names a layer).
-_DECIDED_BY = {
-    "rules": "the rules",
-    "local": "the local model",
-    "llm_cheap": "the LLM (cheap model)",
-    "llm_strong": "the LLM (strong model)",
-    "fallback": "the rules alone (no classifier could run)",
-    "agent": "an agent",
-}
-
-
 def _format_human(triage: Triage, config: TriageConfig) -> str:
     decision = triage.decision
     emoji = show_emoji(config.priority(decision.priority).emoji)
     lines = [
         f"{emoji} {decision.priority.upper()} category {decision.category} -> team {decision.team} "
         f"(sentiment {decision.sentiment}, confidence {decision.confidence:.2f}, "
-        f"decided by {_DECIDED_BY.get(decision.source, decision.source)})",
+        f"decided by {DECIDED_BY[decision.source]})",
         f"  ticket: {triage.ticket.text[:200]}",
     ]
     if triage.escalation.needs_human:

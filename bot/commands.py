@@ -6,17 +6,22 @@ import logging
 import re
 import shlex
 
+from bot.render import escape
 from routing.desk import BadRequestError, Desk, NotAllowedError
 
 logger = logging.getLogger(__name__)
 
+# Escaped: Slack reads a bare <team> as a link and shows "team", losing the brackets.
 USAGE = {
-    "reclassify": "`/triage reclassify <ticket # or message link> [category=..] [priority=..]"
-    " [team=..]`",
-    "status": "`/triage status <ticket # or message link>`",
-    "oncall": "`/triage oncall <team> [@user or @group ...]`",
-    "stats": "`/triage stats`",
-    "help": "`/triage help`",
+    command: f"`{escape(usage)}`"
+    for command, usage in {
+        "reclassify": "/triage reclassify <ticket # or message link> [category=..] [priority=..]"
+        " [team=..]",
+        "status": "/triage status <ticket # or message link>",
+        "oncall": "/triage oncall <team> [@user or @group ...]",
+        "stats": "/triage stats",
+        "help": "/triage help",
+    }.items()
 }
 
 HELP = "\n".join(

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
 from bot.intake import customer_message
-from routing.desk import CustomerMessage, Note, PostRef, TicketCard
+from routing.desk import CustomerMessage, DirectPage, Note, PostRef, TicketCard
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,12 @@ class SlackOutbox:
         """A DM from the bot (posting to a user id opens the app's DM with them)."""
         await self._client.chat_postMessage(
             channel=user, text=render.note_text(note), unfurl_links=False, unfurl_media=False
+        )
+
+    async def direct_page(self, user: str, page: DirectPage) -> None:
+        """An on-call person's DM about a critical ticket."""
+        await self._client.chat_postMessage(
+            channel=user, text=render.page_text(page), unfurl_links=False, unfurl_media=False
         )
 
     async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:

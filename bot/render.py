@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from routing.config import TriageConfig
-from routing.desk import Note, TicketCard
+from routing.desk import DirectPage, Note, TicketCard
+from routing.models import DECIDED_BY
 
 # Block Kit's limits (../shared/slack/README.md).
 SECTION_TEXT_LIMIT: Final = 3000
@@ -22,6 +23,8 @@ MODAL_TITLE_LIMIT: Final = 24
 PRIVATE_METADATA_LIMIT: Final = 3000
 # A customer's text shown in a notification preview.
 PREVIEW_CHARS: Final = 150
+# The first line of a ticket in an on-call DM.
+SUMMARY_CHARS: Final = 120
 
 APPROVE_ACTION: Final = "ticket_approve"
 EDIT_ACTION: Final = "ticket_edit"
@@ -35,6 +38,8 @@ DRAFT_INPUT: Final = "draft_text"
 TICKET_METADATA: Final = "triage_ticket"
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+# A Slack user id, the only thing ever put inside <@...>.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 Block = dict[str, Any]
 
@@ -86,8 +91,9 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     # A moved post names where the ticket went; a live one, the team whose channel it is in.
     team = decision.team if card.moved_to else card.team
     headline = (
-        f"{card.emoji} *{escape(decision.priority.upper())}* · {escape(decision.category)}"
-        f" → {escape(team)} · {escape(decision.sentiment)}"
+        f"{card.emoji} *{escape(decision.priority.upper())}*"
+        f" · category {escape(decision.category)} → team {escape(team)}"
+        f" · sentiment {escape(decision.sentiment)}"
         f" · confidence {decision.confidence:.2f} · ticket #{card.ticket_id}"
     )
     blocks: list[Block] = [_section(headline, block_id=f"ticket-{card.ticket_id}")]
@@ -99,13 +105,16 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
     source = f"<{card.permalink}|original message>" if card.permalink else "original message"
     why = "; ".join(decision.reasons)
-    blocks.append(_context(f"{source} · decided by {decision.source} · {escape(why)}"))
+    decided = DECIDED_BY[decision.source]
+    blocks.append(_context(f"{source} · decided by {decided} · {escape(why)}"))
     blocks.append(_section(quote(card.text, SECTION_TEXT_LIMIT, link=card.permalink)))
     for team, link in card.related:
         blocks.append(_context(f"Also posted to {escape(team)}: <{link}|see that post>"))
-    if card.draft is not None:
+    sent = card.draft_status in ("sending", "sent")
+    # A withdrawn ticket's unsent draft is dropped with it: nothing will ever be sent.
+    if card.draft is not None and (sent or not card.withdrawn):
         label = "*Draft reply* (nothing is sent until an agent approves):"
-        if card.draft_status in ("sending", "sent"):
+        if sent:
             label = "*Reply sent:*"
         elif card.draft_status == "rejected":
             label = "*Rejected draft:*"
@@ -124,7 +133,9 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
 
 def _state_line(card: TicketCard) -> str | None:
     if card.withdrawn:
-        return ":wastebasket: *Withdrawn:* the customer deleted their message."
+        sent = card.draft_status in ("sending", "sent")
+        after = "" if sent else "; no reply will be sent"
+        return f":wastebasket: *Withdrawn:* the customer deleted their message{after}."
     if card.moved_to:
         by = f" by {mention(card.moved_by)}" if card.moved_by else " after the customer's edit"
         return f":arrow_right: *Moved to <#{card.moved_to}>*{by}."
@@ -186,6 +197,33 @@ def note_text(note: Note) -> str:
     if note.quote is not None:
         text += "\n" + quote(note.quote, SECTION_TEXT_LIMIT)
     return fit(text, FALLBACK_TEXT_LIMIT)
+
+
+def page_text(page: DirectPage) -> str:
+    """An on-call DM: priority, ticket, customer and the message's first line, then why and where.
+
+    The customer is named by a mention of their id, as pages name people; it cannot notify
+    them, since a DM's only members are the bot and the person paged. Their words are escaped.
+    """
+    lines = [line for line in page.text.splitlines() if line.strip()] or [""]
+    summary = fit(escape(" ".join(lines[0].split())), SUMMARY_CHARS, more="…")
+    customer = ""
+    if page.customer is not None:
+        customer = (
+            f" from {mention(page.customer)}"
+            if _USER_ID.fullmatch(page.customer)
+            else f" from {escape(page.customer)}"
+        )
+    head = (
+        f"{page.emoji} *{escape(page.priority.upper())}* ticket #{page.ticket_id}"
+        f" for {escape(page.team)}{customer}: {summary}"
+    )
+    parts = [head]
+    if page.reasons:
+        parts.append(f"Needs a human: {escape('; '.join(page.reasons))}")
+    more = "" if len(lines) == 1 else " (the whole message is in the post)"
+    parts.append(f"<{page.link}|Open the team post>{more}" if page.link else "")
+    return fit("\n".join(part for part in parts if part), FALLBACK_TEXT_LIMIT)
 
 
 def reply_text(draft: str) -> str:

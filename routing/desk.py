@@ -24,7 +24,7 @@ from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.errors import TriageError
 from routing.escalation import escalate
-from routing.models import Decision, Escalation, LabeledExample, Ticket, Triage
+from routing.models import DECIDED_BY, Decision, Escalation, LabeledExample, Ticket, Triage
 from routing.redact import redact
 from routing.store import Store, StoredPost, StoredTicket, utc_now
 
@@ -114,6 +114,23 @@ class Note:
 
 
 @dataclass(frozen=True)
+class DirectPage:
+    """A critical ticket's DM to an on-call person: what the ticket is, and where its post is."""
+
+    ticket_id: int
+    team: str
+    priority: str
+    emoji: str
+    # The customer's user id (None when Slack gave none), and their message: the edge shows
+    # its first line, escaped.
+    customer: str | None
+    text: str
+    reasons: tuple[str, ...]
+    # The team post's permalink.
+    link: str | None
+
+
+@dataclass(frozen=True)
 class PostRef:
     """Where a message is: channel and ts."""
 
@@ -150,6 +167,10 @@ class Outbox(Protocol):
 
     async def direct_message(self, user: str, note: Note) -> None:
         """Message one person directly."""
+        ...
+
+    async def direct_page(self, user: str, page: DirectPage) -> None:
+        """Page one on-call person directly about a ticket."""
         ...
 
     async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
@@ -858,12 +879,14 @@ class Desk:
             d = ticket.decision
             lines.append(
                 f"{d.category} / {d.priority} / {d.team}, {d.sentiment}, "
-                f"confidence {d.confidence:.2f} (by {d.source})"
+                f"confidence {d.confidence:.2f}, decided by {DECIDED_BY[d.source]}"
             )
         if ticket.escalation is not None and ticket.escalation.needs_human:
             lines.append("Needs a human: " + "; ".join(r.detail for r in ticket.escalation.reasons))
         draft = await self.store.draft(ticket.id)
-        if draft is not None:
+        # A withdrawn ticket's unsent draft is dropped with it: nothing is pending.
+        dropped = ticket.status == "withdrawn" and draft is not None and draft.status == "pending"
+        if draft is not None and not dropped:
             by = f" by <@{draft.decided_by}>" if draft.decided_by else ""
             lines.append(f"Draft: {draft.status}{by}")
         # Page keys are "team", "team:critical" or "team:escalated:<n>": show the teams.
@@ -1122,17 +1145,22 @@ class Desk:
         self, ticket_id: int, post: StoredPost, people: Sequence[str], reasons: Sequence[str]
     ) -> None:
         """A critical ticket's DM to each on-call person; the thread page already stands."""
-        link = await self._outbox.permalink(post.channel, post.ts)
-        where = f" ({link})" if link else ""
+        ticket = await self.store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # only routed tickets are paged
+        assert ticket.decision is not None  # noqa: S101
+        page = DirectPage(
+            ticket_id=ticket_id,
+            team=post.team,
+            priority=ticket.decision.priority,
+            emoji=self.config.priority(ticket.decision.priority).emoji,
+            customer=ticket.author,
+            text=ticket.text,
+            reasons=tuple(reasons),
+            link=await self._outbox.permalink(post.channel, post.ts),
+        )
         for user in sorted(await self._expand(people)):
             try:
-                await self._outbox.direct_message(
-                    user,
-                    Note(
-                        f"Critical ticket #{ticket_id} for {post.team}{where}:",
-                        details=tuple(reasons),
-                    ),
-                )
+                await self._outbox.direct_page(user, page)
             except Exception:
                 logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
 

@@ -11,6 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 # "agent" is a person's correction.
 DecisionSource = Literal["rules", "local", "llm_cheap", "llm_strong", "fallback", "agent"]
 
+# Who made a decision, as a sentence's object: "decided by the local model".
+DECIDED_BY: dict[DecisionSource, str] = {
+    "rules": "the rules",
+    "local": "the local model",
+    "llm_cheap": "the LLM (cheap model)",
+    "llm_strong": "the LLM (strong model)",
+    "fallback": "the rules alone (no model ran)",
+    "agent": "an agent",
+}
+
 
 class Ticket(BaseModel):
     """One customer message, as the pipeline sees it: no Slack types."""

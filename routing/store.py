@@ -8,7 +8,9 @@ compare-and-set that exactly one caller wins.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -128,6 +130,11 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _probe(path: str) -> None:
+    """Raise sqlite3.Error when path cannot be opened as a database file."""
+    sqlite3.connect(path).close()
+
+
 @dataclass(frozen=True)
 class StoredTicket:
     """A ticket as stored: the customer's message and where the pipeline has got with it."""
@@ -217,6 +224,10 @@ class Store:
     @classmethod
     async def open(cls, path: Path | str) -> Store:
         """Open (creating if needed) the database at path and bring its schema up to date."""
+        # A file that cannot be opened fails here, before aiosqlite starts its thread: when its
+        # connect fails, aiosqlite stops the thread without waiting, and the thread's answer
+        # can then reach an event loop that has closed (an error at exit instead of ours).
+        await asyncio.to_thread(_probe, str(path))
         connection = await aiosqlite.connect(str(path))
         connection.row_factory = aiosqlite.Row
         await connection.execute("PRAGMA journal_mode=WAL")

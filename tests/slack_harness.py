@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from routing.config import SlackConfig, TriageConfig, load_config
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.store import Store
+from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
 BOT_TOKEN = "xoxb-test"
@@ -235,8 +236,14 @@ def standin_for(
     slack_config: SlackConfig | None = None,
     *,
     post_rate_per_second: float = math.inf,
+    post_burst: int = 4,
+    clock: Callable[[], float] | None = None,
 ) -> SlackStandIn:
-    """A stand-in workspace with the config's channels and the tests' people."""
+    """A stand-in workspace with the config's channels and the tests' people.
+
+    Its rate limiter and its 3 s trigger expiry read clock, by default one that stands still
+    until a test moves it: no test depends on how fast the machine answers.
+    """
     slack_config = slack_config or sandbox_slack_config(config)
     channels = {INTAKE: "intake"} | {
         settings.channel: team for team, settings in slack_config.teams.items()
@@ -250,6 +257,8 @@ def standin_for(
         users=users,
         usergroups={"S0BILLAGENTS": ["U0BILLA", "U0BILLB"]},
         post_rate_per_second=post_rate_per_second,
+        post_burst=post_burst,
+        clock=clock or ManualClock(),
     )
 
 
@@ -262,6 +271,8 @@ async def running_bot(
     slack_config: SlackConfig | None = None,
     llm: LLMLayer | None = None,
     post_rate_per_second: float = math.inf,
+    post_burst: int = 4,
+    clock: Callable[[], float] | None = None,
     database: Path | None = None,
     workspace: SlackStandIn | None = None,
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
@@ -270,7 +281,13 @@ async def running_bot(
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
-            standin_for(config, slack_config, post_rate_per_second=post_rate_per_second) as slack,
+            standin_for(
+                config,
+                slack_config,
+                post_rate_per_second=post_rate_per_second,
+                post_burst=post_burst,
+                clock=clock,
+            ) as slack,
             _serving(
                 tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays
             ) as bot,

@@ -11,7 +11,7 @@ import pytest
 
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
-from routing.embedding import MiniLMEmbedder
+from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, LayerCall, Ticket
 from tests.standins.openai_server import (
@@ -31,11 +31,6 @@ PII = {
 }
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder.load()
-
-
 @pytest.fixture
 def config() -> TriageConfig:
     base = load_config()
@@ -45,7 +40,7 @@ def config() -> TriageConfig:
 
 @pytest.fixture
 async def pipeline(
-    config: TriageConfig, embedder: MiniLMEmbedder, openai_server: OpenAIStandIn
+    config: TriageConfig, embedder: CachingEmbedder, openai_server: OpenAIStandIn
 ) -> AsyncIterator[Pipeline]:
     client = build_openai_client(
         api_key="test", base_url=openai_server.url, timeout_seconds=5, max_retries=0
@@ -234,7 +229,7 @@ class _ChattyLLM:
 
 
 async def test_cascade_does_not_pass_on_an_error_with_a_mention(
-    config: TriageConfig, embedder: MiniLMEmbedder, caplog: pytest.LogCaptureFixture
+    config: TriageConfig, embedder: CachingEmbedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An LLM layer's error carrying a mention is replaced by 'unusable answer' in the reason."""
     pipeline = build_pipeline(config, embedder=embedder, llm=_ChattyLLM())

@@ -38,9 +38,10 @@ TICKETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder.load()
+@pytest.fixture
+def embedder(minilm: MiniLMEmbedder) -> MiniLMEmbedder:
+    # The session's model itself, not its cache: these tests are about what the model computes.
+    return minilm
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import load_config
-from routing.embedding import MiniLMEmbedder
+from routing.embedding_cache import CachingEmbedder
 from routing.models import LabeledExample, Ticket
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,13 +18,8 @@ SEED_TICKETS = REPO / "tests" / "data" / "seed_tickets.jsonl"
 PINNED = [json.loads(line) for line in SEED_TICKETS.read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder.load()
-
-
 @pytest.fixture
-def pipeline(embedder: MiniLMEmbedder) -> Pipeline:
+def pipeline(embedder: CachingEmbedder) -> Pipeline:
     return build_pipeline(load_config(), embedder=embedder)
 
 
@@ -99,7 +94,7 @@ async def test_outages_in_other_words_are_critical_and_page(pipeline: Pipeline, 
 
 
 async def test_a_priority_that_needs_evidence_is_withheld_without_it(
-    embedder: MiniLMEmbedder,
+    embedder: CachingEmbedder,
 ) -> None:
     """min_similarity: critical only for a ticket that close to an outage example or phrase."""
     text = "All API calls returning 503 since 14:00 UTC. Our entire product is down."
@@ -154,7 +149,7 @@ async def test_a_correction_is_used_by_the_next_ticket(pipeline: Pipeline) -> No
     assert after.decision.priority == "high"
 
 
-async def test_alternative_taxonomy_runs_end_to_end(embedder: MiniLMEmbedder) -> None:
+async def test_alternative_taxonomy_runs_end_to_end(embedder: CachingEmbedder) -> None:
     """The alternative config routes with its own labels, teams and templates."""
     config = load_config(REPO / "configs" / "alternative.toml")
     pipeline = build_pipeline(config, embedder=embedder)

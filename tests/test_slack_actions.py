@@ -16,17 +16,10 @@ from bot import render
 from bot.listeners.actions import FAILED
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
 from routing.config import TriageConfig, load_config
-from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from tests.slack_harness import Harness, running_bot
 
 FEATURE_REQUEST = "Would love a dark mode for the dashboard"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> CachingEmbedder:
-    # One model for the module; the cache spares re-embedding the same phrases per test.
-    return CachingEmbedder(MiniLMEmbedder.load())
 
 
 @pytest.fixture

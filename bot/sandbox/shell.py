@@ -7,11 +7,14 @@ with `/` are actions (`/help` lists them). Everything the bot sends is printed a
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import re
-import shlex
+import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +39,19 @@ ONCALL = "U0ONCALL"
 INTAKE = "C0INTAKE"
 BOT_TOKEN = "xoxb-sandbox"  # noqa: S105  # the stand-in's own token, not a secret
 
+logger = logging.getLogger(__name__)
+# Where the sandbox's log records go (not the terminal: they would cut into the transcript).
+SANDBOX_LOG = Path("triage-sandbox.log")
+# The format of the sandbox's log file when `triage run` set none.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The sandbox's own actions; a line starting with any other word is a customer's message.
+ACTIONS = ("/help", "/approve", "/edit", "/escalate", "/reply", "/change", "/delete")
+# An agent's reaction: an emoji and a ticket, and nothing else (":( it crashed" is a message).
+_REACTION = re.compile(r":(?P<emoji>[a-z0-9_+'\-]+):\s+(?P<ticket>#?\d+)")
+# A Slack user id as typed in `/as U0SOMEONE ...`.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
 BANNER = (
     "This is the sandbox: no Slack workspace is connected. Type a customer message (one per"
     " line) or /help for agents' actions; end of input stops it.\n"
@@ -52,7 +68,8 @@ HELP = """Sandbox actions (anything else is a customer message in #intake):
   /reply #N <text>             the customer replies in ticket N's thread
   /change #N <text>            the customer edits ticket N's message
   /delete #N                   the customer deletes ticket N's message
-  /as <user> <action>          do it as someone else (customer, agent, oncall or a user id)
+  /as <user> <line>            a line as someone else: customer, agent, oncall, or any other
+                               name or user id (a new customer)
   /help                        this list"""
 
 
@@ -137,30 +154,66 @@ class Sandbox:
         return ticket.id
 
     async def line(self, line: str) -> None:
-        """Act on one typed line."""
+        """Act on one typed line; a line that fails says so in one line and changes nothing else."""
         text = line.strip()
         if not text:
             return
+        try:
+            await self._line(text)
+            await self.desk.drain()
+        except Exception as error:
+            # Whatever goes wrong with one line, the sandbox and its tickets go on.
+            logger.exception("sandbox: the line %r failed", text)
+            self.transcript.say(
+                f"   (sandbox: that line failed: {type(error).__name__}: {error}; go on)"
+            )
+
+    async def _line(self, text: str) -> None:
         user: str | None = None
-        if text.startswith("/as "):
-            _, who, text = [*text.split(maxsplit=2), "", ""][:3]
-            user = self._user(who)
-        if text.startswith(":") and " " in text:
-            emoji, _, reference = text.partition(" ")
-            await self._react(user or self.people.agent, emoji.strip(":"), reference)
-        elif text.startswith("/triage"):
+        if text.split(maxsplit=1)[0] == "/as":
+            parts = text.split(maxsplit=2)
+            if len(parts) < 3:
+                self.transcript.say("   (sandbox: /as needs a person and a line, like /as bob Hi)")
+                return
+            user, text = self.person(parts[1]), parts[2]
+        verb = text.split(maxsplit=1)[0]
+        reaction = _REACTION.fullmatch(text)
+        if reaction:
+            await self._react(user or self.people.agent, reaction["emoji"], reaction["ticket"])
+        elif verb == "/triage":
             await self._command(user or self.people.agent, text.removeprefix("/triage").strip())
-        elif text.startswith("/"):
+        elif verb in ACTIONS:
             await self._action(user, text)
         else:
-            number = await self.customer_message(text, user=user or CUSTOMER)
-            if number is not None:
-                self.transcript.say(f"[#intake] @customer: {text}  (ticket #{number})")
-        await self.desk.drain()
+            # Anything else is what a customer wrote, ":(" and "/usr/bin is missing" included.
+            await self._customer_line(text, user=user or CUSTOMER)
 
-    def _user(self, who: str) -> str:
-        by_name = {name: user for user, name in self.people.users.items()}
-        return by_name.get(who.lstrip("@"), who.lstrip("@"))
+    async def _customer_line(self, text: str, *, user: str) -> None:
+        number = await self.customer_message(text, user=user)
+        made = f"ticket #{number}" if number is not None else "no ticket"
+        self.transcript.say(f"[#intake] @{self.people.users.get(user, user)}: {text}  ({made})")
+
+    def person(self, who: str) -> str:
+        """The user id of a name or id; one the sandbox does not know is a new customer."""
+        name = who.lstrip("@") or who
+        by_name = {known: user for user, known in self.people.users.items()}
+        if name in by_name:
+            return by_name[name]
+        if name in self.people.users:
+            return name
+        if _USER_ID.fullmatch(name):
+            user = name
+        else:
+            # A made-up id in Slack's shape: "bob" is U0BOB (U0BOB2 if that one is taken).
+            base = "U0" + (re.sub(r"[^A-Z0-9]", "", name.upper())[:9] or "NEW")
+            user, number = base, 1
+            while user in self.people.users:
+                number += 1
+                user = f"{base}{number}"
+        self.people.users[user] = name
+        self.slack_api.add_user(user, name)
+        self.transcript.add_user(user, name)
+        return user
 
     async def _ticket(self, reference: str) -> tuple[int, Any] | None:
         ticket_id = int(reference.lstrip("#")) if reference.lstrip("#").isdigit() else None
@@ -220,25 +273,22 @@ class Sandbox:
         return re.sub(r"(?<![<\w])@([\w.-]+)", escaped, text)
 
     async def _action(self, user: str | None, text: str) -> None:
-        try:
-            words = shlex.split(text)
-        except ValueError:
-            words = text.split()
-        verb, args = words[0], words[1:]
+        # Split off the verb and the ticket only: the rest is the person's text, verbatim.
+        verb, *args = text.split(maxsplit=2)
         if verb == "/help":
             self.transcript.say(HELP)
             return
-        if verb not in ("/approve", "/edit", "/escalate", "/reply", "/change", "/delete"):
-            self.transcript.say(f"   (sandbox: unknown action {verb}; /help lists them)")
-            return
         if not args:
             self.transcript.say(f"   (sandbox: {verb} needs a ticket, like {verb} #1)")
+            return
+        rest = args[1] if len(args) > 1 else ""
+        if verb in ("/edit", "/reply", "/change") and not rest:
+            self.transcript.say(f"   (sandbox: {verb} needs the text too, like {verb} #1 Hello)")
             return
         found = await self._ticket(args[0])
         if found is None:
             return
         ticket_id, ticket = found
-        rest = " ".join(args[1:])
         if verb in ("/reply", "/change", "/delete"):
             await self._customer_action(verb, user or CUSTOMER, ticket, rest)
             return
@@ -246,16 +296,17 @@ class Sandbox:
 
     async def _customer_action(self, verb: str, user: str, ticket: Any, text: str) -> None:
         ws = self.workspace
+        name = self.people.users.get(user, user)
         if verb == "/reply":
             reply = self.slack_api.add_message(
                 ticket.channel, user=user, text=text, thread_ts=ticket.ts
             )
-            self.transcript.say(f"[#intake > thread of ticket #{ticket.id}] @customer: {text}")
+            self.transcript.say(f"[#intake > thread of ticket #{ticket.id}] @{name}: {text}")
             event = ws.message(
                 channel=ticket.channel, user=user, text=text, ts=reply["ts"], thread_ts=ticket.ts
             )
         elif verb == "/change":
-            self.transcript.say(f"[#intake] @customer edits ticket #{ticket.id}: {text}")
+            self.transcript.say(f"[#intake] @{name} edits ticket #{ticket.id}: {text}")
             self.slack_api.edit_message(ticket.channel, ticket.ts, text=text)
             event = ws.message_changed(
                 channel=ticket.channel,
@@ -265,7 +316,7 @@ class Sandbox:
                 previous_text=ticket.text,
             )
         else:
-            self.transcript.say(f"[#intake] @customer deletes ticket #{ticket.id}'s message")
+            self.transcript.say(f"[#intake] @{name} deletes ticket #{ticket.id}'s message")
             # As in Slack: a message with a thread leaves a tombstone instead of vanishing.
             has_thread = len(self.slack_api.thread(ticket.channel, ticket.ts)) > 1
             deletion = ws.message_tombstoned if has_thread else ws.message_deleted
@@ -283,6 +334,7 @@ class Sandbox:
         }[verb]
         name = self.people.users.get(user, user)
         self.transcript.say(f"@{name} presses {verb.removeprefix('/')} on ticket #{ticket_id}")
+        opened = len(self.slack_api.views)
         await self.dispatch(
             self.workspace.block_action(
                 user=user,
@@ -293,15 +345,30 @@ class Sandbox:
                 trigger_id=self.slack_api.new_trigger_id(),
             )
         )
-        if verb == "/edit" and self.slack_api.views:
-            view = self.slack_api.views[-1]
-            values = {
-                render.DRAFT_BLOCK: {
-                    render.DRAFT_INPUT: {"type": "plain_text_input", "value": text}
-                }
-            }
-            self.transcript.say(f"@{name} submits the edited reply: {text}")
-            await self.dispatch(self.workspace.view_submission(user=user, view=view, values=values))
+        if verb != "/edit":
+            return
+        # Only the modal this press opened, for this ticket: never an earlier ticket's.
+        views = [v for v in self.slack_api.views[opened:] if _view_ticket(v) == ticket_id]
+        if not views:
+            self.transcript.say(
+                f"   (sandbox: no Edit modal opened for ticket #{ticket_id}: nothing is submitted)"
+            )
+            return
+        values = {
+            render.DRAFT_BLOCK: {render.DRAFT_INPUT: {"type": "plain_text_input", "value": text}}
+        }
+        self.transcript.say(f"@{name} submits the edited reply: {text}")
+        await self.dispatch(
+            self.workspace.view_submission(user=user, view=views[-1], values=values)
+        )
+
+
+def _view_ticket(view: dict[str, Any]) -> int | None:
+    """The ticket a modal was opened for (its private_metadata), if it names one."""
+    try:
+        return int(json.loads(view.get("private_metadata") or "{}")["ticket_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @asynccontextmanager
@@ -349,14 +416,95 @@ async def open_sandbox(
             )
 
 
+class _WarningCount(logging.Handler):
+    """Counts the records at WARNING or above, to say at the end that the log file has some."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Count one record."""
+        self.count += 1
+
+
+@dataclass
+class SandboxLog:
+    """Where the sandbox's log records go, and how many were warnings or worse."""
+
+    path: Path
+    warnings: _WarningCount
+
+
+def _log_file(path: Path) -> tuple[logging.FileHandler, Path]:
+    try:
+        return logging.FileHandler(path, mode="w", encoding="utf-8"), path
+    except OSError:
+        # A directory the user cannot write in: a file of its own in the temporary directory.
+        handle, name = tempfile.mkstemp(prefix="triage-sandbox-", suffix=".log")
+        os.close(handle)
+        return logging.FileHandler(name, mode="w", encoding="utf-8"), Path(name)
+
+
+@contextmanager
+def logs_to_file(path: Path) -> Iterator[SandboxLog]:
+    """While the sandbox runs, log records go to a file instead of the terminal.
+
+    `triage run` logs to stderr, which a terminal shows among the transcript's lines; the
+    sandbox takes those handlers off the root logger and puts them back when it stops.
+    """
+    root = logging.getLogger()
+    terminals = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    moved = [
+        handler
+        for handler in root.handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+        and handler.stream in terminals
+    ]
+    to_file, path = _log_file(path)
+    to_file.setFormatter(
+        next((h.formatter for h in moved if h.formatter), None) or logging.Formatter(LOG_FORMAT)
+    )
+    counter = _WarningCount()
+    for handler in moved:
+        root.removeHandler(handler)
+    root.addHandler(to_file)
+    root.addHandler(counter)
+    try:
+        yield SandboxLog(path=path, warnings=counter)
+    finally:
+        root.removeHandler(counter)
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler in moved:
+            root.addHandler(handler)
+
+
 async def run_sandbox(
-    settings: Settings, config: TriageConfig, *, stdin: TextIO, out: TextIO
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    stdin: TextIO,
+    out: TextIO,
+    log_path: Path = SANDBOX_LOG,
+    pipeline: Pipeline | None = None,
 ) -> int:
-    """Run the sandbox until end of input; 0 when every ticket was routed."""
+    """Run the sandbox until end of input; 0 when every ticket was routed.
+
+    Log records go to log_path (by default triage-sandbox.log in the current directory), never
+    among the transcript's lines.
+    """
     out.write(BANNER + "\n")
-    with tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory:
+    with (
+        logs_to_file(log_path) as log,
+        tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory,
+    ):
+        out.write(f"Log messages go to {log.path}.\n")
         database = Path(directory) / "sandbox.sqlite3"
-        async with open_sandbox(settings, config, out=out, database=database) as sandbox:
+        async with open_sandbox(
+            settings, config, out=out, database=database, pipeline=pipeline
+        ) as sandbox:
             while True:
                 line = await asyncio.to_thread(stdin.readline)
                 if not line:
@@ -364,8 +512,12 @@ async def run_sandbox(
                 await sandbox.line(line)
             await sandbox.desk.drain()
             unrouted = await sandbox.desk.store.unrouted_tickets()
+    count = log.warnings.count
+    logged = f" {count} warning{'' if count == 1 else 's'} logged in {log.path}." if count else ""
     if unrouted:
-        out.write(f"End of input: the sandbox stops; {len(unrouted)} tickets were not routed.\n")
+        out.write(
+            f"End of input: the sandbox stops; {len(unrouted)} tickets were not routed.{logged}\n"
+        )
         return 1
-    out.write("End of input: the sandbox stops.\n")
+    out.write(f"End of input: the sandbox stops.{logged}\n")
     return 0

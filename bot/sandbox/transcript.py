@@ -9,20 +9,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from bot.sandbox.slack_api import RecordedCall
+from bot.terminal import show_emoji
 
-# Enough emoji to read a transcript in a terminal; others stay as :name:.
-EMOJI = {
-    "red_circle": "🔴",
-    "large_orange_circle": "🟠",
-    "large_yellow_circle": "🟡",
-    "large_green_circle": "🟢",
-    "rotating_light": "🚨",
-    "white_check_mark": "✅",
-    "x": "❌",
-    "arrow_right": "➡️",
-    "wastebasket": "🗑️",
-}
-_EMOJI = re.compile(r":([a-z0-9_+\-]+):")
 _LINK = re.compile(r"<([^<>|]+)\|([^<>]*)>")
 _BARE = re.compile(r"<([^<>]+)>")
 
@@ -38,6 +26,10 @@ class Transcript:
         self._users = dict(users)
         # (channel, ts) of each team post -> its ticket number, to label thread notes.
         self._tickets: dict[tuple[str, str], int] = {}
+
+    def add_user(self, user: str, name: str) -> None:
+        """Show this user id as @name from now on."""
+        self._users[user] = name
 
     def remember_ticket(self, channel: str, ts: str, ticket_id: int) -> None:
         """Label replies in this message's thread with its ticket number."""
@@ -135,7 +127,7 @@ class Transcript:
 
         text = _LINK.sub(lambda match: f"{match.group(2)} ({match.group(1)})", mrkdwn)
         text = _BARE.sub(bare, text)
-        text = _EMOJI.sub(lambda match: EMOJI.get(match.group(1), match.group(0)), text)
+        text = show_emoji(text)
         # Escaped customer text shows as typed (it was sent escaped; Slack shows it this way).
         return html.unescape(text)
 
