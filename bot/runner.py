@@ -100,13 +100,7 @@ async def running_desk(
     database: Path | str,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
-    try:
-        store = await Store.open(database)
-    except sqlite3.Error as error:
-        raise UserError(
-            f"setting TRIAGE_DB: cannot open {database} ({error}); point it at a SQLite file in"
-            " a folder that exists and the bot may write to"
-        ) from None
+    store = await Store.open(database)
     desk = Desk(
         config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
     )
@@ -116,6 +110,22 @@ async def running_desk(
     finally:
         await desk.stop()
         await store.close()
+
+
+def check_database(database: Path) -> None:
+    """Fail with one line when TRIAGE_DB cannot be opened as a SQLite database.
+
+    Checked with the standard library before the store opens it: a failed aiosqlite open leaves
+    its worker thread behind (a traceback at exit, or a process that never exits).
+    """
+    fix = "point it at a SQLite file in a folder that exists and the bot may write to"
+    if not database.parent.is_dir():
+        raise UserError(f"setting TRIAGE_DB: the folder of {database} does not exist; {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            connection.execute("PRAGMA schema_version")  # reads the header: is it SQLite?
+    except sqlite3.Error as error:
+        raise UserError(f"setting TRIAGE_DB: cannot open {database} ({error}); {fix}") from None
 
 
 def _reason(error: BaseException) -> str:
@@ -216,6 +226,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
             "setting SLACK_APP_TOKEN: missing; Socket Mode needs an app-level token (xapp-) with"
             " connections:write, or run `triage run --http` behind a public URL"
         )
+    check_database(settings.database)
     client = build_client(
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )

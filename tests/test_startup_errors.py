@@ -403,17 +403,25 @@ def _standin_settings(slack: SlackStandIn, tmp_path: Path, **extra: str) -> Sett
     )
 
 
-async def test_a_database_in_a_missing_folder_names_triage_db(
-    slack: SlackStandIn, tmp_path: Path
+@pytest.mark.parametrize("problem", ["missing folder", "not a database"])
+def test_a_database_that_cannot_be_opened_names_triage_db(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    problem: str,
 ) -> None:
-    """TRIAGE_DB in a folder that does not exist: one line naming the setting and the path."""
-    settings = _standin_settings(slack, tmp_path, TRIAGE_DB=str(tmp_path / "nowhere" / "t.db"))
-    with pytest.raises(UserError) as error:
-        await run_slack(settings, load_config(settings.triage_config), http=False, port=0)
-    message = str(error.value)
-    assert message.startswith("setting TRIAGE_DB: cannot open ")
-    assert "nowhere" in message
-    assert "\n" not in message
+    """TRIAGE_DB in a missing folder, or a file that is no database: one line, before Slack."""
+    _slack_settings(monkeypatch, tmp_path, f"http://127.0.0.1:{_refused_port()}/api/")
+    if problem == "missing folder":
+        database = tmp_path / "nowhere" / "bot.sqlite3"
+        said = "the folder of"
+    else:
+        database = tmp_path / "notes.txt"
+        database.write_text("not a database\n", encoding="utf-8")
+        said = "file is not a database"
+    monkeypatch.setenv("TRIAGE_DB", str(database))
+    err = _fails_in_one_line(capsys, ["run"], "setting TRIAGE_DB", str(database), said)
+    assert "cannot reach Slack" not in err
 
 
 async def test_a_port_already_in_use_names_the_port(slack: SlackStandIn, tmp_path: Path) -> None:
