@@ -90,7 +90,9 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
         if not sep or key not in ("category", "priority", "team") or not value:
-            raise _usage("reclassify", f"`{escape(arg)}` is not category=.., priority=.. or team=..")
+            raise _usage(
+                "reclassify", f"`{escape(arg)}` is not category=.., priority=.. or team=.."
+            )
         if key in changes:
             raise _usage("reclassify", f"`{escape(key)}` is given twice.")
         changes[key] = value.lower()
@@ -117,5 +119,7 @@ async def _oncall(desk: Desk, user: str, args: list[str]) -> str:
         elif _RAW_ID.fullmatch(arg):
             people.append(arg)
         else:
-            raise _usage("oncall", f"`{escape(arg)}` is not a person or user group: mention them with @.")
+            raise _usage(
+                "oncall", f"`{escape(arg)}` is not a person or user group: mention them with @."
+            )
     return await desk.set_oncall(team, people, user=user)

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import phonenumbers
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
@@ -187,11 +188,13 @@ _NOT_A_SECRET = frozenset(
 
 def _detect_secrets_patterns() -> tuple[re.Pattern[str], ...]:
     patterns: list[re.Pattern[str]] = []
-    for detector in get_mapping_from_secret_type_to_class().values():
+    # detect-secrets types its plugin mapping loosely (an abstract base): Any, then checked.
+    detectors: dict[str, Any] = get_mapping_from_secret_type_to_class()
+    for detector in detectors.values():
         # Public IPs are support data (which server fails), not a secret of the customer's.
         if detector.__name__ == "IPPublicDetector":
             continue
-        instance: object = detector()  # type: ignore[misc]  # the mapping's type is abstract
+        instance = detector()
         if isinstance(instance, RegexBasedDetector):
             patterns.extend(instance.denylist)
     return tuple(patterns)
