@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
 from bot.outbox import SlackOutbox
-from bot.services import Services
+from bot.services import Services, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig
@@ -28,9 +28,11 @@ from routing.embedding import (
 )
 from routing.errors import ConfigError, UserError
 from routing.llm import LLMClassifier, build_openai_client
-from routing.store import Store
 
 logger = logging.getLogger(__name__)
+
+# The SQLite file a real workspace's bot keeps when TRIAGE_DB is unset.
+DEFAULT_DATABASE = Path("triage.sqlite3")
 
 
 def load_embedder() -> Embedder | None:
@@ -84,7 +86,7 @@ async def running_desk(
     database: Path | str,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
-    store = await Store.open(database)
+    store = await open_store(database)
     desk = Desk(
         config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
     )
@@ -128,7 +130,11 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
     stop_on_sigterm()
     pipeline = make_pipeline(settings, config)
     async with running_desk(
-        config=config, slack=slack, pipeline=pipeline, client=client, database=settings.database
+        config=config,
+        slack=slack,
+        pipeline=pipeline,
+        client=client,
+        database=settings.database_location(DEFAULT_DATABASE),
     ) as desk:
         services = Services(desk=desk, config=config)
         if http:

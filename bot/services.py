@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg
+
+from bot.settings import is_postgres_url, redact_database_url
 from routing.config import TriageConfig
 from routing.desk import Desk
+from routing.errors import UserError
+from routing.ports import TicketStore
+from routing.store.postgres import PostgresStore
+from routing.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True)
@@ -14,3 +22,17 @@ class Services:
 
     desk: Desk
     config: TriageConfig
+
+
+async def open_store(location: Path | str) -> TicketStore:
+    """The store TRIAGE_DB names: PostgreSQL for a postgresql:// URL, else an SQLite file."""
+    if isinstance(location, str) and is_postgres_url(location):
+        try:
+            return await PostgresStore.open(location)
+        except psycopg.Error as error:
+            # psycopg's message names the host and the user, never the password.
+            raise UserError(
+                f"setting TRIAGE_DB: cannot open {redact_database_url(location)}:"
+                f" {str(error).strip()}"
+            ) from None
+    return await SqliteStore.open(location)

@@ -310,7 +310,7 @@ async def open_sandbox(
     config: TriageConfig,
     *,
     out: TextIO,
-    database: Path,
+    database: Path | str,
     pipeline: Pipeline | None = None,
     post_rate_per_second: float = 1.0,
 ) -> AsyncIterator[Sandbox]:
@@ -355,7 +355,8 @@ async def run_sandbox(
     """Run the sandbox until end of input; 0 when every ticket was routed."""
     out.write(BANNER + "\n")
     with tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory:
-        database = Path(directory) / "sandbox.sqlite3"
+        # Wherever TRIAGE_DB points (an SQLite file or PostgreSQL); a temporary file if unset.
+        database = settings.database_location(Path(directory) / "sandbox.sqlite3")
         async with open_sandbox(settings, config, out=out, database=database) as sandbox:
             while True:
                 line = await asyncio.to_thread(stdin.readline)
