@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from slack_sdk.errors import SlackApiError
@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
 from bot.outbox import SlackOutbox
+from bot.record import CallRecorder, recording
 from bot.services import Services, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
@@ -109,8 +110,31 @@ async def check_token(client: AsyncWebClient) -> None:
         ) from None
 
 
-async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, port: int) -> None:
-    """Serve a real workspace: Socket Mode by default, the Events API over HTTP with --http."""
+async def run_slack(
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    http: bool,
+    port: int,
+    record: Path | None = None,
+) -> None:
+    """Serve a real workspace: Socket Mode by default, the Events API over HTTP with --http.
+
+    With `record`, every Web API call is appended to that file (bot/record.py).
+    """
+    with ExitStack() as stack:
+        recorder = stack.enter_context(CallRecorder(record)) if record is not None else None
+        await _run_slack(settings, config, http=http, port=port, recorder=recorder)
+
+
+async def _run_slack(
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    http: bool,
+    port: int,
+    recorder: CallRecorder | None,
+) -> None:
     slack = require_slack_config(config)
     assert settings.slack_bot_token is not None  # noqa: S101  # the caller checked
     if http and settings.slack_signing_secret is None:
@@ -124,7 +148,9 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
             " connections:write, or run `triage run --http` behind a public URL"
         )
     client = build_client(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        recorder=recorder,
     )
     await check_token(client)
     stop_on_sigterm()
@@ -156,7 +182,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 app,
                 settings.slack_app_token.get_secret_value(),
                 # apps.connections.open goes where every other call goes.
-                web_client=AsyncWebClient(base_url=settings.slack_api_url),
+                web_client=recording(AsyncWebClient(base_url=settings.slack_api_url), recorder),
             )
             try:
                 await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt is untyped

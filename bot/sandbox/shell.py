@@ -11,7 +11,7 @@ import re
 import shlex
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import render
 from bot.app import build_app, build_client
+from bot.record import CallRecorder
 from bot.runner import make_pipeline, running_desk
 from bot.sandbox.events import Workspace, socket_request
 from bot.sandbox.slack_api import SlackStandIn
@@ -313,6 +314,7 @@ async def open_sandbox(
     database: Path | str,
     pipeline: Pipeline | None = None,
     post_rate_per_second: float = 1.0,
+    recorder: CallRecorder | None = None,
 ) -> AsyncIterator[Sandbox]:
     """The stand-in, the desk and the app, running until the block ends."""
     slack = sandbox_slack_config(config)
@@ -326,7 +328,7 @@ async def open_sandbox(
         post_rate_per_second=post_rate_per_second,
     ) as slack_api:
         slack_api.on_call(transcript.on_call)
-        client = build_client(token=BOT_TOKEN, base_url=slack_api.base_url)
+        client = build_client(token=BOT_TOKEN, base_url=slack_api.base_url, recorder=recorder)
         async with running_desk(
             config=config, slack=slack, pipeline=pipeline, client=client, database=database
         ) as desk:
@@ -350,14 +352,28 @@ async def open_sandbox(
 
 
 async def run_sandbox(
-    settings: Settings, config: TriageConfig, *, stdin: TextIO, out: TextIO
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    stdin: TextIO,
+    out: TextIO,
+    record: Path | None = None,
 ) -> int:
-    """Run the sandbox until end of input; 0 when every ticket was routed."""
+    """Run the sandbox until end of input; 0 when every ticket was routed.
+
+    With `record`, every Web API call the bot makes is appended to that file (bot/record.py).
+    """
     out.write(BANNER + "\n")
-    with tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory,
+        ExitStack() as stack,
+    ):
+        recorder = stack.enter_context(CallRecorder(record)) if record is not None else None
         # Wherever TRIAGE_DB points (an SQLite file or PostgreSQL); a temporary file if unset.
         database = settings.database_location(Path(directory) / "sandbox.sqlite3")
-        async with open_sandbox(settings, config, out=out, database=database) as sandbox:
+        async with open_sandbox(
+            settings, config, out=out, database=database, recorder=recorder
+        ) as sandbox:
             while True:
                 line = await asyncio.to_thread(stdin.readline)
                 if not line:
