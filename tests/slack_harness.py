@@ -20,12 +20,11 @@ from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
-from bot.services import Services
+from bot.services import Services, open_store
 from routing.cascade import LLMLayer, build_pipeline
 from routing.config import SlackConfig, TriageConfig, load_config
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
-from routing.store import Store
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
 BOT_TOKEN = "xoxb-test"
@@ -262,7 +261,7 @@ async def running_bot(
     slack_config: SlackConfig | None = None,
     llm: LLMLayer | None = None,
     post_rate_per_second: float = math.inf,
-    database: Path | None = None,
+    database: Path | str | None = None,
     workspace: SlackStandIn | None = None,
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
 ) -> AsyncIterator[Harness]:
@@ -290,13 +289,14 @@ async def _serving(
     config: TriageConfig,
     slack_config: SlackConfig,
     llm: LLMLayer | None,
-    database: Path | None,
+    database: Path | str | None,
     slack: SlackStandIn,
     retry_delays: Sequence[float],
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm)
-    store = await Store.open(database or tmp_path / "triage.sqlite3")
+    # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
+    store = await open_store(database or tmp_path / "triage.sqlite3")
     desk = Desk(
         config=config,
         slack=slack_config,

@@ -1,10 +1,11 @@
-"""`triage run --record FILE` and `TRIAGE_DB`: what the bot sent, and where the sandbox keeps it."""
+"""`triage run --record FILE` and `TRIAGE_DB`: what the bot sent, and where it keeps its store."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from bot.app import build_client
 from bot.record import CallRecorder
 from bot.sandbox.shell import open_sandbox
 from bot.sandbox.slack_api import SlackStandIn
-from bot.settings import load_settings
+from bot.services import open_store
+from bot.settings import load_settings, redact_database_url
 from routing.cascade import build_pipeline
 from routing.config import load_config
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
+from routing.errors import UserError
 from routing.store.postgres import PostgresStore
 
 KEYS = ["method", "channel", "text", "thread_ts", "user", "ok"]
@@ -130,3 +133,40 @@ def test_the_sandbox_keeps_its_tickets_in_the_postgres_database_triage_db_names(
     ]
     assert len(posts) == 1
     assert posts[0]["ok"] is True
+
+
+def test_triage_db_takes_a_path_or_a_postgres_url_kept_secret(tmp_path: Path) -> None:
+    """TRIAGE_DB is a path or a postgresql:// URL, whose password never shows in the settings."""
+    url = "postgresql://triage:s3cret-pw@db.internal:5432/triage"
+    settings = load_settings(environ={"TRIAGE_DB": url}, dotenv_path=tmp_path / "no.env")
+    assert settings.database_location(tmp_path / "default") == url
+    assert "s3cret-pw" not in repr(settings)
+    assert "s3cret-pw" not in str(settings.model_dump())
+    path = load_settings(environ={"TRIAGE_DB": "data/t.sqlite3"}, dotenv_path=tmp_path / "no")
+    assert path.database_location(tmp_path / "default") == Path("data/t.sqlite3")
+    unset = load_settings(environ={}, dotenv_path=tmp_path / "no.env")
+    assert unset.database_location(tmp_path / "default") == tmp_path / "default"
+
+
+def test_a_database_url_is_shown_with_its_password_redacted() -> None:
+    """A password in the user part or in a password= parameter is shown as ***."""
+    assert (
+        redact_database_url("postgresql://bot:pw1@db:5432/triage?sslmode=require&password=pw2")
+        == "postgresql://bot:***@db:5432/triage?sslmode=require&password=***"
+    )
+    assert redact_database_url("postgresql://bot@db/triage") == "postgresql://bot@db/triage"
+
+
+async def test_a_database_that_refuses_the_connection_names_the_setting_not_the_password() -> None:
+    """An unreachable PostgreSQL stops the start with TRIAGE_DB named and the password hidden."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://bot:hunter2@127.0.0.1:{port}/triage?connect_timeout=5"
+    with pytest.raises(UserError) as raised:
+        await open_store(url)
+    message = str(raised.value)
+    assert message.startswith(
+        f"setting TRIAGE_DB: cannot open postgresql://bot:***@127.0.0.1:{port}"
+    )
+    assert "hunter2" not in message
