@@ -110,6 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the Events API over HTTP (needs SLACK_SIGNING_SECRET) instead of Socket Mode",
     )
     run.add_argument("--port", type=_port, default=3000, help="HTTP port (default 3000)")
+    run.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="append each Web API call the bot makes to FILE as a JSON line (text, no blocks)",
+    )
     return parser
 
 
@@ -257,13 +263,13 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
     if settings.connects_to_slack:
         try:
-            await run_slack(settings, config, http=args.http, port=args.port)
+            await run_slack(settings, config, http=args.http, port=args.port, record=args.record)
         except asyncio.CancelledError:
             print("triage: stopped", file=sys.stderr)  # SIGTERM: a clean stop, not a failure
         return 0
     if args.http:
         raise UserError("setting SLACK_BOT_TOKEN: missing; --http serves a real workspace")
-    return await run_sandbox(settings, config, stdin=sys.stdin, out=sys.stdout)
+    return await run_sandbox(settings, config, stdin=sys.stdin, out=sys.stdout, record=args.record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

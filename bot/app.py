@@ -9,6 +9,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -16,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import actions, commands, messages, reactions
+from bot.record import CallRecorder, RecordingWebClient, record_listener_calls
 from bot.services import Services
 from bot.settings import hidden_from_bolt
 
@@ -26,16 +28,22 @@ logger = logging.getLogger(__name__)
 RATE_LIMIT_RETRIES = 20
 
 
-def build_client(*, token: str, base_url: str) -> AsyncWebClient:
-    """A Web API client that waits out 429s and retries dropped connections."""
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ],
-    )
+def build_client(
+    *, token: str, base_url: str, recorder: CallRecorder | None = None
+) -> AsyncWebClient:
+    """A Web API client that waits out 429s and retries dropped connections.
+
+    With a recorder (`triage run --record`), it and the app's listeners record every call.
+    """
+    retry_handlers: list[AsyncRetryHandler] = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+    ]
+    if recorder is not None:
+        return RecordingWebClient(
+            recorder=recorder, token=token, base_url=base_url, retry_handlers=retry_handlers
+        )
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers)
 
 
 def authorize_once(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeResult]]:
@@ -85,6 +93,8 @@ def build_app(
             # Tests set it so a dispatch returns after the listener ran; Slack needs the default.
             process_before_response=process_before_response,
         )
+    if isinstance(client, RecordingWebClient):
+        app.use(record_listener_calls(client.recorder))
     messages.register(app, services)
     reactions.register(app, services)
     commands.register(app, services)

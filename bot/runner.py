@@ -7,11 +7,10 @@ import contextlib
 import logging
 import signal
 import socket
-import sqlite3
 import ssl
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -22,7 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
 from bot.outbox import SlackOutbox
-from bot.services import Services
+from bot.record import CallRecorder, recording
+from bot.services import Services, check_database, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig
@@ -35,7 +35,6 @@ from routing.embedding import (
 )
 from routing.errors import ConfigError, UserError
 from routing.llm import LLMClassifier, build_openai_client
-from routing.store import Store
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -47,6 +46,8 @@ logger = logging.getLogger(__name__)
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 # How long the Socket Mode host may take to accept a connection before start-up gives up.
 SOCKET_CHECK_SECONDS = 15.0
+# The SQLite file a real workspace's bot keeps when TRIAGE_DB is unset.
+DEFAULT_DATABASE = Path("triage.sqlite3")
 
 
 def load_embedder() -> Embedder | None:
@@ -100,7 +101,7 @@ async def running_desk(
     database: Path | str,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
-    store = await Store.open(database)
+    store = await open_store(database)
     desk = Desk(
         config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
     )
@@ -110,22 +111,6 @@ async def running_desk(
     finally:
         await desk.stop()
         await store.close()
-
-
-def check_database(database: Path) -> None:
-    """Fail with one line when TRIAGE_DB cannot be opened as a SQLite database.
-
-    Checked with the standard library before the store opens it: a failed aiosqlite open leaves
-    its worker thread behind (a traceback at exit, or a process that never exits).
-    """
-    fix = "point it at a SQLite file in a folder that exists and the bot may write to"
-    if not database.parent.is_dir():
-        raise UserError(f"setting TRIAGE_DB: the folder of {database} does not exist; {fix}")
-    try:
-        with contextlib.closing(sqlite3.connect(database)) as connection:
-            connection.execute("PRAGMA schema_version")  # reads the header: is it SQLite?
-    except sqlite3.Error as error:
-        raise UserError(f"setting TRIAGE_DB: cannot open {database} ({error}); {fix}") from None
 
 
 def _reason(error: BaseException) -> str:
@@ -212,8 +197,31 @@ async def _check_reachable(url: str, *, proxy: str | None) -> None:
         await writer.wait_closed()
 
 
-async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, port: int) -> None:
-    """Serve a real workspace: Socket Mode by default, the Events API over HTTP with --http."""
+async def run_slack(
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    http: bool,
+    port: int,
+    record: Path | None = None,
+) -> None:
+    """Serve a real workspace: Socket Mode by default, the Events API over HTTP with --http.
+
+    With `record`, every Web API call is appended to that file (bot/record.py).
+    """
+    with ExitStack() as stack:
+        recorder = stack.enter_context(CallRecorder(record)) if record is not None else None
+        await _run_slack(settings, config, http=http, port=port, recorder=recorder)
+
+
+async def _run_slack(
+    settings: Settings,
+    config: TriageConfig,
+    *,
+    http: bool,
+    port: int,
+    recorder: CallRecorder | None,
+) -> None:
     slack = require_slack_config(config)
     assert settings.slack_bot_token is not None  # noqa: S101  # the caller checked
     if http and settings.slack_signing_secret is None:
@@ -226,15 +234,23 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
             "setting SLACK_APP_TOKEN: missing; Socket Mode needs an app-level token (xapp-) with"
             " connections:write, or run `triage run --http` behind a public URL"
         )
-    check_database(settings.database)
+    database = settings.database_location(DEFAULT_DATABASE)
+    if isinstance(database, Path):
+        check_database(database)  # before the slow start, not after it
     client = build_client(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        recorder=recorder,
     )
     await check_token(client)
     stop_on_sigterm()
     pipeline = make_pipeline(settings, config)
     async with running_desk(
-        config=config, slack=slack, pipeline=pipeline, client=client, database=settings.database
+        config=config,
+        slack=slack,
+        pipeline=pipeline,
+        client=client,
+        database=database,
     ) as desk:
         services = Services(desk=desk, config=config)
         if http:
@@ -256,7 +272,7 @@ async def run_slack(settings: Settings, config: TriageConfig, *, http: bool, por
                 app,
                 settings.slack_app_token.get_secret_value(),
                 # apps.connections.open goes where every other call goes.
-                web_client=AsyncWebClient(base_url=settings.slack_api_url),
+                web_client=recording(AsyncWebClient(base_url=settings.slack_api_url), recorder),
             )
             try:
                 await connect_socket_mode(handler)

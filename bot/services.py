@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg
+
+from bot.settings import is_postgres_url, redact_database_url
 from routing.config import TriageConfig
 from routing.desk import Desk
+from routing.errors import UserError
+from routing.ports import TicketStore
+from routing.store.postgres import PostgresStore
+from routing.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True)
@@ -14,3 +24,34 @@ class Services:
 
     desk: Desk
     config: TriageConfig
+
+
+async def open_store(location: Path | str) -> TicketStore:
+    """The store TRIAGE_DB names: PostgreSQL for a postgresql:// URL, else an SQLite file."""
+    if isinstance(location, str) and is_postgres_url(location):
+        try:
+            return await PostgresStore.open(location)
+        except psycopg.Error as error:
+            # psycopg's message names the host and the user, never the password.
+            raise UserError(
+                f"setting TRIAGE_DB: cannot open {redact_database_url(location)}:"
+                f" {str(error).strip()}"
+            ) from None
+    check_database(Path(location))
+    return await SqliteStore.open(location)
+
+
+def check_database(database: Path) -> None:
+    """Fail with one line when TRIAGE_DB cannot be opened as a SQLite database.
+
+    Checked with the standard library before the store opens it: a failed aiosqlite open leaves
+    its worker thread behind (a traceback at exit, or a process that never exits).
+    """
+    fix = "point it at a SQLite file in a folder that exists and the bot may write to"
+    if not database.parent.is_dir():
+        raise UserError(f"setting TRIAGE_DB: the folder of {database} does not exist; {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            connection.execute("PRAGMA schema_version")  # reads the header: is it SQLite?
+    except sqlite3.Error as error:
+        raise UserError(f"setting TRIAGE_DB: cannot open {database} ({error}); {fix}") from None

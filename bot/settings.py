@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
@@ -41,8 +42,10 @@ class Settings(BaseModel):
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     # How much the bot logs on stderr: one of LOG_LEVELS, in any case.
     log_level: str = Field(default="WARNING", alias="TRIAGE_LOG_LEVEL")
-    # The SQLite file that holds tickets, drafts, pages and the audit log.
-    database: Path = Field(default=Path("triage.sqlite3"), alias="TRIAGE_DB")
+    # Where tickets, drafts, pages and the audit log are kept: an SQLite file's path, or a
+    # postgresql://user:password@host/db URL that several replicas share. Unset: the file
+    # triage.sqlite3 (the sandbox: a temporary file). A URL is secret: shown redacted only.
+    database: Path | SecretStr | None = Field(default=None, alias="TRIAGE_DB")
     # OAuth & Permissions -> Bot User OAuth Token (xoxb-...). None: the sandbox runs instead.
     slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     # Basic Information -> App-Level Tokens, with connections:write (xapp-...): Socket Mode.
@@ -58,6 +61,13 @@ class Settings(BaseModel):
         if level.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (in any case)")
         return level.upper()
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_kind(cls, value: object) -> object:
+        if isinstance(value, str):
+            return SecretStr(value) if is_postgres_url(value) else Path(value)
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -76,10 +86,38 @@ class Settings(BaseModel):
             )
         return token
 
+    def database_location(self, default: Path) -> Path | str:
+        """The SQLite path or the PostgreSQL URL (password included) to open; default if unset."""
+        if self.database is None:
+            return default
+        if isinstance(self.database, SecretStr):
+            return self.database.get_secret_value()
+        return self.database
+
     @property
     def connects_to_slack(self) -> bool:
         """True when a bot token is set: the bot runs in a workspace, not the sandbox."""
         return self.slack_bot_token is not None
+
+
+def is_postgres_url(location: str) -> bool:
+    """True for a PostgreSQL connection URL (postgresql:// or postgres://)."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def redact_database_url(url: str) -> str:
+    """The URL with its password (in the user part or a password= parameter) as ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        if ":" in user:
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={value}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def load_settings(

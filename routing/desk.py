@@ -25,8 +25,9 @@ from routing.config import SlackConfig, TriageConfig
 from routing.errors import TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, LabeledExample, Ticket, Triage
+from routing.ports import TicketStore
+from routing.records import StoredPost, StoredTicket, utc_now
 from routing.redact import redact
-from routing.store import Store, StoredPost, StoredTicket, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class Desk:
         config: TriageConfig,
         slack: SlackConfig,
         pipeline: Pipeline,
-        store: Store,
+        store: TicketStore,
         outbox: Outbox,
         clock: Callable[[], float] = time.monotonic,
         retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from routing import embedding
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from tests.standins.openai_server import OpenAIStandIn
+from tests.standins.postgres_server import PostgresServer, PostgresUnavailableError
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +67,38 @@ async def openai_server() -> AsyncIterator[OpenAIStandIn]:
     """Run a local OpenAI-compatible server on 127.0.0.1 for one test, then close it."""
     async with OpenAIStandIn() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session (started on first use, then stopped).
+
+    Where it cannot start, its tests fail in CI (CI=true) and are skipped, with the reason,
+    on a developer's machine.
+    """
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as error:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL did not start: {error}")
+        pytest.skip(f"PostgreSQL did not start: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A URL of the session's server whose tables live in a schema of this test's own."""
+    schema = postgres_server.new_schema_name()
+    with psycopg.connect(postgres_server.url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return postgres_server.url_in_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """An empty store of each backend in turn: an SQLite path, then a postgresql:// URL."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return tmp_path / "triage.sqlite3"

@@ -20,12 +20,11 @@ from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
-from bot.services import Services
+from bot.services import Services, open_store
 from routing.cascade import LLMLayer, build_pipeline
 from routing.config import SlackConfig, TriageConfig, load_config
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
-from routing.store import Store
 from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
@@ -273,7 +272,7 @@ async def running_bot(
     post_rate_per_second: float = math.inf,
     post_burst: int = 4,
     clock: Callable[[], float] | None = None,
-    database: Path | None = None,
+    database: Path | str | None = None,
     workspace: SlackStandIn | None = None,
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
 ) -> AsyncIterator[Harness]:
@@ -307,13 +306,14 @@ async def _serving(
     config: TriageConfig,
     slack_config: SlackConfig,
     llm: LLMLayer | None,
-    database: Path | None,
+    database: Path | str | None,
     slack: SlackStandIn,
     retry_delays: Sequence[float],
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm)
-    store = await Store.open(database or tmp_path / "triage.sqlite3")
+    # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
+    store = await open_store(database or tmp_path / "triage.sqlite3")
     desk = Desk(
         config=config,
         slack=slack_config,

@@ -107,9 +107,14 @@ async def test_each_seed_ticket_is_posted_to_its_team_with_emoji_draft_and_page(
 
 
 async def test_the_same_event_three_times_makes_one_ticket_one_post_one_page(
-    bot: Harness,
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """Slack's retries (same event_id) and a redelivery (new id, same ts) change nothing."""
+    async with running_bot(tmp_path, embedder, config=config, database=store_location) as bot:
+        await _same_event_three_times(bot)
+
+
+async def _same_event_three_times(bot: Harness) -> None:
     text = (
         "All API calls returning 503 since 14:00 UTC. Our entire product is down. This is urgent."
     )
@@ -542,14 +547,16 @@ async def test_a_customer_cannot_approve_and_is_told_so(
 
 
 async def test_two_agents_approving_at_once_send_exactly_one_reply(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """Two agents' reactions and a button press at the same moment give one reply."""
     second = "U0AGENT2"
     slack = sandbox_slack_config(config)
     billing = slack.teams["billing"].model_copy(update={"agents": (AGENT, second)})
     slack = slack.model_copy(update={"teams": {**slack.teams, "billing": billing}})
-    async with running_bot(tmp_path, embedder, config=config, slack_config=slack) as bot:
+    async with running_bot(
+        tmp_path, embedder, config=config, slack_config=slack, database=store_location
+    ) as bot:
         ts = await bot.customer_says("I was charged twice this month")
         await bot.desk.drain()
         ticket_id = await bot.ticket_for(ts)
@@ -992,10 +999,10 @@ async def test_a_post_made_but_not_recorded_before_a_crash_is_not_posted_again(
 
 
 async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """Killed after storing, or after a worker claimed a ticket: the next start posts each once."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
         await bot.desk.stop()  # the workers die; intake still stores
         ts = await bot.customer_says("I was charged twice this month")
@@ -1014,10 +1021,10 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
 
 
 async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """A draft left 'sending' by a stop: sent if Slack has the reply, a draft again if not."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     async with standin_for(config) as slack:
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
@@ -1053,10 +1060,10 @@ async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
 
 
 async def test_messages_sent_while_the_bot_was_down_become_tickets_at_the_next_start(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """Customers' messages Slack never delivered are read back at start, once; joins are not."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     async with standin_for(config) as slack:
         # Before the bot's first start: the channel's past is not triaged.
         slack.add_message(INTAKE, user=CUSTOMER, text="an old message from before the install")

@@ -1,17 +1,80 @@
-"""The SQLite store: schema, dedupe, the compare-and-set claims, and the audit log."""
+"""The store contract, run against both backends (SQLite and a real PostgreSQL server).
+
+Schema, dedupe, the compare-and-set claims and the audit log; then what only one backend has:
+SQLite's WAL file, PostgreSQL's TIMESTAMPTZ and claims raced over separate connections.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
+import psycopg
+import pytest
+from psycopg.rows import TupleRow
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
-from routing.store import MIGRATIONS, Store
+from routing.ports import TicketStore
+from routing.store import MIGRATIONS, SqliteStore
+from routing.store import postgres as postgres_backend
+from routing.store import sqlite as sqlite_backend
+from routing.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
+from routing.store.postgres import PostgresStore
+from routing.store.schema import Dialect, PerDialect, render
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+class Backend:
+    """One empty database of one backend, which a test may open several times."""
+
+    def __init__(self, *, sqlite: Path | None = None, postgres: str | None = None) -> None:
+        self.sqlite = sqlite
+        self.postgres = postgres
+        self.dialect: Dialect = "postgresql" if postgres is not None else "sqlite"
+        # The backend's module, whose MIGRATIONS (this dialect's rendering) it runs.
+        self.module = postgres_backend if postgres is not None else sqlite_backend
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[TicketStore]:
+        """The store over this database, closed at the end of the block."""
+        store: TicketStore
+        if self.postgres is not None:
+            store = await PostgresStore.open(self.postgres)
+        else:
+            assert self.sqlite is not None
+            store = await SqliteStore.open(self.sqlite)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    async def set_event_time(self, event_id: str, at: datetime) -> None:
+        """Backdate a recorded event id, as if it had come at another time."""
+        if self.postgres is not None:
+            async with await psycopg.AsyncConnection.connect(self.postgres) as connection:
+                await connection.execute(
+                    "UPDATE processed_events SET at = %s WHERE event_id = %s", (at, event_id)
+                )
+            return
+        assert self.sqlite is not None
+        async with aiosqlite.connect(self.sqlite) as db:
+            await db.execute(
+                "UPDATE processed_events SET at = ? WHERE event_id = ?", (at.isoformat(), event_id)
+            )
+            await db.commit()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """An empty database of each backend in turn."""
+    if request.param == "postgresql":
+        return Backend(postgres=request.getfixturevalue("postgres_url"))
+    return Backend(sqlite=tmp_path / "db")
 
 
 def _decision(category: str = "billing", priority: str = "high") -> Decision:
@@ -25,20 +88,54 @@ def _decision(category: str = "billing", priority: str = "high") -> Decision:
     )
 
 
-async def test_a_new_file_is_migrated_to_the_latest_version_in_wal_mode(tmp_path: Path) -> None:
-    """Opening a new file runs every migration once and switches SQLite to WAL."""
-    path = tmp_path / "triage.sqlite3"
-    async with await Store.open(path) as store:
+async def test_a_new_database_is_migrated_to_the_latest_version_once(backend: Backend) -> None:
+    """Opening a new database runs every migration once; opening it again runs none."""
+    async with backend.open() as store:
         assert await store.schema_version() == len(MIGRATIONS)
-        assert await store.journal_mode() == "wal"
     # Opening again runs nothing twice (a second CREATE TABLE would fail).
-    async with await Store.open(path) as store:
+    async with backend.open() as store:
         assert await store.schema_version() == len(MIGRATIONS)
 
 
-async def test_the_same_message_is_one_ticket(tmp_path: Path) -> None:
+async def test_a_migration_appended_later_upgrades_an_existing_database_once(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new entry at the end of the list runs once on a database made before it; rows stay."""
+    async with backend.open() as store:
+        ticket = await store.add_ticket(
+            channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
+        )
+    added = render("ALTER TABLE tickets ADD COLUMN checked_at $timestamp", backend.dialect)
+    monkeypatch.setattr(backend.module, "MIGRATIONS", (*backend.module.MIGRATIONS, added))
+    for _ in range(2):  # the second open runs nothing (a second ADD COLUMN would fail)
+        async with backend.open() as store:
+            assert await store.schema_version() == len(MIGRATIONS) + 1
+            stored = await store.ticket_at("C1", "1.1")
+            assert stored is not None
+            assert stored.id == ticket
+
+
+def test_a_migration_renders_its_types_and_per_dialect_text_for_each_database() -> None:
+    """Placeholders become each database's types; a PerDialect entry gives each its own SQL."""
+    shared = "CREATE TABLE t (id $serial_pk, at $timestamp)"
+    assert render(shared, "sqlite") == "CREATE TABLE t (id INTEGER PRIMARY KEY, at TEXT)"
+    assert render(shared, "postgresql") == (
+        "CREATE TABLE t (id INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, at TIMESTAMPTZ)"
+    )
+    split = PerDialect(sqlite="SELECT 1", postgresql="SELECT 2")
+    assert (render(split, "sqlite"), render(split, "postgresql")) == ("SELECT 1", "SELECT 2")
+    assert len(MIGRATIONS) == len(POSTGRES_MIGRATIONS)
+
+
+async def test_a_new_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    """SQLite switches a new file to WAL, so readers never wait for the writer."""
+    async with await SqliteStore.open(tmp_path / "triage.sqlite3") as store:
+        assert await store.journal_mode() == "wal"
+
+
+async def test_the_same_message_is_one_ticket(backend: Backend) -> None:
     """A second add of the same (channel, ts) makes no second ticket."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         first = await store.add_ticket(
             channel="C1", ts="1.000001", author="U1", text="hi", received_at=NOW
         )
@@ -50,33 +147,29 @@ async def test_the_same_message_is_one_ticket(tmp_path: Path) -> None:
         assert [t.id for t in await store.unrouted_tickets()] == [first]
 
 
-async def test_an_event_id_is_first_delivered_once(tmp_path: Path) -> None:
+async def test_an_event_id_is_first_delivered_once(backend: Backend) -> None:
     """Slack's retries of an event id are recognised as already handled."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         assert await store.first_delivery("Ev1") is True
         assert await store.first_delivery("Ev1") is False
         assert await store.first_delivery("Ev2") is True
 
 
-async def test_event_ids_older_than_the_cutoff_are_forgotten(tmp_path: Path) -> None:
+async def test_event_ids_older_than_the_cutoff_are_forgotten(backend: Backend) -> None:
     """forget_events drops old event ids only; a recent retry is still recognised."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         assert await store.first_delivery("EvOLD") is True
         assert await store.first_delivery("EvNEW") is True
-    async with aiosqlite.connect(tmp_path / "db") as db:
-        await db.execute(
-            "UPDATE processed_events SET at = '2026-01-01T00:00:00+00:00' WHERE event_id = 'EvOLD'"
-        )
-        await db.commit()
-    async with await Store.open(tmp_path / "db") as store:
+    await backend.set_event_time("EvOLD", datetime(2026, 1, 1, tzinfo=UTC))
+    async with backend.open() as store:
         assert await store.forget_events(before=datetime(2026, 6, 1, tzinfo=UTC)) == 1
         assert await store.first_delivery("EvOLD") is True
         assert await store.first_delivery("EvNEW") is False
 
 
-async def test_only_one_of_many_concurrent_claims_of_a_draft_wins(tmp_path: Path) -> None:
+async def test_only_one_of_many_concurrent_claims_of_a_draft_wins(backend: Backend) -> None:
     """Twenty agents approving at once: exactly one claims the draft."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
         )
@@ -90,9 +183,9 @@ async def test_only_one_of_many_concurrent_claims_of_a_draft_wins(tmp_path: Path
         assert draft.decided_by == f"U{results.index(True)}"
 
 
-async def test_a_sent_draft_is_never_replaced_by_a_new_one(tmp_path: Path) -> None:
+async def test_a_sent_draft_is_never_replaced_by_a_new_one(backend: Backend) -> None:
     """Re-drafting after the reply went out keeps the sent text."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
         )
@@ -106,9 +199,9 @@ async def test_a_sent_draft_is_never_replaced_by_a_new_one(tmp_path: Path) -> No
         assert (draft.text, draft.status, draft.reply_ts) == ("first", "sent", "2.2")
 
 
-async def test_a_failed_send_puts_the_draft_back_to_pending(tmp_path: Path) -> None:
+async def test_a_failed_send_puts_the_draft_back_to_pending(backend: Backend) -> None:
     """When Slack does not take the reply, the draft can be approved again."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
         )
@@ -119,9 +212,9 @@ async def test_a_failed_send_puts_the_draft_back_to_pending(tmp_path: Path) -> N
         assert await store.claim_draft(ticket, "U8")
 
 
-async def test_a_team_is_paged_once_per_ticket(tmp_path: Path) -> None:
+async def test_a_team_is_paged_once_per_ticket(backend: Backend) -> None:
     """The second page claim for the same ticket and team is refused."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
         )
@@ -131,9 +224,9 @@ async def test_a_team_is_paged_once_per_ticket(tmp_path: Path) -> None:
         assert await store.pages(ticket) == ["billing"]
 
 
-async def test_decisions_audit_and_corrections_round_trip(tmp_path: Path) -> None:
+async def test_decisions_audit_and_corrections_round_trip(backend: Backend) -> None:
     """Every layer's call, the audit entry and a correction read back as written, in UTC."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="charged twice", received_at=NOW
         )
@@ -167,9 +260,9 @@ async def test_decisions_audit_and_corrections_round_trip(tmp_path: Path) -> Non
         assert stored.received_at == NOW
 
 
-async def test_day_stats_count_only_that_day(tmp_path: Path) -> None:
+async def test_day_stats_count_only_that_day(backend: Backend) -> None:
     """Stats count the day's tickets by label, the needs-human ones and the approvals."""
-    async with await Store.open(tmp_path / "db") as store:
+    async with backend.open() as store:
         ids = []
         for n, (category, human) in enumerate(
             [("billing", True), ("billing", False), ("technical", False)]
@@ -201,10 +294,10 @@ async def test_day_stats_count_only_that_day(tmp_path: Path) -> None:
         assert len(day.minutes_to_approval) == 1
 
 
-async def test_timestamps_are_stored_as_utc_text(tmp_path: Path) -> None:
-    """Every stored time carries the +00:00 offset."""
+async def test_sqlite_stores_timestamps_as_utc_text(tmp_path: Path) -> None:
+    """Every time SQLite stores carries the +00:00 offset."""
     path = tmp_path / "db"
-    async with await Store.open(path) as store:
+    async with await SqliteStore.open(path) as store:
         await store.add_ticket(channel="C1", ts="1.1", author="U1", text="x", received_at=NOW)
     async with (
         aiosqlite.connect(path) as db,
@@ -213,3 +306,135 @@ async def test_timestamps_are_stored_as_utc_text(tmp_path: Path) -> None:
         row = await cursor.fetchone()
     assert row is not None
     assert all(str(value).endswith("+00:00") for value in row)
+
+
+# --- PostgreSQL: several connections (replicas) on one database ------------------------------
+
+
+async def _until_waiting_on_locks(observer: psycopg.AsyncConnection[TupleRow], count: int) -> None:
+    """Return once `count` other sessions are blocked on a lock (the race is set up)."""
+    for _ in range(3000):
+        cursor = await observer.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        row = await cursor.fetchone()
+        if row is not None and row[0] == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} sessions never waited on the lock")
+
+
+async def test_two_connections_racing_for_one_draft_exactly_one_wins(postgres_url: str) -> None:
+    """Two replicas approve the same draft at the same instant: exactly one claims it."""
+    backend = Backend(postgres=postgres_url)
+    async with backend.open() as first, backend.open() as second:
+        ticket = await first.add_ticket(
+            channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
+        )
+        assert ticket is not None
+        await first.set_draft(ticket, text="Hello", source="template")
+        async with await psycopg.AsyncConnection.connect(postgres_url) as holder:
+            # Holding the row makes both claims read it while pending, then wait at its lock.
+            await holder.execute("SELECT 1 FROM drafts WHERE ticket_id = %s FOR UPDATE", (ticket,))
+            claims = [
+                asyncio.create_task(first.claim_draft(ticket, "UFIRST")),
+                asyncio.create_task(second.claim_draft(ticket, "USECOND")),
+            ]
+            async with await psycopg.AsyncConnection.connect(
+                postgres_url, autocommit=True
+            ) as observer:
+                await _until_waiting_on_locks(observer, 2)
+            await holder.rollback()
+            results = await asyncio.gather(*claims)
+        assert sorted(results) == [False, True]
+        draft = await second.draft(ticket)
+        assert draft is not None
+        assert draft.status == "sending"
+        assert draft.decided_by == ("UFIRST" if results[0] else "USECOND")
+
+
+async def test_two_connections_racing_to_page_one_ticket_page_once(postgres_url: str) -> None:
+    """Two replicas page the same ticket and team at the same instant: one page is claimed."""
+    backend = Backend(postgres=postgres_url)
+    async with backend.open() as first, backend.open() as second:
+        ticket = await first.add_ticket(
+            channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
+        )
+        assert ticket is not None
+        async with await psycopg.AsyncConnection.connect(postgres_url) as holder:
+            # An uncommitted page row: both claims wait on it, and race once it is gone.
+            await holder.execute(
+                "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
+                " VALUES (%s, 'billing', '[]', '[]', now())",
+                (ticket,),
+            )
+            claims = [
+                asyncio.create_task(
+                    store.claim_page(ticket, team="billing", people=[who], reasons=["critical"])
+                )
+                for store, who in ((first, "UFIRST"), (second, "USECOND"))
+            ]
+            async with await psycopg.AsyncConnection.connect(
+                postgres_url, autocommit=True
+            ) as observer:
+                await _until_waiting_on_locks(observer, 2)
+            await holder.rollback()
+            results = await asyncio.gather(*claims)
+        assert sorted(results) == [False, True]
+        assert await first.pages(ticket) == ["billing"]
+
+
+async def test_many_stores_adding_the_same_message_make_one_ticket(postgres_url: str) -> None:
+    """Five replicas storing one message and its event id at once: one ticket, one delivery."""
+    backend = Backend(postgres=postgres_url)
+    async with (
+        backend.open() as a,
+        backend.open() as b,
+        backend.open() as c,
+        backend.open() as d,
+        backend.open() as e,
+    ):
+        stores = [a, b, c, d, e]
+        deliveries = await asyncio.gather(*(s.first_delivery("Ev1") for s in stores))
+        tickets = await asyncio.gather(
+            *(
+                s.add_ticket(channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW)
+                for s in stores
+            )
+        )
+        stored = await a.ticket_at("C1", "1.1")
+        assert sum(deliveries) == 1
+        assert stored is not None
+        assert [t for t in tickets if t is not None] == [stored.id]
+
+
+async def test_replicas_starting_at_once_migrate_once(postgres_url: str) -> None:
+    """Three stores opening a new database together run each migration exactly once."""
+    opened = await asyncio.gather(*(PostgresStore.open(postgres_url) for _ in range(3)))
+    try:
+        versions = [await store.schema_version() for store in opened]
+    finally:
+        for store in opened:
+            await store.close()
+    assert versions == [len(POSTGRES_MIGRATIONS)] * 3
+
+
+async def test_postgres_keeps_times_as_timestamptz_read_back_in_utc(postgres_url: str) -> None:
+    """Times are TIMESTAMPTZ columns and read back aware, in UTC."""
+    async with Backend(postgres=postgres_url).open() as store:
+        ticket = await store.add_ticket(
+            channel="C1", ts="1.1", author="U1", text="x", received_at=NOW
+        )
+        assert ticket is not None
+        async with await psycopg.AsyncConnection.connect(postgres_url) as connection:
+            cursor = await connection.execute(
+                "SELECT data_type FROM information_schema.columns"
+                " WHERE table_name = 'tickets' AND column_name = 'received_at'"
+                " AND table_schema = current_schema()"
+            )
+            assert await cursor.fetchone() == ("timestamp with time zone",)
+        stored = await store.ticket(ticket)
+    assert stored is not None
+    assert stored.received_at == NOW
+    assert stored.received_at.utcoffset() == UTC.utcoffset(None)

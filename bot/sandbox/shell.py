@@ -14,7 +14,7 @@ import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +23,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import render
 from bot.app import build_app, build_client
+from bot.record import CallRecorder
 from bot.runner import make_pipeline, running_desk
 from bot.sandbox.events import Workspace, socket_request
 from bot.sandbox.slack_api import SlackStandIn
@@ -377,9 +378,10 @@ async def open_sandbox(
     config: TriageConfig,
     *,
     out: TextIO,
-    database: Path,
+    database: Path | str,
     pipeline: Pipeline | None = None,
     post_rate_per_second: float = 1.0,
+    recorder: CallRecorder | None = None,
 ) -> AsyncIterator[Sandbox]:
     """The stand-in, the desk and the app, running until the block ends."""
     slack = sandbox_slack_config(config)
@@ -393,7 +395,7 @@ async def open_sandbox(
         post_rate_per_second=post_rate_per_second,
     ) as slack_api:
         slack_api.on_call(transcript.on_call)
-        client = build_client(token=BOT_TOKEN, base_url=slack_api.base_url)
+        client = build_client(token=BOT_TOKEN, base_url=slack_api.base_url, recorder=recorder)
         async with running_desk(
             config=config, slack=slack, pipeline=pipeline, client=client, database=database
         ) as desk:
@@ -489,21 +491,26 @@ async def run_sandbox(
     out: TextIO,
     log_path: Path = SANDBOX_LOG,
     pipeline: Pipeline | None = None,
+    record: Path | None = None,
 ) -> int:
     """Run the sandbox until end of input; 0 when every ticket was routed.
 
     Log records go to log_path (by default triage-sandbox.log in the current directory), never
-    among the transcript's lines.
+    among the transcript's lines. With `record`, every Web API call the bot makes is appended to
+    that file (bot/record.py).
     """
     out.write(BANNER + "\n")
     with (
         logs_to_file(log_path) as log,
         tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory,
+        ExitStack() as stack,
     ):
         out.write(f"Log messages go to {log.path}.\n")
-        database = Path(directory) / "sandbox.sqlite3"
+        recorder = stack.enter_context(CallRecorder(record)) if record is not None else None
+        # Wherever TRIAGE_DB points (an SQLite file or PostgreSQL); a temporary file if unset.
+        database = settings.database_location(Path(directory) / "sandbox.sqlite3")
         async with open_sandbox(
-            settings, config, out=out, database=database, pipeline=pipeline
+            settings, config, out=out, database=database, pipeline=pipeline, recorder=recorder
         ) as sandbox:
             while True:
                 line = await asyncio.to_thread(stdin.readline)

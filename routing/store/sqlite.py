@@ -1,18 +1,15 @@
-"""Persistence in one SQLite file (aiosqlite): tickets, decisions, drafts, posts, audit, pages.
+"""The embedded backend, one SQLite file (aiosqlite): tickets, drafts, posts, audit, pages.
 
-WAL mode so readers never wait for the writer; versioned migrations in `MIGRATIONS` (the file's
-`user_version` says which have run); every timestamp is UTC ISO 8601. One connection serves the
-process: aiosqlite runs its statements in order on one thread, so a conditional UPDATE is a
-compare-and-set that exactly one caller wins.
+WAL mode so readers never wait for the writer; versioned migrations in `schema.MIGRATIONS` (the
+file's `user_version` says which have run); every timestamp is UTC ISO 8601. One connection
+serves the process: aiosqlite runs its statements in order on one thread, so a conditional
+UPDATE is a compare-and-set that exactly one caller wins.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from types import TracebackType
@@ -21,213 +18,36 @@ from typing import Any, Literal, Self
 import aiosqlite
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
-
-TicketStatus = Literal["new", "routing", "routed", "withdrawn"]
-DraftStatus = Literal["pending", "sending", "sent", "rejected"]
-PostStatus = Literal["active", "moved", "withdrawn"]
-
-# Each entry runs once, in order; never edit one that has shipped: append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE tickets (
-        id INTEGER PRIMARY KEY,
-        channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        author TEXT,
-        text TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'new',
-        decision_json TEXT,
-        escalation_json TEXT,
-        permalink TEXT,
-        received_at TEXT NOT NULL,
-        routed_at TEXT,
-        updated_at TEXT NOT NULL,
-        UNIQUE (channel, ts)
-    );
-    CREATE TABLE ticket_replies (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        ts TEXT NOT NULL,
-        author TEXT,
-        text TEXT NOT NULL,
-        at TEXT NOT NULL,
-        UNIQUE (ticket_id, ts)
-    );
-    CREATE TABLE layer_decisions (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        layer TEXT NOT NULL,
-        call_json TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE drafts (
-        ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id),
-        text TEXT NOT NULL,
-        source TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        decided_by TEXT,
-        reply_ts TEXT,
-        created_at TEXT NOT NULL,
-        decided_at TEXT
-    );
-    CREATE TABLE posts (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        team TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'active',
-        moved_to TEXT,
-        moved_by TEXT,
-        created_at TEXT NOT NULL,
-        UNIQUE (channel, ts)
-    );
-    CREATE INDEX posts_by_ticket ON posts (ticket_id);
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER REFERENCES tickets (id),
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        before_json TEXT,
-        after_json TEXT,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE pages (
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        team TEXT NOT NULL,
-        people_json TEXT NOT NULL,
-        reasons_json TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (ticket_id, team)
-    );
-    CREATE TABLE oncall (
-        team TEXT PRIMARY KEY,
-        people_json TEXT NOT NULL,
-        set_by TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE corrections (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER REFERENCES tickets (id),
-        example_json TEXT NOT NULL,
-        by TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE TABLE processed_events (
-        event_id TEXT PRIMARY KEY,
-        at TEXT NOT NULL
-    );
-    """,
+from routing.records import (
+    AuditEntry,
+    DayStats,
+    PostStatus,
+    StoredDraft,
+    StoredPost,
+    StoredReply,
+    StoredTicket,
+    TicketStatus,
+    utc_now,
 )
+from routing.store.schema import migrations
 
-
-def utc_now() -> datetime:
-    """The current time in UTC (the only clock the store uses)."""
-    return datetime.now(UTC)
+# This dialect's rendering of the one migration list (routing/store/schema.py).
+MIGRATIONS = migrations("sqlite")
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def _probe(path: str) -> None:
-    """Raise sqlite3.Error when path cannot be opened as a database file."""
-    sqlite3.connect(path).close()
-
-
-@dataclass(frozen=True)
-class StoredTicket:
-    """A ticket as stored: the customer's message and where the pipeline has got with it."""
-
-    id: int
-    channel: str
-    ts: str
-    author: str | None
-    text: str
-    status: TicketStatus
-    decision: Decision | None
-    escalation: Escalation | None
-    permalink: str | None
-    received_at: datetime
-    routed_at: datetime | None
-
-
-@dataclass(frozen=True)
-class StoredDraft:
-    """The reply waiting for an agent, and what became of it."""
-
-    ticket_id: int
-    text: str
-    source: str
-    status: DraftStatus
-    decided_by: str | None
-    reply_ts: str | None
-    created_at: datetime
-    decided_at: datetime | None
-
-
-@dataclass(frozen=True)
-class StoredPost:
-    """A ticket's post in a team channel."""
-
-    id: int
-    ticket_id: int
-    team: str
-    channel: str
-    ts: str
-    status: PostStatus
-    # Where a moved post's ticket went (a channel id) and who moved it (None: the customer's edit).
-    moved_to: str | None
-    moved_by: str | None
-
-
-@dataclass(frozen=True)
-class StoredReply:
-    """A message in the customer's thread under their ticket."""
-
-    ts: str
-    author: str | None
-    text: str
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """Who did what to a ticket, when, and the state before and after."""
-
-    ticket_id: int | None
-    actor: str
-    action: str
-    before: Any
-    after: Any
-    at: datetime
-
-
-@dataclass(frozen=True)
-class DayStats:
-    """One UTC day's tickets, for `/triage stats`."""
-
-    tickets: int
-    by_category: dict[str, int]
-    by_priority: dict[str, int]
-    needs_human: int
-    drafts_decided: int
-    drafts_sent: int
-    minutes_to_approval: tuple[float, ...]
-
-
-class Store:
-    """The bot's SQLite file; open with `await Store.open(path)` or `async with`."""
+class SqliteStore:
+    """The bot's SQLite file; open with `await SqliteStore.open(path)` or `async with`."""
 
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
+    async def open(cls, path: Path | str) -> SqliteStore:
         """Open (creating if needed) the database at path and bring its schema up to date."""
-        # A file that cannot be opened fails here, before aiosqlite starts its thread: when its
-        # connect fails, aiosqlite stops the thread without waiting, and the thread's answer
-        # can then reach an event loop that has closed (an error at exit instead of ours).
-        await asyncio.to_thread(_probe, str(path))
         connection = await aiosqlite.connect(str(path))
         connection.row_factory = aiosqlite.Row
         await connection.execute("PRAGMA journal_mode=WAL")

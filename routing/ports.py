@@ -1,0 +1,241 @@
+"""The interfaces `routing/` depends on, so what sits behind them can be swapped.
+
+`TicketStore` is what the desk (and the sandbox, the tests and the benchmarks) use of a store:
+routing/store/ has an SQLite and a PostgreSQL backend that both satisfy it. A claim (a method
+that says it "wins" or returns False when taken) is a compare-and-set that exactly one of any
+number of concurrent callers wins, across connections and processes on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from routing.models import Decision, Escalation, LabeledExample, LayerCall
+from routing.records import (
+    AuditEntry,
+    DayStats,
+    PostStatus,
+    StoredDraft,
+    StoredPost,
+    StoredReply,
+    StoredTicket,
+    TicketStatus,
+)
+
+
+class TicketStore(Protocol):
+    """Tickets, decisions, drafts, posts, pages, on-call, audit and corrections, kept durably."""
+
+    async def close(self) -> None:
+        """Close the store; every write has been committed already."""
+        ...
+
+    async def schema_version(self) -> int:
+        """How many migrations of routing/store/schema.py have run on this database."""
+        ...
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def first_delivery(self, event_id: str) -> bool:
+        """Record an event id; False when it was seen before (a retry or redelivery)."""
+        ...
+
+    async def forget_events(self, *, before: datetime) -> int:
+        """Drop event ids recorded before a time; returns how many."""
+        ...
+
+    # --- tickets --------------------------------------------------------------------------
+
+    async def add_ticket(
+        self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
+    ) -> int | None:
+        """Store a new ticket; None when this (channel, ts) is already a ticket."""
+        ...
+
+    async def ticket(self, ticket_id: int) -> StoredTicket | None:
+        """The ticket with this id."""
+        ...
+
+    async def ticket_at(self, channel: str, ts: str) -> StoredTicket | None:
+        """The ticket made from the message at (channel, ts)."""
+        ...
+
+    async def ticket_ts_range(self, channel: str) -> tuple[str, str] | None:
+        """The ts of the first and of the latest message in a channel that is a ticket."""
+        ...
+
+    async def unrouted_tickets(self) -> list[StoredTicket]:
+        """Tickets stored but not posted yet (new, or interrupted while routing), oldest first."""
+        ...
+
+    async def unpaged_tickets(self, *, since: datetime) -> list[int]:
+        """Routed tickets received since a time that need a human and were never paged."""
+        ...
+
+    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
+        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
+        ...
+
+    async def mark_routed(self, ticket_id: int) -> None:
+        """The ticket is posted in every team channel it belongs to."""
+        ...
+
+    async def mark_withdrawn(self, ticket_id: int) -> bool:
+        """The customer deleted the message; False if it was already withdrawn."""
+        ...
+
+    async def set_text(self, ticket_id: int, text: str) -> None:
+        """Replace a ticket's text after the customer edited the message."""
+        ...
+
+    async def set_permalink(self, ticket_id: int, permalink: str) -> None:
+        """Remember the link to the customer's message."""
+        ...
+
+    async def record_triage(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+    ) -> None:
+        """Keep every layer's output and the final decision of one classification run."""
+        ...
+
+    async def set_decision(
+        self, ticket_id: int, decision: Decision, escalation: Escalation
+    ) -> None:
+        """Replace the final decision (an agent's reclassification)."""
+        ...
+
+    async def layer_calls(self, ticket_id: int) -> list[LayerCall]:
+        """Every layer's output for a ticket, over all its classification runs, in order."""
+        ...
+
+    async def add_reply(self, ticket_id: int, *, ts: str, author: str | None, text: str) -> bool:
+        """Add a thread reply to a ticket; False if this reply was stored already."""
+        ...
+
+    async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
+        """Change a stored thread reply's text; False if it is not one of the ticket's replies."""
+        ...
+
+    async def replies(self, ticket_id: int) -> list[StoredReply]:
+        """The thread replies under a ticket, oldest first."""
+        ...
+
+    # --- drafts ---------------------------------------------------------------------------
+
+    async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
+        """Store a new pending draft for a ticket, replacing one that was not sent."""
+        ...
+
+    async def draft(self, ticket_id: int) -> StoredDraft | None:
+        """The ticket's draft."""
+        ...
+
+    async def claim_draft(self, ticket_id: int, agent: str) -> bool:
+        """Take a pending draft for sending; exactly one of several concurrent callers wins."""
+        ...
+
+    async def reject_draft(self, ticket_id: int, agent: str) -> bool:
+        """Drop a pending draft; False if it was not pending."""
+        ...
+
+    async def finish_draft(self, ticket_id: int, *, sent_ts: str | None) -> None:
+        """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
+        ...
+
+    async def sending_drafts(self) -> list[int]:
+        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
+        ...
+
+    async def edit_draft(self, ticket_id: int, text: str) -> bool:
+        """Change a pending draft's text; False if it is no longer pending."""
+        ...
+
+    # --- posts ----------------------------------------------------------------------------
+
+    async def add_post(self, ticket_id: int, *, team: str, channel: str, ts: str) -> None:
+        """Remember a ticket's post in a team channel."""
+        ...
+
+    async def posts(self, ticket_id: int, *, active_only: bool = True) -> list[StoredPost]:
+        """A ticket's team posts, first posted first."""
+        ...
+
+    async def post_at(self, channel: str, ts: str) -> StoredPost | None:
+        """The team post at (channel, ts), if it is one of ours."""
+        ...
+
+    async def set_post_status(
+        self,
+        post_id: int,
+        status: PostStatus,
+        *,
+        moved_to: str | None = None,
+        moved_by: str | None = None,
+    ) -> None:
+        """Mark a post moved (where to, by whom) or withdrawn."""
+        ...
+
+    # --- pages and on-call ----------------------------------------------------------------
+
+    async def claim_page(
+        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+    ) -> bool:
+        """Record that a team is paged for a ticket; False if it was paged already."""
+        ...
+
+    async def release_page(self, ticket_id: int, *, team: str) -> None:
+        """Forget a page claim whose message Slack did not take, so it is tried again."""
+        ...
+
+    async def pages(self, ticket_id: int) -> list[str]:
+        """The teams paged for a ticket."""
+        ...
+
+    async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
+        """Replace a team's on-call (overrides the config until changed again)."""
+        ...
+
+    async def oncall(self, team: str) -> tuple[str, ...] | None:
+        """The on-call set with `/triage oncall`, or None when the config's applies."""
+        ...
+
+    # --- audit and corrections ------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        ticket_id: int | None,
+        actor: str,
+        action: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Record an action: who, what, when, and the state before and after."""
+        ...
+
+    async def audit_log(self, ticket_id: int | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first; all of them, or one ticket's."""
+        ...
+
+    async def add_correction(
+        self, example: LabeledExample, *, ticket_id: int | None, by: str
+    ) -> None:
+        """Store an agent's correction as a labeled example."""
+        ...
+
+    async def corrections(self) -> list[LabeledExample]:
+        """Every correction, oldest first: the classifier learns them again at start-up."""
+        ...
+
+    # --- reports --------------------------------------------------------------------------
+
+    async def day_stats(self, day: date) -> DayStats:
+        """Counts for tickets received on one UTC day."""
+        ...

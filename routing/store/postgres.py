@@ -1,0 +1,598 @@
+"""The shared backend, one PostgreSQL database (psycopg 3, async, with a connection pool).
+
+Several processes may share it: every claim is one statement that PostgreSQL makes atomic (an
+INSERT ... ON CONFLICT DO NOTHING on a unique key, or an UPDATE whose WHERE re-checks the state
+after waiting for the row's lock), so exactly one caller wins whichever connection it uses.
+Migrations run under an advisory lock, so replicas that start at once migrate once. Times are
+TIMESTAMPTZ and read back in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from routing.models import Decision, Escalation, LabeledExample, LayerCall
+from routing.records import (
+    AuditEntry,
+    DayStats,
+    PostStatus,
+    StoredDraft,
+    StoredPost,
+    StoredReply,
+    StoredTicket,
+    TicketStatus,
+    utc_now,
+)
+from routing.store.schema import migrations
+
+# This dialect's rendering of the one migration list (routing/store/schema.py).
+MIGRATIONS = migrations("postgresql")
+
+# pg_advisory_lock key held while migrating ("triage" in ASCII), so one replica migrates.
+_MIGRATION_LOCK = 0x747269616765
+
+
+# Slack's ts strings sort as time only byte by byte (a locale's collation may skip the dot):
+# ts is compared COLLATE "C" wherever it is ordered.
+Connection = psycopg.AsyncConnection[DictRow]
+
+
+class PostgresStore:
+    """The bot's PostgreSQL database; open with `await PostgresStore.open(url)`."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, max_connections: int = 10) -> PostgresStore:
+        """Connect to the database at url (postgresql://...) and bring its schema up to date.
+
+        A refused connection raises psycopg.OperationalError at once, not after the pool's wait.
+        """
+        connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        try:
+            await _migrate(connection)
+        finally:
+            await connection.close()
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url,
+            connection_class=psycopg.AsyncConnection[DictRow],
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+        )
+        await pool.open(wait=True)
+        return cls(pool)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pool's connections; every write is committed already (autocommit)."""
+        await self._pool.close()
+
+    async def schema_version(self) -> int:
+        """How many migrations have run on this database."""
+        row = await self._one("SELECT version FROM schema_version")
+        return int(row["version"]) if row else 0
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, query: str, args: Sequence[object] = ()) -> int:
+        """Run one statement in its own transaction; how many rows it changed."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(query, args)
+            return cursor.rowcount
+
+    async def _one(self, query: str, args: Sequence[object] = ()) -> DictRow | None:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(query, args)
+            return await cursor.fetchone()
+
+    async def _all(self, query: str, args: Sequence[object] = ()) -> list[DictRow]:
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(query, args)
+            return await cursor.fetchall()
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def first_delivery(self, event_id: str) -> bool:
+        """Record an event id; False when it was seen before (a retry or redelivery)."""
+        changed = await self._run(
+            "INSERT INTO processed_events (event_id, at) VALUES (%s, %s)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (event_id, utc_now()),
+        )
+        return changed == 1
+
+    async def forget_events(self, *, before: datetime) -> int:
+        """Drop event ids recorded before a time (Slack's retries come within minutes)."""
+        return await self._run("DELETE FROM processed_events WHERE at < %s", (before,))
+
+    # --- tickets --------------------------------------------------------------------------
+
+    async def add_ticket(
+        self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
+    ) -> int | None:
+        """Store a new ticket; None when this (channel, ts) is already a ticket."""
+        row = await self._one(
+            "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
+            (channel, ts, author, text, received_at, utc_now()),
+        )
+        return int(row["id"]) if row else None
+
+    async def ticket(self, ticket_id: int) -> StoredTicket | None:
+        """The ticket with this id."""
+        row = await self._one("SELECT * FROM tickets WHERE id = %s", (ticket_id,))
+        return _ticket(row) if row else None
+
+    async def ticket_at(self, channel: str, ts: str) -> StoredTicket | None:
+        """The ticket made from the message at (channel, ts)."""
+        row = await self._one("SELECT * FROM tickets WHERE channel = %s AND ts = %s", (channel, ts))
+        return _ticket(row) if row else None
+
+    async def ticket_ts_range(self, channel: str) -> tuple[str, str] | None:
+        """The ts of the first and of the latest message in a channel that is a ticket."""
+        row = await self._one(
+            'SELECT MIN(ts COLLATE "C") AS first, MAX(ts COLLATE "C") AS last'
+            " FROM tickets WHERE channel = %s",
+            (channel,),
+        )
+        if row is None or row["first"] is None:
+            return None
+        return str(row["first"]), str(row["last"])
+
+    async def unrouted_tickets(self) -> list[StoredTicket]:
+        """Tickets stored but not posted yet (new, or interrupted while routing), oldest first."""
+        rows = await self._all(
+            "SELECT * FROM tickets WHERE status IN ('new', 'routing') ORDER BY id"
+        )
+        return [_ticket(row) for row in rows]
+
+    async def unpaged_tickets(self, *, since: datetime) -> list[int]:
+        """Routed tickets received since a time that need a human and were never paged."""
+        rows = await self._all(
+            "SELECT id FROM tickets WHERE status = 'routed' AND received_at >= %s"
+            " AND (escalation_json::json ->> 'needs_human')::boolean"
+            " AND NOT EXISTS (SELECT 1 FROM pages WHERE pages.ticket_id = tickets.id)"
+            " ORDER BY id",
+            (since,),
+        )
+        return [int(row["id"]) for row in rows]
+
+    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
+        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
+        # The sub-select locks the row, so the status it returns is the one this UPDATE replaced.
+        row = await self._one(
+            "UPDATE tickets SET status = 'routing', updated_at = %s"
+            " FROM (SELECT id, status FROM tickets WHERE id = %s FOR UPDATE) AS prior"
+            " WHERE tickets.id = prior.id AND prior.status IN ('new', 'routing')"
+            " RETURNING prior.status",
+            (utc_now(), ticket_id),
+        )
+        if row is None:
+            return None
+        previous: TicketStatus = row["status"]
+        return previous
+
+    async def mark_routed(self, ticket_id: int) -> None:
+        """The ticket is posted in every team channel it belongs to."""
+        now = utc_now()
+        await self._run(
+            "UPDATE tickets SET status = 'routed', updated_at = %s, routed_at = %s WHERE id = %s",
+            (now, now, ticket_id),
+        )
+
+    async def mark_withdrawn(self, ticket_id: int) -> bool:
+        """The customer deleted the message; False if it was already withdrawn."""
+        changed = await self._run(
+            "UPDATE tickets SET status = 'withdrawn', updated_at = %s"
+            " WHERE id = %s AND status != 'withdrawn'",
+            (utc_now(), ticket_id),
+        )
+        return changed == 1
+
+    async def set_text(self, ticket_id: int, text: str) -> None:
+        """Replace a ticket's text after the customer edited the message."""
+        await self._run(
+            "UPDATE tickets SET text = %s, updated_at = %s WHERE id = %s",
+            (text, utc_now(), ticket_id),
+        )
+
+    async def set_permalink(self, ticket_id: int, permalink: str) -> None:
+        """Remember the link to the customer's message."""
+        await self._run("UPDATE tickets SET permalink = %s WHERE id = %s", (permalink, ticket_id))
+
+    async def record_triage(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+    ) -> None:
+        """Keep every layer's output and the final decision of one classification run."""
+        now = utc_now()
+        async with self._pool.connection() as connection, connection.transaction():
+            async with connection.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
+                )
+            await connection.execute(
+                "UPDATE tickets SET decision_json = %s, escalation_json = %s, updated_at = %s"
+                " WHERE id = %s",
+                (decision.model_dump_json(), escalation.model_dump_json(), now, ticket_id),
+            )
+
+    async def set_decision(
+        self, ticket_id: int, decision: Decision, escalation: Escalation
+    ) -> None:
+        """Replace the final decision (an agent's reclassification)."""
+        await self._run(
+            "UPDATE tickets SET decision_json = %s, escalation_json = %s, updated_at = %s"
+            " WHERE id = %s",
+            (decision.model_dump_json(), escalation.model_dump_json(), utc_now(), ticket_id),
+        )
+
+    async def layer_calls(self, ticket_id: int) -> list[LayerCall]:
+        """Every layer's output for a ticket, over all its classification runs, in order."""
+        rows = await self._all(
+            "SELECT call_json FROM layer_decisions WHERE ticket_id = %s ORDER BY id", (ticket_id,)
+        )
+        return [LayerCall.model_validate_json(row["call_json"]) for row in rows]
+
+    async def add_reply(self, ticket_id: int, *, ts: str, author: str | None, text: str) -> bool:
+        """Add a thread reply to a ticket; False if this reply was stored already."""
+        changed = await self._run(
+            "INSERT INTO ticket_replies (ticket_id, ts, author, text, at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, ts) DO NOTHING",
+            (ticket_id, ts, author, text, utc_now()),
+        )
+        return changed == 1
+
+    async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
+        """Change a stored thread reply's text; False if it is not one of the ticket's replies."""
+        changed = await self._run(
+            "UPDATE ticket_replies SET text = %s WHERE ticket_id = %s AND ts = %s AND text != %s",
+            (text, ticket_id, ts, text),
+        )
+        return changed == 1
+
+    async def replies(self, ticket_id: int) -> list[StoredReply]:
+        """The thread replies under a ticket, oldest first."""
+        rows = await self._all(
+            "SELECT ts, author, text FROM ticket_replies WHERE ticket_id = %s"
+            ' ORDER BY ts COLLATE "C"',
+            (ticket_id,),
+        )
+        return [StoredReply(ts=row["ts"], author=row["author"], text=row["text"]) for row in rows]
+
+    # --- drafts ---------------------------------------------------------------------------
+
+    async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
+        """Store a new pending draft for a ticket, replacing one that was not sent."""
+        await self._run(
+            "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+            " VALUES (%s, %s, %s, 'pending', %s)"
+            " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+            " source = excluded.source, status = 'pending', decided_by = NULL,"
+            " decided_at = NULL, created_at = excluded.created_at"
+            " WHERE drafts.status IN ('pending', 'rejected')",
+            (ticket_id, text, source, utc_now()),
+        )
+
+    async def draft(self, ticket_id: int) -> StoredDraft | None:
+        """The ticket's draft."""
+        row = await self._one("SELECT * FROM drafts WHERE ticket_id = %s", (ticket_id,))
+        if row is None:
+            return None
+        return StoredDraft(
+            ticket_id=row["ticket_id"],
+            text=row["text"],
+            source=row["source"],
+            status=row["status"],
+            decided_by=row["decided_by"],
+            reply_ts=row["reply_ts"],
+            created_at=_utc(row["created_at"]),
+            decided_at=_maybe_utc(row["decided_at"]),
+        )
+
+    async def claim_draft(self, ticket_id: int, agent: str) -> bool:
+        """Take a pending draft for sending; exactly one of several concurrent callers wins."""
+        return await self._decide_draft(ticket_id, agent, "sending")
+
+    async def reject_draft(self, ticket_id: int, agent: str) -> bool:
+        """Drop a pending draft; False if it was not pending."""
+        return await self._decide_draft(ticket_id, agent, "rejected")
+
+    async def _decide_draft(
+        self, ticket_id: int, agent: str, status: Literal["sending", "rejected"]
+    ) -> bool:
+        # A second caller waits for the first one's row lock, then finds the status changed.
+        changed = await self._run(
+            "UPDATE drafts SET status = %s, decided_by = %s, decided_at = %s"
+            " WHERE ticket_id = %s AND status = 'pending'",
+            (status, agent, utc_now(), ticket_id),
+        )
+        return changed == 1
+
+    async def finish_draft(self, ticket_id: int, *, sent_ts: str | None) -> None:
+        """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
+        if sent_ts is None:
+            await self._run(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL"
+                " WHERE ticket_id = %s AND status = 'sending'",
+                (ticket_id,),
+            )
+        else:
+            await self._run(
+                "UPDATE drafts SET status = 'sent', reply_ts = %s WHERE ticket_id = %s",
+                (sent_ts, ticket_id),
+            )
+
+    async def sending_drafts(self) -> list[int]:
+        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
+        rows = await self._all(
+            "SELECT ticket_id FROM drafts WHERE status = 'sending' ORDER BY ticket_id"
+        )
+        return [int(row["ticket_id"]) for row in rows]
+
+    async def edit_draft(self, ticket_id: int, text: str) -> bool:
+        """Change a pending draft's text; False if it is no longer pending."""
+        changed = await self._run(
+            "UPDATE drafts SET text = %s, source = 'agent'"
+            " WHERE ticket_id = %s AND status = 'pending'",
+            (text, ticket_id),
+        )
+        return changed == 1
+
+    # --- posts ----------------------------------------------------------------------------
+
+    async def add_post(self, ticket_id: int, *, team: str, channel: str, ts: str) -> None:
+        """Remember a ticket's post in a team channel."""
+        await self._run(
+            "INSERT INTO posts (ticket_id, team, channel, ts, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (channel, ts) DO NOTHING",
+            (ticket_id, team, channel, ts, utc_now()),
+        )
+
+    async def posts(self, ticket_id: int, *, active_only: bool = True) -> list[StoredPost]:
+        """A ticket's team posts, first posted first."""
+        where = " AND status = 'active'" if active_only else ""
+        rows = await self._all(
+            f"SELECT * FROM posts WHERE ticket_id = %s{where} ORDER BY id",  # noqa: S608  # fixed fragment
+            (ticket_id,),
+        )
+        return [_post(row) for row in rows]
+
+    async def post_at(self, channel: str, ts: str) -> StoredPost | None:
+        """The team post at (channel, ts), if it is one of ours."""
+        row = await self._one("SELECT * FROM posts WHERE channel = %s AND ts = %s", (channel, ts))
+        return _post(row) if row else None
+
+    async def set_post_status(
+        self,
+        post_id: int,
+        status: PostStatus,
+        *,
+        moved_to: str | None = None,
+        moved_by: str | None = None,
+    ) -> None:
+        """Mark a post moved (where to, by whom) or withdrawn."""
+        await self._run(
+            "UPDATE posts SET status = %s, moved_to = %s, moved_by = %s WHERE id = %s",
+            (status, moved_to, moved_by, post_id),
+        )
+
+    # --- pages and on-call ----------------------------------------------------------------
+
+    async def claim_page(
+        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+    ) -> bool:
+        """Record that a team is paged for a ticket; False if it was paged already."""
+        changed = await self._run(
+            "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, team) DO NOTHING",
+            (ticket_id, team, json.dumps(list(people)), json.dumps(list(reasons)), utc_now()),
+        )
+        return changed == 1
+
+    async def release_page(self, ticket_id: int, *, team: str) -> None:
+        """Forget a page claim whose message Slack did not take, so it is tried again."""
+        await self._run("DELETE FROM pages WHERE ticket_id = %s AND team = %s", (ticket_id, team))
+
+    async def pages(self, ticket_id: int) -> list[str]:
+        """The teams paged for a ticket."""
+        rows = await self._all(
+            "SELECT team FROM pages WHERE ticket_id = %s ORDER BY at", (ticket_id,)
+        )
+        return [row["team"] for row in rows]
+
+    async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
+        """Replace a team's on-call (overrides the config until changed again)."""
+        await self._run(
+            "INSERT INTO oncall (team, people_json, set_by, at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (team) DO UPDATE SET people_json = excluded.people_json,"
+            " set_by = excluded.set_by, at = excluded.at",
+            (team, json.dumps(list(people)), set_by, utc_now()),
+        )
+
+    async def oncall(self, team: str) -> tuple[str, ...] | None:
+        """The on-call set with `/triage oncall`, or None when the config's applies."""
+        row = await self._one("SELECT people_json FROM oncall WHERE team = %s", (team,))
+        return tuple(json.loads(row["people_json"])) if row else None
+
+    # --- audit and corrections ------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        ticket_id: int | None,
+        actor: str,
+        action: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Record an action: who, what, when, and the state before and after."""
+        await self._run(
+            "INSERT INTO audit (ticket_id, actor, action, before_json, after_json, at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (ticket_id, actor, action, json.dumps(before), json.dumps(after), utc_now()),
+        )
+
+    async def audit_log(self, ticket_id: int | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first; all of them, or one ticket's."""
+        if ticket_id is None:
+            rows = await self._all("SELECT * FROM audit ORDER BY id")
+        else:
+            rows = await self._all(
+                "SELECT * FROM audit WHERE ticket_id = %s ORDER BY id", (ticket_id,)
+            )
+        return [
+            AuditEntry(
+                ticket_id=row["ticket_id"],
+                actor=row["actor"],
+                action=row["action"],
+                before=json.loads(row["before_json"]),
+                after=json.loads(row["after_json"]),
+                at=_utc(row["at"]),
+            )
+            for row in rows
+        ]
+
+    async def add_correction(
+        self, example: LabeledExample, *, ticket_id: int | None, by: str
+    ) -> None:
+        """Store an agent's correction as a labeled example."""
+        await self._run(
+            "INSERT INTO corrections (ticket_id, example_json, by, at) VALUES (%s, %s, %s, %s)",
+            (ticket_id, example.model_dump_json(), by, utc_now()),
+        )
+
+    async def corrections(self) -> list[LabeledExample]:
+        """Every correction, oldest first: the classifier learns them again at start-up."""
+        rows = await self._all("SELECT example_json FROM corrections ORDER BY id")
+        return [LabeledExample.model_validate_json(row["example_json"]) for row in rows]
+
+    # --- reports --------------------------------------------------------------------------
+
+    async def day_stats(self, day: date) -> DayStats:
+        """Counts for tickets received on one UTC day."""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        end = datetime.combine(day, time.max, tzinfo=UTC)
+        rows = await self._all(
+            "SELECT t.received_at, t.decision_json, t.escalation_json, d.status, d.decided_at"
+            " FROM tickets t LEFT JOIN drafts d ON d.ticket_id = t.id"
+            " WHERE t.received_at BETWEEN %s AND %s",
+            (start, end),
+        )
+        by_category: dict[str, int] = {}
+        by_priority: dict[str, int] = {}
+        needs_human = decided = sent = 0
+        minutes: list[float] = []
+        for row in rows:
+            if row["decision_json"]:
+                decision = Decision.model_validate_json(row["decision_json"])
+                by_category[decision.category] = by_category.get(decision.category, 0) + 1
+                by_priority[decision.priority] = by_priority.get(decision.priority, 0) + 1
+            escalation_json = row["escalation_json"]
+            if escalation_json and Escalation.model_validate_json(escalation_json).needs_human:
+                needs_human += 1
+            if row["status"] in ("sent", "rejected"):
+                decided += 1
+            if row["status"] == "sent" and row["decided_at"]:
+                sent += 1
+                waited = _utc(row["decided_at"]) - _utc(row["received_at"])
+                minutes.append(waited.total_seconds() / 60)
+        return DayStats(
+            tickets=len(rows),
+            by_category=by_category,
+            by_priority=by_priority,
+            needs_human=needs_human,
+            drafts_decided=decided,
+            drafts_sent=sent,
+            minutes_to_approval=tuple(sorted(minutes)),
+        )
+
+
+async def _migrate(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Run the migrations this database has not had, each in its own transaction."""
+    # A session lock: a second replica starting at once waits here, then finds nothing to do.
+    await connection.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        async with connection.transaction():
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            cursor = await connection.execute("SELECT version FROM schema_version")
+            row = await cursor.fetchone()
+            if row is None:
+                await connection.execute("INSERT INTO schema_version (version) VALUES (0)")
+        version = int(row[0]) if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with connection.transaction():
+                await connection.execute(script.encode())  # several statements, no parameters
+                await connection.execute("UPDATE schema_version SET version = %s", (number,))
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _maybe_utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC) if moment is not None else None
+
+
+def _ticket(row: DictRow) -> StoredTicket:
+    return StoredTicket(
+        id=row["id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        author=row["author"],
+        text=row["text"],
+        status=row["status"],
+        decision=Decision.model_validate_json(row["decision_json"])
+        if row["decision_json"]
+        else None,
+        escalation=Escalation.model_validate_json(row["escalation_json"])
+        if row["escalation_json"]
+        else None,
+        permalink=row["permalink"],
+        received_at=_utc(row["received_at"]),
+        routed_at=_maybe_utc(row["routed_at"]),
+    )
+
+
+def _post(row: DictRow) -> StoredPost:
+    return StoredPost(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        team=row["team"],
+        channel=row["channel"],
+        ts=row["ts"],
+        status=row["status"],
+        moved_to=row["moved_to"],
+        moved_by=row["moved_by"],
+    )
