@@ -272,15 +272,39 @@ async def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return await run_sandbox(settings, config, stdin=sys.stdin, out=sys.stdout, record=args.record)
 
 
+# Loggers of libraries that write request and response bodies (customer text, tokens) at DEBUG.
+LIBRARY_LOGGERS = (
+    "slack_sdk",
+    "slack_bolt",
+    "aiosqlite",
+    "psycopg",
+    "openai",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+    "asyncio",
+    "urllib3",
+)
+
+
+def configure_logging(settings: Settings) -> None:
+    """The bot's log level for its own loggers; libraries at INFO at the most verbose."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Set apart from basicConfig, which changes nothing when the root already has a handler.
+    logging.getLogger().setLevel(settings.log_level)
+    if settings.log_library_debug:
+        return
+    floor = max(logging.INFO, logging.getLevelName(settings.log_level))
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(floor)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors print one clear line and exit 2, never a traceback."""
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings)
         if args.command == "init-config":
             return _init_config(args)
         commands = {

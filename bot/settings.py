@@ -42,6 +42,10 @@ class Settings(BaseModel):
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
     # How much the bot logs on stderr: one of LOG_LEVELS, in any case.
     log_level: str = Field(default="WARNING", alias="TRIAGE_LOG_LEVEL")
+    # Libraries (slack_sdk, slack_bolt, aiosqlite, psycopg, openai, httpx, aiohttp) log whole
+    # payloads at DEBUG: customers' text, tokens in headers. They stay at INFO or above, whatever
+    # TRIAGE_LOG_LEVEL says, unless this is set to 1 for a debugging session.
+    log_library_debug: bool = Field(default=False, alias="TRIAGE_LOG_LIBRARY_DEBUG")
     # Where tickets, drafts, pages and the audit log are kept: an SQLite file's path, or a
     # postgresql://user:password@host/db URL that several replicas share. Unset: the file
     # triage.sqlite3 (the sandbox: a temporary file). A URL is secret: shown redacted only.
