@@ -25,7 +25,7 @@ from bot.record import CallRecorder, recording
 from bot.services import Services, check_database, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
-from routing.config import SlackConfig, TriageConfig
+from routing.config import SlackConfig, TriageConfig, default_config_path
 from routing.desk import Desk
 from routing.embedding import (
     Embedder,
@@ -81,12 +81,19 @@ def make_pipeline(settings: Settings, config: TriageConfig) -> Pipeline:
 def require_slack_config(config: TriageConfig) -> SlackConfig:
     """The [slack] section, which a real workspace needs (the sandbox makes its own)."""
     if config.slack is None:
+        # The packaged default is no file to edit: point at a copy of one's own first.
+        start = (
+            "write your own copy with `triage init-config DIR`, name it in TRIAGE_CONFIG, and in"
+            " it uncomment "
+            if config.source == default_config_path()
+            else "add "
+        )
         raise ConfigError(
             config.source,
             "slack",
             "missing: the bot needs the intake channel and each team's channel",
-            'add [slack] with intake_channels = ["C..."] and a [slack.teams.<team>] table per'
-            " team (see README: Connecting to a Slack workspace)",
+            f'{start}[slack] with intake_channels = ["C..."] and a [slack.teams.<team>] table'
+            " per team (see README: Connecting to a Slack workspace)",
         )
     return config.slack
 
@@ -139,11 +146,28 @@ def unreachable(api_url: str, error: BaseException) -> UserError:
     )
 
 
+def not_slack(error: SlackApiError) -> bool:
+    """True when the answer was no Web API answer at all (an HTML page, a 404, a proxy's)."""
+    data = error.response.data
+    return not isinstance(data, dict) or not isinstance(data.get("error"), str)
+
+
+def not_slack_api(base_url: str, error: SlackApiError) -> UserError:
+    """The one line for an address that answers, but not as Slack's Web API does."""
+    return UserError(
+        f"setting SLACK_API_URL: {base_url} answered HTTP {error.response.status_code}, not as"
+        " Slack's Web API does; unset SLACK_API_URL (the default is https://slack.com/api/) or"
+        " check the proxy in between"
+    )
+
+
 async def check_token(client: AsyncWebClient) -> None:
     """Fail at start-up, naming the setting, when Slack refuses the bot token or is unreachable."""
     try:
         await client.auth_test()
     except SlackApiError as error:
+        if not_slack(error):
+            raise not_slack_api(client.base_url, error) from None
         raise UserError(
             f"setting SLACK_BOT_TOKEN: Slack refused it ({error.response['error']});"
             " copy the Bot User OAuth Token from OAuth & Permissions"
@@ -164,6 +188,8 @@ async def connect_socket_mode(handler: AsyncSocketModeHandler) -> None:
     try:
         response = await client.web_client.apps_connections_open(app_token=client.app_token)
     except SlackApiError as error:
+        if not_slack(error):
+            raise not_slack_api(client.web_client.base_url, error) from None
         raise UserError(
             f"setting SLACK_APP_TOKEN: Slack refused it ({error.response['error']}); generate"
             " an app-level token with connections:write under Basic Information -> App-Level"

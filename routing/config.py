@@ -406,11 +406,13 @@ def _check_slack(config: TriageConfig, slack: SlackConfig) -> None:
             )
     missing = [team for team in config.team_names if team not in slack.teams]
     if missing:
+        # All of them at once: one restart per missing table is a slow way to learn the list.
         raise ConfigError(
             path,
-            f"slack.teams.{missing[0]}",
-            "missing: every team needs a channel",
-            f'add [slack.teams.{missing[0]}] with channel = "C..."',
+            f"slack.teams.{missing[0]}" if len(missing) == 1 else "slack.teams",
+            f"missing: every team needs a channel (none for {', '.join(missing)})",
+            "add "
+            + ", ".join(f'[slack.teams.{team}] with channel = "C..."' for team in missing),
         )
     channels = [settings.channel for settings in slack.teams.values()]
     overlap = sorted(set(channels) & set(slack.intake_channels))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
+from routing.config import load_config
 
 
 def test_classify_prints_the_emoji_not_its_slack_name(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,3 +84,35 @@ def test_a_copied_config_without_its_examples_names_the_fix(
     capsys.readouterr()
     assert main(["classify", "--config", str(tmp_path / "config.toml"), "hello"]) == 2
     assert "init-config" in capsys.readouterr().err
+
+
+def _uncomment_slack_section(text: str) -> str:
+    head, marker, tail = text.partition("# [slack]\n")
+    lines = (marker + tail).splitlines()
+    return head + "\n".join(line.removeprefix("# ").removeprefix("#") for line in lines) + "\n"
+
+
+@pytest.mark.parametrize("source", ["routing/defaults/config.toml", "configs/alternative.toml"])
+def test_the_commented_slack_skeleton_is_a_valid_section(source: str, tmp_path: Path) -> None:
+    """Uncommenting the config's [slack] skeleton gives a section for every team."""
+    original = Path(__file__).resolve().parent.parent / source
+    config = load_config(original)
+    (tmp_path / config.examples_path.name).write_bytes(config.examples_path.read_bytes())
+    copy = tmp_path / "config.toml"
+    copy.write_text(_uncomment_slack_section(original.read_text(encoding="utf-8")), "utf-8")
+    slack = load_config(copy).slack
+    assert slack is not None
+    assert set(slack.teams) == set(config.team_names)
+
+
+def test_slack_without_a_section_points_at_a_copy_not_the_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tokens set but no [slack]: the fix is a copy of one's own, not editing the package."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-no-section")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-no-section")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "triage init-config DIR" in err
+    assert "TRIAGE_CONFIG" in err

@@ -268,6 +268,18 @@ def test_a_tls_failure_with_slack_is_one_line(
     _fails_in_one_line(capsys, ["run"], "127.0.0.1", "TLS failed", "SLACK_API_URL")
 
 
+def test_an_address_that_is_not_slack_is_named_not_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    plain_http_port: int,
+) -> None:
+    """An HTTP server that is no Slack (a wrong path, a proxy page) blames SLACK_API_URL."""
+    _slack_settings(monkeypatch, tmp_path, f"http://127.0.0.1:{plain_http_port}/api/")
+    err = _fails_in_one_line(capsys, ["run"], "SLACK_API_URL", "not as Slack's Web API does")
+    assert "SLACK_BOT_TOKEN" not in err
+
+
 class _UnreachableSocketMode(SlackStandIn):
     """A stand-in whose apps.connections.open hands out a Socket Mode URL nothing listens at."""
 
