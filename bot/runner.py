@@ -9,13 +9,15 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -322,10 +324,31 @@ def stop_on_sigterm() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
+@aiohttp.web.middleware
+async def log_refused_signatures(
+    request: aiohttp.web.Request,
+    handler: Callable[[aiohttp.web.Request], Awaitable[aiohttp.web.StreamResponse]],
+) -> aiohttp.web.StreamResponse:
+    """One warning when Bolt refuses a request's signature (Bolt logs it at INFO, with the body).
+
+    A wrong signing secret refuses every request, Slack's check of the request URL included;
+    without this line the operator sees nothing.
+    """
+    response = await handler(request)
+    if response.status == HTTPStatus.UNAUTHORIZED:
+        logger.warning(
+            "refused a request to %s: bad or stale signature; check SLACK_SIGNING_SECRET"
+            " (Basic Information -> App Credentials)",
+            request.path,
+        )
+    return response
+
+
 async def _serve_http(web_app: object, port: int, desk: Desk) -> None:
     from aiohttp import web  # only HTTP mode needs the server
 
     assert isinstance(web_app, web.Application)  # noqa: S101  # Bolt's aiohttp adapter
+    web_app.middlewares.append(log_refused_signatures)
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104  # a server, by design

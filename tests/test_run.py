@@ -137,9 +137,12 @@ def _free_port() -> int:
 
 @pytest.mark.slow  # end to end: `triage run --http`, model and all
 async def test_http_mode_checks_signatures_and_routes_a_ticket(
-    slack: SlackStandIn, tmp_path: Path, slack_config_toml: Path
+    slack: SlackStandIn,
+    tmp_path: Path,
+    slack_config_toml: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """`run --http` serves /slack/events: a signed event is routed, an unsigned one refused."""
+    """`run --http`: a signed event is routed; a bad signature, one warning without the body."""
     settings = _settings(slack, tmp_path, slack_config_toml, SLACK_SIGNING_SECRET=SECRET)
     config = load_config(settings.triage_config)
     port = _free_port()
@@ -166,6 +169,10 @@ async def test_http_mode_checks_signatures_and_routes_a_ticket(
                 url, data=body, headers={**signed, "X-Slack-Signature": "v0=0"}
             ) as refused:
                 assert refused.status == 401
+            refusals = [r for r in caplog.records if "SLACK_SIGNING_SECRET" in r.getMessage()]
+            assert len(refusals) == 1
+            assert refusals[0].levelname == "WARNING"
+            assert "charged twice" not in caplog.text
             async with session.post(url, data=body, headers=signed) as accepted:
                 assert accepted.status == 200
         await until(lambda: len(_billing_posts(slack)) == 1, what="the ticket posted")
