@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 from collections.abc import Iterator, Mapping
@@ -140,6 +141,17 @@ def load_settings(
             f" single-workspace app: remove {'them' if len(oauth) > 1 else 'it'} and use"
             " SLACK_BOT_TOKEN"
         )
+    # Half a workspace's credentials would start the sandbox silently.
+    if "SLACK_BOT_TOKEN" not in cleaned:
+        partial = [
+            name for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET") if name in cleaned
+        ]
+        if partial:
+            raise UserError(
+                f"setting SLACK_BOT_TOKEN: missing, though {' and '.join(partial)}"
+                f" {'are' if len(partial) > 1 else 'is'} set; add the Bot User OAuth Token"
+                " (xoxb-, OAuth & Permissions) to connect, or unset both for the sandbox"
+            )
     try:
         return Settings.model_validate(cleaned)
     except ValidationError as error:
@@ -160,9 +172,13 @@ def _read_dotenv(path: Path) -> dict[str, str]:
             f"{path}: cannot be read ({error.strerror}); check its permissions"
         ) from None
     # python-dotenv would only log a warning and skip the line, so the tokens on it would be lost
-    # silently (and without SLACK_BOT_TOKEN the sandbox starts instead of the bot).
+    # silently (and without SLACK_BOT_TOKEN the sandbox starts instead of the bot). A bare name
+    # or a bare token (no `=`) is lost the same way.
+    bindings = list(parse_stream(io.StringIO(text)))
     malformed = [
-        binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error
+        binding.original.line
+        for binding in bindings
+        if binding.error or (binding.key is not None and binding.value is None)
     ]
     if malformed:
         # Only the line numbers: the line itself may hold a secret.
@@ -172,11 +188,34 @@ def _read_dotenv(path: Path) -> dict[str, str]:
             f" {'are' if len(malformed) > 1 else 'is'} malformed: write NAME=value, one per"
             " line, with matching quotes around a value that has any"
         )
+    for binding in bindings:
+        if binding.key is not None:
+            _check_name(path, binding.original.line, binding.key)
     return {
         key: value
         for key, value in dotenv_values(stream=io.StringIO(text)).items()
         if value is not None
     }
+
+
+def _check_name(path: Path, line: int, name: str) -> None:
+    """A `.env` name that is almost a setting's is a typo that would be ignored silently."""
+    known = setting_names()
+    if name in known or not name.upper().startswith(SETTING_PREFIXES):
+        return
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+    hint = f"did you mean {close[0]}?" if close else f"known settings: {', '.join(sorted(known))}"
+    raise UserError(f"{path} line {line}: {name} is no setting ({hint})")
+
+
+# Names in `.env` that look like ours: checked against the known settings.
+SETTING_PREFIXES = ("SLACK_", "TRIAGE_", "OPENAI_")
+
+
+def setting_names() -> frozenset[str]:
+    """Every variable the bot reads (and the OAuth pair it refuses)."""
+    aliases = {field.alias for field in Settings.model_fields.values() if field.alias}
+    return frozenset({*aliases, *OAUTH_VARIABLES})
 
 
 @contextmanager

@@ -96,6 +96,9 @@ def test_an_unknown_log_level_names_the_setting_and_the_allowed_values(
         (["SLACK_BOT_TOKEN=xoxb-secret-one", "this line has no equals sign"], ".env line 2 is"),
         (['SLACK_BOT_TOKEN="xoxb-secret-one', "SLACK_APP_TOKEN=xapp-1"], ".env line 1 is"),
         (["a b c", "OK=1", "'"], ".env lines 1, 3 are"),
+        # A token pasted alone, or a name with no value: lost as surely as a broken quote.
+        (["TRIAGE_LOG_LEVEL=INFO", "xoxb-secret-pasted-alone"], ".env line 2 is"),
+        (["SLACK_BOT_TOKEN"], ".env line 1 is"),
     ],
 )
 def test_a_malformed_env_line_stops_the_start_naming_the_line(
@@ -107,6 +110,34 @@ def test_a_malformed_env_line_stops_the_start_naming_the_line(
     assert "secret" not in err
     assert "equals" not in err
     assert "sandbox" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("slack_bot_token=xoxb-secret-one", "did you mean SLACK_BOT_TOKEN?"),
+        ("SLACK_BOT_TOKN=xoxb-secret-one", "did you mean SLACK_BOT_TOKEN?"),
+        ("TRIAGE_LOGLEVEL=debug", "did you mean TRIAGE_LOG_LEVEL?"),
+    ],
+)
+def test_a_misspelt_setting_in_env_is_named(
+    capsys: pytest.CaptureFixture[str], line: str, said: str
+) -> None:
+    """A name in `.env` that is almost a setting stops the start instead of being ignored."""
+    Path(".env").write_text(f"OTHER_TOOL=1\n{line}\n", encoding="utf-8")
+    err = _fails_in_one_line(capsys, ["run"], ".env line 2", said)
+    assert "secret" not in err
+    assert "sandbox" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"])
+def test_half_the_workspace_credentials_do_not_start_the_sandbox(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """An app token or signing secret without the bot token names the bot token."""
+    monkeypatch.setenv(name, "xapp-secret-one" if name == "SLACK_APP_TOKEN" else "s3cret-one")
+    err = _fails_in_one_line(capsys, ["run"], "SLACK_BOT_TOKEN: missing", name)
+    assert "secret-one" not in err
 
 
 def test_an_env_file_that_is_not_utf8_names_the_file(capsys: pytest.CaptureFixture[str]) -> None:
