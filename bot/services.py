@@ -35,7 +35,8 @@ async def open_store(location: Path | str) -> TicketStore:
             # psycopg's message names the host and the user, never the password.
             raise UserError(
                 f"setting TRIAGE_DB: cannot open {redact_database_url(location)}:"
-                f" {str(error).strip()}"
+                # psycopg's hints come on lines of their own: one line for the operator.
+                f" {' '.join(str(error).split())}"
             ) from None
     check_database(Path(location))
     return await SqliteStore.open(location)

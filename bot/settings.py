@@ -71,8 +71,26 @@ class Settings(BaseModel):
     @classmethod
     def _database_kind(cls, value: object) -> object:
         if isinstance(value, str):
-            return SecretStr(value) if is_postgres_url(value) else Path(value)
+            if is_postgres_url(value):
+                return SecretStr(value)
+            if "://" in value:
+                # sqlite:///x.db and the like: SQLAlchemy's spelling, not ours.
+                raise ValueError(
+                    "give an SQLite file's path (e.g. triage.sqlite3) or a postgresql:// URL"
+                )
+            return Path(value)
         return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_shape(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an http(s):// URL such as https://slack.com/api/ (only a test or a"
+                " proxy sets it)"
+            )
+        return url if url.endswith("/") else url + "/"
 
     @field_validator("slack_bot_token")
     @classmethod

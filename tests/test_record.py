@@ -170,3 +170,4 @@ async def test_a_database_that_refuses_the_connection_names_the_setting_not_the_
         f"setting TRIAGE_DB: cannot open postgresql://bot:***@127.0.0.1:{port}"
     )
     assert "hunter2" not in message
+    assert "\n" not in message  # psycopg's hint lines joined: one line for the operator

@@ -479,3 +479,23 @@ async def test_a_port_already_in_use_names_the_port(slack: SlackStandIn, tmp_pat
     message = str(error.value)
     assert message.startswith(f"--port {port}: cannot listen there (")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("TRIAGE_DB", "sqlite:///triage.db", "an SQLite file's path"),
+        ("SLACK_API_URL", "notaurl", "must be an http(s):// URL"),
+        ("SLACK_API_URL", "ftp://slack.com/api/", "must be an http(s):// URL"),
+    ],
+)
+def test_a_setting_of_the_wrong_shape_is_named(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    said: str,
+) -> None:
+    """A URL where a path belongs, or no URL where one does: one line naming the setting."""
+    monkeypatch.setenv(variable, value)
+    _fails_in_one_line(capsys, ["classify", "hello"], f"setting {variable}", said)
