@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
+from bot.logs import LOG_FORMAT, WithheldMessageFormatter
 from bot.runner import load_embedder, make_pipeline, run_slack
 from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
@@ -289,7 +290,9 @@ LIBRARY_LOGGERS = (
 
 def configure_logging(settings: Settings) -> None:
     """The bot's log level for its own loggers; libraries at INFO at the most verbose."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(WithheldMessageFormatter(LOG_FORMAT))
     # Set apart from basicConfig, which changes nothing when the root already has a handler.
     logging.getLogger().setLevel(settings.log_level)
     if settings.log_library_debug:

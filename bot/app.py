@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.listeners import actions, commands, messages, reactions
+from bot.logs import describe
 from bot.record import CallRecorder, RecordingWebClient, record_listener_calls
 from bot.services import Services
 from bot.settings import hidden_from_bolt
@@ -105,9 +106,9 @@ def build_app(
         # The one place a listener's failure ends up: logged for the operator, never lost
         # silently (the ticket itself is stored before any listener work can fail).
         logger.error(
-            "listener failed on %s: %r",
+            "listener failed on %s: %s",
             body.get("event", {}).get("type") or body.get("type"),
-            error,
+            describe(error),
             exc_info=error,
         )
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from routing.desk import CustomerMessage
+from routing.models import clean_text
 
 # Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
 TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A message's text, cleaned; anything but a string (a list, a number) is no text."""
+    text = message.get("text")
+    return clean_text(text) if isinstance(text, str) else ""
 
 
 def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage | None:
@@ -21,6 +28,6 @@ def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage |
         channel=channel,
         ts=ts,
         user=user,
-        text=message.get("text") or "",
+        text=message_text(message),
         thread_ts=message.get("thread_ts"),
     )

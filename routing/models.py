@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Which layer made a decision. "fallback" is the rules-only answer when no classifier could run;
 # "agent" is a person's correction.
@@ -22,6 +23,22 @@ DECIDED_BY: dict[DecisionSource, str] = {
 }
 
 
+# Control characters a message may not carry into the store, a terminal or a model: all of C0
+# but tab, newline and carriage return, and DEL (ESC among them: terminal escape sequences).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = dict.fromkeys((*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
+
+
+def clean_text(text: str) -> str:
+    """Text every encoder and terminal takes: lone surrogates become U+FFFD, controls go.
+
+    A lone surrogate cannot be written as UTF-8 (the store, Slack and the tokenizer refuse it).
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return _SURROGATE.sub("\ufffd", text).translate(_CONTROL)
+
+
 class Ticket(BaseModel):
     """One customer message, as the pipeline sees it: no Slack types."""
 
@@ -32,6 +49,11 @@ class Ticket(BaseModel):
     channel: str | None = None
     ts: str | None = None
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("text")
+    @classmethod
+    def _clean(cls, text: str) -> str:
+        return clean_text(text)
 
 
 class LabeledExample(BaseModel):

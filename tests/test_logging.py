@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.slack_response import SlackResponse
 
 from bot.__main__ import LIBRARY_LOGGERS, configure_logging
+from bot.logs import LOG_FORMAT, WithheldMessageFormatter, describe
 from bot.sandbox.slack_api import SlackStandIn
 from bot.settings import load_settings
 
@@ -65,3 +69,43 @@ async def test_a_posted_message_never_reaches_the_debug_log(
     assert slack.calls_to("chat.postMessage")
     assert "4111" not in caplog.text
     assert BOT_TOKEN not in caplog.text
+
+
+def _raise_with_customer_text() -> None:
+    text = "card 4111 1111 1111 1111 password: hunter2 \udcff"
+    text.encode("utf-8")  # UnicodeEncodeError, whose message quotes the text
+
+
+def test_a_traceback_keeps_its_frames_and_withholds_the_message() -> None:
+    """A failure quoting the customer's text is logged by type and frames, not its message."""
+    formatter = WithheldMessageFormatter(LOG_FORMAT)
+    try:
+        try:
+            _raise_with_customer_text()
+        except UnicodeEncodeError as inner:
+            raise RuntimeError(f"while routing {inner.object!r}") from inner
+    except RuntimeError:
+        record = logging.LogRecord(
+            "bot", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    formatted = formatter.format(record)
+    assert "_raise_with_customer_text" in formatted
+    assert "UnicodeEncodeError" in formatted
+    assert "RuntimeError" in formatted
+    assert "4111" not in formatted
+    assert "hunter2" not in formatted
+
+
+def test_slacks_error_code_is_kept() -> None:
+    """A SlackApiError is described with Slack's error code, which quotes nobody."""
+    response = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="https://slack.com/api/chat.postMessage",
+        req_args={},
+        data={"ok": False, "error": "channel_not_found"},
+        headers={},
+        status_code=200,
+    )
+    error = SlackApiError("text: my card 4111", response)  # type: ignore[no-untyped-call]  # SDK
+    assert describe(error).startswith("SlackApiError (channel_not_found)")

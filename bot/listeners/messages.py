@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.intake import TICKET_SUBTYPES, customer_message
+from bot.intake import TICKET_SUBTYPES, customer_message, message_text
 from bot.services import Services
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 # A deleted message that has a thread stays as a tombstone: a deletion.
                 await desk.deleted(channel, message["ts"])
             elif message.get("subtype") in TICKET_SUBTYPES:
-                text = message.get("text") or ""
+                text = message_text(message)
                 thread_ts = message.get("thread_ts")
                 if thread_ts and thread_ts != message["ts"]:
                     if text != previous.get("text"):  # an unfurl changes nothing

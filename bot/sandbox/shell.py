@@ -23,6 +23,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import render
 from bot.app import build_app, build_client
+from bot.logs import LOG_FORMAT, WithheldMessageFormatter
 from bot.record import CallRecorder
 from bot.runner import make_pipeline, running_desk
 from bot.sandbox.events import Workspace, socket_request
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 # Where the sandbox's log records go (not the terminal: they would cut into the transcript).
 SANDBOX_LOG = Path("triage-sandbox.log")
 # The format of the sandbox's log file when `triage run` set none.
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # The sandbox's own actions; a line starting with any other word is a customer's message.
 ACTIONS = ("/help", "/approve", "/edit", "/escalate", "/reply", "/change", "/delete")
@@ -164,7 +164,7 @@ class Sandbox:
             await self.desk.drain()
         except Exception as error:
             # Whatever goes wrong with one line, the sandbox and its tickets go on.
-            logger.exception("sandbox: the line %r failed", text)
+            logger.exception("sandbox: a line of %d characters failed", len(text))
             self.transcript.say(
                 f"   (sandbox: that line failed: {type(error).__name__}: {error}; go on)"
             )
@@ -466,7 +466,8 @@ def logs_to_file(path: Path) -> Iterator[SandboxLog]:
     ]
     to_file, path = _log_file(path)
     to_file.setFormatter(
-        next((h.formatter for h in moved if h.formatter), None) or logging.Formatter(LOG_FORMAT)
+        next((h.formatter for h in moved if h.formatter), None)
+        or WithheldMessageFormatter(LOG_FORMAT)
     )
     counter = _WarningCount()
     for handler in moved:
