@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "init-config",
         help="write a copy of the default config and its examples into DIR, to edit",
     )
-    init.add_argument("directory", type=Path, metavar="DIR", help="created if missing")
+    init.add_argument("directory", metavar="DIR", help="created if missing")
 
     run = commands.add_parser(
         "run", help="start the bot (the local sandbox when no Slack token is set)"
@@ -240,7 +240,9 @@ def _init_config(args: argparse.Namespace) -> int:
     config = load_config(source)
     # The config names its examples relative to itself: copy both, so the copy stands alone.
     files = [source, config.examples_path]
-    target: Path = args.directory
+    if not args.directory.strip():
+        raise UserError("init-config needs a directory to write into: triage init-config DIR")
+    target = Path(args.directory)
     clashes = [target / file.name for file in files if (target / file.name).exists()]
     if clashes:
         raise UserError(

@@ -39,7 +39,14 @@ async def open_store(location: Path | str) -> TicketStore:
                 f" {' '.join(str(error).split())}"
             ) from None
     check_database(Path(location))
-    return await SqliteStore.open(location)
+    try:
+        return await SqliteStore.open(location)
+    except sqlite3.Error as error:
+        # Opened, but not writable as a database (a /proc file, a full or read-only disk).
+        raise UserError(
+            f"setting TRIAGE_DB: cannot use {location} ({error}); point it at a SQLite file in"
+            " a folder that exists and the bot may write to"
+        ) from None
 
 
 def check_database(database: Path) -> None:
@@ -51,6 +58,9 @@ def check_database(database: Path) -> None:
     fix = "point it at a SQLite file in a folder that exists and the bot may write to"
     if not database.parent.is_dir():
         raise UserError(f"setting TRIAGE_DB: the folder of {database} does not exist; {fix}")
+    if database.exists() and not database.is_file():
+        # /dev/null, a FIFO, a directory: SQLite opens some of them and fails later, or hangs.
+        raise UserError(f"setting TRIAGE_DB: {database} is not a regular file; {fix}")
     try:
         with contextlib.closing(sqlite3.connect(database)) as connection:
             connection.execute("PRAGMA schema_version")  # reads the header: is it SQLite?

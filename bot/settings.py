@@ -148,6 +148,10 @@ def load_settings(
 ) -> Settings:
     """Settings from `.env` (if present) overridden by the process environment."""
     dotenv_file = dotenv_path if dotenv_path is not None else Path(".env")
+    if dotenv_file.exists() and not dotenv_file.is_file():
+        raise UserError(
+            f"{dotenv_file}: not a file; settings go in a `.env` file of NAME=value lines"
+        )
     from_file = _read_dotenv(dotenv_file) if dotenv_file.is_file() else {}
     merged = {**from_file, **(dict(os.environ) if environ is None else dict(environ))}
     # An empty variable means "not set", as in most deployment tools.
@@ -161,9 +165,7 @@ def load_settings(
         )
     # Half a workspace's credentials would start the sandbox silently.
     if "SLACK_BOT_TOKEN" not in cleaned:
-        partial = [
-            name for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET") if name in cleaned
-        ]
+        partial = [name for name in ("SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET") if name in cleaned]
         if partial:
             raise UserError(
                 f"setting SLACK_BOT_TOKEN: missing, though {' and '.join(partial)}"

@@ -248,6 +248,11 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
         raise ConfigError(
             config_path, "", f"not valid TOML ({error})", "correct the syntax"
         ) from error
+    except RecursionError:
+        # tomllib recurses per nesting level: a file of [[[[... is no config.
+        raise ConfigError(
+            config_path, "", "nested too deeply to be a config", "correct the syntax"
+        ) from None
 
     examples = raw.pop("examples", None)
     if not isinstance(examples, str) or not examples:
@@ -285,7 +290,8 @@ def _read_text(path: Path, fix_missing: str) -> str:
     if not path.is_file():
         raise ConfigError(path, "", "file not found", fix_missing)
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark.
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ConfigError(path, "", "not UTF-8 text", "save the file as UTF-8") from error
     except OSError as error:
@@ -411,8 +417,7 @@ def _check_slack(config: TriageConfig, slack: SlackConfig) -> None:
             path,
             f"slack.teams.{missing[0]}" if len(missing) == 1 else "slack.teams",
             f"missing: every team needs a channel (none for {', '.join(missing)})",
-            "add "
-            + ", ".join(f'[slack.teams.{team}] with channel = "C..."' for team in missing),
+            "add " + ", ".join(f'[slack.teams.{team}] with channel = "C..."' for team in missing),
         )
     channels = [settings.channel for settings in slack.teams.values()]
     overlap = sorted(set(channels) & set(slack.intake_channels))

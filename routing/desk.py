@@ -935,7 +935,7 @@ class Desk:
     async def find_ticket(self, reference: str) -> int:
         """A ticket id from `#12`, `12`, or a link to the customer's message or a team post."""
         text = reference.strip().strip("<>").split("|")[0]
-        number = re.fullmatch(r"#?(\d{1,12})", text)
+        number = re.fullmatch(r"#?([0-9]{1,12})", text)  # ASCII digits only: '#٣' is no ticket
         if number:
             return int(number.group(1))
         link = re.search(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})", text)

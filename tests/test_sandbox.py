@@ -19,7 +19,7 @@ from typing import Any, get_args
 import pytest
 
 from bot import render
-from bot.sandbox.shell import AGENT, CUSTOMER, ONCALL, Sandbox, open_sandbox, run_sandbox
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, Sandbox, open_sandbox, run_sandbox
 from bot.settings import Settings, load_settings
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
@@ -309,7 +309,8 @@ async def test_a_failing_line_says_so_and_the_sandbox_goes_on(
         "   (sandbox: that line failed: ValueError: the stand-in refuses this one; go on)"
     ]
     assert "[#intake] @customer: My invoice is wrong  (ticket #2)" in lines
-    assert "the line '/reply #1 hello?' failed" in caplog.text
+    assert "a line of 16 characters failed" in caplog.text  # never the line: a customer's text
+    assert "hello?" not in caplog.text
 
 
 async def test_edit_and_reply_text_reaches_the_customer_verbatim(
@@ -371,3 +372,21 @@ async def test_edit_on_a_rejected_ticket_submits_nothing_into_another_tickets_mo
     assert "The draft for ticket #2 was rejected" in transcript
     assert "no Edit modal opened for ticket #2" in transcript
     assert "submits the edited reply: We are on it" not in transcript
+
+
+async def test_ticket_numbers_are_ascii_digits_and_never_overflow(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """An Arabic-Indic digit or a 23-digit number is no ticket: said, nothing sent."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, "I was charged twice")
+        await _type(sandbox, "/approve #\u0661", "/approve #99999999999999999999999")
+        # No reply went to the customer's thread: nothing was approved.
+        assert not [
+            call
+            for call in sandbox.slack_api.calls_to("chat.postMessage")
+            if call.args.get("channel") == INTAKE and call.args.get("thread_ts")
+        ]
+    text = out.getvalue()
+    assert "no ticket '#\u0661'" in text
+    assert "OverflowError" not in text

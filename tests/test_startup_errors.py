@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import socket
@@ -499,3 +500,42 @@ def test_a_setting_of_the_wrong_shape_is_named(
     """A URL where a path belongs, or no URL where one does: one line naming the setting."""
     monkeypatch.setenv(variable, value)
     _fails_in_one_line(capsys, ["classify", "hello"], f"setting {variable}", said)
+
+
+@pytest.mark.parametrize("database", ["/dev/null", "/proc/self/status"])
+def test_a_database_that_is_no_regular_writable_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database: str
+) -> None:
+    """TRIAGE_DB at a device or a /proc file: one line and exit 2, not a traceback and a hang."""
+    monkeypatch.setenv("TRIAGE_DB", database)
+    monkeypatch.setattr("sys.stdin", io.StringIO("I was charged twice\n"))
+    _fails_in_one_line(capsys, ["run"], "setting TRIAGE_DB", database)
+
+
+def test_a_config_nested_too_deeply_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file of 100,000 '[' is refused in one line, not a RecursionError of 3,000 lines."""
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000, encoding="utf-8")
+    _fails_in_one_line(capsys, ["classify", "--config", str(deep), "hi"], "nested too deeply")
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Windows editors' UTF-8 byte-order mark does not make the config invalid TOML."""
+    assert main(["init-config", str(tmp_path)]) == 0
+    config = tmp_path / "config.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    assert load_config(config).fallback_team == "support"
+
+
+def test_an_env_that_is_a_directory_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """A `.env` directory is not silently ignored."""
+    Path(".env").mkdir()
+    _fails_in_one_line(capsys, ["classify", "hi"], ".env: not a file")
+
+
+@pytest.mark.parametrize("directory", ["", "   "])
+def test_init_config_needs_a_directory(capsys: pytest.CaptureFixture[str], directory: str) -> None:
+    """An empty DIR is refused instead of writing into the current folder."""
+    _fails_in_one_line(capsys, ["init-config", directory], "needs a directory")

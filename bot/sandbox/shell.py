@@ -49,7 +49,7 @@ SANDBOX_LOG = Path("triage-sandbox.log")
 # The sandbox's own actions; a line starting with any other word is a customer's message.
 ACTIONS = ("/help", "/approve", "/edit", "/escalate", "/reply", "/change", "/delete")
 # An agent's reaction: an emoji and a ticket, and nothing else (":( it crashed" is a message).
-_REACTION = re.compile(r":(?P<emoji>[a-z0-9_+'\-]+):\s+(?P<ticket>#?\d+)")
+_REACTION = re.compile(r":(?P<emoji>[a-z0-9_+'\-]+):\s+(?P<ticket>#?[0-9]{1,12})")
 # A Slack user id as typed in `/as U0SOMEONE ...`.
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -217,7 +217,10 @@ class Sandbox:
         return user
 
     async def _ticket(self, reference: str) -> tuple[int, Any] | None:
-        ticket_id = int(reference.lstrip("#")) if reference.lstrip("#").isdigit() else None
+        # ASCII digits, and few: an Arabic-Indic digit is no ticket number, and no number
+        # overflows the store's integers.
+        number = re.fullmatch(r"#?([0-9]{1,12})", reference)
+        ticket_id = int(number.group(1)) if number else None
         ticket = await self.desk.store.ticket(ticket_id) if ticket_id is not None else None
         if ticket is None:
             self.transcript.say(f"   (sandbox: no ticket {reference!r})")

@@ -50,12 +50,17 @@ class SqliteStore:
         """Open (creating if needed) the database at path and bring its schema up to date."""
         connection = await aiosqlite.connect(str(path))
         connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        # WAL with synchronous=NORMAL is durable across a process crash, which is what we need.
-        await connection.execute("PRAGMA synchronous=NORMAL")
         store = cls(connection)
-        await store._migrate()
+        try:
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            # WAL with synchronous=NORMAL is durable across a process crash: what we need.
+            await connection.execute("PRAGMA synchronous=NORMAL")
+            await store._migrate()
+        except BaseException:
+            # Closed, so aiosqlite's thread ends and the process can exit.
+            await connection.close()
+            raise
         return store
 
     async def __aenter__(self) -> Self:
