@@ -6,13 +6,14 @@ import logging
 import re
 import shlex
 
+from routing.corrections import CORRECTABLE_FIELDS
 from routing.desk import BadRequestError, Desk, NotAllowedError
 
 logger = logging.getLogger(__name__)
 
 USAGE = {
     "reclassify": "`/triage reclassify <ticket # or message link> [category=..] [priority=..]"
-    " [team=..]`",
+    " [team=..] [sentiment=..]`",
     "status": "`/triage status <ticket # or message link>`",
     "oncall": "`/triage oncall <team> [@user or @group ...]`",
     "stats": "`/triage stats`",
@@ -84,8 +85,10 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     changes: dict[str, str] = {}
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
-        if not sep or key not in ("category", "priority", "team") or not value:
-            raise _usage("reclassify", f"`{arg}` is not category=.., priority=.. or team=..")
+        if not sep or key not in CORRECTABLE_FIELDS or not value:
+            raise _usage(
+                "reclassify", f"`{arg}` is not category=.., priority=.., team=.. or sentiment=.."
+            )
         if key in changes:
             raise _usage("reclassify", f"`{key}` is given twice.")
         changes[key] = value.lower()
@@ -97,6 +100,7 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
         category=changes.get("category"),
         priority=changes.get("priority"),
         team=changes.get("team"),
+        sentiment=changes.get("sentiment"),
     )
 
 

@@ -872,7 +872,7 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     await bot.desk.drain()
     link = f"https://sandbox.slack.com/archives/{INTAKE}/p{ts.replace('.', '')}"
     answer = await bot.command(AGENT, f"reclassify <{link}> priority=low")
-    assert "/ low for billing" in answer
+    assert "billing / low / " in answer
     assert "`colour=red` is not category=" in await bot.command(AGENT, "reclassify #1 colour=red")
     assert "Unknown category `astrology`" in await bot.command(
         AGENT, "reclassify #1 category=astrology"
