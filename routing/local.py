@@ -44,6 +44,15 @@ TEMPERATURE = 0.05
 # Confidence = sigmoid(a * margin + b * fit + c), where margin is the top score minus the second
 # and fit the best similarity to any example or rubric; fitted by bench/calibrate.py.
 CALIBRATION = (13.29, 5.325, -4.229)
+# Confidence is pulled towards the share of the ticket's nearest labeled examples that carry the
+# decided category: confidence = (sum of w * agrees + NEIGHBOUR_PRIOR * calibrated) /
+# (sum of w + NEIGHBOUR_PRIOR) over the NEIGHBOURS nearest examples, with
+# w = exp((similarity - best similarity to any example or phrase) / NEIGHBOUR_TEMPERATURE).
+# Examples far from the ticket weigh nothing and the calibrated margin decides; where many close
+# examples disagree (noisy corrections) the bot cannot grow sure, however many it has.
+NEIGHBOURS = 8
+NEIGHBOUR_TEMPERATURE = 0.05
+NEIGHBOUR_PRIOR = 1.0
 # Weight of the priorities seen among the predicted category's examples.
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
@@ -287,6 +296,7 @@ class LocalClassifier:
         self._categories.learn(vectors, example.category)
         self._priorities.learn(vectors, example.priority)
         self._sentiments.learn(vectors, example.sentiment)
+        self._team_positions.extend(self._team_positions_of([example]))
         self._count_priority(example)
         if example.category in self._priority_counts:
             row = self._priority_counts[example.category]
@@ -306,6 +316,9 @@ class LocalClassifier:
         self._categories.fit(vectors, [example.category for example in examples])
         self._priorities.fit(vectors, [example.priority for example in examples])
         self._sentiments.fit(vectors, [example.sentiment for example in examples])
+        # Per example, its team's position in config order, or -1 when it names none.
+        self._team_positions = _Rows(None, np.int64)
+        self._team_positions.extend(self._team_positions_of(examples))
         self._priority_counts = {
             name: np.ones(len(self._priorities.labels)) for name in self._config.category_names
         }
@@ -314,6 +327,26 @@ class LocalClassifier:
         self._priority_prior = {
             name: row / row.sum() for name, row in self._priority_counts.items()
         }
+
+    def neighbour_confidence(
+        self, calibrated: float, similarities: Vector, category: str, fit: float
+    ) -> float:
+        """The calibrated confidence, pulled towards the nearest examples' agreement."""
+        field = self._categories
+        carried = np.flatnonzero(field._example_labels >= 0)
+        if not carried.size:
+            return calibrated
+        k = min(NEIGHBOURS, carried.size)
+        pool = similarities[carried]
+        nearest = np.argpartition(-pool, k - 1)[:k]
+        weights = np.exp((pool[nearest] - fit) / NEIGHBOUR_TEMPERATURE)
+        agrees = field._example_labels[carried[nearest]] == field.position(category)
+        agreeing = float(weights[agrees].sum())
+        return (agreeing + NEIGHBOUR_PRIOR * calibrated) / (float(weights.sum()) + NEIGHBOUR_PRIOR)
+
+    def _team_positions_of(self, examples: Sequence[LabeledExample]) -> npt.NDArray[np.int64]:
+        teams = {name: position for position, name in enumerate(self._config.team_names)}
+        return np.array([teams.get(example.team or "", -1) for example in examples], dtype=np.int64)
 
     def _count_priority(self, example: LabeledExample) -> None:
         # How often each priority occurs among the examples of each category, smoothed: feature
@@ -370,7 +403,12 @@ class LocalClassifier:
             sentiment=self._sentiments.labels[
                 int(np.argmax(self._sentiments.score(query, similarities).scores))
             ],
-            confidence=calibrated_confidence(evidence.margin, evidence.fit),
+            confidence=self.neighbour_confidence(
+                calibrated_confidence(evidence.margin, evidence.fit),
+                similarities,
+                best,
+                evidence.fit,
+            ),
             source="local",
             category_scores=dict(
                 zip(self._categories.labels, _softmax(evidence.scores), strict=True)
@@ -406,15 +444,15 @@ class LocalClassifier:
 
     def _team_for(self, category: str, similarities: Vector) -> str:
         # The team follows the category unless a very similar example of it says otherwise.
-        candidates = [
-            (float(similarities[i]), example.team)
-            for i, example in enumerate(self._examples)
-            if example.category == category and example.team is not None
-        ]
-        if candidates:
-            similarity, team = max(candidates)
-            if similarity >= TEAM_OVERRIDE_SIMILARITY and team is not None:
-                return team
+        # Vectorised over the examples: a loop over 10,000 of them cost 6 ms a ticket.
+        position = self._categories.position(category)
+        if position is None:
+            return self._config.team_for(category)
+        mine = (self._categories._example_labels == position) & (self._team_positions.rows >= 0)
+        if mine.any():
+            closest = int(np.argmax(np.where(mine, similarities, -np.inf)))
+            if float(similarities[closest]) >= TEAM_OVERRIDE_SIMILARITY:
+                return self._config.team_names[int(self._team_positions.rows[closest])]
         return self._config.team_for(category)
 
 
