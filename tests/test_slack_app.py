@@ -1167,7 +1167,8 @@ async def test_the_reclassify_button_opens_a_modal_whose_submission_moves_the_ti
     assert post.team == "engineering"
     dm = bot.slack.calls_to("chat.postMessage")[-1]
     assert dm.args["channel"] == AGENT
-    assert "now technical / medium for engineering" in dm.args["text"]
+    assert "now technical / medium / " in dm.args["text"]
+    assert "for engineering" in dm.args["text"]
 
 
 async def test_a_reply_slack_refuses_stays_a_draft_and_the_agent_is_told(bot: Harness) -> None:
