@@ -7,6 +7,7 @@ import re
 import shlex
 
 from bot.render import escape
+from routing.corrections import CORRECTABLE_FIELDS
 from routing.desk import BadRequestError, Desk, NotAllowedError
 
 logger = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ USAGE = {
     command: f"`{escape(usage)}`"
     for command, usage in {
         "reclassify": "/triage reclassify <ticket # or message link> [category=..] [priority=..]"
-        " [team=..]",
+        " [team=..] [sentiment=..]",
         "status": "/triage status <ticket # or message link>",
         "oncall": "/triage oncall <team> [@user or @group ...]",
         "stats": "/triage stats",
@@ -89,9 +90,10 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     changes: dict[str, str] = {}
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
-        if not sep or key not in ("category", "priority", "team") or not value:
+        if not sep or key not in CORRECTABLE_FIELDS or not value:
             raise _usage(
-                "reclassify", f"`{escape(arg)}` is not category=.., priority=.. or team=.."
+                "reclassify",
+                f"`{escape(arg)}` is not category=.., priority=.., team=.. or sentiment=..",
             )
         if key in changes:
             raise _usage("reclassify", f"`{escape(key)}` is given twice.")
@@ -104,6 +106,7 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
         category=changes.get("category"),
         priority=changes.get("priority"),
         team=changes.get("team"),
+        sentiment=changes.get("sentiment"),
     )
 
 

@@ -79,6 +79,11 @@ class Pipeline:
         if self._local is not None:
             self._local.add_example(example)
 
+    def learn_many(self, examples: Sequence[LabeledExample]) -> None:
+        """Learn many labeled examples at once (stored corrections at start-up): one fit."""
+        if self._local is not None:
+            self._local.add_examples(examples)
+
     def rules(self, text: str) -> RuleMatch:
         """What the keyword rules find in a text."""
         return self._rules.match(text)

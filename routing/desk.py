@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
+from routing.corrections import Correction, corrected_decision, correction_example
 from routing.errors import TriageError
 from routing.escalation import escalate
-from routing.models import DECIDED_BY, Decision, Escalation, LabeledExample, Ticket, Triage
+from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
 from routing.ports import TicketStore
 from routing.records import StoredPost, StoredTicket, utc_now
 from routing.redact import redact
@@ -235,8 +236,8 @@ class Desk:
         """Relearn stored corrections, start the workers, and route what a restart left."""
         # The event ids only guard against Slack's retries; a week keeps the file small.
         await self.store.forget_events(before=utc_now() - EVENT_MEMORY)
-        for example in await self.store.corrections():
-            self.pipeline.learn(example)
+        # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
+        self.pipeline.learn_many(await self.store.corrections())
         for _ in range(self.slack.workers):
             self._work.tasks.append(asyncio.create_task(self._worker()))
         for ticket_id in await self.store.sending_drafts():
@@ -757,18 +758,23 @@ class Desk:
         category: str | None = None,
         priority: str | None = None,
         team: str | None = None,
+        sentiment: str | None = None,
     ) -> str:
-        """An agent's correction: move or update the post, and learn it as a labeled example."""
+        """An agent's correction: move or update the post, and learn it as a labeled example.
+
+        Only the fields the agent named are learnt (routing.corrections).
+        """
         config = self.config
-        for value, allowed, what in (
-            (category, config.category_names, "category"),
-            (priority, config.priority_names, "priority"),
-            (team, config.team_names, "team"),
-        ):
-            if value is not None and value not in allowed:
-                raise BadRequestError(f"Unknown {what} `{value}`: use one of {', '.join(allowed)}.")
-        if category is None and priority is None and team is None:
-            raise BadRequestError("Say what to change: category=.., priority=.. or team=..")
+        correction = Correction(
+            category=category, priority=priority, team=team, sentiment=sentiment
+        )
+        problem = correction.problem(config)
+        if problem is not None:
+            raise BadRequestError(problem)
+        if correction.empty:
+            raise BadRequestError(
+                "Say what to change: category=.., priority=.., team=.. or sentiment=.."
+            )
         ticket = await self._ticket_for_agent(ticket_id, user, "reclassify")
         if ticket.decision is None or ticket.escalation is None:
             raise BadRequestError(
@@ -782,21 +788,8 @@ class Desk:
             old, old_escalation = ticket.decision, ticket.escalation
             assert old is not None  # noqa: S101  # checked above; never unset
             assert old_escalation is not None  # noqa: S101
-            new_category = category or old.category
-            new_team = team or (config.team_for(new_category) if category else old.team)
-            decision = old.model_copy(
-                update={
-                    "category": new_category,
-                    "priority": priority or old.priority,
-                    "team": new_team,
-                    "confidence": 1.0,
-                    "source": "agent",
-                    "off_topic": False,
-                    "flagged": False,
-                    "category_scores": {new_category: 1.0},
-                    "reasons": ("reclassified by an agent",),
-                }
-            )
+            decision = corrected_decision(old, correction, config)
+            new_team = decision.team
             # The customer's thread replies count too: a reclassify cannot drop their "urgent".
             whole = await self._with_replies(ticket)
             escalation = escalate(whole, decision, self.pipeline.rules(whole.text), config)
@@ -818,13 +811,7 @@ class Desk:
                     f"Slack did not take the post in {new_team}'s channel; ticket #{ticket_id}"
                     " is unchanged. Try again."
                 ) from None
-            example = LabeledExample(
-                text=ticket.text,
-                category=decision.category,
-                priority=decision.priority,
-                team=decision.team,
-                sentiment=decision.sentiment,
-            )
+            example = correction_example(ticket.text, correction)
             await self.store.add_correction(example, ticket_id=ticket_id, by=user)
             self.pipeline.learn(example)
             await self.store.audit(
@@ -836,8 +823,8 @@ class Desk:
             )
         await self._page_if_needed(ticket_id)
         return (
-            f"Ticket #{ticket_id} is now {decision.category} / {decision.priority} for "
-            f"{decision.team}; the next tickets learn from it."
+            f"Ticket #{ticket_id} is now {decision.category} / {decision.priority} / "
+            f"{decision.sentiment} for {decision.team}; the next tickets learn from it."
         )
 
     async def set_oncall(self, team: str, people: Sequence[str], *, user: str) -> str:

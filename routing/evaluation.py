@@ -19,7 +19,13 @@ from typing import Any, Literal, Protocol, TextIO, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routing.config import CategoryConfig, TriageConfig, validate_config
+from routing.config import (
+    CategoryConfig,
+    LabelConfig,
+    PriorityConfig,
+    TriageConfig,
+    validate_config,
+)
 from routing.errors import UserError
 from routing.models import LabeledExample, Ticket, Triage
 
@@ -60,6 +66,8 @@ class LabeledRow:
     split: str = ""
     # What examples are drawn per (--shots-by); "" means the label itself.
     group: str = ""
+    # Labels of other fields, as (field, label) pairs (e.g. the priority column in a replay).
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def stratum(self) -> str:
@@ -112,6 +120,8 @@ def load_dataset(
     where: Mapping[str, str] | None = None,
     split_required: bool = False,
     group_col: str | None = None,
+    extra_cols: Mapping[str, str] | None = None,
+    optional_extra_cols: Mapping[str, str] | None = None,
 ) -> LabeledRows:
     """Read a labeled .csv or .jsonl file, keeping the rows equal to every `where` filter.
 
@@ -119,6 +129,8 @@ def load_dataset(
     error like any other missing column. Rows with a blank text or label are skipped and noted.
     group_col names a column whose values --shots draws examples per (e.g. banking77's intent while
     the label is the category it maps to).
+    extra_cols maps another field to the column holding its label (a row's blank cell is no
+    label); optional_extra_cols likewise, for columns used only when the file has them.
     Every problem with the file or the arguments is a UserError that says what to change.
     """
     source = Path(path)
@@ -141,6 +153,7 @@ def load_dataset(
     if group_col is not None:
         wanted.append(("--shots-by", group_col))
     wanted.extend(("--where", column) for column in filters)
+    wanted.extend((f"{field} label", column) for field, column in (extra_cols or {}).items())
     for role, column in wanted:
         if column not in columns:
             raise UserError(
@@ -148,6 +161,10 @@ def load_dataset(
                 f"its columns are: {', '.join(columns) or '(none)'}"
             )
     has_split = split_col is not None and split_col in columns
+    extras = dict(extra_cols or {})
+    for field, column in (optional_extra_cols or {}).items():
+        if column in columns and field not in extras:
+            extras[field] = column
     notes: list[str] = []
     if split_col is not None and not has_split:
         notes.append(f"{source.name} has no column {split_col!r}: its rows have no split")
@@ -164,7 +181,12 @@ def load_dataset(
             continue
         split = record.get(split_col, "").strip() if has_split and split_col else ""
         group = record.get(group_col, "").strip() if group_col else ""
-        kept.append(LabeledRow(text=text, label=label, split=split, group=group))
+        extra = tuple(
+            (field, value)
+            for field, column in extras.items()
+            if (value := record.get(column, "").strip())
+        )
+        kept.append(LabeledRow(text=text, label=label, split=split, group=group, extra=extra))
 
     if blank:
         notes.append(f"skipped {blank} row(s) with a blank {text_col!r} or {label_col!r}")
@@ -271,7 +293,12 @@ def category_names_for_labels(config: TriageConfig, labels: Iterable[str]) -> di
     A label whose sanitised name is a category (`Billing` -> `billing`) is that category; names
     that would clash get `_2`, `_3`, ... The result does not depend on the order of labels.
     """
-    existing = set(config.category_names)
+    return _names_for_labels(config.category_names, labels)
+
+
+def _names_for_labels(names: Iterable[str], labels: Iterable[str]) -> dict[str, str]:
+    """Map each label to a label name of a field: itself if one of names, else sanitised."""
+    existing = set(names)
     unique = sorted(set(labels))
     mapping = {label: label for label in unique if label in existing}
     taken = set(existing)
@@ -340,6 +367,55 @@ def taxonomy_for_labels(
     return updated
 
 
+def field_taxonomy_for_labels(
+    config: TriageConfig, field: EvalField, labels: Iterable[str]
+) -> TriageConfig:
+    """Return the config whose priorities or sentiments are exactly the labels' names.
+
+    A label that is already a label of the field keeps its config (rubric, phrases, flags); a
+    new one gets its words as rubric. The default becomes the first label when the config's
+    default is not among them. The categories stay as they are.
+    """
+    mapping = _names_for_labels(_field_labels(config, field), labels)
+    if not mapping:
+        raise UserError("no labels to build a taxonomy from")
+    # The config's labels keep their order (priorities run from least to most urgent); new
+    # ones follow, sorted.
+    config_order = _field_labels(config, field)
+    wanted = set(mapping.values())
+    names = [name for name in config_order if name in wanted]
+    names += sorted(wanted - set(names))
+    if field == "priority":
+        known_priorities = {level.name: level for level in config.priorities}
+        priorities = tuple(
+            known_priorities.get(name)
+            or PriorityConfig(name=name, rubric=label_words(name), emoji=":white_circle:")
+            for name in names
+        )
+        default = config.default_priority if config.default_priority in names else names[0]
+        # Category caps name the config's priorities; they mean nothing for the new ones.
+        categories = tuple(
+            category
+            if category.max_priority in (None, *names)
+            else category.model_copy(update={"max_priority": None})
+            for category in config.categories
+        )
+        updated = config.model_copy(
+            update={"priorities": priorities, "default_priority": default, "categories": categories}
+        )
+    elif field == "sentiment":
+        known = {sentiment.name: sentiment for sentiment in config.sentiments}
+        sentiments = tuple(
+            known.get(name) or LabelConfig(name=name, rubric=label_words(name)) for name in names
+        )
+        default = config.default_sentiment if config.default_sentiment in names else names[0]
+        updated = config.model_copy(update={"sentiments": sentiments, "default_sentiment": default})
+    else:
+        raise UserError(f"--field {field}: only priority and sentiment labels can be replaced")
+    validate_config(updated)
+    return updated
+
+
 def _keyed_by(entries: Mapping[str, str], categories: set[str]) -> dict[str, str]:
     return {key: value for key, value in entries.items() if key in categories or key == "default"}
 
@@ -378,6 +454,8 @@ class EvalReport(_Frozen):
     # Mean F1 over the labels with test rows; a label only ever predicted does not count in it.
     macro_f1: float
     macro_f1_std: float
+    # Mean recall over the labels with test rows (TweetEval's headline figure for sentiment).
+    macro_recall: float
     needs_human_rate: float
     # Share of test rows each escalation reason fired for (a row can have several), mean over seeds.
     needs_human_reasons: dict[str, float] = Field(default_factory=dict)
@@ -398,6 +476,7 @@ class EvalReport(_Frozen):
             "accuracy_std": round(self.accuracy_std, 4),
             "macro_f1": round(self.macro_f1, 4),
             "macro_f1_std": round(self.macro_f1_std, 4),
+            "macro_recall": round(self.macro_recall, 4),
             "n_test": self.n_test,
             "n_examples": self.n_examples,
             "needs_human_rate": round(self.needs_human_rate, 4),
@@ -464,6 +543,7 @@ async def evaluate(
     progress: ProgressCallback | None = None,
     concurrency: int = 1,
     field: EvalField = "category",
+    limit: int | None = None,
 ) -> EvalReport:
     """Classify the test rows and measure the predictions against the true labels.
 
@@ -474,8 +554,10 @@ async def evaluate(
     rows when there is no split) is classified once. Split arguments may name several splits,
     separated by commas. Predictions are compared as the dataset's own label names.
 
-    field chooses what is measured: the category, or (with the config as it is, no shots) the
-    priority, sentiment or team the pipeline decided.
+    field chooses what is measured: the category, priority, sentiment or team the pipeline
+    decided. With shots and a field other than the category, that field's labels become the
+    data set's labels (the categories stay the config's) and the examples carry only that field.
+    limit keeps the first that many test rows.
     """
     if shots is not None and shots < 1:
         raise UserError(f"--shots {shots}: give at least 1 example per label")
@@ -483,11 +565,13 @@ async def evaluate(
         raise UserError(f"--seeds {seeds}: give at least 1 seed")
     if concurrency < 1:
         raise UserError(f"concurrency {concurrency}: must be at least 1")
-    if field != "category" and shots is not None:
+    if field == "team" and shots is not None:
         raise UserError(
-            f"--field {field} measures the config as it is: drop --shots (examples are drawn "
-            "per category only)"
+            "--field team follows the category: drop --shots, or measure the category with "
+            "--shots and a column of categories"
         )
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: give at least 1 row")
 
     notes = list(rows.notes)
     if shots is None:
@@ -509,10 +593,14 @@ async def evaluate(
         pool = _split_rows(rows, train_split) if rows.has_split else rows.rows
         test_rows = _split_rows(rows, test_split) if rows.has_split else None
         pool_labels = sorted({row.label for row in pool})
-        mapping = category_names_for_labels(config, pool_labels)
-        taxonomy = taxonomy_for_labels(config, pool_labels, exact=True)
+        if field == "category":
+            mapping = category_names_for_labels(config, pool_labels)
+            taxonomy = taxonomy_for_labels(config, pool_labels, exact=True)
+        else:
+            mapping = _names_for_labels(_field_labels(config, field), pool_labels)
+            taxonomy = field_taxonomy_for_labels(config, field, pool_labels)
         runs = [
-            _draw(pool, test_rows, mapping, shots=shots, rng=random.Random(seed))  # noqa: S311  # sampling, not security
+            _draw(pool, test_rows, mapping, shots=shots, rng=random.Random(seed), field=field)  # noqa: S311  # sampling, not security
             for seed in range(seeds)
         ]
         notes.extend(_shortage_notes(pool, shots, leave_one=test_rows is None))
@@ -531,6 +619,8 @@ async def evaluate(
             + ", ".join(f"{label!r} -> {mapping[label]!r}" for label in renamed[:3])
         )
 
+    if limit is not None:
+        runs = [_Run(examples=run.examples, test=run.test[:limit]) for run in runs]
     label_of = {category: label for label, category in mapping.items()}
     total = sum(len(run.test) for run in runs)
     counter = _Tally(total, progress)
@@ -577,6 +667,7 @@ def _draw(
     *,
     shots: int,
     rng: random.Random,
+    field: EvalField = "category",
 ) -> _Run:
     """Up to `shots` examples per label; with no test split, every other row is a test row."""
     by_stratum: dict[str, list[int]] = {}
@@ -587,7 +678,7 @@ def _draw(
         indexes = by_stratum[stratum]
         chosen.extend(rng.sample(indexes, _take(len(indexes), shots, leave_one=test is None)))
     examples = tuple(
-        LabeledExample(text=pool[index].text, category=mapping[pool[index].label])
+        LabeledExample.model_validate({"text": pool[index].text, field: mapping[pool[index].label]})
         for index in chosen
     )
     if test is None:
@@ -674,6 +765,7 @@ async def _classify(
 class _SeedScores:
     accuracy: float
     macro_f1: float
+    macro_recall: float
     needs_human_rate: float
     # label -> (precision, recall, f1, support, needs-human rate or None)
     per_label: dict[str, tuple[float, float, float, int, float | None]]
@@ -697,6 +789,9 @@ def _scores(outcome: _Outcome, labels: Sequence[str]) -> _SeedScores:
     return _SeedScores(
         accuracy=sum(correct.values()) / n if n else 0.0,
         macro_f1=statistics.fmean(per_label[label][2] for label in true_labels)
+        if true_labels
+        else 0.0,
+        macro_recall=statistics.fmean(per_label[label][1] for label in true_labels)
         if true_labels
         else 0.0,
         needs_human_rate=sum(outcome.human) / n if n else 0.0,
@@ -765,6 +860,7 @@ def _report(
         accuracy_std=_std(accuracies),
         macro_f1=statistics.fmean(f1s),
         macro_f1_std=_std(f1s),
+        macro_recall=statistics.fmean(score.macro_recall for score in scores),
         needs_human_rate=statistics.fmean(score.needs_human_rate for score in scores),
         needs_human_reasons=reasons,
         per_seed_accuracy=tuple(accuracies),
@@ -790,6 +886,7 @@ def format_report(report: EvalReport) -> str:
         + (f" ± {report.accuracy_std:.3f} (std over seeds)" if report.seeds > 1 else ""),
         f"  macro-F1     {report.macro_f1:.3f}"
         + (f" ± {report.macro_f1_std:.3f}" if report.seeds > 1 else ""),
+        f"  macro-recall {report.macro_recall:.3f}",
         f"  needs human  {report.needs_human_rate:.3f}",
     ]
     if report.needs_human_reasons:

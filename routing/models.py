@@ -57,12 +57,16 @@ class Ticket(BaseModel):
 
 
 class LabeledExample(BaseModel):
-    """A ticket whose labels an agent (or the shipped defaults) vouches for."""
+    """A ticket whose labels an agent (or the shipped defaults) vouches for.
+
+    A field is None when nobody vouched for it: an agent who corrected only the priority taught
+    no category, and the classifier learns nothing about the category from that example.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     text: str
-    category: str
+    category: str | None = None
     priority: str | None = None
     team: str | None = None
     sentiment: str | None = None

@@ -90,7 +90,8 @@ async def test_changing_only_the_category_in_the_modal_moves_the_ticket_to_that_
     assert (live.team, live.channel) == ("billing", bot.channel_of("billing"))
     (post,) = [p for p in bot.posts_in("billing") if p["ts"] == live.ts]
     assert post["metadata"]["event_payload"]["ticket_id"] == ticket_id
-    assert f"now billing / {before.decision.priority} for billing" in _dms_to(bot, AGENT)[-1]
+    expected = f"now billing / {before.decision.priority} / {before.decision.sentiment} for billing"
+    assert expected in _dms_to(bot, AGENT)[-1]
 
 
 async def test_submitting_the_modal_unchanged_changes_nothing_and_says_so(bot: Harness) -> None:

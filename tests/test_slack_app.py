@@ -872,7 +872,7 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     await bot.desk.drain()
     link = f"https://sandbox.slack.com/archives/{INTAKE}/p{ts.replace('.', '')}"
     answer = await bot.command(AGENT, f"reclassify <{link}> priority=low")
-    assert "/ low for billing" in answer
+    assert "billing / low / " in answer
     assert "`colour=red` is not category=" in await bot.command(AGENT, "reclassify #1 colour=red")
     assert "Unknown category `astrology`" in await bot.command(
         AGENT, "reclassify #1 category=astrology"
@@ -1186,7 +1186,8 @@ async def test_the_reclassify_button_opens_a_modal_whose_submission_moves_the_ti
     assert post.team == "engineering"
     dm = bot.slack.calls_to("chat.postMessage")[-1]
     assert dm.args["channel"] == AGENT
-    assert "now technical / medium for engineering" in dm.args["text"]
+    assert "now technical / medium / " in dm.args["text"]
+    assert "for engineering" in dm.args["text"]
 
 
 async def test_a_reply_slack_refuses_stays_a_draft_and_the_agent_is_told(bot: Harness) -> None:

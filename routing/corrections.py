@@ -1,0 +1,82 @@
+"""An agent's correction: what it changes in a decision, and what the classifier learns from it.
+
+`/triage reclassify` (routing.desk) and the correction replay of `triage eval
+--replay-corrections` (routing.replay) both go through these two functions, so a replayed
+correction teaches exactly what an agent's does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from routing.config import TriageConfig
+from routing.models import Decision, LabeledExample
+
+CORRECTABLE_FIELDS = ("category", "priority", "team", "sentiment")
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The labels an agent set (or confirmed by naming them); None for what they left alone."""
+
+    category: str | None = None
+    priority: str | None = None
+    team: str | None = None
+    sentiment: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when the agent named no field."""
+        return all(getattr(self, field) is None for field in CORRECTABLE_FIELDS)
+
+    def problem(self, config: TriageConfig) -> str | None:
+        """What is wrong with the correction for this taxonomy (an unknown label), or None."""
+        for field, allowed in (
+            ("category", config.category_names),
+            ("priority", config.priority_names),
+            ("team", config.team_names),
+            ("sentiment", config.sentiment_names),
+        ):
+            value = getattr(self, field)
+            if value is not None and value not in allowed:
+                return f"Unknown {field} `{value}`: use one of {', '.join(allowed)}."
+        return None
+
+
+def corrected_decision(old: Decision, correction: Correction, config: TriageConfig) -> Decision:
+    """The decision after the correction: the agent's labels, the rest kept from the old one.
+
+    A new category brings its default team unless the agent named a team too.
+    """
+    category = correction.category or old.category
+    team = correction.team or (config.team_for(category) if correction.category else old.team)
+    return old.model_copy(
+        update={
+            "category": category,
+            "priority": correction.priority or old.priority,
+            "team": team,
+            "sentiment": correction.sentiment or old.sentiment,
+            "confidence": 1.0,
+            "source": "agent",
+            "off_topic": False,
+            "flagged": False,
+            "category_scores": {category: 1.0},
+            "reasons": ("reclassified by an agent",),
+        }
+    )
+
+
+def correction_example(text: str, correction: Correction) -> LabeledExample:
+    """The labeled example an agent's correction teaches: only the fields the agent named.
+
+    A category-only correction teaches no priority, sentiment or team: the bot's own guesses for
+    those were never confirmed by anyone, and learning them would make the bot more sure of its
+    own mistakes.
+    """
+    return LabeledExample(
+        text=text,
+        category=correction.category,
+        priority=correction.priority,
+        team=correction.team,
+        sentiment=correction.sentiment,
+    )
