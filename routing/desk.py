@@ -765,6 +765,7 @@ class Desk:
         Only the fields the agent named are learnt (routing.corrections).
         """
         config = self.config
+        await self._require_any_agent(user, "reclassify tickets")
         correction = Correction(
             category=category, priority=priority, team=team, sentiment=sentiment
         )
@@ -776,6 +777,12 @@ class Desk:
                 "Say what to change: category=.., priority=.., team=.. or sentiment=.."
             )
         ticket = await self._ticket_for_agent(ticket_id, user, "reclassify")
+        if ticket.status == "withdrawn":
+            # The customer deleted the message: a new post would bring the ticket back.
+            raise BadRequestError(
+                f"Ticket #{ticket_id} was withdrawn (the customer deleted the message):"
+                " there is nothing to reclassify."
+            )
         if ticket.decision is None or ticket.escalation is None:
             raise BadRequestError(
                 f"Ticket #{ticket_id} is not classified yet; try again in a moment."
@@ -829,6 +836,8 @@ class Desk:
 
     async def set_oncall(self, team: str, people: Sequence[str], *, user: str) -> str:
         """Change a team's on-call (or show it when people is empty)."""
+        # Who is on call is for agents only, as are the team names.
+        await self._require_any_agent(user, "see or change who is on call")
         if team not in self.config.team_names:
             raise BadRequestError(
                 f"Unknown team `{team}`: use one of {', '.join(self.config.team_names)}."
@@ -943,6 +952,9 @@ class Desk:
     # --- authorization ------------------------------------------------------------------
 
     async def _ticket_for_agent(self, ticket_id: int, user: str, action: str) -> StoredTicket:
+        # Someone who is no agent at all learns nothing: not whether the ticket exists, nor
+        # which team has it.
+        await self._require_any_agent(user, action)
         ticket = await self.store.ticket(ticket_id)
         if ticket is None:
             raise BadRequestError(f"There is no ticket #{ticket_id}.")

@@ -262,7 +262,7 @@ def test_agents_actions_typed_into_the_sandbox(
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    assert "[only @customer sees, in #billing] Only agents of billing" in out
+    assert "[only @customer sees, in #billing] Only agents can approve the reply." in out
     assert "[#intake > thread of ticket #1] Hi there," in out
     assert "✅ *Sent by @agent*" in out
     assert "[only @agent sees] Ticket #1: routed" in out

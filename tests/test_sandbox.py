@@ -203,7 +203,7 @@ async def test_log_lines_go_to_the_log_file_not_among_the_transcript(
         root.removeHandler(terminal)
     assert status == 0
     captured = capsys.readouterr()
-    assert "Only agents of" in captured.out  # the refusal itself is in the transcript
+    assert "Only agents can" in captured.out  # the refusal itself is in the transcript
     assert "may not approve" not in captured.out
     assert "may not approve" not in captured.err
     assert "may not approve the reply" in log.read_text(encoding="utf-8")

@@ -483,6 +483,10 @@ async def test_a_deleted_message_withdraws_the_ticket_and_nothing_can_be_sent(
     await bot.react(AGENT, "white_check_mark", ticket_id)
     assert bot.thread_of(INTAKE, ts) == []
     assert "withdrawn" in bot.slack.ephemerals[-1]["text"]
+    # Nor can a reclassify bring it back with a new post.
+    answer = await bot.command(AGENT, f"reclassify #{ticket_id} category=technical")
+    assert "was withdrawn" in answer
+    assert len(_ticket_posts(bot, ticket_id)) == 1
 
 
 async def test_deleting_a_message_that_has_a_thread_withdraws_the_ticket(bot: Harness) -> None:
@@ -538,8 +542,9 @@ async def test_a_customer_cannot_approve_and_is_told_so(
     assert bot.thread_of(INTAKE, ts) == []
     (ephemeral,) = bot.slack.ephemerals
     assert ephemeral["user"] == CUSTOMER
-    assert "Only agents of billing" in ephemeral["text"]
-    assert "Only agents of billing" in bot.slack.responses[-1]["text"]
+    # Someone who is no agent is not told which team has the ticket.
+    assert ephemeral["text"] == "Only agents can approve the reply."
+    assert bot.slack.responses[-1]["text"] == "Only agents can approve the reply."
     assert bot.slack.responses[-1]["user"] == OUTSIDER
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert any(CUSTOMER in line for line in refusals)
@@ -887,13 +892,27 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     assert "<!here>" not in await bot.command(AGENT, "reclassify #1 <!here>=x")
     assert "/triage reclassify" in await bot.command(AGENT, "help")
     assert "Only agents" in await bot.command(CUSTOMER, "reclassify #1 priority=high")
+    # Nor whether a ticket exists, which team has it, or which categories there are.
+    for typed in (
+        "reclassify #1 priority=high",
+        "reclassify #99 priority=high",
+        "reclassify #1 category=astrology",
+        "status #99",
+    ):
+        answer = await bot.command(CUSTOMER, typed)
+        assert answer.startswith("Only agents can"), typed
+        for leak in ("billing", "#99", "astrology"):
+            assert leak not in answer, typed
 
 
 async def test_oncall_status_and_stats(bot: Harness) -> None:
     """Oncall changes who is paged (agents only); status and stats report today's figures."""
-    assert "Only agents of engineering" in await bot.command(
-        CUSTOMER, "oncall engineering <@U0CUSTOMER>"
-    )
+    # Someone who is no agent learns nothing: not who is on call, not which teams there are.
+    for typed in ("oncall engineering <@U0CUSTOMER>", "oncall engineering", "oncall kitchen"):
+        answer = await bot.command(CUSTOMER, typed)
+        assert answer.startswith("Only agents can"), typed
+        assert "engineering" not in answer
+        assert "<@U0AGENT>" not in answer
     assert "now <@U0AGENT>" in await bot.command(AGENT, "oncall engineering <@U0AGENT|agent>")
     assert "<@U0AGENT>" in await bot.command(AGENT, "oncall engineering")
     assert "not a person" in await bot.command(AGENT, "oncall engineering bob")
