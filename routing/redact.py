@@ -241,7 +241,44 @@ def _detect_secrets_patterns() -> tuple[re.Pattern[str], ...]:
     return tuple(patterns)
 
 
-_DETECT_SECRETS_PATTERNS = _detect_secrets_patterns()
+def _has_top_level_alternation(source: str) -> bool:
+    depth = 0
+    escaped = False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+    return False
+
+
+def _literal_prefix(pattern: re.Pattern[str]) -> str:
+    """The literal text every match of a pattern starts with ("BEGIN RSA", "SG."), or ""."""
+    source = pattern.pattern
+    if pattern.flags & re.IGNORECASE or _has_top_level_alternation(source):
+        return ""
+    prefix = re.match(r"(?:[A-Za-z0-9 _=:-]|\\[./])*", source)
+    literal = prefix.group() if prefix else ""
+    if source[len(literal) : len(literal) + 1] in ("?", "*", "{"):
+        # "https?": the last character is optional.
+        literal = literal[:-2] if literal.endswith(("\\.", "\\/")) else literal[:-1]
+    literal = literal.replace("\\", "")
+    return literal if len(literal) >= 2 else ""
+
+
+# Each detector with the literal its matches start with: a text without it skips the scan, so
+# the 45 detectors cost little on ordinary messages.
+_DETECT_SECRETS_PATTERNS = tuple(
+    (pattern, _literal_prefix(pattern)) for pattern in _detect_secrets_patterns()
+)
+# Detectors that look for a secret next to a word such as "key", "token" or "pass" only.
+_CONTEXT_WORDS = ("key", "pw", "pass", "token", "secret", "api")
 _PLACEHOLDER_START = ("<", "$", "{", "*", "%", "[", "(")
 
 
@@ -513,6 +550,28 @@ def _claim_ibans(text: str, spans: _Spans) -> None:
                 break
 
 
+# Lower-case stems every match of a keyword pattern contains: a message without any of them
+# skips that scan (most messages name no password, no id and no PIN).
+_SECRET_STEMS = (
+    "pass", "pw", "contrase", "senha", "parol", "şifre", "kennwort", "wachtwoord", "hasł",
+    "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
+    "jelsz", "κωδικ", "סיסמה", "كلمة", "key", "token", "secret", "recovery", "backup", "answer",
+    "credential", "login",
+)  # fmt: skip
+_CODE_STEMS = ("pin", "otp", "one", "2fa", "mfa", "code", "cvv", "cvc", "kodu", "código")
+_USER_STEMS = ("credential", "creds", "login", "user")
+_DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "ausweis")
+_ID_STEMS = (
+    "ssn", "social", "tc", "t.c", "kimlik", "steuer", "idnr", "identifikation", "aadha", "bsn",
+    "burgerservice", "nir", "curit", "national", "id number", "identity", "personal", "pesel",
+    "sin", "cpf", "nhs", "dni", "nie",
+)  # fmt: skip
+
+
+def _mentions(lowered: str, stems: tuple[str, ...]) -> bool:
+    return any(stem in lowered for stem in stems)
+
+
 def redact(text: str) -> Redaction:
     """Replace personal data and secrets with placeholders such as [EMAIL] and [SECRET]."""
     spans = _Spans()
@@ -521,36 +580,49 @@ def redact(text: str) -> Redaction:
     for pattern in _EXTRA_SECRETS:
         for match in pattern.finditer(text):
             spans.claim(*match.span(1 if pattern.groups else 0), "secret")
-    for pattern in _DETECT_SECRETS_PATTERNS:
+    lowered = text.lower()
+    has_context_word = any(word in lowered for word in _CONTEXT_WORDS)
+    for pattern, literal in _DETECT_SECRETS_PATTERNS:
+        if literal and literal not in text:
+            continue
+        if pattern.pattern.startswith("(?:(?<=\\W)|(?<=^))") and not has_context_word:
+            continue
         for match in pattern.finditer(text):
             # The whole match: detect-secrets' context patterns ("aws ... key = '...'") capture
             # only part, and some capture just a prefix.
             spans.claim(*match.span(), "secret")
-    for match in _SECRET_VALUE.finditer(text):
-        value_span = _secret_value_span(match, text)
-        if value_span:
-            spans.claim(*value_span, "secret")
-    for match in _USER_PASSWORD.finditer(text):
-        if match.group(1).lower() not in _NOT_A_SECRET:
+    if _mentions(lowered, _SECRET_STEMS):
+        for match in _SECRET_VALUE.finditer(text):
+            value_span = _secret_value_span(match, text)
+            if value_span:
+                spans.claim(*value_span, "secret")
+    if _mentions(lowered, _USER_STEMS):
+        for match in _USER_PASSWORD.finditer(text):
+            if match.group(1).lower() not in _NOT_A_SECRET:
+                spans.claim(*match.span(1), "secret")
+    if _mentions(lowered, _CODE_STEMS):
+        for match in _CODE_VALUE.finditer(text):
             spans.claim(*match.span(1), "secret")
-    for match in _CODE_VALUE.finditer(text):
-        spans.claim(*match.span(1), "secret")
-    for match in _EMAIL.finditer(text):
-        spans.claim(*match.span(), "email")
-    for match in _OBFUSCATED_EMAIL.finditer(text):
-        spans.claim(*match.span(), "email")
+    if "@" in text or "\uff20" in text:
+        for match in _EMAIL.finditer(text):
+            spans.claim(*match.span(), "email")
+    if "dot" in lowered:
+        for match in _OBFUSCATED_EMAIL.finditer(text):
+            spans.claim(*match.span(), "email")
     _claim_ibans(text, spans)
     for pattern, is_valid in _FORMATTED_IDS:
         for match in pattern.finditer(text):
             if is_valid(match.group()):
                 spans.claim(*match.span(), "national_id")
-    for match in _NAMED_ID.finditer(text):
-        candidate = re.sub(r"\D", "", match.group(1))
-        if any(check(candidate) for check in _BARE_ID_CHECKS):
-            spans.claim(*match.span(1), "national_id")
-    for match in _NAMED_DOCUMENT.finditer(text):
-        if any(char.isdigit() for char in match.group(1)):
-            spans.claim(*match.span(1), "national_id")
+    if _mentions(lowered, _ID_STEMS):
+        for match in _NAMED_ID.finditer(text):
+            candidate = re.sub(r"\D", "", match.group(1))
+            if any(check(candidate) for check in _BARE_ID_CHECKS):
+                spans.claim(*match.span(1), "national_id")
+    if _mentions(lowered, _DOCUMENT_STEMS):
+        for match in _NAMED_DOCUMENT.finditer(text):
+            if any(char.isdigit() for char in match.group(1)):
+                spans.claim(*match.span(1), "national_id")
     for match in _IPV4.finditer(text):
         spans.claim(*match.span(), "")
     for match in _DATE_TIME.finditer(text):
