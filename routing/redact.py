@@ -66,7 +66,7 @@ _SEP = "[ \u00a0\t_/.\u2013-]"
 # before it is allowed ("x4111..."): the digits are what matter.
 _CARD = re.compile(rf"(?<!\d)(?<!\d{_SEP})\d(?:{_SEP}{{0,2}}\d){{12,18}}(?!{_SEP}?\d)")
 _CARD_WORD = re.compile(
-    r"(?:card|karte|kart[ıi]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
+    r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
     r"credit|debit|kredi)\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
 )
@@ -120,7 +120,7 @@ _ID_WORDS = (
 )
 _NAMED_ID = re.compile(
     rf"\b(?:{_ID_WORDS})\b"
-    r"(?:\s+(?:number|no\.?|nr\.?|numaras[ıi]|numaram|nummer|num[ée]ro|n[úu]mero))?"
+    r"(?:\s+(?:number|no\.?|nr\.?|numaras[\u0131i]|numaram|nummer|num[ée]ro|n[úu]mero))?"
     r"[^\w\n]{0,12}(?:(?:is|ist|est|es|é|è|lautet)\s+|:\s*)?"
     r"(\d(?:[ .\u00a0\u2013-]?\d){7,19})(?![\w])",
     re.IGNORECASE,
@@ -182,7 +182,8 @@ _CREDENTIAL_WORDS = (
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
     r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
-    r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?|auth[ _-]?token|access[ _-]?token|security answer"
+    r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
+    r"|auth[ _-]?token|access[ _-]?token|security answer"
     r"|(?:the|our|my|your|this|that) key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
@@ -190,11 +191,11 @@ _WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?|login"
 # After the word, an identifier may run on only with parts that still name a secret
 # ("aws_secret_access_key", "API_KEY"), not "access_token_expires_in" or "password_reset".
 _SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pass|password))*"
-_CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:：=-])"
+_CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:\uff1a=-])"
 _SECRET_VALUE = re.compile(
     rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
     r"(?![\w])[\"'`]?"
-    rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:：][ \t]*)?)?\n?[ \t]*)"
+    rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
     r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
     re.IGNORECASE,
 )
@@ -214,16 +215,132 @@ _USER_PASSWORD = re.compile(
 )
 # Words that follow "password" in ordinary sentences and are no password.
 _NOT_A_SECRET = frozenset(
-    """reset resets change changed expired expires expire expiring link email field page manager
-    policy again never doesn't does didn't isn't wasn't won't works work working request requests
-    rules update updated wrong incorrect invalid form screen button anymore with from that this
-    when because after before every still keeps stopped was were has have had and for the your
-    our their expiry rotation missing required needed itself flow login please help forgotten
-    forgot lost not too being also now here there same empty blank correct right ok okay fine
-    valid unknown none null undefined nil true false yes no set unset changed required shown
-    hidden length limit count balance endpoint refresh field rejected accepted sent vergessen
-    oublié olvidada olvidé expirou unuttum falsch abgelaufen
-    [redacted] [secret] [password] redacted hidden masked""".split()
+    {
+        "[password]",
+        "[redacted]",
+        "[secret]",
+        "abgelaufen",
+        "accepted",
+        "after",
+        "again",
+        "also",
+        "and",
+        "anymore",
+        "balance",
+        "because",
+        "before",
+        "being",
+        "blank",
+        "button",
+        "change",
+        "changed",
+        "correct",
+        "count",
+        "didn't",
+        "does",
+        "doesn't",
+        "email",
+        "empty",
+        "endpoint",
+        "every",
+        "expire",
+        "expired",
+        "expires",
+        "expiring",
+        "expirou",
+        "expiry",
+        "falsch",
+        "false",
+        "field",
+        "fine",
+        "flow",
+        "for",
+        "forgot",
+        "forgotten",
+        "form",
+        "from",
+        "had",
+        "has",
+        "have",
+        "help",
+        "here",
+        "hidden",
+        "incorrect",
+        "invalid",
+        "isn't",
+        "itself",
+        "keeps",
+        "length",
+        "limit",
+        "link",
+        "login",
+        "lost",
+        "manager",
+        "masked",
+        "missing",
+        "needed",
+        "never",
+        "nil",
+        "no",
+        "none",
+        "not",
+        "now",
+        "null",
+        "ok",
+        "okay",
+        "olvidada",
+        "olvidé",
+        "oublié",
+        "our",
+        "page",
+        "please",
+        "policy",
+        "redacted",
+        "refresh",
+        "rejected",
+        "request",
+        "requests",
+        "required",
+        "reset",
+        "resets",
+        "right",
+        "rotation",
+        "rules",
+        "same",
+        "screen",
+        "sent",
+        "set",
+        "shown",
+        "still",
+        "stopped",
+        "that",
+        "the",
+        "their",
+        "there",
+        "this",
+        "too",
+        "true",
+        "undefined",
+        "unknown",
+        "unset",
+        "unuttum",
+        "update",
+        "updated",
+        "valid",
+        "vergessen",
+        "was",
+        "wasn't",
+        "were",
+        "when",
+        "with",
+        "won't",
+        "work",
+        "working",
+        "works",
+        "wrong",
+        "yes",
+        "your",
+    }
 )
 
 
@@ -288,11 +405,9 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
     start, end = match.span("value")
     sep = match.group("sep")
     # "password123", "password_reset_requested": no separator at all, the word runs on.
-    explicit = any(char in sep for char in ":=：-") or (
-        match.group(0)[len(match.group("word") or match.group("weak") or "")] in "\"'`"
-        if len(match.group(0)) > len(match.group("word") or match.group("weak") or "")
-        else False
-    )
+    # A quote closing the key ('"password": ...') is as explicit as a colon.
+    quoted_key = text[match.start("sep") - 1] in "\"'`"
+    explicit = any(char in sep for char in ":=\uff1a-") or quoted_key
     connector = bool(re.search(r"[A-Za-zé]", sep))
     if not sep and not explicit:
         return None
@@ -326,7 +441,7 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
         # letters only is the password when a connector ("is") comes before it and it ends the
         # clause.
         rest = text[end : end + 2]
-        ends_clause = not rest or rest[0] in "\n.!?,;)" or rest.startswith((" (", " -", " –"))
+        ends_clause = not rest or rest[0] in "\n.!?,;)" or rest.startswith((" (", " -", " \u2013"))
         return (start, end) if connector and ends_clause else None
     return start, end
 
@@ -411,7 +526,7 @@ _PHONE_WORD = re.compile(
     r"(?:phone|call|tel|telephone|mobile|cell|whatsapp|sms|text|ring|number|contact|reach"
     r"|telefon|handy|ruf|anrufen|nummer|téléphone|portable|appelle[zr]?|numéro|tel[ée]fono"
     r"|m[óo]vil|celular|ll[áa]mame|llame|llamar|chiama|cellulare|numero|bel|bellen|mobiel"
-    r"|ara|arayın|numaram|numara|ligue|ligar|número|телефон|звоните|电话|手机|電話)"
+    r"|ara|aray\u0131n|numaram|numara|ligue|ligar|número|телефон|звоните|电话|手机|電話)"
     r"\W{0,4}$",
     re.IGNORECASE,
 )
@@ -431,7 +546,7 @@ _NOT_PHONE_WORD = re.compile(
 @lru_cache(maxsize=4096)
 def _valid_phone(candidate: str) -> bool:
     """Whether a candidate is a valid number, international or national in a listed region."""
-    if candidate.startswith("+") or candidate.startswith("00"):
+    if candidate.startswith(("+", "00")):
         international = "+" + candidate[2:] if candidate.startswith("00") else candidate
         try:
             return bool(phonenumbers.is_valid_number(phonenumbers.parse(international, None)))
