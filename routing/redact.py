@@ -4,16 +4,21 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 - emails, in any script (`jané.dœ@exämple.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
-- payment card numbers (13-19 digits, grouped by any separator) that pass Luhn;
+- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator,
+  or bare or oddly grouped after a word such as "card" (order numbers pass Luhn one time in ten);
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN,
-  Brazil CPF, Spain DNI/NIE, Italy codice fiscale, UK NHS number), bare digit runs (Turkey
-  T.C. kimlik, Germany IdNr, France NIR, India Aadhaar, Netherlands BSN) only after a word that
-  names them, so order numbers stay;
+  Brazil CPF, Spain DNI/NIE, Italy codice fiscale), digit runs (Turkey T.C. kimlik, Germany
+  IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
+  SSNs) only after a word that names them, so order numbers stay; passport, licence and
+  Personalausweis numbers after their word;
+- dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
-  `github_pat_`);
-- the value after "password", "api key", "token", "secret" and their translations.
+  `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`), the
+  credential of `Authorization: Bearer/Basic` headers and of `user:password@` in URLs;
+- the value after "password", "api key", "token", "secret", "pw:" and their translations (JSON,
+  YAML and `KEY=value` shapes too), PINs and one-time codes, `credentials user:password`.
 """
 
 from __future__ import annotations
