@@ -192,7 +192,7 @@ _CREDENTIAL_WORDS = (
     r"|(?:the|our|my|your|this|that) key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
-_WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?|login"
+_WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
 # After the word, an identifier may run on only with parts that still name a secret
 # ("aws_secret_access_key", "API_KEY"), not "access_token_expires_in" or "password_reset".
 _SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pass|password))*"
@@ -428,8 +428,9 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
         return None
     if match.group("weak") and not explicit:
         return None
-    if "=" in sep:
-        # "password = P@ss w0rd": a config line's value runs to the end of the line.
+    if re.search(r"\s=|=\s", sep):
+        # "password = P@ss w0rd": a config line's value runs to the end of the line (but
+        # "?api_key=...&page=2" ends at the "&").
         line_end = text.find("\n", start)
         line_end = len(text) if line_end < 0 else line_end
         end = start + len(text[start:line_end].rstrip().rstrip(".;,"))
