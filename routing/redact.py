@@ -2,26 +2,33 @@
 
 What is redacted, and by what (well-kept libraries where one is made for the job):
 - emails, in any script (`jané.dœ@exämple.com`);
-- phone numbers in international and national formats, found and validated by `phonenumbers`
-  (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
-- payment card numbers (13-19 digits, grouped by spaces, dashes or dots) that pass Luhn;
+- phone numbers in international and national formats: candidates found by one linear regex,
+  each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
+- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator,
+  or bare or oddly grouped after a word such as "card" (order numbers pass Luhn one time in ten);
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN,
-  Brazil CPF, Spain DNI/NIE, Italy codice fiscale, UK NHS number), bare digit runs (Turkey
-  T.C. kimlik, Germany IdNr, France NIR, India Aadhaar, Netherlands BSN) only after a word that
-  names them, so order numbers stay;
+  Brazil CPF, Spain DNI/NIE, Italy codice fiscale), digit runs (Turkey T.C. kimlik, Germany
+  IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
+  SSNs) only after a word that names them, so order numbers stay; passport, licence and
+  Personalausweis numbers after their word;
+- dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
-  `github_pat_`);
-- the value after "password", "api key", "token", "secret" and their translations.
+  `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`), the
+  credential of `Authorization: Bearer/Basic` headers and of `user:password@` in URLs;
+- the value after "password", "api key", "token", "secret", "pw:" and their translations (JSON,
+  YAML and `KEY=value` shapes too), PINs and one-time codes, `credentials user:password`.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -29,6 +36,7 @@ from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_cla
 from detect_secrets.plugins.base import RegexBasedDetector
 from stdnum import iban as stdnum_iban
 from stdnum.br import cpf
+from stdnum.ca import sin
 from stdnum.de import idnr
 from stdnum.es import dni, nie
 from stdnum.fr import nir
@@ -36,43 +44,90 @@ from stdnum.gb import nhs
 from stdnum.in_ import aadhaar
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
+from stdnum.pl import pesel
 from stdnum.tr import tckimlik
 from stdnum.us import ssn
 
 # Where customers' national phone numbers (no +country code) are looked for. Numbers with a
-# + prefix are found whatever the region.
-PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "TR", "IN", "BR", "AU", "CA")
+# + (or 00) prefix are found whatever the region. Each candidate is parsed once per region, and
+# the answers are cached, so a longer list costs little.
+PHONE_REGIONS = (
+    "US", "GB", "DE", "FR", "ES", "IT", "NL", "TR", "IN", "BR", "AU", "CA",
+    "CN", "JP", "RU", "PL", "MX",
+)  # fmt: skip
 
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.\w{2,}")
-# 13 to 19 digits, optionally grouped by spaces, dashes or dots: the card candidates.
-_CARD = re.compile(r"(?<![\w.])\d(?:[ .-]?\d){12,18}(?![\w])")
-# Country code, two check digits, then up to 30 alphanumerics, optionally in groups of four.
-_IBAN = re.compile(
-    r"(?<![\w])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?(?![\w])", re.IGNORECASE
+_DOT = r"[.\u3002\uff0e]"
+_EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
+# "john(at)example(dot)com", "john at example dot com": an address only with a " dot " part.
+_OBFUSCATED_EMAIL = re.compile(
+    r"(?<![\w.+-])[\w.+-]+\s*(?:\(at\)|\[at\]|\s+at\s+)\s*[\w-]+"
+    r"(?:\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[\w-]+)*\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[A-Za-z]{2,6}\b",
+    re.IGNORECASE,
 )
+
+_SEP = "[ \u00a0\t_/.\u2013-]"
+# 13 to 19 digits, grouped by spaces, tabs, no-break spaces, dashes, en-dashes, dots, slashes
+# or underscores (at most two in a row), and not the middle of a longer digit run. A letter
+# before it is allowed ("x4111..."): the digits are what matter.
+_CARD = re.compile(rf"(?<!\d)(?<!\d{_SEP})\d(?:{_SEP}{{0,2}}\d){{12,18}}(?!{_SEP}?\d)")
+_CARD_WORD = re.compile(
+    r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
+    r"credit|debit|kredi)\W{0,12}[A-Za-z]?$",
+    re.IGNORECASE,
+)
+# Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
+_CARD_GROUPS = re.compile(r"4,4,4,[1-7](?:,[1-3])?|4,6,[45]")
+# Country code, two check digits, then alphanumerics, optionally in groups separated by a
+# space, dash or dot; "iban" glued in front is allowed. The valid prefix is looked for.
+_IBAN = re.compile(
+    r"(?:(?<=iban)|(?<![A-Za-z0-9]))[A-Z]{2} ?\d{2}(?:[ .\u00a0-]{0,2}[A-Z0-9]){10,32}",
+    re.IGNORECASE,
+)
+
+# Dates and times are kept whole, so no phone or card matcher reads "15.03.2024 14:30" as one.
+_DATE_TIME = re.compile(
+    r"(?<!\d)(?:"
+    r"(?:19|20)\d{2}[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])"
+    r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|(?:0?[1-9]|[12]\d|3[01])([-/. ])(?:0?[1-9]|1[0-2])\1(?:19|20)\d{2}"
+    r"|(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d{2}"
+    r"|\d{1,2}:\d{2}(?::\d{2})?"
+    r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r")(?!\d)"
+)
+
+# Server addresses are support data, and no phone.
+_IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
 # Formatted national ids: the shape is distinctive, the checksum decides.
 _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
     (re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"), ssn.is_valid),
     (re.compile(r"(?<![\w.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w])"), cpf.is_valid),
     (re.compile(r"(?<![\w])\d{8}-?[A-Z](?![\w])", re.IGNORECASE), dni.is_valid),
+    (
+        re.compile(r"(?<![\w.])\d{1,2}\.\d{3}\.\d{3}-?[A-Z](?![\w])", re.IGNORECASE),
+        lambda value: bool(dni.is_valid(value.replace(".", "").zfill(10))),
+    ),
     (re.compile(r"(?<![\w])[XYZ]-?\d{7}-?[A-Z](?![\w])", re.IGNORECASE), nie.is_valid),
     (
         re.compile(r"(?<![\w])[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z](?![\w])", re.IGNORECASE),
         codicefiscale.is_valid,
     ),
-    (re.compile(r"(?<![\w])\d{3} \d{3} \d{4}(?![\w])"), nhs.is_valid),
 )
-# Bare digit runs that are ids only when a word naming them comes shortly before.
+# Digit runs (spaced, dashed or bare) that are ids only when a word naming them comes shortly
+# before.
 _ID_WORDS = (
-    r"ssn|social security(?: number)?|t\.?c\.?(?: kimlik)?(?: no)?"
-    r"|kimlik(?: no| numaras\u0131)?|tckn"
-    r"|steuer-?id|steueridentifikationsnummer|idnr|identifikationsnummer|aadhaa?r|bsn"
-    r"|burgerservicenummer|nir|num[ée]ro de s[ée]curit[ée] sociale|national id(?: number)?"
-    r"|id number|identity number|personal number"
+    r"ssn|social security|t\.?c\.?(?: kimlik)?|kimlik|tckn"
+    r"|steuer-?id|steuer-?identifikationsnummer|steueridentifikationsnummer|idnr"
+    r"|identifikationsnummer|aadhaa?r|bsn|burgerservicenummer|nir"
+    r"|num[ée]ro de s[ée]curit[ée] sociale|national id|id number|identity number"
+    r"|personal number|pesel|sin|cpf|nhs|dni|nie"
 )
 _NAMED_ID = re.compile(
-    rf"\b(?:{_ID_WORDS})\b[^\w\n]{{0,12}}(?:is\s+|ist\s+|est\s+|:\s*)?(\d[\d .-]{{7,20}}\d)",
+    rf"\b(?:{_ID_WORDS})\b"
+    r"(?:\s+(?:number|no\.?|nr\.?|numaras[\u0131i]|numaram|nummer|num[ée]ro|n[úu]mero))?"
+    r"[^\w\n]{0,12}(?:(?:is|ist|est|es|é|è|lautet)\s+|:\s*)?"
+    r"(\d(?:[ .\u00a0\u2013-]?\d){7,19})(?![\w])",
     re.IGNORECASE,
 )
 _BARE_ID_CHECKS: tuple[Callable[[str], bool], ...] = (
@@ -82,6 +137,19 @@ _BARE_ID_CHECKS: tuple[Callable[[str], bool], ...] = (
     aadhaar.is_valid,
     bsn.is_valid,
     ssn.is_valid,
+    pesel.is_valid,
+    cpf.is_valid,
+    nhs.is_valid,
+    sin.is_valid,
+)
+# Documents without a public checksum: the alphanumeric value after the word, if it has a digit.
+_NAMED_DOCUMENT = re.compile(
+    r"\b(?:passport|passeport|reisepass|pasaporte|passaporto|pasaport"
+    r"|driver'?s licen[cs]e|driving licen[cs]e|f[üu]hrerschein|permis de conduire"
+    r"|personalausweis(?:nummer)?|ausweisnummer|ausweis)"
+    r"(?:\s+(?:number|no\.?|nr\.?|nummer|num[ée]ro))?[^\w\n]{0,4}(?:is\s+|ist\s+|:\s*)?"
+    r"([A-Z0-9]{6,12})(?![\w])",
+    re.IGNORECASE,
 )
 
 # Shapes detect-secrets 1.5 does not know yet, or finds only the start of (a private key's
@@ -93,95 +161,190 @@ _EXTRA_SECRETS = (
     re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+"),
     re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+\b", re.IGNORECASE),
     re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}"),
-    re.compile(r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{20,}"),
+    re.compile(r"\bsk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_-]{20,}"),
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
     re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
+    re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{40,}"),
+    re.compile(r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
+    re.compile(r"\bdo[por]_v1_[a-f0-9]{64}\b"),
+    re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\bkey-[a-f0-9]{32}\b"),
+    re.compile(r"\bSK[0-9a-f]{32}\b"),
+    re.compile(r"\b[rp]k_live_[A-Za-z0-9]{16,}"),
+    re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
+    # Authorization headers: the credential after the scheme.
+    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?<=Basic )[A-Za-z0-9+/=]{8,}"),
+    # user:password@ in a URL: the password.
+    re.compile(r"://[^\s:/@]+:([^\s@/]+)@"),
 )
-# "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word,
-# its separator in group 1 and the value in group 2.
+# "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
-    r"passwords?|passwort|passwd|pwd|passcode|contrase[ñn]a|mot de passe|senha|parola|şifre"
-    r"|api[ _-]?key|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|token|private[ _-]?key"
-    r"|client[ _-]?secret"
+    r"passwords?|passwort|passwd|pwd|passcode|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
+    r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
+    r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
+    r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
+    r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
+    r"|auth[ _-]?token|access[ _-]?token|security answer"
+    r"|(?:the|our|my|your|this|that) key"
 )
+# Short words that are a password field's name only with an explicit ":" or "=".
+_WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
+# After the word, an identifier may run on only with parts that still name a secret
+# ("aws_secret_access_key", "API_KEY"), not "access_token_expires_in" or "password_reset".
+_SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pass|password))*"
+_CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:\uff1a=-])"
 _SECRET_VALUE = re.compile(
-    # "aws_secret_access_key = ..." : the words may run on as an identifier before the value.
-    rf"(?<![A-Za-z])(?:{_CREDENTIAL_WORDS})(?:[_-][A-Za-z]+)*(?![A-Za-z])"
-    r"\s*([:=]|(?:is|ist|est|es|é|è)\b)?\s*[:=]?\s*"
-    r"([\"'`]?)([^\s\"'`,;]{4,})",
+    rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
+    r"(?![\w])[\"'`]?"
+    rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
+    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
+    re.IGNORECASE,
+)
+# "PIN: 1234", "OTP 482913", "2FA code 482913", "verification code: 482913": digits only.
+_CODE_VALUE = re.compile(
+    r"\b(?:pin(?: code| number)?|otp|one[- ]time (?:code|password)|2fa(?: code)?|mfa(?: code)?"
+    r"|verification code|security code|auth(?:entication)? code|login code|sms code|cvv|cvc"
+    r"|doğrulama kodu|bestätigungscode|code de vérification|código de verificación)"
+    r"\b[^\w\n]{0,4}(?:is\s+|:\s*)?(\d{3,10})(?!\w)",
+    re.IGNORECASE,
+)
+# "credentials admin:hunter2", "login: admin / hunter2": the part after the user name.
+_USER_PASSWORD = re.compile(
+    r"\b(?:credentials?|creds|login|user(?:name)?)\b[:\s]+[\w.@+-]+\s*(?::|/|\s+pass(?:word)?\s+)"
+    r"\s*([^\s\"'`,;]{3,})",
     re.IGNORECASE,
 )
 # Words that follow "password" in ordinary sentences and are no password.
 _NOT_A_SECRET = frozenset(
     {
-        "reset",
-        "resets",
-        "change",
-        "changed",
-        "expired",
-        "expires",
-        "link",
-        "email",
-        "field",
-        "page",
-        "manager",
-        "policy",
-        "again",
-        "never",
-        "doesn't",
-        "does",
-        "didn't",
-        "isn't",
-        "wasn't",
-        "won't",
-        "works",
-        "work",
-        "request",
-        "requests",
-        "rules",
-        "update",
-        "updated",
-        "wrong",
-        "incorrect",
-        "invalid",
-        "form",
-        "screen",
-        "button",
-        "anymore",
-        "with",
-        "from",
-        "that",
-        "this",
-        "when",
-        "because",
-        "after",
-        "before",
-        "every",
-        "still",
-        "keeps",
-        "stopped",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "and",
-        "for",
-        "the",
-        "your",
-        "our",
-        "their",
-        "expiry",
-        "rotation",
-        "missing",
-        "required",
-        "needed",
-        "itself",
-        "flow",
-        "login",
+        "[password]",
         "[redacted]",
         "[secret]",
-        "[password]",
+        "abgelaufen",
+        "accepted",
+        "after",
+        "again",
+        "also",
+        "and",
+        "anymore",
+        "balance",
+        "because",
+        "before",
+        "being",
+        "blank",
+        "button",
+        "change",
+        "changed",
+        "correct",
+        "count",
+        "didn't",
+        "does",
+        "doesn't",
+        "email",
+        "empty",
+        "endpoint",
+        "every",
+        "expire",
+        "expired",
+        "expires",
+        "expiring",
+        "expirou",
+        "expiry",
+        "falsch",
+        "false",
+        "field",
+        "fine",
+        "flow",
+        "for",
+        "forgot",
+        "forgotten",
+        "form",
+        "from",
+        "had",
+        "has",
+        "have",
+        "help",
+        "here",
+        "hidden",
+        "incorrect",
+        "invalid",
+        "isn't",
+        "itself",
+        "keeps",
+        "length",
+        "limit",
+        "link",
+        "login",
+        "lost",
+        "manager",
+        "masked",
+        "missing",
+        "needed",
+        "never",
+        "nil",
+        "no",
+        "none",
+        "not",
+        "now",
+        "null",
+        "ok",
+        "okay",
+        "olvidada",
+        "olvidé",
+        "oublié",
+        "our",
+        "page",
+        "please",
+        "policy",
+        "redacted",
+        "refresh",
+        "rejected",
+        "request",
+        "requests",
+        "required",
+        "reset",
+        "resets",
+        "right",
+        "rotation",
+        "rules",
+        "same",
+        "screen",
+        "sent",
+        "set",
+        "shown",
+        "still",
+        "stopped",
+        "that",
+        "the",
+        "their",
+        "there",
+        "this",
+        "too",
+        "true",
+        "undefined",
+        "unknown",
+        "unset",
+        "unuttum",
+        "update",
+        "updated",
+        "valid",
+        "vergessen",
+        "was",
+        "wasn't",
+        "were",
+        "when",
+        "with",
+        "won't",
+        "work",
+        "working",
+        "works",
+        "wrong",
+        "yes",
+        "your",
     }
 )
 
@@ -200,20 +363,93 @@ def _detect_secrets_patterns() -> tuple[re.Pattern[str], ...]:
     return tuple(patterns)
 
 
-_SECRET_PATTERNS = _EXTRA_SECRETS + _detect_secrets_patterns()
+def _has_top_level_alternation(source: str) -> bool:
+    depth = 0
+    escaped = False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+    return False
 
 
-def _looks_like_a_secret(match: re.Match[str]) -> bool:
-    """Whether the word after "password" etc. is its value, not the sentence going on."""
-    separator, quote, value = match.group(1), match.group(2), match.group(3)
-    if value.lower().rstrip(".!?") in _NOT_A_SECRET:
-        return False
-    if quote or separator in (":", "="):
-        return True
-    # "my password is hunter2" and "token abc123XYZ" yes; "I changed my password yesterday" no.
-    has_letter = any(char.isalpha() for char in value)
-    has_other = any(not char.isalpha() for char in value.rstrip(".!?"))
-    return has_letter and has_other
+def _literal_prefix(pattern: re.Pattern[str]) -> str:
+    """The literal text every match of a pattern starts with ("BEGIN RSA", "SG."), or ""."""
+    source = pattern.pattern
+    if pattern.flags & re.IGNORECASE or _has_top_level_alternation(source):
+        return ""
+    prefix = re.match(r"(?:[A-Za-z0-9 _=:-]|\\[./])*", source)
+    literal = prefix.group() if prefix else ""
+    if source[len(literal) : len(literal) + 1] in ("?", "*", "{"):
+        # "https?": the last character is optional.
+        literal = literal[:-2] if literal.endswith(("\\.", "\\/")) else literal[:-1]
+    literal = literal.replace("\\", "")
+    return literal if len(literal) >= 2 else ""
+
+
+# Each detector with the literal its matches start with: a text without it skips the scan, so
+# the 45 detectors cost little on ordinary messages.
+_DETECT_SECRETS_PATTERNS = tuple(
+    (pattern, _literal_prefix(pattern)) for pattern in _detect_secrets_patterns()
+)
+# Detectors that look for a secret next to a word such as "key", "token" or "pass" only.
+_CONTEXT_WORDS = ("key", "pw", "pass", "token", "secret", "api")
+_PLACEHOLDER_START = ("<", "$", "{", "*", "%", "[", "(")
+
+
+def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | None:
+    """The span of the value after "password" etc., or None when the sentence just goes on."""
+    value = match.group("value")
+    start, end = match.span("value")
+    sep = match.group("sep")
+    # "password123", "password_reset_requested": no separator at all, the word runs on.
+    # A quote closing the key ('"password": ...') is as explicit as a colon.
+    quoted_key = text[match.start("sep") - 1] in "\"'`"
+    explicit = any(char in sep for char in ":=\uff1a-") or quoted_key
+    connector = bool(re.search(r"[A-Za-zé]", sep))
+    if not sep and not explicit:
+        return None
+    if value[0] in "\"'`":
+        # A quoted value is the password, spaces and all.
+        return (start + 1, end - 1) if len(value) > 2 else None
+    bare = value
+    if (
+        len(bare) < 3
+        or bare.lower().rstrip(".!?") in _NOT_A_SECRET
+        or bare.startswith(_PLACEHOLDER_START)
+    ):
+        return None
+    if match.group("weak") and not explicit:
+        return None
+    if re.search(r"\s=|=\s", sep):
+        # "password = P@ss w0rd": a config line's value runs to the end of the line (but
+        # "?api_key=...&page=2" ends at the "&").
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        end = start + len(text[start:line_end].rstrip().rstrip(".;,"))
+        return start, end
+    if explicit:
+        return start, end
+    has_letter = any(char.isalpha() for char in bare)
+    has_digit = any(char.isdigit() for char in bare)
+    if has_digit and not has_letter:
+        # "password 12345678", "password is 12345678"; "password length 12" never gets here.
+        return (start, end) if len(bare) >= 4 else None
+    if has_letter and not has_digit and bare.isalpha():
+        # "my password is correcthorsebatterystaple", but "password is too short": a word of
+        # letters only is the password when a connector ("is") comes before it and it ends the
+        # clause.
+        rest = text[end : end + 2]
+        ends_clause = not rest or rest[0] in "\n.!?,;)" or rest.startswith((" (", " -", " \u2013"))
+        return (start, end) if connector and ends_clause else None
+    return start, end
 
 
 def luhn_valid(digits: str) -> bool:
@@ -248,23 +484,38 @@ class Redaction:
 
 
 class _Spans:
-    """Spans of the text to replace, first claim wins where two overlap."""
+    """Spans of the text to replace, first claim wins where two overlap.
+
+    The spans never overlap, so sorted by start their ends are sorted too: an overlap test is
+    one bisect and a look at the two neighbours, whatever the number of spans.
+    """
 
     def __init__(self) -> None:
+        self._starts: list[int] = []
         self._spans: list[tuple[int, int, str]] = []
 
-    def claim(self, start: int, end: int, kind: str) -> None:
-        if any(
-            start < other_end and other_start < end for other_start, other_end, _ in self._spans
-        ):
-            return
-        self._spans.append((start, end, kind))
+    def free(self, start: int, end: int) -> bool:
+        index = bisect_left(self._starts, start)
+        if index < len(self._spans) and self._spans[index][0] < end:
+            return False
+        return not (index > 0 and self._spans[index - 1][1] > start)
+
+    def claim(self, start: int, end: int, kind: str) -> bool:
+        """Claim a span unless it overlaps one claimed before; kind "" keeps the text as it is."""
+        if start >= end or not self.free(start, end):
+            return False
+        index = bisect_left(self._starts, start)
+        self._starts.insert(index, start)
+        self._spans.insert(index, (start, end, kind))
+        return True
 
     def apply(self, text: str) -> Redaction:
         counts: Counter[str] = Counter()
         pieces: list[str] = []
         position = 0
-        for start, end, kind in sorted(self._spans):
+        for start, end, kind in self._spans:
+            if not kind:
+                continue
             pieces.append(text[position:start])
             pieces.append(f"[{kind.upper()}]")
             counts[kind] += 1
@@ -273,41 +524,230 @@ class _Spans:
         return Redaction(text="".join(pieces), counts=counts)
 
 
-def _phone_spans(text: str) -> Iterator[tuple[int, int]]:
+# Phone candidates: digit groups joined by at most two separators (spaces, dots, dashes,
+# slashes, parentheses), optionally after a + or an opening parenthesis. One linear pass; the
+# groups are then tried as windows and each window is validated by phonenumbers.
+_PHONE_RUN = re.compile(r"(?:\+|(?<![\w.,/-])\(?)\d(?:[ \u00a0.\-/()]{0,3}\d)*\)?", re.UNICODE)
+_PHONE_WORD = re.compile(
+    r"(?:phone|call|tel|telephone|mobile|cell|whatsapp|sms|text|ring|number|contact|reach"
+    r"|telefon|handy|ruf|anrufen|nummer|téléphone|portable|appelle[zr]?|numéro|tel[ée]fono"
+    r"|m[óo]vil|celular|ll[áa]mame|llame|llamar|chiama|cellulare|numero|bel|bellen|mobiel"
+    r"|ara|aray\u0131n|numaram|numara|ligue|ligar|número|телефон|звоните|电话|手机|電話)"
+    r"\W{0,4}$",
+    re.IGNORECASE,
+)
+# A run starting with a year and a dash or slash is a reference ("2024-123456", "2024/000123").
+_YEAR_REFERENCE = re.compile(r"(?:19|20)\d{2}[-/]")
+_MAX_PHONE_TOKENS = 7
+# Words after which a digit group is some other number: a version, a reference, an amount.
+_NOT_PHONE_WORD = re.compile(
+    r"\b(?:v|version|ver|build|release|order|invoice|ticket|case|ref|reference|id|ids|meeting"
+    r"|zoom|batch|serial|tracking|amount|total|qty|quantity|quantities|page|line|room|floor"
+    r"|port|sku|po|account|customer|contract|paid|charged|price|cost|sum|balance|year|years"
+    r"|bestellung|rechnung|commande|facture|pedido|factura|sipariş|fatura)\W{0,4}$",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=4096)
+def _valid_phone(candidate: str) -> bool:
+    """Whether a candidate is a valid number, international or national in a listed region."""
+    if candidate.startswith(("+", "00")):
+        international = "+" + candidate[2:] if candidate.startswith("00") else candidate
+        try:
+            return bool(phonenumbers.is_valid_number(phonenumbers.parse(international, None)))
+        except phonenumbers.NumberParseException:
+            return False
     for region in PHONE_REGIONS:
-        for found in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.VALID):
-            yield found.start, found.end
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+def _claim_phones(text: str, spans: _Spans) -> None:
+    for run in _PHONE_RUN.finditer(text):
+        before = text[max(0, run.start() - 30) : run.start()]
+        plus = run.group().startswith(("+", "00"))
+        tokens = [
+            (run.start() + token.start(), run.start() + token.end())
+            for token in re.finditer(r"\S+", run.group())
+        ]
+        groups = re.findall(r"\d+", run.group())
+        if not plus and (_NOT_PHONE_WORD.search(before) or _looks_like_a_list(groups)):
+            # "order 4155 5526 71", "batch 2024 0315 0001", "qty 1000 2000 3000 4000".
+            continue
+        # Digits and one-digit groups up to each token: windows are sized without slicing.
+        digit_prefix = [0]
+        single_prefix = [0]
+        for start, end in tokens:
+            token_groups = re.findall(r"\d+", text[start:end])
+            digit_prefix.append(digit_prefix[-1] + sum(map(len, token_groups)))
+            single_prefix.append(single_prefix[-1] + sum(len(group) == 1 for group in token_groups))
+        index = 0
+        while index < len(tokens):
+            found = False
+            for last in range(min(len(tokens), index + _MAX_PHONE_TOKENS) - 1, index - 1, -1):
+                digits = digit_prefix[last + 1] - digit_prefix[index]
+                # "ids 1 2 3 4 5 6 7": phones have at most a trunk digit and one short group.
+                singles = single_prefix[last + 1] - single_prefix[index]
+                if not 7 <= digits <= 15 or singles > 2:
+                    continue
+                start = tokens[index][0]
+                candidate = text[start : tokens[last][1]].rstrip(".-/(")
+                if _phone_window_valid(text, start, candidate, spans, before):
+                    spans.claim(start, start + len(candidate), "phone")
+                    index = last + 1
+                    found = True
+                    break
+            if not found:
+                index += 1
+
+
+def _phone_window_valid(text: str, start: int, candidate: str, spans: _Spans, before: str) -> bool:
+    if not spans.free(start, start + len(candidate)) or _YEAR_REFERENCE.match(candidate):
+        return False
+    if candidate.isdigit() and not _PHONE_WORD.search(
+        text[max(0, start - 30) : start] if start else before
+    ):
+        # A bare digit run ("my order 4155552671 never arrived", a customer id) is a phone
+        # only after a word that says so: without one, order, customer and contract numbers
+        # of 9-12 digits are valid phone numbers somewhere.
+        return False
+    if (
+        not candidate.startswith(("+", "00"))
+        and "." in candidate
+        and not re.search(r"[^\d.]", candidate)
+        and re.search(r"(?:^|\.)\d(?:\.|$)", candidate)
+    ):
+        # "10.0.19041.1", "4.1.1.1": a version, not "06.12.34.56.78".
+        return False
+    return _valid_phone(candidate)
+
+
+def _looks_like_a_list(groups: list[str]) -> bool:
+    """Years ("2023 2024 2025") or round quantities ("1000 2000 3000"), not one number."""
+    if len(groups) < 3:
+        return False
+    years = all(len(group) == 4 and group[:2] in ("19", "20") for group in groups)
+    round_numbers = all(group.endswith("00") for group in groups)
+    return years or round_numbers
+
+
+def _claim_cards(text: str, spans: _Spans) -> None:
+    for match in _CARD.finditer(text):
+        groups = re.findall(r"\d+", match.group())
+        number = "".join(groups)
+        if not luhn_valid(number):
+            continue
+        grouped = len(groups) > 1 and bool(
+            _CARD_GROUPS.fullmatch(",".join(map(str, map(len, groups))))
+        )
+        # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
+        # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
+        named = bool(_CARD_WORD.search(text[max(0, match.start() - 30) : match.start()]))
+        if grouped and not named and _looks_like_a_list(groups):
+            continue
+        if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
+            spans.claim(*match.span(), "card")
+
+
+def _claim_ibans(text: str, spans: _Spans) -> None:
+    for match in _IBAN.finditer(text):
+        # The longest prefix that is a valid IBAN ("DE89 3704 0044 0532 0130 00 is mine").
+        positions = [
+            match.start() + offset for offset, char in enumerate(match.group()) if char.isalnum()
+        ]
+        compact = "".join(text[position] for position in positions)
+        for length in range(len(compact), 14, -1):
+            end = positions[length - 1] + 1
+            if end < len(text) and text[end].isalnum():
+                continue
+            if iban_valid(compact[:length]):
+                spans.claim(match.start(), end, "iban")
+                break
+
+
+# Lower-case stems every match of a keyword pattern contains: a message without any of them
+# skips that scan (most messages name no password, no id and no PIN).
+_SECRET_STEMS = (
+    "pass", "pw", "contrase", "senha", "parol", "şifre", "kennwort", "wachtwoord", "hasł",
+    "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
+    "jelsz", "κωδικ", "סיסמה", "كلمة", "key", "token", "secret", "recovery", "backup", "answer",
+    "credential", "login",
+)  # fmt: skip
+_CODE_STEMS = ("pin", "otp", "one", "2fa", "mfa", "code", "cvv", "cvc", "kodu", "código")
+_USER_STEMS = ("credential", "creds", "login", "user")
+_DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "ausweis")
+_ID_STEMS = (
+    "ssn", "social", "tc", "t.c", "kimlik", "steuer", "idnr", "identifikation", "aadha", "bsn",
+    "burgerservice", "nir", "curit", "national", "id number", "identity", "personal", "pesel",
+    "sin", "cpf", "nhs", "dni", "nie",
+)  # fmt: skip
+
+
+def _mentions(lowered: str, stems: tuple[str, ...]) -> bool:
+    return any(stem in lowered for stem in stems)
 
 
 def redact(text: str) -> Redaction:
     """Replace personal data and secrets with placeholders such as [EMAIL] and [SECRET]."""
     spans = _Spans()
     # Order matters where kinds overlap: a secret or an IBAN is a longer run that the card or
-    # phone matchers would split.
-    for pattern in _SECRET_PATTERNS:
+    # phone matchers would split; dates are kept before the digit matchers run.
+    for pattern in _EXTRA_SECRETS:
+        for match in pattern.finditer(text):
+            spans.claim(*match.span(1 if pattern.groups else 0), "secret")
+    lowered = text.lower()
+    has_context_word = any(word in lowered for word in _CONTEXT_WORDS)
+    for pattern, literal in _DETECT_SECRETS_PATTERNS:
+        if literal and literal not in text:
+            continue
+        if pattern.pattern.startswith("(?:(?<=\\W)|(?<=^))") and not has_context_word:
+            continue
         for match in pattern.finditer(text):
             # The whole match: detect-secrets' context patterns ("aws ... key = '...'") capture
             # only part, and some capture just a prefix.
             spans.claim(*match.span(), "secret")
-    for match in _SECRET_VALUE.finditer(text):
-        if _looks_like_a_secret(match):
-            spans.claim(*match.span(3), "secret")
-    for match in _EMAIL.finditer(text):
-        spans.claim(*match.span(), "email")
-    for match in _IBAN.finditer(text):
-        if iban_valid(match.group()):
-            spans.claim(*match.span(), "iban")
-    for match in _CARD.finditer(text):
-        if luhn_valid(re.sub(r"\D", "", match.group())):
-            spans.claim(*match.span(), "card")
+    if _mentions(lowered, _SECRET_STEMS):
+        for match in _SECRET_VALUE.finditer(text):
+            value_span = _secret_value_span(match, text)
+            if value_span:
+                spans.claim(*value_span, "secret")
+    if _mentions(lowered, _USER_STEMS):
+        for match in _USER_PASSWORD.finditer(text):
+            if match.group(1).lower() not in _NOT_A_SECRET:
+                spans.claim(*match.span(1), "secret")
+    if _mentions(lowered, _CODE_STEMS):
+        for match in _CODE_VALUE.finditer(text):
+            spans.claim(*match.span(1), "secret")
+    if "@" in text or "\uff20" in text:
+        for match in _EMAIL.finditer(text):
+            spans.claim(*match.span(), "email")
+    if "dot" in lowered:
+        for match in _OBFUSCATED_EMAIL.finditer(text):
+            spans.claim(*match.span(), "email")
+    _claim_ibans(text, spans)
     for pattern, is_valid in _FORMATTED_IDS:
         for match in pattern.finditer(text):
             if is_valid(match.group()):
                 spans.claim(*match.span(), "national_id")
-    for match in _NAMED_ID.finditer(text):
-        candidate = match.group(1)
-        if any(check(candidate) for check in _BARE_ID_CHECKS):
-            spans.claim(*match.span(1), "national_id")
-    for start, end in _phone_spans(text):
-        spans.claim(start, end, "phone")
+    if _mentions(lowered, _ID_STEMS):
+        for match in _NAMED_ID.finditer(text):
+            candidate = re.sub(r"\D", "", match.group(1))
+            if any(check(candidate) for check in _BARE_ID_CHECKS):
+                spans.claim(*match.span(1), "national_id")
+    if _mentions(lowered, _DOCUMENT_STEMS):
+        for match in _NAMED_DOCUMENT.finditer(text):
+            if any(char.isdigit() for char in match.group(1)):
+                spans.claim(*match.span(1), "national_id")
+    for match in _IPV4.finditer(text):
+        spans.claim(*match.span(), "")
+    for match in _DATE_TIME.finditer(text):
+        spans.claim(*match.span(), "")
+    _claim_cards(text, spans)
+    _claim_phones(text, spans)
     return spans.apply(text)

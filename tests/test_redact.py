@@ -99,6 +99,44 @@ def test_personal_data_is_redacted(text: str, expected: str, kind: str) -> None:
         "the password reset link expired and I changed my password yesterday",
         "my password is wrong and the API key stopped working after rotation",
         "our server 203.0.113.7 refuses connections on port 8443",
+        # Dates and times are no phone numbers.
+        "down since 15.03.2024 14:30",
+        "down since 15-03-2024 14:30",
+        "last run 31.12.2023 23:59",
+        "from 14:30 15.03.2024 onwards",
+        "at 2024-03-15T14:30:00.123456Z and 2024-03-15 14:30:00",
+        "logs 20240315 1430",
+        # Bare digit runs and references are order, customer and contract numbers.
+        "my order 4155552671 never arrived",
+        "order 1234567890123 never shipped",
+        "Order number 4111111111111111 is late",
+        "see https://example.com/orders/4111111111111111",
+        "invoice INV-2024-000123 is wrong",
+        "ref 2024-123456",
+        "contract 2024/000123",
+        "customer id 987654321",
+        "meeting ID 812 3456 7890",
+        # Lists of years and quantities, versions.
+        "the years 2023 2024 2025 2026",
+        "qty 1000 2000 3000 4000",
+        "quantities 100 200 300 4000",
+        "ids 1 2 3 4 5 6 7 8 9 0 1 2 3",
+        "password manager 1Password v8.10.1 fails",
+        "upgraded from 10.0.19045.3803 to 10.0.22631.2861",
+        # Identifiers and sentences about passwords and tokens.
+        "event password_reset_requested logged",
+        "access_token_expires_in=3600",
+        "token=null and token=undefined",
+        "password: please help",
+        "my password reset link expired",
+        "password is too short error",
+        "password length 12",
+        "token limit 4096 exceeded",
+        "2FA code never arrives",
+        "Passwort vergessen",
+        "password=<redacted>, api_key=${API_KEY}",
+        "password123 is not accepted as a username",
+        "login: failed again",
     ],
 )
 def test_ordinary_numbers_are_kept(text: str) -> None:
@@ -106,6 +144,110 @@ def test_ordinary_numbers_are_kept(text: str) -> None:
     result = redact(text)
     assert result.text == text
     assert not result.changed
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Passwords of digits or letters only, after "is"; config, JSON, YAML and headers.
+        ("password is 12345678", "password is [SECRET]"),
+        ("my password is correcthorsebatterystaple", "my password is [SECRET]"),
+        ("password 12345678", "password [SECRET]"),
+        ('{"password":"hunter2"}', '{"password":"[SECRET]"}'),
+        ('"api_key": "Zx9Qw8Er7Ty6"', '"api_key": "[SECRET]"'),
+        ("api_key: Zx9Qw8Er7Ty6", "api_key: [SECRET]"),
+        (
+            "Authorization: Bearer abcdef0123456789abcdef0123456789",
+            "Authorization: Bearer [SECRET]",
+        ),
+        ("Authorization: Basic dXNlcjpodW50ZXIy", "Authorization: Basic [SECRET]"),
+        ("the key is 9f8e7d6c5b4a39281706f5e4d3c2b1a0", "the key is [SECRET]"),
+        ("here is our key: 9f8e7d6c5b4a39281706f5e4d3c2b1a0", "here is our key: [SECRET]"),
+        (
+            "curl https://user:hunter2@api.example.com/v1",
+            "curl https://user:[SECRET]@api.example.com/v1",
+        ),
+        ("password = P@ss w0rd", "password = [SECRET]"),
+        ("GET /v1?api_key=9f8e7d6c5b4a39&page=2", "GET /v1?api_key=[SECRET]&page=2"),
+        ("the password was 'hunter 2 22'", "the password was '[SECRET]'"),
+        # Tokens detect-secrets lacks.
+        ("npm npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm [SECRET]"),
+        (
+            "pypi pypi-AgEIcHlwaS5vcmcCJGFiY2RlZmdoLWlqa2wtbW5vcC1xcnN0LXV2d3h5ejAxMjM0NQ",
+            "pypi [SECRET]",
+        ),
+        ("shopify shpat_0123456789abcdef0123456789abcdef", "shopify [SECRET]"),
+        ("hf hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "hf [SECRET]"),
+        ("dop dop_v1_" + "0123456789abcdef" * 4, "dop [SECRET]"),
+        (
+            "AccountName=foo;AccountKey=abcdEFGH1234abcdEFGH1234abcdEFGH1234==;",
+            "AccountName=foo;AccountKey=[SECRET];",
+        ),
+        # Short field names and user:password pairs.
+        ("pw: hunter2", "pw: [SECRET]"),
+        ("pass: hunter2", "pass: [SECRET]"),
+        ("credentials admin:hunter2", "credentials admin:[SECRET]"),
+        # Other languages.
+        ("Kennwort: geheim123", "Kennwort: [SECRET]"),
+        ("wachtwoord: geheim123", "wachtwoord: [SECRET]"),
+        ("hasło: tajne123", "hasło: [SECRET]"),
+        ("пароль: qwerty123", "пароль: [SECRET]"),
+        ("密码: mima123456", "密码: [SECRET]"),
+        ("パスワード: himitsu123", "パスワード: [SECRET]"),
+        ("şifrem: gizli123", "şifrem: [SECRET]"),
+        # PINs and one-time codes.
+        ("PIN: 1234", "PIN: [SECRET]"),
+        ("OTP 482913", "OTP [SECRET]"),
+        ("verification code: 482913", "verification code: [SECRET]"),
+        ("2fa code 482913", "2fa code [SECRET]"),
+        # Cards with other separators, or glued to a letter.
+        ("card 4111_1111_1111_1111", "card [CARD]"),
+        ("card 4111/1111/1111/1111", "card [CARD]"),
+        ("card 4111\t1111\t1111\t1111", "card [CARD]"),
+        ("card 4111  1111  1111  1111", "card [CARD]"),
+        ("card 4111\u00a01111\u00a01111\u00a01111", "card [CARD]"),
+        ("card 4111\u20131111\u20131111\u20131111", "card [CARD]"),
+        ("card x4111111111111111", "card x[CARD]"),
+        # IBANs grouped by dashes, dots, double spaces, in twos, or glued to "iban".
+        ("iban GB82-WEST-1234-5698-7654-32", "iban [IBAN]"),
+        ("iban GB82.WEST.1234.5698.7654.32", "iban [IBAN]"),
+        ("iban DE89  3704  0044  0532  0130  00", "iban [IBAN]"),
+        ("iban DE 89 3704 0044 0532 0130 00", "iban [IBAN]"),
+        ("ibanDE89370400440532013000", "iban[IBAN]"),
+        # National ids with spaces, dashes, dots, or after the word that names them.
+        ("my ssn is 536 90 4399", "my ssn is [NATIONAL_ID]"),
+        ("ssn 536\u201390\u20134399", "ssn [NATIONAL_ID]"),
+        ("DNI: 12.345.678-Z", "DNI: [NATIONAL_ID]"),
+        ("kimlik numaram 10000000146", "kimlik numaram [NATIONAL_ID]"),
+        ("aadhar number is 234123412346", "aadhar number is [NATIONAL_ID]"),
+        ("passport number 123456789", "passport number [NATIONAL_ID]"),
+        ("driver's license D1234567", "driver's license [NATIONAL_ID]"),
+        ("PESEL 44051401359", "PESEL [NATIONAL_ID]"),
+        ("personalausweis T220001293", "personalausweis [NATIONAL_ID]"),
+        # Emails with full-width signs or spelled out.
+        ("mail john\uff20example.com", "mail [EMAIL]"),
+        ("mail john@example\u3002com", "mail [EMAIL]"),
+        ("contact: john(at)example(dot)com", "contact: [EMAIL]"),
+        ("contact john at example dot com", "contact [EMAIL]"),
+        # Chinese, Russian and other mobile numbers.
+        ("call 138 0013 8000", "call [PHONE]"),
+        ("call +86 138 0013 8000", "call [PHONE]"),
+        ("call 8 (912) 345-67-89", "call [PHONE]"),
+        ("call 4155552671", "call [PHONE]"),
+        ("call 020 7946 0958 or 030 12345678", "call [PHONE] or [PHONE]"),
+    ],
+)
+def test_leaks_found_by_the_breaker_are_closed(text: str, expected: str) -> None:
+    """Shapes that slipped through before (separators, languages, token kinds) are redacted."""
+    assert redact(text).text == expected
+
+
+def test_long_hostile_text_is_redacted_in_full() -> None:
+    """40 KB of repeated phone numbers (Slack's message limit) yields one [PHONE] for each."""
+    repeats = 40_000 // len("call +14155552671 ")
+    result = redact("call +14155552671 " * repeats)
+    assert dict(result.counts) == {"phone": repeats}
+    assert "1415" not in result.text
 
 
 def test_checksums() -> None:
