@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from bot.render import UNSURE_BELOW, unsure_note
 from bot.runner import load_embedder, make_pipeline, run_slack
 from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
@@ -115,7 +116,8 @@ def _format_human(triage: Triage, config: TriageConfig) -> str:
     emoji = config.priority(decision.priority).emoji
     lines = [
         f"{emoji} {decision.priority.upper()} {decision.category} -> {decision.team} "
-        f"({decision.sentiment}, confidence {decision.confidence:.2f}, by {decision.source})",
+        f"({decision.sentiment}, confidence {decision.confidence:.2f}, by {decision.source})"
+        + unsure_note(decision.unsure_fields(UNSURE_BELOW)),
         f"  ticket: {triage.ticket.text[:200]}",
     ]
     if triage.escalation.needs_human:
