@@ -42,11 +42,12 @@ TEMPERATURE = 0.05
 # and fit the best similarity to any example or rubric; fitted by bench/calibrate.py.
 CALIBRATION = (13.29, 5.325, -4.229)
 # Priority and sentiment confidence = sigmoid(a * margin + b * fit + c * cued + d), where margin
-# is the field's top score minus its second, fit as above, and cued 1 when a cue of the chosen
-# label is in the ticket; fitted by bench/calibrate.py --fields on the hand-written tickets.
+# is the field's top score minus its best allowed rival, fit as above, and cued 1 when a cue of
+# the chosen label is in the ticket; fitted by `bench/calibrate.py --fields` on the hand-written
+# tickets (fit added nothing out of fold, nor did the sentiment's cue).
 FIELD_CALIBRATION: dict[str, tuple[float, float, float, float]] = {
-    "priority": (8.0, 2.0, 1.0, -0.5),
-    "sentiment": (8.0, 2.0, 1.0, -0.5),
+    "priority": (2.666, 0.0, 2.577, -0.18),
+    "sentiment": (2.43, 0.0, 0.0, 0.915),
 }
 # Added to the default sentiment (neutral) when no sentiment cue is in the ticket: a plain
 # question reads as calm (bench/handwritten.py).
@@ -267,17 +268,19 @@ class LocalClassifier:
     def classify_vector(self, query: Vector, text: str = "") -> Decision:
         """Classify an already embedded ticket; text (redacted) is read for the labels' cues."""
         config = self._config
-        evidence = self.evidence(query, text)
+        evidence, priority, sentiment = self.explain(query, text)
         best = evidence.ranked[0]
         similarities = evidence.similarities
         off_topic = evidence.fit < config.thresholds.off_topic_similarity
         reasons = [f"closest labels: {', '.join(evidence.ranked[:2])}"]
         if off_topic:
             reasons.append(f"best similarity to any example or phrase is only {evidence.fit:.2f}")
-        priority = self._priority(query, similarities, text, category=best, off_topic=off_topic)
         reasons.extend(priority.reasons)
-        sentiment = self._sentiment(query, similarities, text)
-        confidence = calibrated_confidence(evidence.margin, evidence.fit)
+        confidence = calibrated_confidence(
+            evidence.margin,
+            evidence.fit,
+            config.thresholds.category_calibration or CALIBRATION,
+        )
         # A ticket that fits no category goes to the team the config names for that.
         team = config.fallback_team if off_topic else self._team_for(best, similarities)
         return Decision(
@@ -301,6 +304,15 @@ class LocalClassifier:
             margin=evidence.margin,
             fit=evidence.fit,
         )
+
+    def explain(self, query: Vector, text: str = "") -> tuple[Evidence, FieldChoice, FieldChoice]:
+        """What a decision rests on: the category evidence, the priority and sentiment chosen."""
+        evidence = self.evidence(query, text)
+        off_topic = evidence.fit < self._config.thresholds.off_topic_similarity
+        priority = self._priority(
+            query, evidence.similarities, text, category=evidence.ranked[0], off_topic=off_topic
+        )
+        return evidence, priority, self._sentiment(query, evidence.similarities, text)
 
     def _with_cues(
         self,
