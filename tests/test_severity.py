@@ -223,3 +223,14 @@ async def test_a_ticket_that_fits_no_category_goes_to_the_fallback_team(
     assert triage.decision.team == fallback
     assert triage.escalation.teams[0] == fallback
     assert "off_topic" in {reason.code for reason in triage.escalation.reasons}
+
+
+async def test_the_alternative_taxonomy_pages_a_calm_outage_by_config_alone(
+    embedder: MiniLMEmbedder,
+) -> None:
+    """With three priorities and its own cues, the alternative config calls a calm outage high."""
+    config = load_config(ALTERNATIVE)
+    text = "Hi, just so you know: none of our users can open the app since noon."
+    triage = await build_pipeline(config, embedder=embedder).triage(Ticket(text=text))
+    assert triage.decision.priority == "high"
+    assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
