@@ -51,7 +51,7 @@ FIELD_CALIBRATION: dict[str, tuple[float, float, float, float]] = {
 }
 # Added to the default sentiment (neutral) when no sentiment cue is in the ticket: a plain
 # question reads as calm (bench/handwritten.py).
-PLAIN_SENTIMENT_BONUS = 0.2
+PLAIN_SENTIMENT_BONUS = 0.3
 # Weight of the priorities seen among the predicted category's examples.
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
