@@ -16,6 +16,7 @@ from typing import TextIO
 from threadpoolctl import threadpool_limits
 
 from bot.logs import LOG_FORMAT, WithheldMessageFormatter
+from bot.render import UNSURE_BELOW, unsure_note
 from bot.runner import load_embedder, make_pipeline, run_slack
 from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
@@ -189,7 +190,8 @@ def _format_human(triage: Triage, config: TriageConfig) -> str:
     lines = [
         f"{emoji} {decision.priority.upper()} category {decision.category} -> team {decision.team} "
         f"(sentiment {decision.sentiment}, confidence {decision.confidence:.2f}, "
-        f"decided by {DECIDED_BY[decision.source]})",
+        f"decided by {DECIDED_BY[decision.source]})"
+        + unsure_note(decision.unsure_fields(UNSURE_BELOW)),
         f"  ticket: {triage.ticket.text[:200]}",
     ]
     if triage.escalation.needs_human:

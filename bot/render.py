@@ -25,6 +25,9 @@ PRIVATE_METADATA_LIMIT: Final = 3000
 PREVIEW_CHARS: Final = 150
 # The first line of a ticket in an on-call DM.
 SUMMARY_CHARS: Final = 120
+# A field whose confidence is below this is named as unsure on the post (0.6 is where a
+# calibrated confidence means "wrong almost half the time").
+UNSURE_BELOW: Final = 0.6
 
 APPROVE_ACTION: Final = "ticket_approve"
 EDIT_ACTION: Final = "ticket_edit"
@@ -94,7 +97,8 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         f"{card.emoji} *{escape(decision.priority.upper())}*"
         f" · category {escape(decision.category)} → team {escape(team)}"
         f" · sentiment {escape(decision.sentiment)}"
-        f" · confidence {decision.confidence:.2f} · ticket #{card.ticket_id}"
+        f" · confidence {decision.confidence:.2f}"
+        f"{unsure_note(decision.unsure_fields(UNSURE_BELOW))} · ticket #{card.ticket_id}"
     )
     blocks: list[Block] = [_section(headline, block_id=f"ticket-{card.ticket_id}")]
     state = _state_line(card)
@@ -129,6 +133,13 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         f" for {card.team}: {preview}"
     )
     return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
+
+
+def unsure_note(unsure: dict[str, float]) -> str:
+    """' · unsure: priority 0.41, sentiment 0.35', or nothing when every field is sure."""
+    if not unsure:
+        return ""
+    return " · unsure: " + ", ".join(f"{field} {value:.2f}" for field, value in unsure.items())
 
 
 def _state_line(card: TicketCard) -> str | None:

@@ -100,7 +100,7 @@ class Pipeline:
             # The model's forward pass is the slow part: off the event loop, so Slack's acks and
             # the other workers never wait for it.
             query = await asyncio.to_thread(self._local.embed, redacted)
-            decision = self._local.classify_vector(query)
+            decision = self._local.classify_vector(query, text=redacted)
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
@@ -177,6 +177,10 @@ class Pipeline:
                 if rules.category != decision.category
                 else decision.team,
                 "confidence": max(decision.confidence, HOTWORD_CONFIDENCE),
+                "confidences": {
+                    **decision.confidences,
+                    "team": max(decision.confidence_of("team"), HOTWORD_CONFIDENCE),
+                },
                 "category_scores": {rules.category: 1.0},
                 "source": "rules",
                 "off_topic": False,

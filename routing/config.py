@@ -31,6 +31,12 @@ class LabelConfig(_Strict):
     # Short phrases in a customer's words that are typical of the label. The local classifier
     # treats them like examples, so a taxonomy with few labeled examples still has words to go on.
     phrases: tuple[str, ...] = ()
+    # Words that, found in a ticket, add thresholds.cue_weight to this label's score (matched
+    # like the rules; `*` stands for up to three words): "nobody * can log in", "leaked", "😡".
+    cues: tuple[str, ...] = ()
+    # This label's own bonus for a cue, instead of thresholds.cue_weight (e.g. angry over
+    # frustrated when a message has both kinds of words).
+    cue_weight: float | None = Field(default=None, ge=0.0, le=5.0)
 
 
 class CategoryConfig(LabelConfig):
@@ -50,7 +56,7 @@ class PriorityConfig(LabelConfig):
     # Below this confidence a ticket at this priority goes to a human (the brief's "high").
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     # The local classifier gives this priority only to a ticket at least this similar to one of
-    # its examples or phrases: a page costs a person's attention, so "critical" needs evidence.
+    # its examples or phrases, or with one of its cues; a demotion is stated in the reasons.
     min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
 
 
@@ -95,6 +101,12 @@ class ThresholdsConfig(_Strict):
     # 0.2, not 0.25: 0.25 marked 15% of English support tickets off-topic (0.2: 4%) and sent only
     # 0.6% more of CLINC150's out-of-scope rows to a human; low confidence catches most of them.
     off_topic_similarity: float = Field(default=0.2, ge=-1.0, le=1.0)
+    # Category confidence = sigmoid(a * margin + b * fit + c), fitted for this config's examples
+    # by `bench/calibrate.py --fields`; unset, the built-in fit of routing/local.py (banking77
+    # and CLINC150 with 10 examples per label).
+    category_calibration: tuple[float, float, float] | None = None
+    # Added to a label's score when one of its cues is in the ticket (see routing/cues.py).
+    cue_weight: float = Field(default=0.3, ge=0.0, le=5.0)
 
 
 class LLMConfig(_Strict):

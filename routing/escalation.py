@@ -48,13 +48,23 @@ def escalate(
                 ),
             )
         )
-    elif priority.min_confidence is not None and decision.confidence < priority.min_confidence:
+    # A priority that pages or asks for a check (critical, high) must be sure of itself: an
+    # unsure guess goes to a human, saying so. An unsure low or medium priority pages nobody.
+    priority_confidence = decision.confidence_of("priority")
+    priority_floor = (
+        priority.min_confidence
+        if priority.min_confidence is not None
+        else thresholds.human_confidence
+        if priority.always_human
+        else None
+    )
+    if priority_floor is not None and priority_confidence < priority_floor:
         reasons.append(
             EscalationReason(
                 code="high_priority_uncertain",
                 detail=(
-                    f"priority {priority.name} with confidence {decision.confidence:.2f} "
-                    f"(below {priority.min_confidence:.2f})"
+                    f"priority {priority.name} is unsure: confidence {priority_confidence:.2f} "
+                    f"(below {priority_floor:.2f})"
                 ),
             )
         )

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from routing.config import LabelConfig, TriageConfig
+from routing.cues import CueMatch, Cues
 from routing.embedding import Embedder
 from routing.models import Decision, LabeledExample
 
@@ -53,6 +54,17 @@ CALIBRATION = (13.29, 5.325, -4.229)
 NEIGHBOURS = 8
 NEIGHBOUR_TEMPERATURE = 0.05
 NEIGHBOUR_PRIOR = 1.0
+# Priority and sentiment confidence = sigmoid(a * margin + b * fit + c * cued + d), where margin
+# is the field's top score minus its best allowed rival, fit as above, and cued 1 when a cue of
+# the chosen label is in the ticket; fitted by `bench/calibrate.py --fields` on the hand-written
+# tickets (fit added nothing out of fold, nor did the sentiment's cue).
+FIELD_CALIBRATION: dict[str, tuple[float, float, float, float]] = {
+    "priority": (2.666, 0.0, 2.577, -0.18),
+    "sentiment": (2.43, 0.0, 0.0, 0.915),
+}
+# Added to the default sentiment (neutral) when no sentiment cue is in the ticket: a plain
+# question reads as calm (bench/handwritten.py).
+PLAIN_SENTIMENT_BONUS = 0.3
 # Weight of the priorities seen among the predicted category's examples.
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
@@ -273,6 +285,9 @@ class LocalClassifier:
         self._categories = _Field(config.categories, embedder)
         self._priorities = _Field(config.priorities, embedder)
         self._sentiments = _Field(config.sentiments, embedder)
+        self._category_cues = Cues(config.categories)
+        self._priority_cues = Cues(config.priorities)
+        self._sentiment_cues = Cues(config.sentiments)
         self._refit()
 
     @property
@@ -370,11 +385,16 @@ class LocalClassifier:
         order = np.argsort(-similarities, kind="stable")[:k]
         return [self._examples[int(i)] for i in order]
 
-    def evidence(self, query: Vector) -> Evidence:
-        """Category scores and the two signals confidence is calibrated on."""
+    def evidence(self, query: Vector, text: str = "") -> Evidence:
+        """Category scores and the two signals confidence is calibrated on.
+
+        text is the ticket's (redacted) text, for the categories' cues; none when empty.
+        """
         similarities: Vector = self._vectors @ query
         categories = self._categories.score(query, similarities)
-        scores = categories.scores
+        scores = self._with_cues(
+            categories.scores, self._category_cues.match(text), self._config.categories
+        )
         order = np.argsort(-scores, kind="stable")
         margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
         fit = max(
@@ -386,29 +406,41 @@ class LocalClassifier:
             ranked=ranked, scores=scores, similarities=similarities, margin=margin, fit=fit
         )
 
-    def classify_vector(self, query: Vector) -> Decision:
-        """Classify an already embedded ticket."""
-        evidence = self.evidence(query)
+    def classify_vector(self, query: Vector, text: str = "") -> Decision:
+        """Classify an already embedded ticket; text (redacted) is read for the labels' cues."""
+        config = self._config
+        evidence, priority, sentiment = self.explain(query, text)
         best = evidence.ranked[0]
         similarities = evidence.similarities
-        off_topic = evidence.fit < self._config.thresholds.off_topic_similarity
+        off_topic = evidence.fit < config.thresholds.off_topic_similarity
         reasons = [f"closest labels: {', '.join(evidence.ranked[:2])}"]
         if off_topic:
             reasons.append(f"best similarity to any example or phrase is only {evidence.fit:.2f}")
-        priority = self._priority(query, similarities, category=best, off_topic=off_topic)
+        reasons.extend(priority.reasons)
+        confidence = self.neighbour_confidence(
+            calibrated_confidence(
+                evidence.margin,
+                evidence.fit,
+                config.thresholds.category_calibration or CALIBRATION,
+            ),
+            similarities,
+            best,
+            evidence.fit,
+        )
+        # A ticket that fits no category goes to the team the config names for that.
+        team = config.fallback_team if off_topic else self._team_for(best, similarities)
         return Decision(
             category=best,
-            priority=priority,
-            team=self._team_for(best, similarities),
-            sentiment=self._sentiments.labels[
-                int(np.argmax(self._sentiments.score(query, similarities).scores))
-            ],
-            confidence=self.neighbour_confidence(
-                calibrated_confidence(evidence.margin, evidence.fit),
-                similarities,
-                best,
-                evidence.fit,
-            ),
+            priority=priority.label,
+            team=team,
+            sentiment=sentiment.label,
+            confidence=confidence,
+            confidences={
+                "priority": field_confidence("priority", priority, evidence.fit),
+                "sentiment": field_confidence("sentiment", sentiment, evidence.fit),
+                # The team follows the category (or the fallback when none fits).
+                "team": confidence,
+            },
             source="local",
             category_scores=dict(
                 zip(self._categories.labels, _softmax(evidence.scores), strict=True)
@@ -419,28 +451,89 @@ class LocalClassifier:
             fit=evidence.fit,
         )
 
+    def explain(self, query: Vector, text: str = "") -> tuple[Evidence, FieldChoice, FieldChoice]:
+        """What a decision rests on: the category evidence, the priority and sentiment chosen."""
+        evidence = self.evidence(query, text)
+        off_topic = evidence.fit < self._config.thresholds.off_topic_similarity
+        priority = self._priority(
+            query, evidence.similarities, text, category=evidence.ranked[0], off_topic=off_topic
+        )
+        return evidence, priority, self._sentiment(query, evidence.similarities, text)
+
+    def _with_cues(
+        self,
+        scores: npt.NDArray[np.float64],
+        cues: CueMatch,
+        labels: Sequence[LabelConfig],
+    ) -> npt.NDArray[np.float64]:
+        hits = np.array(cues.hits(), dtype=np.float64)
+        if not hits.any():
+            return scores
+        default = self._config.thresholds.cue_weight
+        weights = np.array(
+            [default if label.cue_weight is None else label.cue_weight for label in labels]
+        )
+        return scores + weights * hits
+
     def _priority(
-        self, query: Vector, similarities: Vector, *, category: str, off_topic: bool
-    ) -> str:
+        self, query: Vector, similarities: Vector, text: str, *, category: str, off_topic: bool
+    ) -> FieldChoice:
+        config = self._config
         field = self._priorities
         scored = field.score(query, similarities)
-        scores = scored.scores
+        cues = self._priority_cues.match(text)
+        scores = self._with_cues(scored.scores, cues, config.priorities)
         # What the category's examples say is typical, unless the category is a mere guess.
         if not off_topic:
             scores = scores + PRIORITY_PRIOR_WEIGHT * self._priority_prior[category]
         allowed = np.ones(len(field.labels), dtype=bool)
         # The config may cap a category's priority ("requests are low"); labels are ordered.
-        ceiling = self._config.category(category).max_priority
+        # Cues of impact and scope lift the cap: a feature request that reports an outage is not
+        # low.
+        ceiling = config.category(category).max_priority
+        hits = cues.hits()
         if ceiling is not None:
-            allowed[self._config.priority_rank(ceiling) + 1 :] = False
-        # A level that needs evidence (critical) is given only to a ticket close to one of its
-        # examples or phrases; otherwise the next best level, and forced keywords still page.
-        for position, level in enumerate(self._config.priorities):
-            if level.min_similarity is not None and scored.nearest[position] < level.min_similarity:
+            rank = config.priority_rank(ceiling)
+            if not any(hits[rank + 1 :]):
+                allowed[rank + 1 :] = False
+        reasons: list[str] = []
+        # A level that asks for evidence (min_similarity) is given only to a ticket close to one
+        # of its examples or phrases, or with one of its cues; a demotion is said, not silent.
+        for position, level in enumerate(config.priorities):
+            if (
+                level.min_similarity is not None
+                and scored.nearest[position] < level.min_similarity
+                and not hits[position]
+            ):
+                if allowed[position] and position == int(
+                    np.argmax(np.where(allowed, scores, -np.inf))
+                ):
+                    reasons.append(
+                        f"{level.name} not given: nearest {level.name} example at "
+                        f"{scored.nearest[position]:.2f} (< {level.min_similarity:.2f})"
+                    )
                 allowed[position] = False
         if not allowed.any():
             allowed[0] = True
-        return field.labels[int(np.argmax(np.where(allowed, scores, -np.inf)))]
+        choice = _choose(field.labels, scores, allowed, cues)
+        found = cues.found[field.labels.index(choice.label)]
+        if found:
+            quoted = ", ".join(f"'{cue}'" for cue in found[:3])
+            reasons.append(f"{choice.label}: {quoted}")
+        return FieldChoice(
+            label=choice.label, margin=choice.margin, cued=choice.cued, reasons=tuple(reasons)
+        )
+
+    def _sentiment(self, query: Vector, similarities: Vector, text: str) -> FieldChoice:
+        field = self._sentiments
+        cues = self._sentiment_cues.match(text)
+        scores = self._with_cues(
+            field.score(query, similarities).scores, cues, self._config.sentiments
+        )
+        # No word of feeling at all: the calm default, unless the examples clearly say otherwise.
+        if not any(cues.hits()):
+            scores[field.labels.index(self._config.default_sentiment)] += PLAIN_SENTIMENT_BONUS
+        return _choose(field.labels, scores, np.ones(len(field.labels), dtype=bool), cues)
 
     def _team_for(self, category: str, similarities: Vector) -> str:
         # The team follows the category unless a very similar example of it says otherwise.
@@ -454,6 +547,43 @@ class LocalClassifier:
             if float(similarities[closest]) >= TEAM_OVERRIDE_SIMILARITY:
                 return self._config.team_names[int(self._team_positions.rows[closest])]
         return self._config.team_for(category)
+
+
+@dataclass(frozen=True)
+class FieldChoice:
+    """The label chosen for one field, and what its confidence is computed from."""
+
+    label: str
+    # Its score minus the best other allowed label's (1.0 when it is the only one allowed).
+    margin: float
+    # True when one of its cues is in the ticket.
+    cued: bool
+    reasons: tuple[str, ...] = ()
+
+
+def _choose(
+    labels: Sequence[str],
+    scores: npt.NDArray[np.float64],
+    allowed: npt.NDArray[np.bool_],
+    cues: CueMatch,
+) -> FieldChoice:
+    masked = np.where(allowed, scores, -np.inf)
+    order = np.argsort(-masked, kind="stable")
+    top = int(order[0])
+    second = masked[int(order[1])] if len(order) > 1 else -np.inf
+    margin = float(masked[top] - second) if np.isfinite(second) else 1.0
+    return FieldChoice(label=labels[top], margin=margin, cued=cues.hits()[top])
+
+
+def field_confidence(
+    field: str,
+    choice: FieldChoice,
+    fit: float,
+    calibration: dict[str, tuple[float, float, float, float]] | None = None,
+) -> float:
+    """Probability that a field's label is right, from its margin, the fit and its cues."""
+    a, b, c, d = (calibration or FIELD_CALIBRATION)[field]
+    return 1.0 / (1.0 + math.exp(-(a * choice.margin + b * fit + c * choice.cued + d)))
 
 
 def _softmax(scores: npt.NDArray[np.float64]) -> list[float]:

@@ -8,6 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The fields of a decision that each carry a confidence.
+CONFIDENCE_FIELDS = ("category", "priority", "sentiment", "team")
+
 # Which layer made a decision. "fallback" is the rules-only answer when no classifier could run;
 # "agent" is a person's correction.
 DecisionSource = Literal["rules", "local", "llm_cheap", "llm_strong", "fallback", "agent"]
@@ -82,8 +85,12 @@ class Decision(BaseModel):
     priority: str
     team: str
     sentiment: str
+    # How likely the category is right.
     confidence: float = Field(ge=0.0, le=1.0)
     source: DecisionSource
+    # How likely each field is right, for the fields in CONFIDENCE_FIELDS; a field a layer did
+    # not rate falls back to `confidence` (see confidence_of).
+    confidences: dict[str, float] = Field(default_factory=dict)
     # Scores per category (higher is better), for the close-call check and the audit trail.
     category_scores: dict[str, float] = Field(default_factory=dict)
     # True when the layer itself says a human should look (the LLM's flag, an off-topic ticket).
@@ -94,6 +101,20 @@ class Decision(BaseModel):
     # top score minus the second, and the best similarity to any example or label phrase.
     margin: float | None = None
     fit: float | None = None
+
+    def confidence_of(self, field: str) -> float:
+        """How likely one field (category, priority, sentiment, team) is right."""
+        if field == "category":
+            return self.confidence
+        return self.confidences.get(field, self.confidence)
+
+    def all_confidences(self) -> dict[str, float]:
+        """Every field's confidence, in CONFIDENCE_FIELDS order."""
+        return {field: self.confidence_of(field) for field in CONFIDENCE_FIELDS}
+
+    def unsure_fields(self, below: float) -> dict[str, float]:
+        """The fields whose confidence is below a threshold, with their confidence."""
+        return {field: value for field, value in self.all_confidences().items() if value < below}
 
     def runner_up(self) -> tuple[str, float] | None:
         """The second-best category and its score, if the layer scored more than one."""
@@ -189,6 +210,9 @@ class Triage(BaseModel):
             "team": self.decision.team,
             "sentiment": self.decision.sentiment,
             "confidence": round(self.decision.confidence, 3),
+            "confidences": {
+                field: round(value, 3) for field, value in self.decision.all_confidences().items()
+            },
             "needs_human": self.escalation.needs_human,
             "reasons": [reason.detail for reason in self.escalation.reasons],
             "reason_codes": [reason.code for reason in self.escalation.reasons],

@@ -51,12 +51,12 @@ def test_low_confidence_needs_a_human(config: TriageConfig) -> None:
     assert _codes(config, "hm", _decision(confidence=0.4)) == ["low_confidence"]
 
 
-def test_high_priority_needs_more_confidence(config: TriageConfig) -> None:
-    """High priority with confidence under 0.85 goes to a human; at 0.9 it does not."""
-    assert _codes(config, "x", _decision(priority="high", confidence=0.7)) == [
-        "high_priority_uncertain"
-    ]
-    assert _codes(config, "x", _decision(priority="high", confidence=0.9)) == []
+def test_high_priority_needs_a_sure_priority(config: TriageConfig) -> None:
+    """High priority whose priority confidence is under min_confidence (0.5) goes to a human."""
+    unsure = _decision(priority="high", confidences={"priority": 0.4})
+    assert _codes(config, "x", unsure) == ["high_priority_uncertain"]
+    sure = _decision(priority="high", confidence=0.9, confidences={"priority": 0.7})
+    assert _codes(config, "x", sure) == []
 
 
 def test_forced_keyword_beats_a_model_talked_into_low_priority(config: TriageConfig) -> None:
@@ -102,4 +102,5 @@ def test_reasons_are_readable(config: TriageConfig) -> None:
         "keyword 'urgent', 'outage' always needs a human",
         "priority is critical: always a human",
         "confidence 0.30 is below 0.60",
+        "priority critical is unsure: confidence 0.30 (below 0.60)",
     ]

@@ -103,6 +103,8 @@ async def test_success_gives_decision_usage_and_an_ordered_prompt(
         team="billing",
         sentiment="frustrated",
         confidence=0.82,
+        # The answer rates only the category: the other fields are as sure, never more.
+        confidences={"priority": 0.82, "sentiment": 0.82, "team": 0.82},
         source="llm_cheap",
         category_scores={"billing": 0.82},
         flagged=False,
@@ -133,6 +135,8 @@ async def test_success_gives_decision_usage_and_an_ordered_prompt(
         "team",
         "sentiment",
         "confidence",
+        "priority_confidence",
+        "sentiment_confidence",
         "needs_human",
         "reason",
     }
@@ -165,6 +169,25 @@ async def test_system_prompt_is_identical_across_tickets(
     assert first["messages"][0] == second["messages"][0]
     assert [message["role"] for message in second["messages"]] == ["system", "user"]
     assert _ticket_block(second) == "Do you have a dark mode?"
+
+
+async def test_per_field_confidences_come_from_the_answer(
+    llm: LLMClassifier, openai_server: OpenAIStandIn
+) -> None:
+    """priority_confidence and sentiment_confidence fill the decision's per-field confidences."""
+    openai_server.queue(
+        reply_json(_answer(priority_confidence=0.35, sentiment_confidence=7, confidence=0.9))
+    )
+
+    call = await llm.classify(TICKET, examples=EXAMPLES, model=MODEL, source="llm_cheap")
+
+    assert call.decision is not None
+    assert call.decision.all_confidences() == {
+        "category": 0.9,
+        "priority": 0.35,
+        "sentiment": 1.0,
+        "team": 0.9,
+    }
 
 
 async def test_confidence_is_clamped_flag_kept_and_unknown_team_replaced(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from routing.cascade import Pipeline, build_pipeline
-from routing.config import load_config
+from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.models import LabeledExample, Ticket
 
@@ -93,26 +93,41 @@ async def test_outages_in_other_words_are_critical_and_page(pipeline: Pipeline, 
     assert "critical_priority" in [reason.code for reason in triage.escalation.reasons]
 
 
-async def test_a_priority_that_needs_evidence_is_withheld_without_it(
-    embedder: CachingEmbedder,
-) -> None:
-    """min_similarity: critical only for a ticket that close to an outage example or phrase."""
-    text = "All API calls returning 503 since 14:00 UTC. Our entire product is down."
-    default = build_pipeline(load_config(), embedder=embedder)
-    assert (await default.triage(Ticket(text=text))).decision.priority == "critical"
-    config = load_config()
-    strict = config.model_copy(
+def _strict_critical(config: TriageConfig, **changes: object) -> TriageConfig:
+    return config.model_copy(
         update={
             "priorities": tuple(
-                level.model_copy(update={"min_similarity": 0.999})
+                level.model_copy(update={"min_similarity": 0.999, **changes})
                 if level.name == "critical"
                 else level
                 for level in config.priorities
             )
         }
     )
+
+
+async def test_a_priority_that_needs_evidence_is_withheld_without_it_and_says_so(
+    embedder: CachingEmbedder,
+) -> None:
+    """min_similarity without a cue: critical is withheld, and the reasons say why."""
+    text = "All API calls returning 503 since 14:00 UTC. Our entire product is down."
+    default = build_pipeline(load_config(), embedder=embedder)
+    assert (await default.triage(Ticket(text=text))).decision.priority == "critical"
+    strict = _strict_critical(load_config(), cues=())
     withheld = await build_pipeline(strict, embedder=embedder).triage(Ticket(text=text))
     assert withheld.decision.priority != "critical"
+    assert any(reason.startswith("critical not given") for reason in withheld.decision.reasons)
+
+
+async def test_a_cue_is_evidence_enough_for_a_priority_that_needs_it(
+    embedder: CachingEmbedder,
+) -> None:
+    """A ticket far from every outage example is still critical when an outage cue is in it."""
+    text = "Heads up: the checkout is failing for every shopper, we cannot take any orders."
+    strict = _strict_critical(load_config())
+    triage = await build_pipeline(strict, embedder=embedder).triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
 
 
 @pytest.mark.parametrize(

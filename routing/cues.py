@@ -1,0 +1,108 @@
+"""Cue phrases: the words in a ticket that say how wide or how bad a problem is, or how it is said.
+
+Each label of a field may list `cues` in the config ("[nobody|no one] + [can't|cannot]",
+"leaked", "😡"). They are matched the rules' way (case, accents, dashes and spacing ignored, on
+word boundaries, a plain plural counts); `*` stands for up to three words, `[a|b]` for either
+phrase, and ` + ` joins parts that must all occur. A label whose cue is found gets a
+fixed bonus added to its embedding score (`thresholds.cue_weight`): the cues tip a close decision
+towards what the ticket literally says about impact and scope, while the examples still decide
+when the cues disagree ("how do I avoid data loss" has a question's cue and a data-loss cue).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from routing.config import LabelConfig
+from routing.rules import normalize
+
+# How many words a `*` in a cue stands for, at most.
+GAP_WORDS = 3
+# Apostrophes typed on phones and Macs, folded to the ASCII one (U+2019 and the like).
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def normalize_for_cues(text: str) -> str:
+    """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
+    return normalize(text.translate(_APOSTROPHES))
+
+
+_TOKEN = re.compile(r"\[[^\]]*\]|\*|[^\s\[\]]+")
+
+
+def cue_pattern(cue: str) -> re.Pattern[str]:
+    """A compiled cue: its words in order, on word boundaries, a plain plural counting.
+
+    `*` stands for up to GAP_WORDS words and `[a|b c]` for any one of its phrases; parts joined
+    by ` + ` must all occur, in any order ("[nobody|no one] + [can't|cannot]").
+    """
+    parts = [part for part in normalize_for_cues(cue).split(" + ") if part.strip()]
+    # Each part is captured, so a match can say which words it found.
+    lookaheads = "".join(f"(?=.*?({_part_pattern(part)}))" for part in parts)
+    # Anchored at the start, so a long ticket is scanned once per part, not once per position.
+    return re.compile(r"\A" + (lookaheads or r"(?!)"), re.DOTALL)
+
+
+def _part_pattern(part: str) -> str:
+    body = ""
+    gap = False
+    for word in _TOKEN.findall(part):
+        if word == "*":
+            gap = True
+            continue
+        if word.startswith("["):
+            choices = [choice.split() for choice in word[1:-1].split("|")]
+            piece = (
+                "(?:"
+                + "|".join(r"\s+".join(map(re.escape, words)) for words in choices if words)
+                + ")"
+            )
+        else:
+            piece = re.escape(word)
+        if body:
+            body += r"\s+" + (rf"(?:\S+\s+){{0,{GAP_WORDS}}}" if gap else "")
+        body += piece
+        gap = False
+    return rf"(?<!\w){body}(?:e?s)?(?!\w)"
+
+
+@dataclass(frozen=True)
+class CueMatch:
+    """The cues found in one text, per label in config order, as the words that matched."""
+
+    found: tuple[tuple[str, ...], ...]
+
+    def hits(self) -> list[bool]:
+        """Per label: was any of its cues found."""
+        return [bool(cues) for cues in self.found]
+
+
+class Cues:
+    """One field's cue phrases, compiled once."""
+
+    def __init__(self, labels: Sequence[LabelConfig]) -> None:
+        self._labels = [
+            [(cue, cue_pattern(cue)) for cue in label.cues if cue.strip()] for label in labels
+        ]
+
+    @property
+    def empty(self) -> bool:
+        """True when no label of the field has a cue."""
+        return not any(self._labels)
+
+    def match(self, text: str) -> CueMatch:
+        """Which cues of each label occur in text."""
+        if self.empty or not text:
+            return CueMatch(found=tuple(() for _ in self._labels))
+        normalized = normalize_for_cues(text)
+        found: list[tuple[str, ...]] = []
+        for label in self._labels:
+            words: list[str] = []
+            for _, pattern in label:
+                match = pattern.search(normalized)
+                if match is not None:
+                    words.append(" + ".join(group for group in match.groups() if group))
+            found.append(tuple(words))
+        return CueMatch(found=tuple(found))

@@ -1,0 +1,231 @@
+"""Severity from impact and scope, per-field confidence, tone, and the fallback team."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.__main__ import main
+from bot.render import card_message
+from routing.cascade import Pipeline, build_pipeline
+from routing.config import load_config
+from routing.cues import Cues, cue_pattern, normalize_for_cues
+from routing.desk import TicketCard
+from routing.embedding_cache import CachingEmbedder
+from routing.escalation import escalate
+from routing.models import Decision, Escalation, RuleMatch, Ticket
+
+ALTERNATIVE = Path(__file__).resolve().parents[1] / "configs" / "alternative.toml"
+
+
+@pytest.fixture
+def pipeline(embedder: CachingEmbedder) -> Pipeline:
+    return build_pipeline(load_config(), embedder=embedder)
+
+
+def _matches(cue: str, text: str) -> bool:
+    return cue_pattern(cue).search(normalize_for_cues(text)) is not None
+
+
+def test_cue_syntax_gaps_choices_and_parts() -> None:
+    """`*` spans up to three words, [a|b] picks a phrase, ' + ' needs every part, in any order."""
+    assert _matches("lost * data", "we lost all of our data")
+    assert _matches("lost * data", "we lost data")
+    assert not _matches("lost * data", "we lost the keys to the old data")
+    assert _matches("[nobody|no one] + [can't|cannot]", "Cannot sign in, no one here")
+    assert not _matches("[nobody|no one] + [can't|cannot]", "nobody complained")
+    # Word boundaries, plurals, curly apostrophes and emoji, the rules' way.
+    assert _matches("outage", "two OUTAGES this week")
+    assert not _matches("leak", "a leaky abstraction")
+    assert _matches("can't", "I can\N{RIGHT SINGLE QUOTATION MARK}t")
+    assert _matches("[😡|🤬]", "no podemos trabajar 😡")
+
+
+def test_cues_report_the_words_found_per_label() -> None:
+    """A match names the words of the ticket that matched, per label in config order."""
+    config = load_config()
+    found = Cues(config.priorities).match("Everyone on our team gets errors since 9am").found
+    critical = config.priority_names.index("critical")
+    assert found[critical] == ("everyone + errors",)
+    assert found[0] == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our whole team gets 502 Bad Gateway on the dashboard. Nothing loads at all, production "
+        "is affected.",
+        "Nobody at our company can sign in this morning, SSO just spins and times out. 300 "
+        "people are blocked.",
+        "The mobile app shows other customers' invoices to our users",
+        "Good afternoon. It seems every record in our archive was erased by last night's job.",
+    ],
+)
+async def test_outages_data_loss_and_security_are_critical_and_paged(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Impact and scope decide: an outage, lost data or another customer's data pages a human."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
+    assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
+
+
+async def test_a_calmly_worded_outage_is_critical(pipeline: Pipeline) -> None:
+    """No shouting, no keyword: 'none of our users can load the app' is still critical."""
+    text = "Hi there, just letting you know that none of our users can load the app since noon."
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.decision.sentiment in ("neutral", "frustrated")
+    assert triage.escalation.needs_human
+
+
+async def test_an_angry_how_to_is_low_and_pages_nobody(pipeline: Pipeline) -> None:
+    """Tone does not raise priority: an angry how-to question is low, yet read as angry."""
+    text = "This is ridiculous. How do I change the date format in reports?? Useless docs."
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "low"
+    assert triage.decision.sentiment == "angry"
+    assert "critical_priority" not in {reason.code for reason in triage.escalation.reasons}
+
+
+@pytest.mark.parametrize(
+    ("text", "priority", "sentiment"),
+    [
+        ("What are your support hours on weekends?", "low", "neutral"),
+        ("We need 5 more seats", "low", "neutral"),
+        ("Thanks for the quick fix yesterday, everything works great now!", "low", "satisfied"),
+        ("La plataforma no funciona otra vez y nadie responde. 😡", None, "angry"),
+        ("I've reported this export bug three times and it's still broken.", None, "frustrated"),
+    ],
+)
+async def test_plain_messages_get_the_tone_an_agent_would_give(
+    pipeline: Pipeline, text: str, priority: str | None, sentiment: str
+) -> None:
+    """Questions are neutral and low, thanks satisfied, repeats frustrated, angry emoji angry."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.sentiment == sentiment
+    if priority is not None:
+        assert decision.priority == priority
+
+
+async def test_every_field_has_a_confidence_that_says_when_it_guesses(pipeline: Pipeline) -> None:
+    """Each field has a confidence: a clear outage is surer of its priority than a vague note."""
+    clear = (
+        await pipeline.triage(Ticket(text="Every API call returns 503, we are down."))
+    ).decision
+    vague = (await pipeline.triage(Ticket(text="hmm, the thing from before"))).decision
+    for decision in (clear, vague):
+        confidences = decision.all_confidences()
+        assert set(confidences) == {"category", "priority", "sentiment", "team"}
+        assert all(0.0 <= value <= 1.0 for value in confidences.values())
+        assert confidences["category"] == decision.confidence
+    assert clear.confidence_of("priority") > vague.confidence_of("priority")
+
+
+def test_classify_json_prints_per_field_confidences(capsys: pytest.CaptureFixture[str]) -> None:
+    """`classify --json` adds confidences for category, priority, sentiment and team."""
+    assert main(["classify", "--json", "I was charged twice this month"]) == 0
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    confidences = record["confidences"]
+    assert set(confidences) == {"category", "priority", "sentiment", "team"}
+    assert confidences["category"] == record["confidence"]
+    assert all(0.0 <= value <= 1.0 for value in confidences.values())
+
+
+def _decision(level: str, **confidences: float) -> Decision:
+    return Decision(
+        category="technical",
+        priority=level,
+        team="engineering",
+        sentiment="neutral",
+        confidence=confidences.pop("category", 0.95),
+        confidences=confidences,
+        source="local",
+        category_scores={"technical": 0.9, "general": 0.1},
+    )
+
+
+def _card(decision: Decision) -> TicketCard:
+    return TicketCard(
+        ticket_id=7,
+        team="engineering",
+        channel="C0ENGINEER",
+        emoji=":large_orange_circle:",
+        text="The export fails",
+        author="U0CUSTOMER",
+        permalink=None,
+        decision=decision,
+        escalation=Escalation(needs_human=False),
+        draft=None,
+        draft_status=None,
+        decided_by=None,
+    )
+
+
+def test_the_team_post_names_the_unsure_fields_only() -> None:
+    """The post's headline lists fields whose confidence is low, and none when all are sure."""
+    unsure = _decision("high", priority=0.31, sentiment=0.45, team=0.95)
+    _, blocks = card_message(_card(unsure))
+    headline = blocks[0]["text"]["text"]
+    assert "confidence 0.95 · unsure: priority 0.31, sentiment 0.45 · ticket #7" in headline
+    sure = _decision("high", priority=0.9, sentiment=0.8, team=0.95)
+    _, blocks = card_message(_card(sure))
+    assert "unsure" not in blocks[0]["text"]["text"]
+
+
+def test_an_unsure_high_priority_goes_to_a_human_with_that_reason() -> None:
+    """A high or critical guess whose priority confidence is low needs a human, saying so."""
+    config = load_config()
+    ticket = Ticket(text="The export fails for me")
+    for priority in ("high", "critical"):
+        escalation = escalate(ticket, _decision(priority, priority=0.2), RuleMatch(), config)
+        details = {reason.code: reason.detail for reason in escalation.reasons}
+        assert escalation.needs_human
+        assert details["high_priority_uncertain"].startswith(f"priority {priority} is unsure")
+
+
+def test_an_unsure_low_priority_alone_pages_nobody() -> None:
+    """A low ticket that is sure of its category but not of its priority needs no human."""
+    config = load_config()
+    decision = _decision("low", priority=0.2, sentiment=0.3, team=0.95)
+    escalation = escalate(Ticket(text="How do I export?"), decision, RuleMatch(), config)
+    assert not escalation.needs_human
+    assert escalation.reasons == ()
+
+
+@pytest.mark.parametrize("path", [None, ALTERNATIVE])
+async def test_a_ticket_that_fits_no_category_goes_to_the_fallback_team(
+    embedder: CachingEmbedder, path: Path | None
+) -> None:
+    """Off-topic tickets go to the config's fallback_team, not to the nearest category's team."""
+    config = load_config(path)
+    text = "What is the boiling point of olive oil?"
+    natural = (await build_pipeline(config, embedder=embedder).triage(Ticket(text=text))).decision
+    # A fallback team other than the one the nearest category would give, so the test cannot
+    # pass by that team.
+    fallback = next(team for team in config.team_names if team != natural.team)
+    changed = config.model_copy(
+        update={
+            "fallback_team": fallback,
+            "thresholds": config.thresholds.model_copy(update={"off_topic_similarity": 0.99}),
+        }
+    )
+    triage = await build_pipeline(changed, embedder=embedder).triage(Ticket(text=text))
+    assert triage.decision.off_topic
+    assert triage.decision.team == fallback
+    assert triage.escalation.teams[0] == fallback
+    assert "off_topic" in {reason.code for reason in triage.escalation.reasons}
+
+
+async def test_the_alternative_taxonomy_pages_a_calm_outage_by_config_alone(
+    embedder: CachingEmbedder,
+) -> None:
+    """With three priorities and its own cues, the alternative config calls a calm outage high."""
+    config = load_config(ALTERNATIVE)
+    text = "Hi, just so you know: none of our users can open the app since noon."
+    triage = await build_pipeline(config, embedder=embedder).triage(Ticket(text=text))
+    assert triage.decision.priority == "high"
+    assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
