@@ -54,6 +54,9 @@ CALIBRATION = (13.29, 5.325, -4.229)
 NEIGHBOURS = 8
 NEIGHBOUR_TEMPERATURE = 0.05
 NEIGHBOUR_PRIOR = 1.0
+# An example counts as a neighbour from about this similarity on (a soft step this wide).
+NEIGHBOUR_MIN_SIMILARITY = 0.7
+NEIGHBOUR_GATE_WIDTH = 0.03
 # Priority and sentiment confidence = sigmoid(a * margin + b * fit + c * cued + d), where margin
 # is the field's top score minus its best allowed rival, fit as above, and cued 1 when a cue of
 # the chosen label is in the ticket; fitted by `bench/calibrate.py --fields` on the hand-written
@@ -279,6 +282,8 @@ class LocalClassifier:
         self._embedder = embedder
         self._config = config
         self._examples: list[LabeledExample] = list(examples)
+        # The examples the classifier was built with (the config's); the rest were learnt since.
+        self._shipped = len(self._examples)
         self._rows = _Rows(embedder.dim, np.float32)
         if self._examples:
             self._rows.extend(embedder.encode([example.text for example in self._examples]))
@@ -354,7 +359,16 @@ class LocalClassifier:
         k = min(NEIGHBOURS, carried.size)
         pool = similarities[carried]
         nearest = np.argpartition(-pool, k - 1)[:k]
-        weights = np.exp((pool[nearest] - fit) / NEIGHBOUR_TEMPERATURE)
+        close = pool[nearest]
+        weights = np.exp((close - fit) / NEIGHBOUR_TEMPERATURE)
+        # Of the config's own examples only near-paraphrases count: they are few and chosen to
+        # differ, so a merely related one says little (counting it halved most confidences).
+        # Learnt corrections count as they are: where they crowd and disagree, the labels are
+        # noisy and the bot must not grow sure.
+        shipped = carried[nearest] < self._shipped
+        weights[shipped] /= 1.0 + np.exp(
+            -(close[shipped] - NEIGHBOUR_MIN_SIMILARITY) / NEIGHBOUR_GATE_WIDTH
+        )
         agrees = field._example_labels[carried[nearest]] == field.position(category)
         agreeing = float(weights[agrees].sum())
         return (agreeing + NEIGHBOUR_PRIOR * calibrated) / (float(weights.sum()) + NEIGHBOUR_PRIOR)
