@@ -14,6 +14,7 @@ from routing.config import TriageConfig, load_config
 from routing.embedding import MiniLMEmbedder
 from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, LayerCall, Ticket
+from tests.slack_harness import LANGUAGES
 from tests.standins.openai_server import (
     OpenAIStandIn,
     Scripted,
@@ -50,7 +51,12 @@ async def pipeline(
     client = build_openai_client(
         api_key="test", base_url=openai_server.url, timeout_seconds=5, max_retries=0
     )
-    yield build_pipeline(config, embedder=embedder, llm=LLMClassifier(client=client, config=config))
+    yield build_pipeline(
+        config,
+        embedder=embedder,
+        llm=LLMClassifier(client=client, config=config),
+        languages=LANGUAGES,
+    )
     await client.close()
 
 

@@ -89,6 +89,8 @@ def test_reference_is_found() -> None:
 
 def test_unsure_decision_gets_the_generic_draft(config: TriageConfig) -> None:
     """Below the confidence threshold the draft does not speak for a guessed category."""
-    draft = TemplateDrafter(config).draft("Can you help me?", _decision("account", confidence=0.1))
+    draft = TemplateDrafter(config).draft(
+        "The thing in the settings looks odd.", _decision("account", confidence=0.1)
+    )
     assert "account team" not in draft.text
     assert "The right team is looking at your message" in draft.text

@@ -11,6 +11,7 @@ from routing.cascade import Pipeline, build_pipeline
 from routing.config import load_config
 from routing.embedding import MiniLMEmbedder
 from routing.models import LabeledExample, Ticket
+from tests.slack_harness import LANGUAGES
 
 REPO = Path(__file__).resolve().parent.parent
 # The brief's pinned tickets (a copy of shared/datasets/seed_tickets.jsonl, so tests stand alone).
@@ -25,7 +26,7 @@ def embedder() -> MiniLMEmbedder:
 
 @pytest.fixture
 def pipeline(embedder: MiniLMEmbedder) -> Pipeline:
-    return build_pipeline(load_config(), embedder=embedder)
+    return build_pipeline(load_config(), embedder=embedder, languages=LANGUAGES)
 
 
 @pytest.mark.parametrize("pinned", PINNED, ids=[ticket["id"] for ticket in PINNED])
