@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from routing.config import TriageConfig
 from routing.desk import Note, TicketCard
+from routing.language import language_name
 
 # Block Kit's limits (../shared/slack/README.md).
 SECTION_TEXT_LIMIT: Final = 3000
@@ -94,6 +95,18 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     state = _state_line(card)
     if state:
         blocks.append(_section(state))
+    if decision.no_action is not None:
+        blocks.append(
+            _section(
+                f":zzz: *No action needed* ({escape(decision.no_action)}): nobody was paged;"
+                " approve the acknowledgement or leave it."
+            )
+        )
+    if card.part is not None:
+        others = sorted({part.team for part in decision.parts} - {card.team})
+        also = f" (the rest went to {escape(', '.join(others))})" if others else ""
+        label = f":jigsaw: *{escape(card.team)}'s part of this message*{also}:"
+        blocks.append(_section(f"{label}\n{quote(card.part, SECTION_TEXT_LIMIT - len(label) - 1)}"))
     if card.escalation.needs_human:
         reasons = "; ".join(reason.detail for reason in card.escalation.reasons)
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
@@ -103,6 +116,11 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     blocks.append(_section(quote(card.text, SECTION_TEXT_LIMIT, link=card.permalink)))
     for team, link in card.related:
         blocks.append(_context(f"Also posted to {escape(team)}: <{link}|see that post>"))
+    if card.language is not None and card.language != "en":
+        written = f"Written in {escape(language_name(card.language))} ({escape(card.language)})."
+        if card.english_draft and card.draft_status == "pending":
+            written += " The draft is in English: translate it before you approve it."
+        blocks.append(_context(f":globe_with_meridians: {written}"))
     if card.draft is not None:
         label = "*Draft reply* (nothing is sent until an agent approves):"
         if card.draft_status in ("sending", "sent"):
@@ -119,6 +137,8 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         f"{card.emoji} {decision.priority.upper()} {decision.category} ticket #{card.ticket_id}"
         f" for {card.team}: {preview}"
     )
+    if decision.no_action is not None:
+        fallback = f"No action needed: ticket #{card.ticket_id} for {card.team}: {preview}"
     return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
 
 

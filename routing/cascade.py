@@ -27,7 +27,7 @@ from routing.models import (
     Triage,
 )
 from routing.noise import Reading, read_message
-from routing.parts import attach_short, clauses, distinct_parts
+from routing.parts import attach_short_marked, clauses, distinct_parts, marked_clauses
 from routing.redact import redact
 from routing.rules import Rules
 
@@ -121,7 +121,7 @@ class Pipeline:
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
             elif readable and reading.no_action is None:
-                parts = await asyncio.to_thread(self._local_parts, redacted)
+                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
         else:
             decision = self._rules_only_decision(rules)
             layers.append(LayerCall(layer="fallback", decision=decision))
@@ -136,9 +136,10 @@ class Pipeline:
                 # call stand, except that a forced keyword is never "no action".
                 parts = _grounded_parts(decision.parts, redacted)
                 if decision.no_action is not None and not rules.forced_keywords:
-                    reading = Reading(no_action=decision.no_action, vague=reading.vague)
+                    kind = reading.no_action or decision.no_action
+                    reading = Reading(no_action=kind, vague=False)
             elif readable and reading.no_action is None and self._local is not None:
-                parts = await asyncio.to_thread(self._local_parts, redacted)
+                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
 
         decision = self._apply_hotword(decision, rules)
         decision = self._finish(decision, reading, language, parts)
@@ -161,23 +162,27 @@ class Pipeline:
             return Reading(vague=not rules.forced_keywords and read_message(text).vague)
         return read_message(text)
 
-    def _local_parts(self, redacted: str) -> tuple[IssuePart, ...]:
+    def _local_parts(self, redacted: str, whole_team: str) -> tuple[IssuePart, ...]:
         """Distinct asks for different teams, each classified on its own (offline)."""
         assert self._local is not None  # noqa: S101  # only called with a local classifier
         settings = self.config.multi_issue
         if not settings.enabled:
             return ()
-        pieces = attach_short(clauses(redacted), settings.min_words)
-        if len(pieces) > settings.max_parts:
-            # A long message: its segments are the pieces (each still read whole).
-            pieces = self._local.segments(redacted)
+        pieces = attach_short_marked(marked_clauses(redacted), settings.min_words)
+        while len(pieces) > settings.max_parts:
+            # A very long message: neighbouring pieces joined, two by two, until few enough.
+            pieces = [
+                (" ".join(text for text, _ in pair), any(mark for _, mark in pair))
+                for pair in (pieces[i : i + 2] for i in range(0, len(pieces), 2))
+            ]
         if len(pieces) < 2:
             return ()
-        vectors = self._local.embed_many(pieces)
+        vectors = self._local.embed_many([piece for piece, _ in pieces])
         decisions = [self._local.classify_vector(vector) for vector in vectors]
         return distinct_parts(
             pieces,
             decisions,
+            whole_team=whole_team,
             min_confidence=settings.min_confidence,
             min_words=settings.min_words,
         )

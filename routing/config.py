@@ -154,12 +154,15 @@ class MultiIssueConfig(_Strict):
     """A message with distinct asks for different teams goes to each of them."""
 
     enabled: bool = True
-    # A part counts only when the classifier is at least this sure of its category.
+    # A part counts only when the classifier is at least this sure of it on its own, and only when
+    # the customer announced it ("..., and separately ...", "Also, ...") or the whole message is
+    # of its team: a stray sentence of context is no second ticket.
     min_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
     # Parts shorter than this many words join their neighbour ("Hi team,", "Thanks!").
     min_words: int = Field(default=4, ge=1)
-    # Messages cut into more parts than this are read as one, with segments for length only.
-    max_parts: int = Field(default=40, ge=2)
+    # A long message cut into more pieces than this has neighbouring pieces joined, so at most
+    # this many are classified (one batch of short texts: about the cost of the whole message).
+    max_parts: int = Field(default=120, ge=2)
 
 
 class LanguagesConfig(_Strict):

@@ -59,7 +59,8 @@ _MONTH = (
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
 _WHEN = re.compile(
-    rf"\bsince\s+(?:this\s+morning|yesterday|last\s+\w+|today|(?:{_DAY})|the\s+[\w-]+(?:\s+[\w-]+)?"
+    rf"\bsince\s+(?:this\s+morning|yesterday|last\s+(?:night|week|month|{_DAY})|today|(?:{_DAY})"
+    r"|the\s+(?:last\s+)?(?:update|upgrade|release|migration|outage|deploy(?:ment)?|weekend|renewal)"
     r"|\d{1,2}(?::\d{2})?\s*(?:am|pm)?|\d{4}-\d{2}-\d{2}|\w+)"
     rf"|\b(?:this\s+morning|last\s+night|yesterday|today|tonight|(?:last|on)\s+(?:{_DAY}|week))\b"
     r"|\b\d+\s+(?:minutes?|hours?|days?|weeks?)\s+ago\b"
@@ -146,7 +147,10 @@ def find_details(text: str) -> list[str]:
             if any(start < other_end and other_start < end for other_start, other_end, _ in found):
                 continue
             found.append((start, end, match.group().strip()))
-    return [detail for _, _, detail in sorted(found)]
+    unique: dict[str, str] = {}
+    for _, _, detail in sorted(found):
+        unique.setdefault(detail.lower(), detail)
+    return list(unique.values())
 
 
 def given(text: str) -> set[str]:

@@ -50,6 +50,12 @@ _TURN = re.compile(
     r"|;\s+",
     re.IGNORECASE,
 )
+# "I also tried restarting it": more of the same problem, not another matter.
+_TRIED = re.compile(
+    r"\balso\s+(?:tried|checked|restarted|cleared|reinstalled|noticed|saw|see|verified|tested)\b",
+    re.IGNORECASE,
+)
+_OPENS_TURN = re.compile(rf"(?:and\s+)?(?:{_TURN_WORDS})\b", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
 
 
@@ -90,10 +96,29 @@ def _ends_sentence(line: str, punctuation_at: int, after: int) -> bool:
 
 def clauses(text: str) -> list[str]:
     """Sentences, cut again where the customer turns to another matter."""
-    found: list[str] = []
+    return [piece for piece, _ in marked_clauses(text)]
+
+
+def marked_clauses(text: str) -> list[tuple[str, bool]]:
+    """Clauses, each with True when the customer announced it as another matter.
+
+    "..., and separately ...", "Also, ...", "Another thing: ..." announce one; a plain new
+    sentence does not.
+    """
+    found: list[tuple[str, bool]] = []
     for sentence in sentences(text):
-        found.extend(piece.strip(" ,;:-") for piece in _TURN.split(sentence) if piece)
-    return [piece for piece in found if piece]
+        opens_turn = _OPENS_TURN.match(sentence) is not None
+        for index, piece in enumerate(_TURN.split(sentence)):
+            piece = piece.strip(" ,;:-")
+            if piece:
+                found.append((piece, opens_turn or index > 0 or _early_also(piece)))
+    return found
+
+
+def _early_also(piece: str) -> bool:
+    """True for "we were also charged twice": another matter, announced in its first words."""
+    words = piece.lower().split()
+    return "also" in words[:5] and not _TRIED.search(piece)
 
 
 def word_count(text: str) -> int:
@@ -103,20 +128,29 @@ def word_count(text: str) -> int:
 
 def attach_short(pieces: Sequence[str], min_words: int) -> list[str]:
     """Join pieces shorter than min_words to the next piece (or the previous, at the end)."""
-    joined: list[str] = []
-    carry = ""
-    for piece in pieces:
+    return [piece for piece, _ in attach_short_marked([(p, False) for p in pieces], min_words)]
+
+
+def attach_short_marked(
+    pieces: Sequence[tuple[str, bool]], min_words: int
+) -> list[tuple[str, bool]]:
+    """attach_short for marked clauses: a joined piece is marked when any of its clauses was."""
+    joined: list[tuple[str, bool]] = []
+    carry, carry_mark = "", False
+    for piece, mark in pieces:
         candidate = f"{carry} {piece}".strip() if carry else piece
+        marked = carry_mark or mark
         if word_count(candidate) < min_words:
-            carry = candidate
+            carry, carry_mark = candidate, marked
             continue
-        joined.append(candidate)
-        carry = ""
+        joined.append((candidate, marked))
+        carry, carry_mark = "", False
     if carry:
         if joined:
-            joined[-1] = f"{joined[-1]} {carry}"
+            last, last_mark = joined[-1]
+            joined[-1] = (f"{last} {carry}", last_mark or carry_mark)
         else:
-            joined.append(carry)
+            joined.append((carry, carry_mark))
     return joined
 
 
@@ -161,25 +195,30 @@ def _fit(sentence: str, count_tokens: Callable[[str], int], max_tokens: int) -> 
 
 
 def distinct_parts(
-    pieces: Sequence[str],
+    pieces: Sequence[tuple[str, bool]],
     decisions: Sequence[Decision],
     *,
+    whole_team: str,
     min_confidence: float,
     min_words: int,
 ) -> tuple[IssuePart, ...]:
     """The message's asks per team, when at least two teams each confidently own a piece.
 
-    A piece counts only when its own classification is at least min_confidence sure, fits a
-    category, and has min_words words; the others (greetings, context, sign-offs) belong to no
-    part. Fewer than two teams: no parts, the message is one ticket.
+    A piece counts when it fits a category, has min_words words, its own classification is at
+    least min_confidence sure, and either the customer announced it or the one after it as another
+    matter ("and separately ...", "Also, ...", "we were also charged") or its team is the whole
+    message's.
+    A stray sentence of context is no second ticket: on English support tickets, classified alone,
+    such sentences reach 0.99 for the wrong team. Fewer than two teams: no parts, one ticket.
     """
     owned: dict[str, list[tuple[str, Decision]]] = {}
-    for piece, decision in zip(pieces, decisions, strict=True):
-        if (
-            decision.confidence >= min_confidence
-            and not decision.off_topic
-            and word_count(piece) >= min_words
-        ):
+    marks = [announced for _, announced in pieces]
+    for index, ((piece, _), decision) in enumerate(zip(pieces, decisions, strict=True)):
+        # What comes just before "..., and separately" is the first of the two matters.
+        announced = marks[index] or (index + 1 < len(marks) and marks[index + 1])
+        allowed = announced or decision.team == whole_team
+        sure = decision.confidence >= min_confidence and not decision.off_topic
+        if allowed and sure and word_count(piece) >= min_words:
             owned.setdefault(decision.team, []).append((piece, decision))
     if len(owned) < 2:
         return ()

@@ -116,6 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
         at TEXT NOT NULL
     );
     """,
+    # 2: the ticket's language (ISO 639-1) as detected at triage; NULL when unknown or earlier.
+    """
+    ALTER TABLE tickets ADD COLUMN language TEXT;
+    CREATE INDEX tickets_by_language ON tickets (language);
+    """,
 )
 
 
@@ -143,6 +148,8 @@ class StoredTicket:
     permalink: str | None
     received_at: datetime
     routed_at: datetime | None
+    # ISO 639-1, from the latest triage; None when unknown.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -403,9 +410,15 @@ class Store:
             [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
         )
         await self._db.execute(
-            "UPDATE tickets SET decision_json = ?, escalation_json = ?, updated_at = ?"
-            " WHERE id = ?",
-            (decision.model_dump_json(), escalation.model_dump_json(), now, ticket_id),
+            "UPDATE tickets SET decision_json = ?, escalation_json = ?, language = ?,"
+            " updated_at = ? WHERE id = ?",
+            (
+                decision.model_dump_json(),
+                escalation.model_dump_json(),
+                decision.language,
+                now,
+                ticket_id,
+            ),
         )
         await self._db.commit()
 
@@ -752,6 +765,7 @@ def _ticket(row: aiosqlite.Row) -> StoredTicket:
         permalink=row["permalink"],
         received_at=datetime.fromisoformat(row["received_at"]),
         routed_at=_maybe_time(row["routed_at"]),
+        language=row["language"],
     )
 
 

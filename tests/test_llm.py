@@ -135,6 +135,8 @@ async def test_success_gives_decision_usage_and_an_ordered_prompt(
         "confidence",
         "needs_human",
         "reason",
+        "no_action",
+        "parts",
     }
 
     roles = [message["role"] for message in body["messages"]]
