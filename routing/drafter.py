@@ -30,7 +30,7 @@ _PROMISE = re.compile(
 # code of letters and digits joined by hyphens ("ORD-2847", "INV-2024-118").
 _REFERENCE = re.compile(
     r"\b(?:order|invoice|ticket|case|booking|receipt|transaction|contract|quote)"
-    r"(?:\s+(?:number|no\.?|id))?\s*[:#]?\s*#?[A-Z0-9]*\d[A-Z0-9]*(?:[-/][A-Z0-9]+)*\b"
+    r"(?:\s+(?:number|no\.?|id))?\s*[:#]?\s*#?(?=[A-Z0-9/-]*\d)[A-Z0-9]+(?:[-/][A-Z0-9]+)*\b"
     r"|#?\b[A-Z]{2,6}(?:-[A-Z0-9]+)*-\d[A-Z0-9]*(?:-[A-Z0-9]+)*\b"
     r"|#\d{4,12}\b",
     re.IGNORECASE,
@@ -43,7 +43,7 @@ _HTTP_STATUS = (
 _ERROR_CODE = re.compile(
     rf"\b[1-5]\d\d\s+(?:{_HTTP_STATUS})\b"
     r"|\b(?:error|err|code|status|http)(?:\s+code)?\s*[:#]?\s*"
-    r"(?:[A-Z]{0,4}-?\d{2,6}|0x[0-9A-F]+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b"
+    rf"(?:[A-Z]{{0,4}}-?\d{{2,6}}|0x[0-9A-F]+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b(?:\s+(?:{_HTTP_STATUS})\b)?"
     r"|\b[A-Z]{2,}(?:_[A-Z0-9]+)+\b",
     re.IGNORECASE,
 )

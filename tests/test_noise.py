@@ -36,7 +36,7 @@ from routing.noise import read_message
     ],
 )
 def test_messages_that_need_no_action_are_recognised(text: str, kind: str) -> None:
-    """Thanks, resolutions, acknowledgements and kind emoji, in several languages, need no action."""
+    """Thanks, resolutions, acknowledgements and kind emoji, in many languages, need no action."""
     reading = read_message(text)
     assert reading.no_action == kind
     assert not reading.vague

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiosqlite
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
-from routing.store import MIGRATIONS, Store
+from routing.store import MIGRATIONS, Store, utc_now
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
@@ -213,3 +213,28 @@ async def test_timestamps_are_stored_as_utc_text(tmp_path: Path) -> None:
         row = await cursor.fetchone()
     assert row is not None
     assert all(str(value).endswith("+00:00") for value in row)
+
+
+async def test_the_tickets_language_is_stored_in_its_column(tmp_path: Path) -> None:
+    """record_triage keeps the decision's language in the tickets table; None when unknown."""
+    async with await Store.open(tmp_path / "language.sqlite3") as store:
+        ticket_id = await store.add_ticket(
+            channel="C1", ts="1.0", author="U1", text="hola", received_at=utc_now()
+        )
+        assert ticket_id is not None
+        decision = Decision(
+            category="general",
+            priority="low",
+            team="support",
+            sentiment="neutral",
+            confidence=0.2,
+            source="local",
+            language="es",
+        )
+        escalation = Escalation(needs_human=True)
+        await store.record_triage(ticket_id, layers=(), decision=decision, escalation=escalation)
+        stored = await store.ticket(ticket_id)
+        assert stored is not None
+        assert stored.language == "es"
+        assert stored.decision is not None
+        assert stored.decision.language == "es"
