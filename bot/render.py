@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from routing.config import TriageConfig
 from routing.desk import DirectPage, Note, TicketCard
+from routing.language import language_name
 from routing.models import DECIDED_BY
 
 # Block Kit's limits (../shared/slack/README.md).
@@ -104,6 +105,18 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     state = _state_line(card)
     if state:
         blocks.append(_section(state))
+    if decision.no_action is not None:
+        blocks.append(
+            _section(
+                f":zzz: *No action needed* ({escape(decision.no_action)}): nobody was paged;"
+                " approve the acknowledgement or leave it."
+            )
+        )
+    if card.part is not None:
+        others = sorted({part.team for part in decision.parts} - {card.team})
+        also = f" (the rest went to {escape(', '.join(others))})" if others else ""
+        label = f":jigsaw: *{escape(card.team)}'s part of this message*{also}:"
+        blocks.append(_section(f"{label}\n{quote(card.part, SECTION_TEXT_LIMIT - len(label) - 1)}"))
     if card.escalation.needs_human:
         reasons = "; ".join(reason.detail for reason in card.escalation.reasons)
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
@@ -114,6 +127,11 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     blocks.append(_section(quote(card.text, SECTION_TEXT_LIMIT, link=card.permalink)))
     for team, link in card.related:
         blocks.append(_context(f"Also posted to {escape(team)}: <{link}|see that post>"))
+    if card.language is not None and card.language != "en":
+        written = f"Written in {escape(language_name(card.language))} ({escape(card.language)})."
+        if card.english_draft and card.draft_status == "pending":
+            written += " The draft is in English: translate it before you approve it."
+        blocks.append(_context(f":globe_with_meridians: {written}"))
     sent = card.draft_status in ("sending", "sent")
     # A withdrawn ticket's unsent draft is dropped with it: nothing will ever be sent.
     if card.draft is not None and (sent or not card.withdrawn):
@@ -132,6 +150,8 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
         f"{card.emoji} {decision.priority.upper()} {decision.category} ticket #{card.ticket_id}"
         f" for {card.team}: {preview}"
     )
+    if decision.no_action is not None:
+        fallback = f"No action needed: ticket #{card.ticket_id} for {card.team}: {preview}"
     return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
 
 

@@ -12,16 +12,22 @@ from routing.config import TriageConfig
 from routing.drafter import TemplateDrafter
 from routing.embedding import Embedder
 from routing.escalation import escalate
+from routing.language import DetectedLanguage, LanguageDetector, language_name
 from routing.local import LocalClassifier
 from routing.models import (
     Decision,
     Draft,
+    Escalation,
+    EscalationReason,
+    IssuePart,
     LabeledExample,
     LayerCall,
     RuleMatch,
     Ticket,
     Triage,
 )
+from routing.noise import Reading, read_message
+from routing.parts import attach_short_marked, clauses, distinct_parts, marked_clauses
 from routing.redact import redact
 from routing.rules import Rules
 
@@ -29,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 # Confidence given to a category that a hotword decided; the rule is certain, the rest is not.
 HOTWORD_CONFIDENCE = 0.9
+
+# The most an offline decision on a message in a language the model cannot read may claim: below
+# any sensible human_confidence, so such a ticket reaches a person unless a team per language is
+# configured.
+UNREAD_LANGUAGE_CONFIDENCE = 0.3
 
 # What an LLM failure may say in an escalation reason: a few plain words, a status, a field name.
 _FAILURE_KIND = re.compile(r"[A-Za-z0-9 _().,:/-]{1,80}")
@@ -62,12 +73,18 @@ class Pipeline:
         config: TriageConfig,
         local: LocalClassifier | None,
         llm: LLMLayer | None = None,
+        languages: LanguageDetector | None = None,
     ) -> None:
         self.config = config
         self._rules = Rules(config.rules)
         self._local = local
         self._llm = llm
         self._drafter = TemplateDrafter(config)
+        # Its model loads on first use (1-3 s); one detector may serve several pipelines.
+        self._languages = languages or LanguageDetector(
+            candidates=config.languages.candidates,
+            min_probability=config.languages.min_probability,
+        )
 
     @property
     def offline_only(self) -> bool:
@@ -94,8 +111,12 @@ class Pipeline:
         rules = self.rules(ticket.text)
         layers: list[LayerCall] = []
         unverified: str | None = None
+        reading = self._reading(ticket.text, rules)
+        language = await asyncio.to_thread(self._languages.detect, redacted)
+        readable = language is None or language.code in self.config.languages.offline
 
         nearest: list[LabeledExample] = []
+        parts: tuple[IssuePart, ...] = ()
         if self._local is not None:
             # The model's forward pass is the slow part: off the event loop, so Slack's acks and
             # the other workers never wait for it.
@@ -104,6 +125,8 @@ class Pipeline:
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
+            elif readable and reading.no_action is None:
+                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
         else:
             decision = self._rules_only_decision(rules)
             layers.append(LayerCall(layer="fallback", decision=decision))
@@ -113,9 +136,20 @@ class Pipeline:
             decision, unverified = await self._ask_llm(
                 redacted, decision, nearest, layers, unverified
             )
+            if decision.source in ("llm_cheap", "llm_strong"):
+                # The LLM read the whole message in any language: its parts and its no-action
+                # call stand, except that a forced keyword is never "no action".
+                parts = _grounded_parts(decision.parts, redacted)
+                if decision.no_action is not None and not rules.forced_keywords:
+                    kind = reading.no_action or decision.no_action
+                    reading = Reading(no_action=kind, vague=False)
+            elif readable and reading.no_action is None and self._local is not None:
+                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
 
         decision = self._apply_hotword(decision, rules)
+        decision = self._finish(decision, reading, language, parts)
         escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
+        escalation = self._finish_escalation(escalation, decision, reading)
         draft = await self.draft(redacted, decision)
         return Triage(
             ticket=ticket,
@@ -126,6 +160,145 @@ class Pipeline:
             escalation=escalation,
             draft=draft,
         )
+
+    def _reading(self, text: str, rules: RuleMatch) -> Reading:
+        """The noise filter's view; a forced keyword ("urgent") is never noise."""
+        if not self.config.noise.enabled or rules.forced_keywords:
+            return Reading(vague=not rules.forced_keywords and read_message(text).vague)
+        return read_message(text)
+
+    def _local_parts(self, redacted: str, whole_team: str) -> tuple[IssuePart, ...]:
+        """Distinct asks for different teams, each classified on its own (offline)."""
+        assert self._local is not None  # noqa: S101  # only called with a local classifier
+        settings = self.config.multi_issue
+        if not settings.enabled:
+            return ()
+        pieces = attach_short_marked(marked_clauses(redacted), settings.min_words)
+        while len(pieces) > settings.max_parts:
+            # A very long message: neighbouring pieces joined, two by two, until few enough.
+            pieces = [
+                (" ".join(text for text, _ in pair), any(mark for _, mark in pair))
+                for pair in (pieces[i : i + 2] for i in range(0, len(pieces), 2))
+            ]
+        if len(pieces) < 2:
+            return ()
+        vectors = self._local.embed_many([piece for piece, _ in pieces])
+        decisions = [self._local.classify_vector(vector) for vector in vectors]
+        return distinct_parts(
+            pieces,
+            decisions,
+            whole_team=whole_team,
+            min_confidence=settings.min_confidence,
+            min_words=settings.min_words,
+        )
+
+    def _finish(
+        self,
+        decision: Decision,
+        reading: Reading,
+        language: DetectedLanguage | None,
+        parts: tuple[IssuePart, ...],
+    ) -> Decision:
+        """The decision with what the noise filter, the language and the parts add to it."""
+        config = self.config
+        update: dict[str, object] = {"language": language.code if language else None}
+        reasons = list(decision.reasons)
+        if reading.no_action is not None or reading.vague:
+            # Nothing to classify: the team that takes what fits nowhere gets it.
+            team = config.noise.team if reading.no_action is not None else None
+            update.update(self._fallback_labels(decision, team or config.fallback_team))
+        if reading.no_action is not None:
+            update["no_action"] = reading.no_action
+            update["parts"] = ()
+            update["priority"] = config.priority_names[0]
+            satisfied = reading.no_action in ("thanks", "resolved")
+            if satisfied and "satisfied" in config.sentiment_names:
+                update["sentiment"] = "satisfied"
+            elif not satisfied:
+                update["sentiment"] = config.default_sentiment
+            reasons.append(f"needs no action ({reading.no_action})")
+            return decision.model_copy(update={**update, "reasons": tuple(reasons)})
+        if reading.vague:
+            reasons.append("asks for help without saying with what")
+            parts = ()
+        offline = decision.source not in ("llm_cheap", "llm_strong", "agent")
+        if language is not None and language.code not in config.languages.offline and offline:
+            name = language_name(language.code)
+            team = config.languages.teams.get(language.code)
+            if team is not None:
+                update["team"] = team
+                reasons.append(f"written in {name}: routed to {team} as [languages] says")
+            else:
+                # The category is a guess: the team for what fits nowhere, and a person, decide.
+                update.update(self._fallback_labels(decision, config.fallback_team))
+                update["confidence"] = min(decision.confidence, UNREAD_LANGUAGE_CONFIDENCE)
+                confidences = getattr(decision, "confidences", None)
+                if isinstance(confidences, dict):
+                    update["confidences"] = {
+                        field: min(float(value), UNREAD_LANGUAGE_CONFIDENCE)
+                        for field, value in confidences.items()
+                    }
+                reasons.append(f"written in {name}: the offline model reads English only")
+            parts = ()
+        if parts:
+            update["parts"] = parts
+            if decision.team not in {part.team for part in parts}:
+                # The whole message's guess owns no part: the surest part leads.
+                lead = max(parts, key=lambda part: part.confidence)
+                update["category"] = lead.category
+                update["team"] = lead.team
+            # Each part is sure on its own; the whole reads as a mix of them.
+            update["confidence"] = max(decision.confidence, min(part.confidence for part in parts))
+            reasons.append("several asks: " + ", ".join(f"{p.category} ({p.team})" for p in parts))
+        return decision.model_copy(update={**update, "reasons": tuple(reasons)})
+
+    def _fallback_labels(self, decision: Decision, team: str) -> dict[str, object]:
+        """Category and team for a message that no category describes: the given team's own."""
+        config = self.config
+        owned = [category.name for category in config.categories if category.team == team]
+        category = decision.category if decision.team == team or not owned else owned[0]
+        return {
+            "category": category,
+            "team": team,
+            "category_scores": {category: 1.0},
+        }
+
+    def _finish_escalation(
+        self, escalation: Escalation, decision: Decision, reading: Reading
+    ) -> Escalation:
+        """The policy's verdict with the noise filter's, the language's and the parts' say."""
+        if decision.no_action is not None:
+            # Nothing to do, nobody to page: the quiet post (or none) is all it gets.
+            return Escalation(needs_human=False, reasons=(), teams=(decision.team,))
+        reasons = list(escalation.reasons)
+        teams = list(escalation.teams or (decision.team,))
+        if reading.vague:
+            reasons.append(
+                EscalationReason(
+                    code="vague_request",
+                    detail="the message asks for help without saying with what",
+                )
+            )
+        language = decision.language
+        if (
+            language is not None
+            and language not in self.config.languages.offline
+            and language not in self.config.languages.teams
+            and decision.source not in ("llm_cheap", "llm_strong", "agent")
+        ):
+            reasons.append(
+                EscalationReason(
+                    code="unsupported_language",
+                    detail=(
+                        f"written in {language_name(language)}: the offline model reads English "
+                        "only, so the category is a guess"
+                    ),
+                )
+            )
+        for part in decision.parts:
+            if part.team not in teams:
+                teams.append(part.team)
+        return Escalation(needs_human=bool(reasons), reasons=tuple(reasons), teams=tuple(teams))
 
     async def _ask_llm(
         self,
@@ -215,6 +388,27 @@ class Pipeline:
         return self._drafter.draft(redacted, decision)
 
 
+def _grounded_parts(parts: Sequence[IssuePart], redacted: str) -> tuple[IssuePart, ...]:
+    """The LLM's parts, each shown as the customer's own clause it overlaps most.
+
+    Agents read a part as the customer's words, so the model's paraphrase never stands in for
+    them; parts for fewer than two teams are no split.
+    """
+    if len({part.team for part in parts}) < 2:
+        return ()
+    pieces = clauses(redacted) or [redacted]
+    grounded: list[IssuePart] = []
+    for part in parts:
+        words = set(_words(part.text))
+        best = max(pieces, key=lambda piece: len(words & set(_words(piece))))
+        grounded.append(part.model_copy(update={"text": best}))
+    return tuple(grounded)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
 def _failure_kind(error: str | None) -> str:
     """An LLM layer's error as fit for agents and logs: plain words only, and short.
 
@@ -233,6 +427,7 @@ def build_pipeline(
     embedder: Embedder | None,
     examples: Sequence[LabeledExample] | None = None,
     llm: LLMLayer | None = None,
+    languages: LanguageDetector | None = None,
 ) -> Pipeline:
     """Wire the layers for a config; examples default to the config's labeled examples."""
     labeled = list(examples) if examples is not None else config.load_examples()
@@ -241,4 +436,4 @@ def build_pipeline(
         if embedder is not None
         else None
     )
-    return Pipeline(config=config, local=local, llm=llm)
+    return Pipeline(config=config, local=local, llm=llm, languages=languages)

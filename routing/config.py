@@ -8,7 +8,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -121,14 +121,76 @@ class LLMConfig(_Strict):
     draft_replies: bool = True
 
 
+# Template keys besides the categories: the generic one, a message that needs no action, and a
+# request for help that says nothing yet.
+SPECIAL_TEMPLATES = ("default", "no_action", "vague", "question")
+
+# What an offline draft may ask the customer for, when the ticket does not already give it.
+AskKind = Literal["started", "steps", "error", "reference"]
+
+
 class DraftingConfig(_Strict):
     """Per-category guidance for drafts: LLM instructions and offline templates."""
 
     # What an LLM drafter is told for each category.
     instructions: dict[str, str] = Field(default_factory=dict)
-    # Offline templates; {greeting}, {ack}, {reference} and {closing} are filled in by the drafter.
+    # Offline templates; {greeting}, {ack}, {reference}, {asks}, {team} and {closing} are filled
+    # in by the drafter. Keys: categories, "default", "no_action" and "vague".
     templates: dict[str, str] = Field(default_factory=dict)
     signature: str = "The support team"
+    # Offline templates per language (ISO 639-1), keyed like templates: [drafting.languages.es].
+    # A ticket in a language with none gets the English draft, marked for the agent.
+    languages: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # The greeting and sign-off per language, for those templates.
+    greetings: dict[str, str] = Field(default_factory=dict)
+    signatures: dict[str, str] = Field(default_factory=dict)
+    # Per category, what its drafts ask for ({asks}) unless the ticket already gives it.
+    asks: dict[str, tuple[AskKind, ...]] = Field(default_factory=dict)
+    # Categories whose questions get the "question" template ("Our X team will answer it
+    # here"); None: every category.
+    question_categories: tuple[str, ...] | None = None
+
+
+class NoiseConfig(_Strict):
+    """Messages that need no action: thanks, "ok", "never mind, fixed it", an emoji alone."""
+
+    enabled: bool = True
+    # "quiet": one post in the team's channel marked "no action needed", nobody paged;
+    # "none": the ticket is stored with its draft and posted nowhere.
+    post: Literal["quiet", "none"] = "quiet"
+    # The team that gets the quiet post; by default fallback_team.
+    team: str | None = None
+
+
+class MultiIssueConfig(_Strict):
+    """A message with distinct asks for different teams goes to each of them."""
+
+    enabled: bool = True
+    # A part counts only when the classifier is at least this sure of it on its own, and only when
+    # the customer announced it ("..., and separately ...", "Also, ...") or the whole message is
+    # of its team: a stray sentence of context is no second ticket.
+    min_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Parts shorter than this many words join their neighbour ("Hi team,", "Thanks!").
+    min_words: int = Field(default=4, ge=1)
+    # A long message cut into more pieces than this has neighbouring pieces joined, so at most
+    # this many are classified (one batch of short texts: about the cost of the whole message).
+    max_parts: int = Field(default=120, ge=2)
+
+
+class LanguagesConfig(_Strict):
+    """Languages: which ones the offline model reads, and where the others go."""
+
+    # The offline embedding model (all-MiniLM-L6-v2) is trained on English only.
+    offline: tuple[str, ...] = ("en",)
+    # A team per language for tickets the offline model cannot read, e.g. {es = "support"}.
+    teams: dict[str, str] = Field(default_factory=dict)
+    # Below this probability from the detector the language is unknown (and English assumed).
+    min_probability: float = Field(default=0.5, ge=0.0, le=1.0)
+    # The detector chooses among these (ISO 639-1); fewer candidates read short texts better.
+    candidates: tuple[str, ...] = (
+        "en", "de", "fr", "es", "pt", "it", "nl", "sv", "da", "no", "fi", "pl", "cs", "sk",
+        "hu", "ro", "el", "tr", "ru", "uk", "ar", "he", "hi", "ja", "zh", "ko", "id", "vi", "th",
+    )  # fmt: skip
 
 
 # Slack ids, checked by shape so a channel name or a pasted mention fails at start-up, not later.
@@ -202,6 +264,9 @@ class TriageConfig(_Strict):
     thresholds: ThresholdsConfig = ThresholdsConfig()
     llm: LLMConfig = LLMConfig()
     drafting: DraftingConfig = DraftingConfig()
+    noise: NoiseConfig = NoiseConfig()
+    multi_issue: MultiIssueConfig = MultiIssueConfig()
+    languages: LanguagesConfig = LanguagesConfig()
     # None when the file has no [slack] section: fine offline and in the sandbox, not in Slack.
     slack: SlackConfig | None = None
 
@@ -395,17 +460,33 @@ def validate_config(config: TriageConfig) -> None:
             raise ConfigError(
                 path, field, f"unknown label {value!r}", f"use one of {list(allowed)}"
             )
-    for field, keyed in (
-        ("drafting.instructions", config.drafting.instructions),
-        ("drafting.templates", config.drafting.templates),
-    ):
-        unknown = sorted(set(keyed) - categories - {"default"})
+    keyed_by_category: list[tuple[str, Iterable[str], Iterable[str]]] = [
+        ("drafting.instructions", config.drafting.instructions, ("default",)),
+        ("drafting.asks", config.drafting.asks, ()),
+        ("drafting.question_categories", config.drafting.question_categories or (), ()),
+        ("drafting.templates", config.drafting.templates, SPECIAL_TEMPLATES),
+        *(
+            (f"drafting.languages.{language}", templates, SPECIAL_TEMPLATES)
+            for language, templates in config.drafting.languages.items()
+        ),
+    ]
+    for field, keyed, special in keyed_by_category:
+        unknown = sorted(set(keyed) - categories - set(special))
         if unknown:
             raise ConfigError(
                 path,
                 f"{field}.{unknown[0]}",
                 "not a category",
-                f"use one of {sorted(categories)} or 'default'",
+                f"use one of {sorted(categories)}"
+                + (f" or {' / '.join(map(repr, special))}" if special else ""),
+            )
+    for field, team in (
+        ("noise.team", config.noise.team),
+        *((f"languages.teams.{code}", team) for code, team in config.languages.teams.items()),
+    ):
+        if team is not None and team not in config.team_names:
+            raise ConfigError(
+                path, field, f"unknown team {team!r}", f"use one of {list(config.team_names)}"
             )
     _check_templates(config)
     if config.slack is not None:
@@ -449,20 +530,34 @@ def _check_slack(config: TriageConfig, slack: SlackConfig) -> None:
         )
 
 
-TEMPLATE_FIELDS = {"greeting": "", "ack": "", "reference": "", "closing": ""}
+TEMPLATE_FIELDS = {
+    "greeting": "",
+    "ack": "",
+    "reference": "",
+    "asks": "",
+    "team": "",
+    "closing": "",
+}
 
 
 def _check_templates(config: TriageConfig) -> None:
-    for category, template in config.drafting.templates.items():
-        try:
-            template.format(**TEMPLATE_FIELDS)
-        except (KeyError, IndexError, ValueError) as error:
-            raise ConfigError(
-                config.source,
-                f"drafting.templates.{category}",
-                f"bad placeholder ({error!r})",
-                "use only {greeting}, {ack}, {reference} and {closing}; write braces as {{ }}",
-            ) from error
+    drafting = config.drafting
+    keyed = [("drafting.templates", drafting.templates)] + [
+        (f"drafting.languages.{language}", templates)
+        for language, templates in drafting.languages.items()
+    ]
+    for field, templates in keyed:
+        for category, template in templates.items():
+            try:
+                template.format(**TEMPLATE_FIELDS)
+            except (KeyError, IndexError, ValueError) as error:
+                raise ConfigError(
+                    config.source,
+                    f"{field}.{category}",
+                    f"bad placeholder ({error!r})",
+                    "use only {greeting}, {ack}, {reference}, {asks}, {team} and {closing};"
+                    " write braces as {{ }}",
+                ) from error
 
 
 def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:

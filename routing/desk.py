@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.corrections import Correction, corrected_decision, correction_example
+from routing.drafter import english_draft_for
 from routing.errors import TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
@@ -101,6 +102,11 @@ class TicketCard(BaseModel):
     withdrawn: bool = False
     # Links to the same ticket's posts in other teams (close calls), as (team, permalink).
     related: tuple[tuple[str, str], ...] = ()
+    # A multi-issue message: the customer's words that are this team's part.
+    part: str | None = None
+    # The message's language (ISO 639-1), and whether its draft is an English template anyway.
+    language: str | None = None
+    english_draft: bool = False
 
 
 @dataclass(frozen=True)
@@ -411,6 +417,10 @@ class Desk:
             else:
                 ticket, triage = await self._classify(ticket_id)
                 teams = _teams(triage)
+                if triage.decision.no_action is not None and self.config.noise.post == "none":
+                    # Needs no action and the config wants no post: stored, drafted, posted nowhere.
+                    logger.info("ticket %s needs no action: not posted", ticket_id)
+                    teams = ()
             if ticket.permalink is None:
                 link = await self._outbox.permalink(ticket.channel, ticket.ts)
                 if link:
@@ -1047,6 +1057,11 @@ class Desk:
             moved_by=post.moved_by if post is not None and moved else None,
             withdrawn=ticket.status == "withdrawn",
             related=tuple(related),
+            part=part.text if (part := ticket.decision.part_for(team)) else None,
+            language=ticket.decision.language,
+            english_draft=english_draft_for(
+                self.config, ticket.decision.language, draft.source if draft else None
+            ),
         )
 
     async def _refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:

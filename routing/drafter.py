@@ -6,6 +6,7 @@ import re
 
 from routing.config import TriageConfig
 from routing.models import Decision, Draft
+from routing.noise import read_message
 
 # Phrases that commit us to a refund, a date or an outcome; a draft containing one is not used.
 _PROMISE = re.compile(
@@ -24,17 +25,91 @@ _PROMISE = re.compile(
     re.IGNORECASE,
 )
 
-# Order, invoice and ticket references worth repeating back ("ORD-2847", "invoice #12345").
+# Details worth repeating back, each copied whole as the customer wrote it. References: an
+# order, invoice or ticket word with its number ("Invoice INV-2024-118", "order #12345"), or a
+# code of letters and digits joined by hyphens ("ORD-2847", "INV-2024-118").
 _REFERENCE = re.compile(
-    r"#?\b[A-Z]{2,6}-\d{3,12}\b"
-    r"|\b(?:order|invoice|ticket|case|booking)\s*(?:number|no\.?|#)?\s*[:#]?\s*(\d{4,12})\b",
+    r"\b(?:order|invoice|ticket|case|booking|receipt|transaction|contract|quote)"
+    r"(?:\s+(?:number|no\.?|id))?\s*[:#]?\s*#?(?=[A-Z0-9/-]*\d)[A-Z0-9]+(?:[-/][A-Z0-9]+)*\b"
+    r"|#?\b[A-Z]{2,6}(?:-[A-Z0-9]+)*-\d[A-Z0-9]*(?:-[A-Z0-9]+)*\b"
+    r"|#\d{4,12}\b",
+    re.IGNORECASE,
+)
+# Error codes: "error 502 Bad Gateway", "error code E1234", "ERR_CONNECTION_REFUSED", "HTTP 500".
+_HTTP_STATUS = (
+    r"bad gateway|internal server error|not found|forbidden|unauthori[sz]ed|service unavailable"
+    r"|gateway time-?out|bad request|too many requests|conflict|request timeout"
+)
+_ERROR_CODE = re.compile(
+    rf"\b[1-5]\d\d\s+(?:{_HTTP_STATUS})\b"
+    r"|\b(?:error|err|code|status|http)(?:\s+code)?\s*[:#]?\s*"
+    rf"(?:[A-Z]{{0,4}}-?\d{{2,6}}|0x[0-9A-F]+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b(?:\s+(?:{_HTTP_STATUS})\b)?"
+    r"|\b[A-Z]{2,}(?:_[A-Z0-9]+)+\b",
+    re.IGNORECASE,
+)
+# Plans: "the Pro plan", "Enterprise tier", "Business subscription".
+_PLAN = re.compile(
+    r"\b(?:free|starter|basic|pro|professional|premium|plus|team|teams|business|enterprise|growth"
+    r"|scale|standard|advanced|ultimate|[A-Z][a-z]+)\s+(?:plan|tier|edition|package)\b"
+)
+# When it started: "since this morning", "since Monday", "yesterday at 10:30", "2024-03-01".
+_DAY = r"monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_MONTH = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_WHEN = re.compile(
+    rf"\bsince\s+(?:this\s+morning|yesterday|last\s+(?:night|week|month|{_DAY})|today|(?:{_DAY})"
+    r"|the\s+(?:last\s+)?(?:update|upgrade|release|migration|outage|deploy(?:ment)?|weekend|renewal)"
+    r"|\d{1,2}(?::\d{2})?\s*(?:am|pm)?|\d{4}-\d{2}-\d{2}|\w+)"
+    rf"|\b(?:this\s+morning|last\s+night|yesterday|today|tonight|(?:last|on)\s+(?:{_DAY}|week))\b"
+    r"|\b\d+\s+(?:minutes?|hours?|days?|weeks?)\s+ago\b"
+    r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+    rf"|\b(?:{_MONTH})\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTH})\b"
+    r"|\bat\s+\d{1,2}:\d{2}\b",
+    re.IGNORECASE,
+)
+# The steps that lead to it: "when I click Save", "after updating", "every time I", "1. ... 2.".
+_STEPS = re.compile(
+    r"\b(?:when(?:ever)?|after|every\s+time|each\s+time|as\s+soon\s+as|if)\s+(?:I|we|you|a|the|"
+    r"they|[a-z]+ing)\b|\bsteps?\b|\bthen\s+(?:I|we)\b|(?:^|\n)\s*(?:1[.)]|-|\*)\s",
+    re.IGNORECASE,
+)
+# An error message given: a code, a quote, or "it says ...".
+_ERROR_TEXT = re.compile(
+    r"\b(?:says|said|shows|showing|reads|message|displays|pops up with)\b\s*[:\"'\u201c]"
+    r"|[\"\u201c][^\"\u201d]{4,}[\"\u201d]|\berror\s*:",
+    re.IGNORECASE,
+)
+# Words of a problem report: a message with them is more than a question.
+_PROBLEM = re.compile(
+    r"\b(?:error|errors|broken|fail(?:s|ed|ing|ure)?|crash(?:es|ed|ing)?|can't|cannot|can not"
+    r"|couldn't|won't|doesn't|didn't|isn't|not\s+(?:working|loading|load|work)|down|wrong|"
+    r"charged|twice|lost|missing|stuck|blocked|locked|bug|outage|slow|timeout|timed\s+out)\b",
     re.IGNORECASE,
 )
 
 DEFAULT_TEMPLATE = (
     "{greeting}{ack}Thanks for reaching out{reference}. The right team will follow up here."
-    "\n\n{closing}"
+    "{asks}\n\n{closing}"
 )
+# Used when the config has no template of that kind.
+BUILTIN_TEMPLATES = {
+    "no_action": "{greeting}Thanks for letting us know{reference}! "
+    "We're here if you need anything else.\n\n{closing}",
+    "vague": "{greeting}Thanks for reaching out. Could you tell us a little more about what you "
+    "need help with, so the right team can pick it up?\n\n{closing}",
+    "question": "{greeting}{ack}Thanks for your question{reference}. Our {team} team will answer "
+    "it here.{asks}\n\n{closing}",
+}
+
+# What a draft may ask for, in the words it asks with, and what shows the ticket already gave it.
+ASK_WORDS = {
+    "started": "when it started",
+    "steps": "the steps that lead to it",
+    "error": "the error message you see",
+    "reference": "the invoice or order number",
+}
 
 _ACKNOWLEDGEMENTS = {
     "angry": (
@@ -59,6 +134,61 @@ def find_reference(text: str) -> str | None:
     return match.group().strip()
 
 
+def find_details(text: str) -> list[str]:
+    """The ticket's own details worth repeating, whole and in order.
+
+    References, error codes, plans and when it started; redaction placeholders never match.
+    """
+    found: list[tuple[int, int, str]] = []
+    for pattern in (_REFERENCE, _ERROR_CODE, _PLAN, _WHEN):
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            # A detail inside one already found ("INV-2024-118" in "Invoice INV-2024-118").
+            if any(start < other_end and other_start < end for other_start, other_end, _ in found):
+                continue
+            found.append((start, end, match.group().strip()))
+    unique: dict[str, str] = {}
+    for _, _, detail in sorted(found):
+        unique.setdefault(detail.lower(), detail)
+    return list(unique.values())
+
+
+def given(text: str) -> set[str]:
+    """Which of ASK_WORDS the ticket already gives: no draft asks for those again."""
+    gave: set[str] = set()
+    if _WHEN.search(text):
+        gave.add("started")
+    if _STEPS.search(text):
+        gave.add("steps")
+    if _ERROR_CODE.search(text) or _ERROR_TEXT.search(text):
+        gave.add("error")
+    if _REFERENCE.search(text):
+        gave.add("reference")
+    return gave
+
+
+def is_question(text: str) -> bool:
+    """A question that reports no problem ("Which plan includes SSO?")."""
+    return "?" in text and not _PROBLEM.search(text)
+
+
+def english_draft_for(config: TriageConfig, language: str | None, source: str | None) -> bool:
+    """True when a ticket in another language got an English template draft (agent: translate)."""
+    if language is None or language == "en" or source != "template":
+        return False
+    return language not in config.drafting.languages
+
+
+def _team_words(team: str) -> str:
+    return team.replace("_", " ")
+
+
+def _listing(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
 class TemplateDrafter:
     """Fills the configured per-category templates; needs no model and no network."""
 
@@ -66,24 +196,68 @@ class TemplateDrafter:
         self._config = config
 
     def draft(self, redacted_text: str, decision: Decision) -> Draft:
-        """A reply for an agent to approve, in the tone the decision calls for."""
-        drafting = self._config.drafting
-        generic = drafting.templates.get("default", DEFAULT_TEMPLATE)
+        """A reply for an agent to approve, in the tone the decision calls for.
+
+        It repeats the ticket's own details whole, asks only for what the ticket does not give,
+        asks a satisfied customer for nothing, and names the team that will answer.
+        """
+        config = self._config
+        drafting = config.drafting
+        language = decision.language
+        localized = drafting.languages.get(language, {}) if language else {}
+        english = not localized
+        templates = drafting.templates if english else localized
+        generic = templates.get("default", DEFAULT_TEMPLATE if english else "")
         # A guess is no basis for a category's wording ("our account team is checking..."):
         # when the category is unsure, the generic template says only that someone will look.
-        unsure = (
-            decision.off_topic or decision.confidence < self._config.thresholds.human_confidence
-        )
-        template = generic if unsure else drafting.templates.get(decision.category, generic)
-        reference = find_reference(redacted_text)
-        ack = _ACKNOWLEDGEMENTS.get(decision.sentiment, "")
-        priority = self._config.priority(decision.priority)
-        if priority.always_human:
+        unsure = decision.off_topic or decision.confidence < config.thresholds.human_confidence
+        questions = drafting.question_categories
+        key: str = decision.category
+        if decision.no_action is not None:
+            key = "no_action"
+        elif read_message(redacted_text).vague:
+            key = "vague"
+        elif unsure:
+            key = "default"
+        elif is_question(redacted_text) and (questions is None or decision.category in questions):
+            key = "question"
+        template = templates.get(key) or (BUILTIN_TEMPLATES.get(key) if english else None)
+        if template is None and key == "question":
+            template = templates.get(decision.category)
+        template = template or generic
+        if not template:
+            # A language with some templates but not this one: the English draft, for the agent.
+            return self._english(redacted_text, decision)
+        details = find_details(redacted_text)
+        ack = _ACKNOWLEDGEMENTS.get(decision.sentiment, "") if english else ""
+        priority = config.priority(decision.priority)
+        if priority.always_human and english and decision.no_action is None:
             ack += "We've escalated this to the people on call. "
+        asks = self._asks(redacted_text, decision) if english and key != "no_action" else ""
         text = template.format(
-            greeting="Hi there,\n\n",
+            greeting=(drafting.greetings.get(language or "", "") or "Hi there,") + "\n\n",
             ack=ack,
-            reference=f" (reference {reference})" if reference else "",
-            closing=drafting.signature,
+            reference=f" ({', '.join(details[:4])})" if details and key != "no_action" else "",
+            asks=asks,
+            team=_team_words(decision.team),
+            closing=drafting.signatures.get(language or "", "") or drafting.signature,
         )
         return Draft(text=text.strip(), source="template")
+
+    def _english(self, redacted_text: str, decision: Decision) -> Draft:
+        return self.draft(redacted_text, decision.model_copy(update={"language": "en"}))
+
+    def _asks(self, redacted_text: str, decision: Decision) -> str:
+        """What the draft still asks for, and who else has a part of the message."""
+        config = self._config
+        sentences: list[str] = []
+        others = [part for part in decision.parts if part.team != decision.team]
+        if others:
+            teams = _listing([f"our {_team_words(part.team)} team" for part in others])
+            sentences.append(f"We've passed the rest of your message to {teams}.")
+        satisfied = decision.sentiment == "satisfied"
+        wanted = config.drafting.asks.get(decision.category, ())
+        missing = [ask for ask in wanted if ask not in given(redacted_text)]
+        if missing and not satisfied:
+            sentences.append(f"To help, please share {_listing([ASK_WORDS[a] for a in missing])}.")
+        return "".join(f" {sentence}" for sentence in sentences)

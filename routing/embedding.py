@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -69,6 +69,24 @@ class Embedder(Protocol):
     def dim(self) -> int:
         """Length of every vector."""
         ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An embedder that can say how many of its tokens a text takes (its window is limited)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of text, special tokens included, without cutting at the window."""
+        ...
+
+
+# Tokens a segment of a long text may take: the window less [CLS] and [SEP].
+SEGMENT_TOKENS: Final = MAX_SEQ_LENGTH - 2
+
+
+def estimate_tokens(text: str) -> int:
+    """A safe over-estimate of WordPiece tokens for embedders that cannot count: 1 per 3 chars."""
+    return len(text) // 3 + 2
 
 
 class EmbeddingModelMissingError(Exception):
@@ -201,6 +219,10 @@ class MiniLMEmbedder:
         # Pad to the longest text of the call; encode() then trims each length-sorted batch.
         tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]")  # noqa: S106
         self._tokenizer = tokenizer
+        # A second copy that never truncates nor pads, for counting a long text's tokens.
+        self._counter = Tokenizer.from_str(tokenizer.to_str())
+        self._counter.no_truncation()
+        self._counter.no_padding()
         prefix = "embeddings."
         self._word = _f32(weights[prefix + "word_embeddings.weight"])
         hidden = self._word.shape[1]
@@ -278,6 +300,10 @@ class MiniLMEmbedder:
     def dim(self) -> int:
         """Length of every vector: 384."""
         return int(self._word.shape[1])
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of text with [CLS] and [SEP]; more than 256 means encode() would cut it."""
+        return len(self._counter.encode(text).ids)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]:
         """Embed texts as L2-normalised rows, in input order; texts over 256 tokens are cut."""

@@ -359,6 +359,11 @@ def taxonomy_for_labels(
                 update={
                     "instructions": _keyed_by(drafting.instructions, kept),
                     "templates": _keyed_by(drafting.templates, kept),
+                    "asks": {key: asks for key, asks in drafting.asks.items() if key in kept},
+                    "question_categories": None
+                    if drafting.question_categories is None
+                    else tuple(name for name in drafting.question_categories if name in kept),
+                    "languages": {},
                 }
             ),
         }

@@ -19,8 +19,9 @@ import numpy.typing as npt
 
 from routing.config import LabelConfig, TriageConfig
 from routing.cues import CueMatch, Cues
-from routing.embedding import Embedder
+from routing.embedding import SEGMENT_TOKENS, Embedder, TokenCounter, estimate_tokens
 from routing.models import Decision, LabeledExample
+from routing.parts import segments
 
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
@@ -387,9 +388,44 @@ class LocalClassifier:
             counts[position] += 1
 
     def embed(self, text: str) -> Vector:
-        """A ticket's embedding: classify it and find its nearest examples from one pass."""
-        vector: Vector = self._embedder.encode([text])[0]
-        return vector
+        """A ticket's embedding: classify it and find its nearest examples from one pass.
+
+        A text longer than the model's window (256 tokens) is read whole: in segments of
+        sentences that fit it, whose vectors are averaged by their length, so a last paragraph
+        counts as much as the first.
+        """
+        pieces = self.segments(text)
+        if len(pieces) <= 1:
+            vector: Vector = self._embedder.encode([text])[0]
+            return vector
+        vectors = self._embedder.encode(pieces)
+        weights = np.array([self.count_tokens(piece) for piece in pieces], dtype=np.float32)
+        combined: Vector = (weights[:, None] * vectors).sum(axis=0)
+        combined /= max(float(np.linalg.norm(combined)), 1e-12)
+        return combined
+
+    def embed_many(self, texts: Sequence[str]) -> Matrix:
+        """Embeddings of several texts (a message's parts) in one batch; long ones in segments."""
+        if not texts:
+            return np.zeros((0, self._embedder.dim), dtype=np.float32)
+        vectors: Matrix = self._embedder.encode(list(texts))
+        for position, text in enumerate(texts):
+            if self.count_tokens(text) > SEGMENT_TOKENS + 2:
+                vectors[position] = self.embed(text)
+        return vectors
+
+    def count_tokens(self, text: str) -> int:
+        """The model's tokens in text, or a safe estimate when the embedder cannot count."""
+        if isinstance(self._embedder, TokenCounter):
+            return self._embedder.count_tokens(text)
+        return estimate_tokens(text)
+
+    def segments(self, text: str) -> list[str]:
+        """The text as one piece when it fits the model's window, else in segments that do."""
+        if self.count_tokens(text) <= SEGMENT_TOKENS + 2:
+            return [text]
+        # Counted without [CLS] and [SEP]: each segment gets its own.
+        return segments(text, lambda piece: self.count_tokens(piece) - 2, SEGMENT_TOKENS)
 
     def nearest_examples(self, query: Vector, k: int) -> list[LabeledExample]:
         """The k labeled examples most similar to an embedded ticket, most similar first."""

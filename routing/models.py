@@ -76,6 +76,21 @@ class LabeledExample(BaseModel):
     title: str | None = None
 
 
+# Why a message needs no action: thanks, "fixed it, never mind", "ok", an emoji alone.
+NoActionKind = Literal["thanks", "resolved", "acknowledgement", "emoji"]
+
+
+class IssuePart(BaseModel):
+    """One distinct ask in a message with several, and the team it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    category: str
+    team: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
 class Decision(BaseModel):
     """One layer's classification of a ticket, in the configured taxonomy."""
 
@@ -101,6 +116,16 @@ class Decision(BaseModel):
     # top score minus the second, and the best similarity to any example or label phrase.
     margin: float | None = None
     fit: float | None = None
+    # The message's language (ISO 639-1), or None when too short or mixed to tell.
+    language: str | None = None
+    # Set when the message needs no action (routing/noise.py says which kind).
+    no_action: NoActionKind | None = None
+    # Two or more distinct asks for different teams, each with its part of the message.
+    parts: tuple[IssuePart, ...] = ()
+
+    def part_for(self, team: str) -> IssuePart | None:
+        """The part of a multi-issue message that is this team's, if the message was split."""
+        return next((part for part in self.parts if part.team == team), None)
 
     def confidence_of(self, field: str) -> float:
         """How likely one field (category, priority, sentiment, team) is right."""
@@ -157,6 +182,8 @@ EscalationCode = Literal[
     "unverified",
     "off_topic",
     "empty_message",
+    "vague_request",
+    "unsupported_language",
 ]
 
 
@@ -219,5 +246,11 @@ class Triage(BaseModel):
             "teams": list(self.escalation.teams),
             "source": self.decision.source,
             "draft": self.draft.text,
+            "language": self.decision.language,
+            "no_action": self.decision.no_action,
+            "parts": [
+                {"team": part.team, "category": part.category, "text": part.text}
+                for part in self.decision.parts
+            ],
             "text": self.ticket.text,
         }

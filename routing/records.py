@@ -36,6 +36,8 @@ class StoredTicket:
     permalink: str | None
     received_at: datetime
     routed_at: datetime | None
+    # ISO 639-1, from the latest triage; None when unknown.
+    language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,15 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from bot.sandbox.slack_api import SlackStandIn
 from bot.services import Services, open_store
 from routing.cascade import LLMLayer, build_pipeline
-from routing.config import SlackConfig, TriageConfig, load_config
+from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_config
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
+from routing.language import LanguageDetector
 from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
+# One language detector for every harness: its model loads once per test run, not per test.
+LANGUAGES = LanguageDetector(candidates=LanguagesConfig().candidates)
 BOT_TOKEN = "xoxb-test"
 OUTSIDER = "U0OUTSIDER"
 
@@ -311,7 +314,7 @@ async def _serving(
     retry_delays: Sequence[float],
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
-    pipeline = build_pipeline(config, embedder=embedder, llm=llm)
+    pipeline = build_pipeline(config, embedder=embedder, llm=llm, languages=LANGUAGES)
     # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
     store = await open_store(database or tmp_path / "triage.sqlite3")
     desk = Desk(

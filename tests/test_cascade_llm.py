@@ -14,6 +14,7 @@ from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
 from routing.models import LabeledExample, LayerCall, Ticket
+from tests.slack_harness import LANGUAGES
 from tests.standins.openai_server import (
     OpenAIStandIn,
     Scripted,
@@ -45,7 +46,12 @@ async def pipeline(
     client = build_openai_client(
         api_key="test", base_url=openai_server.url, timeout_seconds=5, max_retries=0
     )
-    yield build_pipeline(config, embedder=embedder, llm=LLMClassifier(client=client, config=config))
+    yield build_pipeline(
+        config,
+        embedder=embedder,
+        llm=LLMClassifier(client=client, config=config),
+        languages=LANGUAGES,
+    )
     await client.close()
 
 
@@ -240,3 +246,66 @@ async def test_cascade_does_not_pass_on_an_error_with_a_mention(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     for leak in LEAKS:
         assert all(leak not in warning for warning in warnings)
+
+
+async def test_the_llms_no_action_call_pages_nobody(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """The LLM says no action is needed: nobody is paged and the draft prompt asks for nothing."""
+    openai_server.queue(
+        reply_json(_answer(category="general", team="support", no_action=True)),
+        reply_text("Hi there,\n\nThanks for letting us know!\n\nThe support team"),
+    )
+    triage = await pipeline.triage(Ticket(text="Sorted, appreciate it"))
+    assert triage.decision.source == "llm_cheap"
+    assert triage.decision.no_action is not None
+    assert not triage.escalation.needs_human
+    draft_request = openai_server.requests[-1]["messages"][-1]["content"]
+    assert "needs no action" in draft_request
+
+
+async def test_the_llms_parts_send_the_ticket_to_both_teams(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """Two parts from the LLM: both teams, each part shown in the customer's own words."""
+    text = (
+        "I can't log in since this morning, and separately our last invoice charged us for 20"
+        " seats instead of 12."
+    )
+    answer = _answer(
+        category="account",
+        team="account_management",
+        parts=[
+            {"text": "cannot log in since this morning", "category": "account"},
+            {"text": "invoice charged 20 seats not 12", "category": "billing"},
+        ],
+    )
+    openai_server.queue(reply_json(answer), reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text=text))
+    parts = {part.team: part.text for part in triage.decision.parts}
+    assert parts == {
+        "account_management": "I can't log in since this morning",
+        "billing": "separately our last invoice charged us for 20 seats instead of 12.",
+    }
+    assert set(triage.escalation.teams) == {"account_management", "billing"}
+    draft_request = openai_server.requests[-1]["messages"][-1]["content"]
+    assert "the billing team" in draft_request
+
+
+async def test_the_llm_drafts_in_the_customers_language(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """A Spanish ticket: the LLM decision stands and the draft is asked for in Spanish."""
+    openai_server.queue(
+        reply_json(_answer(category="account", team="account_management", confidence=0.95)),
+        reply_text("Hola,\n\nGracias por escribirnos.\n\nThe support team"),
+    )
+    triage = await pipeline.triage(
+        Ticket(text="No puedo iniciar sesión desde esta mañana, la contraseña no funciona.")
+    )
+    assert triage.decision.language == "es"
+    assert triage.decision.team == "account_management"
+    assert "unsupported_language" not in [reason.code for reason in triage.escalation.reasons]
+    draft_request = openai_server.requests[-1]["messages"][-1]["content"]
+    assert "Write the reply in Spanish." in draft_request
+    assert triage.draft.text.startswith("Hola")

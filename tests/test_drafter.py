@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from routing.config import TriageConfig, load_config
-from routing.drafter import TemplateDrafter, find_promise, find_reference
+from routing.drafter import (
+    TemplateDrafter,
+    english_draft_for,
+    find_details,
+    find_promise,
+    find_reference,
+)
 from routing.models import Decision
+from routing.redact import redact
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +89,100 @@ def test_promises_are_detected(text: str) -> None:
 
 def test_reference_is_found() -> None:
     """Order-style references are picked out of the ticket."""
-    assert find_reference("charged twice, Order #ORD-2847.") == "#ORD-2847"
+    assert find_reference("charged twice, Order #ORD-2847.") == "Order #ORD-2847"
     assert find_reference("invoice 123456 is wrong") == "invoice 123456"
     assert find_reference("no reference here") is None
 
 
 def test_unsure_decision_gets_the_generic_draft(config: TriageConfig) -> None:
     """Below the confidence threshold the draft does not speak for a guessed category."""
-    draft = TemplateDrafter(config).draft("Can you help me?", _decision("account", confidence=0.1))
+    draft = TemplateDrafter(config).draft(
+        "The thing in the settings looks odd.", _decision("account", confidence=0.1)
+    )
     assert "account team" not in draft.text
     assert "The right team is looking at your message" in draft.text
+
+
+def test_details_are_copied_whole() -> None:
+    """Invoice INV-2024-118 stays whole, with the ticket's error code, plan and start time."""
+    text = (
+        "Invoice INV-2024-118 on the Pro plan is wrong, and the page shows error 502 Bad Gateway"
+        " since this morning."
+    )
+    details = find_details(text)
+    assert details[0] == "Invoice INV-2024-118"
+    assert "Pro plan" in details
+    assert "502 Bad Gateway" in " ".join(details)
+    assert "since this morning" in details
+
+
+def test_a_billing_draft_repeats_the_invoice_and_does_not_ask_for_it(config: TriageConfig) -> None:
+    """The draft names Invoice INV-2024-118 whole and asks for no invoice number."""
+    text = "Invoice INV-2024-118 charged us for 20 seats instead of 12."
+    draft = TemplateDrafter(config).draft(text, _decision("billing", priority="high"))
+    assert "Invoice INV-2024-118" in draft.text
+    assert "(reference INV-2024)" not in draft.text
+    assert "invoice or order number" not in draft.text
+
+
+def test_a_billing_draft_without_a_reference_asks_for_one(config: TriageConfig) -> None:
+    """With no number in the ticket, the billing draft asks for it."""
+    draft = TemplateDrafter(config).draft(
+        "Our last bill is too high.", _decision("billing", priority="medium")
+    )
+    assert "invoice or order number" in draft.text
+
+
+def test_a_technical_draft_asks_only_for_what_is_missing(config: TriageConfig) -> None:
+    """The error code and the start time given, only the steps are asked for."""
+    text = "The export fails with error E1234 since this morning."
+    draft = TemplateDrafter(config).draft(text, _decision("technical", priority="medium"))
+    assert "error E1234" in draft.text
+    assert "the steps that lead to it" in draft.text
+    assert "when it started" not in draft.text
+    assert "error message" not in draft.text
+    full = "Since this morning, when I click Export, it fails with error E1234."
+    complete = TemplateDrafter(config).draft(full, _decision("technical", priority="medium"))
+    assert "please share" not in complete.text
+
+
+def test_a_satisfied_customer_is_not_asked_for_steps(config: TriageConfig) -> None:
+    """A happy customer's technical note gets no request for steps or error messages."""
+    draft = TemplateDrafter(config).draft(
+        "Love the new export, it works great.", _decision("technical", "satisfied")
+    )
+    assert "steps" not in draft.text
+    assert "please share" not in draft.text.lower()
+
+
+def test_a_question_names_the_team_that_will_answer(config: TriageConfig) -> None:
+    """A question is answered with 'Our X team will answer', never 'someone will get back'."""
+    general = TemplateDrafter(config).draft(
+        "What are your support hours on weekends?", _decision("general")
+    )
+    assert "Our support team will answer it here" in general.text
+    assert "someone" not in general.text.lower()
+    billing = TemplateDrafter(config).draft(
+        "Which payment methods do you accept?", _decision("billing")
+    )
+    assert "Our billing team will answer it here" in billing.text
+
+
+def test_redacted_details_stay_redacted_and_references_stay(config: TriageConfig) -> None:
+    """PII placeholders are never repeated as details; the order reference is."""
+    text = redact("Order ORD-2847: reach me at jane.doe@example.com or +44 20 7946 0958.").text
+    draft = TemplateDrafter(config).draft(text, _decision("billing"))
+    assert "ORD-2847" in draft.text
+    assert "jane.doe" not in draft.text
+    assert "[EMAIL]" not in draft.text
+    assert "7946" not in draft.text
+
+
+def test_an_english_draft_for_another_language_is_marked_for_the_agent(
+    config: TriageConfig,
+) -> None:
+    """A Spanish ticket with no Spanish template gets an English template, flagged as such."""
+    assert english_draft_for(config, "es", "template")
+    assert not english_draft_for(config, "es", "llm")
+    assert not english_draft_for(config, "en", "template")
+    assert not english_draft_for(config, None, "template")

@@ -139,6 +139,8 @@ async def test_success_gives_decision_usage_and_an_ordered_prompt(
         "sentiment_confidence",
         "needs_human",
         "reason",
+        "no_action",
+        "parts",
     }
 
     roles = [message["role"] for message in body["messages"]]

@@ -11,6 +11,7 @@ from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.models import LabeledExample, Ticket
+from tests.slack_harness import LANGUAGES
 
 REPO = Path(__file__).resolve().parent.parent
 # The brief's pinned tickets (a copy of shared/datasets/seed_tickets.jsonl, so tests stand alone).
@@ -20,7 +21,7 @@ PINNED = [json.loads(line) for line in SEED_TICKETS.read_text(encoding="utf-8").
 
 @pytest.fixture
 def pipeline(embedder: CachingEmbedder) -> Pipeline:
-    return build_pipeline(load_config(), embedder=embedder)
+    return build_pipeline(load_config(), embedder=embedder, languages=LANGUAGES)
 
 
 @pytest.mark.parametrize("pinned", PINNED, ids=[ticket["id"] for ticket in PINNED])

@@ -717,9 +717,13 @@ async def test_a_reply_before_the_team_post_exists_is_shown_under_it(bot: Harnes
     await bot.desk.start()
     await bot.desk.drain()
     ticket_id = await bot.ticket_for(ts)
-    (post,) = await bot.store.posts(ticket_id)
-    notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
-    assert sum("export button does nothing" in note for note in notes) == 1
+    # The reply is a second ask ("also ..."), so the ticket may have a post per team: each shows
+    # the reply once.
+    posts = await bot.store.posts(ticket_id)
+    assert posts
+    for post in posts:
+        notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+        assert sum("export button does nothing" in note for note in notes) == 1
 
 
 async def test_a_reply_delivered_before_its_parent_keeps_both(bot: Harness) -> None:
@@ -1229,3 +1233,65 @@ async def test_a_reply_slack_refuses_stays_a_draft_and_the_agent_is_told(bot: Ha
     assert draft.status == "pending"
     await bot.press(AGENT, render.APPROVE_ACTION, ticket_id)
     assert len(bot.thread_of(INTAKE, ts)) == 1
+
+
+# --- no action, several asks ----------------------------------------------------------------
+
+
+MULTI_ISSUE = (
+    "I can't log in since this morning, and separately our last invoice charged us for 20 seats"
+    " instead of 12."
+)
+
+
+async def test_a_message_with_two_asks_is_posted_to_both_teams_each_naming_its_part(
+    bot: Harness,
+) -> None:
+    """Login and invoice: one post in account_management and one in billing, each with its part."""
+    ticket_id = await bot.new_ticket(MULTI_ISSUE)
+    posts = {post.team: post for post in await bot.store.posts(ticket_id)}
+    assert set(posts) == {"account_management", "billing"}
+    for team, words, other_words in (
+        ("account_management", "log in since this morning", "20 seats"),
+        ("billing", "20 seats instead of 12", "log in since"),
+    ):
+        (message,) = [m for m in bot.posts_in(team) if m["ts"] == posts[team].ts]
+        part_blocks = [
+            block["text"]["text"]
+            for block in message["blocks"]
+            if block.get("text") and f"*{team}'s part of this message*" in block["text"]["text"]
+        ]
+        assert len(part_blocks) == 1
+        assert words in part_blocks[0]
+        assert other_words not in part_blocks[0]
+    assert await _pages(bot, ticket_id) == []
+
+
+async def test_a_thank_you_gets_one_quiet_post_marked_no_action_and_no_page(bot: Harness) -> None:
+    """A thank-you is posted once in support, marked no action needed, with nobody paged."""
+    ticket_id = await bot.new_ticket("Thanks for the quick fix yesterday, everything works now!")
+    posts = _ticket_posts(bot, ticket_id)
+    assert len(posts) == 1
+    assert posts[0] in bot.posts_in("support")
+    assert "No action needed" in _all_text(posts[0])
+    assert posts[0]["text"].startswith("No action needed")
+    assert await _pages(bot, ticket_id) == []
+    draft = await bot.store.draft(ticket_id)
+    assert draft is not None
+    assert "steps" not in draft.text
+
+
+async def test_with_noise_post_none_a_thank_you_is_stored_and_posted_nowhere(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """[noise] post = "none": the thank-you is a stored, routed ticket with no post and no page."""
+    quiet = config.model_copy(update={"noise": config.noise.model_copy(update={"post": "none"})})
+    async with running_bot(tmp_path, embedder, config=quiet) as bot:
+        ticket_id = await bot.new_ticket("ok thanks, all good now 👍")
+        ticket = await bot.store.ticket(ticket_id)
+        assert ticket is not None
+        assert ticket.status == "routed"
+        assert ticket.decision is not None
+        assert ticket.decision.no_action == "resolved"
+        assert _ticket_posts(bot, ticket_id) == []
+        assert await bot.store.draft(ticket_id) is not None

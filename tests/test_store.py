@@ -438,3 +438,28 @@ async def test_postgres_keeps_times_as_timestamptz_read_back_in_utc(postgres_url
     assert stored is not None
     assert stored.received_at == NOW
     assert stored.received_at.utcoffset() == UTC.utcoffset(None)
+
+
+async def test_the_tickets_language_is_stored_in_its_column(backend: Backend) -> None:
+    """record_triage keeps the decision's language in the tickets table, on both backends."""
+    async with backend.open() as store:
+        ticket_id = await store.add_ticket(
+            channel="C1", ts="1.0", author="U1", text="hola", received_at=NOW
+        )
+        assert ticket_id is not None
+        decision = Decision(
+            category="general",
+            priority="low",
+            team="support",
+            sentiment="neutral",
+            confidence=0.2,
+            source="local",
+            language="es",
+        )
+        escalation = Escalation(needs_human=True)
+        await store.record_triage(ticket_id, layers=(), decision=decision, escalation=escalation)
+        stored = await store.ticket(ticket_id)
+        assert stored is not None
+        assert stored.language == "es"
+        assert stored.decision is not None
+        assert stored.decision.language == "es"

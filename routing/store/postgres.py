@@ -239,9 +239,15 @@ class PostgresStore:
                     [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
                 )
             await connection.execute(
-                "UPDATE tickets SET decision_json = %s, escalation_json = %s, updated_at = %s"
-                " WHERE id = %s",
-                (decision.model_dump_json(), escalation.model_dump_json(), now, ticket_id),
+                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
+                " updated_at = %s WHERE id = %s",
+                (
+                    decision.model_dump_json(),
+                    escalation.model_dump_json(),
+                    decision.language,
+                    now,
+                    ticket_id,
+                ),
             )
 
     async def set_decision(
@@ -582,6 +588,7 @@ def _ticket(row: DictRow) -> StoredTicket:
         permalink=row["permalink"],
         received_at=_utc(row["received_at"]),
         routed_at=_maybe_utc(row["routed_at"]),
+        language=row["language"],
     )
 
 

@@ -129,6 +129,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         at $timestamp NOT NULL
     );
     """,
+    # 2: the ticket's language (ISO 639-1) as detected at triage; NULL when unknown or earlier.
+    """
+    ALTER TABLE tickets ADD COLUMN language TEXT;
+    CREATE INDEX tickets_by_language ON tickets (language);
+    """,
 )
 
 

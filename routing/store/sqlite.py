@@ -239,9 +239,15 @@ class SqliteStore:
             [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
         )
         await self._db.execute(
-            "UPDATE tickets SET decision_json = ?, escalation_json = ?, updated_at = ?"
-            " WHERE id = ?",
-            (decision.model_dump_json(), escalation.model_dump_json(), now, ticket_id),
+            "UPDATE tickets SET decision_json = ?, escalation_json = ?, language = ?,"
+            " updated_at = ? WHERE id = ?",
+            (
+                decision.model_dump_json(),
+                escalation.model_dump_json(),
+                decision.language,
+                now,
+                ticket_id,
+            ),
         )
         await self._db.commit()
 
@@ -588,6 +594,7 @@ def _ticket(row: aiosqlite.Row) -> StoredTicket:
         permalink=row["permalink"],
         received_at=datetime.fromisoformat(row["received_at"]),
         routed_at=_maybe_time(row["routed_at"]),
+        language=row["language"],
     )
 
 

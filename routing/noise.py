@@ -1,0 +1,229 @@
+"""Messages that need no action, and requests for help that say nothing yet.
+
+A message needs no action when it is made only of acknowledgements ("thanks", "ok", "never mind,
+fixed it", "all good now", "gracias", "ありがとう"), friendly filler ("for the quick fix
+yesterday, everything works great now") and positive emoji. Anything else in it (a question mark,
+"but", "still", an error, a request, an angry emoji) makes it a ticket like any other: a filter
+that hides a problem is worse than one that lets a thank-you through.
+
+A vague request ("Can you help me?", "hello??", "anyone there?") is made only of greetings and
+words asking for help: it needs a human, who can ask what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import get_args
+
+from routing.models import NoActionKind
+from routing.parts import wordset
+
+
+def _fold(text: str) -> str:
+    """Lower-case, accents removed (é -> e), curly apostrophes straightened."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("\u2019", "'").lower())
+    return "".join(character for character in decomposed if not unicodedata.combining(character))
+
+
+assert set(get_args(NoActionKind)) == {"thanks", "resolved", "acknowledgement", "emoji"}  # noqa: S101  # the lists below cover every kind
+
+# Phrases, accent-free and lower-case, by the kind of message they make. Longest match first.
+_RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
+    "resolved": (
+        # English
+        "never mind", "nevermind", "nvm", "fixed it", "fixed now", "it's fixed", "its fixed",
+        "it is fixed", "fixed", "solved it", "solved", "resolved", "sorted it", "sorted",
+        "figured it out", "found it", "all good", "all set", "all sorted", "works now",
+        "working now", "it works", "it worked", "that worked", "works again", "working again",
+        "works fine now", "works great", "works perfectly", "everything works", "is working",
+        "problem solved", "issue resolved", "no longer needed", "not needed anymore",
+        "please ignore", "ignore this", "ignore my message", "ignore my last message",
+        "disregard", "please disregard", "false alarm", "my bad", "my mistake",
+        "you can close this", "you can close the ticket", "feel free to close",
+        # Spanish, French, German, Portuguese, Italian, Dutch
+        "ya funciona", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
+        "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "resolu", "tout va bien",
+        "laisse tomber", "alles gut", "hat sich erledigt", "erledigt", "geloest", "gelost",
+        "funktioniert wieder", "funktioniert jetzt", "passt", "tudo certo", "resolvido",
+        "funcionou", "ja funciona", "esquece", "risolto", "funziona", "tutto ok", "tutto a posto",
+        "opgelost", "werkt weer", "werkt nu",
+        # Japanese, Chinese, Russian, Turkish
+        "解決しました", "解決", "直りました", "大丈夫です", "解决了", "已解决", "好了", "没事了",
+        "решено", "всё работает", "все работает", "работает", "cozuldu", "halloldu",
+    ),
+    "thanks": (
+        "thank you so much", "thank you very much", "thanks a lot", "thanks so much",
+        "many thanks", "thank you", "thankyou", "thanks", "thanx", "thx", "tysm", "ty",
+        "much appreciated", "appreciate it", "appreciated", "cheers", "kudos",
+        "muchas gracias", "gracias", "merci beaucoup", "merci", "vielen dank", "danke schoen",
+        "danke schon", "danke", "obrigado", "obrigada", "valeu", "grazie mille", "grazie",
+        "bedankt", "dank je wel", "dankjewel", "dank je", "tack", "takk", "kiitos", "dziekuje",
+        "dekuji", "dakujem", "koszonom", "multumesc", "tesekkurler", "tesekkur ederim", "sagol",
+        "спасибо", "благодарю", "дякую", "ありがとうございます", "ありがとう", "谢谢", "多谢",
+        "감사합니다", "고맙습니다", "شكرا", "תודה", "धन्यवाद", "terima kasih", "cam on",
+    ),
+    "acknowledgement": (
+        "sounds good", "got it", "understood", "noted", "will do", "ok thanks", "okay",
+        "okey", "ok", "k", "kk", "alright", "all right", "right", "sure", "yes", "yep", "yup",
+        "fine", "great", "perfect", "awesome", "cool", "nice", "excellent", "wonderful",
+        "amazing", "brilliant", "super", "no worries", "no problem", "np",
+        "vale", "perfecto", "genial", "de acuerdo", "listo", "d'accord", "parfait", "entendu",
+        "alles klar", "klar", "verstanden", "prima", "perfeito", "beleza", "combinado",
+        "va bene", "perfetto", "capito", "prima", "了解", "承知しました", "わかりました", "好的",
+        "明白", "хорошо", "понятно", "ладно", "tamam", "anladim",
+    ),
+}  # fmt: skip
+
+# Folded once, longest first, so "thank you so much" goes before "thank you".
+_PHRASES = {
+    kind: tuple(sorted({_fold(phrase) for phrase in phrases}, key=len, reverse=True))
+    for kind, phrases in _RAW_PHRASES.items()
+}
+
+# Filler that needs its context: "for the quick fix" is friendly, "fix" alone is an ask.
+_FILLER_PHRASES = tuple(
+    sorted(
+        (
+            "for the quick fix", "for the fix", "for fixing it", "for fixing this",
+            "for fixing that", "for the help", "for your help", "for all your help",
+            "for all the help", "for helping", "for helping me", "for helping us",
+            "for the quick reply", "for the quick response", "for the reply", "for the response",
+            "for the update", "for the updates", "for looking into it", "for looking into this",
+            "for sorting it", "for sorting this out", "for getting back to me",
+            "for getting back to us", "for your patience", "for the support", "for your support",
+            "so helpful", "very helpful", "really helpful", "super helpful", "great help",
+            "great support", "great service", "good job", "great job", "well done", "nice work",
+            "great work", "you rock", "you're the best", "youre the best", "have a nice day",
+            "have a great day", "have a good day", "have a great weekend",
+        ),
+        key=len,
+        reverse=True,
+    )
+)  # fmt: skip
+
+# Words that may surround an acknowledgement without adding an ask.
+_FILLER = wordset(
+    """
+    a again all also and anyway appreciate as awesome back being best blazing both bye by
+    everyone everything everybody fast fine for from good great guys had have
+    hey hi hello i i'm im indeed it it's its just kind lot lightning much my now
+    oh ok okay once perfectly prompt quick quickly really right so
+    sorted super support team that that's thats the then this time to today too totally
+    truly very was well were working works yesterday you your yours yall y'all we our
+    again team's looks seems everything's tonight morning
+    support's lads folks man mate dear sir madam
+    por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
+    und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
+    la vostra tutto ora voor je jullie alles nu
+    """
+)
+
+# Positive or neutral emoji that may make up a message on their own ("👍", ":pray:").
+_KIND_EMOJI = frozenset("👍👌🙏✅✔☑🎉🥳🙌👏💯✨😊🙂😀😃😄😁😆☺😍🥰❤💙💚💜🧡💛🤝💪😎🤗🆗")
+_KIND_EMOJI_CODES = wordset(
+    """
+    +1 thumbsup thumbs_up ok_hand pray white_check_mark heavy_check_mark ballot_box_with_check
+    tada partying_face raised_hands clap 100 sparkles blush slightly_smiling_face smile smiley
+    grinning grin laughing relaxed heart_eyes smiling_face_with_3_hearts heart blue_heart
+    green_heart purple_heart orange_heart yellow_heart handshake muscle sunglasses hugging_face
+    hugs ok
+    """
+)
+
+_SLACK_EMOJI = re.compile(r":([a-z0-9_+\-']+):")
+# Skin tones, variation selectors and joiners are part of an emoji, not words.
+_EMOJI_PARTS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# Scripts written without spaces: their phrases match anywhere, not on word boundaries.
+_NO_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+# Greetings and the words of asking for help, which alone say nothing about the problem.
+_VAGUE = wordset(
+    """
+    a an any anybody anyone are be can could do does help helping here hey hi hello hallo
+    hola holla i i'm im is issue it me need needed please pls plz problem question quick
+    someone somebody support there us we would you yo urgently good morning afternoon
+    evening team guys someone's ayuda ayudame necesito alguien aide aidez moi besoin quelqu'un
+    bonjour salut hilfe brauche jemand guten tag ajuda preciso alguem ola oi aiuto
+    qualcuno ciao hulp nodig iemand hallo tem tiene hay have has got small something
+    """
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the noise filter makes of a message."""
+
+    no_action: NoActionKind | None = None
+    vague: bool = False
+
+
+def _is_emoji(character: str) -> bool:
+    return unicodedata.category(character) == "So" or "\U0001f000" <= character <= "\U0001faff"
+
+
+def _remove_phrase(text: str, phrase: str) -> tuple[str, bool]:
+    if _NO_SPACES.search(phrase):
+        return text.replace(phrase, " "), phrase in text
+    pattern = re.compile(rf"(?<![\w']){re.escape(phrase)}(?![\w'])")
+    removed, count = pattern.subn(" ", text)
+    return removed, bool(count)
+
+
+def _without_emoji(folded: str) -> tuple[str, bool | None]:
+    """The text with its emoji removed, and whether it had kind ones (None: an unkind one)."""
+    kind = False
+    for match in _SLACK_EMOJI.finditer(folded):
+        if match.group(1) not in _KIND_EMOJI_CODES:
+            return folded, None
+        kind = True
+    folded = _EMOJI_PARTS.sub("", _SLACK_EMOJI.sub(" ", folded))
+    for character in folded:
+        if _is_emoji(character):
+            if character not in _KIND_EMOJI:
+                return folded, None
+            kind = True
+    return "".join(" " if _is_emoji(character) else character for character in folded), kind
+
+
+def read_message(text: str) -> Reading:
+    """Whether a message needs no action (and which kind), or asks for help without any detail.
+
+    A cheap check of the words; the classifiers still run on every message.
+    """
+    stripped = text.strip()
+    vague = _vague(stripped)
+    # A question is never noise ("all good now?"), and neither is an empty message.
+    if not stripped or "?" in stripped or "\uff1f" in stripped:
+        return Reading(vague=vague)
+    folded, kind_emoji = _without_emoji(_fold(stripped))
+    if kind_emoji is None:
+        # An angry or sad emoji says something is wrong.
+        return Reading(vague=vague)
+    found: list[NoActionKind] = []
+    for kind, phrases in _PHRASES.items():
+        for phrase in phrases:
+            folded, matched = _remove_phrase(folded, phrase)
+            if matched and kind not in found:
+                found.append(kind)
+    for phrase in _FILLER_PHRASES:
+        folded, _ = _remove_phrase(folded, phrase)
+    words = _WORD.findall(folded)
+    if any(word not in _FILLER for word in words):
+        return Reading(vague=vague)
+    # "All good now, thanks" is a resolution more than a thank-you.
+    for kind in ("resolved", "thanks", "acknowledgement"):
+        if kind in found:
+            return Reading(no_action=kind)
+    if kind_emoji and not words:
+        return Reading(no_action="emoji")
+    return Reading(vague=vague)
+
+
+def _vague(text: str) -> bool:
+    """True for a message of greetings and asks for help only: "Can you help me?", "hello??"."""
+    folded, _ = _without_emoji(_fold(text))
+    words = _WORD.findall(folded)
+    return bool(words) and len(words) <= 12 and all(word in _VAGUE for word in words)

@@ -1,0 +1,236 @@
+"""Cutting a message into sentences and clauses, and grouping them into parts and segments.
+
+Sentences end at ., ! or ? (and their CJK forms) followed by a space and a new sentence, and at
+line breaks; abbreviations ("e.g.", "Dr."), decimals, versions ("v2.3.1"), references
+("INV-2024-118"), links and e-mail addresses never end one. A sentence is cut again where a
+customer turns to another matter ("..., and separately ...", "; also ...", "Another thing: ...").
+
+No sentence splitter on PyPI is both kept up and free of a model download (pysbd's last release
+is from 2021, NLTK's punkt needs a data download, spaCy a model), so this is a small, careful one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from routing.models import Decision, IssuePart
+
+
+def wordset(text: str) -> frozenset[str]:
+    """The whitespace-separated words of a block of text, as a set (for word lists)."""
+    return frozenset(text.split())
+
+
+# Words after which a full stop does not end a sentence (lower-case, without the dot).
+_ABBREVIATIONS = wordset(
+    """
+    e.g i.e etc vs approx appt apt dept est fig inc ltd co corp jr sr mr mrs ms dr prof st
+    no nr tel ext incl excl min max mt ref vol viz cf al ca resp approx jan feb mar apr jun
+    jul aug sep sept oct nov dec mon tue wed thu fri sat sun z.b bzw usw ggf evtl sr sra
+    """
+)
+
+# A sentence end: terminal punctuation (and closing quotes or brackets), then space.
+_END = re.compile(r"([.!?\u3002\uff01\uff1f]+[\"')\]\u201d\u2019]*)(\s+)")
+# CJK full stops end a sentence with or without a space after them.
+_CJK_END = re.compile(r"([\u3002\uff01\uff1f]+)(?=\S)")
+# Where a customer turns to another matter inside a sentence.
+_TURN_WORDS = (
+    r"also|separately|additionally|in addition|unrelated(?:ly)?|besides(?: that)?|"
+    r"apart from that|another (?:thing|issue|question|problem|matter)|"
+    r"on (?:a|an|another) (?:separate |different |unrelated )?(?:note|topic|matter|issue)|"
+    r"p\.?s\.?"
+)
+_TURN = re.compile(
+    # After a comma, semicolon, colon or dash: "..., and separately ...", "; also ...".
+    rf"(?:[,;:]|\s-+)\s*(?:and\s+)?(?=(?:{_TURN_WORDS})\b)"
+    # Without punctuation only with "and": "... and separately ...", "... and also ...".
+    r"|\s+and\s+(?=(?:also|separately|additionally|in addition)\b)"
+    r"|;\s+",
+    re.IGNORECASE,
+)
+# "I also tried restarting it": more of the same problem, not another matter.
+_TRIED = re.compile(
+    r"\balso\s+(?:tried|checked|restarted|cleared|reinstalled|noticed|saw|see|verified|tested)\b",
+    re.IGNORECASE,
+)
+_OPENS_TURN = re.compile(rf"(?:and\s+)?(?:{_TURN_WORDS})\b", re.IGNORECASE)
+_WORDS = re.compile(r"\w+")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences, in order, each stripped; line breaks end sentences too."""
+    found: list[str] = []
+    for line in re.split(r"\n+", text):
+        line = _CJK_END.sub(r"\1 ", line.strip())
+        if not line:
+            continue
+        start = 0
+        for match in _END.finditer(line):
+            end = match.end(1)
+            if _ends_sentence(line, match.start(1), end):
+                piece = line[start:end].strip()
+                if piece:
+                    found.append(piece)
+                start = match.end()
+        rest = line[start:].strip()
+        if rest:
+            found.append(rest)
+    return found
+
+
+def _ends_sentence(line: str, punctuation_at: int, after: int) -> bool:
+    if line[punctuation_at] != ".":
+        return True
+    before = line[:punctuation_at]
+    word = before.split()[-1].lower() if before.split() else ""
+    word = word.lstrip("(\"'[")
+    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+        return False
+    following = line[after:].lstrip()
+    # "see section 2. then" and "e.g. this" continue: a sentence starts with a capital, a digit,
+    # a quote or a non-Latin letter.
+    return not following or not following[0].islower()
+
+
+def clauses(text: str) -> list[str]:
+    """Sentences, cut again where the customer turns to another matter."""
+    return [piece for piece, _ in marked_clauses(text)]
+
+
+def marked_clauses(text: str) -> list[tuple[str, bool]]:
+    """Clauses, each with True when the customer announced it as another matter.
+
+    "..., and separately ...", "Also, ...", "Another thing: ..." announce one; a plain new
+    sentence does not.
+    """
+    found: list[tuple[str, bool]] = []
+    for sentence in sentences(text):
+        opens_turn = _OPENS_TURN.match(sentence) is not None
+        for index, piece in enumerate(_TURN.split(sentence)):
+            piece = piece.strip(" ,;:-")
+            if piece:
+                found.append((piece, opens_turn or index > 0 or _early_also(piece)))
+    return found
+
+
+def _early_also(piece: str) -> bool:
+    """True for "we were also charged twice": another matter, announced in its first words."""
+    words = piece.lower().split()
+    return "also" in words[:5] and not _TRIED.search(piece)
+
+
+def word_count(text: str) -> int:
+    """Words in text, for the minimum length of a part."""
+    return len(_WORDS.findall(text))
+
+
+def attach_short(pieces: Sequence[str], min_words: int) -> list[str]:
+    """Join pieces shorter than min_words to the next piece (or the previous, at the end)."""
+    return [piece for piece, _ in attach_short_marked([(p, False) for p in pieces], min_words)]
+
+
+def attach_short_marked(
+    pieces: Sequence[tuple[str, bool]], min_words: int
+) -> list[tuple[str, bool]]:
+    """attach_short for marked clauses: a joined piece is marked when any of its clauses was."""
+    joined: list[tuple[str, bool]] = []
+    carry, carry_mark = "", False
+    for piece, mark in pieces:
+        candidate = f"{carry} {piece}".strip() if carry else piece
+        marked = carry_mark or mark
+        if word_count(candidate) < min_words:
+            carry, carry_mark = candidate, marked
+            continue
+        joined.append((candidate, marked))
+        carry, carry_mark = "", False
+    if carry:
+        if joined:
+            last, last_mark = joined[-1]
+            joined[-1] = (f"{last} {carry}", last_mark or carry_mark)
+        else:
+            joined.append((carry, carry_mark))
+    return joined
+
+
+def segments(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> list[str]:
+    """Consecutive sentences packed into segments of at most max_tokens each.
+
+    A sentence longer than the window on its own is cut between words.
+    """
+    packed: list[str] = []
+    current: list[str] = []
+    used = 0
+    for sentence in sentences(text):
+        for piece in _fit(sentence, count_tokens, max_tokens):
+            size = count_tokens(piece)
+            if current and used + size > max_tokens:
+                packed.append(" ".join(current))
+                current, used = [], 0
+            current.append(piece)
+            used += size
+    if current:
+        packed.append(" ".join(current))
+    return packed
+
+
+def _fit(sentence: str, count_tokens: Callable[[str], int], max_tokens: int) -> list[str]:
+    if count_tokens(sentence) <= max_tokens:
+        return [sentence]
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for word in sentence.split():
+        # Word by word, each counted alone: a word's pieces do not depend on its neighbours.
+        size = count_tokens(word)
+        if current and used + size > max_tokens:
+            pieces.append(" ".join(current))
+            current, used = [], 0
+        current.append(word)
+        used += size
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
+
+
+def distinct_parts(
+    pieces: Sequence[tuple[str, bool]],
+    decisions: Sequence[Decision],
+    *,
+    whole_team: str,
+    min_confidence: float,
+    min_words: int,
+) -> tuple[IssuePart, ...]:
+    """The message's asks per team, when at least two teams each confidently own a piece.
+
+    A piece counts when it fits a category, has min_words words, its own classification is at
+    least min_confidence sure, and either the customer announced it or the one after it as another
+    matter ("and separately ...", "Also, ...", "we were also charged") or its team is the whole
+    message's.
+    A stray sentence of context is no second ticket: on English support tickets, classified alone,
+    such sentences reach 0.99 for the wrong team. Fewer than two teams: no parts, one ticket.
+    """
+    owned: dict[str, list[tuple[str, Decision]]] = {}
+    marks = [announced for _, announced in pieces]
+    for index, ((piece, _), decision) in enumerate(zip(pieces, decisions, strict=True)):
+        # What comes just before "..., and separately" is the first of the two matters.
+        announced = marks[index] or (index + 1 < len(marks) and marks[index + 1])
+        allowed = announced or decision.team == whole_team
+        sure = decision.confidence >= min_confidence and not decision.off_topic
+        if allowed and sure and word_count(piece) >= min_words:
+            owned.setdefault(decision.team, []).append((piece, decision))
+    if len(owned) < 2:
+        return ()
+    parts: list[IssuePart] = []
+    for team, mine in owned.items():
+        best = max(mine, key=lambda item: item[1].confidence)[1]
+        parts.append(
+            IssuePart(
+                text=" ".join(piece for piece, _ in mine),
+                category=best.category,
+                team=team,
+                confidence=best.confidence,
+            )
+        )
+    return tuple(parts)

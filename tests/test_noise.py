@@ -1,0 +1,86 @@
+"""The noise filter: messages that need no action, and vague requests for help."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.noise import read_message
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("thanks!", "thanks"),
+        ("Thank you so much!!", "thanks"),
+        ("Thanks for your help, much appreciated 🙏", "thanks"),
+        ("Thanks for the quick fix yesterday, everything works great now!", "resolved"),
+        ("never mind, fixed it", "resolved"),
+        ("Never mind, I figured it out. Thanks!", "resolved"),
+        ("all good now", "resolved"),
+        ("All sorted, you can close this.", "resolved"),
+        ("ok", "acknowledgement"),
+        ("Okay, got it.", "acknowledgement"),
+        ("sounds good 👍", "acknowledgement"),
+        ("👍", "emoji"),
+        ("🙏🏽", "emoji"),
+        (":+1:", "emoji"),
+        ("✅ 🎉", "emoji"),
+        ("¡Muchas gracias, ya funciona! 😊", "resolved"),
+        ("gracias!", "thanks"),
+        ("Merci beaucoup, c'est bon", "resolved"),
+        ("Danke, alles gut", "resolved"),
+        ("Obrigado!", "thanks"),
+        ("ありがとうございます", "thanks"),
+        ("谢谢", "thanks"),
+        ("спасибо, всё работает", "resolved"),
+    ],
+)
+def test_messages_that_need_no_action_are_recognised(text: str, kind: str) -> None:
+    """Thanks, resolutions, acknowledgements and kind emoji, in many languages, need no action."""
+    reading = read_message(text)
+    assert reading.no_action == kind
+    assert not reading.vague
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks, but it is still broken",
+        "thank you! still failing",
+        "thanks. the export is still broken though",
+        "Thanks, fix it please",
+        "great, now the page crashes",
+        "ok thanks, one more thing: can you add SSO",
+        "All good now?",
+        "Thanks for the invoice, but it shows 20 seats",
+        "😡",
+        "👍 but the login still fails",
+        ":rage:",
+        "не работает",
+        "解決しない",
+        "We need 5 more seats",
+        "Thanks, urgent: production is down",
+    ],
+)
+def test_a_message_that_also_reports_or_asks_is_never_noise(text: str) -> None:
+    """A problem, a question, a request or an angry emoji next to a thank-you keeps the ticket."""
+    assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Can you help me?", "hello??", "anyone there?", "Hi", "I have a question", "help pls"],
+)
+def test_vague_requests_for_help_are_marked_vague(text: str) -> None:
+    """Greetings and asks for help with no detail are vague, not noise."""
+    reading = read_message(text)
+    assert reading.vague
+    assert reading.no_action is None
+
+
+@pytest.mark.parametrize(
+    "text", ["Hi, I need help with my invoice", "Can you help me reset my password?", ""]
+)
+def test_a_request_that_says_what_is_wrong_is_not_vague(text: str) -> None:
+    """Saying what the help is for (or saying nothing at all) is not a vague request."""
+    assert not read_message(text).vague
