@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from routing.config import TriageConfig
+from routing.cues import Cues
 from routing.models import Decision, Escalation, EscalationReason, RuleMatch, Ticket
 
 
@@ -36,6 +37,23 @@ def escalate(
                 code="critical_priority", detail=f"priority is {priority.name}: always a human"
             )
         )
+    else:
+        # A missed page on an outage is the worst mistake: when the words of a level that always
+        # needs a human are in the ticket (everyone locked out, data corrupted, a leaked key),
+        # a person checks, even if the scores settled on a lower level.
+        for level, cues in zip(
+            config.priorities, Cues(config.priorities).match(ticket.text).found, strict=True
+        ):
+            if level.always_human and cues and not decision.no_action:
+                quoted = ", ".join(f"'{cue}'" for cue in cues[:2])
+                reasons.append(
+                    EscalationReason(
+                        code="impact_cue",
+                        detail=f"{quoted} sounds {level.name}, though it was decided"
+                        f" {priority.name}",
+                    )
+                )
+                break
     if decision.off_topic:
         reasons.append(EscalationReason(code="off_topic", detail="the message fits no category"))
     if decision.confidence < thresholds.human_confidence:

@@ -184,6 +184,7 @@ EscalationCode = Literal[
     "empty_message",
     "vague_request",
     "unsupported_language",
+    "impact_cue",
 ]
 
 

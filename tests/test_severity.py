@@ -229,3 +229,24 @@ async def test_the_alternative_taxonomy_pages_a_calm_outage_by_config_alone(
     triage = await build_pipeline(config, embedder=embedder).triage(Ticket(text=text))
     assert triage.decision.priority == "high"
     assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
+
+
+def test_the_words_of_an_outage_page_even_when_the_scores_settle_lower() -> None:
+    """An always-human level's cue in the text sends the ticket to a human, whatever was decided."""
+    config = load_config()
+    text = "Our entire company got locked out after the policy update, every account is suspended."
+    decision = Decision(
+        category="account",
+        priority="high",
+        team="account_management",
+        sentiment="frustrated",
+        confidence=0.95,
+        confidences={"priority": 0.95, "sentiment": 0.9, "team": 0.95},
+        source="local",
+    )
+    verdict = escalate(Ticket(text=text), decision, RuleMatch(), config)
+    assert verdict.needs_human
+    (reason,) = [r for r in verdict.reasons if r.code == "impact_cue"]
+    assert "critical" in reason.detail
+    calm = escalate(Ticket(text="How do I add a user?"), decision, RuleMatch(), config)
+    assert "impact_cue" not in [r.code for r in calm.reasons]
