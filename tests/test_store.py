@@ -7,6 +7,7 @@ SQLite's WAL file, PostgreSQL's TIMESTAMPTZ and claims raced over separate conne
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -463,3 +464,26 @@ async def test_the_tickets_language_is_stored_in_its_column(backend: Backend) ->
         assert stored.language == "es"
         assert stored.decision is not None
         assert stored.decision.language == "es"
+
+
+async def test_the_audit_log_and_corrections_keep_no_personal_data(backend: Backend) -> None:
+    """Beyond the ticket itself the store keeps customers' text redacted: audit, corrections."""
+    text = "card 4111 1111 1111 1111, key AKIAIOSFODNN7EXAMPLE, mail jane@example.com"
+    async with backend.open() as store:
+        ticket_id = await store.add_ticket(
+            channel="C1", ts="2.0", author="U1", text=text, received_at=NOW
+        )
+        await store.audit(
+            ticket_id=ticket_id, actor="U0AGENT", action="edited", before=text, after={"t": [text]}
+        )
+        example = LabeledExample(text=text, category="billing")
+        await store.add_correction(example, ticket_id=ticket_id, by="U0AGENT")
+        (entry,) = await store.audit_log(ticket_id)
+        (learnt,) = await store.corrections()
+        stored = await store.ticket(ticket_id) if ticket_id is not None else None
+    for kept in (json.dumps(entry.before), json.dumps(entry.after), learnt.text):
+        for secret in ("4111", "AKIAIOSFODNN7EXAMPLE", "jane@example.com"):
+            assert secret not in kept
+    assert learnt.category == "billing"
+    assert stored is not None
+    assert stored.text == text  # the ticket itself keeps what the customer wrote

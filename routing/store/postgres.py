@@ -31,6 +31,7 @@ from routing.records import (
     TicketStatus,
     utc_now,
 )
+from routing.store.privacy import audit_json, correction_json
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -463,7 +464,7 @@ class PostgresStore:
         await self._run(
             "INSERT INTO audit (ticket_id, actor, action, before_json, after_json, at)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
-            (ticket_id, actor, action, json.dumps(before), json.dumps(after), utc_now()),
+            (ticket_id, actor, action, audit_json(before), audit_json(after), utc_now()),
         )
 
     async def audit_log(self, ticket_id: int | None = None) -> list[AuditEntry]:
@@ -492,7 +493,7 @@ class PostgresStore:
         """Store an agent's correction as a labeled example."""
         await self._run(
             "INSERT INTO corrections (ticket_id, example_json, by, at) VALUES (%s, %s, %s, %s)",
-            (ticket_id, example.model_dump_json(), by, utc_now()),
+            (ticket_id, correction_json(example), by, utc_now()),
         )
 
     async def corrections(self) -> list[LabeledExample]:

@@ -29,6 +29,7 @@ from routing.records import (
     TicketStatus,
     utc_now,
 )
+from routing.store.privacy import audit_json, correction_json
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -491,7 +492,7 @@ class SqliteStore:
         await self._db.execute(
             "INSERT INTO audit (ticket_id, actor, action, before_json, after_json, at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (ticket_id, actor, action, json.dumps(before), json.dumps(after), _iso(utc_now())),
+            (ticket_id, actor, action, audit_json(before), audit_json(after), _iso(utc_now())),
         )
         await self._db.commit()
 
@@ -522,7 +523,7 @@ class SqliteStore:
         """Store an agent's correction as a labeled example."""
         await self._db.execute(
             "INSERT INTO corrections (ticket_id, example_json, by, at) VALUES (?, ?, ?, ?)",
-            (ticket_id, example.model_dump_json(), by, _iso(utc_now())),
+            (ticket_id, correction_json(example), by, _iso(utc_now())),
         )
         await self._db.commit()
 
