@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from routing.config import TriageConfig
+from routing.cues import Cues
 from routing.drafter import TemplateDrafter
 from routing.embedding import Embedder
 from routing.escalation import escalate
@@ -80,6 +81,7 @@ class Pipeline:
         self._local = local
         self._llm = llm
         self._drafter = TemplateDrafter(config)
+        self._priority_cues = Cues(config.priorities)
         # Its model loads on first use (1-3 s); one detector may serve several pipelines.
         self._languages = languages or LanguageDetector(
             candidates=config.languages.candidates,
@@ -148,7 +150,7 @@ class Pipeline:
                 parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
 
         decision = self._apply_hotword(decision, rules)
-        decision = self._finish(decision, reading, language, parts)
+        decision = self._finish(decision, reading, language, parts, text=redacted)
         escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
         escalation = self._finish_escalation(escalation, decision, reading)
         draft = await self.draft(redacted, decision)
@@ -199,6 +201,8 @@ class Pipeline:
         reading: Reading,
         language: DetectedLanguage | None,
         parts: tuple[IssuePart, ...],
+        *,
+        text: str,
     ) -> Decision:
         """The decision with what the noise filter, the language and the parts add to it."""
         config = self.config
@@ -233,6 +237,12 @@ class Pipeline:
                 # The category is a guess: the team for what fits nowhere, and a person, decide.
                 update.update(self._fallback_labels(decision, config.fallback_team))
                 update["confidence"] = min(decision.confidence, UNREAD_LANGUAGE_CONFIDENCE)
+                # The English model's priority is a guess too: kept only when that level's own
+                # cues (they include other languages' words) are in the ticket, else the default,
+                # so a Spanish how-to is no "high".
+                level = config.priority_names.index(decision.priority)
+                if not self._priority_cues.match(text).found[level]:
+                    update["priority"] = config.default_priority
                 update["confidences"] = {
                     field: min(value, UNREAD_LANGUAGE_CONFIDENCE)
                     for field, value in decision.all_confidences().items()

@@ -197,6 +197,23 @@ async def test_a_ticket_the_offline_model_cannot_read_goes_to_a_human_unsure(
     assert triage.summary()["language"] == language
 
 
+@pytest.mark.parametrize(
+    ("text", "priority"),
+    [
+        ("¿Cómo puedo cambiar la contraseña de mi cuenta?", "low"),
+        ("Wie kann ich eine Rechnung als PDF herunterladen?", "low"),
+        ("La plataforma está caída para todo nuestro equipo, nadie puede trabajar.", "critical"),
+    ],
+)
+async def test_an_unread_languages_priority_comes_from_its_cues_not_the_english_model(
+    pipeline: Pipeline, text: str, priority: str
+) -> None:
+    """A Spanish or German how-to is no 'high'; an outage's words in Spanish stay critical."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == priority
+    assert triage.escalation.needs_human
+
+
 async def test_english_is_detected_and_changes_nothing(pipeline: Pipeline) -> None:
     """An English ticket is marked en and routed as before."""
     triage = await pipeline.triage(Ticket(text="The dashboard keeps throwing a 500 error."))
