@@ -5,6 +5,7 @@ Every backend (routing/store/) returns these records; every time in them is awar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -101,3 +102,43 @@ class DayStats:
     drafts_decided: int
     drafts_sent: int
     minutes_to_approval: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DayRow:
+    """What one ticket of the day adds to DayStats, read by either backend."""
+
+    received_at: datetime
+    decision_json: str | None
+    escalation_json: str | None
+    draft_status: str | None
+    decided_at: datetime | None
+
+
+def day_stats_of(rows: Sequence[DayRow]) -> DayStats:
+    """One day's counts from its tickets' rows; the same for every backend."""
+    by_category: dict[str, int] = {}
+    by_priority: dict[str, int] = {}
+    needs_human = decided = sent = 0
+    minutes: list[float] = []
+    for row in rows:
+        if row.decision_json:
+            decision = Decision.model_validate_json(row.decision_json)
+            by_category[decision.category] = by_category.get(decision.category, 0) + 1
+            by_priority[decision.priority] = by_priority.get(decision.priority, 0) + 1
+        if row.escalation_json and Escalation.model_validate_json(row.escalation_json).needs_human:
+            needs_human += 1
+        if row.draft_status in ("sent", "rejected"):
+            decided += 1
+        if row.draft_status == "sent" and row.decided_at is not None:
+            sent += 1
+            minutes.append((row.decided_at - row.received_at).total_seconds() / 60)
+    return DayStats(
+        tickets=len(rows),
+        by_category=by_category,
+        by_priority=by_priority,
+        needs_human=needs_human,
+        drafts_decided=decided,
+        drafts_sent=sent,
+        minutes_to_approval=tuple(sorted(minutes)),
+    )

@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
+    DayRow,
     DayStats,
     PostStatus,
     StoredDraft,
@@ -29,6 +30,7 @@ from routing.records import (
     StoredReply,
     StoredTicket,
     TicketStatus,
+    day_stats_of,
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
@@ -513,32 +515,17 @@ class PostgresStore:
             " WHERE t.received_at BETWEEN %s AND %s",
             (start, end),
         )
-        by_category: dict[str, int] = {}
-        by_priority: dict[str, int] = {}
-        needs_human = decided = sent = 0
-        minutes: list[float] = []
-        for row in rows:
-            if row["decision_json"]:
-                decision = Decision.model_validate_json(row["decision_json"])
-                by_category[decision.category] = by_category.get(decision.category, 0) + 1
-                by_priority[decision.priority] = by_priority.get(decision.priority, 0) + 1
-            escalation_json = row["escalation_json"]
-            if escalation_json and Escalation.model_validate_json(escalation_json).needs_human:
-                needs_human += 1
-            if row["status"] in ("sent", "rejected"):
-                decided += 1
-            if row["status"] == "sent" and row["decided_at"]:
-                sent += 1
-                waited = _utc(row["decided_at"]) - _utc(row["received_at"])
-                minutes.append(waited.total_seconds() / 60)
-        return DayStats(
-            tickets=len(rows),
-            by_category=by_category,
-            by_priority=by_priority,
-            needs_human=needs_human,
-            drafts_decided=decided,
-            drafts_sent=sent,
-            minutes_to_approval=tuple(sorted(minutes)),
+        return day_stats_of(
+            [
+                DayRow(
+                    received_at=_utc(row["received_at"]),
+                    decision_json=row["decision_json"],
+                    escalation_json=row["escalation_json"],
+                    draft_status=row["status"],
+                    decided_at=_maybe_utc(row["decided_at"]),
+                )
+                for row in rows
+            ]
         )
 
 

@@ -20,6 +20,7 @@ import aiosqlite
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
+    DayRow,
     DayStats,
     PostStatus,
     StoredDraft,
@@ -27,6 +28,7 @@ from routing.records import (
     StoredReply,
     StoredTicket,
     TicketStatus,
+    day_stats_of,
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
@@ -546,31 +548,17 @@ class SqliteStore:
             (_iso(start), _iso(end)),
         ) as cursor:
             rows = list(await cursor.fetchall())
-        by_category: dict[str, int] = {}
-        by_priority: dict[str, int] = {}
-        needs_human = decided = sent = 0
-        minutes: list[float] = []
-        for received_at, decision_json, escalation_json, status, decided_at in rows:
-            if decision_json:
-                decision = Decision.model_validate_json(decision_json)
-                by_category[decision.category] = by_category.get(decision.category, 0) + 1
-                by_priority[decision.priority] = by_priority.get(decision.priority, 0) + 1
-            if escalation_json and Escalation.model_validate_json(escalation_json).needs_human:
-                needs_human += 1
-            if status in ("sent", "rejected"):
-                decided += 1
-            if status == "sent" and decided_at:
-                sent += 1
-                waited = datetime.fromisoformat(decided_at) - datetime.fromisoformat(received_at)
-                minutes.append(waited.total_seconds() / 60)
-        return DayStats(
-            tickets=len(rows),
-            by_category=by_category,
-            by_priority=by_priority,
-            needs_human=needs_human,
-            drafts_decided=decided,
-            drafts_sent=sent,
-            minutes_to_approval=tuple(sorted(minutes)),
+        return day_stats_of(
+            [
+                DayRow(
+                    received_at=datetime.fromisoformat(received_at),
+                    decision_json=decision_json,
+                    escalation_json=escalation_json,
+                    draft_status=status,
+                    decided_at=_maybe_time(decided_at),
+                )
+                for received_at, decision_json, escalation_json, status, decided_at in rows
+            ]
         )
 
 
