@@ -24,9 +24,16 @@ GAP_WORDS = 3
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
+# "Everyone else is fine" names the others, who are not affected: never the scope of a problem.
+_EXCEPT_THE_OTHERS = re.compile(
+    r"\b(?:every ?one|every ?body|all the others?|all other users|the rest of us) else\b"
+    r"|\b(?:every ?one|every ?body) but (?:me|us|one)\b"
+)
+
+
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
-    return normalize(text.translate(_APOSTROPHES))
+    return _EXCEPT_THE_OTHERS.sub("the others", normalize(text.translate(_APOSTROPHES)))
 
 
 _TOKEN = re.compile(r"\[[^\]]*\]|\*|[^\s\[\]]+")

@@ -250,3 +250,38 @@ def test_the_words_of_an_outage_page_even_when_the_scores_settle_lower() -> None
     assert "critical" in reason.detail
     calm = escalate(Ticket(text="How do I add a user?"), decision, RuleMatch(), config)
     assert "impact_cue" not in [r.code for r in calm.reasons]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm seeing invoices and contacts that belong to a completely different company.",
+        "Customer A can see customer B's orders in their dashboard.",
+        "Nobody in our company can log in this morning, SSO just loops back to the login page.",
+        "We noticed an unknown IP logging into our admin account from another country at 3am.",
+        "Our payments through your checkout are going to the wrong bank account since the update!!",
+        "Payments are not going through for any of our customers.",
+    ],
+)
+async def test_security_incidents_and_company_wide_failures_page(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Data shown to another customer, strangers' logins, money misrouted, nobody able to log in."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "One of our users, Maria, can't upload files; everyone else is fine.",
+        "Everyone else on the team can log in, only I can't since the password change.",
+        "Nobody can tell me how to export my data to CSV.",
+    ],
+)
+async def test_one_person_affected_is_not_an_outage(pipeline: Pipeline, text: str) -> None:
+    """'Everyone else is fine' names who is not affected: no critical, no page for it."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority != "critical"
+    assert "impact_cue" not in [reason.code for reason in triage.escalation.reasons]
