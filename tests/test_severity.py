@@ -285,3 +285,25 @@ async def test_one_person_affected_is_not_an_outage(pipeline: Pipeline, text: st
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.priority != "critical"
     assert "impact_cue" not in [reason.code for reason in triage.escalation.reasons]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "someone stole our API key",
+        "Thank you! 🙏 P.S. credit card numbers of our users are visible on the public page",
+        "Thanks 🙏 merci! danke! gracias! our servers are on fire",
+        "cool cool, everything crashed",
+        "Not a big deal, but all our customers see a blank page.",
+        "noone can log in",
+        "ok 👍 payments down",
+    ],
+)
+async def test_a_calm_or_thankful_opening_does_not_hide_an_incident(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Thanks, 'no big deal' or a typo before the impact: still critical, still a human."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.decision.no_action is None
+    assert triage.escalation.needs_human
