@@ -12,9 +12,16 @@ TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
 
 def message_text(message: dict[str, Any]) -> str:
-    """A message's text, cleaned; anything but a string (a list, a number) is no text."""
+    """A message's text as the customer typed it, cleaned; anything but a string is no text.
+
+    Slack sends a typed &, < and > as &amp;, &lt; and &gt; (its mentions and links stay in
+    <...>): undone here, so the classifier reads "R&D" and a post shows it once, not "R&amp;amp;D"
+    (bot/render escapes every text it sends).
+    """
     text = message.get("text")
-    return clean_text(text) if isinstance(text, str) else ""
+    if not isinstance(text, str):
+        return ""
+    return clean_text(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
 def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage | None:

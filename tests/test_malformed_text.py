@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -61,3 +62,16 @@ async def test_text_that_is_not_a_string_is_a_ticket_with_no_text(bot: Harness) 
     ticket = await bot.store.ticket_at(INTAKE, str(message["ts"]))
     assert ticket is not None
     assert ticket.text == ""
+
+
+async def test_slacks_escaped_characters_are_read_once_and_sent_escaped_once(bot: Harness) -> None:
+    """Slack sends '&' as '&amp;': stored as typed, posted as '&amp;', never '&amp;amp;'."""
+    ticket_id = await bot.new_ticket("R&amp;D was charged twice, price &lt; 5 &gt; 3")
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.text == "R&D was charged twice, price < 5 > 3"
+    (post,) = _ticket_posts(bot, ticket_id)
+    posted = json.dumps(post["blocks"])
+    assert "R&amp;D" in posted
+    assert "&amp;amp;" not in posted
+    assert "&amp;lt;" not in posted

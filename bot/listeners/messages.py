@@ -36,10 +36,10 @@ def register(app: AsyncApp, services: Services) -> None:
                 text = message_text(message)
                 thread_ts = message.get("thread_ts")
                 if thread_ts and thread_ts != message["ts"]:
-                    if text != previous.get("text"):  # an unfurl changes nothing
+                    if text != message_text(previous):  # an unfurl changes nothing
                         await desk.reply_edited(channel, thread_ts, message["ts"], text)
                 else:
-                    await desk.edited(channel, message["ts"], text, previous.get("text"))
+                    await desk.edited(channel, message["ts"], text, message_text(previous) or None)
         elif subtype == "message_deleted":
             deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
             if deleted:
