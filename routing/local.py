@@ -53,6 +53,8 @@ CALIBRATION = (13.29, 5.325, -4.229)
 # Examples far from the ticket weigh nothing and the calibrated margin decides; where many close
 # examples disagree (noisy corrections) the bot cannot grow sure, however many it has.
 NEIGHBOURS = 8
+# At most this many of a long message's segments are embedded (each is one model pass).
+MAX_SEGMENTS = 12
 NEIGHBOUR_TEMPERATURE = 0.05
 NEIGHBOUR_PRIOR = 1.0
 # An example counts as a neighbour from about this similarity on (a soft step this wide).
@@ -398,6 +400,11 @@ class LocalClassifier:
         if len(pieces) <= 1:
             vector: Vector = self._embedder.encode([text])[0]
             return vector
+        if len(pieces) > MAX_SEGMENTS:
+            # Slack's longest message is about 40 segments (3 s of model time): first, last and
+            # evenly between. The rules and cues still read every word.
+            picks = np.unique(np.linspace(0, len(pieces) - 1, MAX_SEGMENTS).round().astype(int))
+            pieces = [pieces[int(index)] for index in picks]
         vectors = self._embedder.encode(pieces)
         weights = np.array([self.count_tokens(piece) for piece in pieces], dtype=np.float32)
         combined: Vector = (weights[:, None] * vectors).sum(axis=0)
