@@ -1040,6 +1040,13 @@ class Desk:
                 if link:
                     related.append((other.team, link))
         moved = post is not None and post.status == "moved"
+        part = ticket.decision.part_for(team)
+        # A team's post of a multi-issue message shows its own part's category, not the whole's.
+        shown = (
+            ticket.decision.model_copy(update={"category": part.category, "team": part.team})
+            if part is not None
+            else ticket.decision
+        )
         return TicketCard(
             ticket_id=ticket_id,
             team=team,
@@ -1048,7 +1055,7 @@ class Desk:
             text=ticket.text,
             author=ticket.author,
             permalink=ticket.permalink,
-            decision=ticket.decision,
+            decision=shown,
             escalation=ticket.escalation,
             draft=draft.text if draft else None,
             draft_status=draft.status if draft else None,
@@ -1057,7 +1064,7 @@ class Desk:
             moved_by=post.moved_by if post is not None and moved else None,
             withdrawn=ticket.status == "withdrawn",
             related=tuple(related),
-            part=part.text if (part := ticket.decision.part_for(team)) else None,
+            part=part.text if part is not None else None,
             language=ticket.decision.language,
             english_draft=english_draft_for(
                 self.config, ticket.decision.language, draft.source if draft else None

@@ -1264,6 +1264,9 @@ async def test_a_message_with_two_asks_is_posted_to_both_teams_each_naming_its_p
         assert len(part_blocks) == 1
         assert words in part_blocks[0]
         assert other_words not in part_blocks[0]
+        # The headline names this part's category and team, not the whole message's.
+        category = {"account_management": "account", "billing": "billing"}[team]
+        assert f"category {category} → team {team}" in message["blocks"][0]["text"]["text"]
     assert await _pages(bot, ticket_id) == []
 
 
