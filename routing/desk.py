@@ -816,8 +816,16 @@ class Desk:
             if redraft:
                 fresh = await self.pipeline.draft(redact(ticket.text).text, decision)
                 await self.store.set_draft(ticket_id, text=fresh.text, source=fresh.source)
+            # Where it goes: the new team when the agent moved it (a category or team named);
+            # a priority or sentiment fix keeps every post it has (a multi-issue ticket's too).
+            moves = correction.category is not None or correction.team is not None
+            teams = (
+                {new_team}
+                if moves
+                else {p.team for p in await self.store.posts(ticket_id)} or {new_team}
+            )
             try:
-                await self._place(ticket_id, {new_team}, moved_by=user)
+                await self._place(ticket_id, teams, moved_by=user)
             except Exception:
                 logger.exception("reclassifying ticket %s: the new post failed", ticket_id)
                 # Undone: the ticket stays what and where it was, and nothing is learnt.

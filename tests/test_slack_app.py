@@ -1270,6 +1270,15 @@ async def test_a_message_with_two_asks_is_posted_to_both_teams_each_naming_its_p
     assert await _pages(bot, ticket_id) == []
 
 
+async def test_a_sentiment_fix_keeps_a_multi_issue_tickets_posts(bot: Harness) -> None:
+    """Reclassifying only the sentiment moves nothing: both teams keep their part's post."""
+    ticket_id = await bot.new_ticket(MULTI_ISSUE)
+    answer = await bot.command(AGENT, f"reclassify #{ticket_id} sentiment=angry")
+    assert "angry" in answer
+    active = {post.team for post in await bot.store.posts(ticket_id)}
+    assert active == {"account_management", "billing"}
+
+
 async def test_a_thank_you_gets_one_quiet_post_marked_no_action_and_no_page(bot: Harness) -> None:
     """A thank-you is posted once in support, marked no action needed, with nobody paged."""
     ticket_id = await bot.new_ticket("Thanks for the quick fix yesterday, everything works now!")
