@@ -34,6 +34,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
+from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -315,16 +316,7 @@ class PostgresStore:
         row = await self._one("SELECT * FROM drafts WHERE ticket_id = %s", (ticket_id,))
         if row is None:
             return None
-        return StoredDraft(
-            ticket_id=row["ticket_id"],
-            text=row["text"],
-            source=row["source"],
-            status=row["status"],
-            decided_by=row["decided_by"],
-            reply_ts=row["reply_ts"],
-            created_at=_utc(row["created_at"]),
-            decided_at=_maybe_utc(row["decided_at"]),
-        )
+        return draft_from_row(row, _utc)
 
     async def claim_draft(self, ticket_id: int, agent: str) -> bool:
         """Take a pending draft for sending; exactly one of several concurrent callers wins."""
@@ -392,12 +384,12 @@ class PostgresStore:
             f"SELECT * FROM posts WHERE ticket_id = %s{where} ORDER BY id",  # noqa: S608  # fixed fragment
             (ticket_id,),
         )
-        return [_post(row) for row in rows]
+        return [post_from_row(row) for row in rows]
 
     async def post_at(self, channel: str, ts: str) -> StoredPost | None:
         """The team post at (channel, ts), if it is one of ours."""
         row = await self._one("SELECT * FROM posts WHERE channel = %s AND ts = %s", (channel, ts))
-        return _post(row) if row else None
+        return post_from_row(row) if row else None
 
     async def set_post_status(
         self,
@@ -559,35 +551,5 @@ def _maybe_utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment is not None else None
 
 
-def _ticket(row: DictRow) -> StoredTicket:
-    return StoredTicket(
-        id=row["id"],
-        channel=row["channel"],
-        ts=row["ts"],
-        author=row["author"],
-        text=row["text"],
-        status=row["status"],
-        decision=Decision.model_validate_json(row["decision_json"])
-        if row["decision_json"]
-        else None,
-        escalation=Escalation.model_validate_json(row["escalation_json"])
-        if row["escalation_json"]
-        else None,
-        permalink=row["permalink"],
-        received_at=_utc(row["received_at"]),
-        routed_at=_maybe_utc(row["routed_at"]),
-        language=row["language"],
-    )
-
-
-def _post(row: DictRow) -> StoredPost:
-    return StoredPost(
-        id=row["id"],
-        ticket_id=row["ticket_id"],
-        team=row["team"],
-        channel=row["channel"],
-        ts=row["ts"],
-        status=row["status"],
-        moved_to=row["moved_to"],
-        moved_by=row["moved_by"],
-    )
+def _ticket(row: Any) -> StoredTicket:
+    return ticket_from_row(row, _utc)

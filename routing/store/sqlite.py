@@ -32,6 +32,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
+from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -325,16 +326,7 @@ class SqliteStore:
             row = await cursor.fetchone()
         if row is None:
             return None
-        return StoredDraft(
-            ticket_id=row["ticket_id"],
-            text=row["text"],
-            source=row["source"],
-            status=row["status"],
-            decided_by=row["decided_by"],
-            reply_ts=row["reply_ts"],
-            created_at=datetime.fromisoformat(row["created_at"]),
-            decided_at=_maybe_time(row["decided_at"]),
-        )
+        return draft_from_row(row, datetime.fromisoformat)
 
     async def claim_draft(self, ticket_id: int, agent: str) -> bool:
         """Take a pending draft for sending; exactly one of several concurrent callers wins."""
@@ -407,7 +399,7 @@ class SqliteStore:
             (ticket_id,),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_post(row) for row in rows]
+        return [post_from_row(row) for row in rows]
 
     async def post_at(self, channel: str, ts: str) -> StoredPost | None:
         """The team post at (channel, ts), if it is one of ours."""
@@ -415,7 +407,7 @@ class SqliteStore:
             "SELECT * FROM posts WHERE channel = ? AND ts = ?", (channel, ts)
         ) as cursor:
             row = await cursor.fetchone()
-        return _post(row) if row else None
+        return post_from_row(row) if row else None
 
     async def set_post_status(
         self,
@@ -566,35 +558,5 @@ def _maybe_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _ticket(row: aiosqlite.Row) -> StoredTicket:
-    return StoredTicket(
-        id=row["id"],
-        channel=row["channel"],
-        ts=row["ts"],
-        author=row["author"],
-        text=row["text"],
-        status=row["status"],
-        decision=Decision.model_validate_json(row["decision_json"])
-        if row["decision_json"]
-        else None,
-        escalation=Escalation.model_validate_json(row["escalation_json"])
-        if row["escalation_json"]
-        else None,
-        permalink=row["permalink"],
-        received_at=datetime.fromisoformat(row["received_at"]),
-        routed_at=_maybe_time(row["routed_at"]),
-        language=row["language"],
-    )
-
-
-def _post(row: aiosqlite.Row) -> StoredPost:
-    return StoredPost(
-        id=row["id"],
-        ticket_id=row["ticket_id"],
-        team=row["team"],
-        channel=row["channel"],
-        ts=row["ts"],
-        status=row["status"],
-        moved_to=row["moved_to"],
-        moved_by=row["moved_by"],
-    )
+def _ticket(row: Any) -> StoredTicket:
+    return ticket_from_row(row, datetime.fromisoformat)
