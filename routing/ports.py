@@ -18,6 +18,7 @@ from routing.records import (
     DayStats,
     PostStatus,
     StoredDraft,
+    StoredPage,
     StoredPost,
     StoredReply,
     StoredTicket,
@@ -185,9 +186,19 @@ class TicketStore(Protocol):
     # --- pages and on-call ----------------------------------------------------------------
 
     async def claim_page(
-        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+        self,
+        ticket_id: int,
+        *,
+        team: str,
+        people: Sequence[str],
+        reasons: Sequence[str],
+        direct: bool = False,
+        asked_by: str | None = None,
     ) -> bool:
-        """Record that a team is paged for a ticket; False if it was paged already."""
+        """Claim a page (team is its key) for sending; False if it was claimed already.
+
+        The page stays unsent (listed by `unsent_pages`) until `mark_page_sent`.
+        """
         ...
 
     async def release_page(self, ticket_id: int, *, team: str) -> None:
@@ -195,7 +206,39 @@ class TicketStore(Protocol):
         ...
 
     async def pages(self, ticket_id: int) -> list[str]:
-        """The teams paged for a ticket."""
+        """The keys of the pages claimed for a ticket (sent or not)."""
+        ...
+
+    async def page(self, ticket_id: int, *, team: str) -> StoredPage | None:
+        """One page claim by its key."""
+        ...
+
+    async def mark_page_noted(self, ticket_id: int, *, team: str) -> None:
+        """The page's thread note is in Slack."""
+        ...
+
+    async def mark_page_sent(self, ticket_id: int, *, team: str) -> None:
+        """The page's note and every DM are in Slack: the page is done."""
+        ...
+
+    async def unsent_pages(self, *, claimed_before: datetime) -> list[StoredPage]:
+        """Pages claimed before a time and not yet sent (a crash or a refusal), oldest first."""
+        ...
+
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
+        """Take over an unsent page claimed before a time; exactly one caller wins."""
+        ...
+
+    async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:
+        """Claim a critical ticket's DM to one person (once per ticket); False if claimed."""
+        ...
+
+    async def mark_direct_page_sent(self, ticket_id: int, *, person: str) -> None:
+        """The DM to this person is in Slack."""
+        ...
+
+    async def direct_pages(self, ticket_id: int) -> dict[str, tuple[str, bool]]:
+        """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
         ...
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:

@@ -53,6 +53,33 @@ class StoredDraft:
     reply_ts: str | None
     created_at: datetime
     decided_at: datetime | None
+    # When a send of it last failed (Slack may still have taken it): look before sending again.
+    tried_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page claimed for a ticket: who, why, and how far its sending got."""
+
+    ticket_id: int
+    # The page's key: the team, "team:critical", or "team:escalated:<agent>".
+    key: str
+    people: tuple[str, ...]
+    reasons: tuple[str, ...]
+    # A critical page: each on-call person is also sent a DM.
+    direct: bool
+    # The agent whose Escalate asked for it.
+    asked_by: str | None
+    # When it was claimed (or taken over after a crash).
+    claimed_at: datetime
+    # When its thread note was in Slack, and when the note and every DM were (None: not yet).
+    noted_at: datetime | None
+    sent_at: datetime | None
+
+    @property
+    def team(self) -> str:
+        """The team whose post's thread the page is in."""
+        return self.key.split(":")[0]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from routing.records import (
     DayStats,
     PostStatus,
     StoredDraft,
+    StoredPage,
     StoredPost,
     StoredReply,
     StoredTicket,
@@ -34,7 +35,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
+from routing.store.rows import draft_from_row, page_from_row, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -340,10 +341,11 @@ class PostgresStore:
     async def finish_draft(self, ticket_id: int, *, sent_ts: str | None) -> None:
         """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
         if sent_ts is None:
+            # tried_at: Slack may have taken it after all; the next approval looks first.
             await self._run(
-                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL"
-                " WHERE ticket_id = %s AND status = 'sending'",
-                (ticket_id,),
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = %s WHERE ticket_id = %s AND status = 'sending'",
+                (utc_now(), ticket_id),
             )
         else:
             await self._run(
@@ -408,13 +410,28 @@ class PostgresStore:
     # --- pages and on-call ----------------------------------------------------------------
 
     async def claim_page(
-        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+        self,
+        ticket_id: int,
+        *,
+        team: str,
+        people: Sequence[str],
+        reasons: Sequence[str],
+        direct: bool = False,
+        asked_by: str | None = None,
     ) -> bool:
-        """Record that a team is paged for a ticket; False if it was paged already."""
+        """Claim a page (team is its key) for sending; False if it was claimed already."""
         changed = await self._run(
-            "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, team) DO NOTHING",
-            (ticket_id, team, json.dumps(list(people)), json.dumps(list(reasons)), utc_now()),
+            "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at, direct, asked_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ticket_id, team) DO NOTHING",
+            (
+                ticket_id,
+                team,
+                json.dumps(list(people)),
+                json.dumps(list(reasons)),
+                utc_now(),
+                int(direct),
+                asked_by,
+            ),
         )
         return changed == 1
 
@@ -423,11 +440,76 @@ class PostgresStore:
         await self._run("DELETE FROM pages WHERE ticket_id = %s AND team = %s", (ticket_id, team))
 
     async def pages(self, ticket_id: int) -> list[str]:
-        """The teams paged for a ticket."""
+        """The keys of the pages claimed for a ticket (sent or not)."""
         rows = await self._all(
             "SELECT team FROM pages WHERE ticket_id = %s ORDER BY at", (ticket_id,)
         )
         return [row["team"] for row in rows]
+
+    async def page(self, ticket_id: int, *, team: str) -> StoredPage | None:
+        """One page claim by its key."""
+        row = await self._one(
+            "SELECT * FROM pages WHERE ticket_id = %s AND team = %s", (ticket_id, team)
+        )
+        return page_from_row(row, _utc) if row else None
+
+    async def mark_page_noted(self, ticket_id: int, *, team: str) -> None:
+        """The page's thread note is in Slack."""
+        await self._run(
+            "UPDATE pages SET noted_at = %s"
+            " WHERE ticket_id = %s AND team = %s AND noted_at IS NULL",
+            (utc_now(), ticket_id, team),
+        )
+
+    async def mark_page_sent(self, ticket_id: int, *, team: str) -> None:
+        """The page's note and every DM are in Slack: the page is done."""
+        now = utc_now()
+        await self._run(
+            "UPDATE pages SET noted_at = COALESCE(noted_at, %s), sent_at = %s"
+            " WHERE ticket_id = %s AND team = %s AND sent_at IS NULL",
+            (now, now, ticket_id, team),
+        )
+
+    async def unsent_pages(self, *, claimed_before: datetime) -> list[StoredPage]:
+        """Pages claimed before a time and not yet sent (a crash or a refusal), oldest first."""
+        rows = await self._all(
+            "SELECT * FROM pages WHERE sent_at IS NULL AND at < %s ORDER BY at, ticket_id",
+            (claimed_before,),
+        )
+        return [page_from_row(row, _utc) for row in rows]
+
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
+        """Take over an unsent page claimed before a time; exactly one caller wins."""
+        # The WHERE is checked again after waiting for the row's lock: one UPDATE changes it.
+        changed = await self._run(
+            "UPDATE pages SET at = %s WHERE ticket_id = %s AND team = %s"
+            " AND sent_at IS NULL AND at < %s",
+            (utc_now(), ticket_id, team, claimed_before),
+        )
+        return changed == 1
+
+    async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:
+        """Claim a critical ticket's DM to one person (once per ticket); False if claimed."""
+        changed = await self._run(
+            "INSERT INTO direct_pages (ticket_id, person, page, claimed_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (ticket_id, person) DO NOTHING",
+            (ticket_id, person, page, utc_now()),
+        )
+        return changed == 1
+
+    async def mark_direct_page_sent(self, ticket_id: int, *, person: str) -> None:
+        """The DM to this person is in Slack."""
+        await self._run(
+            "UPDATE direct_pages SET sent_at = %s WHERE ticket_id = %s AND person = %s",
+            (utc_now(), ticket_id, person),
+        )
+
+    async def direct_pages(self, ticket_id: int) -> dict[str, tuple[str, bool]]:
+        """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
+        rows = await self._all(
+            "SELECT person, page, sent_at FROM direct_pages WHERE ticket_id = %s", (ticket_id,)
+        )
+        return {row["person"]: (row["page"], row["sent_at"] is not None) for row in rows}
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""

@@ -6,12 +6,13 @@ SQLite keeps times as ISO 8601 text, PostgreSQL as TIMESTAMPTZ: each backend pas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from routing.models import Decision, Escalation
-from routing.records import StoredDraft, StoredPost, StoredTicket
+from routing.records import StoredDraft, StoredPage, StoredPost, StoredTicket
 
 
 class Row(Protocol):
@@ -75,4 +76,20 @@ def draft_from_row(row: Row, to_time: ToTime) -> StoredDraft:
         reply_ts=row["reply_ts"],
         created_at=to_time(row["created_at"]),
         decided_at=_maybe(to_time, row["decided_at"]),
+        tried_at=_maybe(to_time, row["tried_at"]),
+    )
+
+
+def page_from_row(row: Row, to_time: ToTime) -> StoredPage:
+    """A pages row as a StoredPage."""
+    return StoredPage(
+        ticket_id=row["ticket_id"],
+        key=row["team"],
+        people=tuple(json.loads(row["people_json"])),
+        reasons=tuple(json.loads(row["reasons_json"])),
+        direct=bool(row["direct"]),
+        asked_by=row["asked_by"],
+        claimed_at=to_time(row["at"]),
+        noted_at=_maybe(to_time, row["noted_at"]),
+        sent_at=_maybe(to_time, row["sent_at"]),
     )

@@ -134,6 +134,28 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE tickets ADD COLUMN language TEXT;
     CREATE INDEX tickets_by_language ON tickets (language);
     """,
+    # 3: a page is claimed, sent, then marked sent, so a crash in between is sent at the next
+    # start: noted_at when its thread note is in Slack, sent_at when the note and every DM are
+    # (NULL: claimed, not yet sent). Pages made earlier were sent or released: sent. A critical
+    # page's DMs are claimed per person (once per ticket) and marked sent. A draft remembers
+    # when a send failed (tried_at): the next approval looks for the reply in Slack first.
+    """
+    ALTER TABLE pages ADD COLUMN direct INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE pages ADD COLUMN asked_by TEXT;
+    ALTER TABLE pages ADD COLUMN noted_at $timestamp;
+    ALTER TABLE pages ADD COLUMN sent_at $timestamp;
+    UPDATE pages SET noted_at = at, sent_at = at;
+    CREATE INDEX pages_unsent ON pages (at) WHERE sent_at IS NULL;
+    CREATE TABLE direct_pages (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        person TEXT NOT NULL,
+        page TEXT NOT NULL,
+        claimed_at $timestamp NOT NULL,
+        sent_at $timestamp,
+        PRIMARY KEY (ticket_id, person)
+    );
+    ALTER TABLE drafts ADD COLUMN tried_at $timestamp;
+    """,
 )
 
 

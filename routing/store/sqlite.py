@@ -24,6 +24,7 @@ from routing.records import (
     DayStats,
     PostStatus,
     StoredDraft,
+    StoredPage,
     StoredPost,
     StoredReply,
     StoredTicket,
@@ -32,7 +33,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
+from routing.store.rows import draft_from_row, page_from_row, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -350,10 +351,11 @@ class SqliteStore:
     async def finish_draft(self, ticket_id: int, *, sent_ts: str | None) -> None:
         """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
         if sent_ts is None:
+            # tried_at: Slack may have taken it after all; the next approval looks first.
             await self._db.execute(
-                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL"
-                " WHERE ticket_id = ? AND status = 'sending'",
-                (ticket_id,),
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = ? WHERE ticket_id = ? AND status = 'sending'",
+                (_iso(utc_now()), ticket_id),
             )
         else:
             await self._db.execute(
@@ -427,13 +429,29 @@ class SqliteStore:
     # --- pages and on-call ----------------------------------------------------------------
 
     async def claim_page(
-        self, ticket_id: int, *, team: str, people: Sequence[str], reasons: Sequence[str]
+        self,
+        ticket_id: int,
+        *,
+        team: str,
+        people: Sequence[str],
+        reasons: Sequence[str],
+        direct: bool = False,
+        asked_by: str | None = None,
     ) -> bool:
-        """Record that a team is paged for a ticket; False if it was paged already."""
+        """Claim a page (team is its key) for sending; False if it was claimed already."""
         cursor = await self._db.execute(
-            "INSERT OR IGNORE INTO pages (ticket_id, team, people_json, reasons_json, at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (ticket_id, team, json.dumps(list(people)), json.dumps(list(reasons)), _iso(utc_now())),
+            "INSERT OR IGNORE INTO pages"
+            " (ticket_id, team, people_json, reasons_json, at, direct, asked_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                ticket_id,
+                team,
+                json.dumps(list(people)),
+                json.dumps(list(reasons)),
+                _iso(utc_now()),
+                int(direct),
+                asked_by,
+            ),
         )
         await self._db.commit()
         return cursor.rowcount == 1
@@ -446,12 +464,83 @@ class SqliteStore:
         await self._db.commit()
 
     async def pages(self, ticket_id: int) -> list[str]:
-        """The teams paged for a ticket."""
+        """The keys of the pages claimed for a ticket (sent or not)."""
         async with self._db.execute(
             "SELECT team FROM pages WHERE ticket_id = ? ORDER BY at", (ticket_id,)
         ) as cursor:
             rows = await cursor.fetchall()
         return [row[0] for row in rows]
+
+    async def page(self, ticket_id: int, *, team: str) -> StoredPage | None:
+        """One page claim by its key."""
+        async with self._db.execute(
+            "SELECT * FROM pages WHERE ticket_id = ? AND team = ?", (ticket_id, team)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return page_from_row(row, datetime.fromisoformat) if row else None
+
+    async def mark_page_noted(self, ticket_id: int, *, team: str) -> None:
+        """The page's thread note is in Slack."""
+        await self._db.execute(
+            "UPDATE pages SET noted_at = ? WHERE ticket_id = ? AND team = ? AND noted_at IS NULL",
+            (_iso(utc_now()), ticket_id, team),
+        )
+        await self._db.commit()
+
+    async def mark_page_sent(self, ticket_id: int, *, team: str) -> None:
+        """The page's note and every DM are in Slack: the page is done."""
+        now = _iso(utc_now())
+        await self._db.execute(
+            "UPDATE pages SET noted_at = COALESCE(noted_at, ?), sent_at = ?"
+            " WHERE ticket_id = ? AND team = ? AND sent_at IS NULL",
+            (now, now, ticket_id, team),
+        )
+        await self._db.commit()
+
+    async def unsent_pages(self, *, claimed_before: datetime) -> list[StoredPage]:
+        """Pages claimed before a time and not yet sent (a crash or a refusal), oldest first."""
+        async with self._db.execute(
+            "SELECT * FROM pages WHERE sent_at IS NULL AND at < ? ORDER BY at, ticket_id",
+            (_iso(claimed_before),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [page_from_row(row, datetime.fromisoformat) for row in rows]
+
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
+        """Take over an unsent page claimed before a time; exactly one caller wins."""
+        cursor = await self._db.execute(
+            "UPDATE pages SET at = ? WHERE ticket_id = ? AND team = ?"
+            " AND sent_at IS NULL AND at < ?",
+            (_iso(utc_now()), ticket_id, team, _iso(claimed_before)),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:
+        """Claim a critical ticket's DM to one person (once per ticket); False if claimed."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO direct_pages (ticket_id, person, page, claimed_at)"
+            " VALUES (?, ?, ?, ?)",
+            (ticket_id, person, page, _iso(utc_now())),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def mark_direct_page_sent(self, ticket_id: int, *, person: str) -> None:
+        """The DM to this person is in Slack."""
+        await self._db.execute(
+            "UPDATE direct_pages SET sent_at = ? WHERE ticket_id = ? AND person = ?",
+            (_iso(utc_now()), ticket_id, person),
+        )
+        await self._db.commit()
+
+    async def direct_pages(self, ticket_id: int) -> dict[str, tuple[str, bool]]:
+        """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
+        async with self._db.execute(
+            "SELECT person, page, sent_at FROM direct_pages WHERE ticket_id = ?", (ticket_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return {row[0]: (row[1], row[2] is not None) for row in rows}
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
