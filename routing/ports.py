@@ -225,8 +225,11 @@ class TicketStore(Protocol):
         """Pages claimed before a time and not yet sent (a crash or a refusal), oldest first."""
         ...
 
-    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
-        """Take over an unsent page claimed before a time; exactly one caller wins."""
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Take over an unsent page whose claim is still the one read (its claimed_at).
+
+        Exactly one of several callers that read the same claim wins; the claim is then new.
+        """
         ...
 
     async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:

@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -487,3 +487,149 @@ async def test_the_audit_log_and_corrections_keep_no_personal_data(backend: Back
     assert learnt.category == "billing"
     assert stored is not None
     assert stored.text == text  # the ticket itself keeps what the customer wrote
+
+
+# --- pages claimed, sent, then marked sent (issue 12, item 1) ---------------------------------
+
+
+async def _a_ticket(store: TicketStore) -> int:
+    ticket = await store.add_ticket(channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW)
+    assert ticket is not None
+    return ticket
+
+
+async def test_a_claimed_page_stays_unsent_until_it_is_marked_sent(backend: Backend) -> None:
+    """A claim is listed as unsent (if claimed before the cutoff) until the page is marked sent."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.claim_page(
+            ticket,
+            team="billing:critical",
+            people=["U2", "S3"],
+            reasons=["down"],
+            direct=True,
+            asked_by=None,
+        )
+        later = datetime.now(UTC) + timedelta(minutes=1)
+        earlier = datetime.now(UTC) - timedelta(minutes=1)
+        (unsent,) = await store.unsent_pages(claimed_before=later)
+        assert (unsent.ticket_id, unsent.key, unsent.team) == (
+            ticket,
+            "billing:critical",
+            "billing",
+        )
+        assert (unsent.people, unsent.reasons, unsent.direct) == (("U2", "S3"), ("down",), True)
+        assert unsent.noted_at is None
+        assert unsent.sent_at is None
+        # Claimed after the cutoff: another replica's page that is still being sent.
+        assert await store.unsent_pages(claimed_before=earlier) == []
+        await store.mark_page_noted(ticket, team="billing:critical")
+        (noted,) = await store.unsent_pages(claimed_before=later)
+        assert noted.noted_at is not None
+        await store.mark_page_sent(ticket, team="billing:critical")
+        assert await store.unsent_pages(claimed_before=later) == []
+        page = await store.page(ticket, team="billing:critical")
+        assert page is not None
+        assert page.sent_at is not None
+        assert await store.pages(ticket) == ["billing:critical"]
+
+
+async def test_an_unsent_page_is_taken_over_by_exactly_one_caller(backend: Backend) -> None:
+    """Five replicas taking over the same stale claim at once: one wins; the claim is new after."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.claim_page(ticket, team="billing", people=["U2"], reasons=["x"])
+        cutoff = datetime.now(UTC) + timedelta(seconds=30)
+        (stale,) = await store.unsent_pages(claimed_before=cutoff)
+        results = await asyncio.gather(
+            *(
+                store.retake_page(ticket, team="billing", claimed_at=stale.claimed_at)
+                for _ in range(5)
+            )
+        )
+        assert sorted(results) == [False, False, False, False, True]
+        (taken,) = await store.unsent_pages(claimed_before=cutoff)
+        assert taken.claimed_at > stale.claimed_at
+        await store.mark_page_sent(ticket, team="billing")
+        assert not await store.retake_page(ticket, team="billing", claimed_at=taken.claimed_at)
+
+
+async def test_a_critical_tickets_dm_is_claimed_once_per_person(backend: Backend) -> None:
+    """A DM is claimed once per ticket and person (whichever page claims it) and marked sent."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.claim_direct_page(ticket, person="U2", page="billing:critical")
+        assert not await store.claim_direct_page(ticket, person="U2", page="support:critical")
+        assert await store.claim_direct_page(ticket, person="U3", page="billing:critical")
+        await store.mark_direct_page_sent(ticket, person="U3")
+        assert await store.direct_pages(ticket) == {
+            "U2": ("billing:critical", False),
+            "U3": ("billing:critical", True),
+        }
+
+
+async def test_a_failed_send_marks_the_draft_tried(backend: Backend) -> None:
+    """A send that failed is remembered, so the next approval looks in Slack before sending."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        await store.set_draft(ticket, text="first", source="template")
+        fresh = await store.draft(ticket)
+        assert fresh is not None
+        assert fresh.tried_at is None
+        assert await store.claim_draft(ticket, "U9")
+        await store.finish_draft(ticket, sent_ts=None)
+        tried = await store.draft(ticket)
+        assert tried is not None
+        assert (tried.status, tried.tried_at is not None) == ("pending", True)
+
+
+async def test_pages_made_before_the_migration_count_as_sent(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading a database whose pages were recorded the old way sends none of them again."""
+    monkeypatch.setattr(backend.module, "MIGRATIONS", backend.module.MIGRATIONS[:2])
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.schema_version() == 2
+    old_page = (
+        "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
+        " VALUES ({0}, 'billing', '[]', '[]', {1})"
+    )
+    if backend.postgres is not None:
+        async with await psycopg.AsyncConnection.connect(backend.postgres) as connection:
+            await connection.execute(old_page.format("%s", "now()"), (ticket,))
+    else:
+        assert backend.sqlite is not None
+        async with aiosqlite.connect(backend.sqlite) as db:
+            await db.execute(old_page.format("?", "?"), (ticket, NOW.isoformat()))
+            await db.commit()
+    monkeypatch.undo()
+    async with backend.open() as store:
+        assert await store.schema_version() == len(MIGRATIONS)
+        far = datetime.now(UTC) + timedelta(days=1)
+        assert await store.unsent_pages(claimed_before=far) == []
+
+
+async def test_two_connections_taking_over_one_page_one_wins(postgres_url: str) -> None:
+    """Two replicas' take-overs of one unsent page over separate connections: exactly one wins."""
+    backend = Backend(postgres=postgres_url)
+    async with backend.open() as first, backend.open() as second:
+        ticket = await _a_ticket(first)
+        assert await first.claim_page(ticket, team="billing", people=["U2"], reasons=["x"])
+        (stale,) = await first.unsent_pages(claimed_before=datetime.now(UTC) + timedelta(days=1))
+        async with await psycopg.AsyncConnection.connect(postgres_url) as holder:
+            # A transaction holding the row: both take-overs wait on it, then race.
+            await holder.execute("SELECT 1 FROM pages WHERE ticket_id = %s FOR UPDATE", (ticket,))
+            takes = [
+                asyncio.create_task(
+                    store.retake_page(ticket, team="billing", claimed_at=stale.claimed_at)
+                )
+                for store in (first, second)
+            ]
+            async with await psycopg.AsyncConnection.connect(
+                postgres_url, autocommit=True
+            ) as observer:
+                await _until_waiting_on_locks(observer, 2)
+            await holder.rollback()
+            results = await asyncio.gather(*takes)
+        assert sorted(results) == [False, True]

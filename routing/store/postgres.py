@@ -478,13 +478,13 @@ class PostgresStore:
         )
         return [page_from_row(row, _utc) for row in rows]
 
-    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
-        """Take over an unsent page claimed before a time; exactly one caller wins."""
-        # The WHERE is checked again after waiting for the row's lock: one UPDATE changes it.
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Take over an unsent page whose claim is still the one read; exactly one caller wins."""
+        # The claim's time is the compare-and-set's token: the winner moves it to now.
         changed = await self._run(
             "UPDATE pages SET at = %s WHERE ticket_id = %s AND team = %s"
-            " AND sent_at IS NULL AND at < %s",
-            (utc_now(), ticket_id, team, claimed_before),
+            " AND sent_at IS NULL AND at = %s",
+            (utc_now(), ticket_id, team, claimed_at),
         )
         return changed == 1
 

@@ -506,12 +506,13 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [page_from_row(row, datetime.fromisoformat) for row in rows]
 
-    async def retake_page(self, ticket_id: int, *, team: str, claimed_before: datetime) -> bool:
-        """Take over an unsent page claimed before a time; exactly one caller wins."""
+    async def retake_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Take over an unsent page whose claim is still the one read; exactly one caller wins."""
+        # The claim's time is the compare-and-set's token: the winner moves it to now.
         cursor = await self._db.execute(
             "UPDATE pages SET at = ? WHERE ticket_id = ? AND team = ?"
-            " AND sent_at IS NULL AND at < ?",
-            (_iso(utc_now()), ticket_id, team, _iso(claimed_before)),
+            " AND sent_at IS NULL AND at = ?",
+            (_iso(utc_now()), ticket_id, team, _iso(claimed_at)),
         )
         await self._db.commit()
         return cursor.rowcount == 1
