@@ -30,11 +30,12 @@ RATE_LIMIT_RETRIES = 20
 
 
 def build_client(
-    *, token: str, base_url: str, recorder: CallRecorder | None = None
+    *, token: str, base_url: str, recorder: CallRecorder | None = None, timeout: int = 30
 ) -> AsyncWebClient:
     """A Web API client that waits out 429s and retries dropped connections.
 
     With a recorder (`triage run --record`), it and the app's listeners record every call.
+    timeout (seconds, slack_sdk's default) bounds each call; tests shorten it.
     """
     retry_handlers: list[AsyncRetryHandler] = [
         AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -42,9 +43,15 @@ def build_client(
     ]
     if recorder is not None:
         return RecordingWebClient(
-            recorder=recorder, token=token, base_url=base_url, retry_handlers=retry_handlers
+            recorder=recorder,
+            token=token,
+            base_url=base_url,
+            retry_handlers=retry_handlers,
+            timeout=timeout,
         )
-    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers)
+    return AsyncWebClient(
+        token=token, base_url=base_url, retry_handlers=retry_handlers, timeout=timeout
+    )
 
 
 def authorize_once(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeResult]]:

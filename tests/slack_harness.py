@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +279,14 @@ async def running_bot(
     database: Path | str | None = None,
     workspace: SlackStandIn | None = None,
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
+    client_timeout: int = 30,
+    desk_clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[Harness]:
-    """Start the desk and the app served over HTTP (and a stand-in unless one is given)."""
+    """Start the desk and the app served over HTTP (and a stand-in unless one is given).
+
+    client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock.
+    """
+    timing = _Timing(client_timeout, desk_clock)
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -291,15 +298,21 @@ async def running_bot(
                 clock=clock,
             ) as slack,
             _serving(
-                tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays
+                tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays, timing
             ) as bot,
         ):
             yield bot
     else:
         async with _serving(
-            tmp_path, embedder, config, slack_config, llm, database, workspace, retry_delays
+            tmp_path, embedder, config, slack_config, llm, database, workspace, retry_delays, timing
         ) as bot:
             yield bot
+
+
+@dataclass(frozen=True)
+class _Timing:
+    client_timeout: int
+    desk_clock: Callable[[], float] | None
 
 
 @asynccontextmanager
@@ -312,8 +325,9 @@ async def _serving(
     database: Path | str | None,
     slack: SlackStandIn,
     retry_delays: Sequence[float],
+    timing: _Timing,
 ) -> AsyncIterator[Harness]:
-    client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
+    client = build_client(token=BOT_TOKEN, base_url=slack.base_url, timeout=timing.client_timeout)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm, languages=LANGUAGES)
     # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
     store = await open_store(database or tmp_path / "triage.sqlite3")
@@ -324,6 +338,7 @@ async def _serving(
         store=store,
         outbox=SlackOutbox(client),
         retry_delays=retry_delays,
+        **({"clock": timing.desk_clock} if timing.desk_clock is not None else {}),
     )
     await desk.start()
     app = build_app(

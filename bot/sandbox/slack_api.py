@@ -85,6 +85,16 @@ class RecordedCall:
         return error if isinstance(error, str) else None
 
 
+@dataclass
+class _Late:
+    """Calls of a method whose answer is held back until the client has given up."""
+
+    times: int
+    # False: the call is not carried out either (lost on the way); True: Slack did it.
+    carried_out: bool
+    when: Callable[[dict[str, Any]], bool] | None
+
+
 class _SlackError(Exception):
     """Answer the call with ok: false and this error (and HTTP status, headers, extra fields)."""
 
@@ -223,6 +233,11 @@ class SlackStandIn:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._forced: defaultdict[str, deque[_SlackError]] = defaultdict(deque)
         self._listeners: list[Callable[[RecordedCall], None]] = []
+        self._late: defaultdict[str, list[_Late]] = defaultdict(list)
+        # Held answers wait for this (set when the stand-in closes).
+        self._release = asyncio.Event()
+        # (method, args) of every call whose answer was held back, in order.
+        self.held: list[tuple[str, dict[str, Any]]] = []
         # Warnings of the call being answered (answering never awaits, so one list suffices).
         self._warnings: list[str] = []
 
@@ -313,6 +328,7 @@ class SlackStandIn:
 
     async def close(self) -> None:
         """Close Socket Mode connections, fail pending acks, stop listening."""
+        self._release.set()
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"stand-in closing")
         for future in self._acks.values():
@@ -485,6 +501,38 @@ class SlackStandIn:
         """Answer the next call of method with ok: false and this error (HTTP 200 or 5xx)."""
         self._forced[method].append(_SlackError(error, status=status))
 
+    def answer_late(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Carry out the next calls of method (those when(args) accepts) but answer none of them.
+
+        Slack took the message; its answer comes after the client's timeout (it is held until
+        the stand-in closes), so the client raises a timeout for a call that succeeded.
+        """
+        self._late[method].append(_Late(times=times, carried_out=True, when=when))
+
+    def never_answer(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Hold the next calls of method (those when(args) accepts) without carrying them out."""
+        self._late[method].append(_Late(times=times, carried_out=False, when=when))
+
+    def _held(self, method: str, args: dict[str, Any]) -> _Late | None:
+        for late in self._late.get(method, []):
+            if late.times > 0 and (late.when is None or late.when(args)):
+                late.times -= 1
+                self.held.append((method, copy.deepcopy(args)))
+                return late
+        return None
+
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _serve_api(self, request: web.Request) -> web.Response:
@@ -493,6 +541,10 @@ class SlackStandIn:
         args, token, bad_body = await self._read_args(
             request, json_accepted=bool(reference.get("json_input_supported"))
         )
+        late = None if bad_body else self._held(method, args)
+        if late is not None and not late.carried_out:
+            await self._release.wait()
+            return web.json_response({"ok": False, "error": "fatal_error"}, status=503)
         # From here on nothing awaits, so concurrent calls see and change state one at a time.
         warnings: list[str] = []
         try:
@@ -527,6 +579,8 @@ class SlackStandIn:
             except Exception:
                 # A broken transcript printer must not turn a good answer into a 500.
                 logger.exception("on_call listener failed for %s", method)
+        if late is not None:
+            await self._release.wait()  # the client timed out long before
         return web.json_response(body, status=status, headers=headers)
 
     async def _read_args(
