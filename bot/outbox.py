@@ -126,6 +126,72 @@ class SlackOutbox:
             unfurl_media=False,
         )
 
+    async def post_page(
+        self, post: PostRef, note: Note, *, ticket_id: int, page: str, resume: bool = False
+    ) -> str:
+        """Page in a post's thread: one note per part (render.note_texts), each tagged.
+
+        With resume, the parts already in the thread (by their metadata) are not posted again.
+        """
+        texts = render.note_texts(note)
+        have = (await self._page_notes(post, ticket_id, page))[0] if resume else {}
+        first = have.get(0)
+        for part, text in enumerate(texts):
+            if part in have:
+                continue
+            response = await self._client.chat_postMessage(
+                channel=post.channel,
+                thread_ts=post.ts,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": render.PAGE_METADATA,
+                    "event_payload": {
+                        "ticket_id": ticket_id,
+                        "page": page,
+                        "part": part,
+                        "parts": len(texts),
+                    },
+                },
+            )
+            if first is None:
+                first = str(response["ts"])
+        assert first is not None  # noqa: S101  # note_texts gives at least one text
+        return first
+
+    async def find_page(self, post: PostRef, *, ticket_id: int, page: str) -> str | None:
+        """The first note's ts of a page whose every part is in the post's thread."""
+        have, parts = await self._page_notes(post, ticket_id, page)
+        return have.get(0) if have and len(have) >= parts else None
+
+    async def _page_notes(
+        self, post: PostRef, ticket_id: int, page: str
+    ) -> tuple[dict[int, str], int]:
+        """A page's notes in a thread, part -> ts, and how many parts it has."""
+        response = await self._client.conversations_replies(
+            channel=post.channel, ts=post.ts, limit=1000, include_all_metadata=True
+        )
+        have: dict[int, str] = {}
+        parts = 1
+        for message in response.get("messages") or []:
+            metadata: dict[str, Any] = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == render.PAGE_METADATA
+                and payload.get("ticket_id") == ticket_id
+                and payload.get("page") == page
+            ):
+                have[int(payload.get("part") or 0)] = str(message["ts"])
+                parts = int(payload.get("parts") or 1)
+        return have, parts
+
+    async def update_note(self, note: PostRef, text: Note) -> None:
+        """Replace the words of a note the bot posted."""
+        await self._client.chat_update(
+            channel=note.channel, ts=note.ts, text=render.note_text(text)
+        )
+
     async def direct_message(self, user: str, note: Note) -> None:
         """A DM from the bot (posting to a user id opens the app's DM with them)."""
         await self._client.chat_postMessage(

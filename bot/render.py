@@ -40,6 +40,11 @@ DRAFT_BLOCK: Final = "draft"
 DRAFT_INPUT: Final = "draft_text"
 # The event_type of the metadata on every team post: finds a ticket's post after a crash.
 TICKET_METADATA: Final = "triage_ticket"
+# The event_type of the metadata on every page note: finds a page in its thread after a crash
+# or an answer that came too late.
+PAGE_METADATA: Final = "triage_page"
+# A page's escalation reasons, cut to this much so the mentions always have room.
+DETAILS_CHARS: Final = 1000
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 # A Slack user id, the only thing ever put inside <@...>.
@@ -228,6 +233,33 @@ def note_text(note: Note) -> str:
     if note.quote is not None:
         text += "\n" + quote(note.quote, SECTION_TEXT_LIMIT)
     return fit(text, FALLBACK_TEXT_LIMIT)
+
+
+def note_texts(note: Note) -> list[str]:
+    """A note as Slack takes it: one text, or several when the mentions do not fit in one.
+
+    Each text holds whole mentions (never half of one) followed by the words and the details,
+    so every part says why: a page to 400 people is several notes, each with the reason.
+    """
+    whole = note_text(note)
+    mentions = [mention(person) for person in note.mentions]
+    if len(" ".join([*mentions, note.text])) <= FALLBACK_TEXT_LIMIT - DETAILS_CHARS:
+        return [whole]
+    details = fit(escape("; ".join(note.details)), DETAILS_CHARS, more="…")
+    rest = " ".join(part for part in (note.text, details) if part)
+    if note.quote is not None:
+        rest += "\n" + quote(note.quote, SECTION_TEXT_LIMIT - len(rest) - DETAILS_CHARS)
+    room = FALLBACK_TEXT_LIMIT - len(rest) - 1
+    texts: list[str] = []
+    chunk: list[str] = []
+    for person in mentions:
+        if chunk and len(" ".join([*chunk, person])) > room:
+            texts.append(" ".join(chunk) + " " + rest)
+            chunk = []
+        chunk.append(person)
+    if chunk:
+        texts.append(" ".join(chunk) + " " + rest)
+    return texts
 
 
 def page_text(page: DirectPage) -> str:

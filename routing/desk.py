@@ -28,7 +28,7 @@ from routing.errors import TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
 from routing.ports import TicketStore
-from routing.records import StoredPost, StoredTicket, utc_now
+from routing.records import StoredPage, StoredPost, StoredTicket, utc_now
 from routing.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,12 @@ CATCH_UP_OVERLAP_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
 # these delays; after the last it waits for the next start-up (it stays stored and unrouted).
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
+# Pages to one on-call about one customer's tickets within this long (by the desk's clock) of
+# the first page are one page, then a count in its thread: a burst of "URGENT" pages nobody twice.
+BURST_WINDOW_SECONDS = 600.0
+# An edit this soon after an edit moved the ticket away from a team brings back that team's
+# post (updated) instead of posting again: alternating edits keep one post per team.
+EDIT_WINDOW_SECONDS = 600.0
 
 
 class ActionRefusedError(TriageError):
@@ -61,6 +67,10 @@ class NotAllowedError(ActionRefusedError):
 
 class BadRequestError(ActionRefusedError):
     """The action names a ticket, team or label that does not exist, or is malformed."""
+
+
+class PageNotSentError(TriageError):
+    """Part of a page (a DM) did not reach Slack; the page is tried again."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,24 @@ class Outbox(Protocol):
         """Say something in a ticket post's thread."""
         ...
 
+    async def post_page(
+        self, post: PostRef, note: Note, *, ticket_id: int, page: str, resume: bool = False
+    ) -> str:
+        """Page in a ticket post's thread, tagged with the page's key; the first note's ts.
+
+        Several notes when the mentions do not fit one (each with the words and the details);
+        with resume, the notes of this page already in the thread are not posted again.
+        """
+        ...
+
+    async def find_page(self, post: PostRef, *, ticket_id: int, page: str) -> str | None:
+        """The first note's ts of a page whose notes are all in the post's thread, else None."""
+        ...
+
+    async def update_note(self, note: PostRef, text: Note) -> None:
+        """Replace the words of a note the bot posted."""
+        ...
+
     async def direct_message(self, user: str, note: Note) -> None:
         """Message one person directly."""
         ...
@@ -200,6 +228,20 @@ class Outbox(Protocol):
     async def group_members(self, group: str) -> tuple[str, ...]:
         """The users in a user group."""
         ...
+
+
+@dataclass
+class _Burst:
+    """The first page to some on-call about one customer, and the tickets counted under it."""
+
+    ticket_id: int
+    post: PostRef
+    key: str
+    started: float
+    critical: bool
+    more: list[int] = field(default_factory=list)
+    # The one follow-up note in the first page's thread that counts the rest.
+    followup: PostRef | None = None
 
 
 @dataclass
@@ -235,11 +277,19 @@ class Desk:
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
         self._locks: dict[int, asyncio.Lock] = {}
+        # Pages this process holds claimed but not (all) sent: tried again, Slack checked first.
+        self._resume: set[tuple[int, str]] = set()
+        # (customer, on-call) -> the burst being coalesced.
+        self._bursts: dict[tuple[str, tuple[str, ...]], _Burst] = {}
+        # (ticket, team) -> when a customer's edit moved the ticket's post away from the team.
+        self._moved_by_edit: dict[tuple[int, str], float] = {}
 
     # --- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Relearn stored corrections, start the workers, and route what a restart left."""
+        # Pages claimed before this start are no claim of this process's (see recover_pages).
+        started = utc_now()
         # The event ids only guard against Slack's retries; a week keeps the file small.
         await self.store.forget_events(before=utc_now() - EVENT_MEMORY)
         # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
@@ -255,6 +305,27 @@ class Desk:
         for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
             self._work.queue.put_nowait(ticket_id)
+        await self.recover_pages(claimed_before=started)
+
+    async def recover_pages(self, *, claimed_before: datetime) -> int:
+        """Take over the pages claimed before a time and never sent, and queue their tickets.
+
+        The claimer stopped (or gave up) between claiming and sending: the worker sends what
+        Slack does not have yet, looking in the post's thread first. Each page is taken over
+        by one caller (a compare-and-set), so replicas may call this with a lease's cutoff.
+        """
+        taken = 0
+        for page in await self.store.unsent_pages(claimed_before=claimed_before):
+            if await self.store.retake_page(
+                page.ticket_id, team=page.key, claimed_at=page.claimed_at
+            ):
+                logger.warning(
+                    "ticket %s's page %s was never sent: sending it", page.ticket_id, page.key
+                )
+                self._resume.add((page.ticket_id, page.key))
+                self._work.queue.put_nowait(page.ticket_id)
+                taken += 1
+        return taken
 
     async def _settle_interrupted_reply(self, ticket_id: int) -> None:
         """A reply being sent when the bot stopped: sent if Slack has it, else a draft again."""
@@ -609,13 +680,28 @@ class Desk:
             if ticket.status in ("new", "routing"):
                 return  # not routed yet: the worker (or its retry) classifies the new text
             _, triage = await self._classify(ticket.id)
+            teams = set(_teams(triage))
+            before = {post.team for post in await self.store.posts(ticket.id)}
+            # Edits in quick succession that go back and forth reuse each team's post.
+            await self._reuse_recent_posts(ticket.id, teams - before)
             try:
-                await self._place(ticket.id, set(_teams(triage)), moved_by=None)
+                await self._place(ticket.id, teams, moved_by=None)
+                for team in before - teams:
+                    self._moved_by_edit[(ticket.id, team)] = self._clock()
             except Exception:
                 # The post stays where it is, showing the new decision; an agent can move it.
                 logger.exception("could not move ticket %s after the customer's edit", ticket.id)
                 await self._refresh(ticket.id)
         await self._page_if_needed(ticket.id)
+
+    async def _reuse_recent_posts(self, ticket_id: int, teams: set[str]) -> None:
+        """Make live again the teams' posts an edit moved away within EDIT_WINDOW_SECONDS."""
+        for post in reversed(await self.store.posts(ticket_id, active_only=False)):
+            moved_at = self._moved_by_edit.get((ticket_id, post.team))
+            recent = moved_at is not None and self._clock() - moved_at <= EDIT_WINDOW_SECONDS
+            if post.team in teams and post.status == "moved" and recent:
+                await self.store.set_post_status(post.id, "active")
+                teams = teams - {post.team}
 
     async def reply_edited(self, channel: str, thread_ts: str, ts: str, text: str) -> None:
         """The customer edited a thread reply: shown to the team, and the ticket re-checked."""
@@ -695,20 +781,38 @@ class Desk:
             raise BadRequestError(_draft_gone(ticket_id, current.status, current.decided_by))
         claimed = await self.store.draft(ticket_id)
         assert claimed is not None  # noqa: S101  # claimed just now
-        try:
-            reply_ts = await self._outbox.reply_to_customer(ticket.channel, ticket.ts, claimed.text)
-        except Exception:
-            await self.store.finish_draft(ticket_id, sent_ts=None)
-            logger.exception("sending the reply to ticket %s failed", ticket_id)
-            raise BadRequestError(
-                f"Slack did not take the reply to ticket #{ticket_id}; it is still a draft."
-                " Try again."
-            ) from None
+        reply_ts: str | None = None
+        if claimed.tried_at is not None:
+            # An earlier send failed, maybe only its answer: Slack's thread says if it arrived.
+            reply_ts = await self._sent_reply(ticket, claimed.text)
+        if reply_ts is None:
+            try:
+                reply_ts = await self._outbox.reply_to_customer(
+                    ticket.channel, ticket.ts, claimed.text
+                )
+            except Exception:
+                logger.exception("sending the reply to ticket %s failed", ticket_id)
+                # Slack may have posted it and answered after the client gave up.
+                reply_ts = await self._sent_reply(ticket, claimed.text)
+                if reply_ts is None:
+                    await self.store.finish_draft(ticket_id, sent_ts=None)
+                    raise BadRequestError(
+                        f"Slack did not take the reply to ticket #{ticket_id}; it is still a"
+                        " draft. Try again."
+                    ) from None
         await self.store.finish_draft(ticket_id, sent_ts=reply_ts)
         await self.store.audit(
             ticket_id=ticket_id, actor=user, action="reply_sent", after=claimed.text
         )
         await self._refresh(ticket_id)
+
+    async def _sent_reply(self, ticket: StoredTicket, text: str) -> str | None:
+        """The ts of the reply already in the customer's thread, None if absent or unknown."""
+        try:
+            return await self._outbox.find_reply(ticket.channel, ticket.ts, text)
+        except Exception:
+            logger.exception("could not check whether ticket %s's reply was sent", ticket.id)
+            return None
 
     async def reject(self, ticket_id: int, *, user: str) -> None:
         """Drop the draft: nothing will be sent unless the ticket is drafted again."""
@@ -748,17 +852,22 @@ class Desk:
         return draft.text
 
     async def escalate(self, ticket_id: int, *, user: str) -> None:
-        """An agent asks for the on-call: page now, with who asked."""
+        """An agent asks for the on-call: page now, with who asked; once per agent and ticket."""
         ticket = await self._ticket_for_agent(ticket_id, user, "escalate")
-        await self.store.audit(ticket_id=ticket_id, actor=user, action="escalated")
         reasons = tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
         try:
-            await self._page(ticket_id, reasons=reasons, asked_by=user)
+            sent = await self._page(ticket_id, reasons=reasons, asked_by=user)
         except Exception:
             logger.exception("escalating ticket %s failed", ticket_id)
             raise BadRequestError(
                 f"Slack did not take the page for ticket #{ticket_id}; try Escalate again."
             ) from None
+        if sent == 0 and await self.store.posts(ticket_id):
+            # A second press, or a replayed request: the on-call has this agent's page.
+            raise BadRequestError(
+                f"You escalated ticket #{ticket_id} already; its on-call has your page."
+            )
+        await self.store.audit(ticket_id=ticket_id, actor=user, action="escalated")
 
     async def reclassify(
         self,
@@ -1124,12 +1233,18 @@ class Desk:
     async def _page_if_needed(self, ticket_id: int) -> None:
         """Page the on-call if the ticket needs a human; a page Slack refuses is retried."""
         ticket = await self.store.ticket(ticket_id)
-        if ticket is None or ticket.escalation is None or ticket.status == "withdrawn":
+        if ticket is None:
             return
-        if not ticket.escalation.needs_human:
-            return
-        reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
         try:
+            # A page claimed earlier and not all sent (a crash, a refusal, a late answer).
+            for held_ticket, key in sorted(self._resume):
+                if held_ticket == ticket_id:
+                    await self._resume_page(ticket_id, key)
+            if ticket.escalation is None or ticket.status == "withdrawn":
+                return
+            if not ticket.escalation.needs_human:
+                return
+            reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
             await self._page(ticket_id, reasons=reasons)
         except Exception:
             logger.exception("paging for ticket %s failed; trying again later", ticket_id)
@@ -1137,62 +1252,197 @@ class Desk:
 
     async def _page(
         self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
-    ) -> None:
+    ) -> int:
         """Page each posted team's on-call in the post's thread, and by DM when critical.
 
         Once per ticket and team, and once more if the ticket becomes critical later; an
-        agent's Escalate (asked_by) always pages. A thread note Slack refuses is not counted.
+        agent's Escalate (asked_by) pages once per agent. A page is claimed, sent, then marked
+        sent; one this process could not finish is finished here (Slack's thread checked first).
+        Pages to the same on-call about the same customer within BURST_WINDOW_SECONDS of a
+        first one mention nobody: the first page's thread counts them. Returns the pages sent.
         """
         ticket = await self.store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
         assert ticket.decision is not None  # noqa: S101
         critical = self.config.priority(ticket.decision.priority).always_human
-        headline = f"Ticket #{ticket_id} needs a human:"
-        if asked_by is not None:
-            headline += f" escalated by <@{asked_by}>" + (";" if reasons else "")
+        sent = 0
         for post in await self.store.posts(ticket_id):
-            people = await self.oncall(post.team) or self.slack.fallback_oncall
+            people = tuple(await self.oncall(post.team) or self.slack.fallback_oncall)
             if not people:
                 logger.error("ticket %s needs a human but %s has no on-call", ticket_id, post.team)
             if asked_by is not None:
-                key = f"{post.team}:escalated:{time.time_ns()}"  # every Escalate pages
+                key = f"{post.team}:escalated:{asked_by}"  # once per agent: a replay pages no one
             else:
                 key = post.team + (":critical" if critical else "")
-            if not await self.store.claim_page(ticket_id, team=key, people=people, reasons=reasons):
+            ref = PostRef(post.channel, post.ts)
+            burst = None if asked_by is not None else self._burst_for(ticket, people, critical)
+            if burst is None and asked_by is None and people and ticket.author is not None:
+                # Set before anything awaits: the same customer's next ticket sees it.
+                self._start_burst(ticket.author, people, _Burst(ticket_id, ref, key, 0, critical))
+            claimed = await self.store.claim_page(
+                ticket_id,
+                team=key,
+                people=() if burst is not None else people,
+                reasons=reasons,
+                direct=critical and burst is None,
+                asked_by=asked_by,
+            )
+            if not claimed:
+                sent += await self._resume_page(ticket_id, key)
                 continue
-            try:
-                await self._outbox.post_note(
-                    PostRef(post.channel, post.ts),
-                    Note(headline, mentions=tuple(people), details=tuple(reasons)),
+            page = await self.store.page(ticket_id, team=key)
+            assert page is not None  # noqa: S101  # claimed just now
+            note = None
+            if burst is not None:
+                note = Note(
+                    f"Ticket #{ticket_id} needs a human: another ticket from this customer"
+                    f" within {BURST_WINDOW_SECONDS / 60:.0f} minutes of ticket"
+                    f" #{burst.ticket_id}, whose on-call was paged: not paged again.",
+                    details=tuple(reasons),
                 )
-            except Exception:
-                await self.store.release_page(ticket_id, team=key)
-                raise
-            if critical:
-                await self._direct_page(ticket_id, post, people, reasons)
+            await self._deliver_page(ticket_id, ref, page, resume=False, note=note)
+            sent += 1
+            if burst is not None:
+                await self._count_in_burst(burst, ticket_id)
+        return sent
+
+    def _burst_for(
+        self, ticket: StoredTicket, people: tuple[str, ...], critical: bool
+    ) -> _Burst | None:
+        """The burst this page joins: the same customer and on-call, another ticket, in time."""
+        if ticket.author is None or not people:
+            return None
+        burst = self._bursts.get((ticket.author, people))
+        if burst is None or self._clock() - burst.started > BURST_WINDOW_SECONDS:
+            return None
+        if burst.ticket_id == ticket.id or (critical and not burst.critical):
+            return None  # the ticket's own other post, or more urgent than what was paged
+        return burst
+
+    def _start_burst(self, author: str, people: tuple[str, ...], burst: _Burst) -> None:
+        current = self._bursts.get((author, people))
+        expired = current is None or self._clock() - current.started > BURST_WINDOW_SECONDS
+        if expired or (burst.critical and current is not None and not current.critical):
+            burst.started = self._clock()
+            self._bursts[(author, people)] = burst
+
+    async def _count_in_burst(self, burst: _Burst, ticket_id: int) -> None:
+        """One follow-up in the first page's thread counts the burst's other tickets."""
+        burst.more.append(ticket_id)
+        count = len(burst.more)
+        listed = ", ".join(f"#{number}" for number in burst.more[-20:])
+        note = Note(
+            f"…and {count} more ticket{'' if count == 1 else 's'} from this customer since this"
+            f" page, not paged again: {listed}."
+        )
+        try:
+            if burst.followup is None:
+                ts = await self._outbox.post_page(
+                    burst.post, note, ticket_id=burst.ticket_id, page=f"{burst.key}:more"
+                )
+                burst.followup = PostRef(burst.post.channel, ts)
+            else:
+                await self._outbox.update_note(burst.followup, note)
+        except Exception:
+            logger.exception(
+                "could not count ticket %s under ticket %s", ticket_id, burst.ticket_id
+            )
+
+    async def _resume_page(self, ticket_id: int, key: str) -> int:
+        """Finish a page this process holds (1), or nothing (0) if it holds none by that key."""
+        if (ticket_id, key) not in self._resume:
+            return 0
+        self._resume.discard((ticket_id, key))  # this task's while it sends (no await before)
+        page = await self.store.page(ticket_id, team=key)
+        ticket = await self.store.ticket(ticket_id)
+        if page is None or page.sent_at is not None or ticket is None:
+            return 0
+        if ticket.status == "withdrawn":
+            await self.store.release_page(ticket_id, team=key)
+            return 0
+        posts = await self.store.posts(ticket_id, active_only=False)
+        post = next((p for p in posts if p.team == page.team and p.status == "active"), None)
+        post = post or next((p for p in reversed(posts) if p.team == page.team), None)
+        if post is None:
+            logger.error("ticket %s's page %s has no post to go under", ticket_id, key)
+            return 0
+        await self._deliver_page(ticket_id, PostRef(post.channel, post.ts), page, resume=True)
+        return 1
+
+    async def _deliver_page(
+        self,
+        ticket_id: int,
+        post: PostRef,
+        page: StoredPage,
+        *,
+        resume: bool,
+        note: Note | None = None,
+    ) -> None:
+        """Send a claimed page's note and DMs, then mark it sent; kept for a retry if it fails."""
+        if note is None:
+            headline = f"Ticket #{ticket_id} needs a human:"
+            if page.asked_by is not None:
+                headline += f" escalated by <@{page.asked_by}>" + (";" if page.reasons else "")
+            note = Note(headline, mentions=page.people, details=page.reasons)
+        try:
+            if page.noted_at is None:
+                try:
+                    await self._outbox.post_page(
+                        post, note, ticket_id=ticket_id, page=page.key, resume=resume
+                    )
+                except Exception:
+                    # Slack may have posted it and answered too late: look before retrying.
+                    found = await self._outbox.find_page(post, ticket_id=ticket_id, page=page.key)
+                    if found is None:
+                        raise
+                    logger.warning("ticket %s's page %s was sent after all", ticket_id, page.key)
+                await self.store.mark_page_noted(ticket_id, team=page.key)
+            if page.direct:
+                await self._direct_page(ticket_id, post, page, resume=resume)
+            await self.store.mark_page_sent(ticket_id, team=page.key)
+        except Exception:
+            self._resume.add((ticket_id, page.key))
+            raise
 
     async def _direct_page(
-        self, ticket_id: int, post: StoredPost, people: Sequence[str], reasons: Sequence[str]
+        self, ticket_id: int, post: PostRef, page: StoredPage, *, resume: bool
     ) -> None:
-        """A critical ticket's DM to each on-call person; the thread page already stands."""
+        """A critical ticket's DM to each on-call person, once per ticket, claimed then sent.
+
+        A DM claimed and not marked sent (a crash or a failure while sending) is sent again on
+        resume: the bot cannot read DMs, so a DM is sent at least once, rarely twice.
+        """
         ticket = await self.store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
         assert ticket.decision is not None  # noqa: S101
-        page = DirectPage(
+        dm = DirectPage(
             ticket_id=ticket_id,
-            team=post.team,
+            team=page.team,
             priority=ticket.decision.priority,
             emoji=self.config.priority(ticket.decision.priority).emoji,
             customer=ticket.author,
             text=ticket.text,
-            reasons=tuple(reasons),
+            reasons=page.reasons,
             link=await self._outbox.permalink(post.channel, post.ts),
         )
-        for user in sorted(await self._expand(people)):
+        known = await self.store.direct_pages(ticket_id)
+        failed = 0
+        for user in sorted(await self._expand(page.people)):
+            if user in known:
+                key, sent = known[user]
+                if sent or not resume or key != page.key:
+                    continue  # sent, or another page of the ticket has it
+            elif not await self.store.claim_direct_page(ticket_id, person=user, page=page.key):
+                continue
             try:
-                await self._outbox.direct_page(user, page)
+                await self._outbox.direct_page(user, dm)
             except Exception:
                 logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
+                failed += 1
+                continue
+            await self.store.mark_direct_page_sent(ticket_id, person=user)
+        if failed:
+            raise PageNotSentError(f"{failed} DMs of ticket {ticket_id}'s page were not sent")
 
 
 def _teams(triage: Triage) -> tuple[str, ...]:
