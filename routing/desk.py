@@ -1276,9 +1276,11 @@ class Desk:
                 key = post.team + (":critical" if critical else "")
             ref = PostRef(post.channel, post.ts)
             burst = None if asked_by is not None else self._burst_for(ticket, people, critical)
+            started = None
             if burst is None and asked_by is None and people and ticket.author is not None:
                 # Set before anything awaits: the same customer's next ticket sees it.
-                self._start_burst(ticket.author, people, _Burst(ticket_id, ref, key, 0, critical))
+                started = _Burst(ticket_id, ref, key, 0, critical)
+                self._start_burst(ticket.author, people, started)
             claimed = await self.store.claim_page(
                 ticket_id,
                 team=key,
@@ -1288,6 +1290,10 @@ class Desk:
                 asked_by=asked_by,
             )
             if not claimed:
+                # Paged long ago, not now: this page starts no burst.
+                whose = (ticket.author or "", people)
+                if started is not None and self._bursts.get(whose) is started:
+                    del self._bursts[whose]
                 sent += await self._resume_page(ticket_id, key)
                 continue
             page = await self.store.page(ticket_id, team=key)

@@ -586,3 +586,27 @@ async def test_the_method_reference_is_the_packaged_copy() -> None:
     names = sorted(entry.name for entry in methods.iterdir() if entry.name.endswith(".json"))
     assert len(names) == 12
     assert "chat.postMessage.json" in names
+
+
+async def test_a_late_answer_posts_the_message_and_the_client_times_out(
+    slack: SlackStandIn,
+) -> None:
+    """answer_late: Slack has the message, the client gives up waiting; the next call is normal."""
+    impatient = AsyncWebClient(token=BOT_TOKEN, base_url=slack.base_url, timeout=1)
+    slack.answer_late("chat.postMessage", when=lambda args: args.get("text") == "late")
+    with pytest.raises(asyncio.TimeoutError):
+        await impatient.chat_postMessage(channel="C0BILLING", text="late")
+    assert [m["text"] for m in slack.messages("C0BILLING")] == ["late"]
+    await impatient.chat_postMessage(channel="C0BILLING", text="on time")
+    assert [m["text"] for m in slack.messages("C0BILLING")] == ["late", "on time"]
+    assert [args["text"] for _, args in slack.held] == ["late"]
+
+
+async def test_a_call_never_answered_is_not_carried_out(slack: SlackStandIn) -> None:
+    """never_answer: the call is held and lost, as if cut off before Slack got it."""
+    impatient = AsyncWebClient(token=BOT_TOKEN, base_url=slack.base_url, timeout=1)
+    slack.never_answer("chat.postMessage")
+    with pytest.raises(asyncio.TimeoutError):
+        await impatient.chat_postMessage(channel="C0BILLING", text="lost")
+    assert slack.messages("C0BILLING") == []
+    assert slack.calls_to("chat.postMessage") == []
