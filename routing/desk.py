@@ -857,7 +857,8 @@ class Desk:
         reasons = tuple(r.detail for r in ticket.escalation.reasons) if ticket.escalation else ()
         try:
             sent = await self._page(ticket_id, reasons=reasons, asked_by=user)
-        except Exception:
+        except PageNotSentError:
+            # Slack's refusal; the store's own failures are the listener's to report.
             logger.exception("escalating ticket %s failed", ticket_id)
             raise BadRequestError(
                 f"Slack did not take the page for ticket #{ticket_id}; try Escalate again."
@@ -1406,9 +1407,9 @@ class Desk:
             if page.direct:
                 await self._direct_page(ticket_id, post, page, resume=resume)
             await self.store.mark_page_sent(ticket_id, team=page.key)
-        except Exception:
+        except Exception as error:
             self._resume.add((ticket_id, page.key))
-            raise
+            raise PageNotSentError(f"ticket {ticket_id}'s page {page.key} is not sent") from error
 
     async def _direct_page(
         self, ticket_id: int, post: PostRef, page: StoredPage, *, resume: bool
