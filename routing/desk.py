@@ -242,6 +242,8 @@ class _Burst:
     more: list[int] = field(default_factory=list)
     # The one follow-up note in the first page's thread that counts the rest.
     followup: PostRef | None = None
+    # Held while the follow-up is posted or updated: concurrent tickets make one, in order.
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -1336,20 +1338,21 @@ class Desk:
     async def _count_in_burst(self, burst: _Burst, ticket_id: int) -> None:
         """One follow-up in the first page's thread counts the burst's other tickets."""
         burst.more.append(ticket_id)
-        count = len(burst.more)
-        listed = ", ".join(f"#{number}" for number in burst.more[-20:])
-        note = Note(
-            f"…and {count} more ticket{'' if count == 1 else 's'} from this customer since this"
-            f" page, not paged again: {listed}."
-        )
         try:
-            if burst.followup is None:
-                ts = await self._outbox.post_page(
-                    burst.post, note, ticket_id=burst.ticket_id, page=f"{burst.key}:more"
+            async with burst.writing:
+                count = len(burst.more)  # read under the lock: the last writer shows them all
+                listed = ", ".join(f"#{number}" for number in sorted(burst.more)[-20:])
+                note = Note(
+                    f"…and {count} more ticket{'' if count == 1 else 's'} from this customer"
+                    f" since this page, not paged again: {listed}."
                 )
-                burst.followup = PostRef(burst.post.channel, ts)
-            else:
-                await self._outbox.update_note(burst.followup, note)
+                if burst.followup is None:
+                    ts = await self._outbox.post_page(
+                        burst.post, note, ticket_id=burst.ticket_id, page=f"{burst.key}:more"
+                    )
+                    burst.followup = PostRef(burst.post.channel, ts)
+                else:
+                    await self._outbox.update_note(burst.followup, note)
         except Exception:
             logger.exception(
                 "could not count ticket %s under ticket %s", ticket_id, burst.ticket_id
