@@ -32,7 +32,6 @@ from typing import Any
 
 import aiohttp
 
-from bench.bench_burst import free_port, wait_for_port
 from bot import render
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, INTAKE, ONCALL, sandbox_slack_config
@@ -52,6 +51,30 @@ TEXTS = (
 )
 # Slack quiet this long after a restart: the bot has finished what it had.
 QUIET_SECONDS = 4.0
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the bot binds it a moment later)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_for_port(port: int, seconds: float) -> None:
+    """Wait until the bot accepts connections."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def _metadata(call_args: dict[str, Any]) -> dict[str, Any]:
