@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import render
 from bot.app import build_app, build_client
+from bot.endpoint import SlackIdentity, guard
 from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
@@ -154,14 +155,29 @@ class Harness:
         )
         return await self.event(event)
 
+    def button_value(self, channel: str, ts: str) -> str:
+        """What the buttons on the bot's message at (channel, ts) carry, as Slack shows it."""
+        (message,) = [m for m in self.slack.messages(channel) if m["ts"] == ts]
+        (value,) = {
+            str(element["value"])
+            for block in message.get("blocks", [])
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        }
+        return value
+
     async def press(self, user: str, action_id: str, ticket_id: int) -> int:
-        """A button on the ticket's live team post."""
+        """A button on the ticket's live team post, carrying the value its buttons show.
+
+        A button the post no longer shows (a sent draft's Approve) is pressed as an old client
+        would, with the same value.
+        """
         (post, *_) = await self.store.posts(ticket_id)
         return await self.form(
             self.workspace.block_action(
                 user=user,
                 action_id=action_id,
-                value=str(ticket_id),
+                value=self.button_value(post.channel, post.ts),
                 channel=post.channel,
                 message_ts=post.ts,
                 trigger_id=self.slack.new_trigger_id(),
@@ -332,7 +348,14 @@ async def _serving(
         signing_secret=SIGNING_SECRET,
         process_before_response=True,
     )
-    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    web_app = app.web_app(path="/slack/events")
+    # The gate `triage run --http` puts in front of Bolt, for the stand-in's workspace and app.
+    guard(
+        web_app,
+        signing_secret=SIGNING_SECRET,
+        identity=SlackIdentity(team_id=slack.team_id, app_id=slack.app_id),
+    )
+    runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

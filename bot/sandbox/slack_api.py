@@ -692,6 +692,8 @@ class SlackStandIn:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            # Slack's reference lists app_id in auth.test's answer; HTTP mode checks it.
+            "app_id": self.app_id,
             "is_enterprise_install": False,
         }
 
