@@ -59,6 +59,18 @@ class NotAllowedError(ActionRefusedError):
     """The person is not an agent of the team the action concerns."""
 
 
+class StalePostError(ActionRefusedError):
+    """A button or window that belongs to no ticket of this database (it was recreated)."""
+
+
+# What an agent is told about a button from a post that is no ticket of this database.
+STALE_POST = (
+    "This post is not a ticket of this bot's current database (it was probably recreated),"
+    " so nothing was done. Find the ticket with `/triage status` and a link to the"
+    " customer's message."
+)
+
+
 class BadRequestError(ActionRefusedError):
     """The action names a ticket, team or label that does not exist, or is malformed."""
 
@@ -107,6 +119,8 @@ class TicketCard(BaseModel):
     # The message's language (ISO 639-1), and whether its draft is an English template anyway.
     language: str | None = None
     english_draft: bool = False
+    # What the post's buttons carry: the ticket's random public id (None: the ticket number).
+    public_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -654,6 +668,47 @@ class Desk:
         """Our team post at (channel, ts), if it is one."""
         return await self.store.post_at(channel, ts)
 
+    async def ticket_for_button(
+        self, value: str, *, channel: str | None, ts: str | None, user: str, action: str
+    ) -> tuple[int, str]:
+        """The ticket a button on the post at (channel, ts) acts on, and its public id.
+
+        The button carries the ticket's public id (before public ids: its number), and the post
+        it sits on must be one of that ticket's posts in this database. A post left from a
+        database that was recreated names a ticket number that now means another ticket; it is
+        refused, said once in the log, and nothing is done.
+        """
+        # Someone who is no agent learns nothing, not even whether the post is current.
+        await self._require_any_agent(user, action)
+        post = await self.store.post_at(channel, ts) if channel and ts else None
+        legacy = re.fullmatch(r"[0-9]{1,12}", value)
+        ticket_id = int(value) if legacy else await self.store.ticket_by_public_id(value)
+        if post is None or ticket_id is None or post.ticket_id != ticket_id:
+            logger.warning(
+                "refused: user %s pressed a button (%s) on a post that is no ticket's here"
+                " (channel %s, ts %s): left from another database, or not ours",
+                user,
+                action,
+                channel,
+                ts,
+            )
+            raise StalePostError(STALE_POST)
+        return ticket_id, await self.store.public_id(ticket_id)
+
+    async def ticket_for_modal(
+        self, ticket_id: int, public_id: str | None, *, user: str, action: str
+    ) -> None:
+        """Refuse a modal opened for a ticket that this database does not know by that id."""
+        await self._require_any_agent(user, action)
+        if public_id is None or await self.store.ticket_by_public_id(public_id) != ticket_id:
+            logger.warning(
+                "refused: user %s submitted a window for ticket %s that this database does not"
+                " know by that id",
+                user,
+                ticket_id,
+            )
+            raise StalePostError(STALE_POST)
+
     async def react(self, *, user: str, reaction: str, channel: str, ts: str) -> None:
         """An emoji on a team post: approve or reject the draft; other emoji mean nothing."""
         if reaction not in (self.slack.approve_reaction, self.slack.reject_reaction):
@@ -1077,6 +1132,7 @@ class Desk:
             english_draft=english_draft_for(
                 self.config, ticket.decision.language, draft.source if draft else None
             ),
+            public_id=await self.store.public_id(ticket_id),
         )
 
     async def _refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:

@@ -171,6 +171,14 @@ class TicketStore(Protocol):
         """The team post at (channel, ts), if it is one of ours."""
         ...
 
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        ...
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
+        ...
+
     async def set_post_status(
         self,
         post_id: int,

@@ -338,12 +338,15 @@ class Sandbox:
         }[verb]
         name = self.people.users.get(user, user)
         self.transcript.say(f"@{name} presses {verb.removeprefix('/')} on ticket #{ticket_id}")
+        # A button the post no longer shows (a sent draft's Approve) is pressed as an old
+        # client would: with the value the post's other buttons carry.
+        value = self._button_value(post) or str(ticket_id)
         opened = len(self.slack_api.views)
         await self.dispatch(
             self.workspace.block_action(
                 user=user,
                 action_id=action,
-                value=str(ticket_id),
+                value=value,
                 channel=post[0],
                 message_ts=post[1],
                 trigger_id=self.slack_api.new_trigger_id(),
@@ -365,6 +368,17 @@ class Sandbox:
         await self.dispatch(
             self.workspace.view_submission(user=user, view=views[-1], values=values)
         )
+
+    def _button_value(self, post: tuple[str, str]) -> str | None:
+        """What the buttons on the post carry, as the stand-in shows it (the ticket's public id)."""
+        for message in self.slack_api.messages(post[0]):
+            if message.get("ts") != post[1]:
+                continue
+            for block in message.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if element.get("type") == "button" and "value" in element:
+                        return str(element["value"])
+        return None
 
 
 def _view_ticket(view: dict[str, Any]) -> int | None:

@@ -34,7 +34,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
+from routing.store.rows import draft_from_row, new_public_id, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -390,6 +390,27 @@ class PostgresStore:
         """The team post at (channel, ts), if it is one of ours."""
         row = await self._one("SELECT * FROM posts WHERE channel = %s AND ts = %s", (channel, ts))
         return post_from_row(row) if row else None
+
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        # Two replicas asking at once: one insert wins, both read the winner's.
+        await self._run(
+            "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
+            " ON CONFLICT (ticket_id) DO NOTHING",
+            (ticket_id, new_public_id()),
+        )
+        row = await self._one(
+            "SELECT public_id FROM ticket_keys WHERE ticket_id = %s", (ticket_id,)
+        )
+        assert row is not None  # noqa: S101  # inserted just now or before
+        return str(row["public_id"])
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
+        row = await self._one(
+            "SELECT ticket_id FROM ticket_keys WHERE public_id = %s", (public_id,)
+        )
+        return int(row["ticket_id"]) if row else None
 
     async def set_post_status(
         self,

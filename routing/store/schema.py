@@ -134,6 +134,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE tickets ADD COLUMN language TEXT;
     CREATE INDEX tickets_by_language ON tickets (language);
     """,
+    # 3: each ticket's public id, a random token its buttons carry: a ticket number comes back
+    # in a recreated database, a public id does not (made when the ticket is first posted).
+    """
+    CREATE TABLE ticket_keys (
+        ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id),
+        public_id TEXT NOT NULL UNIQUE
+    );
+    """,
 )
 
 

@@ -32,7 +32,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, post_from_row, ticket_from_row
+from routing.store.rows import draft_from_row, new_public_id, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -408,6 +408,28 @@ class SqliteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return post_from_row(row) if row else None
+
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO ticket_keys (ticket_id, public_id) VALUES (?, ?)",
+            (ticket_id, new_public_id()),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT public_id FROM ticket_keys WHERE ticket_id = ?", (ticket_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None  # noqa: S101  # inserted just now or before
+        return str(row["public_id"])
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
+        async with self._db.execute(
+            "SELECT ticket_id FROM ticket_keys WHERE public_id = ?", (public_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row["ticket_id"]) if row else None
 
     async def set_post_status(
         self,
