@@ -1001,8 +1001,13 @@ class Desk:
             ]
         )
 
-    async def find_ticket(self, reference: str) -> int:
-        """A ticket id from `#12`, `12`, or a link to the customer's message or a team post."""
+    async def find_ticket(self, reference: str, *, user: str, action: str) -> int:
+        """A ticket id from `#12`, `12`, or a link to the customer's message or a team post.
+
+        Only for agents: anyone else is refused before the reference is read, so they learn
+        nothing, not even whether the ticket or the linked message exists.
+        """
+        await self._require_any_agent(user, action)
         text = reference.strip().strip("<>").split("|")[0]
         number = re.fullmatch(r"#?([0-9]{1,12})", text)  # ASCII digits only: '#٣' is no ticket
         if number:

@@ -289,6 +289,12 @@ class Sandbox:
         if verb in ("/edit", "/reply", "/change") and not rest:
             self.transcript.say(f"   (sandbox: {verb} needs the text too, like {verb} #1 Hello)")
             return
+        actor = user or self.people.agent
+        if verb not in ("/reply", "/change", "/delete") and not await self._is_agent(actor):
+            # Someone who is no agent is answered by the bot alone, the same whether the ticket
+            # exists or not: the press goes to the app even on no post at all.
+            await self._press_as_outsider(verb, actor, args[0], rest)
+            return
         found = await self._ticket(args[0])
         if found is None:
             return
@@ -327,8 +333,28 @@ class Sandbox:
             event = deletion(channel=ticket.channel, ts=ticket.ts, previous_text=ticket.text)
         await self.dispatch(ws.envelope(event))
 
-    async def _button(self, verb: str, user: str, ticket_id: int, text: str) -> None:
-        post = await self._live_post(ticket_id)
+    async def _is_agent(self, user: str) -> bool:
+        return any([await self.desk.is_agent(user, team) for team in self.desk.slack.teams])
+
+    async def _press_as_outsider(self, verb: str, user: str, reference: str, text: str) -> None:
+        number = re.fullmatch(r"#?([0-9]{1,12})", reference)
+        ticket_id = int(number.group(1)) if number else 0
+        ticket = await self.desk.store.ticket(ticket_id) if number else None
+        posts = await self.desk.store.posts(ticket.id, active_only=False) if ticket else []
+        team = next(iter(self.desk.slack.teams.values()))
+        post = (posts[0].channel, posts[0].ts) if posts else (team.channel, "0000000000.000000")
+        await self._button(verb, user, ticket_id, text, post=post)
+
+    async def _button(
+        self,
+        verb: str,
+        user: str,
+        ticket_id: int,
+        text: str,
+        *,
+        post: tuple[str, str] | None = None,
+    ) -> None:
+        post = post or await self._live_post(ticket_id)
         if post is None:
             return
         action = {
