@@ -5,6 +5,7 @@ A recreated database hands out ticket numbers again, never public ids.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -52,6 +53,24 @@ async def test_a_public_id_is_random_kept_and_found_again(store_location: Path |
         assert await store.public_id(first) == key
     finally:
         await store.close()
+
+
+async def test_two_stores_asking_at_once_get_the_same_public_id(
+    store_location: Path | str,
+) -> None:
+    """Two processes on one database making a ticket's first public id agree on one."""
+    stores = [await open_store(store_location) for _ in range(2)]
+    try:
+        ticket = await stores[0].add_ticket(
+            channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
+        )
+        assert ticket is not None
+        first, second = await asyncio.gather(*(store.public_id(ticket) for store in stores))
+        assert first == second
+        assert await stores[1].ticket_by_public_id(first) == ticket
+    finally:
+        for store in stores:
+            await store.close()
 
 
 async def test_a_recreated_database_gives_ticket_1_another_public_id(

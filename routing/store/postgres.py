@@ -393,15 +393,16 @@ class PostgresStore:
 
     async def public_id(self, ticket_id: int) -> str:
         """The ticket's public id: random, made the first time it is asked for, then kept."""
-        # Two replicas asking at once: one insert wins, both read the winner's.
-        await self._run(
-            "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
-            " ON CONFLICT (ticket_id) DO NOTHING",
-            (ticket_id, new_public_id()),
-        )
-        row = await self._one(
-            "SELECT public_id FROM ticket_keys WHERE ticket_id = %s", (ticket_id,)
-        )
+        query = "SELECT public_id FROM ticket_keys WHERE ticket_id = %s"
+        row = await self._one(query, (ticket_id,))
+        if row is None:  # the first card of this ticket: one write, then reads only
+            # Two replicas asking at once: one insert wins, both read the winner's.
+            await self._run(
+                "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
+                " ON CONFLICT (ticket_id) DO NOTHING",
+                (ticket_id, new_public_id()),
+            )
+            row = await self._one(query, (ticket_id,))
         assert row is not None  # noqa: S101  # inserted just now or before
         return str(row["public_id"])
 

@@ -411,15 +411,17 @@ class SqliteStore:
 
     async def public_id(self, ticket_id: int) -> str:
         """The ticket's public id: random, made the first time it is asked for, then kept."""
-        await self._db.execute(
-            "INSERT OR IGNORE INTO ticket_keys (ticket_id, public_id) VALUES (?, ?)",
-            (ticket_id, new_public_id()),
-        )
-        await self._db.commit()
-        async with self._db.execute(
-            "SELECT public_id FROM ticket_keys WHERE ticket_id = ?", (ticket_id,)
-        ) as cursor:
+        query = "SELECT public_id FROM ticket_keys WHERE ticket_id = ?"
+        async with self._db.execute(query, (ticket_id,)) as cursor:
             row = await cursor.fetchone()
+        if row is None:  # the first card of this ticket: one write, then reads only
+            await self._db.execute(
+                "INSERT OR IGNORE INTO ticket_keys (ticket_id, public_id) VALUES (?, ?)",
+                (ticket_id, new_public_id()),
+            )
+            await self._db.commit()
+            async with self._db.execute(query, (ticket_id,)) as cursor:
+                row = await cursor.fetchone()
         assert row is not None  # noqa: S101  # inserted just now or before
         return str(row["public_id"])
 
