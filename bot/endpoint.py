@@ -4,7 +4,7 @@ Bolt's aiohttp adapter parses the body before its own signature check, so a malf
 HTTP 500 and a traceback whoever sent it. This gate runs in front of Bolt: a request without a
 valid, fresh signature is refused (401) unread; a signed one whose body Bolt could not read is
 refused (400); a signed one for another workspace or another app is refused (403). Each refusal
-is one log line that names no customer text. What passes is handed to Bolt unchanged.
+is one log line that names no customer text. What passes is dispatched to Bolt as read.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 logger = logging.getLogger(__name__)
@@ -31,6 +36,8 @@ MAX_SKEW_SECONDS = 5 * 60
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Where the gate leaves the request it read, for the handler.
+_PARSED = web.RequestKey("triage.bolt_request", AsyncBoltRequest)
 
 
 @dataclass(frozen=True)
@@ -93,13 +100,9 @@ def slack_gate(
             return web.Response(status=HTTPStatus.UNAUTHORIZED)
         problem = None
         try:
-            # Read exactly as Bolt will read it next: the same decoding, parser and context.
-            text = await request.text()
-            parsed = AsyncBoltRequest(
-                body=text,
-                query=request.query_string,
-                headers=dict(request.headers),
-            )
+            # aiohttp's decoding (the charset the request names), then Bolt's parser and context.
+            headers: dict[str, str | Sequence[str]] = dict(request.headers)
+            parsed = bolt_request(await request.text(), query=request.query_string, headers=headers)
         except Exception as error:  # whatever the parser raises is a bad body
             problem = type(error).__name__
         else:
@@ -125,9 +128,43 @@ def slack_gate(
                 identity.app_id or "(unknown)",
             )
             return web.Response(status=HTTPStatus.FORBIDDEN, text="not this app's workspace")
+        request[_PARSED] = parsed
         return await handler(request)
 
     return gate
+
+
+def bolt_request(
+    text: str, *, query: str, headers: dict[str, str | Sequence[str]]
+) -> AsyncBoltRequest:
+    """The request as Bolt reads it, except a form that merely contains the word "payload".
+
+    Bolt takes any form body with "payload" anywhere in it for an interaction's `payload=` and,
+    finding no such field, reads it as empty: `/triage status payload` went unanswered.
+    """
+    parsed = AsyncBoltRequest(body=text, query=query, headers=headers)
+    if parsed.content_type != "application/json" and not text.startswith("{"):
+        fields = dict(parse_qsl(text, keep_blank_values=True))
+        if "payload" not in fields and parsed.body != fields:
+            parsed.body = fields
+            parsed.context = build_async_context(AsyncBoltContext({}), fields)
+    return parsed
+
+
+def slack_web_app(
+    app: AsyncApp, *, path: str, signing_secret: str, identity: SlackIdentity
+) -> web.Application:
+    """Bolt's app over aiohttp with the gate in front; each body is read once, by the gate."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        response = await app.async_dispatch(request[_PARSED])
+        return await to_aiohttp_response(response)
+
+    web_app = web.Application(
+        middlewares=[slack_gate(signing_secret=signing_secret, identity=identity)]
+    )
+    web_app.router.add_post(path, dispatch)
+    return web_app
 
 
 def _stranger(request: AsyncBoltRequest, identity: SlackIdentity) -> str | None:
@@ -141,8 +178,3 @@ def _stranger(request: AsyncBoltRequest, identity: SlackIdentity) -> str | None:
     if identity.team_id is not None and team is not None and team != identity.team_id:
         return f"team {str(team)[:40]!r}"
     return None
-
-
-def guard(web_app: web.Application, *, signing_secret: str, identity: SlackIdentity) -> None:
-    """Put the gate in front of Bolt's aiohttp app (before it starts serving)."""
-    web_app.middlewares.append(slack_gate(signing_secret=signing_secret, identity=identity))

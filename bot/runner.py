@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
-from bot.endpoint import SlackIdentity, guard
+from bot.endpoint import SlackIdentity, slack_web_app
 from bot.outbox import SlackOutbox
 from bot.record import CallRecorder, recording
 from bot.services import Services, check_database, open_store
@@ -289,8 +289,9 @@ async def _run_slack(
             assert settings.slack_signing_secret is not None  # noqa: S101  # checked above
             secret = settings.slack_signing_secret.get_secret_value()
             app = build_app(client=client, services=services, signing_secret=secret)
-            web_app = app.web_app(path="/slack/events")
-            guard(web_app, signing_secret=secret, identity=_known(identity))
+            web_app = slack_web_app(
+                app, path="/slack/events", signing_secret=secret, identity=_known(identity)
+            )
             await _serve_http(web_app, port, desk)
         else:
             from slack_bolt.adapter.socket_mode.async_handler import (

@@ -16,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import render
 from bot.app import build_app, build_client
-from bot.endpoint import SlackIdentity, guard
+from bot.endpoint import SlackIdentity, slack_web_app
 from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
@@ -348,10 +348,10 @@ async def _serving(
         signing_secret=SIGNING_SECRET,
         process_before_response=True,
     )
-    web_app = app.web_app(path="/slack/events")
-    # The gate `triage run --http` puts in front of Bolt, for the stand-in's workspace and app.
-    guard(
-        web_app,
+    # Served as `triage run --http` serves it, for the stand-in's workspace and app.
+    web_app = slack_web_app(
+        app,
+        path="/slack/events",
         signing_secret=SIGNING_SECRET,
         identity=SlackIdentity(team_id=slack.team_id, app_id=slack.app_id),
     )

@@ -200,6 +200,13 @@ async def test_a_command_or_button_from_another_workspace_or_app_does_nothing(
     assert len(bot.slack.calls_to("chat.postMessage")) >= 2
 
 
+async def test_a_command_with_the_word_payload_in_it_is_answered(bot: Harness) -> None:
+    """`/triage status payload` is a command, not an empty interaction: it gets its usage answer."""
+    answer = await bot.command(AGENT, "status payload")
+    assert answer.startswith("`payload` is not a ticket")
+    assert await bot.command(AGENT, "help payload") != ""
+
+
 @pytest.fixture
 async def standin(config: TriageConfig) -> AsyncIterator[SlackStandIn]:
     async with standin_for(config) as slack:
