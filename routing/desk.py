@@ -47,7 +47,7 @@ UNPAGED_LOOKBACK = timedelta(days=2)
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
-# these delays; after the last it waits for the next start-up (it stays stored and unrouted).
+# these delays; after the last its lease runs out and a sweep (any replica's) takes it up again.
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
 # A replica's claim on a ticket it routes lasts this long unless renewed; renewed this many times
 # per lease while held. A dead replica's tickets are taken over once their lease runs out.
@@ -283,7 +283,7 @@ class Desk:
         self._retry_delays = tuple(retry_delays)
         # Leases are compared across processes: they read this wall clock, never the monotonic.
         self._now = now
-        # Who holds this replica's leases: made fresh at each start unless given.
+        # Who holds this desk's leases (host, process, a nonce): fresh for each desk unless given.
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = timedelta(seconds=lease_seconds)
         self._work = _Worker()
