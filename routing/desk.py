@@ -580,8 +580,12 @@ class Desk:
                 received=decided.received_at.timestamp(),
             )
             self._work.placing[ticket_id] = placing
-            if not await self._queue_posts(ticket_id, decided, placing):
-                self._work.placing.pop(ticket_id, None)
+            try:
+                queued = await self._queue_posts(ticket_id, decided, placing)
+            finally:
+                if not placing.waiting:
+                    self._work.placing.pop(ticket_id, None)
+            if not queued:
                 await self._mark_routed(ticket_id)
         if ticket_id not in self._work.placing:
             await self._paged(ticket_id)

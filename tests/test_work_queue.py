@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot import app
-from bot.sandbox.shell import INTAKE, ONCALL
+from bot.sandbox.shell import AGENT, INTAKE, ONCALL
 from bot.sandbox.slack_api import RecordedCall
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
@@ -149,3 +149,54 @@ async def test_a_busy_channel_does_not_delay_another_channels_post(
         await bot.desk.drain()
         cards = [ticket for call in _posted(bot) if (ticket := _card_of(call)) is not None]
         assert sorted(cards) == sorted([*ordinary, billing])
+
+
+async def test_what_changes_while_a_post_waits_in_its_queue_decides_where_it_goes(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Queued posts: an agent's move stands, an edit re-routes, a deletion posts nothing."""
+    async with running_bot(
+        tmp_path,
+        embedder,
+        config=config,
+        post_rate_per_second=1.0,
+        post_burst=1,
+        clock=ManualClock(),
+    ) as bot:
+        ordinary = await _busy_engineering(bot)
+        # Three of them still wait in engineering's queue: not posted, nor the one held by 429s.
+        tried = {_card_of(call) for call in bot.slack.calls_to("chat.postMessage")}
+        moved, edited, deleted = [ticket for ticket in ordinary if ticket not in tried][:3]
+        answer = await bot.command(AGENT, f"reclassify #{moved} team=billing")
+        assert f"Ticket #{moved} is now" in answer
+        edited_ticket = await bot.store.ticket(edited)
+        assert edited_ticket is not None
+        billing_text = "I was charged twice for my subscription this month, please fix the invoice"
+        assert (
+            await bot.customer_edits(edited_ticket.ts, billing_text, previous=edited_ticket.text)
+            == 200
+        )
+        deleted_ticket = await bot.store.ticket(deleted)
+        assert deleted_ticket is not None
+        event = bot.workspace.message_deleted(
+            channel=INTAKE, ts=deleted_ticket.ts, previous_text=deleted_ticket.text
+        )
+        assert await bot.event(event) == 200
+        bot.slack.post_rate_per_second = math.inf
+        await bot.desk.drain()
+        cards: dict[int, list[str]] = {}
+        for call in _posted(bot):
+            ticket = _card_of(call)
+            if ticket is not None:
+                cards.setdefault(ticket, []).append(str(call.response["channel"]))
+        assert cards[moved] == [bot.channel_of("billing")]
+        assert cards[edited] == [bot.channel_of("billing")]
+        assert deleted not in cards
+        for ticket_id in (moved, edited):
+            assert [post.team for post in await bot.store.posts(ticket_id)] == ["billing"]
+            routed = await bot.store.ticket(ticket_id)
+            assert routed is not None
+            assert routed.status == "routed"
+        withdrawn = await bot.store.ticket(deleted)
+        assert withdrawn is not None
+        assert withdrawn.status == "withdrawn"
