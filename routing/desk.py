@@ -411,14 +411,14 @@ class Desk:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._work.tasks.clear()
-        self._work.channels.clear()
         # Those given up on after their retries too: all of this replica's leases end.
         try:
             await self.store.release_leases(self.replica)
         except Exception:
             logger.exception("could not end the leases: they run out instead")
-        self._work.held.clear()
+        # Nothing queued survives a stop: a start takes the tickets up again from the store.
+        self._work = _Worker()
+        self._work.idle.set()
 
     def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
         """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
