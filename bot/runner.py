@@ -28,7 +28,7 @@ from bot.services import Services, check_database, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig, default_config_path
-from routing.desk import Desk
+from routing.desk import LEASE_SECONDS, Desk
 from routing.embedding import (
     Embedder,
     EmbeddingModelCorruptError,
@@ -108,11 +108,17 @@ async def running_desk(
     pipeline: Pipeline,
     client: AsyncWebClient,
     database: Path | str,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
     store = await open_store(database)
     desk = Desk(
-        config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
+        config=config,
+        slack=slack,
+        pipeline=pipeline,
+        store=store,
+        outbox=SlackOutbox(client),
+        lease_seconds=lease_seconds,
     )
     try:
         await desk.start()
@@ -283,6 +289,7 @@ async def _run_slack(
         pipeline=pipeline,
         client=client,
         database=database,
+        lease_seconds=settings.lease_seconds,
     ) as desk:
         services = Services(desk=desk, config=config)
         if http:

@@ -231,7 +231,8 @@ class SlackConfig(_Strict):
     fallback_oncall: tuple[str, ...] = ()
     approve_reaction: str = Field(default="white_check_mark", pattern=EMOJI_NAME_PATTERN)
     reject_reaction: str = Field(default="x", pattern=EMOJI_NAME_PATTERN)
-    # Tickets classified and posted at once; more wait in the queue (they are stored already).
+    # Tickets classified at once; more wait in the queue (they are stored already). Posting
+    # has one queue per team channel, the most urgent first.
     workers: int = Field(default=4, ge=1, le=64)
 
     @field_validator("intake_channels")

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
+import socket
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +32,7 @@ from routing.errors import TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
 from routing.ports import TicketStore
-from routing.records import StoredPost, StoredTicket, utc_now
+from routing.records import StoredPost, StoredTicket, TicketStatus, utc_now
 from routing.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -43,8 +47,15 @@ UNPAGED_LOOKBACK = timedelta(days=2)
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
-# these delays; after the last it waits for the next start-up (it stays stored and unrouted).
+# these delays; after the last its lease runs out and a sweep (any replica's) takes it up again.
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
+# A replica's claim on a ticket it routes lasts this long unless renewed; renewed this many times
+# per lease while held. A dead replica's tickets are taken over once their lease runs out.
+LEASE_SECONDS = 30.0
+LEASE_RENEWALS = 3
+# Abandoned tickets taken per sweep (each renewal round), and per statement at start-up.
+SWEEP_BATCH = 100
+START_SWEEP_BATCH = 500
 
 
 class ActionRefusedError(TriageError):
@@ -216,12 +227,48 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(order=True)
+class _Send:
+    """A message waiting in a team channel's queue: the most urgent first, then the oldest."""
+
+    urgency: int  # minus the ticket's priority rank: the config's most urgent sorts first
+    received: float  # the ticket's received time (seconds since the epoch)
+    seq: int
+    ticket_id: int = field(compare=False)
+    team: str = field(compare=False)
+    # "post": the ticket's card in this team's channel; "finish": its page notes, then routed.
+    kind: Literal["post", "finish"] = field(compare=False)
+
+
+@dataclass
+class _Placing:
+    """A decided ticket whose posts are queued, until each has been tried."""
+
+    recovering: bool
+    urgency: int
+    received: float
+    waiting: set[str] = field(default_factory=set)
+    failed: bool = False
+    lost: bool = False
+
+
 @dataclass
 class _Worker:
+    # Tickets to decide (claim, classify, queue the posts), each with the claim a sweep made.
     queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    queued: dict[int, TicketStatus | None] = field(default_factory=dict)
+    # One priority queue and one poster per team channel: a busy channel delays only itself.
+    channels: dict[str, asyncio.PriorityQueue[_Send]] = field(default_factory=dict)
+    placing: dict[int, _Placing] = field(default_factory=dict)
+    # Tickets this replica holds a routing lease on; renewed together while they are held.
+    held: set[int] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     retries: dict[int, int] = field(default_factory=dict)
     timers: set[asyncio.Task[None]] = field(default_factory=set)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+    # Jobs put on any queue and not done yet; idle is set whenever it is 0.
+    jobs: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Desk:
@@ -237,6 +284,9 @@ class Desk:
         outbox: Outbox,
         clock: Callable[[], float] = time.monotonic,
         retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
+        now: Callable[[], datetime] = utc_now,
+        replica: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.config = config
         self.slack = slack
@@ -245,7 +295,13 @@ class Desk:
         self._outbox = outbox
         self._clock = clock
         self._retry_delays = tuple(retry_delays)
+        # Leases are compared across processes: they read this wall clock, never the monotonic.
+        self._now = now
+        # Who holds this desk's leases (host, process, a nonce): fresh for each desk unless given.
+        self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lease = timedelta(seconds=lease_seconds)
         self._work = _Worker()
+        self._work.idle.set()
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
         self._locks: dict[int, asyncio.Lock] = {}
@@ -262,13 +318,44 @@ class Desk:
             self._work.tasks.append(asyncio.create_task(self._worker()))
         for ticket_id in await self.store.sending_drafts():
             await self._settle_interrupted_reply(ticket_id)
-        for ticket in await self.store.unrouted_tickets():
-            logger.info("routing ticket %s left unrouted by the last run", ticket.id)
-            self._work.queue.put_nowait(ticket.id)
+        # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
+        # that died, or this one's last run). Other replicas starting now take other rows.
+        while await self._sweep(new_before=self._now(), limit=START_SWEEP_BATCH):
+            pass
         # A routed ticket needs no routing, but its page may have failed: the worker pages it.
         for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
-            self._work.queue.put_nowait(ticket_id)
+            self._put(ticket_id)
+        self._work.tasks.append(asyncio.create_task(self._keep_leases()))
+
+    async def _sweep(self, *, new_before: datetime, limit: int) -> int:
+        """Take tickets nobody is routing and queue them; how many were taken."""
+        now = self._now()
+        taken = await self.store.take_stale_tickets(
+            self.replica, now=now, until=now + self._lease, new_before=new_before, limit=limit
+        )
+        for ticket_id, claimed in taken:
+            if ticket_id in self._work.held:
+                continue  # its own, late in renewing: still queued here
+            logger.info("routing ticket %s, which no replica was routing", ticket_id)
+            self._work.held.add(ticket_id)
+            self._put(ticket_id, claimed)
+        return len(taken)
+
+    async def _keep_leases(self) -> None:
+        """Renew this replica's leases, and take abandoned tickets, while the desk runs."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / LEASE_RENEWALS)
+            try:
+                if self._work.held:
+                    await self.store.renew_leases(
+                        self.replica, sorted(self._work.held), until=self._now() + self._lease
+                    )
+                # New tickets are taken once they have waited a whole lease unclaimed.
+                await self._sweep(new_before=self._now() - self._lease, limit=SWEEP_BATCH)
+            except Exception:
+                # The database away for a moment: the next round tries again.
+                logger.exception("could not renew leases or sweep for abandoned tickets")
 
     async def _settle_interrupted_reply(self, ticket_id: int) -> None:
         """A reply being sent when the bot stopped: sent if Slack has it, else a draft again."""
@@ -323,50 +410,107 @@ class Desk:
                 )
 
     async def drain(self) -> None:
-        """Wait until every queued ticket is routed, retries included, or has given up."""
-        await self._work.queue.join()
-        while self._work.timers:
-            await asyncio.gather(*self._work.timers, return_exceptions=True)
-            await self._work.queue.join()
+        """Wait until every queued ticket is routed and paged, retries included, or gave up."""
+        while self._work.jobs or self._work.timers:
+            if self._work.jobs:
+                await self._work.idle.wait()
+            else:
+                await asyncio.gather(*self._work.timers, return_exceptions=True)
 
     async def stop(self) -> None:
-        """Stop the workers; queued tickets stay stored and are routed on the next start."""
-        for task in [*self._work.tasks, *self._work.timers]:
+        """Stop the workers and end this replica's leases: any replica routes the rest."""
+        tasks = [*self._work.tasks, *self._work.timers]
+        for task in tasks:
             task.cancel()
-        for task in [*self._work.tasks, *self._work.timers]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._work.tasks.clear()
+        # Those given up on after their retries too: all of this replica's leases end.
+        try:
+            await self.store.release_leases(self.replica)
+        except Exception:
+            logger.exception("could not end the leases: they run out instead")
+        # Nothing queued survives a stop: a start takes the tickets up again from the store.
+        self._work = _Worker()
+        self._work.idle.set()
+
+    def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
+        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
+        if ticket_id in self._work.queued:
+            # A sweep claimed it while it waited here: its claim says what the sweep found.
+            self._work.queued[ticket_id] = claimed or self._work.queued[ticket_id]
+            return
+        if ticket_id in self._work.placing:
+            return
+        self._work.queued[ticket_id] = claimed
+        self._job_added()
+        self._work.queue.put_nowait(ticket_id)
+
+    def _job_added(self) -> None:
+        self._work.jobs += 1
+        self._work.idle.clear()
+
+    def _job_done(self) -> None:
+        self._work.jobs -= 1
+        if self._work.jobs == 0:
+            self._work.idle.set()
 
     async def _worker(self) -> None:
         while True:
             ticket_id = await self._work.queue.get()
-            attempt = self._work.retries.get(ticket_id)
+            claimed = self._work.queued.pop(ticket_id, None)
             try:
-                await self._route(ticket_id)
-                if self._work.retries.get(ticket_id) == attempt:
-                    # Done, and no step of it (a refused page) asked to be tried again.
-                    self._work.retries.pop(ticket_id, None)
+                await self._decide(ticket_id, claimed)
             except Exception:
-                # Slack down or rate limited past every retry: the ticket stays stored.
+                # The database or Slack (a permalink) failed: the ticket stays stored.
                 logger.exception("routing ticket %s failed", ticket_id)
                 self._retry_later(ticket_id)
             finally:
-                self._work.queue.task_done()
+                self._job_done()
+
+    def _send(self, channel: str, job: _Send) -> None:
+        """Queue a message for a team channel, starting the channel's poster on first use."""
+        queue = self._work.channels.get(channel)
+        if queue is None:
+            queue = self._work.channels[channel] = asyncio.PriorityQueue()
+            self._work.tasks.append(asyncio.create_task(self._poster(queue)))
+        self._job_added()
+        queue.put_nowait(job)
+
+    async def _poster(self, queue: asyncio.PriorityQueue[_Send]) -> None:
+        """Post one channel's messages one at a time (Slack allows about one a second)."""
+        while True:
+            job = await queue.get()
+            try:
+                if job.kind == "post":
+                    await self._post_job(job)
+                else:
+                    await self._finish(job.ticket_id)
+            except Exception:
+                logger.exception("routing ticket %s failed", job.ticket_id)
+                self._work.placing.pop(job.ticket_id, None)
+                self._retry_later(job.ticket_id)
+            finally:
+                self._job_done()
 
     def _retry_later(self, ticket_id: int) -> None:
         attempt = self._work.retries.get(ticket_id, 0)
         if attempt >= len(self._retry_delays):
-            # Stored as it is: unrouted or unpaged tickets are taken up at the next start.
-            logger.error("ticket %s: giving up until the next start", ticket_id)
+            # Stored as it is, its lease left to run out: a sweep (of any replica) takes it up.
+            logger.error(
+                "ticket %s: giving up until the next start (unrouted: until a sweep takes it"
+                " once its lease runs out)",
+                ticket_id,
+            )
             self._work.retries.pop(ticket_id, None)
+            self._work.held.discard(ticket_id)
             return
         self._work.retries[ticket_id] = attempt + 1
         delay = self._retry_delays[attempt]
 
         async def requeue() -> None:
             await asyncio.sleep(delay)
-            self._work.queue.put_nowait(ticket_id)
+            self._put(ticket_id)
 
         timer = asyncio.create_task(requeue())
         self._work.timers.add(timer)
@@ -412,44 +556,169 @@ class Desk:
         if ticket_id is None:
             logger.info("message %s/%s is already a ticket", message.channel, message.ts)
             return None
-        self._work.queue.put_nowait(ticket_id)
+        self._put(ticket_id)
         return ticket_id
 
-    async def _route(self, ticket_id: int) -> None:
+    async def _decide(self, ticket_id: int, claimed: TicketStatus | None) -> None:
+        """Claim a ticket, classify it (or keep an agent's decision), and queue its posts."""
         async with self._lock(ticket_id):
-            previous = await self.store.claim_for_routing(ticket_id)
+            if ticket_id in self._work.placing:
+                return  # decided already; its posts are queued
+            now = self._now()
+            previous = claimed or await self.store.claim_for_routing(
+                ticket_id, holder=self.replica, now=now, until=now + self._lease
+            )
             if previous is None:
-                # Routed already: a requeue after a page Slack refused pages again (once).
-                await self._page_if_needed(ticket_id)
-                return
+                self._work.held.discard(ticket_id)
+                ticket = await self.store.ticket(ticket_id)
+                if ticket is not None and ticket.status == "routed":
+                    # Routed already: a requeue after a page Slack refused pages again (once).
+                    await self._paged(ticket_id)
+                return  # else another replica holds it, or the customer withdrew it
+            self._work.held.add(ticket_id)
             stored = await self.store.ticket(ticket_id)
             assert stored is not None  # noqa: S101  # claimed just now
-            teams: tuple[str, ...]
-            if stored.decision is not None and stored.decision.source == "agent":
-                # An agent corrected it while it waited for a retry: their decision stands.
-                ticket, teams = stored, (stored.decision.team,)
-            else:
-                ticket, triage = await self._classify(ticket_id)
-                teams = _teams(triage)
-                if triage.decision.no_action is not None and self.config.noise.post == "none":
-                    # Needs no action and the config wants no post: stored, drafted, posted nowhere.
-                    logger.info("ticket %s needs no action: not posted", ticket_id)
-                    teams = ()
-            if ticket.permalink is None:
-                link = await self._outbox.permalink(ticket.channel, ticket.ts)
+            if stored.decision is None or stored.decision.source != "agent":
+                # An agent's correction made while it waited for a retry stands; else classify.
+                stored, _ = await self._classify(ticket_id)
+            if stored.permalink is None:
+                link = await self._outbox.permalink(stored.channel, stored.ts)
                 if link:
                     await self.store.set_permalink(ticket_id, link)
-            replies = await self.store.replies(ticket_id)
-            for team in teams:
-                posted = await self._post_once(ticket_id, team, recovering=previous == "routing")
-                if posted is None:
-                    continue
-                # What the customer added in the thread before the post existed.
-                for reply in replies:
-                    await self._outbox.post_note(posted, _reply_note(reply.text))
+            decided = await self.store.ticket(ticket_id)
+            assert decided is not None  # noqa: S101  # tickets are never deleted
+            assert decided.decision is not None  # noqa: S101  # classified just now
+            placing = _Placing(
+                recovering=previous == "routing",
+                urgency=-self.config.priority_rank(decided.decision.priority),
+                received=decided.received_at.timestamp(),
+            )
+            self._work.placing[ticket_id] = placing
+            try:
+                queued = await self._queue_posts(ticket_id, decided, placing)
+            finally:
+                if not placing.waiting:
+                    self._work.placing.pop(ticket_id, None)
+            if not queued:
+                await self._mark_routed(ticket_id)
+        if ticket_id not in self._work.placing:
+            await self._paged(ticket_id)
+
+    def _wanted_teams(self, ticket: StoredTicket) -> tuple[str, ...]:
+        """The teams whose channels a ticket belongs in, by its stored decision."""
+        decision, escalation = ticket.decision, ticket.escalation
+        if decision is None or escalation is None:
+            return ()
+        if decision.source == "agent":
+            return (decision.team,)
+        if decision.no_action is not None and self.config.noise.post == "none":
+            # Needs no action and the config wants no post: stored, drafted, posted nowhere.
+            return ()
+        teams = escalation.teams or (decision.team,)
+        return (decision.team, *(team for team in teams if team != decision.team))
+
+    async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: _Placing) -> bool:
+        """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
+        posted = {post.team for post in await self.store.posts(ticket_id)}
+        missing = [team for team in self._wanted_teams(ticket) if team not in posted]
+        if not missing and not self._wanted_teams(ticket):
+            logger.info("ticket %s needs no action: not posted", ticket_id)
+        for team in missing:
+            placing.waiting.add(team)
+            self._send(
+                self._team_channel(team),
+                _Send(
+                    placing.urgency,
+                    placing.received,
+                    next(self._work.seq),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="post",
+                ),
+            )
+        return bool(missing)
+
+    async def _post_job(self, job: _Send) -> None:
+        """Post a ticket's card in one team's channel, if it still belongs there."""
+        ticket_id, team = job.ticket_id, job.team
+        placing = self._work.placing.get(ticket_id)
+        if placing is None:
+            return
+        try:
+            async with self._lock(ticket_id):
+                now = self._now()
+                held = await self.store.renew_leases(
+                    self.replica, [ticket_id], until=now + self._lease
+                )
+                ticket = await self.store.ticket(ticket_id)
+                if ticket is None or ticket.status == "withdrawn":
+                    pass  # the customer deleted it: nothing to post
+                elif not held:
+                    # Stalled past the lease, and another replica took the ticket over.
+                    logger.warning("ticket %s: lease lost to another replica", ticket_id)
+                    placing.lost = True
+                elif team in self._wanted_teams(ticket):
+                    # (An agent's correction or the customer's edit may have moved it meanwhile.)
+                    posted = await self._post_once(ticket_id, team, recovering=placing.recovering)
+                    if posted is not None:
+                        # What the customer added in the thread before the post existed.
+                        for reply in await self.store.replies(ticket_id):
+                            await self._outbox.post_note(posted, _reply_note(reply.text))
+        except Exception:
+            logger.exception("posting ticket %s in %s failed", ticket_id, team)
+            placing.failed = True
+        placing.waiting.discard(team)
+        if placing.waiting:
+            return
+        if placing.lost:
+            self._work.placing.pop(ticket_id, None)
+            self._work.held.discard(ticket_id)
+        elif placing.failed:
+            # Slack down or rate limited past every retry: the whole ticket is tried again.
+            self._work.placing.pop(ticket_id, None)
+            self._retry_later(ticket_id)
+        else:
+            # Its page notes go in this channel's queue at the ticket's priority.
+            self._send(
+                self._team_channel(team),
+                _Send(
+                    placing.urgency,
+                    placing.received,
+                    next(self._work.seq),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="finish",
+                ),
+            )
+
+    async def _finish(self, ticket_id: int) -> None:
+        """Every post of a ticket made: link them, mark it routed, and page if it needs it."""
+        placing = self._work.placing.get(ticket_id)
+        if placing is None:
+            return
+        async with self._lock(ticket_id):
+            ticket = await self.store.ticket(ticket_id)
+            assert ticket is not None  # noqa: S101  # tickets are never deleted
+            # A team that became wanted while the posts waited (an edit) is posted now.
+            if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
+                return
+            self._work.placing.pop(ticket_id, None)
             await self._link_related(ticket_id)
+            await self._mark_routed(ticket_id)
+        await self._paged(ticket_id)
+
+    async def _mark_routed(self, ticket_id: int) -> None:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is not None and ticket.status != "withdrawn":
             await self.store.mark_routed(ticket_id)
-            await self._page_if_needed(ticket_id)
+        self._work.held.discard(ticket_id)
+
+    async def _paged(self, ticket_id: int) -> None:
+        """Page if needed; the ticket's retries are done unless the page asked for one."""
+        attempt = self._work.retries.get(ticket_id)
+        await self._page_if_needed(ticket_id)
+        if self._work.retries.get(ticket_id) == attempt:
+            self._work.retries.pop(ticket_id, None)
 
     async def _classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
         """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
@@ -620,8 +889,14 @@ class Desk:
                     Note("The customer edited their message after the reply was sent:", quote=text),
                 )
                 return
-            if ticket.status in ("new", "routing"):
-                return  # not routed yet: the worker (or its retry) classifies the new text
+            if ticket.status == "new" or ticket.decision is None:
+                return  # not decided yet: the worker (or its retry) classifies the new text
+            if ticket.status == "routing":
+                # Decided, its posts queued: they go where the new text's decision says (an
+                # agent's correction made meanwhile stands).
+                if ticket.decision.source != "agent":
+                    await self._classify(ticket.id)
+                return
             _, triage = await self._classify(ticket.id)
             try:
                 await self._place(ticket.id, set(_teams(triage)), moved_by=None)

@@ -20,6 +20,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
+from routing.records import utc_now
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 from tests.timekeeping import ManualClock, until
@@ -1041,7 +1042,10 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
         assert bot.all_ticket_posts() == []
         half_id = await bot.ticket_for(half)
         # The second was claimed by a worker, then the process died before posting it.
-        assert await bot.store.claim_for_routing(half_id) == "new"
+        now = utc_now()  # its lease ran out with the process: claimed until now
+        assert (
+            await bot.store.claim_for_routing(half_id, holder="dead", now=now, until=now) == "new"
+        )
     async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
         bot.slack.add_message(INTAKE, user=CUSTOMER, text="placeholder")  # a fresh workspace
         await bot.desk.drain()

@@ -142,6 +142,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         public_id TEXT NOT NULL UNIQUE
     );
     """,
+    # 4: routing is claimed with a lease, not owned by a process: who holds the ticket, until
+    # when, and how many claims it has had (a second one may find a post the first made).
+    # A ticket left 'routing' by an older version counts as claimed once, its lease expired.
+    """
+    ALTER TABLE tickets ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tickets ADD COLUMN lease_until $timestamp;
+    ALTER TABLE tickets ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+    UPDATE tickets SET claims = 1 WHERE status = 'routing';
+    CREATE INDEX tickets_by_status ON tickets (status);
+    """,
 )
 
 

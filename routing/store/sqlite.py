@@ -43,6 +43,11 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _claimed(claims: int) -> TicketStatus:
+    """What a claim reports: "routing" when an earlier claim may have posted the ticket."""
+    return "new" if claims <= 1 else "routing"
+
+
 class SqliteStore:
     """The bot's SQLite file; open with `await SqliteStore.open(path)` or `async with`."""
 
@@ -181,16 +186,62 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [int(row[0]) for row in rows]
 
-    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
-        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
-        ticket = await self.ticket(ticket_id)
-        if ticket is None or ticket.status not in ("new", "routing"):
-            return None
-        await self._set_status(ticket_id, "routing")
-        return ticket.status
+    async def claim_for_routing(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> TicketStatus | None:
+        """Claim a ticket for routing, leased to holder until a time (see TicketStore)."""
+        # One UPDATE: SQLite runs it under the file's write lock, so one of any racers wins.
+        # Fetched in the same call: a RETURNING statement stepped halfway blocks every commit.
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET status = 'routing', claimed_by = ?, lease_until = ?,"
+            " claims = claims + 1, updated_at = ?"
+            " WHERE id = ? AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
+            " OR claimed_by = ? OR lease_until IS NULL OR lease_until < ?)))"
+            " RETURNING claims",
+            (holder, _iso(until), _iso(now), ticket_id, holder, _iso(now)),
+        )
+        await self._db.commit()
+        return next((_claimed(int(row[0])) for row in rows), None)
+
+    async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
+        """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
+        if not ticket_ids:
+            return 0
+        cursor = await self._db.execute(
+            "UPDATE tickets SET lease_until = ? WHERE status = 'routing' AND claimed_by = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (_iso(until), holder, json.dumps(list(ticket_ids))),
+        )
+        await self._db.commit()
+        return cursor.rowcount
+
+    async def take_stale_tickets(
+        self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
+    ) -> list[tuple[int, TicketStatus]]:
+        """Claim up to limit tickets nobody is routing (see TicketStore), oldest first."""
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET status = 'routing', claimed_by = ?, lease_until = ?,"
+            " claims = claims + 1, updated_at = ?"
+            " WHERE id IN (SELECT id FROM tickets WHERE (status = 'new' AND updated_at < ?)"
+            " OR (status = 'routing' AND (lease_until IS NULL OR lease_until < ?))"
+            " ORDER BY id LIMIT ?)"
+            " RETURNING id, claims",
+            (holder, _iso(until), _iso(now), _iso(new_before), _iso(now), limit),
+        )
+        await self._db.commit()
+        return sorted((int(row[0]), _claimed(int(row[1]))) for row in rows)
+
+    async def release_leases(self, holder: str) -> int:
+        """End holder's leases, so any replica takes the tickets at once."""
+        cursor = await self._db.execute(
+            "UPDATE tickets SET lease_until = NULL WHERE status = 'routing' AND claimed_by = ?",
+            (holder,),
+        )
+        await self._db.commit()
+        return cursor.rowcount
 
     async def _set_status(self, ticket_id: int, status: TicketStatus) -> None:
-        routed = ", routed_at = ?" if status == "routed" else ""
+        routed = ", routed_at = ?, lease_until = NULL" if status == "routed" else ""
         now = _iso(utc_now())
         args: tuple[object, ...] = (
             (status, now, now, ticket_id) if routed else (status, now, ticket_id)
@@ -202,7 +253,7 @@ class SqliteStore:
         await self._db.commit()
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to."""
+        """The ticket is posted in every team channel it belongs to; its lease ends."""
         await self._set_status(ticket_id, "routed")
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
