@@ -311,7 +311,12 @@ class Desk:
         cannot be taken is logged and skipped, never the end of the start-up.
         """
         for channel in self.slack.intake_channels:
-            seen = await self.store.ticket_ts_range(channel)
+            try:
+                seen = await self.store.ticket_ts_range(channel)
+            except Exception:
+                # The store failing here must not end the start: events still flow.
+                logger.exception("could not read the store to read back %s", channel)
+                continue
             if seen is None:
                 continue  # a first start: the channel's past is not the bot's to triage
             window = utc_now().timestamp() - CATCH_UP_WINDOW_SECONDS
@@ -364,7 +369,11 @@ class Desk:
         if last is not None and now - last < OPS_ALERT_INTERVAL_SECONDS:
             return
         self._alerted[key] = now
-        channel = self.slack.ops_channel or self.slack.teams[self.config.fallback_team].channel
+        fallback = self.slack.teams.get(self.config.fallback_team)
+        channel = self.slack.ops_channel or (fallback.channel if fallback else None)
+        if channel is None:
+            logger.error("ops alert (no ops channel to say it in): %s", text)
+            return
 
         async def say() -> None:
             try:

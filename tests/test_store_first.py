@@ -214,10 +214,10 @@ async def test_what_the_store_refused_is_read_back_once_it_takes_a_ticket(
 
 
 async def test_the_start_reads_back_a_refused_message_older_than_newer_tickets(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """Refused an hour before the newest ticket and never redelivered: the next start finds it."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     now = time.time()
     async with standin_for(config) as slack:
         async with running_bot(
@@ -283,10 +283,10 @@ async def test_malformed_messages_are_stored_sanitised_or_rejected_with_a_log_li
 
 
 async def test_a_restart_reads_back_malformed_messages_without_dying(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """A surrogate, 900-deep blocks, a list text in history, a stored ts 'abc': it starts."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     async with standin_for(config) as slack:
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
@@ -382,10 +382,10 @@ async def test_the_ops_alert_goes_to_the_configured_ops_channel(
 
 
 async def test_a_history_read_that_fails_at_start_is_retried_and_reads_the_missed_message(
-    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
     """conversations.history fails once at start: tried again, the missed message is a ticket."""
-    database = tmp_path / "triage.sqlite3"
+    database = store_location
     async with standin_for(config) as slack:
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
