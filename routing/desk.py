@@ -17,10 +17,10 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,7 +28,7 @@ from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.corrections import Correction, corrected_decision, correction_example
 from routing.drafter import english_draft_for
-from routing.errors import TriageError
+from routing.errors import DeliveryRefusedError, StoreUnavailableError, TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
 from routing.ports import TicketStore
@@ -46,6 +46,14 @@ UNPAGED_LOOKBACK = timedelta(days=2)
 # At start-up, intake messages this long before the newest ticket are read back too: events
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
+# ... and never less than this long before now: a message the store refused (not acknowledged)
+# that Slack stopped redelivering is older than the tickets stored once the store came back.
+CATCH_UP_WINDOW_SECONDS = 6 * 3600.0
+# A history read Slack refuses (at start, or after the store came back) is tried again after
+# these delays, then logged and said in the ops alert.
+READ_BACK_RETRY_DELAYS = (2.0, 10.0, 60.0)
+# The same ops alert (the store refuses, a channel refuses posts) is said at most this often.
+OPS_ALERT_INTERVAL_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
 # these delays; after the last its lease runs out and a sweep (any replica's) takes it up again.
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
@@ -198,6 +206,10 @@ class Outbox(Protocol):
         """Say something in a ticket post's thread."""
         ...
 
+    async def post_alert(self, channel: str, note: Note) -> None:
+        """Tell the operator, in the ops channel, what failed and what to fix."""
+        ...
+
     async def direct_message(self, user: str, note: Note) -> None:
         """Message one person directly."""
         ...
@@ -287,6 +299,7 @@ class Desk:
         now: Callable[[], datetime] = utc_now,
         replica: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS,
     ) -> None:
         self.config = config
         self.slack = slack
@@ -305,6 +318,12 @@ class Desk:
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
         self._locks: dict[int, asyncio.Lock] = {}
+        self._read_back_delays = tuple(read_back_delays)
+        # Per intake channel, the oldest message the store refused: read back once it takes one.
+        self._refused: dict[str, str] = {}
+        # When each ops alert was last said, and the tasks saying them or reading back.
+        self._alerted: dict[str, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -385,29 +404,90 @@ class Desk:
     async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away.
 
-        Down, disconnected, or stopped between Slack's ack and the store: Slack does not
-        deliver those events again, but the channel's history has the messages. Called once
-        events flow, so nothing falls between the two; (channel, ts) absorbs the overlap.
+        Down, disconnected, or refused by the store: Slack does not deliver those events again,
+        but the channel's history has the messages. Read back from shortly before the newest
+        ticket, and at least CATCH_UP_WINDOW_SECONDS (a refused message can be older than
+        tickets stored after it); (channel, ts) absorbs the overlap. Called once events flow,
+        so nothing falls between the two. A read Slack refuses is retried; one message that
+        cannot be taken is logged and skipped, never the end of the start-up.
         """
         for channel in self.slack.intake_channels:
-            seen = await self.store.ticket_ts_range(channel)
+            try:
+                seen = await self.store.ticket_ts_range(channel)
+            except Exception:
+                # The store failing here must not end the start: events still flow.
+                logger.exception("could not read the store to read back %s", channel)
+                continue
             if seen is None:
                 continue  # a first start: the channel's past is not the bot's to triage
-            first, newest = (float(ts) for ts in seen)
+            window = utc_now().timestamp() - CATCH_UP_WINDOW_SECONDS
+            try:
+                first, newest = (float(ts) for ts in seen)
+            except ValueError:
+                # A malformed ts stored by an older version: read the fixed window.
+                first, newest = window, window
             # Never before the first ticket: what came earlier predates the bot.
-            since = f"{max(first, newest - CATCH_UP_OVERLAP_SECONDS):.6f}"
+            since = max(first, min(newest - CATCH_UP_OVERLAP_SECONDS, window))
+            await self._read_back(channel, f"{since:.6f}")
+
+    async def _read_back(self, channel: str, since: str) -> None:
+        """Make tickets and replies of the messages in channel after since; a refusal retried."""
+        for delay in (*self._read_back_delays, None):
             try:
                 messages = await self._outbox.recent_messages(channel, since)
+                break
+            except Exception as error:
+                if delay is None:
+                    logger.exception(
+                        "could not read back %s: messages sent while away are missed", channel
+                    )
+                    self.alert_ops(
+                        f"read back {channel}",
+                        f"Could not read back the history of intake channel {channel} ({error});"
+                        " messages written while the bot was away or its store refused them are"
+                        " not tickets. Check that the bot is in the channel and has"
+                        " channels:history, then restart it.",
+                    )
+                    return
+                logger.warning("reading back %s failed (%s); trying again", channel, error)
+                await asyncio.sleep(delay)
+        made = 0
+        for message in messages:
+            try:
+                made += await self.receive(message) is not None
+            except StoreUnavailableError:
+                return  # said already; read back again once the store takes a ticket
             except Exception:
-                logger.exception(
-                    "could not read back %s: messages sent while away are missed", channel
-                )
-                continue
-            made = [message for message in messages if await self.receive(message) is not None]
-            if made:
-                logger.warning(
-                    "%d messages in %s arrived while the bot was away", len(made), channel
-                )
+                # One message must not stop the read-back (or the start-up): said, skipped.
+                logger.exception("skipped message %s in %s while reading back", message.ts, channel)
+        if made:
+            logger.warning("%d messages in %s arrived while the bot was away", made, channel)
+
+    def alert_ops(self, key: str, text: str) -> None:
+        """Tell the operator in the ops channel, at most once per OPS_ALERT_INTERVAL_SECONDS."""
+        now = self._clock()
+        last = self._alerted.get(key)
+        if last is not None and now - last < OPS_ALERT_INTERVAL_SECONDS:
+            return
+        self._alerted[key] = now
+        fallback = self.slack.teams.get(self.config.fallback_team)
+        channel = self.slack.ops_channel or (fallback.channel if fallback else None)
+        if channel is None:
+            logger.error("ops alert (no ops channel to say it in): %s", text)
+            return
+
+        async def say() -> None:
+            try:
+                await self._outbox.post_alert(channel, Note(text))
+            except Exception:
+                logger.exception("could not post the ops alert in %s", channel)
+
+        self._in_background(say())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
         """Wait until every queued ticket is routed and paged, retries included, or gave up."""
@@ -419,7 +499,7 @@ class Desk:
 
     async def stop(self) -> None:
         """Stop the workers and end this replica's leases: any replica routes the rest."""
-        tasks = [*self._work.tasks, *self._work.timers]
+        tasks = [*self._work.tasks, *self._work.timers, *self._background]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -546,13 +626,33 @@ class Desk:
             # An agent's own post in the shared channel (an announcement, an answer): no ticket.
             logger.info("message %s/%s is an agent's, not a ticket", message.channel, message.ts)
             return None
-        ticket_id = await self.store.add_ticket(
-            channel=message.channel,
-            ts=message.ts,
-            author=message.user,
-            text=message.text,
-            received_at=_ts_time(message.ts),
-        )
+        try:
+            ticket_id = await self.store.add_ticket(
+                channel=message.channel,
+                ts=message.ts,
+                author=message.user,
+                text=message.text,
+                received_at=_ts_time(message.ts),
+            )
+        except StoreUnavailableError as error:
+            refused = self._refused.get(message.channel)
+            if refused is None or float(message.ts) < float(refused):
+                self._refused[message.channel] = message.ts
+            self.alert_ops(
+                "store",
+                f"The store refuses new tickets ({error.cause}); customers' messages are not"
+                " acknowledged, so Slack delivers them again, and they are read back once it"
+                " takes one. Free the database: another process holding its lock, a full or"
+                " read-only disk, or PostgreSQL down.",
+            )
+            raise
+        if self._refused:
+            # The store takes tickets again: what it refused (and Slack may have stopped
+            # redelivering) is in the channels' history.
+            waiting, self._refused = self._refused, {}
+            for channel, ts in waiting.items():
+                since = f"{float(ts) - 1:.6f}"
+                self._in_background(self._read_back(channel, since))
         if ticket_id is None:
             logger.info("message %s/%s is already a ticket", message.channel, message.ts)
             return None
@@ -744,8 +844,35 @@ class Desk:
         if found is not None:
             await self.store.add_post(ticket_id, team=team, channel=found.channel, ts=found.ts)
             return None
-        ref = await self._outbox.post_card(await self._card(ticket_id, team))
+        card = await self._card(ticket_id, team)
+        try:
+            ref = await self._outbox.post_card(card)
+        except DeliveryRefusedError as refused:
+            ref = await self._post_in_fallback(card, refused)
         await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        return ref
+
+    async def _post_in_fallback(self, card: TicketCard, refused: DeliveryRefusedError) -> PostRef:
+        """Slack refuses the team's channel for good: post in the fallback team's, and say why.
+
+        Retrying cannot help (the channel is gone, or the bot was never invited), so the ticket
+        is not left unrouted: the fallback team sees it, and the ops alert names the channel.
+        """
+        fix = (
+            f"Slack refuses posts in {refused.channel} ({refused.code}), the channel of team"
+            f" {card.team}: invite the bot there (/invite @Triage) or correct"
+            f" [slack.teams.{card.team}] channel in the config."
+        )
+        self.alert_ops(f"refused {refused.channel}", fix)
+        fallback = self._team_channel(self.config.fallback_team)
+        if fallback == refused.channel:
+            raise refused
+        logger.error("ticket %s: %s Posted in %s instead", card.ticket_id, fix, fallback)
+        ref = await self._outbox.post_card(card.model_copy(update={"channel": fallback}))
+        try:
+            await self._outbox.post_note(ref, Note(f"Posted here, not for {card.team}: {fix}"))
+        except Exception:
+            logger.exception("could not explain ticket %s's fallback post", card.ticket_id)
         return ref
 
     async def _link_related(self, ticket_id: int) -> None:

@@ -27,6 +27,7 @@ from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_conf
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
+from routing.ports import TicketStore
 from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
@@ -294,8 +295,14 @@ async def running_bot(
     database: Path | str | None = None,
     workspace: SlackStandIn | None = None,
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
+    store: TicketStore | None = None,
+    process_before_response: bool = True,
 ) -> AsyncIterator[Harness]:
-    """Start the desk and the app served over HTTP (and a stand-in unless one is given)."""
+    """Start the desk and the app served over HTTP (and a stand-in unless one is given).
+
+    With a store, that store instead of opening `database`; process_before_response=False
+    serves as `triage run` does (Bolt acks before the listeners run).
+    """
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -307,13 +314,31 @@ async def running_bot(
                 clock=clock,
             ) as slack,
             _serving(
-                tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays
+                tmp_path,
+                embedder,
+                config,
+                slack_config,
+                llm,
+                database,
+                slack,
+                retry_delays,
+                store=store,
+                process_before_response=process_before_response,
             ) as bot,
         ):
             yield bot
     else:
         async with _serving(
-            tmp_path, embedder, config, slack_config, llm, database, workspace, retry_delays
+            tmp_path,
+            embedder,
+            config,
+            slack_config,
+            llm,
+            database,
+            workspace,
+            retry_delays,
+            store=store,
+            process_before_response=process_before_response,
         ) as bot:
             yield bot
 
@@ -328,11 +353,15 @@ async def _serving(
     database: Path | str | None,
     slack: SlackStandIn,
     retry_delays: Sequence[float],
+    *,
+    store: TicketStore | None,
+    process_before_response: bool,
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm, languages=LANGUAGES)
     # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
-    store = await open_store(database or tmp_path / "triage.sqlite3")
+    if store is None:
+        store = await open_store(database or tmp_path / "triage.sqlite3")
     desk = Desk(
         config=config,
         slack=slack_config,
@@ -340,13 +369,14 @@ async def _serving(
         store=store,
         outbox=SlackOutbox(client),
         retry_delays=retry_delays,
+        read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
     )
     await desk.start()
     app = build_app(
         client=client,
         services=Services(desk=desk, config=config),
         signing_secret=SIGNING_SECRET,
-        process_before_response=True,
+        process_before_response=process_before_response,
     )
     # Served as `triage run --http` serves it, for the stand-in's workspace and app.
     web_app = slack_web_app(

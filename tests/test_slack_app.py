@@ -1141,14 +1141,15 @@ async def test_a_history_slack_refuses_at_start_is_logged_and_the_bot_still_runs
     config: TriageConfig,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """If Slack will not give the intake history at start, the bot says so and routes on."""
+    """If Slack will not give the intake history at start (retries too), it says so, routes on."""
     database = tmp_path / "triage.sqlite3"
     async with standin_for(config) as slack:
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
         ) as bot:
             await bot.new_ticket("I was charged twice this month")
-        slack.fail_next("conversations.history", "not_in_channel")
+        for _ in range(3):  # the read and the harness's two retries
+            slack.fail_next("conversations.history", "not_in_channel")
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
         ) as bot:

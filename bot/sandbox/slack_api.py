@@ -222,6 +222,8 @@ class SlackStandIn:
         self._used_triggers: set[str] = set()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._forced: defaultdict[str, deque[_SlackError]] = defaultdict(deque)
+        # Channels that refuse every post, with the error they answer (fail_posts_in).
+        self._refusing: dict[str, str] = {}
         self._listeners: list[Callable[[RecordedCall], None]] = []
         # Warnings of the call being answered (answering never awaits, so one list suffices).
         self._warnings: list[str] = []
@@ -363,8 +365,12 @@ class SlackStandIn:
         subtype: str | None = None,
         files: Sequence[Mapping[str, Any]] | None = None,
         ts: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Store a message as if a human posted it; returns it (with its ts) for the event."""
+        """Store a message as if a human posted it; returns it (with its ts) for the event.
+
+        fields are set on the message as they are (blocks, attachments, a malformed text).
+        """
         channel = self._known_channel(channel)
         if user not in self._users:
             raise ValueError(f"unknown user {user!r}: add_user() it first")
@@ -384,6 +390,8 @@ class SlackStandIn:
             message["subtype"] = subtype
         if files is not None:
             message["files"] = [dict(file) for file in files]
+        if fields is not None:
+            message.update(fields)
         if thread_ts is not None:
             parent = self._by_ts.get((channel, thread_ts))
             if parent is None or parent.get("thread_ts", parent["ts"]) != parent["ts"]:
@@ -484,6 +492,14 @@ class SlackStandIn:
     def fail_next(self, method: str, error: str = "internal_error", status: int = 200) -> None:
         """Answer the next call of method with ok: false and this error (HTTP 200 or 5xx)."""
         self._forced[method].append(_SlackError(error, status=status))
+
+    def fail_posts_in(self, channel: str, error: str = "channel_not_found") -> None:
+        """Refuse every chat.postMessage in channel with this error until told otherwise.
+
+        As Slack does for a channel that was deleted ("channel_not_found") or that the bot was
+        never invited to ("not_in_channel"): no retry helps.
+        """
+        self._refusing[channel] = error
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -699,6 +715,8 @@ class SlackStandIn:
 
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args["channel"], by_name=True, user_dm=True)
+        if channel in self._refusing:
+            raise _SlackError(self._refusing[channel])
         self._take_post_token(channel)
         fields = self._content(args)
         message: dict[str, Any] = {

@@ -34,6 +34,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
+from routing.store.retry import with_retries
 from routing.store.rows import draft_from_row, new_public_id, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
@@ -140,11 +141,26 @@ class PostgresStore:
     async def add_ticket(
         self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
     ) -> int | None:
-        """Store a new ticket; None when this (channel, ts) is already a ticket."""
-        row = await self._one(
-            "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
-            (channel, ts, author, text, received_at, utc_now()),
+        """Store a new ticket; None when this (channel, ts) is already a ticket.
+
+        A dropped connection or a refusing server is tried again (WRITE_RETRY_DELAYS), then
+        StoreUnavailableError: the message must not be acknowledged as handled.
+        """
+
+        async def insert() -> DictRow | None:
+            return await self._one(
+                "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
+                (channel, ts, author, text, received_at, utc_now()),
+            )
+
+        row = await with_retries(
+            insert,
+            # Connection lost, server shutting down, disk full, lock or statement timeouts, no
+            # connection free in the pool: psycopg raises an OperationalError for each.
+            transient=(psycopg.OperationalError,),
+            what=f"storing message {channel}/{ts}",
         )
         return int(row["id"]) if row else None
 

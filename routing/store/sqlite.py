@@ -9,6 +9,7 @@ UPDATE is a compare-and-set that exactly one caller wins.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -32,6 +33,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
+from routing.store.retry import WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import draft_from_row, new_public_id, post_from_row, ticket_from_row
 from routing.store.schema import migrations
 
@@ -51,15 +53,31 @@ def _claimed(claims: int) -> TicketStatus:
 class SqliteStore:
     """The bot's SQLite file; open with `await SqliteStore.open(path)` or `async with`."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        *,
+        write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+    ) -> None:
         self._db = connection
+        self._write_retry_delays = tuple(write_retry_delays)
 
     @classmethod
-    async def open(cls, path: Path | str) -> SqliteStore:
-        """Open (creating if needed) the database at path and bring its schema up to date."""
-        connection = await aiosqlite.connect(str(path))
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        busy_timeout: float = 5.0,
+        write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at path and bring its schema up to date.
+
+        A write waits busy_timeout seconds for another process's lock; a new ticket's insert is
+        then tried again after each of write_retry_delays.
+        """
+        connection = await aiosqlite.connect(str(path), timeout=busy_timeout)
         connection.row_factory = aiosqlite.Row
-        store = cls(connection)
+        store = cls(connection, write_retry_delays=write_retry_delays)
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA foreign_keys=ON")
@@ -132,15 +150,33 @@ class SqliteStore:
     async def add_ticket(
         self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
     ) -> int | None:
-        """Store a new ticket; None when this (channel, ts) is already a ticket."""
-        now = _iso(utc_now())
-        cursor = await self._db.execute(
-            "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (channel, ts, author, text, _iso(received_at), now),
+        """Store a new ticket; None when this (channel, ts) is already a ticket.
+
+        A locked, full or read-only file is tried again (WRITE_RETRY_DELAYS), then
+        StoreUnavailableError: the message must not be acknowledged as handled.
+        """
+
+        async def insert() -> int | None:
+            cursor = await self._db.execute(
+                "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (channel, ts, author, text, _iso(received_at), _iso(utc_now())),
+            )
+            await self._db.commit()
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+        async def roll_back() -> None:
+            # A failed write holds no lock, so nothing but its own BEGIN is undone.
+            if self._db.in_transaction:
+                await self._db.rollback()
+
+        return await with_retries(
+            insert,
+            transient=(sqlite3.OperationalError,),
+            what=f"storing message {channel}/{ts}",
+            delays=self._write_retry_delays,
+            after_failure=roll_back,
         )
-        await self._db.commit()
-        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     async def ticket(self, ticket_id: int) -> StoredTicket | None:
         """The ticket with this id."""
