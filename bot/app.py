@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,11 @@ logger = logging.getLogger(__name__)
 # A burst of tickets meets chat.postMessage's ~1 per second per channel: keep retrying after
 # each Retry-After rather than drop a post (the desk retries the whole ticket after that).
 RATE_LIMIT_RETRIES = 20
+# Bolt, slack_sdk's Socket Mode client and its Web API client parse Slack's JSON with the
+# standard library, whose decoder counts each nesting level against the recursion limit (1,000,
+# less the frames already on the stack): a message nested 900 deep raised RecursionError, so its
+# event was refused every time and the history page holding it could never be read back.
+PAYLOAD_RECURSION_LIMIT = 6000
 
 
 def build_client(
@@ -84,7 +90,12 @@ def build_app(
     signing_secret: str | None = None,
     process_before_response: bool = False,
 ) -> AsyncApp:
-    """The app: request signatures are checked only when a signing secret is given (HTTP mode)."""
+    """The app: request signatures are checked only when a signing secret is given (HTTP mode).
+
+    A new customer message is stored before Slack is acknowledged whatever
+    process_before_response says (bot/listeners/messages.py).
+    """
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), PAYLOAD_RECURSION_LIMIT))
     # Bolt fills in what it is not given from os.environ; SLACK_CLIENT_ID and SLACK_CLIENT_SECRET
     # there would turn on its OAuth flow, install pages and a file installation store. Everything
     # comes from the arguments (load_settings refuses the OAuth pair outright).
@@ -98,7 +109,9 @@ def build_app(
             # Basic Information -> App Credentials -> Signing Secret; Socket Mode needs none.
             signing_secret=signing_secret or "",
             request_verification_enabled=signing_secret is not None,
-            # Tests set it so a dispatch returns after the listener ran; Slack needs the default.
+            # Tests set it so a dispatch returns after the listener ran; Slack needs the default
+            # (commands and buttons answer at once). Intake messages are stored before the ack
+            # either way: a listener middleware runs before Bolt acknowledges.
             process_before_response=process_before_response,
         )
     if isinstance(client, RecordingWebClient):

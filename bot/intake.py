@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from routing.desk import CustomerMessage
 from routing.models import clean_text
 
+logger = logging.getLogger(__name__)
+
 # Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
 TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# Slack's message ts: epoch seconds, a dot, six digits. Anything else is no message of Slack's
+# (the store orders tickets by it, and the start-up reads history back from it).
+TS_PATTERN = re.compile(r"\d{10}\.\d{6}")
+# A user id as Slack writes them.
+USER_PATTERN = re.compile(r"[A-Z][A-Z0-9]+")
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -28,13 +37,26 @@ def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage |
     """A human's message as the desk takes it; None for bots, joins and other system messages."""
     if message.get("subtype") not in TICKET_SUBTYPES or message.get("bot_id"):
         return None
-    user, ts = message.get("user"), message.get("ts")
+    user, ts, thread_ts = message.get("user"), message.get("ts"), message.get("thread_ts")
     if not isinstance(user, str) or not isinstance(ts, str):
+        return None
+    if not valid_ts(ts) or (thread_ts is not None and not valid_ts(thread_ts)):
+        # Rejected, said once: stored, it would sort after every real ticket and stop the
+        # start-up's read-back (which counts from the newest ts).
+        logger.warning("rejected a message in %s: its ts is not Slack's (%.40r)", channel, ts)
+        return None
+    if not USER_PATTERN.fullmatch(user):
+        logger.warning("rejected message %s in %s: its user is not a Slack user id", ts, channel)
         return None
     return CustomerMessage(
         channel=channel,
         ts=ts,
         user=user,
         text=message_text(message),
-        thread_ts=message.get("thread_ts"),
+        thread_ts=thread_ts,
     )
+
+
+def valid_ts(ts: object) -> bool:
+    """True for a message ts as Slack writes them ("1700000000.000100")."""
+    return isinstance(ts, str) and TS_PATTERN.fullmatch(ts) is not None

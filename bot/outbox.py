@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import render
 from bot.intake import customer_message
 from routing.desk import CustomerMessage, DirectPage, Note, PostRef, TicketCard
+from routing.errors import DeliveryRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,10 @@ HISTORY_LOOKBACK = 200
 # At most this many intake messages are read back at start-up (5 pages of conversations.history).
 CATCH_UP_LIMIT = 1000
 CATCH_UP_PAGE = 200
+# chat.postMessage's errors that no retry cures: someone must fix the channel or invite the bot.
+PERMANENT_POST_ERRORS = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "restricted_action"}
+)
 
 
 class SlackOutbox:
@@ -32,18 +37,24 @@ class SlackOutbox:
     async def post_card(self, card: TicketCard) -> PostRef:
         """Post a ticket in its team channel, with metadata that finds it again after a crash."""
         text, blocks = render.card_message(card)
-        response = await self._client.chat_postMessage(
-            channel=card.channel,
-            text=text,
-            blocks=blocks,
-            # Customer text may hold links: never unfurl them into the team channel.
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={
-                "event_type": render.TICKET_METADATA,
-                "event_payload": {"ticket_id": card.ticket_id},
-            },
-        )
+        try:
+            response = await self._client.chat_postMessage(
+                channel=card.channel,
+                text=text,
+                blocks=blocks,
+                # Customer text may hold links: never unfurl them into the team channel.
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": render.TICKET_METADATA,
+                    "event_payload": {"ticket_id": card.ticket_id},
+                },
+            )
+        except SlackApiError as error:
+            code = error.response.get("error")
+            if code in PERMANENT_POST_ERRORS:
+                raise DeliveryRefusedError(card.channel, str(code)) from error
+            raise
         return PostRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
     async def update_card(self, post: PostRef, card: TicketCard) -> None:
@@ -190,6 +201,12 @@ class SlackOutbox:
         """Replace the words of a note the bot posted."""
         await self._client.chat_update(
             channel=note.channel, ts=note.ts, text=render.note_text(text)
+        )
+
+    async def post_alert(self, channel: str, note: Note) -> None:
+        """The operator's alert in the ops channel."""
+        await self._client.chat_postMessage(
+            channel=channel, text=render.note_text(note), unfurl_links=False, unfurl_media=False
         )
 
     async def direct_message(self, user: str, note: Note) -> None:

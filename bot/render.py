@@ -185,7 +185,8 @@ def _state_line(card: TicketCard) -> str | None:
 def _buttons(card: TicketCard) -> list[Block]:
     if card.withdrawn or card.moved_to:
         return []
-    value = str(card.ticket_id)
+    # The ticket's public id, which no recreated database hands out again (a number it does).
+    value = card.public_id or str(card.ticket_id)
     buttons: list[Block] = []
     if card.draft_status == "pending":
         buttons += [
@@ -294,12 +295,12 @@ def reply_text(draft: str) -> str:
     return fit(escape(draft), FALLBACK_TEXT_LIMIT)
 
 
-def edit_modal(ticket_id: int, draft: str) -> dict[str, Any]:
+def edit_modal(ticket_id: int, draft: str, *, public_id: str) -> dict[str, Any]:
     """The Edit modal: the draft in a text box; submitting sends it."""
     return {
         "type": "modal",
         "callback_id": EDIT_VIEW,
-        "private_metadata": json.dumps({"ticket_id": ticket_id}),
+        "private_metadata": json.dumps({"ticket_id": ticket_id, "public_id": public_id}),
         "title": _plain(f"Reply to #{ticket_id}", MODAL_TITLE_LIMIT),
         "submit": _plain("Send", MODAL_TITLE_LIMIT),
         "close": _plain("Cancel", MODAL_TITLE_LIMIT),
@@ -321,7 +322,13 @@ def edit_modal(ticket_id: int, draft: str) -> dict[str, Any]:
 
 
 def reclassify_modal(
-    ticket_id: int, config: TriageConfig, *, category: str, priority: str, team: str
+    ticket_id: int,
+    config: TriageConfig,
+    *,
+    public_id: str,
+    category: str,
+    priority: str,
+    team: str,
 ) -> dict[str, Any]:
     """The Reclassify modal: a menu per label, preset to the current decision."""
 
@@ -338,12 +345,13 @@ def reclassify_modal(
     metadata = json.dumps(
         {
             "ticket_id": ticket_id,
+            "public_id": public_id,
             "preset": {"category": category, "priority": priority, "team": team},
         }
     )
     if len(metadata) > PRIVATE_METADATA_LIMIT:
         # Only absurdly long label names get here; without a preset every menu counts as chosen.
-        metadata = json.dumps({"ticket_id": ticket_id})
+        metadata = json.dumps({"ticket_id": ticket_id, "public_id": public_id})
     return {
         "type": "modal",
         "callback_id": RECLASSIFY_VIEW,

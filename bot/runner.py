@@ -9,9 +9,8 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -22,13 +21,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, build_client
+from bot.endpoint import SlackIdentity, slack_web_app
 from bot.outbox import SlackOutbox
 from bot.record import CallRecorder, recording
 from bot.services import Services, check_database, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig, default_config_path
-from routing.desk import Desk
+from routing.desk import LEASE_SECONDS, Desk
 from routing.embedding import (
     Embedder,
     EmbeddingModelCorruptError,
@@ -108,11 +108,17 @@ async def running_desk(
     pipeline: Pipeline,
     client: AsyncWebClient,
     database: Path | str,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> AsyncIterator[Desk]:
     """A started desk over a store and a Slack client; stopped and closed on exit."""
     store = await open_store(database)
     desk = Desk(
-        config=config, slack=slack, pipeline=pipeline, store=store, outbox=SlackOutbox(client)
+        config=config,
+        slack=slack,
+        pipeline=pipeline,
+        store=store,
+        outbox=SlackOutbox(client),
+        lease_seconds=lease_seconds,
     )
     try:
         await desk.start()
@@ -163,10 +169,13 @@ def not_slack_api(base_url: str, error: SlackApiError) -> UserError:
     )
 
 
-async def check_token(client: AsyncWebClient) -> None:
-    """Fail at start-up, naming the setting, when Slack refuses the bot token or is unreachable."""
+async def check_token(client: AsyncWebClient) -> SlackIdentity:
+    """Fail at start-up, naming the setting, when Slack refuses the bot token or is unreachable.
+
+    Returns whose bot the token is (workspace and app): HTTP mode serves only their requests.
+    """
     try:
-        await client.auth_test()
+        response = await client.auth_test()
     except SlackApiError as error:
         if not_slack(error):
             raise not_slack_api(client.base_url, error) from None
@@ -176,6 +185,7 @@ async def check_token(client: AsyncWebClient) -> None:
         ) from None
     except UNREACHABLE as error:
         raise unreachable(client.base_url, error) from None
+    return SlackIdentity.from_auth_test(response.data if isinstance(response.data, dict) else {})
 
 
 async def connect_socket_mode(handler: AsyncSocketModeHandler) -> None:
@@ -270,7 +280,7 @@ async def _run_slack(
         base_url=settings.slack_api_url,
         recorder=recorder,
     )
-    await check_token(client)
+    identity = await check_token(client)
     stop_on_sigterm()
     pipeline = make_pipeline(settings, config)
     async with running_desk(
@@ -279,16 +289,17 @@ async def _run_slack(
         pipeline=pipeline,
         client=client,
         database=database,
+        lease_seconds=settings.lease_seconds,
     ) as desk:
         services = Services(desk=desk, config=config)
         if http:
             assert settings.slack_signing_secret is not None  # noqa: S101  # checked above
-            app = build_app(
-                client=client,
-                services=services,
-                signing_secret=settings.slack_signing_secret.get_secret_value(),
+            secret = settings.slack_signing_secret.get_secret_value()
+            app = build_app(client=client, services=services, signing_secret=secret)
+            web_app = slack_web_app(
+                app, path="/slack/events", signing_secret=secret, identity=_known(identity)
             )
-            await _serve_http(app.web_app(path="/slack/events"), port, desk)
+            await _serve_http(web_app, port, desk)
         else:
             from slack_bolt.adapter.socket_mode.async_handler import (
                 AsyncSocketModeHandler,
@@ -324,31 +335,20 @@ def stop_on_sigterm() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-@aiohttp.web.middleware
-async def log_refused_signatures(
-    request: aiohttp.web.Request,
-    handler: Callable[[aiohttp.web.Request], Awaitable[aiohttp.web.StreamResponse]],
-) -> aiohttp.web.StreamResponse:
-    """One warning when Bolt refuses a request's signature (Bolt logs it at INFO, with the body).
-
-    A wrong signing secret refuses every request, Slack's check of the request URL included;
-    without this line the operator sees nothing.
-    """
-    response = await handler(request)
-    if response.status == HTTPStatus.UNAUTHORIZED:
+def _known(identity: SlackIdentity) -> SlackIdentity:
+    """The identity, said once at start when auth.test left part of it out."""
+    if identity.app_id is None:
         logger.warning(
-            "refused a request to %s: bad or stale signature; check SLACK_SIGNING_SECRET"
-            " (Basic Information -> App Credentials)",
-            request.path,
+            "auth.test named no app id: requests are checked for the workspace (%s) only",
+            identity.team_id,
         )
-    return response
+    return identity
 
 
 async def _serve_http(web_app: object, port: int, desk: Desk) -> None:
     from aiohttp import web  # only HTTP mode needs the server
 
     assert isinstance(web_app, web.Application)  # noqa: S101  # Bolt's aiohttp adapter
-    web_app.middlewares.append(log_refused_signatures)
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, host="0.0.0.0", port=port)  # noqa: S104  # a server, by design

@@ -17,6 +17,10 @@ from routing.ports import TicketStore
 from routing.store.postgres import PostgresStore
 from routing.store.sqlite import SqliteStore
 
+# How long the start-up check waits for another process's write lock before it lets it be.
+LOCK_CHECK_SECONDS = 0.5
+TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
 
 @dataclass(frozen=True)
 class Services:
@@ -62,7 +66,39 @@ def check_database(database: Path) -> None:
         # /dev/null, a FIFO, a directory: SQLite opens some of them and fails later, or hangs.
         raise UserError(f"setting TRIAGE_DB: {database} is not a regular file; {fix}")
     try:
-        with contextlib.closing(sqlite3.connect(database)) as connection:
+        with contextlib.closing(
+            sqlite3.connect(database, timeout=LOCK_CHECK_SECONDS, isolation_level=None)
+        ) as connection:
             connection.execute("PRAGMA schema_version")  # reads the header: is it SQLite?
+            _check_tables(connection)
+            _check_writable(connection)
     except sqlite3.Error as error:
         raise UserError(f"setting TRIAGE_DB: cannot open {database} ({error}); {fix}") from None
+
+
+def _check_tables(connection: sqlite3.Connection) -> None:
+    """Read each table's first row: a file corrupt past its header fails here, not mid-run."""
+    names = [str(row[0]) for row in connection.execute(TABLES)]
+    for name in names:
+        quoted = name.replace('"', '""')
+        connection.execute(f'SELECT * FROM "{quoted}" LIMIT 1').fetchall()  # noqa: S608  # a name SQLite listed, quoted
+
+
+def _check_writable(connection: sqlite3.Connection) -> None:
+    """Write and undo it: a read-only file or mount fails here.
+
+    Another process holding the lock (a second bot on the same file) is no problem of the file.
+    """
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error):
+            return
+        raise
+    try:
+        # The same version written back, then undone: a write SQLite refuses on a read-only
+        # file (BEGIN alone succeeds there).
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        connection.execute(f"PRAGMA user_version = {int(version)}")
+    finally:
+        connection.execute("ROLLBACK")

@@ -59,6 +59,10 @@ class Settings(BaseModel):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     # Where the Web API is; only a test or a proxy changes it.
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    # How long a replica's claim on a ticket it is routing lasts unless renewed (it renews a
+    # third of the way through): another replica takes over a dead one's tickets after this.
+    # The default is routing.desk.LEASE_SECONDS (not imported: settings load before the model).
+    lease_seconds: float = Field(default=30.0, gt=0, alias="TRIAGE_LEASE_SECONDS")
 
     @field_validator("log_level")
     @classmethod

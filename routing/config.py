@@ -231,8 +231,12 @@ class SlackConfig(_Strict):
     fallback_oncall: tuple[str, ...] = ()
     approve_reaction: str = Field(default="white_check_mark", pattern=EMOJI_NAME_PATTERN)
     reject_reaction: str = Field(default="x", pattern=EMOJI_NAME_PATTERN)
-    # Tickets classified and posted at once; more wait in the queue (they are stored already).
+    # Tickets classified at once; more wait in the queue (they are stored already). Posting
+    # has one queue per team channel, the most urgent first.
     workers: int = Field(default=4, ge=1, le=64)
+    # Where the bot tells the operator what failed and what to fix (a store that refuses
+    # writes, a channel Slack refuses posts in); unset: the fallback team's channel.
+    ops_channel: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN)
 
     @field_validator("intake_channels")
     @classmethod

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
+import socket
 import statistics
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,11 +28,11 @@ from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.corrections import Correction, corrected_decision, correction_example
 from routing.drafter import english_draft_for
-from routing.errors import TriageError
+from routing.errors import DeliveryRefusedError, StoreUnavailableError, TriageError
 from routing.escalation import escalate
 from routing.models import DECIDED_BY, Decision, Escalation, Ticket, Triage
 from routing.ports import TicketStore
-from routing.records import StoredPage, StoredPost, StoredTicket, utc_now
+from routing.records import StoredPage, StoredPost, StoredTicket, TicketStatus, utc_now
 from routing.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -42,8 +46,16 @@ UNPAGED_LOOKBACK = timedelta(days=2)
 # At start-up, intake messages this long before the newest ticket are read back too: events
 # acknowledged but not stored before a crash are older than tickets stored after them.
 CATCH_UP_OVERLAP_SECONDS = 600.0
+# ... and never less than this long before now: a message the store refused (not acknowledged)
+# that Slack stopped redelivering is older than the tickets stored once the store came back.
+CATCH_UP_WINDOW_SECONDS = 6 * 3600.0
+# A history read Slack refuses (at start, or after the store came back) is tried again after
+# these delays, then logged and said in the ops alert.
+READ_BACK_RETRY_DELAYS = (2.0, 10.0, 60.0)
+# The same ops alert (the store refuses, a channel refuses posts) is said at most this often.
+OPS_ALERT_INTERVAL_SECONDS = 600.0
 # A ticket whose posting failed (Slack down, rate limited past every retry) is tried again after
-# these delays; after the last it waits for the next start-up (it stays stored and unrouted).
+# these delays; after the last its lease runs out and a sweep (any replica's) takes it up again.
 ROUTING_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0)
 # Pages to one on-call about one customer's tickets within this long (by the desk's clock) of
 # the first page are one page, then a count in its thread: a burst of "URGENT" pages nobody twice.
@@ -51,6 +63,13 @@ BURST_WINDOW_SECONDS = 600.0
 # An edit this soon after an edit moved the ticket away from a team brings back that team's
 # post (updated) instead of posting again: alternating edits keep one post per team.
 EDIT_WINDOW_SECONDS = 600.0
+# A replica's claim on a ticket it routes lasts this long unless renewed; renewed this many times
+# per lease while held. A dead replica's tickets are taken over once their lease runs out.
+LEASE_SECONDS = 30.0
+LEASE_RENEWALS = 3
+# Abandoned tickets taken per sweep (each renewal round), and per statement at start-up.
+SWEEP_BATCH = 100
+START_SWEEP_BATCH = 500
 
 
 class ActionRefusedError(TriageError):
@@ -63,6 +82,18 @@ class ActionRefusedError(TriageError):
 
 class NotAllowedError(ActionRefusedError):
     """The person is not an agent of the team the action concerns."""
+
+
+class StalePostError(ActionRefusedError):
+    """A button or window that belongs to no ticket of this database (it was recreated)."""
+
+
+# What an agent is told about a button from a post that is no ticket of this database.
+STALE_POST = (
+    "This post is not a ticket of this bot's current database (it was probably recreated),"
+    " so nothing was done. Find the ticket with `/triage status` and a link to the"
+    " customer's message."
+)
 
 
 class BadRequestError(ActionRefusedError):
@@ -117,6 +148,8 @@ class TicketCard(BaseModel):
     # The message's language (ISO 639-1), and whether its draft is an English template anyway.
     language: str | None = None
     english_draft: bool = False
+    # What the post's buttons carry: the ticket's random public id (None: the ticket number).
+    public_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +234,10 @@ class Outbox(Protocol):
         """Replace the words of a note the bot posted."""
         ...
 
+    async def post_alert(self, channel: str, note: Note) -> None:
+        """Tell the operator, in the ops channel, what failed and what to fix."""
+        ...
+
     async def direct_message(self, user: str, note: Note) -> None:
         """Message one person directly."""
         ...
@@ -230,6 +267,31 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(order=True)
+class _Send:
+    """A message waiting in a team channel's queue: the most urgent first, then the oldest."""
+
+    urgency: int  # minus the ticket's priority rank: the config's most urgent sorts first
+    received: float  # the ticket's received time (seconds since the epoch)
+    seq: int
+    ticket_id: int = field(compare=False)
+    team: str = field(compare=False)
+    # "post": the ticket's card in this team's channel; "finish": its page notes, then routed.
+    kind: Literal["post", "finish"] = field(compare=False)
+
+
+@dataclass
+class _Placing:
+    """A decided ticket whose posts are queued, until each has been tried."""
+
+    recovering: bool
+    urgency: int
+    received: float
+    waiting: set[str] = field(default_factory=set)
+    failed: bool = False
+    lost: bool = False
+
+
 @dataclass
 class _Burst:
     """The first page to some on-call about one customer, and the tickets counted under it."""
@@ -248,10 +310,21 @@ class _Burst:
 
 @dataclass
 class _Worker:
+    # Tickets to decide (claim, classify, queue the posts), each with the claim a sweep made.
     queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    queued: dict[int, TicketStatus | None] = field(default_factory=dict)
+    # One priority queue and one poster per team channel: a busy channel delays only itself.
+    channels: dict[str, asyncio.PriorityQueue[_Send]] = field(default_factory=dict)
+    placing: dict[int, _Placing] = field(default_factory=dict)
+    # Tickets this replica holds a routing lease on; renewed together while they are held.
+    held: set[int] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     retries: dict[int, int] = field(default_factory=dict)
     timers: set[asyncio.Task[None]] = field(default_factory=set)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+    # Jobs put on any queue and not done yet; idle is set whenever it is 0.
+    jobs: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Desk:
@@ -267,6 +340,10 @@ class Desk:
         outbox: Outbox,
         clock: Callable[[], float] = time.monotonic,
         retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
+        now: Callable[[], datetime] = utc_now,
+        replica: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS,
     ) -> None:
         self.config = config
         self.slack = slack
@@ -275,7 +352,13 @@ class Desk:
         self._outbox = outbox
         self._clock = clock
         self._retry_delays = tuple(retry_delays)
+        # Leases are compared across processes: they read this wall clock, never the monotonic.
+        self._now = now
+        # Who holds this desk's leases (host, process, a nonce): fresh for each desk unless given.
+        self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lease = timedelta(seconds=lease_seconds)
         self._work = _Worker()
+        self._work.idle.set()
         self._groups: dict[str, tuple[float, tuple[str, ...]]] = {}
         # One lock per ticket: a customer's edit and an agent's reclassify never interleave.
         self._locks: dict[int, asyncio.Lock] = {}
@@ -285,6 +368,16 @@ class Desk:
         self._bursts: dict[tuple[str, tuple[str, ...]], _Burst] = {}
         # (ticket, team) -> when a customer's edit moved the ticket's post away from the team.
         self._moved_by_edit: dict[tuple[int, str], float] = {}
+        # Unsent page -> the claim time this replica holds it by (renewed like a lease).
+        self._claims: dict[tuple[int, str], datetime] = {}
+        # Held while a claim is renewed (moved, then read back) or checked before a resend.
+        self._claiming = asyncio.Lock()
+        self._read_back_delays = tuple(read_back_delays)
+        # Per intake channel, the oldest message the store refused: read back once it takes one.
+        self._refused: dict[str, str] = {}
+        # When each ops alert was last said, and the tasks saying them or reading back.
+        self._alerted: dict[str, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -300,34 +393,97 @@ class Desk:
             self._work.tasks.append(asyncio.create_task(self._worker()))
         for ticket_id in await self.store.sending_drafts():
             await self._settle_interrupted_reply(ticket_id)
-        for ticket in await self.store.unrouted_tickets():
-            logger.info("routing ticket %s left unrouted by the last run", ticket.id)
-            self._work.queue.put_nowait(ticket.id)
+        # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
+        # that died, or this one's last run). Other replicas starting now take other rows.
+        while await self._sweep(new_before=self._now(), limit=START_SWEEP_BATCH):
+            pass
         # A routed ticket needs no routing, but its page may have failed: the worker pages it.
         for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
-            self._work.queue.put_nowait(ticket_id)
+            self._put(ticket_id)
+        # Pages claimed before this start and never sent: its claimer stopped (see recover_pages).
         await self.recover_pages(claimed_before=started)
+        self._work.tasks.append(asyncio.create_task(self._keep_leases()))
 
     async def recover_pages(self, *, claimed_before: datetime) -> int:
         """Take over the pages claimed before a time and never sent, and queue their tickets.
 
         The claimer stopped (or gave up) between claiming and sending: the worker sends what
         Slack does not have yet, looking in the post's thread first. Each page is taken over
-        by one caller (a compare-and-set), so replicas may call this with a lease's cutoff.
+        by one caller (a compare-and-set), so replicas call this in every sweep with a lease's
+        cutoff: a live replica renews the claims it holds (see _renew_pages), a dead one's age.
         """
         taken = 0
         for page in await self.store.unsent_pages(claimed_before=claimed_before):
+            if (page.ticket_id, page.key) in self._claims:
+                continue  # this replica's own, late in renewing: it is still sending it
             if await self.store.retake_page(
                 page.ticket_id, team=page.key, claimed_at=page.claimed_at
             ):
                 logger.warning(
                     "ticket %s's page %s was never sent: sending it", page.ticket_id, page.key
                 )
+                await self._hold_claim(page.ticket_id, page.key)
                 self._resume.add((page.ticket_id, page.key))
-                self._work.queue.put_nowait(page.ticket_id)
+                self._put(page.ticket_id)
                 taken += 1
         return taken
+
+    async def _hold_claim(self, ticket_id: int, key: str) -> None:
+        """Remember the claim this replica holds on an unsent page (its time is the token)."""
+        page = await self.store.page(ticket_id, team=key)
+        if page is not None and page.sent_at is None:
+            self._claims[(ticket_id, key)] = page.claimed_at
+        else:
+            self._claims.pop((ticket_id, key), None)
+
+    async def _renew_pages(self) -> None:
+        """Move this replica's unsent page claims to now, as a lease is renewed.
+
+        A claim another replica took over meanwhile (the compare-and-set fails) is no longer
+        this replica's to send: it is forgotten here.
+        """
+        for (ticket_id, key), token in sorted(self._claims.items()):
+            async with self._claiming:
+                if await self.store.retake_page(ticket_id, team=key, claimed_at=token):
+                    await self._hold_claim(ticket_id, key)
+                elif self._claims.get((ticket_id, key)) == token:
+                    # Sent meanwhile, or taken over by another replica.
+                    logger.info("ticket %s's page %s is no longer held here", ticket_id, key)
+                    self._claims.pop((ticket_id, key), None)
+                    self._resume.discard((ticket_id, key))
+
+    async def _sweep(self, *, new_before: datetime, limit: int) -> int:
+        """Take tickets nobody is routing and queue them; how many were taken."""
+        now = self._now()
+        taken = await self.store.take_stale_tickets(
+            self.replica, now=now, until=now + self._lease, new_before=new_before, limit=limit
+        )
+        for ticket_id, claimed in taken:
+            if ticket_id in self._work.held:
+                continue  # its own, late in renewing: still queued here
+            logger.info("routing ticket %s, which no replica was routing", ticket_id)
+            self._work.held.add(ticket_id)
+            self._put(ticket_id, claimed)
+        return len(taken)
+
+    async def _keep_leases(self) -> None:
+        """Renew this replica's leases and page claims, and take abandoned work, while it runs."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / LEASE_RENEWALS)
+            try:
+                if self._work.held:
+                    await self.store.renew_leases(
+                        self.replica, sorted(self._work.held), until=self._now() + self._lease
+                    )
+                await self._renew_pages()
+                # New tickets are taken once they have waited a whole lease unclaimed.
+                await self._sweep(new_before=self._now() - self._lease, limit=SWEEP_BATCH)
+                # So are pages claimed a lease ago and never sent (their claimer is gone).
+                await self.recover_pages(claimed_before=self._now() - self._lease)
+            except Exception:
+                # The database away for a moment: the next round tries again.
+                logger.exception("could not renew leases or sweep for abandoned tickets")
 
     async def _settle_interrupted_reply(self, ticket_id: int) -> None:
         """A reply being sent when the bot stopped: sent if Slack has it, else a draft again."""
@@ -357,75 +513,197 @@ class Desk:
     async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away.
 
-        Down, disconnected, or stopped between Slack's ack and the store: Slack does not
-        deliver those events again, but the channel's history has the messages. Called once
-        events flow, so nothing falls between the two; (channel, ts) absorbs the overlap.
+        Down, disconnected, or refused by the store: Slack does not deliver those events again,
+        but the channel's history has the messages. Read back from shortly before the newest
+        ticket, and at least CATCH_UP_WINDOW_SECONDS (a refused message can be older than
+        tickets stored after it); (channel, ts) absorbs the overlap. Called once events flow,
+        so nothing falls between the two. A read Slack refuses is retried; one message that
+        cannot be taken is logged and skipped, never the end of the start-up.
         """
         for channel in self.slack.intake_channels:
-            seen = await self.store.ticket_ts_range(channel)
+            try:
+                seen = await self.store.ticket_ts_range(channel)
+            except Exception:
+                # The store failing here must not end the start: events still flow.
+                logger.exception("could not read the store to read back %s", channel)
+                continue
             if seen is None:
                 continue  # a first start: the channel's past is not the bot's to triage
-            first, newest = (float(ts) for ts in seen)
+            window = utc_now().timestamp() - CATCH_UP_WINDOW_SECONDS
+            try:
+                first, newest = (float(ts) for ts in seen)
+            except ValueError:
+                # A malformed ts stored by an older version: read the fixed window.
+                first, newest = window, window
             # Never before the first ticket: what came earlier predates the bot.
-            since = f"{max(first, newest - CATCH_UP_OVERLAP_SECONDS):.6f}"
+            since = max(first, min(newest - CATCH_UP_OVERLAP_SECONDS, window))
+            await self._read_back(channel, f"{since:.6f}")
+
+    async def _read_back(self, channel: str, since: str) -> None:
+        """Make tickets and replies of the messages in channel after since; a refusal retried."""
+        for delay in (*self._read_back_delays, None):
             try:
                 messages = await self._outbox.recent_messages(channel, since)
+                break
+            except Exception as error:
+                if delay is None:
+                    logger.exception(
+                        "could not read back %s: messages sent while away are missed", channel
+                    )
+                    self.alert_ops(
+                        f"read back {channel}",
+                        f"Could not read back the history of intake channel {channel} ({error});"
+                        " messages written while the bot was away or its store refused them are"
+                        " not tickets. Check that the bot is in the channel and has"
+                        " channels:history, then restart it.",
+                    )
+                    return
+                logger.warning("reading back %s failed (%s); trying again", channel, error)
+                await asyncio.sleep(delay)
+        made = 0
+        for message in messages:
+            try:
+                made += await self.receive(message) is not None
+            except StoreUnavailableError:
+                return  # said already; read back again once the store takes a ticket
             except Exception:
-                logger.exception(
-                    "could not read back %s: messages sent while away are missed", channel
-                )
-                continue
-            made = [message for message in messages if await self.receive(message) is not None]
-            if made:
-                logger.warning(
-                    "%d messages in %s arrived while the bot was away", len(made), channel
-                )
+                # One message must not stop the read-back (or the start-up): said, skipped.
+                logger.exception("skipped message %s in %s while reading back", message.ts, channel)
+        if made:
+            logger.warning("%d messages in %s arrived while the bot was away", made, channel)
+
+    def alert_ops(self, key: str, text: str) -> None:
+        """Tell the operator in the ops channel, at most once per OPS_ALERT_INTERVAL_SECONDS."""
+        now = self._clock()
+        last = self._alerted.get(key)
+        if last is not None and now - last < OPS_ALERT_INTERVAL_SECONDS:
+            return
+        self._alerted[key] = now
+        fallback = self.slack.teams.get(self.config.fallback_team)
+        channel = self.slack.ops_channel or (fallback.channel if fallback else None)
+        if channel is None:
+            logger.error("ops alert (no ops channel to say it in): %s", text)
+            return
+
+        async def say() -> None:
+            try:
+                await self._outbox.post_alert(channel, Note(text))
+            except Exception:
+                logger.exception("could not post the ops alert in %s", channel)
+
+        self._in_background(say())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait until every queued ticket is routed, retries included, or has given up."""
-        await self._work.queue.join()
-        while self._work.timers:
-            await asyncio.gather(*self._work.timers, return_exceptions=True)
-            await self._work.queue.join()
+        """Wait until every queued ticket is routed and paged, retries included, or gave up."""
+        while self._work.jobs or self._work.timers:
+            if self._work.jobs:
+                await self._work.idle.wait()
+            else:
+                await asyncio.gather(*self._work.timers, return_exceptions=True)
 
     async def stop(self) -> None:
-        """Stop the workers; queued tickets stay stored and are routed on the next start."""
-        for task in [*self._work.tasks, *self._work.timers]:
+        """Stop the workers and end this replica's leases: any replica routes the rest."""
+        tasks = [*self._work.tasks, *self._work.timers, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in [*self._work.tasks, *self._work.timers]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._work.tasks.clear()
+        # Those given up on after their retries too: all of this replica's leases end.
+        try:
+            await self.store.release_leases(self.replica)
+        except Exception:
+            logger.exception("could not end the leases: they run out instead")
+        # Nothing queued survives a stop: a start takes the tickets up again from the store.
+        self._work = _Worker()
+        self._work.idle.set()
+
+    def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
+        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
+        if ticket_id in self._work.queued:
+            # A sweep claimed it while it waited here: its claim says what the sweep found.
+            self._work.queued[ticket_id] = claimed or self._work.queued[ticket_id]
+            return
+        if ticket_id in self._work.placing:
+            return
+        self._work.queued[ticket_id] = claimed
+        self._job_added()
+        self._work.queue.put_nowait(ticket_id)
+
+    def _job_added(self) -> None:
+        self._work.jobs += 1
+        self._work.idle.clear()
+
+    def _job_done(self) -> None:
+        self._work.jobs -= 1
+        if self._work.jobs == 0:
+            self._work.idle.set()
 
     async def _worker(self) -> None:
         while True:
             ticket_id = await self._work.queue.get()
-            attempt = self._work.retries.get(ticket_id)
+            claimed = self._work.queued.pop(ticket_id, None)
             try:
-                await self._route(ticket_id)
-                if self._work.retries.get(ticket_id) == attempt:
-                    # Done, and no step of it (a refused page) asked to be tried again.
-                    self._work.retries.pop(ticket_id, None)
+                await self._decide(ticket_id, claimed)
             except Exception:
-                # Slack down or rate limited past every retry: the ticket stays stored.
+                # The database or Slack (a permalink) failed: the ticket stays stored.
                 logger.exception("routing ticket %s failed", ticket_id)
                 self._retry_later(ticket_id)
             finally:
-                self._work.queue.task_done()
+                self._job_done()
+
+    def _send(self, channel: str, job: _Send) -> None:
+        """Queue a message for a team channel, starting the channel's poster on first use."""
+        queue = self._work.channels.get(channel)
+        if queue is None:
+            queue = self._work.channels[channel] = asyncio.PriorityQueue()
+            self._work.tasks.append(asyncio.create_task(self._poster(queue)))
+        self._job_added()
+        queue.put_nowait(job)
+
+    async def _poster(self, queue: asyncio.PriorityQueue[_Send]) -> None:
+        """Post one channel's messages one at a time (Slack allows about one a second)."""
+        while True:
+            job = await queue.get()
+            try:
+                if job.kind == "post":
+                    await self._post_job(job)
+                else:
+                    await self._finish(job.ticket_id)
+            except Exception:
+                logger.exception("routing ticket %s failed", job.ticket_id)
+                self._work.placing.pop(job.ticket_id, None)
+                self._retry_later(job.ticket_id)
+            finally:
+                self._job_done()
 
     def _retry_later(self, ticket_id: int) -> None:
         attempt = self._work.retries.get(ticket_id, 0)
         if attempt >= len(self._retry_delays):
-            # Stored as it is: unrouted or unpaged tickets are taken up at the next start.
-            logger.error("ticket %s: giving up until the next start", ticket_id)
+            # Stored as it is, its lease left to run out: a sweep (of any replica) takes it up.
+            logger.error(
+                "ticket %s: giving up until the next start (unrouted: until a sweep takes it"
+                " once its lease runs out)",
+                ticket_id,
+            )
             self._work.retries.pop(ticket_id, None)
+            self._work.held.discard(ticket_id)
+            # Its unsent pages too: no longer renewed, a sweep takes them over a lease from now.
+            for held in [claim for claim in self._claims if claim[0] == ticket_id]:
+                self._claims.pop(held, None)
+                self._resume.discard(held)
             return
         self._work.retries[ticket_id] = attempt + 1
         delay = self._retry_delays[attempt]
 
         async def requeue() -> None:
             await asyncio.sleep(delay)
-            self._work.queue.put_nowait(ticket_id)
+            self._put(ticket_id)
 
         timer = asyncio.create_task(requeue())
         self._work.timers.add(timer)
@@ -461,54 +739,199 @@ class Desk:
             # An agent's own post in the shared channel (an announcement, an answer): no ticket.
             logger.info("message %s/%s is an agent's, not a ticket", message.channel, message.ts)
             return None
-        ticket_id = await self.store.add_ticket(
-            channel=message.channel,
-            ts=message.ts,
-            author=message.user,
-            text=message.text,
-            received_at=_ts_time(message.ts),
-        )
+        try:
+            ticket_id = await self.store.add_ticket(
+                channel=message.channel,
+                ts=message.ts,
+                author=message.user,
+                text=message.text,
+                received_at=_ts_time(message.ts),
+            )
+        except StoreUnavailableError as error:
+            refused = self._refused.get(message.channel)
+            if refused is None or float(message.ts) < float(refused):
+                self._refused[message.channel] = message.ts
+            self.alert_ops(
+                "store",
+                f"The store refuses new tickets ({error.cause}); customers' messages are not"
+                " acknowledged, so Slack delivers them again, and they are read back once it"
+                " takes one. Free the database: another process holding its lock, a full or"
+                " read-only disk, or PostgreSQL down.",
+            )
+            raise
+        if self._refused:
+            # The store takes tickets again: what it refused (and Slack may have stopped
+            # redelivering) is in the channels' history.
+            waiting, self._refused = self._refused, {}
+            for channel, ts in waiting.items():
+                since = f"{float(ts) - 1:.6f}"
+                self._in_background(self._read_back(channel, since))
         if ticket_id is None:
             logger.info("message %s/%s is already a ticket", message.channel, message.ts)
             return None
-        self._work.queue.put_nowait(ticket_id)
+        self._put(ticket_id)
         return ticket_id
 
-    async def _route(self, ticket_id: int) -> None:
+    async def _decide(self, ticket_id: int, claimed: TicketStatus | None) -> None:
+        """Claim a ticket, classify it (or keep an agent's decision), and queue its posts."""
         async with self._lock(ticket_id):
-            previous = await self.store.claim_for_routing(ticket_id)
+            if ticket_id in self._work.placing:
+                return  # decided already; its posts are queued
+            now = self._now()
+            previous = claimed or await self.store.claim_for_routing(
+                ticket_id, holder=self.replica, now=now, until=now + self._lease
+            )
             if previous is None:
-                # Routed already: a requeue after a page Slack refused pages again (once).
-                await self._page_if_needed(ticket_id)
-                return
+                self._work.held.discard(ticket_id)
+                ticket = await self.store.ticket(ticket_id)
+                if ticket is not None and ticket.status == "routed":
+                    # Routed already: a requeue after a page Slack refused pages again (once).
+                    await self._paged(ticket_id)
+                return  # else another replica holds it, or the customer withdrew it
+            self._work.held.add(ticket_id)
             stored = await self.store.ticket(ticket_id)
             assert stored is not None  # noqa: S101  # claimed just now
-            teams: tuple[str, ...]
-            if stored.decision is not None and stored.decision.source == "agent":
-                # An agent corrected it while it waited for a retry: their decision stands.
-                ticket, teams = stored, (stored.decision.team,)
-            else:
-                ticket, triage = await self._classify(ticket_id)
-                teams = _teams(triage)
-                if triage.decision.no_action is not None and self.config.noise.post == "none":
-                    # Needs no action and the config wants no post: stored, drafted, posted nowhere.
-                    logger.info("ticket %s needs no action: not posted", ticket_id)
-                    teams = ()
-            if ticket.permalink is None:
-                link = await self._outbox.permalink(ticket.channel, ticket.ts)
+            if stored.decision is None or stored.decision.source != "agent":
+                # An agent's correction made while it waited for a retry stands; else classify.
+                stored, _ = await self._classify(ticket_id)
+            if stored.permalink is None:
+                link = await self._outbox.permalink(stored.channel, stored.ts)
                 if link:
                     await self.store.set_permalink(ticket_id, link)
-            replies = await self.store.replies(ticket_id)
-            for team in teams:
-                posted = await self._post_once(ticket_id, team, recovering=previous == "routing")
-                if posted is None:
-                    continue
-                # What the customer added in the thread before the post existed.
-                for reply in replies:
-                    await self._outbox.post_note(posted, _reply_note(reply.text))
+            decided = await self.store.ticket(ticket_id)
+            assert decided is not None  # noqa: S101  # tickets are never deleted
+            assert decided.decision is not None  # noqa: S101  # classified just now
+            placing = _Placing(
+                recovering=previous == "routing",
+                urgency=-self.config.priority_rank(decided.decision.priority),
+                received=decided.received_at.timestamp(),
+            )
+            self._work.placing[ticket_id] = placing
+            try:
+                queued = await self._queue_posts(ticket_id, decided, placing)
+            finally:
+                if not placing.waiting:
+                    self._work.placing.pop(ticket_id, None)
+            if not queued:
+                await self._mark_routed(ticket_id)
+        if ticket_id not in self._work.placing:
+            await self._paged(ticket_id)
+
+    def _wanted_teams(self, ticket: StoredTicket) -> tuple[str, ...]:
+        """The teams whose channels a ticket belongs in, by its stored decision."""
+        decision, escalation = ticket.decision, ticket.escalation
+        if decision is None or escalation is None:
+            return ()
+        if decision.source == "agent":
+            return (decision.team,)
+        if decision.no_action is not None and self.config.noise.post == "none":
+            # Needs no action and the config wants no post: stored, drafted, posted nowhere.
+            return ()
+        teams = escalation.teams or (decision.team,)
+        return (decision.team, *(team for team in teams if team != decision.team))
+
+    async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: _Placing) -> bool:
+        """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
+        posted = {post.team for post in await self.store.posts(ticket_id)}
+        missing = [team for team in self._wanted_teams(ticket) if team not in posted]
+        if not missing and not self._wanted_teams(ticket):
+            logger.info("ticket %s needs no action: not posted", ticket_id)
+        for team in missing:
+            placing.waiting.add(team)
+            self._send(
+                self._team_channel(team),
+                _Send(
+                    placing.urgency,
+                    placing.received,
+                    next(self._work.seq),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="post",
+                ),
+            )
+        return bool(missing)
+
+    async def _post_job(self, job: _Send) -> None:
+        """Post a ticket's card in one team's channel, if it still belongs there."""
+        ticket_id, team = job.ticket_id, job.team
+        placing = self._work.placing.get(ticket_id)
+        if placing is None:
+            return
+        try:
+            async with self._lock(ticket_id):
+                now = self._now()
+                held = await self.store.renew_leases(
+                    self.replica, [ticket_id], until=now + self._lease
+                )
+                ticket = await self.store.ticket(ticket_id)
+                if ticket is None or ticket.status == "withdrawn":
+                    pass  # the customer deleted it: nothing to post
+                elif not held:
+                    # Stalled past the lease, and another replica took the ticket over.
+                    logger.warning("ticket %s: lease lost to another replica", ticket_id)
+                    placing.lost = True
+                elif team in self._wanted_teams(ticket):
+                    # (An agent's correction or the customer's edit may have moved it meanwhile.)
+                    posted = await self._post_once(ticket_id, team, recovering=placing.recovering)
+                    if posted is not None:
+                        # What the customer added in the thread before the post existed.
+                        for reply in await self.store.replies(ticket_id):
+                            await self._outbox.post_note(posted, _reply_note(reply.text))
+        except Exception:
+            logger.exception("posting ticket %s in %s failed", ticket_id, team)
+            placing.failed = True
+        placing.waiting.discard(team)
+        if placing.waiting:
+            return
+        if placing.lost:
+            self._work.placing.pop(ticket_id, None)
+            self._work.held.discard(ticket_id)
+        elif placing.failed:
+            # Slack down or rate limited past every retry: the whole ticket is tried again.
+            self._work.placing.pop(ticket_id, None)
+            self._retry_later(ticket_id)
+        else:
+            # Its page notes go in this channel's queue at the ticket's priority.
+            self._send(
+                self._team_channel(team),
+                _Send(
+                    placing.urgency,
+                    placing.received,
+                    next(self._work.seq),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="finish",
+                ),
+            )
+
+    async def _finish(self, ticket_id: int) -> None:
+        """Every post of a ticket made: link them, mark it routed, and page if it needs it."""
+        placing = self._work.placing.get(ticket_id)
+        if placing is None:
+            return
+        async with self._lock(ticket_id):
+            ticket = await self.store.ticket(ticket_id)
+            assert ticket is not None  # noqa: S101  # tickets are never deleted
+            # A team that became wanted while the posts waited (an edit) is posted now.
+            if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
+                return
+            self._work.placing.pop(ticket_id, None)
             await self._link_related(ticket_id)
+            await self._mark_routed(ticket_id)
+        await self._paged(ticket_id)
+
+    async def _mark_routed(self, ticket_id: int) -> None:
+        ticket = await self.store.ticket(ticket_id)
+        if ticket is not None and ticket.status != "withdrawn":
             await self.store.mark_routed(ticket_id)
-            await self._page_if_needed(ticket_id)
+        self._work.held.discard(ticket_id)
+
+    async def _paged(self, ticket_id: int) -> None:
+        """Page if needed; the ticket's retries are done unless the page asked for one."""
+        attempt = self._work.retries.get(ticket_id)
+        await self._page_if_needed(ticket_id)
+        if self._work.retries.get(ticket_id) == attempt:
+            self._work.retries.pop(ticket_id, None)
 
     async def _classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
         """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
@@ -534,8 +957,35 @@ class Desk:
         if found is not None:
             await self.store.add_post(ticket_id, team=team, channel=found.channel, ts=found.ts)
             return None
-        ref = await self._outbox.post_card(await self._card(ticket_id, team))
+        card = await self._card(ticket_id, team)
+        try:
+            ref = await self._outbox.post_card(card)
+        except DeliveryRefusedError as refused:
+            ref = await self._post_in_fallback(card, refused)
         await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        return ref
+
+    async def _post_in_fallback(self, card: TicketCard, refused: DeliveryRefusedError) -> PostRef:
+        """Slack refuses the team's channel for good: post in the fallback team's, and say why.
+
+        Retrying cannot help (the channel is gone, or the bot was never invited), so the ticket
+        is not left unrouted: the fallback team sees it, and the ops alert names the channel.
+        """
+        fix = (
+            f"Slack refuses posts in {refused.channel} ({refused.code}), the channel of team"
+            f" {card.team}: invite the bot there (/invite @Triage) or correct"
+            f" [slack.teams.{card.team}] channel in the config."
+        )
+        self.alert_ops(f"refused {refused.channel}", fix)
+        fallback = self._team_channel(self.config.fallback_team)
+        if fallback == refused.channel:
+            raise refused
+        logger.error("ticket %s: %s Posted in %s instead", card.ticket_id, fix, fallback)
+        ref = await self._outbox.post_card(card.model_copy(update={"channel": fallback}))
+        try:
+            await self._outbox.post_note(ref, Note(f"Posted here, not for {card.team}: {fix}"))
+        except Exception:
+            logger.exception("could not explain ticket %s's fallback post", card.ticket_id)
         return ref
 
     async def _link_related(self, ticket_id: int) -> None:
@@ -679,8 +1129,14 @@ class Desk:
                     Note("The customer edited their message after the reply was sent:", quote=text),
                 )
                 return
-            if ticket.status in ("new", "routing"):
-                return  # not routed yet: the worker (or its retry) classifies the new text
+            if ticket.status == "new" or ticket.decision is None:
+                return  # not decided yet: the worker (or its retry) classifies the new text
+            if ticket.status == "routing":
+                # Decided, its posts queued: they go where the new text's decision says (an
+                # agent's correction made meanwhile stands).
+                if ticket.decision.source != "agent":
+                    await self._classify(ticket.id)
+                return
             _, triage = await self._classify(ticket.id)
             teams = set(_teams(triage))
             before = {post.team for post in await self.store.posts(ticket.id)}
@@ -741,6 +1197,47 @@ class Desk:
     async def ticket_for_post(self, channel: str, ts: str) -> StoredPost | None:
         """Our team post at (channel, ts), if it is one."""
         return await self.store.post_at(channel, ts)
+
+    async def ticket_for_button(
+        self, value: str, *, channel: str | None, ts: str | None, user: str, action: str
+    ) -> tuple[int, str]:
+        """The ticket a button on the post at (channel, ts) acts on, and its public id.
+
+        The button carries the ticket's public id (before public ids: its number), and the post
+        it sits on must be one of that ticket's posts in this database. A post left from a
+        database that was recreated names a ticket number that now means another ticket; it is
+        refused, said once in the log, and nothing is done.
+        """
+        # Someone who is no agent learns nothing, not even whether the post is current.
+        await self._require_any_agent(user, action)
+        post = await self.store.post_at(channel, ts) if channel and ts else None
+        legacy = re.fullmatch(r"[0-9]{1,12}", value)
+        ticket_id = int(value) if legacy else await self.store.ticket_by_public_id(value)
+        if post is None or ticket_id is None or post.ticket_id != ticket_id:
+            logger.warning(
+                "refused: user %s pressed a button (%s) on a post that is no ticket's here"
+                " (channel %s, ts %s): left from another database, or not ours",
+                user,
+                action,
+                channel,
+                ts,
+            )
+            raise StalePostError(STALE_POST)
+        return ticket_id, await self.store.public_id(ticket_id)
+
+    async def ticket_for_modal(
+        self, ticket_id: int, public_id: str | None, *, user: str, action: str
+    ) -> None:
+        """Refuse a modal opened for a ticket that this database does not know by that id."""
+        await self._require_any_agent(user, action)
+        if public_id is None or await self.store.ticket_by_public_id(public_id) != ticket_id:
+            logger.warning(
+                "refused: user %s submitted a window for ticket %s that this database does not"
+                " know by that id",
+                user,
+                ticket_id,
+            )
+            raise StalePostError(STALE_POST)
 
     async def react(self, *, user: str, reaction: str, channel: str, ts: str) -> None:
         """An emoji on a team post: approve or reject the draft; other emoji mean nothing."""
@@ -1058,8 +1555,13 @@ class Desk:
             ]
         )
 
-    async def find_ticket(self, reference: str) -> int:
-        """A ticket id from `#12`, `12`, or a link to the customer's message or a team post."""
+    async def find_ticket(self, reference: str, *, user: str, action: str) -> int:
+        """A ticket id from `#12`, `12`, or a link to the customer's message or a team post.
+
+        Only for agents: anyone else is refused before the reference is read, so they learn
+        nothing, not even whether the ticket or the linked message exists.
+        """
+        await self._require_any_agent(user, action)
         text = reference.strip().strip("<>").split("|")[0]
         number = re.fullmatch(r"#?([0-9]{1,12})", text)  # ASCII digits only: '#٣' is no ticket
         if number:
@@ -1189,6 +1691,7 @@ class Desk:
             english_draft=english_draft_for(
                 self.config, ticket.decision.language, draft.source if draft else None
             ),
+            public_id=await self.store.public_id(ticket_id),
         )
 
     async def _refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
@@ -1301,6 +1804,7 @@ class Desk:
                 continue
             page = await self.store.page(ticket_id, team=key)
             assert page is not None  # noqa: S101  # claimed just now
+            self._claims[(ticket_id, key)] = page.claimed_at
             note = None
             if burst is not None:
                 note = Note(
@@ -1363,12 +1867,23 @@ class Desk:
         if (ticket_id, key) not in self._resume:
             return 0
         self._resume.discard((ticket_id, key))  # this task's while it sends (no await before)
-        page = await self.store.page(ticket_id, team=key)
+        async with self._claiming:
+            page = await self.store.page(ticket_id, team=key)
+            taken_over = page is not None and page.claimed_at != self._claims.get(
+                (ticket_id, key), page.claimed_at
+            )
         ticket = await self.store.ticket(ticket_id)
         if page is None or page.sent_at is not None or ticket is None:
+            self._claims.pop((ticket_id, key), None)
+            return 0
+        if taken_over:
+            # Another replica's sweep took it over (this one stalled past a lease): theirs.
+            logger.warning("ticket %s's page %s was taken over by another replica", ticket_id, key)
+            self._claims.pop((ticket_id, key), None)
             return 0
         if ticket.status == "withdrawn":
             await self.store.release_page(ticket_id, team=key)
+            self._claims.pop((ticket_id, key), None)
             return 0
         posts = await self.store.posts(ticket_id, active_only=False)
         post = next((p for p in posts if p.team == page.team and p.status == "active"), None)
@@ -1410,6 +1925,7 @@ class Desk:
             if page.direct:
                 await self._direct_page(ticket_id, post, page, resume=resume)
             await self.store.mark_page_sent(ticket_id, team=page.key)
+            self._claims.pop((ticket_id, page.key), None)
         except Exception as error:
             self._resume.add((ticket_id, page.key))
             raise PageNotSentError(f"ticket {ticket_id}'s page {page.key} is not sent") from error

@@ -42,3 +42,28 @@ def validation_message(problem: ErrorDetails) -> str:
     for prefix in _PYDANTIC_PREFIXES:
         message = message.removeprefix(prefix)
     return message
+
+
+class StoreUnavailableError(TriageError):
+    """The store refused a write after its bounded retries (locked, full, read-only, gone).
+
+    The caller must not treat the input as handled: Slack's event is left unacknowledged (or
+    answered 5xx) so that Slack delivers it again.
+    """
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        self.what = what
+        self.cause = cause
+        super().__init__(f"{what}: {' '.join(str(cause).split()) or type(cause).__name__}")
+
+
+class DeliveryRefusedError(TriageError):
+    """Slack refused a post for good (the channel is gone, or the bot is not in it).
+
+    Retrying cannot help: someone must fix the channel; `channel` and `code` say which and why.
+    """
+
+    def __init__(self, channel: str, code: str) -> None:
+        self.channel = channel
+        self.code = code
+        super().__init__(f"Slack refused to post in {channel}: {code}")

@@ -75,12 +75,40 @@ class TicketStore(Protocol):
         """Routed tickets received since a time that need a human and were never paged."""
         ...
 
-    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
-        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
+    async def claim_for_routing(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> TicketStatus | None:
+        """Claim a ticket for routing, leased to holder until a time; one of any racers wins.
+
+        A new ticket, one holder has already, or one whose lease expired before now can be
+        claimed. Returns "new" for its first claim, "routing" when an earlier claim may have
+        posted it (look for that post before posting), None when it is routed or withdrawn or
+        another holder's lease still runs.
+        """
+        ...
+
+    async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
+        """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
+        ...
+
+    async def take_stale_tickets(
+        self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
+    ) -> list[tuple[int, TicketStatus]]:
+        """Claim, as claim_for_routing does, up to limit tickets that nobody is routing.
+
+        Those are tickets still new that were stored before new_before (their replica died
+        before claiming them), and tickets being routed whose lease expired before now. Oldest
+        first; each with what claim_for_routing would have returned. A ticket is taken by one
+        caller however many race (PostgreSQL skips rows another caller has locked).
+        """
+        ...
+
+    async def release_leases(self, holder: str) -> int:
+        """End holder's leases (a replica stopping), so any replica takes the tickets at once."""
         ...
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to."""
+        """The ticket is posted in every team channel it belongs to; its lease ends."""
         ...
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
@@ -170,6 +198,14 @@ class TicketStore(Protocol):
 
     async def post_at(self, channel: str, ts: str) -> StoredPost | None:
         """The team post at (channel, ts), if it is one of ours."""
+        ...
+
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        ...
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
         ...
 
     async def set_post_status(

@@ -17,6 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import render
 from bot.app import build_app, build_client
+from bot.endpoint import SlackIdentity, slack_web_app
 from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
@@ -27,6 +28,7 @@ from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_conf
 from routing.desk import ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
+from routing.ports import TicketStore
 from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
@@ -155,14 +157,29 @@ class Harness:
         )
         return await self.event(event)
 
+    def button_value(self, channel: str, ts: str) -> str:
+        """What the buttons on the bot's message at (channel, ts) carry, as Slack shows it."""
+        (message,) = [m for m in self.slack.messages(channel) if m["ts"] == ts]
+        (value,) = {
+            str(element["value"])
+            for block in message.get("blocks", [])
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        }
+        return value
+
     async def press(self, user: str, action_id: str, ticket_id: int) -> int:
-        """A button on the ticket's live team post."""
+        """A button on the ticket's live team post, carrying the value its buttons show.
+
+        A button the post no longer shows (a sent draft's Approve) is pressed as an old client
+        would, with the same value.
+        """
         (post, *_) = await self.store.posts(ticket_id)
         return await self.form(
             self.workspace.block_action(
                 user=user,
                 action_id=action_id,
-                value=str(ticket_id),
+                value=self.button_value(post.channel, post.ts),
                 channel=post.channel,
                 message_ts=post.ts,
                 trigger_id=self.slack.new_trigger_id(),
@@ -281,10 +298,14 @@ async def running_bot(
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
     client_timeout: int = 30,
     desk_clock: Callable[[], float] | None = None,
+    store: TicketStore | None = None,
+    process_before_response: bool = True,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given).
 
-    client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock.
+    client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock. With a
+    store, that store instead of opening `database`; process_before_response=False serves as
+    `triage run` does (Bolt acks before the listeners run).
     """
     timing = _Timing(client_timeout, desk_clock)
     slack_config = slack_config or sandbox_slack_config(config)
@@ -298,13 +319,33 @@ async def running_bot(
                 clock=clock,
             ) as slack,
             _serving(
-                tmp_path, embedder, config, slack_config, llm, database, slack, retry_delays, timing
+                tmp_path,
+                embedder,
+                config,
+                slack_config,
+                llm,
+                database,
+                slack,
+                retry_delays,
+                timing,
+                store=store,
+                process_before_response=process_before_response,
             ) as bot,
         ):
             yield bot
     else:
         async with _serving(
-            tmp_path, embedder, config, slack_config, llm, database, workspace, retry_delays, timing
+            tmp_path,
+            embedder,
+            config,
+            slack_config,
+            llm,
+            database,
+            workspace,
+            retry_delays,
+            timing,
+            store=store,
+            process_before_response=process_before_response,
         ) as bot:
             yield bot
 
@@ -326,11 +367,15 @@ async def _serving(
     slack: SlackStandIn,
     retry_delays: Sequence[float],
     timing: _Timing,
+    *,
+    store: TicketStore | None,
+    process_before_response: bool,
 ) -> AsyncIterator[Harness]:
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url, timeout=timing.client_timeout)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm, languages=LANGUAGES)
     # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
-    store = await open_store(database or tmp_path / "triage.sqlite3")
+    if store is None:
+        store = await open_store(database or tmp_path / "triage.sqlite3")
     desk = Desk(
         config=config,
         slack=slack_config,
@@ -338,16 +383,24 @@ async def _serving(
         store=store,
         outbox=SlackOutbox(client),
         retry_delays=retry_delays,
-        **({"clock": timing.desk_clock} if timing.desk_clock is not None else {}),
+        clock=timing.desk_clock or time.monotonic,
+        read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
     )
     await desk.start()
     app = build_app(
         client=client,
         services=Services(desk=desk, config=config),
         signing_secret=SIGNING_SECRET,
-        process_before_response=True,
+        process_before_response=process_before_response,
     )
-    runner = web.AppRunner(app.web_app(path="/slack/events"))
+    # Served as `triage run --http` serves it, for the stand-in's workspace and app.
+    web_app = slack_web_app(
+        app,
+        path="/slack/events",
+        signing_secret=SIGNING_SECRET,
+        identity=SlackIdentity(team_id=slack.team_id, app_id=slack.app_id),
+    )
+    runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -20,6 +20,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
+from routing.records import utc_now
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 from tests.timekeeping import ManualClock, until
@@ -1046,7 +1047,10 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
         assert bot.all_ticket_posts() == []
         half_id = await bot.ticket_for(half)
         # The second was claimed by a worker, then the process died before posting it.
-        assert await bot.store.claim_for_routing(half_id) == "new"
+        now = utc_now()  # its lease ran out with the process: claimed until now
+        assert (
+            await bot.store.claim_for_routing(half_id, holder="dead", now=now, until=now) == "new"
+        )
     async with running_bot(tmp_path, embedder, config=config, database=database) as bot:
         bot.slack.add_message(INTAKE, user=CUSTOMER, text="placeholder")  # a fresh workspace
         await bot.desk.drain()
@@ -1142,14 +1146,15 @@ async def test_a_history_slack_refuses_at_start_is_logged_and_the_bot_still_runs
     config: TriageConfig,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """If Slack will not give the intake history at start, the bot says so and routes on."""
+    """If Slack will not give the intake history at start (retries too), it says so, routes on."""
     database = tmp_path / "triage.sqlite3"
     async with standin_for(config) as slack:
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
         ) as bot:
             await bot.new_ticket("I was charged twice this month")
-        slack.fail_next("conversations.history", "not_in_channel")
+        for _ in range(3):  # the read and the harness's two retries
+            slack.fail_next("conversations.history", "not_in_channel")
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
         ) as bot:

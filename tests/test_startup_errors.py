@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -539,3 +541,58 @@ def test_an_env_that_is_a_directory_is_named(capsys: pytest.CaptureFixture[str])
 def test_init_config_needs_a_directory(capsys: pytest.CaptureFixture[str], directory: str) -> None:
     """An empty DIR is refused instead of writing into the current folder."""
     _fails_in_one_line(capsys, ["init-config", directory], "needs a directory")
+
+
+def _read_only_database(path: Path) -> None:
+    """A real SQLite file SQLite itself opens read-only (header's write version 3).
+
+    chmod cannot make a file read-only for root, who runs these tests in CI; SQLite refuses
+    every write to a file whose format write version it does not know, as it would on a
+    read-only mount.
+    """
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+    with path.open("r+b") as raw:
+        raw.seek(18)
+        raw.write(b"\x03")
+
+
+def _corrupt_after_its_header(path: Path) -> None:
+    """A bot's database whose header reads but whose tables are garbage (a torn disk write)."""
+    asyncio.run(_make_store(path))
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page:] = b"\xa5" * (len(data) - page)
+    path.write_bytes(bytes(data))
+
+
+async def _make_store(path: Path) -> None:
+    store = await Store.open(path)
+    await store.close()
+    # Out of WAL mode, so the garbage is in the file SQLite reads.
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")
+
+
+@pytest.mark.parametrize(
+    ("problem", "said"),
+    [("read-only", "readonly database"), ("corrupt after its header", "malformed")],
+)
+def test_a_read_only_or_corrupt_database_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    problem: str,
+    said: str,
+) -> None:
+    """TRIAGE_DB SQLite will not write, or corrupt past the header: one line naming it, exit 2."""
+    _slack_settings(monkeypatch, tmp_path, f"http://127.0.0.1:{_refused_port()}/api/")
+    database = tmp_path / "bot.sqlite3"
+    if problem == "read-only":
+        _read_only_database(database)
+    else:
+        _corrupt_after_its_header(database)
+    monkeypatch.setenv("TRIAGE_DB", str(database))
+    err = _fails_in_one_line(capsys, ["run"], "setting TRIAGE_DB", str(database), said)
+    assert "cannot reach Slack" not in err

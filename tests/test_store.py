@@ -20,6 +20,7 @@ from psycopg.rows import TupleRow
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.ports import TicketStore
+from routing.records import utc_now
 from routing.store import MIGRATIONS, SqliteStore
 from routing.store import postgres as postgres_backend
 from routing.store import sqlite as sqlite_backend
@@ -587,10 +588,10 @@ async def test_pages_made_before_the_migration_count_as_sent(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Upgrading a database whose pages were recorded the old way sends none of them again."""
-    monkeypatch.setattr(backend.module, "MIGRATIONS", backend.module.MIGRATIONS[:2])
+    monkeypatch.setattr(backend.module, "MIGRATIONS", backend.module.MIGRATIONS[:4])
     async with backend.open() as store:
         ticket = await _a_ticket(store)
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == 4
     old_page = (
         "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
         " VALUES ({0}, 'billing', '[]', '[]', {1})"
@@ -633,3 +634,191 @@ async def test_two_connections_taking_over_one_page_one_wins(postgres_url: str) 
             await holder.rollback()
             results = await asyncio.gather(*takes)
         assert sorted(results) == [False, True]
+
+
+# --- routing leases: work is claimed for a while, not owned by a process ------------------------
+
+
+async def _tickets(store: TicketStore, count: int) -> list[int]:
+    made = []
+    for n in range(count):
+        ticket = await store.add_ticket(
+            channel="C1", ts=f"1.{n:06d}", author="U1", text=f"hi {n}", received_at=NOW
+        )
+        assert ticket is not None
+        made.append(ticket)
+    return made
+
+
+async def test_a_routing_claim_holds_the_ticket_until_its_lease_expires(backend: Backend) -> None:
+    """One replica's lease keeps others out until it expires; then another claims it again."""
+    start = utc_now()
+    async with backend.open() as store:
+        (ticket,) = await _tickets(store, 1)
+        lease = timedelta(seconds=30)
+        assert await store.claim_for_routing(ticket, holder="A", now=start, until=start + lease)
+        later = start + timedelta(seconds=10)
+        assert (
+            await store.claim_for_routing(ticket, holder="B", now=later, until=later + lease)
+            is None
+        )
+        # The holder claims again (a retry), counted as a further claim: its post may exist.
+        assert (
+            await store.claim_for_routing(ticket, holder="A", now=later, until=later + lease)
+            == "routing"
+        )
+        expired = start + timedelta(seconds=41)
+        assert (
+            await store.claim_for_routing(ticket, holder="B", now=expired, until=expired + lease)
+            == "routing"
+        )
+        assert (
+            await store.claim_for_routing(ticket, holder="A", now=expired, until=expired + lease)
+            is None
+        )
+        await store.mark_routed(ticket)
+        much_later = start + timedelta(days=1)
+        assert (
+            await store.claim_for_routing(ticket, holder="C", now=much_later, until=much_later)
+            is None
+        )
+
+
+async def test_a_first_claim_says_new_and_is_the_only_winner_of_a_race(backend: Backend) -> None:
+    """Ten replicas claiming one new ticket at once: one wins, and is told it is the first."""
+    start = utc_now()
+    async with backend.open() as store:
+        (ticket,) = await _tickets(store, 1)
+        until = start + timedelta(seconds=30)
+        results = await asyncio.gather(
+            *(
+                store.claim_for_routing(ticket, holder=f"R{i}", now=start, until=until)
+                for i in range(10)
+            )
+        )
+        assert [claim for claim in results if claim is not None] == ["new"]
+
+
+async def test_renewing_extends_only_the_holders_own_leases(backend: Backend) -> None:
+    """A renewal in one statement extends the holder's leases; another's it leaves alone."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        mine, also_mine, theirs = await _tickets(store, 3)
+        for ticket, holder in ((mine, "A"), (also_mine, "A"), (theirs, "B")):
+            assert await store.claim_for_routing(
+                ticket, holder=holder, now=start, until=start + lease
+            )
+        renewed = await store.renew_leases(
+            "A", [mine, also_mine, theirs], until=start + timedelta(seconds=100)
+        )
+        assert renewed == 2
+        assert await store.renew_leases("A", [], until=start) == 0
+        later = start + timedelta(seconds=60)
+        assert await store.claim_for_routing(mine, holder="C", now=later, until=later) is None
+        assert (
+            await store.claim_for_routing(theirs, holder="C", now=later, until=later) == "routing"
+        )
+
+
+async def test_stale_tickets_are_taken_and_live_leases_and_routed_ones_are_not(
+    backend: Backend,
+) -> None:
+    """A sweep takes new tickets stored a while ago and expired leases, nothing else."""
+    start = utc_now()
+    async with backend.open() as store:
+        fresh_new, held, expired, routed = await _tickets(store, 4)
+        assert await store.claim_for_routing(
+            held, holder="A", now=start, until=start + timedelta(seconds=30)
+        )
+        assert await store.claim_for_routing(expired, holder="A", now=start, until=start)
+        assert await store.claim_for_routing(routed, holder="A", now=start, until=start)
+        await store.mark_routed(routed)
+        later = start + timedelta(seconds=5)
+        until = later + timedelta(seconds=30)
+        # New tickets count as stale only if stored before new_before: this one is not yet.
+        taken = await store.take_stale_tickets(
+            "B", now=later, until=until, new_before=start - timedelta(hours=1), limit=10
+        )
+        assert taken == [(expired, "routing")]
+        taken = await store.take_stale_tickets(
+            "B", now=later, until=until, new_before=later + timedelta(hours=1), limit=10
+        )
+        assert taken == [(fresh_new, "new")]
+        # Now B holds both: nobody else takes them while its lease runs.
+        again = await store.take_stale_tickets(
+            "C", now=later, until=until, new_before=later + timedelta(hours=1), limit=10
+        )
+        assert again == []
+        assert await store.renew_leases("B", [fresh_new, expired, held], until=until) == 2
+
+
+async def test_racing_sweeps_take_every_stale_ticket_exactly_once(backend: Backend) -> None:
+    """Five replicas sweeping thirty abandoned tickets at once: each ticket goes to one."""
+    start = utc_now()
+    async with backend.open() as first, backend.open() as second:
+        tickets = await _tickets(first, 30)
+        until = start + timedelta(seconds=30)
+        sweeps = await asyncio.gather(
+            *(
+                store.take_stale_tickets(
+                    f"R{i}",
+                    now=start,
+                    until=until,
+                    new_before=start + timedelta(hours=1),
+                    limit=7,
+                )
+                for i, store in enumerate([first, second, first, second, first])
+            )
+        )
+        taken = [ticket for sweep in sweeps for ticket, _ in sweep]
+        assert len(taken) == len(set(taken))
+        more = await second.take_stale_tickets(
+            "R9", now=start, until=until, new_before=start + timedelta(hours=1), limit=30
+        )
+        assert sorted(taken + [ticket for ticket, _ in more]) == tickets
+
+
+async def test_released_leases_are_taken_at_once(backend: Backend) -> None:
+    """A replica stopping ends its leases: another claims the ticket before they would expire."""
+    start = utc_now()
+    async with backend.open() as store:
+        held, other = await _tickets(store, 2)
+        until = start + timedelta(seconds=30)
+        assert await store.claim_for_routing(held, holder="A", now=start, until=until)
+        assert await store.claim_for_routing(other, holder="B", now=start, until=until)
+        assert await store.release_leases("A") == 1
+        assert await store.claim_for_routing(held, holder="C", now=start, until=until) == "routing"
+        assert await store.claim_for_routing(other, holder="C", now=start, until=until) is None
+
+
+async def test_replicas_on_separate_connections_claim_one_ticket_once(postgres_url: str) -> None:
+    """Four PostgreSQL replicas, each on its own pool, race to claim and sweep: one wins each."""
+    backend = Backend(postgres=postgres_url)
+    start = utc_now()
+    until = start + timedelta(seconds=30)
+    async with (
+        backend.open() as a,
+        backend.open() as b,
+        backend.open() as c,
+        backend.open() as d,
+    ):
+        stores = [a, b, c, d]
+        tickets = await _tickets(a, 20)
+        claims = await asyncio.gather(
+            *(
+                store.claim_for_routing(tickets[0], holder=f"R{i}", now=start, until=until)
+                for i, store in enumerate(stores)
+            )
+        )
+        assert [claim for claim in claims if claim is not None] == ["new"]
+        sweeps = await asyncio.gather(
+            *(
+                store.take_stale_tickets(
+                    f"R{i}", now=start, until=until, new_before=until, limit=20
+                )
+                for i, store in enumerate(stores)
+            )
+        )
+        taken = sorted(ticket for sweep in sweeps for ticket, _ in sweep)
+        assert taken == tickets[1:]

@@ -25,8 +25,19 @@ _TRIGGER_ERRORS: Final = frozenset({"expired_trigger_id", "exchanged_trigger_id"
 _LABELS: Final = ("category", "priority", "team")
 
 
-def _ticket_id(body: dict[str, Any]) -> int:
-    return int(body["actions"][0]["value"])
+def _post(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The channel and ts of the message whose button was pressed."""
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return (str(channel) if channel else None), (str(ts) if ts else None)
+
+
+def _modal_ticket(view: dict[str, Any]) -> tuple[int, str | None]:
+    """The ticket a modal was opened for, and the public id it was opened with."""
+    metadata = json.loads(view["private_metadata"])
+    public_id = metadata.get("public_id")
+    return int(metadata["ticket_id"]), public_id if isinstance(public_id, str) else None
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -62,10 +73,33 @@ def register(app: AsyncApp, services: Services) -> None:
             else:
                 await tell(respond, FAILED)
 
+    async def pressed(
+        body: dict[str, Any], respond: AsyncRespond, action: str
+    ) -> tuple[int, str] | None:
+        """The button's ticket and public id; None once the person is told why there is none."""
+        channel, ts = _post(body)
+        try:
+            return await desk.ticket_for_button(
+                str(body["actions"][0].get("value") or ""),
+                channel=channel,
+                ts=ts,
+                user=body["user"]["id"],
+                action=action,
+            )
+        except ActionRefusedError as refused:
+            await tell(respond, refused.message)
+        except Exception:
+            logger.exception("finding the ticket of a button (%s) failed", action)
+            await tell(respond, FAILED)
+        return None
+
     @app.action(render.APPROVE_ACTION)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        ticket_id = _ticket_id(body)
+        found = await pressed(body, respond, "approve the reply")
+        if found is None:
+            return
+        ticket_id, _ = found
         try:
             await desk.approve(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
@@ -76,7 +110,10 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(render.ESCALATE_ACTION)
     async def on_escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        ticket_id = _ticket_id(body)
+        found = await pressed(body, respond, "escalate")
+        if found is None:
+            return
+        ticket_id, _ = found
         try:
             await desk.escalate(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
@@ -89,7 +126,10 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await ack()
-        ticket_id = _ticket_id(body)
+        found = await pressed(body, respond, "edit the reply")
+        if found is None:
+            return
+        ticket_id, public_id = found
         try:
             draft = await desk.draft_for_edit(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
@@ -102,7 +142,7 @@ def register(app: AsyncApp, services: Services) -> None:
             client,
             respond,
             trigger_id=body["trigger_id"],
-            view=render.edit_modal(ticket_id, draft),
+            view=render.edit_modal(ticket_id, draft, public_id=public_id),
             button="Edit",
             ticket_id=ticket_id,
         )
@@ -112,7 +152,10 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await ack()
-        ticket_id = _ticket_id(body)
+        found = await pressed(body, respond, "reclassify")
+        if found is None:
+            return
+        ticket_id, public_id = found
         try:
             decision = await desk.decision_for_agent(ticket_id, user=body["user"]["id"])
         except ActionRefusedError as refused:
@@ -124,6 +167,7 @@ def register(app: AsyncApp, services: Services) -> None:
         view = render.reclassify_modal(
             ticket_id,
             services.config,
+            public_id=public_id,
             category=decision.category,
             priority=decision.priority,
             team=decision.team,
@@ -152,8 +196,9 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         user = body["user"]["id"]
-        ticket_id = int(json.loads(view["private_metadata"])["ticket_id"])
+        ticket_id, public_id = _modal_ticket(view)
         try:
+            await desk.ticket_for_modal(ticket_id, public_id, user=user, action="approve the reply")
             await desk.approve(ticket_id, user=user, text=text)
         except ActionRefusedError as refused:
             await answer(user, refused.message)
@@ -174,7 +219,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
         user = body["user"]["id"]
         metadata = json.loads(view["private_metadata"])
-        ticket_id = int(metadata["ticket_id"])
+        ticket_id, public_id = _modal_ticket(view)
         preset = metadata.get("preset") or {}
         # Only what the agent changed: an unchanged team left None follows a new category.
         changed = {
@@ -186,6 +231,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await answer(user, NOTHING_CHANGED)
             return
         try:
+            await desk.ticket_for_modal(ticket_id, public_id, user=user, action="reclassify")
             outcome = await desk.reclassify(
                 ticket_id,
                 user=user,

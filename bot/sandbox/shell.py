@@ -289,6 +289,12 @@ class Sandbox:
         if verb in ("/edit", "/reply", "/change") and not rest:
             self.transcript.say(f"   (sandbox: {verb} needs the text too, like {verb} #1 Hello)")
             return
+        actor = user or self.people.agent
+        if verb not in ("/reply", "/change", "/delete") and not await self._is_agent(actor):
+            # Someone who is no agent is answered by the bot alone, the same whether the ticket
+            # exists or not: the press goes to the app even on no post at all.
+            await self._press_as_outsider(verb, actor, args[0], rest)
+            return
         found = await self._ticket(args[0])
         if found is None:
             return
@@ -327,8 +333,28 @@ class Sandbox:
             event = deletion(channel=ticket.channel, ts=ticket.ts, previous_text=ticket.text)
         await self.dispatch(ws.envelope(event))
 
-    async def _button(self, verb: str, user: str, ticket_id: int, text: str) -> None:
-        post = await self._live_post(ticket_id)
+    async def _is_agent(self, user: str) -> bool:
+        return any([await self.desk.is_agent(user, team) for team in self.desk.slack.teams])
+
+    async def _press_as_outsider(self, verb: str, user: str, reference: str, text: str) -> None:
+        number = re.fullmatch(r"#?([0-9]{1,12})", reference)
+        ticket_id = int(number.group(1)) if number else 0
+        ticket = await self.desk.store.ticket(ticket_id) if number else None
+        posts = await self.desk.store.posts(ticket.id, active_only=False) if ticket else []
+        team = next(iter(self.desk.slack.teams.values()))
+        post = (posts[0].channel, posts[0].ts) if posts else (team.channel, "0000000000.000000")
+        await self._button(verb, user, ticket_id, text, post=post)
+
+    async def _button(
+        self,
+        verb: str,
+        user: str,
+        ticket_id: int,
+        text: str,
+        *,
+        post: tuple[str, str] | None = None,
+    ) -> None:
+        post = post or await self._live_post(ticket_id)
         if post is None:
             return
         action = {
@@ -338,12 +364,15 @@ class Sandbox:
         }[verb]
         name = self.people.users.get(user, user)
         self.transcript.say(f"@{name} presses {verb.removeprefix('/')} on ticket #{ticket_id}")
+        # A button the post no longer shows (a sent draft's Approve) is pressed as an old
+        # client would: with the value the post's other buttons carry.
+        value = self._button_value(post) or str(ticket_id)
         opened = len(self.slack_api.views)
         await self.dispatch(
             self.workspace.block_action(
                 user=user,
                 action_id=action,
-                value=str(ticket_id),
+                value=value,
                 channel=post[0],
                 message_ts=post[1],
                 trigger_id=self.slack_api.new_trigger_id(),
@@ -365,6 +394,17 @@ class Sandbox:
         await self.dispatch(
             self.workspace.view_submission(user=user, view=views[-1], values=values)
         )
+
+    def _button_value(self, post: tuple[str, str]) -> str | None:
+        """What the buttons on the post carry, as the stand-in shows it (the ticket's public id)."""
+        for message in self.slack_api.messages(post[0]):
+            if message.get("ts") != post[1]:
+                continue
+            for block in message.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if element.get("type") == "button" and "value" in element:
+                        return str(element["value"])
+        return None
 
 
 def _view_ticket(view: dict[str, Any]) -> int | None:

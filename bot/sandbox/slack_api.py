@@ -232,6 +232,8 @@ class SlackStandIn:
         self._used_triggers: set[str] = set()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._forced: defaultdict[str, deque[_SlackError]] = defaultdict(deque)
+        # Channels that refuse every post, with the error they answer (fail_posts_in).
+        self._refusing: dict[str, str] = {}
         self._listeners: list[Callable[[RecordedCall], None]] = []
         self._late: defaultdict[str, list[_Late]] = defaultdict(list)
         # Held answers wait for this (set when the stand-in closes).
@@ -379,8 +381,12 @@ class SlackStandIn:
         subtype: str | None = None,
         files: Sequence[Mapping[str, Any]] | None = None,
         ts: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Store a message as if a human posted it; returns it (with its ts) for the event."""
+        """Store a message as if a human posted it; returns it (with its ts) for the event.
+
+        fields are set on the message as they are (blocks, attachments, a malformed text).
+        """
         channel = self._known_channel(channel)
         if user not in self._users:
             raise ValueError(f"unknown user {user!r}: add_user() it first")
@@ -400,6 +406,8 @@ class SlackStandIn:
             message["subtype"] = subtype
         if files is not None:
             message["files"] = [dict(file) for file in files]
+        if fields is not None:
+            message.update(fields)
         if thread_ts is not None:
             parent = self._by_ts.get((channel, thread_ts))
             if parent is None or parent.get("thread_ts", parent["ts"]) != parent["ts"]:
@@ -532,6 +540,14 @@ class SlackStandIn:
                 self.held.append((method, copy.deepcopy(args)))
                 return late
         return None
+
+    def fail_posts_in(self, channel: str, error: str = "channel_not_found") -> None:
+        """Refuse every chat.postMessage in channel with this error until told otherwise.
+
+        As Slack does for a channel that was deleted ("channel_not_found") or that the bot was
+        never invited to ("not_in_channel"): no retry helps.
+        """
+        self._refusing[channel] = error
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -746,11 +762,15 @@ class SlackStandIn:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            # Slack's reference lists app_id in auth.test's answer; HTTP mode checks it.
+            "app_id": self.app_id,
             "is_enterprise_install": False,
         }
 
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args["channel"], by_name=True, user_dm=True)
+        if channel in self._refusing:
+            raise _SlackError(self._refusing[channel])
         self._take_post_token(channel)
         fields = self._content(args)
         message: dict[str, Any] = {

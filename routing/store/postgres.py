@@ -35,7 +35,14 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, page_from_row, post_from_row, ticket_from_row
+from routing.store.retry import with_retries
+from routing.store.rows import (
+    draft_from_row,
+    new_public_id,
+    page_from_row,
+    post_from_row,
+    ticket_from_row,
+)
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -43,6 +50,11 @@ MIGRATIONS = migrations("postgresql")
 
 # pg_advisory_lock key held while migrating ("triage" in ASCII), so one replica migrates.
 _MIGRATION_LOCK = 0x747269616765
+
+
+def _claimed(claims: int) -> TicketStatus:
+    """What a claim reports: "routing" when an earlier claim may have posted the ticket."""
+    return "new" if claims <= 1 else "routing"
 
 
 # Slack's ts strings sort as time only byte by byte (a locale's collation may skip the dot):
@@ -136,11 +148,26 @@ class PostgresStore:
     async def add_ticket(
         self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
     ) -> int | None:
-        """Store a new ticket; None when this (channel, ts) is already a ticket."""
-        row = await self._one(
-            "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
-            (channel, ts, author, text, received_at, utc_now()),
+        """Store a new ticket; None when this (channel, ts) is already a ticket.
+
+        A dropped connection or a refusing server is tried again (WRITE_RETRY_DELAYS), then
+        StoreUnavailableError: the message must not be acknowledged as handled.
+        """
+
+        async def insert() -> DictRow | None:
+            return await self._one(
+                "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
+                (channel, ts, author, text, received_at, utc_now()),
+            )
+
+        row = await with_retries(
+            insert,
+            # Connection lost, server shutting down, disk full, lock or statement timeouts, no
+            # connection free in the pool: psycopg raises an OperationalError for each.
+            transient=(psycopg.OperationalError,),
+            what=f"storing message {channel}/{ts}",
         )
         return int(row["id"]) if row else None
 
@@ -183,26 +210,61 @@ class PostgresStore:
         )
         return [int(row["id"]) for row in rows]
 
-    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
-        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
-        # The sub-select locks the row, so the status it returns is the one this UPDATE replaced.
+    async def claim_for_routing(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> TicketStatus | None:
+        """Claim a ticket for routing, leased to holder until a time (see TicketStore)."""
+        # A racer waits for the row's lock, then PostgreSQL re-checks the WHERE on the row the
+        # winner wrote: it finds the winner's running lease and changes nothing.
         row = await self._one(
-            "UPDATE tickets SET status = 'routing', updated_at = %s"
-            " FROM (SELECT id, status FROM tickets WHERE id = %s FOR UPDATE) AS prior"
-            " WHERE tickets.id = prior.id AND prior.status IN ('new', 'routing')"
-            " RETURNING prior.status",
-            (utc_now(), ticket_id),
+            "UPDATE tickets SET status = 'routing', claimed_by = %s, lease_until = %s,"
+            " claims = claims + 1, updated_at = %s"
+            " WHERE id = %s AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
+            " OR claimed_by = %s OR lease_until IS NULL OR lease_until < %s)))"
+            " RETURNING claims",
+            (holder, until, now, ticket_id, holder, now),
         )
-        if row is None:
-            return None
-        previous: TicketStatus = row["status"]
-        return previous
+        return None if row is None else _claimed(int(row["claims"]))
+
+    async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
+        """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
+        if not ticket_ids:
+            return 0
+        return await self._run(
+            "UPDATE tickets SET lease_until = %s"
+            " WHERE status = 'routing' AND claimed_by = %s AND id = ANY(%s)",
+            (until, holder, list(ticket_ids)),
+        )
+
+    async def take_stale_tickets(
+        self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
+    ) -> list[tuple[int, TicketStatus]]:
+        """Claim up to limit tickets nobody is routing (see TicketStore), oldest first."""
+        # SKIP LOCKED: replicas sweeping at once each take other rows, none waits for another.
+        rows = await self._all(
+            "UPDATE tickets SET status = 'routing', claimed_by = %s, lease_until = %s,"
+            " claims = tickets.claims + 1, updated_at = %s"
+            " FROM (SELECT id FROM tickets WHERE (status = 'new' AND updated_at < %s)"
+            " OR (status = 'routing' AND (lease_until IS NULL OR lease_until < %s))"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) AS stale"
+            " WHERE tickets.id = stale.id RETURNING tickets.id, tickets.claims",
+            (holder, until, now, new_before, now, limit),
+        )
+        return sorted((int(row["id"]), _claimed(int(row["claims"]))) for row in rows)
+
+    async def release_leases(self, holder: str) -> int:
+        """End holder's leases, so any replica takes the tickets at once."""
+        return await self._run(
+            "UPDATE tickets SET lease_until = NULL WHERE status = 'routing' AND claimed_by = %s",
+            (holder,),
+        )
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to."""
+        """The ticket is posted in every team channel it belongs to; its lease ends."""
         now = utc_now()
         await self._run(
-            "UPDATE tickets SET status = 'routed', updated_at = %s, routed_at = %s WHERE id = %s",
+            "UPDATE tickets SET status = 'routed', updated_at = %s, routed_at = %s,"
+            " lease_until = NULL WHERE id = %s",
             (now, now, ticket_id),
         )
 
@@ -392,6 +454,28 @@ class PostgresStore:
         """The team post at (channel, ts), if it is one of ours."""
         row = await self._one("SELECT * FROM posts WHERE channel = %s AND ts = %s", (channel, ts))
         return post_from_row(row) if row else None
+
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        query = "SELECT public_id FROM ticket_keys WHERE ticket_id = %s"
+        row = await self._one(query, (ticket_id,))
+        if row is None:  # the first card of this ticket: one write, then reads only
+            # Two replicas asking at once: one insert wins, both read the winner's.
+            await self._run(
+                "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
+                " ON CONFLICT (ticket_id) DO NOTHING",
+                (ticket_id, new_public_id()),
+            )
+            row = await self._one(query, (ticket_id,))
+        assert row is not None  # noqa: S101  # inserted just now or before
+        return str(row["public_id"])
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
+        row = await self._one(
+            "SELECT ticket_id FROM ticket_keys WHERE public_id = %s", (public_id,)
+        )
+        return int(row["ticket_id"]) if row else None
 
     async def set_post_status(
         self,

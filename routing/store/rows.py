@@ -7,6 +7,7 @@ SQLite keeps times as ISO 8601 text, PostgreSQL as TIMESTAMPTZ: each backend pas
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +24,11 @@ class Row(Protocol):
 
 # A stored time as an aware UTC datetime.
 ToTime = Callable[[Any], datetime]
+
+
+def new_public_id() -> str:
+    """A ticket's public id: 128 random bits, URL-safe; no database makes the same one twice."""
+    return secrets.token_urlsafe(16)
 
 
 def _maybe(to_time: ToTime, value: Any) -> datetime | None:

@@ -134,7 +134,25 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE tickets ADD COLUMN language TEXT;
     CREATE INDEX tickets_by_language ON tickets (language);
     """,
-    # 3: a page is claimed, sent, then marked sent, so a crash in between is sent at the next
+    # 3: each ticket's public id, a random token its buttons carry: a ticket number comes back
+    # in a recreated database, a public id does not (made when the ticket is first posted).
+    """
+    CREATE TABLE ticket_keys (
+        ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id),
+        public_id TEXT NOT NULL UNIQUE
+    );
+    """,
+    # 4: routing is claimed with a lease, not owned by a process: who holds the ticket, until
+    # when, and how many claims it has had (a second one may find a post the first made).
+    # A ticket left 'routing' by an older version counts as claimed once, its lease expired.
+    """
+    ALTER TABLE tickets ADD COLUMN claimed_by TEXT;
+    ALTER TABLE tickets ADD COLUMN lease_until $timestamp;
+    ALTER TABLE tickets ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+    UPDATE tickets SET claims = 1 WHERE status = 'routing';
+    CREATE INDEX tickets_by_status ON tickets (status);
+    """,
+    # 5: a page is claimed, sent, then marked sent, so a crash in between is sent at the next
     # start: noted_at when its thread note is in Slack, sent_at when the note and every DM are
     # (NULL: claimed, not yet sent). Pages made earlier were sent or released: sent. A critical
     # page's DMs are claimed per person (once per ticket) and marked sent. A draft remembers

@@ -9,6 +9,7 @@ UPDATE is a compare-and-set that exactly one caller wins.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -33,7 +34,14 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.rows import draft_from_row, page_from_row, post_from_row, ticket_from_row
+from routing.store.retry import WRITE_RETRY_DELAYS, with_retries
+from routing.store.rows import (
+    draft_from_row,
+    new_public_id,
+    page_from_row,
+    post_from_row,
+    ticket_from_row,
+)
 from routing.store.schema import migrations
 
 # This dialect's rendering of the one migration list (routing/store/schema.py).
@@ -44,18 +52,39 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _claimed(claims: int) -> TicketStatus:
+    """What a claim reports: "routing" when an earlier claim may have posted the ticket."""
+    return "new" if claims <= 1 else "routing"
+
+
 class SqliteStore:
     """The bot's SQLite file; open with `await SqliteStore.open(path)` or `async with`."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        *,
+        write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+    ) -> None:
         self._db = connection
+        self._write_retry_delays = tuple(write_retry_delays)
 
     @classmethod
-    async def open(cls, path: Path | str) -> SqliteStore:
-        """Open (creating if needed) the database at path and bring its schema up to date."""
-        connection = await aiosqlite.connect(str(path))
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        busy_timeout: float = 5.0,
+        write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at path and bring its schema up to date.
+
+        A write waits busy_timeout seconds for another process's lock; a new ticket's insert is
+        then tried again after each of write_retry_delays.
+        """
+        connection = await aiosqlite.connect(str(path), timeout=busy_timeout)
         connection.row_factory = aiosqlite.Row
-        store = cls(connection)
+        store = cls(connection, write_retry_delays=write_retry_delays)
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA foreign_keys=ON")
@@ -128,15 +157,33 @@ class SqliteStore:
     async def add_ticket(
         self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
     ) -> int | None:
-        """Store a new ticket; None when this (channel, ts) is already a ticket."""
-        now = _iso(utc_now())
-        cursor = await self._db.execute(
-            "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (channel, ts, author, text, _iso(received_at), now),
+        """Store a new ticket; None when this (channel, ts) is already a ticket.
+
+        A locked, full or read-only file is tried again (WRITE_RETRY_DELAYS), then
+        StoreUnavailableError: the message must not be acknowledged as handled.
+        """
+
+        async def insert() -> int | None:
+            cursor = await self._db.execute(
+                "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (channel, ts, author, text, _iso(received_at), _iso(utc_now())),
+            )
+            await self._db.commit()
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+        async def roll_back() -> None:
+            # A failed write holds no lock, so nothing but its own BEGIN is undone.
+            if self._db.in_transaction:
+                await self._db.rollback()
+
+        return await with_retries(
+            insert,
+            transient=(sqlite3.OperationalError,),
+            what=f"storing message {channel}/{ts}",
+            delays=self._write_retry_delays,
+            after_failure=roll_back,
         )
-        await self._db.commit()
-        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     async def ticket(self, ticket_id: int) -> StoredTicket | None:
         """The ticket with this id."""
@@ -182,16 +229,62 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [int(row[0]) for row in rows]
 
-    async def claim_for_routing(self, ticket_id: int) -> TicketStatus | None:
-        """Mark a ticket as being routed; returns the status it had, or None if not routable."""
-        ticket = await self.ticket(ticket_id)
-        if ticket is None or ticket.status not in ("new", "routing"):
-            return None
-        await self._set_status(ticket_id, "routing")
-        return ticket.status
+    async def claim_for_routing(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> TicketStatus | None:
+        """Claim a ticket for routing, leased to holder until a time (see TicketStore)."""
+        # One UPDATE: SQLite runs it under the file's write lock, so one of any racers wins.
+        # Fetched in the same call: a RETURNING statement stepped halfway blocks every commit.
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET status = 'routing', claimed_by = ?, lease_until = ?,"
+            " claims = claims + 1, updated_at = ?"
+            " WHERE id = ? AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
+            " OR claimed_by = ? OR lease_until IS NULL OR lease_until < ?)))"
+            " RETURNING claims",
+            (holder, _iso(until), _iso(now), ticket_id, holder, _iso(now)),
+        )
+        await self._db.commit()
+        return next((_claimed(int(row[0])) for row in rows), None)
+
+    async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
+        """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
+        if not ticket_ids:
+            return 0
+        cursor = await self._db.execute(
+            "UPDATE tickets SET lease_until = ? WHERE status = 'routing' AND claimed_by = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (_iso(until), holder, json.dumps(list(ticket_ids))),
+        )
+        await self._db.commit()
+        return cursor.rowcount
+
+    async def take_stale_tickets(
+        self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
+    ) -> list[tuple[int, TicketStatus]]:
+        """Claim up to limit tickets nobody is routing (see TicketStore), oldest first."""
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET status = 'routing', claimed_by = ?, lease_until = ?,"
+            " claims = claims + 1, updated_at = ?"
+            " WHERE id IN (SELECT id FROM tickets WHERE (status = 'new' AND updated_at < ?)"
+            " OR (status = 'routing' AND (lease_until IS NULL OR lease_until < ?))"
+            " ORDER BY id LIMIT ?)"
+            " RETURNING id, claims",
+            (holder, _iso(until), _iso(now), _iso(new_before), _iso(now), limit),
+        )
+        await self._db.commit()
+        return sorted((int(row[0]), _claimed(int(row[1]))) for row in rows)
+
+    async def release_leases(self, holder: str) -> int:
+        """End holder's leases, so any replica takes the tickets at once."""
+        cursor = await self._db.execute(
+            "UPDATE tickets SET lease_until = NULL WHERE status = 'routing' AND claimed_by = ?",
+            (holder,),
+        )
+        await self._db.commit()
+        return cursor.rowcount
 
     async def _set_status(self, ticket_id: int, status: TicketStatus) -> None:
-        routed = ", routed_at = ?" if status == "routed" else ""
+        routed = ", routed_at = ?, lease_until = NULL" if status == "routed" else ""
         now = _iso(utc_now())
         args: tuple[object, ...] = (
             (status, now, now, ticket_id) if routed else (status, now, ticket_id)
@@ -203,7 +296,7 @@ class SqliteStore:
         await self._db.commit()
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to."""
+        """The ticket is posted in every team channel it belongs to; its lease ends."""
         await self._set_status(ticket_id, "routed")
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
@@ -410,6 +503,30 @@ class SqliteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return post_from_row(row) if row else None
+
+    async def public_id(self, ticket_id: int) -> str:
+        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        query = "SELECT public_id FROM ticket_keys WHERE ticket_id = ?"
+        async with self._db.execute(query, (ticket_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:  # the first card of this ticket: one write, then reads only
+            await self._db.execute(
+                "INSERT OR IGNORE INTO ticket_keys (ticket_id, public_id) VALUES (?, ?)",
+                (ticket_id, new_public_id()),
+            )
+            await self._db.commit()
+            async with self._db.execute(query, (ticket_id,)) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None  # noqa: S101  # inserted just now or before
+        return str(row["public_id"])
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id, if this database made it."""
+        async with self._db.execute(
+            "SELECT ticket_id FROM ticket_keys WHERE public_id = ?", (public_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row["ticket_id"]) if row else None
 
     async def set_post_status(
         self,
