@@ -25,7 +25,7 @@ from bot.sandbox.slack_api import SlackStandIn
 from bot.services import Services, open_store
 from routing.cascade import LLMLayer, build_pipeline
 from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_config
-from routing.desk import ROUTING_RETRY_DELAYS, Desk
+from routing.desk import LEASE_SECONDS, ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
 from routing.ports import TicketStore
@@ -299,15 +299,17 @@ async def running_bot(
     client_timeout: int = 30,
     desk_clock: Callable[[], float] | None = None,
     store: TicketStore | None = None,
+    lease_seconds: float = LEASE_SECONDS,
     process_before_response: bool = True,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given).
 
-    client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock. With a
+    client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock;
+    lease_seconds the desk's routing lease (its sweep runs three times per lease). With a
     store, that store instead of opening `database`; process_before_response=False serves as
     `triage run` does (Bolt acks before the listeners run).
     """
-    timing = _Timing(client_timeout, desk_clock)
+    timing = _Timing(client_timeout, desk_clock, lease_seconds)
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -354,6 +356,7 @@ async def running_bot(
 class _Timing:
     client_timeout: int
     desk_clock: Callable[[], float] | None
+    lease_seconds: float
 
 
 @asynccontextmanager
@@ -384,6 +387,7 @@ async def _serving(
         outbox=SlackOutbox(client),
         retry_delays=retry_delays,
         clock=timing.desk_clock or time.monotonic,
+        lease_seconds=timing.lease_seconds,
         read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
     )
     await desk.start()

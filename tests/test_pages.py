@@ -319,3 +319,73 @@ async def test_a_page_to_400_people_is_split_whole_mentions_each_with_the_reason
         assert sorted(mentioned) == list(people)
         assert not [call for call in bot.slack.calls if "text_over_4000_chars" in call.warnings]
         assert CUSTOMER not in mentioned
+
+
+# --- pages and leases: the claim's time is renewed like a lease, and swept like one -----------
+
+LEASE = 0.3  # the desk's lease (seconds): its sweep runs every 0.1 s
+
+
+async def test_a_page_another_replica_claimed_and_never_sent_is_sent_by_a_sweep(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """A page claimed after this replica started, by one that died, is sent by a sweep, once."""
+    async with running_bot(tmp_path, embedder, config=config, lease_seconds=LEASE) as bot:
+        ticket_id = await bot.new_ticket("How do I download last month's invoice as a PDF?")
+        await bot.desk.drain()
+        (post,) = await bot.store.posts(ticket_id)
+        # The dead replica's claim: made, never sent, never renewed.
+        assert await bot.store.claim_page(
+            ticket_id, team=post.team, people=[ONCALL], reasons=["a dead replica's page"]
+        )
+
+        async def sent() -> bool:
+            page = await bot.store.page(ticket_id, team=post.team)
+            return page is not None and page.sent_at is not None
+
+        await until(sent, what="the abandoned page sent by a sweep")
+        await bot.desk.drain()
+        (note,) = await _page_notes(bot, ticket_id)
+        assert "a dead replica's page" in note
+        far = datetime.now(UTC) + timedelta(days=1)
+        assert await bot.store.unsent_pages(claimed_before=far) == []
+
+
+async def test_a_page_held_past_several_leases_is_renewed_not_taken_over(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """A page note Slack holds for many leases keeps its claim renewed: one page, one DM."""
+    async with standin_for(config) as slack:
+        slack.never_answer("chat.postMessage", when=_page_note)
+        async with running_bot(
+            tmp_path,
+            embedder,
+            config=config,
+            workspace=slack,
+            lease_seconds=LEASE,
+            client_timeout=SHORT_TIMEOUT,
+            retry_delays=QUICK_RETRIES,
+        ) as bot:
+            ts = await bot.customer_says(CRITICAL)
+            await until(lambda: bool(slack.held), what="the page note on its way to Slack")
+            ticket_id = await bot.ticket_for(ts)
+            (key,) = await bot.store.pages(ticket_id)
+            first = await bot.store.page(ticket_id, team=key)
+            assert first is not None
+            seen = {first.claimed_at}
+
+            async def renewed_twice() -> bool:
+                page = await bot.store.page(ticket_id, team=key)
+                assert page is not None
+                assert page.sent_at is None or len(seen) > 2
+                seen.add(page.claimed_at)
+                return len(seen) > 2
+
+            await until(renewed_twice, what="the page's claim renewed twice while it is sent")
+            # Many leases later, still the one call held: no sweep sent the page again.
+            assert len(slack.held) == 1
+            await bot.desk.drain()
+            assert len(await _page_notes(bot, ticket_id)) == 1
+            assert len(_dms(bot)) == 1
+            far = datetime.now(UTC) + timedelta(days=1)
+            assert await bot.store.unsent_pages(claimed_before=far) == []
