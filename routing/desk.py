@@ -619,8 +619,11 @@ class Desk:
             await self.store.release_leases(self.replica)
         except Exception:
             logger.exception("could not end the leases: they run out instead")
-        # Nothing queued survives a stop: a start takes the tickets up again from the store.
+        # Nothing queued survives a stop: a start takes the tickets up again from the store,
+        # and its unsent pages too (claims no longer renewed, so not skipped as this one's).
         self._work = _Worker()
+        self._claims.clear()
+        self._resume.clear()
         self._work.idle.set()
 
     def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:

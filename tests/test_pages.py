@@ -389,3 +389,22 @@ async def test_a_page_held_past_several_leases_is_renewed_not_taken_over(
             assert len(_dms(bot)) == 1
             far = datetime.now(UTC) + timedelta(days=1)
             assert await bot.store.unsent_pages(claimed_before=far) == []
+
+
+async def test_a_desk_stopped_while_paging_sends_the_page_when_started_again(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Stopped with a page note on its way: the same desk's next start sends it, once."""
+    async with standin_for(config) as slack:
+        slack.never_answer("chat.postMessage", when=_page_note)
+        async with running_bot(tmp_path, embedder, config=config, workspace=slack) as bot:
+            ts = await bot.customer_says(CRITICAL)
+            await until(lambda: bool(slack.held), what="the page note on its way to Slack")
+            ticket_id = await bot.ticket_for(ts)
+            await bot.desk.stop()
+            await bot.desk.start()
+            await bot.desk.drain()
+            assert len(await _page_notes(bot, ticket_id)) == 1
+            assert len(_dms(bot)) == 1
+            far = datetime.now(UTC) + timedelta(days=1)
+            assert await bot.store.unsent_pages(claimed_before=far) == []
