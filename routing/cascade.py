@@ -446,6 +446,7 @@ class Pipeline:
             return drafted, None
         offline = self._drafter.draft(redacted, decision)
         if drafted is _LATE:
+            logger.warning("LLM draft did not come in time (%s); offline draft", self._late())
             return (
                 offline,
                 f"the model's draft did not come in time ({self._late()}): offline draft",

@@ -185,9 +185,9 @@ def _openai_error(status: int, message: str, param: str | None) -> Rejection:
 # llama-cpp-python 0.3.x: its pydantic model allows only 'text' and 'json_object'; the error
 # becomes a 500 (observed against 0.3.36, see BENCHMARKS.md).
 _LITERAL_ERROR = (
-    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input "
-    "should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': {'expected': "
-    "\"'text' or 'json_object'\"}}]"
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'),"
+    " 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+    "{'expected': \"'text' or 'json_object'\"}}\n"
 )
 PROFILES: dict[str, Profile] = {
     "openai": Profile("openai", strict_fields=True, refuses_token_params=frozenset({"max_tokens"})),
