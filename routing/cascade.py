@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import Final, Literal, Protocol, TypeVar
 
 from routing.config import TriageConfig
 from routing.cues import Cues
+from routing.draft_checks import DraftRejected
 from routing.drafter import TemplateDrafter
 from routing.embedding import Embedder
 from routing.escalation import escalate
@@ -42,6 +43,12 @@ HOTWORD_CONFIDENCE = 0.9
 # configured.
 UNREAD_LANGUAGE_CONFIDENCE = 0.3
 
+_T = TypeVar("_T")
+_L = TypeVar("_L")
+
+# What `_within` answers when the deadline passed first.
+_LATE: Final = object()
+
 # What an LLM failure may say in an escalation reason: a few plain words, a status, a field name.
 _FAILURE_KIND = re.compile(r"[A-Za-z0-9 _().,:/-]{1,80}")
 
@@ -60,8 +67,10 @@ class LLMLayer(Protocol):
         """Classify redacted text; never raises, puts failures in LayerCall.error."""
         ...
 
-    async def draft(self, redacted_text: str, *, decision: Decision, model: str) -> Draft | None:
-        """Draft a reply, or None when the template should be used."""
+    async def draft(
+        self, redacted_text: str, *, decision: Decision, model: str
+    ) -> Draft | DraftRejected | None:
+        """Draft a reply; None or DraftRejected (why, in fixed words) when the template is used."""
         ...
 
 
@@ -135,25 +144,42 @@ class Pipeline:
             layers.append(LayerCall(layer="fallback", decision=decision))
             unverified = "the local model is not installed"
 
+        # The whole LLM layer (classifiers and draft) answers within this, or not at all.
+        deadline = asyncio.get_running_loop().time() + self.config.llm.deadline_seconds
+        overruled: tuple[EscalationReason, ...] = ()
         if self._llm is not None and ticket.text.strip():
+            local = layers[0].decision if layers[0].layer == "local" else None
             decision, unverified = await self._ask_llm(
-                redacted, decision, nearest, layers, unverified
+                redacted, decision, nearest, layers, unverified, deadline=deadline
             )
             if decision.source in ("llm_cheap", "llm_strong"):
-                # The LLM read the whole message in any language: its parts and its no-action
-                # call stand, except that a forced keyword is never "no action".
+                # What the rules and a confident local classifier know, the model cannot lower.
+                decision, overruled = self._hold_floors(decision, local, rules, readable=readable)
+                # The LLM read the whole message in any language: its parts stand. Its "no
+                # action" stands unless a forced keyword is there, the noise filter found a
+                # vague request, or the filter (which reads English well) sees a ticket in it.
                 parts = _grounded_parts(decision.parts, redacted)
-                if decision.no_action is not None and not rules.forced_keywords:
-                    kind = reading.no_action or decision.no_action
-                    reading = Reading(no_action=kind, vague=False)
+                if decision.no_action is not None:
+                    if (
+                        rules.forced_keywords
+                        or reading.vague
+                        or (reading.no_action is None and readable)
+                    ):
+                        decision = decision.model_copy(update={"no_action": None})
+                    else:
+                        kind = reading.no_action or decision.no_action
+                        reading = Reading(no_action=kind, vague=False)
             elif readable and reading.no_action is None and self._local is not None:
                 parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
 
         decision = self._apply_hotword(decision, rules)
         decision = self._finish(decision, reading, language, parts, text=redacted)
         escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
-        escalation = self._finish_escalation(escalation, decision, reading)
-        draft = await self.draft(redacted, decision)
+        escalation = self._finish_escalation(escalation, decision, reading, overruled)
+        draft, note = await self._draft(redacted, decision, deadline=deadline)
+        if note is not None:
+            # The card shows the decision's reasons: the agent reads why this draft is offline.
+            decision = decision.model_copy(update={"reasons": (*decision.reasons, note)})
         return Triage(
             ticket=ticket,
             redacted_text=redacted,
@@ -274,13 +300,20 @@ class Pipeline:
         }
 
     def _finish_escalation(
-        self, escalation: Escalation, decision: Decision, reading: Reading
+        self,
+        escalation: Escalation,
+        decision: Decision,
+        reading: Reading,
+        overruled: Sequence[EscalationReason] = (),
     ) -> Escalation:
-        """The policy's verdict with the noise filter's, the language's and the parts' say."""
+        """The policy's verdict with the noise filter's, the language's and the parts' say.
+
+        `overruled` are the floors the model ran into (routing/cascade.py's _hold_floors).
+        """
         if decision.no_action is not None:
             # Nothing to do, nobody to page: the quiet post (or none) is all it gets.
             return Escalation(needs_human=False, reasons=(), teams=(decision.team,))
-        reasons = list(escalation.reasons)
+        reasons = [*escalation.reasons, *overruled]
         teams = list(escalation.teams or (decision.team,))
         if reading.vague:
             reasons.append(
@@ -317,6 +350,8 @@ class Pipeline:
         nearest: Sequence[LabeledExample],
         layers: list[LayerCall],
         unverified: str | None,
+        *,
+        deadline: float,
     ) -> tuple[Decision, str | None]:
         assert self._llm is not None  # noqa: S101  # only called when an LLM is configured
         settings = self.config.llm
@@ -331,7 +366,11 @@ class Pipeline:
         for source, model in steps:
             if model is None:
                 continue
-            call = await self._llm.classify(redacted, examples=examples, model=model, source=source)
+            call = await self._within(
+                deadline,
+                self._llm.classify(redacted, examples=examples, model=model, source=source),
+                late=LayerCall(layer=source, model=model, error=self._late()),
+            )
             layers.append(call)
             if call.decision is None:
                 # Keep the best decision so far; a human must check it. The reason reaches agents
@@ -388,14 +427,123 @@ class Pipeline:
         )
 
     async def draft(self, redacted: str, decision: Decision) -> Draft:
-        """A reply to a redacted ticket: the LLM's when configured, else the template's."""
+        """A reply to a redacted ticket: the LLM's when configured and fit, else the template's."""
+        draft, _ = await self._draft(redacted, decision, deadline=None)
+        return draft
+
+    async def _draft(
+        self, redacted: str, decision: Decision, *, deadline: float | None
+    ) -> tuple[Draft, str | None]:
+        """The draft, and why it is the offline one when the LLM's could not be used."""
         settings = self.config.llm
         model = settings.cheap_model
-        if self._llm is not None and settings.draft_replies and model is not None:
-            drafted = await self._llm.draft(redacted, decision=decision, model=model)
-            if drafted is not None:
-                return drafted
-        return self._drafter.draft(redacted, decision)
+        if self._llm is None or not settings.draft_replies or model is None:
+            return self._drafter.draft(redacted, decision), None
+        drafted = await self._within(
+            deadline, self._llm.draft(redacted, decision=decision, model=model), late=_LATE
+        )
+        if isinstance(drafted, Draft):
+            return drafted, None
+        offline = self._drafter.draft(redacted, decision)
+        if drafted is _LATE:
+            logger.warning("LLM draft did not come in time (%s); offline draft", self._late())
+            return (
+                offline,
+                f"the model's draft did not come in time ({self._late()}): offline draft",
+            )
+        if isinstance(drafted, DraftRejected):
+            return offline, f"the model's draft was replaced by the offline one: {drafted.reason}"
+        return offline, None
+
+    async def _within(self, deadline: float | None, call: Awaitable[_T], *, late: _L) -> _T | _L:
+        """The call's answer, or `late` when the deadline passes first (the call is cancelled)."""
+        if deadline is None:
+            return await call
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            if isinstance(call, Coroutine):
+                call.close()  # never started: nothing to cancel
+            return late
+        try:
+            async with asyncio.timeout(remaining):
+                return await call
+        except TimeoutError:
+            return late
+
+    def _late(self) -> str:
+        return f"no answer within the {self.config.llm.deadline_seconds:g} s deadline"
+
+    def _hold_floors(
+        self, decision: Decision, local: Decision | None, rules: RuleMatch, *, readable: bool
+    ) -> tuple[Decision, tuple[EscalationReason, ...]]:
+        """The model's decision with the floors the rules and a confident local decision set.
+
+        A priority below a sure local one (or below the local one when a forced keyword is in
+        the ticket) is raised back to it; a category other than a sure local one keeps the local
+        one. Either goes to a human with both answers. A local decision on a language the
+        offline model cannot read is no floor: it is a guess.
+        """
+        if local is None or not readable:
+            return decision, ()
+        config = self.config
+        floor = config.llm.local_floor
+        reasons: list[EscalationReason] = []
+        update: dict[str, object] = {}
+        confidences = dict(decision.confidences)
+        notes = list(decision.reasons)
+        local_priority = local.confidence_of("priority")
+        local_priority_sure = local_priority >= floor
+        model_rank = config.priority_rank(decision.priority)
+        local_rank = config.priority_rank(local.priority)
+        if (local_priority_sure or rules.forced_keywords) and model_rank < local_rank:
+            reasons.append(
+                EscalationReason(
+                    code="model_lowered_priority",
+                    detail=f"the model says priority {decision.priority}, the local classifier"
+                    f" {local.priority} ({local_priority:.2f}); kept {local.priority}",
+                )
+            )
+            update["priority"] = local.priority
+            confidences["priority"] = local_priority
+            notes.append(f"priority held at the local classifier's {local.priority}")
+        elif (
+            local_priority_sure
+            and model_rank > local_rank
+            and config.priority(decision.priority).always_human
+        ):
+            # Raising is the model's right, but a page on its word alone shows the other answer.
+            reasons.append(
+                EscalationReason(
+                    code="model_disagrees",
+                    detail=f"the model says priority {decision.priority}, the local classifier"
+                    f" {local.priority} ({local_priority:.2f})",
+                )
+            )
+        if (
+            local.confidence >= floor
+            and not local.off_topic
+            and decision.category != local.category
+        ):
+            reasons.append(
+                EscalationReason(
+                    code="model_disagrees",
+                    detail=f"the model says category {decision.category}, the local classifier"
+                    f" {local.category} ({local.confidence:.2f}); kept {local.category}",
+                )
+            )
+            update.update(
+                category=local.category,
+                team=local.team,
+                confidence=local.confidence,
+                category_scores=local.category_scores,
+            )
+            confidences["team"] = local.confidence_of("team")
+            notes.append(f"category held at the local classifier's {local.category}")
+        update["confidences"] = confidences
+        if not reasons:
+            return decision, ()
+        update["reasons"] = tuple(notes)
+        return decision.model_copy(update=update), tuple(reasons)
 
 
 def _grounded_parts(parts: Sequence[IssuePart], redacted: str) -> tuple[IssuePart, ...]:

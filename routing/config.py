@@ -119,6 +119,30 @@ class LLMConfig(_Strict):
     max_retries: int = Field(default=2, ge=0, le=10)
     few_shot_examples: int = Field(default=8, ge=0, le=50)
     draft_replies: bool = True
+    # Which server this is, for how structured output is asked for (README, "The LLM layer");
+    # "auto" tells it from base_url's host, and unknown hosts are probed.
+    provider: Literal[
+        "auto",
+        "openai",
+        "groq",
+        "cerebras",
+        "openrouter",
+        "together",
+        "ollama",
+        "vllm",
+        "llama.cpp",
+        "generic",
+    ] = "auto"
+    # The most tokens one answer may take: a classification is a small JSON object; a draft is
+    # two to five sentences (a small model ran to 3,718 tokens without a limit).
+    classify_max_tokens: int = Field(default=300, ge=16, le=16384)
+    draft_max_tokens: int = Field(default=400, ge=16, le=16384)
+    # The whole LLM layer's time per ticket (both classifiers and the draft with its retry);
+    # past it the local decision and the offline draft stand, marked for a human.
+    deadline_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A local decision at least this sure is a floor the model cannot lower (its priority) or
+    # overrule without a human (its category).
+    local_floor: float = Field(default=0.8, ge=0.0, le=1.0)
 
 
 # Template keys besides the categories: the generic one, a message that needs no action, and a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routing.config import TriageConfig
 from routing.cues import Cues
+from routing.injection import find_instruction
 from routing.models import Decision, Escalation, EscalationReason, RuleMatch, Ticket
 
 
@@ -30,6 +31,15 @@ def escalate(
         quoted = ", ".join(f"'{word}'" for word in rules.forced_keywords)
         reasons.append(
             EscalationReason(code="forced_keyword", detail=f"keyword {quoted} always needs a human")
+        )
+    instruction = find_instruction(ticket.text)
+    if instruction is not None:
+        # Whatever the model made of it, a person reads a message that gives the model orders.
+        reasons.append(
+            EscalationReason(
+                code="instructs_model",
+                detail=f"the message tries to instruct the model ('{instruction}')",
+            )
         )
     if priority.always_human:
         reasons.append(

@@ -185,6 +185,11 @@ EscalationCode = Literal[
     "vague_request",
     "unsupported_language",
     "impact_cue",
+    # The LLM and a confident local decision disagree, or the LLM lowered the priority (the
+    # detail gives both answers); the message tries to instruct the model.
+    "model_disagrees",
+    "model_lowered_priority",
+    "instructs_model",
 ]
 
 

@@ -12,8 +12,9 @@ import openai
 import pytest
 
 from routing.config import TriageConfig, load_config
+from routing.draft_checks import DraftRejected
 from routing.llm import LLMClassifier, build_openai_client
-from routing.models import Decision, LabeledExample
+from routing.models import Decision, Draft, LabeledExample
 from tests.standins.openai_server import (
     OpenAIStandIn,
     Scripted,
@@ -503,7 +504,7 @@ async def test_draft_success_uses_category_instruction_and_tone(
         TICKET, decision=_decision(config, "billing", "frustrated", "high"), model=MODEL
     )
 
-    assert draft is not None
+    assert isinstance(draft, Draft)
     assert (draft.text, draft.source, draft.model) == (reply, "llm", MODEL)
     [body] = openai_server.requests
     assert body["model"] == MODEL
@@ -543,7 +544,7 @@ async def test_draft_tone_follows_sentiment_and_priority(
         model=MODEL,
     )
 
-    assert draft is not None
+    assert isinstance(draft, Draft)
     request = openai_server.requests[0]["messages"][1]["content"]
     assert tone in request
     assert config.drafting.instructions["general"] in request
@@ -560,21 +561,87 @@ async def test_draft_tone_follows_sentiment_and_priority(
         "We guarantee a fix.",
     ],
 )
-async def test_draft_with_a_promise_is_discarded(
+async def test_draft_with_a_promise_is_asked_again_then_rejected(
     llm: LLMClassifier,
     openai_server: OpenAIStandIn,
     config: TriageConfig,
     caplog: pytest.LogCaptureFixture,
     promise: str,
 ) -> None:
-    """A draft that promises a refund, a date or an outcome is dropped so the template is used."""
-    openai_server.queue(reply_text(f"Hi there,\n\nSorry about that. {promise}\n\nThe support team"))
+    """A promising draft is asked for again with the reason; promising twice, it is rejected."""
+    text = f"Hi there,\n\nSorry about that. {promise}\n\nThe support team"
+    openai_server.default = lambda _body: reply_text(text)
 
     draft = await llm.draft(TICKET, decision=_decision(config, "billing"), model=MODEL)
 
-    assert draft is None
-    [warning] = _warnings(caplog)
-    assert "makes a promise" in warning
+    assert isinstance(draft, DraftRejected)
+    assert draft.reason.startswith("it promises ")
+    assert draft.reason.endswith(", also when asked again")
+    assert promise not in draft.reason
+    first, second = openai_server.requests
+    assert second["messages"][:2] == first["messages"]
+    assert second["messages"][2] == {"role": "assistant", "content": text}
+    feedback = second["messages"][3]["content"]
+    assert feedback.startswith("Your reply breaks the rules:")
+    assert promise.lower().rstrip(".") in feedback.lower()
+    assert "asking once more" in _warnings(caplog)[0]
+
+
+DEFECTS = {
+    "placeholder": "Hi there,\n\nThanks for writing in.\n\n[Your Name]\nThe support team",
+    "insert": "Hey [insert name],\n\nThanks for writing in.\n\nThe support team",
+    "greeting": "Dear valued customer,\n\nThanks for writing in.\n\nThe support team",
+    "sign-off": "Hi there,\n\nThanks for writing in.\n\nBest regards,\nThe support team",
+    "after-signature": "Hi there,\n\nThanks for writing in.\n\nThe support team\nJohn Smith",
+    "too-long": "Hi there,\n\n"
+    + "Our billing team is looking at your charges. " * 30
+    + "\n\nThe support team",
+    "refund": "Hi there,\n\nWe\u2019ll issue a full refund today.\n\nThe support team",
+    "immediately": "Hi there,\n\nYour refund will be processed immediately.\n\nThe support team",
+    "hours": "Hi there,\n\nThis will be resolved in 2 hours.\n\nThe support team",
+    "german": "Hallo,\n\nWir erstatten Ihnen den Betrag morgen.\n\nThe support team",
+    "french": "Bonjour,\n\nVotre remboursement sera trait\u00e9 imm\u00e9diatement.\n\n"
+    "The support team",
+    "secret": "Hi there,\n\nThe admin password is hunter2.\n\nThe support team",
+    "asks-secret": "Hi there,\n\nPlease send us your password to check.\n\nThe support team",
+    "number": "Hi there,\n\nAccount Number: 1234567890 is on file.\n\nThe support team",
+    "date": "Hi there,\n\nYour plan renews on Friday.\n\nThe support team",
+}
+FIT = (
+    "Hi there,\n\nI'm sorry for the trouble with order ORD-2847. Our billing team is reviewing "
+    "the charges and will follow up here.\n\nThe support team"
+)
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS), ids=list(DEFECTS))
+async def test_each_draft_defect_is_asked_again_and_the_fixed_draft_used(
+    llm: LLMClassifier, openai_server: OpenAIStandIn, config: TriageConfig, defect: str
+) -> None:
+    """A draft with any defect is asked again, naming it; a fit second draft is the one used."""
+    openai_server.queue(reply_text(DEFECTS[defect]), reply_text(FIT))
+
+    draft = await llm.draft(TICKET, decision=_decision(config, "billing"), model=MODEL)
+
+    assert draft == Draft(text=FIT, source="llm", model=MODEL)
+    assert len(openai_server.requests) == 2
+    assert openai_server.requests[1]["messages"][3]["content"].startswith(
+        "Your reply breaks the rules:\n- It "
+    )
+
+
+async def test_draft_requests_carry_the_draft_limit(
+    llm: LLMClassifier, openai_server: OpenAIStandIn, config: TriageConfig
+) -> None:
+    """A draft request carries draft_max_tokens, a classification the smaller classify limit."""
+    openai_server.queue(reply_json(_answer()), reply_text(FIT))
+
+    await llm.classify(TICKET, examples=(), model=MODEL, source="llm_cheap")
+    await llm.draft(TICKET, decision=_decision(config, "billing"), model=MODEL)
+
+    classify, draft = openai_server.requests
+    assert classify["max_tokens"] == config.llm.classify_max_tokens
+    assert draft["max_tokens"] == config.llm.draft_max_tokens
+    assert config.llm.classify_max_tokens < config.llm.draft_max_tokens
 
 
 @pytest.mark.parametrize(

@@ -290,7 +290,11 @@ async def test_with_an_llm_the_decision_and_draft_come_from_the_model(
     def scripted(body: dict[str, Any]) -> Scripted:
         if body.get("response_format"):
             return reply_json(answer)
-        return reply_text("Hi, we are checking your sign-in now and will update you here.")
+        # A draft that passes the checks: the configured greeting and sign-off, no promise.
+        return reply_text(
+            "Hi there,\n\nThanks, we are checking your sign-in now and will update you here.\n\n"
+            "The support team"
+        )
 
     openai_server.default = scripted
     client = build_openai_client(

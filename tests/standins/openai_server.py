@@ -105,6 +105,178 @@ JSON_SCHEMA_REJECTION = {
 }
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """An HTTP error a server answers a request shape with: status and the body it sends."""
+
+    status: int
+    body: dict[str, Any]
+
+
+# The fields of OpenAI's chat completions request; a strict server refuses any other.
+OPENAI_FIELDS = frozenset(
+    {
+        "model", "messages", "response_format", "max_tokens", "max_completion_tokens",
+        "temperature", "top_p", "n", "stream", "stop", "seed", "user", "tools", "tool_choice",
+        "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one kind of OpenAI-compatible server treats the shapes of request the layer sends.
+
+    The rejections are the status and body each server sends, from its documentation or, for
+    llama-cpp-python, as observed (../shared/tools/README.md).
+    """
+
+    name: str
+    # What it answers to response_format {"type": "json_schema"}: None accepts it.
+    json_schema: Rejection | None = None
+    # What it answers to response_format {"type": "json_object"} (with or without a schema).
+    json_object: Rejection | None = None
+    # True when it refuses fields it does not know (OpenAI, Groq, Cerebras), a schema inside a
+    # json_object response_format among them; else it ignores them (vLLM, llama.cpp, Ollama).
+    strict_fields: bool = False
+    # Fields beyond OpenAI's that it reads (vLLM's guided decoding).
+    own_fields: frozenset[str] = frozenset()
+    # The output-limit field names it refuses.
+    refuses_token_params: frozenset[str] = frozenset()
+
+    def check(self, body: dict[str, Any]) -> Rejection | None:
+        """The rejection this server answers the request with, or None when it takes it."""
+        for param in self.refuses_token_params:
+            if param in body:
+                return _openai_error(
+                    400,
+                    f"Unsupported parameter: '{param}' is not supported with this model. Use "
+                    f"'{'max_completion_tokens' if param == 'max_tokens' else 'max_tokens'}' "
+                    "instead.",
+                    param,
+                )
+        if self.strict_fields:
+            for name in body:
+                if name not in OPENAI_FIELDS and name not in self.own_fields:
+                    return _openai_error(
+                        400, f"Unrecognized request argument supplied: {name}", name
+                    )
+        response_format = body.get("response_format") or {}
+        kind = response_format.get("type")
+        if kind == "json_schema" and self.json_schema is not None:
+            return self.json_schema
+        if kind == "json_object":
+            if self.json_object is not None:
+                return self.json_object
+            if self.strict_fields and "schema" in response_format:
+                return _openai_error(
+                    400, "Unknown parameter: 'response_format.schema'.", "response_format.schema"
+                )
+        return None
+
+
+def _openai_error(status: int, message: str, param: str | None) -> Rejection:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return Rejection(
+        status, {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    )
+
+
+# llama-cpp-python 0.3.x: its pydantic model allows only 'text' and 'json_object'; the error
+# becomes a 500 (observed against 0.3.36, see BENCHMARKS.md).
+_LITERAL_ERROR = (
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'),"
+    " 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema', 'ctx': "
+    "{'expected': \"'text' or 'json_object'\"}}\n"
+)
+PROFILES: dict[str, Profile] = {
+    "openai": Profile("openai", strict_fields=True, refuses_token_params=frozenset({"max_tokens"})),
+    # Groq: a model without json_schema support answers 400 naming response_format.
+    "groq": Profile(
+        "groq",
+        json_schema=_openai_error(
+            400,
+            "This model does not support response format `json_schema`. See supported models at "
+            "https://console.groq.com/docs/structured-outputs#supported-models",
+            "response_format",
+        ),
+        strict_fields=True,
+    ),
+    "cerebras": Profile("cerebras", strict_fields=True),
+    "openrouter": Profile("openrouter"),
+    "together": Profile("together"),
+    "ollama": Profile("ollama"),
+    "vllm": Profile("vllm", own_fields=frozenset({"guided_json", "structured_outputs"})),
+    # A vLLM from before json_schema: its error body is flat, not under "error".
+    "vllm-legacy": Profile(
+        "vllm-legacy",
+        json_schema=Rejection(
+            400,
+            {
+                "object": "error",
+                "message": "response_format must be one of 'text' or 'json_object'",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            },
+        ),
+        own_fields=frozenset({"guided_json"}),
+    ),
+    "llama-cpp-python": Profile(
+        "llama-cpp-python",
+        json_schema=Rejection(
+            500,
+            {
+                "error": {
+                    "message": _LITERAL_ERROR,
+                    "type": "internal_server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        ),
+    ),
+    # llama-server before it took json_schema (2024): a 500 in its own words.
+    "llama-server-2024": Profile(
+        "llama-server-2024",
+        json_schema=Rejection(
+            500,
+            {
+                "error": {
+                    "code": 500,
+                    "message": 'response_format type must be one of "text" or "json_object",'
+                    " but got: json_schema",
+                    "type": "server_error",
+                }
+            },
+        ),
+    ),
+    # A FastAPI-based proxy that validates the request: a 422 with FastAPI's detail list.
+    "fastapi-422": Profile(
+        "fastapi-422",
+        json_schema=Rejection(
+            422,
+            {
+                "detail": [
+                    {
+                        "type": "literal_error",
+                        "loc": ["body", "response_format", "type"],
+                        "msg": "Input should be 'text' or 'json_object'",
+                        "input": "json_schema",
+                    }
+                ]
+            },
+        ),
+    ),
+    # A server with no JSON mode at all: response_format of any kind is refused.
+    "plain": Profile(
+        "plain",
+        json_schema=_openai_error(400, "response_format is not supported", "response_format"),
+        json_object=_openai_error(400, "response_format is not supported", "response_format"),
+    ),
+}
+
+
 def _no_script(body: dict[str, Any]) -> Scripted:
     return status(500, message=f"stand-in: nothing scripted for model {body.get('model')!r}")
 
@@ -118,7 +290,8 @@ class OpenAIStandIn:
         # Used when the queue is empty; a function of the request body.
         self.default: Callable[[dict[str, Any]], Scripted] = _no_script
         self._queue: deque[Scripted] = deque()
-        self._rejects_json_schema = False
+        # How the server treats the request's shape; a generic one takes every shape.
+        self.profile = Profile("generic")
         self._ids = itertools.count(1)
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -137,7 +310,14 @@ class OpenAIStandIn:
 
     def reject_json_schema(self) -> None:
         """From now on answer 400 to every request whose response_format is json_schema."""
-        self._rejects_json_schema = True
+        self.profile = Profile(
+            "rejects-json-schema", json_schema=Rejection(400, JSON_SCHEMA_REJECTION)
+        )
+
+    def behave_as(self, name: str) -> Profile:
+        """From now on treat request shapes as this server of PROFILES does."""
+        self.profile = PROFILES[name]
+        return self.profile
 
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
@@ -182,10 +362,11 @@ class OpenAIStandIn:
         for required in ("model", "messages"):
             if required not in body:
                 return _error(400, f"Missing required parameter: '{required}'.", required)
+        rejection = self.profile.check(body)
+        if rejection is not None:
+            return web.json_response(rejection.body, status=rejection.status)
         response_format = body.get("response_format") or {}
         kind = response_format.get("type")
-        if self._rejects_json_schema and kind == "json_schema":
-            return web.json_response(JSON_SCHEMA_REJECTION, status=400)
         if kind == "json_object" and "json" not in json.dumps(body["messages"]).lower():
             # Real OpenAI insists on this, so a prompt that forgets it fails here too.
             return _error(
