@@ -53,8 +53,8 @@ def cue_pattern(cue: str) -> re.Pattern[str]:
 
 
 def _part_pattern(part: str) -> str:
-    tokens = [token for token in _TOKEN.findall(part)]
-    words = [position for position, token in enumerate(tokens) if token != "*"]
+    tokens: list[str] = _TOKEN.findall(part)
+    words = [position for position, piece in enumerate(tokens) if piece != "*"]
     body = ""
     gap = False
     for position, word in enumerate(tokens):
@@ -80,8 +80,10 @@ def _part_pattern(part: str) -> str:
 
 
 def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
-    """One phrase of a cue; on word boundaries where it starts or ends with a word, so "??",
-    "!!" and emoji may touch the word before them ("emails??", "thanks🙏")."""
+    """One phrase of a cue, on word boundaries where it starts or ends with a word.
+
+    So "??", "!!" and emoji may touch the word before them ("emails??", "thanks🙏").
+    """
     pattern = r"\s+".join(map(re.escape, words))
     if first and _is_word(words[0][0]):
         pattern = r"(?<!\w)" + pattern

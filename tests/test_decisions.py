@@ -109,3 +109,19 @@ async def test_an_ordinary_request_is_decided_without_a_human(
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.category == category
     assert not triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Never mind, my colleague sorted it out.",
+        "Got it, thank you very much for the quick answer.",
+    ],
+)
+async def test_a_colleague_s_fix_or_thanks_for_an_answer_needs_no_action(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Sorted out by a colleague, or thanks for the answer: no page, no ticket to work on."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.no_action is not None
+    assert not triage.escalation.needs_human
