@@ -10,6 +10,7 @@ from routing.cascade import Pipeline, build_pipeline
 from routing.config import load_config
 from routing.cues import Cues, cue_pattern, normalize_for_cues
 from routing.embedding_cache import CachingEmbedder
+from routing.local import PLAIN_SENTIMENT_BONUS
 from routing.models import Ticket
 
 ALTERNATIVE = Path(__file__).resolve().parents[1] / "configs" / "alternative.toml"
@@ -125,3 +126,18 @@ async def test_a_colleague_s_fix_or_thanks_for_an_answer_needs_no_action(
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.no_action is not None
     assert not triage.escalation.needs_human
+
+
+def test_a_paging_ticket_without_words_of_feeling_gets_no_calm_bonus(
+    pipeline: Pipeline,
+) -> None:
+    """The calm default's bonus is for plain messages: an outage's tone is left to the examples."""
+    local = pipeline._local
+    assert local is not None
+    text = "Nobody at our company can open the app since 8am, every page returns an error."
+    query = local.embed(text)
+    similarities = local.evidence(query, text).similarities
+    plain = local._sentiment(query, similarities, text, priority="low")
+    paging = local._sentiment(query, similarities, text, priority="critical")
+    assert plain.label == paging.label == "neutral"
+    assert plain.margin - paging.margin == pytest.approx(PLAIN_SENTIMENT_BONUS)
