@@ -53,26 +53,48 @@ def cue_pattern(cue: str) -> re.Pattern[str]:
 
 
 def _part_pattern(part: str) -> str:
+    tokens: list[str] = _TOKEN.findall(part)
+    words = [position for position, piece in enumerate(tokens) if piece != "*"]
     body = ""
     gap = False
-    for word in _TOKEN.findall(part):
+    for position, word in enumerate(tokens):
         if word == "*":
             gap = True
             continue
-        if word.startswith("["):
-            choices = [choice.split() for choice in word[1:-1].split("|")]
-            piece = (
-                "(?:"
-                + "|".join(r"\s+".join(map(re.escape, words)) for words in choices if words)
-                + ")"
+        choices = word[1:-1].split("|") if word.startswith("[") else [word]
+        first, last = position == words[0], position == words[-1]
+        piece = (
+            "(?:"
+            + "|".join(
+                _choice_pattern(choice.split(), first=first, last=last)
+                for choice in choices
+                if choice.split()
             )
-        else:
-            piece = re.escape(word)
+            + ")"
+        )
         if body:
             body += r"\s+" + (rf"(?:\S+\s+){{0,{GAP_WORDS}}}" if gap else "")
         body += piece
         gap = False
-    return rf"(?<!\w){body}(?:e?s)?(?!\w)"
+    return body
+
+
+def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
+    """One phrase of a cue, on word boundaries where it starts or ends with a word.
+
+    So "??", "!!" and emoji may touch the word before them ("emails??", "thanks🙏").
+    """
+    pattern = r"\s+".join(map(re.escape, words))
+    if first and _is_word(words[0][0]):
+        pattern = r"(?<!\w)" + pattern
+    if last and _is_word(words[-1][-1]):
+        # A plain plural counts.
+        pattern += r"(?:e?s)?(?!\w)"
+    return pattern
+
+
+def _is_word(character: str) -> bool:
+    return character.isalnum() or character == "_"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ assert set(get_args(NoActionKind)) == {"thanks", "resolved", "acknowledgement", 
 _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
     "resolved": (
         # English
-        "never mind", "nevermind", "nvm", "fixed it", "fixed now", "it's fixed", "its fixed",
+        "never mind", "nevermind", "nvm", "sorted it out", "sorted out", "fixed it", "fixed now",
+        "it's fixed", "its fixed",
         "it is fixed", "fixed", "solved it", "solved", "resolved", "sorted it", "sorted",
         "figured it out", "found it", "all good", "all set", "all sorted", "works now",
         "working now", "it works", "it worked", "that worked", "works again", "working again",
@@ -89,7 +90,8 @@ _FILLER_PHRASES = tuple(
             "for the quick fix", "for the fix", "for fixing it", "for fixing this",
             "for fixing that", "for the help", "for your help", "for all your help",
             "for all the help", "for helping", "for helping me", "for helping us",
-            "for the quick reply", "for the quick response", "for the reply", "for the response",
+            "for the quick reply", "for the quick response", "for the quick answer",
+            "for the answer", "for your answer", "for the reply", "for the response",
             "for the update", "for the updates", "for looking into it", "for looking into this",
             "for sorting it", "for sorting this out", "for getting back to me",
             "for getting back to us", "for your patience", "for the support", "for your support",
@@ -113,7 +115,7 @@ _FILLER = wordset(
     sorted super support team that that's thats the then this time to today too totally
     truly very was well were working works yesterday you your yours yall y'all we our
     again team's looks seems everything's tonight morning
-    support's lads folks man mate dear sir madam
+    support's lads folks man mate dear sir madam colleague colleagues
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
     und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
     la vostra tutto ora voor je jullie alles nu

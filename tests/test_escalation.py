@@ -101,6 +101,6 @@ def test_reasons_are_readable(config: TriageConfig) -> None:
     assert details == [
         "keyword 'urgent', 'outage' always needs a human",
         "priority is critical: always a human",
-        "confidence 0.30 is below 0.60",
-        "priority critical is unsure: confidence 0.30 (below 0.60)",
+        "confidence 0.30 is below 0.50",
+        "priority critical is unsure: confidence 0.30 (below 0.50)",
     ]

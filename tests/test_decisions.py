@@ -1,0 +1,143 @@
+"""Decisions on varied hand-written tickets: outages said otherwise, tone of repeats, how-tos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routing.cascade import Pipeline, build_pipeline
+from routing.config import load_config
+from routing.cues import Cues, cue_pattern, normalize_for_cues
+from routing.embedding_cache import CachingEmbedder
+from routing.local import PLAIN_SENTIMENT_BONUS
+from routing.models import Ticket
+
+ALTERNATIVE = Path(__file__).resolve().parents[1] / "configs" / "alternative.toml"
+
+
+@pytest.fixture
+def pipeline(embedder: CachingEmbedder) -> Pipeline:
+    return build_pipeline(load_config(), embedder=embedder)
+
+
+def _matches(cue: str, text: str) -> bool:
+    return cue_pattern(cue).search(normalize_for_cues(text)) is not None
+
+
+def test_punctuation_and_emoji_cues_may_touch_the_word_before() -> None:
+    """'emails??' and 'thanks🙏' carry their cue; a word cue still needs its word boundaries."""
+    assert _matches("[??|stuck]", "how do I turn off these emails??")
+    assert _matches("[🙏|😊]", "thanks🙏")
+    assert _matches("[!!|stuck]", "I am stuck")
+    assert not _matches("[!!|stuck]", "it came unstuck")
+    assert not _matches("[??|stuck]", "is this right?")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our booking site has been down for an hour, patients are calling us instead.",
+        "FYI the whole platform seems to be offline for our drivers this morning.",
+        "Every order in our shop fails at checkout since 10:00, we are losing sales.",
+        "None of the 40 nurses on shift can open the patient schedule today.",
+        "The overnight import overwrote our price list, hundreds of products now show 0.00.",
+        "Our entire support team is sitting idle, the app shows an error on every screen.",
+    ],
+)
+async def test_outages_and_data_loss_in_other_words_are_critical_and_paged(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Down, offline, every order failing, nobody of a group able to work, data overwritten."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
+
+
+@pytest.mark.parametrize("path", [None, ALTERNATIVE])
+def test_both_configs_know_the_wider_outage_words(path: Path | None) -> None:
+    """The alternative config's paging level gets the same outage words as the default's."""
+    config = load_config(path)
+    top = len(config.priorities) - 1
+    found = Cues(config.priorities).match("Our store has been down since 9, losing sales.").found
+    assert found[top]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Could the phone app work in offline mode? Our drivers often lose signal.",
+        "Seriously, is there really no way to print a board? Ridiculous for a paid tool.",
+    ],
+)
+async def test_requests_that_mention_offline_or_complain_are_not_urgent(
+    pipeline: Pipeline, text: str
+) -> None:
+    """An offline-mode request or a how-to said as a complaint is low and pages nobody for it."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "low"
+    assert "critical_priority" not in {reason.code for reason in triage.escalation.reasons}
+
+
+@pytest.mark.parametrize(
+    ("text", "sentiment"),
+    [
+        ("How long do you keep archived files before deleting them?", "neutral"),
+        ("I asked twice already: how do I stop the daily digest emails??", "frustrated"),
+        ("You charged me twice for March, two payments of $29.", "frustrated"),
+        ("The sync broke again, third time this month.", "frustrated"),
+    ],
+)
+async def test_only_a_repeated_or_blocking_problem_reads_as_frustrated(
+    pipeline: Pipeline, text: str, sentiment: str
+) -> None:
+    """'How long do you keep' is calm; asked twice, charged twice, broken again frustrate."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.sentiment == sentiment
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Which file types can I attach to a comment, and how big can they be?", "general"),
+        ("Please remove Jonas Weber from our workspace, he has left the company.", "account"),
+        ("We'd like to move from monthly to yearly billing at the next renewal.", "billing"),
+    ],
+)
+async def test_an_ordinary_request_is_decided_without_a_human(
+    pipeline: Pipeline, text: str, category: str
+) -> None:
+    """A plain how-to, a user removal or a plan change is routed with confidence, no human."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == category
+    assert not triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Never mind, my colleague sorted it out.",
+        "Got it, thank you very much for the quick answer.",
+    ],
+)
+async def test_a_colleague_s_fix_or_thanks_for_an_answer_needs_no_action(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Sorted out by a colleague, or thanks for the answer: no page, no ticket to work on."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.no_action is not None
+    assert not triage.escalation.needs_human
+
+
+def test_a_paging_ticket_without_words_of_feeling_gets_no_calm_bonus(
+    pipeline: Pipeline,
+) -> None:
+    """The calm default's bonus is for plain messages: an outage's tone is left to the examples."""
+    local = pipeline._local
+    assert local is not None
+    text = "Nobody at our company can open the app since 8am, every page returns an error."
+    query = local.embed(text)
+    similarities = local.evidence(query, text).similarities
+    plain = local._sentiment(query, similarities, text, priority="low")
+    paging = local._sentiment(query, similarities, text, priority="critical")
+    assert plain.label == paging.label == "neutral"
+    assert plain.margin - paging.margin == pytest.approx(PLAIN_SENTIMENT_BONUS)
