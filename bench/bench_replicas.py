@@ -38,11 +38,9 @@ from bench.botrun import (
     CRITICAL_EVERY,
     CRITICAL_TEXT,
     BotProcess,
-    Deliveries,
+    Cluster,
     Outcome,
-    Post,
     Stage,
-    approval_bodies,
     deliveries,
     machine,
     outcome,
@@ -52,8 +50,6 @@ from bench.botrun import (
     ticket_text,
 )
 
-ATTEMPTS = 3  # deliveries of one request before giving up, as Slack retries
-RETRY_AFTER_S = 1.0
 REDELIVER_AFTER_S = 1.0
 CRITICAL_AT_S = 10.0
 DOWN_S = 1.0  # between the SIGKILL and the new start
@@ -70,48 +66,13 @@ JSON_KEYS = (
 )
 
 
-class Burst:
-    """The replicas, the deliveries, and what the run must wait for."""
-
-    def __init__(self, scene: Stage, bots: list[BotProcess], send: Deliveries) -> None:
-        self.scene = scene
-        self.bots = bots
-        self.send = send
-        self.undelivered = 0  # requests no replica took after every attempt
-        self.approved: dict[str, int] = {}  # customer message ts -> ref, for approved tickets
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def deliver(
-        self, first: int, body: str, *, form: bool = False, retry_num: int | None = None
-    ) -> None:
-        """Send to replica `first`, then to the next ones while none answers 200."""
-        for attempt in range(ATTEMPTS):
-            bot = self.bots[(first + attempt) % len(self.bots)]
-            retry = (retry_num or 0) + attempt or None
-            if bot.alive and await self.send.post(bot.url, body, form=form, retry_num=retry):
-                return
-            await asyncio.sleep(RETRY_AFTER_S)
-        self.undelivered += 1
-
-    async def event(self, index: int, body: str, after: float) -> None:
-        """One event on its replica, then its redelivery on the next one."""
-        await asyncio.sleep(after)
-        first = index % len(self.bots)
-        await self.deliver(first, body)
-        await asyncio.sleep(REDELIVER_AFTER_S)
-        await self.deliver(first + 1, body, retry_num=1)
-
-    def approve(self, post: Post, ts: str, turn: int) -> None:
-        """The agent's reaction on one replica and the Approve button on another, at once."""
-        assert post.ref is not None
-        self.approved[ts] = post.ref
-        reaction, button = approval_bodies(self.scene, post)
-        for task in (
-            asyncio.create_task(self.deliver(turn, reaction)),
-            asyncio.create_task(self.deliver(turn + 1, button, form=True)),
-        ):
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+async def event(cluster: Cluster, index: int, body: str, after: float) -> None:
+    """One event on its replica, then its redelivery on the next one."""
+    await asyncio.sleep(after)
+    first = index % len(cluster.bots)
+    await cluster.deliver(first, body)
+    await asyncio.sleep(REDELIVER_AFTER_S)
+    await cluster.deliver(first + 1, body, retry_num=1)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,14 +95,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 await asyncio.gather(*(bot.ready() for bot in bots))
                 async with deliveries() as send:
-                    return await _measure(scene, bots, Burst(scene, bots, send), args)
+                    return await _measure(scene, bots, Cluster(scene, bots, send), args)
             finally:
                 for bot in bots:
                     bot.stop()
 
 
 async def _measure(
-    scene: Stage, bots: list[BotProcess], burst: Burst, args: argparse.Namespace
+    scene: Stage, bots: list[BotProcess], burst: Cluster, args: argparse.Namespace
 ) -> dict[str, Any]:
     events = args.events
     messages: dict[int, tuple[str, str]] = {}  # ref -> (ts, body)
@@ -154,7 +115,7 @@ async def _measure(
     cpu_start = sum(bot.cpu_now() for bot in bots)
     started = time.monotonic()
     sending = [
-        asyncio.create_task(burst.event(i, body, args.spread * i / events))
+        asyncio.create_task(event(burst, i, body, args.spread * i / events))
         for i, (_, body) in enumerate(messages.values())
     ]
 
@@ -216,7 +177,7 @@ async def _measure(
     if crashing is not None:
         await crashing
     # Pages, redeliveries and approvals still in flight land before duplicates are counted.
-    await asyncio.gather(*burst.tasks)
+    await burst.settle()
     await asyncio.sleep(3)
     cpu = sum(bot.cpu_now() for bot in bots) - cpu_start - sum(restart_cpu)
     critical_sent = critical_task.result() if critical_task.done() else None
@@ -237,7 +198,7 @@ async def _measure(
 def _figures(
     scene: Stage,
     bots: list[BotProcess],
-    burst: Burst,
+    burst: Cluster,
     seen: Outcome,
     *,
     args: argparse.Namespace,

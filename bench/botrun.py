@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -545,6 +545,59 @@ def approval_bodies(stage: Stage, post: Post) -> tuple[str, str]:
         trigger_id=stage.slack.new_trigger_id(),
     )
     return json.dumps(stage.workspace.envelope(reaction)), button
+
+
+class Cluster:
+    """Replicas behind one address book: requests retried on the next replica, as Slack does."""
+
+    def __init__(
+        self,
+        scene: Stage,
+        bots: list[BotProcess],
+        send: Deliveries,
+        *,
+        attempts: int = 3,
+        retry_after_s: float = 1.0,
+    ) -> None:
+        self.scene = scene
+        self.bots = bots
+        self.send = send
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
+        self.undelivered = 0  # requests no replica took after every attempt
+        self.approved: dict[str, int] = {}  # customer message ts -> ref, for approved tickets
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def deliver(
+        self, first: int, body: str, *, form: bool = False, retry_num: int | None = None
+    ) -> None:
+        """Send to replica `first`, then to the next ones while none answers 200."""
+        for attempt in range(self.attempts):
+            bot = self.bots[(first + attempt) % len(self.bots)]
+            retry = ((retry_num or 0) + attempt) or None
+            if bot.alive and await self.send.post(bot.url, body, form=form, retry_num=retry):
+                return
+            await asyncio.sleep(self.retry_after_s)
+        self.undelivered += 1
+
+    def background(self, delivery: Coroutine[Any, Any, None]) -> None:
+        """Run a delivery without waiting for it (settle() waits for all of them)."""
+        task = asyncio.create_task(delivery)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def approve(self, post: Post, ts: str, turn: int) -> None:
+        """The agent's reaction on one replica and the Approve button on another, at once."""
+        assert post.ref is not None
+        self.approved[ts] = post.ref
+        reaction, button = approval_bodies(self.scene, post)
+        self.background(self.deliver(turn, reaction))
+        self.background(self.deliver(turn + 1, button, form=True))
+
+    async def settle(self) -> None:
+        """Wait for every delivery still under way."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks)
 
 
 # --- profiles -------------------------------------------------------------------------------
