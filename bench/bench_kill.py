@@ -1,7 +1,8 @@
 """Kill and restart the bot at random points, with critical tickets among ordinary ones.
 
     PYTHONPATH=. .venv/bin/python bench/bench_kill.py [--rounds 10] [--per-round 100]
-        [--replicas 1] [--sqlite] [--seed 0] [--kill-window 20] [--json]
+        [--replicas 1] [--sqlite] [--seed 0] [--kill-window 20]
+        [--kill-points random,page,reply] [--json]
 
 The real `triage run --http` (one replica by default; --replicas N share the database) against
 the strict Web API stand-in (1 post/s per channel, burst 4) and the LLM stand-in (500 ms an
@@ -9,11 +10,14 @@ answer). The store is PostgreSQL (a throwaway server as the tests start theirs, 
 TRIAGE_BENCH_DB) or, with --sqlite, one SQLite file. Each round sends --per-round customer
 messages over --spread seconds (every twentieth an outage: critical, paged in the thread and by
 DM), and SIGKILLs a replica at a random moment of the round (uniform over --kill-window
-seconds), then starts it again. Every fifth ticket is approved as soon as its post appears, by
-the agent's reaction on one replica and the Approve button on another at once, so kills also
-land while replies are sent. A request no replica answers with 200 is sent again every 2 s for
-up to a minute (Slack retries, compressed). After the last round the run waits until every
-ticket is posted, paged and replied to, or --timeout.
+seconds), then starts it again. --kill-points makes some kills exact instead (cycled over the
+rounds): `page` kills the bot the moment Slack takes a thread page (before its answer reaches
+the bot, and before the DM), `reply` the moment Slack takes a customer reply; with no such
+moment within --kill-window the kill falls at its end. Every fifth ticket is approved as soon
+as its post appears, by the agent's reaction on one replica and the Approve button on another
+at once, so kills also land while replies are sent. A request no replica answers with 200 is
+sent again every 2 s for up to a minute (Slack retries, compressed). After the last round the
+run waits until every ticket is posted, paged and replied to, or --timeout.
 
 Reported: lost tickets (a message with no team post), unsent pages (a critical ticket without
 its thread page or its DM), double pages, double replies, double posts (all goal 0), approvals
@@ -24,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -47,9 +53,12 @@ from bench.botrun import (
     stage,
     ticket_text,
 )
+from bot.sandbox.shell import INTAKE
+from bot.sandbox.slack_api import RecordedCall
 
 APPROVE_EVERY = 5
 DOWN_S = 0.5
+KILL_POINTS = ("random", "page", "reply")
 JSON_KEYS = (
     "lost_tickets",
     "unsent_pages",
@@ -58,6 +67,43 @@ JSON_KEYS = (
     "double_posts",
     "approvals_unanswered",
 )
+
+
+class Trigger:
+    """Kills a replica from inside the stand-in, the moment Slack takes a page or a reply.
+
+    The stand-in calls it before it answers the request, so the bot never hears that Slack has
+    the message. Exact with one replica; with more, the victim may not be the one that sent it.
+    """
+
+    def __init__(self, scene: Stage) -> None:
+        self.scene = scene
+        self.armed: str | None = None
+        self.victim: BotProcess | None = None
+        self.fired = asyncio.Event()
+        scene.slack.on_call(self._seen)
+
+    def arm(self, point: str, victim: BotProcess) -> None:
+        """Kill `victim` at the next such call."""
+        self.armed, self.victim = point, victim
+        self.fired.clear()
+
+    def disarm(self) -> None:
+        """No kill from here on."""
+        self.armed = None
+
+    def _seen(self, call: RecordedCall) -> None:
+        if self.armed is None or self.victim is None or self.victim.process is None:
+            return
+        if call.method != "chat.postMessage" or not call.ok or not call.args.get("thread_ts"):
+            return
+        channel = str(call.response.get("channel"))
+        page = channel in self.scene.team_channels and "needs a human" in str(call.args)
+        reply = channel == INTAKE
+        if (self.armed == "page" and page) or (self.armed == "reply" and reply):
+            self.victim.process.send_signal(signal.SIGKILL)
+            self.armed = None
+            self.fired.set()
 
 
 @contextmanager
@@ -107,6 +153,8 @@ async def _rounds(
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(approvals())
+    trigger = Trigger(scene)
+    points = args.kill_points.split(",")
     kills: list[dict[str, Any]] = []
     started = time.monotonic()
     for round_number in range(args.rounds):
@@ -117,13 +165,23 @@ async def _rounds(
             ts, body = scene.customer_message(ticket_text(ref))
             messages[ref] = ts
             cluster.background(_later(cluster, offset, body, args.spread * offset / len(refs)))
-        kill_at = rng.uniform(0.5, args.kill_window)
-        await asyncio.sleep(kill_at)
         victim = rng.randrange(len(cluster.bots))
+        point = points[round_number % len(points)]
+        if point == "random":
+            await asyncio.sleep(rng.uniform(0.5, args.kill_window))
+        else:
+            trigger.arm(point, cluster.bots[victim])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(trigger.fired.wait(), args.kill_window)
+            trigger.disarm()
+            if not trigger.fired.is_set():
+                point += " (none came: at the window's end)"
+        kill_at = time.monotonic() - round_started
         seen = outcome(scene)
         kills.append(
             {
                 "round": round_number + 1,
+                "point": point,
                 "at_s": round(kill_at, 1),
                 "replica": victim,
                 "posted_by_then": len(seen.refs_posted()),
@@ -210,12 +268,19 @@ def main() -> None:
     parser.add_argument(
         "--kill-window", type=float, default=20.0, help="a kill falls in this many s of a round"
     )
+    parser.add_argument(
+        "--kill-points",
+        default="random",
+        help=f"kill moments cycled over the rounds, from {', '.join(KILL_POINTS)}",
+    )
     parser.add_argument("--spread", type=float, default=5.0, help="a round's messages over s")
     parser.add_argument("--rate", type=float, default=1.0, help="posts per second per channel")
     parser.add_argument("--llm-delay", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=600.0, help="s to wait at the end")
     parser.add_argument("--json", action="store_true", help="one line, the headline keys only")
     args = parser.parse_args()
+    if not set(args.kill_points.split(",")) <= set(KILL_POINTS):
+        parser.error(f"--kill-points: each one of {', '.join(KILL_POINTS)}")
     figures = asyncio.run(run(args))
     if args.json:
         print(json.dumps({key: figures[key] for key in JSON_KEYS}))
