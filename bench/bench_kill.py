@@ -219,6 +219,7 @@ async def _rounds(
         "double_replies": seen.duplicate_replies(),
         "double_posts": seen.duplicate_posts(),
         "approvals_unanswered": sum(1 for ref in approved if messages[ref] not in seen.replies),
+        "doubled_posts": seen.doubled_posts(started),
         "rounds": args.rounds,
         "tickets": len(messages),
         "critical_tickets": len(criticals),

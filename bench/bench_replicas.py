@@ -249,6 +249,7 @@ def _figures(
         "all_posted_s": round(last_post_s, 1),
         "lower_bound_s": round(bound_s, 1),
         "busiest_channel": scene.team_channels[busiest],
+        "doubled_posts": seen.doubled_posts(started),
         "killed_at_s": _round(kill[0]),
         "restarted_at_s": _round(kill[1]),
         "critical_dm_s": _round(critical_dm_s),

@@ -288,12 +288,15 @@ class BotProcess:
         py-spy stops and writes the file when the bot exits, SIGKILL included.
         """
         assert self.profile is not None
+        spy = REPO / ".venv" / "bin" / "py-spy"
+        if not spy.is_file():
+            raise SystemExit(f"--profile needs py-spy: `make install-dev` installs it ({spy})")
         output = self.profile.with_suffix(f".{self.lives - 1}.txt")
         output.parent.mkdir(parents=True, exist_ok=True)
         self._spies.append(
             subprocess.Popen(  # noqa: S603  # a fixed command
                 [
-                    str(REPO / ".venv" / "bin" / "py-spy"),
+                    str(spy),
                     *("record", "--pid", str(pid), "--format", "raw", "--output", str(output)),
                     *("--rate", "100", "--nonblocking", "--full-filenames"),
                 ],
@@ -467,6 +470,21 @@ class Outcome:
     def duplicate_posts(self) -> int:
         """Posts beyond one per message and team channel."""
         return sum(count - 1 for count in self.posts_per_message.values())
+
+    def doubled_posts(self, since: float) -> list[dict[str, Any]]:
+        """Each message posted twice in one channel: its ref, ticket ids and post times."""
+        doubled = []
+        for (ref, channel), count in sorted(self.posts_per_message.items()):
+            if count > 1:
+                posts = [p for p in self.posts if p.ref == ref and p.channel == channel]
+                doubled.append(
+                    {
+                        "ref": ref,
+                        "tickets": sorted({post.ticket_id for post in posts}),
+                        "posted_at_s": [round(post.at - since, 1) for post in posts],
+                    }
+                )
+        return doubled
 
     def duplicate_pages(self) -> int:
         """Thread pages beyond one per ticket and channel, DMs beyond one per thread page."""
