@@ -1,6 +1,6 @@
 """Kill and restart the bot at random points, with critical tickets among ordinary ones.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_kill.py [--rounds 10] [--per-round 100]
+    PYTHONPATH=. .venv/bin/python bench/bench_kill_points.py [--rounds 10] [--per-round 100]
         [--replicas 1] [--sqlite] [--seed 0] [--kill-window 20]
         [--kill-points random,page,reply] [--json]
 
