@@ -35,6 +35,8 @@ from bench.botrun import (
     stage,
     ticket_text,
 )
+from bot.sandbox.shell import sandbox_slack_config
+from routing.config import load_config
 
 
 async def run(
@@ -84,7 +86,7 @@ async def run(
             "messages": messages,
             "llm_delay_s": llm_delay,
             "events_spread_over_s": spread_s,
-            "workers": workers,
+            "workers": workers or sandbox_slack_config(load_config()).workers,
             "acks_ms": send.ack_figures(),
             "burst_sent_s": round(sent_s, 2),
             "all_posted_s": round(last_post_s, 1),
