@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import openai
-from openai.lib._parsing import type_to_response_format_param
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, completion_create_params
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -124,7 +123,6 @@ class LLMClassifier:
         self._config = config
         # Built on first use, from this instance's config.
         self._response_model: type[BaseModel] | None = None
-        self._json_schema: completion_create_params.ResponseFormat | None = None
         self._system_prompt: str | None = None
         # Models whose server answered 400 to a json_schema response_format: JSON mode from then on.
         self._json_mode_models: set[str] = set()
@@ -212,11 +210,8 @@ class LLMClassifier:
         response_model = self._classification_model()
         if model not in self._json_mode_models:
             try:
-                # create() with the schema built once, not parse(): parse() rebuilt the strict
-                # JSON schema from the model and walked it for every request (half of the
-                # request's CPU). The answer is parsed as parse() parses it.
-                completion = await self._client.chat.completions.create(
-                    model=model, messages=messages, response_format=self._response_format()
+                parsed = await self._client.chat.completions.parse(
+                    model=model, messages=messages, response_format=response_model
                 )
             except openai.BadRequestError as error:
                 if not _rejects_json_schema(error):
@@ -226,10 +221,16 @@ class LLMClassifier:
                     "LLM server rejects json_schema output for %s; using JSON mode from now on",
                     model,
                 )
+            except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as error:
+                usage = error.completion.usage if error.completion is not None else None
+                raise _UnusableError(self._describe(error)[0], usage) from error
             else:
-                # Cut off, filtered, refused or empty: the same words as for any completion.
-                content = _content(completion)
-                return response_model.model_validate_json(content).model_dump(), completion.usage
+                choice = _only_choice(parsed)
+                if choice.message.refusal:
+                    raise _refused(choice.message.refusal, parsed.usage)
+                if choice.message.parsed is None:
+                    raise _UnusableError("malformed output: empty response", parsed.usage)
+                return choice.message.parsed.model_dump(), parsed.usage
 
         completion = await self._client.chat.completions.create(
             model=model, messages=messages, response_format={"type": "json_object"}
@@ -289,16 +290,6 @@ class LLMClassifier:
         if self._response_model is None:
             self._response_model = _build_response_model(self._config)
         return self._response_model
-
-    def _response_format(self) -> completion_create_params.ResponseFormat:
-        """The json_schema response_format of the classification model, built once."""
-        if self._json_schema is None:
-            # The strict schema exactly as parse(response_format=model) sends it.
-            built = type_to_response_format_param(self._classification_model())
-            if isinstance(built, openai.Omit):  # only for an omitted response_format
-                raise TypeError("no response format for the classification model")
-            self._json_schema = built
-        return self._json_schema
 
     def _classify_messages(
         self, redacted_text: str, examples: Sequence[LabeledExample]

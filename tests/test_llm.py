@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from routing.config import TriageConfig, load_config
-from routing.llm import LLMClassifier, _build_response_model, build_openai_client
+from routing.llm import LLMClassifier, build_openai_client
 from routing.models import Decision, LabeledExample
 from tests.standins.openai_server import (
     OpenAIStandIn,
@@ -604,25 +604,3 @@ async def test_draft_failure_returns_none(
     assert warning.startswith(f"LLM draft ({MODEL}) failed: ")
     assert "ORD-2847" not in warning
     assert "can't help" not in warning
-
-
-async def test_the_classification_request_is_the_one_parse_sends(
-    llm: LLMClassifier,
-    client: openai.AsyncOpenAI,
-    openai_server: OpenAIStandIn,
-    config: TriageConfig,
-) -> None:
-    """Every classification sends the strict schema openai's parse() builds for the model."""
-    openai_server.queue(reply_json(_answer()), reply_json(_answer()), reply_json(_answer()))
-    for _ in range(2):
-        call = await llm.classify(TICKET, examples=EXAMPLES, model=MODEL, source="llm_cheap")
-        assert call.decision is not None
-    first, second = openai_server.requests
-    # What the classifier sent before it built the schema once: parse() with the model class.
-    await client.chat.completions.parse(
-        model=MODEL, messages=first["messages"], response_format=_build_response_model(config)
-    )
-    by_parse = openai_server.requests[2]
-    assert first["response_format"]["type"] == "json_schema"
-    assert first["response_format"] == second["response_format"] == by_parse["response_format"]
-    assert first["messages"] == by_parse["messages"]
