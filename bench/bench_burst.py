@@ -1,7 +1,7 @@
 """A burst of intake messages through the whole bot: acks, time to post, losses, duplicates.
 
     PYTHONPATH=. .venv/bin/python bench/bench_burst.py [--messages 1000] [--llm-delay 0.5]
-        [--workers N] [--spread SECONDS]
+        [--workers N] [--spread SECONDS] [--profile FILE]
 
 The bot is the real `triage run --http` process. This script plays Slack and the LLM provider:
 it serves the strict Web API stand-in (chat.postMessage limited to 1 post/s per channel with a
@@ -11,8 +11,9 @@ intake channel, then sends all the signed `message` events at once over HTTP, as
 deliver a burst, and waits until every ticket has its post in its team's channel.
 
 Prints one JSON object: acks (p50, p99, max), time until every ticket was posted against the
-lower bound the channel rate limit sets, posts lost, duplicate posts and pages, and the bot
-process's peak memory (VmHWM).
+lower bound the channel rate limit sets, posts lost, duplicate posts and pages, the bot
+process's CPU seconds per ticket and peak memory (VmHWM); with --profile, py-spy samples the
+bot's threads and where they were busy is printed too (the raw stacks stay in FILE.0.txt).
 """
 
 from __future__ import annotations
@@ -20,284 +21,94 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import re
-import subprocess
 import sys
-import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bot.sandbox.events import Workspace
-from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
-from bot.sandbox.slack_api import SlackStandIn
+from bench.botrun import (
+    BotProcess,
+    deliveries,
+    machine,
+    outcome,
+    profile_summary,
+    stage,
+    ticket_text,
+)
+from bot.sandbox.shell import sandbox_slack_config
 from routing.config import load_config
-from tests.slack_harness import sign, write_standin_config
-from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
-
-REPO = Path(__file__).resolve().parent.parent
-BOT_TOKEN = "xoxb-bench"  # noqa: S105  # the stand-in's own token
-SECRET = "bench-signing-secret"  # noqa: S105  # signs the bench's own requests
-POST_BURST = 4
-
-# What customers write, per (category, team); the LLM stand-in answers with these labels.
-TICKETS: list[tuple[str, str, str]] = [
-    ("billing", "billing", "I was charged twice for my subscription this month"),
-    ("technical", "engineering", "The export to CSV fails with an error since yesterday"),
-    ("account", "account_management", "I cannot log in, the password reset link never arrives"),
-    ("feature_request", "product", "Could you add a dark mode to the dashboard?"),
-    ("general", "support", "Where can I find your office hours and contact details?"),
-]
-# Every twentieth ticket is an outage: critical, so it also pages the on-call (thread and DM).
-CRITICAL_EVERY = 20
-CRITICAL_TEXT = "Production is down for all our users, nothing loads"
-_REF = re.compile(r"ref (\d+)\b")
-
-
-def ticket_text(index: int) -> str:
-    """The index-th customer message (distinct, so no two tickets look like one)."""
-    if index % CRITICAL_EVERY == 0:
-        return f"{CRITICAL_TEXT} (ref {index})"
-    return f"{TICKETS[index % len(TICKETS)][2]} (ref {index})"
-
-
-def llm_answer(body: dict[str, Any], delay: float) -> Scripted:
-    """Classify by the ticket's ref number, or write a short draft; both after `delay`."""
-    if not body.get("response_format"):
-        return Scripted(
-            content=reply_text("Thanks, we are looking into it and will update you here.").content,
-            delay=delay,
-        )
-    user_text = str(body["messages"][-1]["content"])
-    refs = _REF.findall(user_text)
-    index = int(refs[-1]) if refs else 1
-    category, team, _ = TICKETS[index % len(TICKETS)]
-    critical = index % CRITICAL_EVERY == 0
-    answer = {
-        "category": "technical" if critical else category,
-        "priority": "critical" if critical else "medium",
-        "team": "engineering" if critical else team,
-        "sentiment": "angry" if critical else "neutral",
-        "confidence": 0.9,
-        "needs_human": critical,
-        "reason": "bench",
-    }
-    scripted = reply_json(answer)
-    return Scripted(content=scripted.content, delay=delay)
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the bot binds it a moment later)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def peak_memory_mb(pid: int) -> float:
-    """A process's peak resident memory (VmHWM), in MB."""
-    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
-def ticket_posts(slack: SlackStandIn, channels: list[str]) -> list[tuple[str, int, float]]:
-    """(channel, ticket id, stand-in time) of every top-level ticket post made."""
-    found = []
-    for call in slack.calls_to("chat.postMessage"):
-        if not call.ok or call.args.get("thread_ts"):
-            continue
-        metadata = call.args.get("metadata")
-        if isinstance(metadata, str):
-            metadata = json.loads(metadata)
-        channel = str(call.response.get("channel"))
-        if channel in channels and isinstance(metadata, dict):
-            found.append((channel, int(metadata["event_payload"]["ticket_id"]), call.at))
-    return found
-
-
-async def send_event(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: str,
-    acks: list[float],
-    statuses: Counter[int],
-    after: float,
-) -> None:
-    """POST one signed event `after` seconds from now and record how long the ack took."""
-    await asyncio.sleep(after)
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": sign(SECRET, timestamp, body),
-    }
-    started = time.perf_counter()
-    async with session.post(url, data=body.encode(), headers=headers) as response:
-        await response.read()
-        statuses[response.status] += 1
-    acks.append((time.perf_counter() - started) * 1000)
-
-
-async def wait_for_port(port: int, seconds: float) -> None:
-    """Wait until the bot accepts connections."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def run(
-    messages: int, llm_delay: float, workers: int | None, wait_s: float, spread_s: float
+    messages: int,
+    llm_delay: float,
+    workers: int | None,
+    wait_s: float,
+    spread_s: float,
+    profile: Path | None,
 ) -> dict[str, Any]:
     """Start the stand-ins and the bot, send the burst, and measure."""
-    config = load_config()
-    slack_config = sandbox_slack_config(config)
-    team_channels = {settings.channel: team for team, settings in slack_config.teams.items()}
-    with tempfile.TemporaryDirectory(prefix="triage-bench-") as directory:
-        config_path = write_standin_config(Path(directory), workers=workers)
-        async with (
-            SlackStandIn(
-                bot_token=BOT_TOKEN,
-                channels={INTAKE: "intake", **team_channels},
-                users={CUSTOMER: "customer", AGENT: "agent", ONCALL: "oncall"},
-                post_rate_per_second=1.0,
-                post_burst=POST_BURST,
-            ) as slack,
-            OpenAIStandIn() as llm,
-        ):
-            llm.default = lambda body: llm_answer(body, llm_delay)
-            port = free_port()
-            env = {
-                **os.environ,
-                "SLACK_BOT_TOKEN": BOT_TOKEN,
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": slack.base_url,
-                "OPENAI_API_KEY": "bench-key",
-                "OPENAI_BASE_URL": llm.url,
-                "TRIAGE_CONFIG": str(config_path),
-                "TRIAGE_DB": str(Path(directory) / "bench.sqlite3"),
-                "TRIAGE_LOG_LEVEL": "ERROR",
-            }
-            bot = subprocess.Popen(  # noqa: ASYNC220, S603  # our own console script, one start
-                [str(REPO / ".venv" / "bin" / "triage"), "run", "--http", "--port", str(port)],
-                env=env,
-                cwd=directory,
-            )
-            try:
-                await wait_for_port(port, 60)
-                workspace = Workspace()
-                bodies = []
-                for index in range(1, messages + 1):
-                    text = ticket_text(index)
-                    stored = slack.add_message(INTAKE, user=CUSTOMER, text=text)
-                    event = workspace.message(
-                        channel=INTAKE, user=CUSTOMER, text=text, ts=stored["ts"]
-                    )
-                    bodies.append(json.dumps(workspace.envelope(event)))
-                acks: list[float] = []
-                statuses: Counter[int] = Counter()
-                connector = aiohttp.TCPConnector(limit=0)
-                url = f"http://127.0.0.1:{port}/slack/events"
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    started = slack_clock = time.monotonic()
-                    await asyncio.gather(
-                        *(
-                            send_event(
-                                session, url, body, acks, statuses, spread_s * i / len(bodies)
-                            )
-                            for i, body in enumerate(bodies)
-                        )
-                    )
-                    sent_s = time.monotonic() - started
-                    deadline = started + wait_s
-                    while True:
-                        posted = {
-                            ticket for _, ticket, _ in ticket_posts(slack, list(team_channels))
-                        }
-                        if len(posted) >= messages or time.monotonic() > deadline:
-                            break
-                        await asyncio.sleep(0.2)
-                    # Let pages and anything still queued finish before counting duplicates.
-                    await asyncio.sleep(3)
-                memory = peak_memory_mb(bot.pid)
-            finally:
-                bot.terminate()
-                bot.wait(timeout=30)
+    async with stage(llm_delay=llm_delay, workers=workers) as scene:
+        database = str(scene.directory / "bench.sqlite3")
+        bot = BotProcess(scene, database, name="bot", profile=profile)
+        bot.start()
+        try:
+            await bot.ready()
+            bodies = [scene.customer_message(ticket_text(i))[1] for i in range(1, messages + 1)]
+            async with deliveries() as send:
 
-            posts = ticket_posts(slack, list(team_channels))
-            last_post_s = max((at for _, _, at in posts), default=slack_clock) - slack_clock
-            per_channel = Counter(channel for channel, _, _ in posts)
-            duplicates = sum(
-                count - 1 for count in Counter(t for _, t, _ in posts).values() if count > 1
-            )
-            thread_posts = Counter(
-                str(call.response.get("channel"))
-                for call in slack.calls_to("chat.postMessage")
-                if call.ok and call.args.get("thread_ts")
-            )
-            page_notes = [
-                call
-                for call in slack.calls_to("chat.postMessage")
-                if call.ok and call.args.get("thread_ts") and "needs a human" in str(call.args)
-            ]
-            page_ids = Counter(
-                match.group(1)
-                for c in page_notes
-                if (match := re.search(r"#(\d+)", str(c.args.get("text"))))
-            )
-            # Posts in the busiest channel (cards and thread notes share its bucket), less burst.
-            busiest = max(team_channels, key=lambda c: per_channel[c] + thread_posts[c])
-            bound_s = (per_channel[busiest] + thread_posts[busiest] - POST_BURST) / 1.0
-            rate_limited = sum(
-                1 for call in slack.calls_to("chat.postMessage") if call.http_status == 429
-            )
-            return {
-                "messages": messages,
-                "llm_delay_s": llm_delay,
-                "events_spread_over_s": spread_s,
-                "workers": workers or slack_config.workers,
-                "acks_ms": {
-                    "p50": round(percentile(acks, 0.50), 1),
-                    "p99": round(percentile(acks, 0.99), 1),
-                    "max": round(max(acks), 1),
-                    "statuses": dict(statuses),
-                },
-                "burst_sent_s": round(sent_s, 2),
-                "all_posted_s": round(last_post_s, 1),
-                "lower_bound_s": round(bound_s, 1),
-                "ratio_to_bound": round(last_post_s / bound_s, 2) if bound_s > 0 else None,
-                "posts_per_channel": {team_channels[c]: per_channel[c] for c in team_channels},
-                "posts_lost": messages - len({t for _, t, _ in posts}),
-                "duplicate_posts": duplicates,
-                "pages": len(page_notes),
-                "duplicate_pages": sum(count - 1 for count in page_ids.values() if count > 1),
-                "llm_requests": len(llm.requests),
-                "slack_429s": rate_limited,
-                "auth_test_calls": len(slack.calls_to("auth.test")),
-                "bot_peak_memory_mb": round(memory, 1),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores,"
-                f" Python {platform.python_version()}",
-            }
+                async def deliver(index: int, body: str) -> None:
+                    await asyncio.sleep(spread_s * index / len(bodies))
+                    await send.post(bot.url, body)
+
+                started = slack_clock = time.monotonic()
+                cpu_start = bot.cpu_now()
+                await asyncio.gather(*(deliver(i, body) for i, body in enumerate(bodies)))
+                sent_s = time.monotonic() - started
+                deadline = started + wait_s
+                while len(outcome(scene).refs_posted()) < messages:
+                    if time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                # Let pages and anything still queued finish before counting duplicates.
+                await asyncio.sleep(3)
+            cpu_burst = bot.cpu_now() - cpu_start
+        finally:
+            bot.stop()
+        seen = outcome(scene)
+        last_post_s = max((post.at for post in seen.posts), default=slack_clock) - slack_clock
+        busiest, bound_s = seen.bound_s()
+        per_channel = {
+            team: sum(1 for post in seen.posts if post.channel == channel)
+            for channel, team in scene.team_channels.items()
+        }
+        figures: dict[str, Any] = {
+            "messages": messages,
+            "llm_delay_s": llm_delay,
+            "events_spread_over_s": spread_s,
+            "workers": workers or sandbox_slack_config(load_config()).workers,
+            "acks_ms": send.ack_figures(),
+            "burst_sent_s": round(sent_s, 2),
+            "all_posted_s": round(last_post_s, 1),
+            "lower_bound_s": round(bound_s, 1),
+            "busiest_channel": scene.team_channels[busiest],
+            "ratio_to_bound": round(last_post_s / bound_s, 2) if bound_s > 0 else None,
+            "posts_per_channel": per_channel,
+            "posts_lost": messages - len(seen.refs_posted()),
+            "duplicate_posts": seen.duplicate_posts(),
+            "pages": sum(len(pages) for pages in seen.thread_pages.values()),
+            "duplicate_pages": seen.duplicate_pages(),
+            "llm_requests": len(scene.llm.requests),
+            "slack_429s": seen.rate_limited,
+            "auth_test_calls": len(scene.slack.calls_to("auth.test")),
+            "bot_cpu_s": {"start_up": round(bot.cpu_before_ready, 1), "burst": round(cpu_burst, 1)},
+            "cpu_ms_per_ticket": round(cpu_burst / messages * 1000, 1),
+            "bot_peak_memory_mb": round(bot.peak_memory_mb, 1),
+            "machine": machine(),
+        }
+        if profile is not None:
+            figures["profile"] = profile_summary(bot.profiles)
+        return figures
 
 
 def main() -> None:
@@ -317,9 +128,15 @@ def main() -> None:
     parser.add_argument(
         "--spread", type=float, default=0.0, help="send the events over this many seconds"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample the bot with py-spy, stacks in FILE.0.txt",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
-        run(args.messages, args.llm_delay, args.workers, args.timeout, args.spread)
+        run(args.messages, args.llm_delay, args.workers, args.timeout, args.spread, args.profile)
     )
     json.dump(figures, sys.stdout, indent=2)
     print()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Coroutine, Sequence
@@ -357,7 +358,7 @@ class Pipeline:
         settings = self.config.llm
         # Examples include agents' corrections, which are customers' words: redact them too.
         examples = [
-            example.model_copy(update={"text": redact(example.text).text}) for example in nearest
+            example.model_copy(update={"text": _redacted(example.text)}) for example in nearest
         ]
         steps: list[tuple[Literal["llm_cheap", "llm_strong"], str | None]] = [
             ("llm_cheap", settings.cheap_model),
@@ -595,3 +596,10 @@ def build_pipeline(
         else None
     )
     return Pipeline(config=config, local=local, llm=llm, languages=languages)
+
+
+# The same labeled examples are the nearest ones of ticket after ticket: each redacted once.
+@functools.lru_cache(maxsize=4096)
+def _redacted(text: str) -> str:
+    """An example's text as redact() leaves it."""
+    return redact(text).text

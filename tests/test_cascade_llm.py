@@ -186,6 +186,31 @@ async def test_no_personal_data_reaches_the_llm(
     assert triage.ticket.text == text
 
 
+async def test_a_learned_example_is_redacted_on_every_ticket_it_is_shown_with(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """An example's redacted text is kept for the next tickets: never sent in the clear."""
+    pipeline.learn(
+        LabeledExample(
+            text=f"Charged twice on {PII['card']}, write to {PII['email']}", category="billing"
+        )
+    )
+    for _ in range(2):
+        openai_server.queue(
+            reply_json(_answer(category="billing", team="billing")), reply_text(DRAFT)
+        )
+        await pipeline.triage(Ticket(text="I was charged twice this month"))
+    classifications = [
+        request for request in openai_server.requests if "response_format" in request
+    ]
+    assert len(classifications) == 2
+    for request in classifications:
+        sent = json.dumps(request["messages"])
+        assert "Charged twice on [CARD], write to [EMAIL]" in sent
+        assert PII["card"] not in sent
+        assert PII["email"] not in sent
+
+
 # What a customer may type, and a model may repeat: a Slack mention, a name and an email address.
 INJECTED = "<!here> Jane Doe jane@example.com"
 LEAKS = ("<!", "Jane", "jane@example.com")

@@ -52,6 +52,18 @@ def test_cues_report_the_words_found_per_label() -> None:
     assert found[0] == ()
 
 
+def test_cues_built_again_compile_nothing_and_find_the_same_words() -> None:
+    """Escalation builds a field's Cues per ticket: the second build reuses every compiled cue."""
+    config = load_config()
+    text = "Everyone on our team gets errors since 9am, we cannot log in"
+    first = Cues(config.priorities).match(text)
+    misses = cue_pattern.cache_info().misses
+    second = Cues(config.priorities).match(text)
+    assert cue_pattern.cache_info().misses == misses
+    assert second == first
+    assert any(first.hits())
+
+
 @pytest.mark.parametrize(
     "text",
     [
