@@ -2,7 +2,9 @@
 
 The Slack edge turns events into calls on `Desk` and implements `Outbox` (how a card, a note, a
 page or a reply reaches people). Every action is stored before it is shown, so a retried event, a
-second agent or a restart finds the work already done.
+second agent or a restart finds the work already done. `Desk` builds the parts (intake, router,
+work queue, placement, paging, follow-ups, agents' actions, agents, reports, ops alerts), hands
+each the store, outbox, config and clocks it needs, and starts and stops them.
 """
 
 from __future__ import annotations
@@ -14,38 +16,34 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.desk.actions import AgentActions
 from routing.desk.agents import Agents
-from routing.desk.follow_ups import FollowUps, reply_note
+from routing.desk.follow_ups import FollowUps
+from routing.desk.intake import Intake
 from routing.desk.limits import (
-    CATCH_UP_OVERLAP_SECONDS,
-    CATCH_UP_WINDOW_SECONDS,
     EVENT_MEMORY,
     LEASE_SECONDS,
-    OPS_ALERT_INTERVAL_SECONDS,
     READ_BACK_RETRY_DELAYS,
     ROUTING_RETRY_DELAYS,
     START_SWEEP_BATCH,
     UNPAGED_LOOKBACK,
 )
+from routing.desk.ops import OpsAlerts
 from routing.desk.paging import Pager
 from routing.desk.placement import Placement
 from routing.desk.reports import Reports
+from routing.desk.router import Router
 from routing.desk.tickets import TicketLocks
-from routing.desk.tickets import with_replies as ticket_with_replies
 from routing.desk.types import (
     CustomerMessage,
-    Note,
     Outbox,
 )
-from routing.desk.work_queue import Placing, Send, WorkQueue
-from routing.errors import StoreUnavailableError
+from routing.desk.work_queue import Send, WorkQueue
 from routing.models import Decision, Triage
 from routing.ports import TicketStore
 from routing.records import StoredPost, StoredTicket, TicketStatus, utc_now
@@ -82,6 +80,7 @@ class Desk:
         # Who holds this desk's leases (host, process, a nonce): fresh for each desk unless given.
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = timedelta(seconds=lease_seconds)
+        self._ops = OpsAlerts(config=config, slack=slack, outbox=outbox, clock=clock)
         self._agents = Agents(config=config, slack=slack, store=store, groups=outbox, clock=clock)
         self._locks = TicketLocks()
         self._placement = Placement(
@@ -109,6 +108,19 @@ class Desk:
             post=self._post_job,
             finish=self._finish,
         )
+        self._router = Router(
+            config=config,
+            store=store,
+            outbox=outbox,
+            pipeline=pipeline,
+            placement=self._placement,
+            pager=self._pager,
+            locks=self._locks,
+            queue=self._queue,
+            replica=self.replica,
+            lease=self._lease,
+            now=now,
+        )
         self._follow_ups = FollowUps(
             config=config,
             slack=slack,
@@ -134,12 +146,16 @@ class Desk:
             pager=self._pager,
             locks=self._locks,
         )
-        self._read_back_delays = tuple(read_back_delays)
-        # Per intake channel, the oldest message the store refused: read back once it takes one.
-        self._refused: dict[str, str] = {}
-        # When each ops alert was last said, and the tasks saying them or reading back.
-        self._alerted: dict[str, float] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._intake = Intake(
+            slack=slack,
+            store=store,
+            history=outbox,
+            agents=self._agents,
+            follow_ups=self._follow_ups,
+            queue=self._queue,
+            ops=self._ops,
+            read_back_delays=read_back_delays,
+        )
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -171,92 +187,12 @@ class Desk:
         return await self._pager.recover_pages(claimed_before=claimed_before)
 
     async def catch_up(self) -> None:
-        """Make tickets of what customers wrote while the bot was away.
-
-        Down, disconnected, or refused by the store: Slack does not deliver those events again,
-        but the channel's history has the messages. Read back from shortly before the newest
-        ticket, and at least CATCH_UP_WINDOW_SECONDS (a refused message can be older than
-        tickets stored after it); (channel, ts) absorbs the overlap. Called once events flow,
-        so nothing falls between the two. A read Slack refuses is retried; one message that
-        cannot be taken is logged and skipped, never the end of the start-up.
-        """
-        for channel in self.slack.intake_channels:
-            try:
-                seen = await self.store.ticket_ts_range(channel)
-            except Exception:
-                # The store failing here must not end the start: events still flow.
-                logger.exception("could not read the store to read back %s", channel)
-                continue
-            if seen is None:
-                continue  # a first start: the channel's past is not the bot's to triage
-            window = utc_now().timestamp() - CATCH_UP_WINDOW_SECONDS
-            try:
-                first, newest = (float(ts) for ts in seen)
-            except ValueError:
-                # A malformed ts stored by an older version: read the fixed window.
-                first, newest = window, window
-            # Never before the first ticket: what came earlier predates the bot.
-            since = max(first, min(newest - CATCH_UP_OVERLAP_SECONDS, window))
-            await self._read_back(channel, f"{since:.6f}")
-
-    async def _read_back(self, channel: str, since: str) -> None:
-        """Make tickets and replies of the messages in channel after since; a refusal retried."""
-        for delay in (*self._read_back_delays, None):
-            try:
-                messages = await self._outbox.recent_messages(channel, since)
-                break
-            except Exception as error:
-                if delay is None:
-                    logger.exception(
-                        "could not read back %s: messages sent while away are missed", channel
-                    )
-                    self.alert_ops(
-                        f"read back {channel}",
-                        f"Could not read back the history of intake channel {channel} ({error});"
-                        " messages written while the bot was away or its store refused them are"
-                        " not tickets. Check that the bot is in the channel and has"
-                        " channels:history, then restart it.",
-                    )
-                    return
-                logger.warning("reading back %s failed (%s); trying again", channel, error)
-                await asyncio.sleep(delay)
-        made = 0
-        for message in messages:
-            try:
-                made += await self.receive(message) is not None
-            except StoreUnavailableError:
-                return  # said already; read back again once the store takes a ticket
-            except Exception:
-                # One message must not stop the read-back (or the start-up): said, skipped.
-                logger.exception("skipped message %s in %s while reading back", message.ts, channel)
-        if made:
-            logger.warning("%d messages in %s arrived while the bot was away", made, channel)
+        """Make tickets of what customers wrote while the bot was away (see Intake.catch_up)."""
+        await self._intake.catch_up()
 
     def alert_ops(self, key: str, text: str) -> None:
         """Tell the operator in the ops channel, at most once per OPS_ALERT_INTERVAL_SECONDS."""
-        now = self._clock()
-        last = self._alerted.get(key)
-        if last is not None and now - last < OPS_ALERT_INTERVAL_SECONDS:
-            return
-        self._alerted[key] = now
-        fallback = self.slack.teams.get(self.config.fallback_team)
-        channel = self.slack.ops_channel or (fallback.channel if fallback else None)
-        if channel is None:
-            logger.error("ops alert (no ops channel to say it in): %s", text)
-            return
-
-        async def say() -> None:
-            try:
-                await self._outbox.post_alert(channel, Note(text))
-            except Exception:
-                logger.exception("could not post the ops alert in %s", channel)
-
-        self._in_background(say())
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._ops.alert(key, text)
 
     async def drain(self) -> None:
         """Wait until every queued ticket is routed and paged, retries included, or gave up."""
@@ -264,7 +200,7 @@ class Desk:
 
     async def stop(self) -> None:
         """Stop the workers and end this replica's leases: any replica routes the rest."""
-        tasks = [*self._queue.tasks, *self._background]
+        tasks = [*self._queue.tasks, *self._ops.tasks]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -283,243 +219,36 @@ class Desk:
     def _retry_later(self, ticket_id: int) -> None:
         self._queue.retry_later(ticket_id)
 
-    # --- intake -------------------------------------------------------------------------
+    # --- intake (routing.desk.intake) --------------------------------------------------
 
     async def first_delivery(self, event_id: str | None) -> bool:
         """False for an event already handled (Slack retries and redeliveries)."""
-        if not event_id:
-            return True
-        return await self.store.first_delivery(event_id)
+        return await self._intake.first_delivery(event_id)
 
     def is_intake(self, channel: str | None) -> bool:
         """True for an intake channel."""
-        return channel in self.slack.intake_channels
+        return self._intake.is_intake(channel)
 
     async def receive(self, message: CustomerMessage) -> int | None:
         """Store a top-level message as a ticket and queue it; a thread reply joins its ticket.
 
         Returns the new ticket's id, or None when the message made no new ticket.
         """
-        if not self.is_intake(message.channel):
-            return None
-        if message.is_thread_reply:
-            assert message.thread_ts is not None  # noqa: S101  # is_thread_reply checked it
-            await self._follow_ups.thread_reply(message, message.thread_ts)
-            return None
-        if await self._agents.is_any_agent(message.user):
-            # An agent's own post in the shared channel (an announcement, an answer): no ticket.
-            logger.info("message %s/%s is an agent's, not a ticket", message.channel, message.ts)
-            return None
-        try:
-            ticket_id = await self.store.add_ticket(
-                channel=message.channel,
-                ts=message.ts,
-                author=message.user,
-                text=message.text,
-                received_at=_ts_time(message.ts),
-            )
-        except StoreUnavailableError as error:
-            refused = self._refused.get(message.channel)
-            if refused is None or float(message.ts) < float(refused):
-                self._refused[message.channel] = message.ts
-            self.alert_ops(
-                "store",
-                f"The store refuses new tickets ({error.cause}); customers' messages are not"
-                " acknowledged, so Slack delivers them again, and they are read back once it"
-                " takes one. Free the database: another process holding its lock, a full or"
-                " read-only disk, or PostgreSQL down.",
-            )
-            raise
-        if self._refused:
-            # The store takes tickets again: what it refused (and Slack may have stopped
-            # redelivering) is in the channels' history.
-            waiting, self._refused = self._refused, {}
-            for channel, ts in waiting.items():
-                since = f"{float(ts) - 1:.6f}"
-                self._in_background(self._read_back(channel, since))
-        if ticket_id is None:
-            logger.info("message %s/%s is already a ticket", message.channel, message.ts)
-            return None
-        self._put(ticket_id)
-        return ticket_id
+        return await self._intake.receive(message)
+
+    # --- routing (routing.desk.router), handed to the work queue ------------------------
 
     async def _decide(self, ticket_id: int, claimed: TicketStatus | None) -> None:
-        """Claim a ticket, classify it (or keep an agent's decision), and queue its posts."""
-        async with self._locks.lock(ticket_id):
-            if ticket_id in self._queue.placing:
-                return  # decided already; its posts are queued
-            now = self._now()
-            previous = claimed or await self.store.claim_for_routing(
-                ticket_id, holder=self.replica, now=now, until=now + self._lease
-            )
-            if previous is None:
-                self._queue.held.discard(ticket_id)
-                ticket = await self.store.ticket(ticket_id)
-                if ticket is not None and ticket.status == "routed":
-                    # Routed already: a requeue after a page Slack refused pages again (once).
-                    await self._paged(ticket_id)
-                return  # else another replica holds it, or the customer withdrew it
-            self._queue.held.add(ticket_id)
-            stored = await self.store.ticket(ticket_id)
-            assert stored is not None  # noqa: S101  # claimed just now
-            if stored.decision is None or stored.decision.source != "agent":
-                # An agent's correction made while it waited for a retry stands; else classify.
-                stored, _ = await self._classify(ticket_id)
-            if stored.permalink is None:
-                link = await self._outbox.permalink(stored.channel, stored.ts)
-                if link:
-                    await self.store.set_permalink(ticket_id, link)
-            decided = await self.store.ticket(ticket_id)
-            assert decided is not None  # noqa: S101  # tickets are never deleted
-            assert decided.decision is not None  # noqa: S101  # classified just now
-            placing = Placing(
-                recovering=previous == "routing",
-                urgency=-self.config.priority_rank(decided.decision.priority),
-                received=decided.received_at.timestamp(),
-            )
-            self._queue.placing[ticket_id] = placing
-            try:
-                queued = await self._queue_posts(ticket_id, decided, placing)
-            finally:
-                if not placing.waiting:
-                    self._queue.placing.pop(ticket_id, None)
-            if not queued:
-                await self._mark_routed(ticket_id)
-        if ticket_id not in self._queue.placing:
-            await self._paged(ticket_id)
-
-    def _wanted_teams(self, ticket: StoredTicket) -> tuple[str, ...]:
-        """The teams whose channels a ticket belongs in, by its stored decision."""
-        decision, escalation = ticket.decision, ticket.escalation
-        if decision is None or escalation is None:
-            return ()
-        if decision.source == "agent":
-            return (decision.team,)
-        if decision.no_action is not None and self.config.noise.post == "none":
-            # Needs no action and the config wants no post: stored, drafted, posted nowhere.
-            return ()
-        teams = escalation.teams or (decision.team,)
-        return (decision.team, *(team for team in teams if team != decision.team))
-
-    async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: Placing) -> bool:
-        """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
-        posted = {post.team for post in await self.store.posts(ticket_id)}
-        missing = [team for team in self._wanted_teams(ticket) if team not in posted]
-        if not missing and not self._wanted_teams(ticket):
-            logger.info("ticket %s needs no action: not posted", ticket_id)
-        for team in missing:
-            placing.waiting.add(team)
-            self._queue.send(
-                self._placement.team_channel(team),
-                Send(
-                    placing.urgency,
-                    placing.received,
-                    self._queue.next_seq(),
-                    ticket_id=ticket_id,
-                    team=team,
-                    kind="post",
-                ),
-            )
-        return bool(missing)
+        await self._router.decide(ticket_id, claimed)
 
     async def _post_job(self, job: Send) -> None:
-        """Post a ticket's card in one team's channel, if it still belongs there."""
-        ticket_id, team = job.ticket_id, job.team
-        placing = self._queue.placing.get(ticket_id)
-        if placing is None:
-            return
-        try:
-            async with self._locks.lock(ticket_id):
-                now = self._now()
-                held = await self.store.renew_leases(
-                    self.replica, [ticket_id], until=now + self._lease
-                )
-                ticket = await self.store.ticket(ticket_id)
-                if ticket is None or ticket.status == "withdrawn":
-                    pass  # the customer deleted it: nothing to post
-                elif not held:
-                    # Stalled past the lease, and another replica took the ticket over.
-                    logger.warning("ticket %s: lease lost to another replica", ticket_id)
-                    placing.lost = True
-                elif team in self._wanted_teams(ticket):
-                    # (An agent's correction or the customer's edit may have moved it meanwhile.)
-                    posted = await self._placement.post_once(
-                        ticket_id, team, recovering=placing.recovering
-                    )
-                    if posted is not None:
-                        # What the customer added in the thread before the post existed.
-                        for reply in await self.store.replies(ticket_id):
-                            await self._outbox.post_note(posted, reply_note(reply.text))
-        except Exception:
-            logger.exception("posting ticket %s in %s failed", ticket_id, team)
-            placing.failed = True
-        placing.waiting.discard(team)
-        if placing.waiting:
-            return
-        if placing.lost:
-            self._queue.placing.pop(ticket_id, None)
-            self._queue.held.discard(ticket_id)
-        elif placing.failed:
-            # Slack down or rate limited past every retry: the whole ticket is tried again.
-            self._queue.placing.pop(ticket_id, None)
-            self._retry_later(ticket_id)
-        else:
-            # Its page notes go in this channel's queue at the ticket's priority.
-            self._queue.send(
-                self._placement.team_channel(team),
-                Send(
-                    placing.urgency,
-                    placing.received,
-                    self._queue.next_seq(),
-                    ticket_id=ticket_id,
-                    team=team,
-                    kind="finish",
-                ),
-            )
+        await self._router.post(job)
 
     async def _finish(self, ticket_id: int) -> None:
-        """Every post of a ticket made: link them, mark it routed, and page if it needs it."""
-        placing = self._queue.placing.get(ticket_id)
-        if placing is None:
-            return
-        async with self._locks.lock(ticket_id):
-            ticket = await self.store.ticket(ticket_id)
-            assert ticket is not None  # noqa: S101  # tickets are never deleted
-            # A team that became wanted while the posts waited (an edit) is posted now.
-            if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
-                return
-            self._queue.placing.pop(ticket_id, None)
-            await self._placement.link_related(ticket_id)
-            await self._mark_routed(ticket_id)
-        await self._paged(ticket_id)
-
-    async def _mark_routed(self, ticket_id: int) -> None:
-        ticket = await self.store.ticket(ticket_id)
-        if ticket is not None and ticket.status != "withdrawn":
-            await self.store.mark_routed(ticket_id)
-        self._queue.held.discard(ticket_id)
-
-    async def _paged(self, ticket_id: int) -> None:
-        """Page if needed; the ticket's retries are done unless the page asked for one."""
-        attempt = self._queue.retries.get(ticket_id)
-        await self._pager.page_if_needed(ticket_id)
-        if self._queue.retries.get(ticket_id) == attempt:
-            self._queue.retries.pop(ticket_id, None)
+        await self._router.finish(ticket_id)
 
     async def _classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
-        """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
-        ticket = await self.store.ticket(ticket_id)
-        assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
-        triage = await self.pipeline.triage(await ticket_with_replies(self.store, ticket))
-        await self.store.record_triage(
-            ticket_id,
-            layers=triage.layers,
-            decision=triage.decision,
-            escalation=triage.escalation,
-        )
-        # Replaces a pending or rejected draft only: a sent reply stays what was sent.
-        await self.store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
-        return ticket, triage
+        return await self._router.classify(ticket_id)
 
     # --- follow-ups (routing.desk.follow_ups) ------------------------------------------
 
@@ -626,10 +355,3 @@ class Desk:
     async def find_ticket(self, reference: str, *, user: str, action: str) -> int:
         """A ticket id from `#12`, `12`, or a link to the customer's message or a team post."""
         return await self._reports.find_ticket(reference, user=user, action=action)
-
-
-def _ts_time(ts: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(ts), UTC)
-    except (ValueError, OverflowError):
-        return utc_now()
