@@ -1,0 +1,402 @@
+"""Paging the on-call: claimed, sent, marked sent; bursts coalesced; unsent pages resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from routing.config import SlackConfig, TriageConfig
+from routing.desk.limits import BURST_WINDOW_SECONDS
+from routing.desk.types import DirectPage, Note, PageNotSentError, PostRef
+from routing.ports import TicketStore
+from routing.records import StoredPage, StoredTicket
+
+logger = logging.getLogger(__name__)
+
+
+class PageOutbox(Protocol):
+    """The part of the Outbox a page goes through."""
+
+    async def post_page(
+        self, post: PostRef, note: Note, *, ticket_id: int, page: str, resume: bool = False
+    ) -> str:
+        """Page in a ticket post's thread, tagged with the page's key; the first note's ts."""
+        ...
+
+    async def find_page(self, post: PostRef, *, ticket_id: int, page: str) -> str | None:
+        """The first note's ts of a page whose notes are all in the post's thread, else None."""
+        ...
+
+    async def update_note(self, note: PostRef, text: Note) -> None:
+        """Replace the words of a note the bot posted."""
+        ...
+
+    async def direct_page(self, user: str, page: DirectPage) -> None:
+        """Page one on-call person directly about a ticket."""
+        ...
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message, or None if Slack will not give one."""
+        ...
+
+
+class OnCall(Protocol):
+    """Who is paged for a team, and who a list of people and user groups names."""
+
+    async def oncall(self, team: str) -> tuple[str, ...]:
+        """Who is paged for a team."""
+        ...
+
+    async def expand(self, people: Sequence[str]) -> set[str]:
+        """The users named, user groups replaced by their members."""
+        ...
+
+
+@dataclass
+class _Burst:
+    """The first page to some on-call about one customer, and the tickets counted under it."""
+
+    ticket_id: int
+    post: PostRef
+    key: str
+    started: float
+    critical: bool
+    more: list[int] = field(default_factory=list)
+    # The one follow-up note in the first page's thread that counts the rest.
+    followup: PostRef | None = None
+    # Held while the follow-up is posted or updated: concurrent tickets make one, in order.
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Pager:
+    """Pages each posted team's on-call once per ticket (and key), and finishes unsent pages.
+
+    requeue queues a ticket for the work queue (whose worker resumes its held pages);
+    retry_later schedules a ticket whose page Slack refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: TriageConfig,
+        slack: SlackConfig,
+        store: TicketStore,
+        outbox: PageOutbox,
+        oncall: OnCall,
+        clock: Callable[[], float],
+        requeue: Callable[[int], None],
+        retry_later: Callable[[int], None],
+    ) -> None:
+        self._config = config
+        self._slack = slack
+        self._store = store
+        self._outbox = outbox
+        self._oncall = oncall
+        self._clock = clock
+        self._requeue = requeue
+        self._retry_later = retry_later
+        # Pages this process holds claimed but not (all) sent: tried again, Slack checked first.
+        self._resume: set[tuple[int, str]] = set()
+        # (customer, on-call) -> the burst being coalesced.
+        self._bursts: dict[tuple[str, tuple[str, ...]], _Burst] = {}
+        # Unsent page -> the claim time this replica holds it by (renewed like a lease).
+        self._claims: dict[tuple[int, str], datetime] = {}
+        # Held while a claim is renewed (moved, then read back) or checked before a resend.
+        self._claiming = asyncio.Lock()
+
+    def forget(self, ticket_id: int) -> None:
+        """Drop this replica's claims on a ticket's unsent pages (no longer renewed)."""
+        for held in [claim for claim in self._claims if claim[0] == ticket_id]:
+            self._claims.pop(held, None)
+            self._resume.discard(held)
+
+    def clear(self) -> None:
+        """Forget every claim held: a stopped desk renews none, so any replica takes them."""
+        self._claims.clear()
+        self._resume.clear()
+
+    async def recover_pages(self, *, claimed_before: datetime) -> int:
+        """Take over the pages claimed before a time and never sent, and queue their tickets.
+
+        The claimer stopped (or gave up) between claiming and sending: the worker sends what
+        Slack does not have yet, looking in the post's thread first. Each page is taken over
+        by one caller (a compare-and-set), so replicas call this in every sweep with a lease's
+        cutoff: a live replica renews the claims it holds (see _renew_pages), a dead one's age.
+        """
+        taken = 0
+        for page in await self._store.unsent_pages(claimed_before=claimed_before):
+            if (page.ticket_id, page.key) in self._claims:
+                continue  # this replica's own, late in renewing: it is still sending it
+            if await self._store.retake_page(
+                page.ticket_id, team=page.key, claimed_at=page.claimed_at
+            ):
+                logger.warning(
+                    "ticket %s's page %s was never sent: sending it", page.ticket_id, page.key
+                )
+                await self._hold_claim(page.ticket_id, page.key)
+                self._resume.add((page.ticket_id, page.key))
+                self._requeue(page.ticket_id)
+                taken += 1
+        return taken
+
+    async def _hold_claim(self, ticket_id: int, key: str) -> None:
+        """Remember the claim this replica holds on an unsent page (its time is the token)."""
+        page = await self._store.page(ticket_id, team=key)
+        if page is not None and page.sent_at is None:
+            self._claims[(ticket_id, key)] = page.claimed_at
+        else:
+            self._claims.pop((ticket_id, key), None)
+
+    async def renew(self) -> None:
+        """Move this replica's unsent page claims to now, as a lease is renewed.
+
+        A claim another replica took over meanwhile (the compare-and-set fails) is no longer
+        this replica's to send: it is forgotten here.
+        """
+        for (ticket_id, key), token in sorted(self._claims.items()):
+            async with self._claiming:
+                if await self._store.retake_page(ticket_id, team=key, claimed_at=token):
+                    await self._hold_claim(ticket_id, key)
+                elif self._claims.get((ticket_id, key)) == token:
+                    # Sent meanwhile, or taken over by another replica.
+                    logger.info("ticket %s's page %s is no longer held here", ticket_id, key)
+                    self._claims.pop((ticket_id, key), None)
+                    self._resume.discard((ticket_id, key))
+
+    async def page_if_needed(self, ticket_id: int) -> None:
+        """Page the on-call if the ticket needs a human; a page Slack refuses is retried."""
+        ticket = await self._store.ticket(ticket_id)
+        if ticket is None:
+            return
+        try:
+            # A page claimed earlier and not all sent (a crash, a refusal, a late answer).
+            for held_ticket, key in sorted(self._resume):
+                if held_ticket == ticket_id:
+                    await self._resume_page(ticket_id, key)
+            if ticket.escalation is None or ticket.status == "withdrawn":
+                return
+            if not ticket.escalation.needs_human:
+                return
+            reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
+            await self.page(ticket_id, reasons=reasons)
+        except Exception:
+            logger.exception("paging for ticket %s failed; trying again later", ticket_id)
+            self._retry_later(ticket_id)
+
+    async def page(
+        self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
+    ) -> int:
+        """Page each posted team's on-call in the post's thread, and by DM when critical.
+
+        Once per ticket and team, and once more if the ticket becomes critical later; an
+        agent's Escalate (asked_by) pages once per agent. A page is claimed, sent, then marked
+        sent; one this process could not finish is finished here (Slack's thread checked first).
+        Pages to the same on-call about the same customer within BURST_WINDOW_SECONDS of a
+        first one mention nobody: the first page's thread counts them. Returns the pages sent.
+        """
+        ticket = await self._store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # only routed tickets are paged
+        assert ticket.decision is not None  # noqa: S101
+        critical = self._config.priority(ticket.decision.priority).always_human
+        sent = 0
+        for post in await self._store.posts(ticket_id):
+            people = tuple(await self._oncall.oncall(post.team) or self._slack.fallback_oncall)
+            if not people:
+                logger.error("ticket %s needs a human but %s has no on-call", ticket_id, post.team)
+            if asked_by is not None:
+                key = f"{post.team}:escalated:{asked_by}"  # once per agent: a replay pages no one
+            else:
+                key = post.team + (":critical" if critical else "")
+            ref = PostRef(post.channel, post.ts)
+            burst = None if asked_by is not None else self._burst_for(ticket, people, critical)
+            started = None
+            if burst is None and asked_by is None and people and ticket.author is not None:
+                # Set before anything awaits: the same customer's next ticket sees it.
+                started = _Burst(ticket_id, ref, key, 0, critical)
+                self._start_burst(ticket.author, people, started)
+            claimed = await self._store.claim_page(
+                ticket_id,
+                team=key,
+                people=() if burst is not None else people,
+                reasons=reasons,
+                direct=critical and burst is None,
+                asked_by=asked_by,
+            )
+            if not claimed:
+                # Paged long ago, not now: this page starts no burst.
+                whose = (ticket.author or "", people)
+                if started is not None and self._bursts.get(whose) is started:
+                    del self._bursts[whose]
+                sent += await self._resume_page(ticket_id, key)
+                continue
+            page = await self._store.page(ticket_id, team=key)
+            assert page is not None  # noqa: S101  # claimed just now
+            self._claims[(ticket_id, key)] = page.claimed_at
+            note = None
+            if burst is not None:
+                note = Note(
+                    f"Ticket #{ticket_id} needs a human: another ticket from this customer"
+                    f" within {BURST_WINDOW_SECONDS / 60:.0f} minutes of ticket"
+                    f" #{burst.ticket_id}, whose on-call was paged: not paged again.",
+                    details=tuple(reasons),
+                )
+            await self._deliver_page(ticket_id, ref, page, resume=False, note=note)
+            sent += 1
+            if burst is not None:
+                await self._count_in_burst(burst, ticket_id)
+        return sent
+
+    def _burst_for(
+        self, ticket: StoredTicket, people: tuple[str, ...], critical: bool
+    ) -> _Burst | None:
+        """The burst this page joins: the same customer and on-call, another ticket, in time."""
+        if ticket.author is None or not people:
+            return None
+        burst = self._bursts.get((ticket.author, people))
+        if burst is None or self._clock() - burst.started > BURST_WINDOW_SECONDS:
+            return None
+        if burst.ticket_id == ticket.id or (critical and not burst.critical):
+            return None  # the ticket's own other post, or more urgent than what was paged
+        return burst
+
+    def _start_burst(self, author: str, people: tuple[str, ...], burst: _Burst) -> None:
+        current = self._bursts.get((author, people))
+        expired = current is None or self._clock() - current.started > BURST_WINDOW_SECONDS
+        if expired or (burst.critical and current is not None and not current.critical):
+            burst.started = self._clock()
+            self._bursts[(author, people)] = burst
+
+    async def _count_in_burst(self, burst: _Burst, ticket_id: int) -> None:
+        """One follow-up in the first page's thread counts the burst's other tickets."""
+        burst.more.append(ticket_id)
+        try:
+            async with burst.writing:
+                count = len(burst.more)  # read under the lock: the last writer shows them all
+                listed = ", ".join(f"#{number}" for number in sorted(burst.more)[-20:])
+                note = Note(
+                    f"…and {count} more ticket{'' if count == 1 else 's'} from this customer"
+                    f" since this page, not paged again: {listed}."
+                )
+                if burst.followup is None:
+                    ts = await self._outbox.post_page(
+                        burst.post, note, ticket_id=burst.ticket_id, page=f"{burst.key}:more"
+                    )
+                    burst.followup = PostRef(burst.post.channel, ts)
+                else:
+                    await self._outbox.update_note(burst.followup, note)
+        except Exception:
+            logger.exception(
+                "could not count ticket %s under ticket %s", ticket_id, burst.ticket_id
+            )
+
+    async def _resume_page(self, ticket_id: int, key: str) -> int:
+        """Finish a page this process holds (1), or nothing (0) if it holds none by that key."""
+        if (ticket_id, key) not in self._resume:
+            return 0
+        self._resume.discard((ticket_id, key))  # this task's while it sends (no await before)
+        async with self._claiming:
+            page = await self._store.page(ticket_id, team=key)
+            taken_over = page is not None and page.claimed_at != self._claims.get(
+                (ticket_id, key), page.claimed_at
+            )
+        ticket = await self._store.ticket(ticket_id)
+        if page is None or page.sent_at is not None or ticket is None:
+            self._claims.pop((ticket_id, key), None)
+            return 0
+        if taken_over:
+            # Another replica's sweep took it over (this one stalled past a lease): theirs.
+            logger.warning("ticket %s's page %s was taken over by another replica", ticket_id, key)
+            self._claims.pop((ticket_id, key), None)
+            return 0
+        if ticket.status == "withdrawn":
+            await self._store.release_page(ticket_id, team=key)
+            self._claims.pop((ticket_id, key), None)
+            return 0
+        posts = await self._store.posts(ticket_id, active_only=False)
+        post = next((p for p in posts if p.team == page.team and p.status == "active"), None)
+        post = post or next((p for p in reversed(posts) if p.team == page.team), None)
+        if post is None:
+            logger.error("ticket %s's page %s has no post to go under", ticket_id, key)
+            return 0
+        await self._deliver_page(ticket_id, PostRef(post.channel, post.ts), page, resume=True)
+        return 1
+
+    async def _deliver_page(
+        self,
+        ticket_id: int,
+        post: PostRef,
+        page: StoredPage,
+        *,
+        resume: bool,
+        note: Note | None = None,
+    ) -> None:
+        """Send a claimed page's note and DMs, then mark it sent; kept for a retry if it fails."""
+        if note is None:
+            headline = f"Ticket #{ticket_id} needs a human:"
+            if page.asked_by is not None:
+                headline += f" escalated by <@{page.asked_by}>" + (";" if page.reasons else "")
+            note = Note(headline, mentions=page.people, details=page.reasons)
+        try:
+            if page.noted_at is None:
+                try:
+                    await self._outbox.post_page(
+                        post, note, ticket_id=ticket_id, page=page.key, resume=resume
+                    )
+                except Exception:
+                    # Slack may have posted it and answered too late: look before retrying.
+                    found = await self._outbox.find_page(post, ticket_id=ticket_id, page=page.key)
+                    if found is None:
+                        raise
+                    logger.warning("ticket %s's page %s was sent after all", ticket_id, page.key)
+                await self._store.mark_page_noted(ticket_id, team=page.key)
+            if page.direct:
+                await self._direct_page(ticket_id, post, page, resume=resume)
+            await self._store.mark_page_sent(ticket_id, team=page.key)
+            self._claims.pop((ticket_id, page.key), None)
+        except Exception as error:
+            self._resume.add((ticket_id, page.key))
+            raise PageNotSentError(f"ticket {ticket_id}'s page {page.key} is not sent") from error
+
+    async def _direct_page(
+        self, ticket_id: int, post: PostRef, page: StoredPage, *, resume: bool
+    ) -> None:
+        """A critical ticket's DM to each on-call person, once per ticket, claimed then sent.
+
+        A DM claimed and not marked sent (a crash or a failure while sending) is sent again on
+        resume: the bot cannot read DMs, so a DM is sent at least once, rarely twice.
+        """
+        ticket = await self._store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # only routed tickets are paged
+        assert ticket.decision is not None  # noqa: S101
+        dm = DirectPage(
+            ticket_id=ticket_id,
+            team=page.team,
+            priority=ticket.decision.priority,
+            emoji=self._config.priority(ticket.decision.priority).emoji,
+            customer=ticket.author,
+            text=ticket.text,
+            reasons=page.reasons,
+            link=await self._outbox.permalink(post.channel, post.ts),
+        )
+        known = await self._store.direct_pages(ticket_id)
+        failed = 0
+        for user in sorted(await self._oncall.expand(page.people)):
+            if user in known:
+                key, sent = known[user]
+                if sent or not resume or key != page.key:
+                    continue  # sent, or another page of the ticket has it
+            elif not await self._store.claim_direct_page(ticket_id, person=user, page=page.key):
+                continue
+            try:
+                await self._outbox.direct_page(user, dm)
+            except Exception:
+                logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
+                failed += 1
+                continue
+            await self._store.mark_direct_page_sent(ticket_id, person=user)
+        if failed:
+            raise PageNotSentError(f"{failed} DMs of ticket {ticket_id}'s page were not sent")

@@ -1,0 +1,248 @@
+"""The router: a ticket claimed, classified (or an agent's decision kept), its posts queued.
+
+A worker of the work queue decides a ticket; each team channel's poster posts its card, then
+finishes it (links the posts, marks it routed, pages if it needs a human).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from routing.cascade import Pipeline
+from routing.config import TriageConfig
+from routing.desk.follow_ups import reply_note
+from routing.desk.paging import Pager
+from routing.desk.placement import Placement
+from routing.desk.tickets import TicketLocks
+from routing.desk.tickets import with_replies as ticket_with_replies
+from routing.desk.types import Note, PostRef
+from routing.desk.work_queue import Placing, Send, WorkQueue
+from routing.models import Triage
+from routing.ports import TicketStore
+from routing.records import StoredTicket, TicketStatus
+
+logger = logging.getLogger(__name__)
+
+
+class RouterOutbox(Protocol):
+    """The part of the Outbox routing a ticket needs beyond its cards."""
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message, or None if Slack will not give one."""
+        ...
+
+    async def post_note(self, post: PostRef, note: Note) -> None:
+        """Say something in a ticket post's thread."""
+        ...
+
+
+class Router:
+    """Decides each queued ticket once, under its lease, and posts it in each wanted team."""
+
+    def __init__(
+        self,
+        *,
+        config: TriageConfig,
+        store: TicketStore,
+        outbox: RouterOutbox,
+        pipeline: Pipeline,
+        placement: Placement,
+        pager: Pager,
+        locks: TicketLocks,
+        queue: WorkQueue,
+        replica: str,
+        lease: timedelta,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._outbox = outbox
+        self._pipeline = pipeline
+        self._placement = placement
+        self._pager = pager
+        self._locks = locks
+        self._queue = queue
+        self._replica = replica
+        self._lease = lease
+        self._now = now
+
+    async def decide(self, ticket_id: int, claimed: TicketStatus | None) -> None:
+        """Claim a ticket, classify it (or keep an agent's decision), and queue its posts."""
+        async with self._locks.lock(ticket_id):
+            if ticket_id in self._queue.placing:
+                return  # decided already; its posts are queued
+            now = self._now()
+            previous = claimed or await self._store.claim_for_routing(
+                ticket_id, holder=self._replica, now=now, until=now + self._lease
+            )
+            if previous is None:
+                self._queue.held.discard(ticket_id)
+                ticket = await self._store.ticket(ticket_id)
+                if ticket is not None and ticket.status == "routed":
+                    # Routed already: a requeue after a page Slack refused pages again (once).
+                    await self._paged(ticket_id)
+                return  # else another replica holds it, or the customer withdrew it
+            self._queue.held.add(ticket_id)
+            stored = await self._store.ticket(ticket_id)
+            assert stored is not None  # noqa: S101  # claimed just now
+            if stored.decision is None or stored.decision.source != "agent":
+                # An agent's correction made while it waited for a retry stands; else classify.
+                stored, _ = await self.classify(ticket_id)
+            if stored.permalink is None:
+                link = await self._outbox.permalink(stored.channel, stored.ts)
+                if link:
+                    await self._store.set_permalink(ticket_id, link)
+            decided = await self._store.ticket(ticket_id)
+            assert decided is not None  # noqa: S101  # tickets are never deleted
+            assert decided.decision is not None  # noqa: S101  # classified just now
+            placing = Placing(
+                recovering=previous == "routing",
+                urgency=-self._config.priority_rank(decided.decision.priority),
+                received=decided.received_at.timestamp(),
+            )
+            self._queue.placing[ticket_id] = placing
+            try:
+                queued = await self._queue_posts(ticket_id, decided, placing)
+            finally:
+                if not placing.waiting:
+                    self._queue.placing.pop(ticket_id, None)
+            if not queued:
+                await self._mark_routed(ticket_id)
+        if ticket_id not in self._queue.placing:
+            await self._paged(ticket_id)
+
+    def _wanted_teams(self, ticket: StoredTicket) -> tuple[str, ...]:
+        """The teams whose channels a ticket belongs in, by its stored decision."""
+        decision, escalation = ticket.decision, ticket.escalation
+        if decision is None or escalation is None:
+            return ()
+        if decision.source == "agent":
+            return (decision.team,)
+        if decision.no_action is not None and self._config.noise.post == "none":
+            # Needs no action and the config wants no post: stored, drafted, posted nowhere.
+            return ()
+        teams = escalation.teams or (decision.team,)
+        return (decision.team, *(team for team in teams if team != decision.team))
+
+    async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: Placing) -> bool:
+        """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
+        posted = {post.team for post in await self._store.posts(ticket_id)}
+        missing = [team for team in self._wanted_teams(ticket) if team not in posted]
+        if not missing and not self._wanted_teams(ticket):
+            logger.info("ticket %s needs no action: not posted", ticket_id)
+        for team in missing:
+            placing.waiting.add(team)
+            self._queue.send(
+                self._placement.team_channel(team),
+                Send(
+                    placing.urgency,
+                    placing.received,
+                    self._queue.next_seq(),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="post",
+                ),
+            )
+        return bool(missing)
+
+    async def post(self, job: Send) -> None:
+        """Post a ticket's card in one team's channel, if it still belongs there."""
+        ticket_id, team = job.ticket_id, job.team
+        placing = self._queue.placing.get(ticket_id)
+        if placing is None:
+            return
+        try:
+            async with self._locks.lock(ticket_id):
+                now = self._now()
+                held = await self._store.renew_leases(
+                    self._replica, [ticket_id], until=now + self._lease
+                )
+                ticket = await self._store.ticket(ticket_id)
+                if ticket is None or ticket.status == "withdrawn":
+                    pass  # the customer deleted it: nothing to post
+                elif not held:
+                    # Stalled past the lease, and another replica took the ticket over.
+                    logger.warning("ticket %s: lease lost to another replica", ticket_id)
+                    placing.lost = True
+                elif team in self._wanted_teams(ticket):
+                    # (An agent's correction or the customer's edit may have moved it meanwhile.)
+                    posted = await self._placement.post_once(
+                        ticket_id, team, recovering=placing.recovering
+                    )
+                    if posted is not None:
+                        # What the customer added in the thread before the post existed.
+                        for reply in await self._store.replies(ticket_id):
+                            await self._outbox.post_note(posted, reply_note(reply.text))
+        except Exception:
+            logger.exception("posting ticket %s in %s failed", ticket_id, team)
+            placing.failed = True
+        placing.waiting.discard(team)
+        if placing.waiting:
+            return
+        if placing.lost:
+            self._queue.placing.pop(ticket_id, None)
+            self._queue.held.discard(ticket_id)
+        elif placing.failed:
+            # Slack down or rate limited past every retry: the whole ticket is tried again.
+            self._queue.placing.pop(ticket_id, None)
+            self._queue.retry_later(ticket_id)
+        else:
+            # Its page notes go in this channel's queue at the ticket's priority.
+            self._queue.send(
+                self._placement.team_channel(team),
+                Send(
+                    placing.urgency,
+                    placing.received,
+                    self._queue.next_seq(),
+                    ticket_id=ticket_id,
+                    team=team,
+                    kind="finish",
+                ),
+            )
+
+    async def finish(self, ticket_id: int) -> None:
+        """Every post of a ticket made: link them, mark it routed, and page if it needs it."""
+        placing = self._queue.placing.get(ticket_id)
+        if placing is None:
+            return
+        async with self._locks.lock(ticket_id):
+            ticket = await self._store.ticket(ticket_id)
+            assert ticket is not None  # noqa: S101  # tickets are never deleted
+            # A team that became wanted while the posts waited (an edit) is posted now.
+            if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
+                return
+            self._queue.placing.pop(ticket_id, None)
+            await self._placement.link_related(ticket_id)
+            await self._mark_routed(ticket_id)
+        await self._paged(ticket_id)
+
+    async def _mark_routed(self, ticket_id: int) -> None:
+        ticket = await self._store.ticket(ticket_id)
+        if ticket is not None and ticket.status != "withdrawn":
+            await self._store.mark_routed(ticket_id)
+        self._queue.held.discard(ticket_id)
+
+    async def _paged(self, ticket_id: int) -> None:
+        """Page if needed; the ticket's retries are done unless the page asked for one."""
+        attempt = self._queue.retries.get(ticket_id)
+        await self._pager.page_if_needed(ticket_id)
+        if self._queue.retries.get(ticket_id) == attempt:
+            self._queue.retries.pop(ticket_id, None)
+
+    async def classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
+        """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
+        ticket = await self._store.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
+        triage = await self._pipeline.triage(await ticket_with_replies(self._store, ticket))
+        await self._store.record_triage(
+            ticket_id,
+            layers=triage.layers,
+            decision=triage.decision,
+            escalation=triage.escalation,
+        )
+        # Replaces a pending or rejected draft only: a sent reply stays what was sent.
+        await self._store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
+        return ticket, triage

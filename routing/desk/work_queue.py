@@ -1,0 +1,286 @@
+"""The work queue: tickets to decide, per-channel priority posters, leases, sweeps, retries.
+
+A ticket is claimed, not owned: this replica's leases are renewed while it holds them, and a
+sweep (any replica's) takes up tickets whose lease ran out. Deciding and posting are the
+desk's (the handlers given); this module only says when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from routing.desk.limits import LEASE_RENEWALS, SWEEP_BATCH
+from routing.ports import TicketStore
+from routing.records import TicketStatus
+
+logger = logging.getLogger(__name__)
+
+
+class PageClaims(Protocol):
+    """The unsent page claims a replica holds, renewed and recovered with its leases."""
+
+    async def renew(self) -> None:
+        """Move this replica's unsent page claims to now."""
+        ...
+
+    async def recover_pages(self, *, claimed_before: datetime) -> int:
+        """Take over the pages claimed before a time and never sent."""
+        ...
+
+    def forget(self, ticket_id: int) -> None:
+        """Drop this replica's claims on a ticket's unsent pages."""
+        ...
+
+
+@dataclass(order=True)
+class Send:
+    """A message waiting in a team channel's queue: the most urgent first, then the oldest."""
+
+    urgency: int  # minus the ticket's priority rank: the config's most urgent sorts first
+    received: float  # the ticket's received time (seconds since the epoch)
+    seq: int
+    ticket_id: int = field(compare=False)
+    team: str = field(compare=False)
+    # "post": the ticket's card in this team's channel; "finish": its page notes, then routed.
+    kind: Literal["post", "finish"] = field(compare=False)
+
+
+@dataclass
+class Placing:
+    """A decided ticket whose posts are queued, until each has been tried."""
+
+    recovering: bool
+    urgency: int
+    received: float
+    waiting: set[str] = field(default_factory=set)
+    failed: bool = False
+    lost: bool = False
+
+
+@dataclass
+class _Worker:
+    """The work queue's state; a stop replaces it whole."""
+
+    # Tickets to decide (claim, classify, queue the posts), each with the claim a sweep made.
+    queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    queued: dict[int, TicketStatus | None] = field(default_factory=dict)
+    # One priority queue and one poster per team channel: a busy channel delays only itself.
+    channels: dict[str, asyncio.PriorityQueue[Send]] = field(default_factory=dict)
+    placing: dict[int, Placing] = field(default_factory=dict)
+    # Tickets this replica holds a routing lease on; renewed together while they are held.
+    held: set[int] = field(default_factory=set)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    retries: dict[int, int] = field(default_factory=dict)
+    timers: set[asyncio.Task[None]] = field(default_factory=set)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+    # Jobs put on any queue and not done yet; idle is set whenever it is 0.
+    jobs: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class WorkQueue:
+    """Queues tickets once, runs the workers and one poster per team channel, keeps leases.
+
+    decide(ticket_id, claimed) is run by a worker for each queued ticket; post(job) and
+    finish(ticket_id) by the job's channel poster. A handler that raises has its ticket
+    retried after the next of retry_delays, then left to a sweep once its lease runs out.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TicketStore,
+        replica: str,
+        lease: timedelta,
+        now: Callable[[], datetime],
+        retry_delays: Sequence[float],
+        pages: PageClaims,
+        decide: Callable[[int, TicketStatus | None], Coroutine[Any, Any, None]],
+        post: Callable[[Send], Coroutine[Any, Any, None]],
+        finish: Callable[[int], Coroutine[Any, Any, None]],
+    ) -> None:
+        self._store = store
+        self._replica = replica
+        self._lease = lease
+        self._now = now
+        self._retry_delays = tuple(retry_delays)
+        self._pages = pages
+        self._decide = decide
+        self._post = post
+        self._finish = finish
+        self._state = _Worker()
+        self._state.idle.set()
+
+    @property
+    def placing(self) -> dict[int, Placing]:
+        """Decided tickets whose posts are queued, by ticket id."""
+        return self._state.placing
+
+    @property
+    def held(self) -> set[int]:
+        """Tickets this replica holds a routing lease on."""
+        return self._state.held
+
+    @property
+    def retries(self) -> dict[int, int]:
+        """Tickets being retried, and how many retries each has had."""
+        return self._state.retries
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The workers, posters, lease keeper and retry timers running now."""
+        return [*self._state.tasks, *self._state.timers]
+
+    def next_seq(self) -> int:
+        """A number that orders jobs of equal urgency and age by when they were queued."""
+        return next(self._state.seq)
+
+    def start_workers(self, count: int) -> None:
+        """Start the workers that decide queued tickets."""
+        for _ in range(count):
+            self._state.tasks.append(asyncio.create_task(self._worker()))
+
+    def keep_leases(self) -> None:
+        """Renew leases and page claims and sweep for abandoned work, until stopped."""
+        self._state.tasks.append(asyncio.create_task(self._keep_leases()))
+
+    async def drain(self) -> None:
+        """Wait until every queued ticket is done, retries included, or gave up."""
+        while self._state.jobs or self._state.timers:
+            if self._state.jobs:
+                await self._state.idle.wait()
+            else:
+                await asyncio.gather(*self._state.timers, return_exceptions=True)
+
+    async def release(self) -> None:
+        """End this replica's leases (after its tasks stopped): any replica routes the rest."""
+        try:
+            await self._store.release_leases(self._replica)
+        except Exception:
+            logger.exception("could not end the leases: they run out instead")
+        # Nothing queued survives a stop: a start takes the tickets up again from the store.
+        self._state = _Worker()
+        self._state.idle.set()
+
+    async def sweep(self, *, new_before: datetime, limit: int) -> int:
+        """Take tickets nobody is routing and queue them; how many were taken."""
+        now = self._now()
+        taken = await self._store.take_stale_tickets(
+            self._replica, now=now, until=now + self._lease, new_before=new_before, limit=limit
+        )
+        for ticket_id, claimed in taken:
+            if ticket_id in self._state.held:
+                continue  # its own, late in renewing: still queued here
+            logger.info("routing ticket %s, which no replica was routing", ticket_id)
+            self._state.held.add(ticket_id)
+            self.put(ticket_id, claimed)
+        return len(taken)
+
+    async def _keep_leases(self) -> None:
+        """Renew this replica's leases and page claims, and take abandoned work, while it runs."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / LEASE_RENEWALS)
+            try:
+                if self._state.held:
+                    await self._store.renew_leases(
+                        self._replica, sorted(self._state.held), until=self._now() + self._lease
+                    )
+                await self._pages.renew()
+                # New tickets are taken once they have waited a whole lease unclaimed.
+                await self.sweep(new_before=self._now() - self._lease, limit=SWEEP_BATCH)
+                # So are pages claimed a lease ago and never sent (their claimer is gone).
+                await self._pages.recover_pages(claimed_before=self._now() - self._lease)
+            except Exception:
+                # The database away for a moment: the next round tries again.
+                logger.exception("could not renew leases or sweep for abandoned tickets")
+
+    def put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
+        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
+        if ticket_id in self._state.queued:
+            # A sweep claimed it while it waited here: its claim says what the sweep found.
+            self._state.queued[ticket_id] = claimed or self._state.queued[ticket_id]
+            return
+        if ticket_id in self._state.placing:
+            return
+        self._state.queued[ticket_id] = claimed
+        self._job_added()
+        self._state.queue.put_nowait(ticket_id)
+
+    def _job_added(self) -> None:
+        self._state.jobs += 1
+        self._state.idle.clear()
+
+    def _job_done(self) -> None:
+        self._state.jobs -= 1
+        if self._state.jobs == 0:
+            self._state.idle.set()
+
+    async def _worker(self) -> None:
+        while True:
+            ticket_id = await self._state.queue.get()
+            claimed = self._state.queued.pop(ticket_id, None)
+            try:
+                await self._decide(ticket_id, claimed)
+            except Exception:
+                # The database or Slack (a permalink) failed: the ticket stays stored.
+                logger.exception("routing ticket %s failed", ticket_id)
+                self.retry_later(ticket_id)
+            finally:
+                self._job_done()
+
+    def send(self, channel: str, job: Send) -> None:
+        """Queue a message for a team channel, starting the channel's poster on first use."""
+        queue = self._state.channels.get(channel)
+        if queue is None:
+            queue = self._state.channels[channel] = asyncio.PriorityQueue()
+            self._state.tasks.append(asyncio.create_task(self._poster(queue)))
+        self._job_added()
+        queue.put_nowait(job)
+
+    async def _poster(self, queue: asyncio.PriorityQueue[Send]) -> None:
+        """Post one channel's messages one at a time (Slack allows about one a second)."""
+        while True:
+            job = await queue.get()
+            try:
+                if job.kind == "post":
+                    await self._post(job)
+                else:
+                    await self._finish(job.ticket_id)
+            except Exception:
+                logger.exception("routing ticket %s failed", job.ticket_id)
+                self._state.placing.pop(job.ticket_id, None)
+                self.retry_later(job.ticket_id)
+            finally:
+                self._job_done()
+
+    def retry_later(self, ticket_id: int) -> None:
+        """Queue the ticket again after its next retry delay; after the last, leave it."""
+        attempt = self._state.retries.get(ticket_id, 0)
+        if attempt >= len(self._retry_delays):
+            # Stored as it is, its lease left to run out: a sweep (of any replica) takes it up.
+            logger.error(
+                "ticket %s: giving up until the next start (unrouted: until a sweep takes it"
+                " once its lease runs out)",
+                ticket_id,
+            )
+            self._state.retries.pop(ticket_id, None)
+            self._state.held.discard(ticket_id)
+            # Its unsent pages too: no longer renewed, a sweep takes them over a lease from now.
+            self._pages.forget(ticket_id)
+            return
+        self._state.retries[ticket_id] = attempt + 1
+        delay = self._retry_delays[attempt]
+
+        async def requeue() -> None:
+            await asyncio.sleep(delay)
+            self.put(ticket_id)
+
+        timer = asyncio.create_task(requeue())
+        self._state.timers.add(timer)
+        timer.add_done_callback(self._state.timers.discard)
