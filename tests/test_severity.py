@@ -319,3 +319,46 @@ async def test_a_calm_or_thankful_opening_does_not_hide_an_incident(
     assert triage.decision.priority == "critical"
     assert triage.decision.no_action is None
     assert triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Someone got into our admin account overnight: there are API keys nobody here created.",
+        "Two webhooks we never created appeared in our workspace and send data somewhere.",
+        "Checkout requests have been failing with 502 for half an hour, across all regions.",
+        "The last three days of orders are missing from every report, for all of our accounts.",
+    ],
+)
+async def test_calm_reports_of_a_breach_or_a_wide_failure_page(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A stranger inside an account, objects nobody made, failures or losses across every region."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I export reports for all of our accounts at once?",
+        "Which API keys have we created so far, and where do I see them?",
+        "Is the new dashboard available in all regions yet?",
+    ],
+)
+async def test_scope_words_in_a_question_are_not_an_outage(pipeline: Pipeline, text: str) -> None:
+    """'All of our accounts' or 'all regions' in a plain question names no failure: no critical."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority != "critical"
+
+
+async def test_another_customers_data_shown_is_engineerings_even_when_it_is_invoices(
+    pipeline: Pipeline,
+) -> None:
+    """A data leak is the product's fault: engineering, critical, whatever the data are."""
+    triage = await pipeline.triage(
+        Ticket(text="The export endpoint returns other customers' invoices to our users.")
+    )
+    assert triage.decision.team == "engineering"
+    assert triage.decision.priority == "critical"
