@@ -116,6 +116,21 @@ def test_details_are_copied_whole() -> None:
     assert "since this morning" in details
 
 
+def test_a_general_message_that_asks_nothing_is_not_called_a_question(
+    config: TriageConfig,
+) -> None:
+    """A thank-you filed as general is no "question" to "answer"; an angry one gets the apology."""
+    thanks = "Thanks so much for sorting that out yesterday, you guys are great!"
+    draft = TemplateDrafter(config).draft(thanks, _decision("general", sentiment="satisfied"))
+    assert "question" not in draft.text
+    assert "answer it" not in draft.text
+    assert "Thanks for your message (yesterday)" in draft.text
+    angry = TemplateDrafter(config).draft(
+        "Your onboarding is a joke.", _decision("general", sentiment="angry")
+    )
+    assert "I'm sorry about this." in angry.text
+
+
 def test_a_since_clause_is_quoted_only_when_it_names_a_time() -> None:
     """'since about 09:10 UTC' is quoted whole; 'since we' and a causal 'Since I' are no detail."""
     assert "since about 09:10 UTC" in find_details("Logins fail since about 09:10 UTC.")
