@@ -238,7 +238,11 @@ class TemplateDrafter:
         priority = config.priority(decision.priority)
         if priority.always_human and english and decision.no_action is None:
             ack += "We've escalated this to the people on call. "
-        asks = self._asks(redacted_text, decision) if english and key != "no_action" else ""
+        asks = (
+            self._asks(redacted_text, decision, guessed=key == "default")
+            if english and key != "no_action"
+            else ""
+        )
         text = template.format(
             greeting=(drafting.greetings.get(language or "", "") or "Hi there,") + "\n\n",
             ack=ack,
@@ -252,8 +256,11 @@ class TemplateDrafter:
     def _english(self, redacted_text: str, decision: Decision) -> Draft:
         return self.draft(redacted_text, decision.model_copy(update={"language": "en"}))
 
-    def _asks(self, redacted_text: str, decision: Decision) -> str:
-        """What the draft still asks for, and who else has a part of the message."""
+    def _asks(self, redacted_text: str, decision: Decision, *, guessed: bool = False) -> str:
+        """What the draft still asks for, and who else has a part of the message.
+
+        A guessed category asks for nothing of its own: "🔥" is asked for no invoice number.
+        """
         config = self._config
         sentences: list[str] = []
         others = [part for part in decision.parts if part.team != decision.team]
@@ -261,7 +268,7 @@ class TemplateDrafter:
             teams = _listing([f"our {_team_words(part.team)} team" for part in others])
             sentences.append(f"We've passed the rest of your message to {teams}.")
         satisfied = decision.sentiment == "satisfied"
-        wanted = config.drafting.asks.get(decision.category, ())
+        wanted = () if guessed else config.drafting.asks.get(decision.category, ())
         missing = [ask for ask in wanted if ask not in given(redacted_text)]
         if missing and not satisfied:
             sentences.append(f"To help, please share {_listing([ASK_WORDS[a] for a in missing])}.")

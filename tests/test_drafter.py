@@ -131,6 +131,14 @@ def test_a_general_message_that_asks_nothing_is_not_called_a_question(
     assert "I'm sorry about this." in angry.text
 
 
+def test_a_guessed_category_asks_for_nothing_of_its_own(config: TriageConfig) -> None:
+    """An emoji-only ticket guessed as billing (confidence 0.02) is asked for no invoice number."""
+    draft = TemplateDrafter(config).draft("🔥", _decision("billing", confidence=0.02))
+    assert "The right team is looking at your message" in draft.text
+    assert "invoice" not in draft.text
+    assert "please share" not in draft.text
+
+
 def test_a_since_clause_is_quoted_only_when_it_names_a_time() -> None:
     """'since about 09:10 UTC' is quoted whole; 'since we' and a causal 'Since I' are no detail."""
     assert "since about 09:10 UTC" in find_details("Logins fail since about 09:10 UTC.")
