@@ -59,8 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--label-col",
-        default="category",
-        help="column holding the expected label (default: category)",
+        help="column holding the expected label (default: the --field's name, e.g. category)",
     )
     evaluation.add_argument(
         "--split-col", help="column naming each row's split (default: split, if present)"
@@ -234,6 +233,8 @@ async def _cmd_classify(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     config = _config(settings, args.config)
+    # `--field priority` on a file with a `priority` column needs no --label-col as well.
+    args.label_col = args.label_col or args.field
     if args.replay_corrections:
         return await _cmd_replay(args, config)
     rows = load_dataset(

@@ -114,7 +114,10 @@ async def _oncall(desk: Desk, user: str, args: list[str]) -> str:
         elif _RAW_ID.fullmatch(arg):
             people.append(arg)
         else:
+            # A typed `@alice` that Slack did not turn into a mention is no one it knows.
             raise _usage(
-                "oncall", f"`{escape(arg)}` is not a person or user group: mention them with @."
+                "oncall",
+                f"`{escape(arg)}` is not a person or user group: pick them from the @ list so"
+                " Slack sends the mention, or give their id (U... or S...).",
             )
     return await desk.set_oncall(team, people, user=user)

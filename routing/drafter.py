@@ -61,7 +61,9 @@ _MONTH = (
 _WHEN = re.compile(
     rf"\bsince\s+(?:this\s+morning|yesterday|last\s+(?:night|week|month|{_DAY})|today|(?:{_DAY})"
     r"|the\s+(?:last\s+)?(?:update|upgrade|release|migration|outage|deploy(?:ment)?|weekend|renewal)"
-    r"|\d{1,2}(?::\d{2})?\s*(?:am|pm)?|\d{4}-\d{2}-\d{2}|\w+)"
+    r"|v?\d+(?:\.\d+)+|(?:(?:about|around|approximately|roughly)\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?"
+    r"(?:\s*(?:utc|gmt|cet|cest|est|edt|pst|pdt)\b)?|\d{4}-\d{2}-\d{2}"
+    rf"|(?:{_MONTH})\b|(?:last|this)\s+(?:year|quarter|sprint))"
     rf"|\b(?:this\s+morning|last\s+night|yesterday|today|tonight|(?:last|on)\s+(?:{_DAY}|week))\b"
     r"|\b\d+\s+(?:minutes?|hours?|days?|weeks?)\s+ago\b"
     r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
@@ -69,6 +71,9 @@ _WHEN = re.compile(
     r"|\bat\s+\d{1,2}:\d{2}\b",
     re.IGNORECASE,
 )
+# "since we upgraded": it says when it started, but is no detail to quote ("since we" is none);
+# a causal "since I'm on the Pro plan" counts too, which at worst asks one question fewer.
+_SINCE_CLAUSE = re.compile(r"\bsince\s+\w+\s+\w+", re.IGNORECASE)
 # The steps that lead to it: "when I click Save", "after updating", "every time I", "1. ... 2.".
 _STEPS = re.compile(
     r"\b(?:when(?:ever)?|after|every\s+time|each\s+time|as\s+soon\s+as|if)\s+(?:I|we|you|a|the|"
@@ -156,7 +161,7 @@ def find_details(text: str) -> list[str]:
 def given(text: str) -> set[str]:
     """Which of ASK_WORDS the ticket already gives: no draft asks for those again."""
     gave: set[str] = set()
-    if _WHEN.search(text):
+    if _WHEN.search(text) or _SINCE_CLAUSE.search(text):
         gave.add("started")
     if _STEPS.search(text):
         gave.add("steps")
@@ -233,7 +238,11 @@ class TemplateDrafter:
         priority = config.priority(decision.priority)
         if priority.always_human and english and decision.no_action is None:
             ack += "We've escalated this to the people on call. "
-        asks = self._asks(redacted_text, decision) if english and key != "no_action" else ""
+        asks = (
+            self._asks(redacted_text, decision, guessed=key == "default")
+            if english and key != "no_action"
+            else ""
+        )
         text = template.format(
             greeting=(drafting.greetings.get(language or "", "") or "Hi there,") + "\n\n",
             ack=ack,
@@ -247,8 +256,11 @@ class TemplateDrafter:
     def _english(self, redacted_text: str, decision: Decision) -> Draft:
         return self.draft(redacted_text, decision.model_copy(update={"language": "en"}))
 
-    def _asks(self, redacted_text: str, decision: Decision) -> str:
-        """What the draft still asks for, and who else has a part of the message."""
+    def _asks(self, redacted_text: str, decision: Decision, *, guessed: bool = False) -> str:
+        """What the draft still asks for, and who else has a part of the message.
+
+        A guessed category asks for nothing of its own: "🔥" is asked for no invoice number.
+        """
         config = self._config
         sentences: list[str] = []
         others = [part for part in decision.parts if part.team != decision.team]
@@ -256,7 +268,7 @@ class TemplateDrafter:
             teams = _listing([f"our {_team_words(part.team)} team" for part in others])
             sentences.append(f"We've passed the rest of your message to {teams}.")
         satisfied = decision.sentiment == "satisfied"
-        wanted = config.drafting.asks.get(decision.category, ())
+        wanted = () if guessed else config.drafting.asks.get(decision.category, ())
         missing = [ask for ask in wanted if ask not in given(redacted_text)]
         if missing and not satisfied:
             sentences.append(f"To help, please share {_listing([ASK_WORDS[a] for a in missing])}.")

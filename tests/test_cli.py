@@ -127,6 +127,23 @@ def test_eval_field_priority_with_the_real_model(
     assert summary["accuracy"] == 1.0
 
 
+def test_eval_field_reads_the_column_of_that_name_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval --field priority` on text,category,priority compares with `priority`, not category."""
+    data = tmp_path / "tickets.csv"
+    data.write_text(
+        "text,category,priority\n"
+        "Our entire product is down for every customer since 14:00 UTC,technical,critical\n"
+        "Would it be possible to add CSV import?,feature_request,low\n",
+        encoding="utf-8",
+    )
+    assert main(["eval", str(data), "--field", "priority", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_test"] == 2
+    assert summary["accuracy"] == 1.0
+
+
 def test_eval_missing_column_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -132,7 +132,7 @@ def test_example_with_label_outside_taxonomy_names_the_line(tmp_path: Path) -> N
 
 def test_template_with_unknown_placeholder_is_refused(tmp_path: Path) -> None:
     """A drafting template using an unknown placeholder fails at load, not at the first ticket."""
-    path = _write_variant(tmp_path, "{greeting}Thanks for your question", "{name}Thanks")
+    path = _write_variant(tmp_path, "{greeting}{ack}Thanks for your message", "{name}Thanks")
     with pytest.raises(ConfigError, match=r"drafting\.templates\.general"):
         load_config(path)
 

@@ -116,6 +116,46 @@ def test_details_are_copied_whole() -> None:
     assert "since this morning" in details
 
 
+def test_a_general_message_that_asks_nothing_is_not_called_a_question(
+    config: TriageConfig,
+) -> None:
+    """A thank-you filed as general is no "question" to "answer"; an angry one gets the apology."""
+    thanks = "Thanks so much for sorting that out yesterday, you guys are great!"
+    draft = TemplateDrafter(config).draft(thanks, _decision("general", sentiment="satisfied"))
+    assert "question" not in draft.text
+    assert "answer it" not in draft.text
+    assert "Thanks for your message (yesterday)" in draft.text
+    angry = TemplateDrafter(config).draft(
+        "Your onboarding is a joke.", _decision("general", sentiment="angry")
+    )
+    assert "I'm sorry about this." in angry.text
+
+
+def test_a_guessed_category_asks_for_nothing_of_its_own(config: TriageConfig) -> None:
+    """An emoji-only ticket guessed as billing (confidence 0.02) is asked for no invoice number."""
+    draft = TemplateDrafter(config).draft("🔥", _decision("billing", confidence=0.02))
+    assert "The right team is looking at your message" in draft.text
+    assert "invoice" not in draft.text
+    assert "please share" not in draft.text
+
+
+def test_a_since_clause_is_quoted_only_when_it_names_a_time() -> None:
+    """'since about 09:10 UTC' is quoted whole; 'since we' and a causal 'Since I' are no detail."""
+    assert "since about 09:10 UTC" in find_details("Logins fail since about 09:10 UTC.")
+    assert "since March" in find_details("Exports are empty since March.")
+    assert "since 4.2.1" in find_details("The app crashes since 4.2.1.")
+    assert find_details("The app crashes since we upgraded.") == []
+    assert find_details("Since I'm on the Pro plan, why a seat fee?") == ["Pro plan"]
+
+
+def test_a_since_clause_counts_as_when_it_started(config: TriageConfig) -> None:
+    """'since we upgraded' tells when it started: the draft neither quotes 'since we' nor asks."""
+    text = "The app crashes since we upgraded."
+    draft = TemplateDrafter(config).draft(text, _decision("technical", priority="medium"))
+    assert "since we" not in draft.text
+    assert "when it started" not in draft.text
+
+
 def test_a_billing_draft_repeats_the_invoice_and_does_not_ask_for_it(config: TriageConfig) -> None:
     """The draft names Invoice INV-2024-118 whole and asks for no invoice number."""
     text = "Invoice INV-2024-118 charged us for 20 seats instead of 12."

@@ -216,6 +216,15 @@ async def test_a_non_agent_cannot_tell_a_ticket_link_from_any_other_link(bot: Ha
     assert "Ticket #" in await bot.command(AGENT, f"status <{ticket}>")
 
 
+async def test_oncall_refuses_a_typed_name_saying_how_to_name_someone(bot: Harness) -> None:
+    """`@alice` that Slack sent as plain text is refused with how to mention or give an id."""
+    refused = await bot.command(AGENT, "oncall engineering @alice")
+    assert "`@alice` is not a person or user group" in refused
+    assert "pick them from the @ list" in refused
+    assert "(U... or S...)" in refused
+    assert await bot.desk.oncall("engineering") != ("@alice",)
+
+
 async def test_oncall_takes_slack_ids_but_not_capitalised_words(bot: Harness) -> None:
     """`oncall engineering SUPPORT` gets the usage; a real-shaped id U0123ABCD9 is set."""
     refused = await bot.command(AGENT, "oncall engineering SUPPORT")
