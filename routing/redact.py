@@ -204,6 +204,18 @@ _SECRET_VALUE = re.compile(
     r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
     re.IGNORECASE,
 )
+# "the password for the portal is Tr0ub4dor&3", "my password is now Summer2024!", "password
+# reset to Winter2025": the value after a phrase _SECRET_VALUE does not read (a "for ..." part,
+# "now"/"still", "reset/changed/set to"). Taken only with a digit or a symbol in it, so "the
+# password for the portal is wrong" keeps its last word.
+_SECRET_PHRASED = re.compile(
+    rf"(?<![A-Za-z0-9])(?:{_CREDENTIAL_WORDS})"
+    r"(?:\s+(?:for|of|on)\s+(?:(?:the|my|our|your|an?)\s+)?\S{1,40}?(?:\s+[A-Za-z]{2,12})?)?"
+    r"\s+(?:(?:is|was|has been)\s+)?(?:(?:now|still|currently)\s+|(?:reset|changed|set|updated)"
+    r"\s+to\s+|(?<=is )|(?<=was ))"
+    r"(?P<value>[^\s\"'`,;]{3,})",
+    re.IGNORECASE,
+)
 # "PIN: 1234", "OTP 482913", "2FA code 482913", "verification code: 482913": digits only.
 _CODE_VALUE = re.compile(
     r"\b(?:pin(?: code| number)?|otp|one[- ]time (?:code|password)|2fa(?: code)?|mfa(?: code)?"
@@ -717,6 +729,13 @@ def redact(text: str) -> Redaction:
             value_span = _secret_value_span(match, text)
             if value_span:
                 spans.claim(*value_span, "secret")
+        for match in _SECRET_PHRASED.finditer(text):
+            value = match.group("value").rstrip(".?")
+            has_letter = any(char.isalpha() for char in value)
+            mixed = has_letter and not value.isalpha()
+            digits = sum(char.isdigit() for char in value)
+            if (mixed or digits >= 4) and value.lower() not in _NOT_A_SECRET:
+                spans.claim(match.start("value"), match.start("value") + len(value), "secret")
     if _mentions(lowered, _USER_STEMS):
         for match in _USER_PASSWORD.finditer(text):
             if match.group(1).lower() not in _NOT_A_SECRET:

@@ -264,3 +264,44 @@ def test_overlapping_kinds_are_redacted_once() -> None:
     result = redact(text)
     assert result.text == "token [SECRET] and call [PHONE]"
     assert dict(result.counts) == {"secret": 1, "phone": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "the password for the portal is Tr0ub4dor&3.",
+            "the password for the portal is [SECRET].",
+        ),
+        ("password for admin is hunter2", "password for admin is [SECRET]"),
+        ("my password is now Summer2024!", "my password is now [SECRET]"),
+        (
+            "my password was changed to Qw3rty! yesterday",
+            "my password was changed to [SECRET] yesterday",
+        ),
+        (
+            "the api key for staging is still 9f8e7d6c5b4a",
+            "the api key for staging is still [SECRET]",
+        ),
+        ("password for the wifi is 12345678", "password for the wifi is [SECRET]"),
+    ],
+)
+def test_a_password_after_a_longer_phrase_is_redacted(text: str, expected: str) -> None:
+    """A value after "password for X is", "is now", "changed to" is a secret, not a word."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the password for the portal is wrong",
+        "my password is still not working",
+        "password for v1.2 is too short",
+        "the token for the api is expired",
+        "password for the account is 12 characters",
+        "password is 8.5 chars?",
+    ],
+)
+def test_sentences_about_a_password_for_something_are_kept(text: str) -> None:
+    """Words, short numbers and versions after such phrases stay: they are no password."""
+    assert redact(text).text == text
