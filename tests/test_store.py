@@ -1,5 +1,8 @@
 """The store contract, run against both backends (SQLite and a real PostgreSQL server).
 
+The in-memory store the desk's unit tests use runs the same contract; tests about SQL itself
+(migrations, files, connections) skip it.
+
 Schema, dedupe, the compare-and-set claims and the audit log; then what only one backend has:
 SQLite's WAL file, PostgreSQL's TIMESTAMPTZ and claims raced over separate connections.
 """
@@ -21,7 +24,7 @@ from psycopg.rows import TupleRow
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.ports import TicketStore
 from routing.records import utc_now
-from routing.store import MIGRATIONS, SqliteStore
+from routing.store import MIGRATIONS, MemoryStore, SqliteStore
 from routing.store import postgres as postgres_backend
 from routing.store import sqlite as sqlite_backend
 from routing.store.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
@@ -34,9 +37,13 @@ NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 class Backend:
     """One empty database of one backend, which a test may open several times."""
 
-    def __init__(self, *, sqlite: Path | None = None, postgres: str | None = None) -> None:
+    def __init__(
+        self, *, sqlite: Path | None = None, postgres: str | None = None, memory: bool = False
+    ) -> None:
         self.sqlite = sqlite
         self.postgres = postgres
+        # One in-memory database: every open is a sibling store over its tables.
+        self.memory = MemoryStore() if memory else None
         self.dialect: Dialect = "postgresql" if postgres is not None else "sqlite"
         # The backend's module, whose MIGRATIONS (this dialect's rendering) it runs.
         self.module = postgres_backend if postgres is not None else sqlite_backend
@@ -45,7 +52,9 @@ class Backend:
     async def open(self) -> AsyncIterator[TicketStore]:
         """The store over this database, closed at the end of the block."""
         store: TicketStore
-        if self.postgres is not None:
+        if self.memory is not None:
+            store = self.memory.sibling()
+        elif self.postgres is not None:
             store = await PostgresStore.open(self.postgres)
         else:
             assert self.sqlite is not None
@@ -57,6 +66,9 @@ class Backend:
 
     async def set_event_time(self, event_id: str, at: datetime) -> None:
         """Backdate a recorded event id, as if it had come at another time."""
+        if self.memory is not None:
+            self.memory.tables.events[event_id] = at
+            return
         if self.postgres is not None:
             async with await psycopg.AsyncConnection.connect(self.postgres) as connection:
                 await connection.execute(
@@ -71,12 +83,22 @@ class Backend:
             await db.commit()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """An empty database of each backend in turn."""
     if request.param == "postgresql":
         return Backend(postgres=request.getfixturevalue("postgres_url"))
+    if request.param == "memory":
+        return Backend(memory=True)
     return Backend(sqlite=tmp_path / "db")
+
+
+@pytest.fixture
+def sql_backend(backend: Backend) -> Backend:
+    """A backend with SQL underneath: the in-memory store has no migrations or tables to edit."""
+    if backend.memory is not None:
+        pytest.skip("about SQL migrations and raw rows, which the in-memory store does not have")
+    return backend
 
 
 def _decision(category: str = "billing", priority: str = "high") -> Decision:
@@ -100,17 +122,17 @@ async def test_a_new_database_is_migrated_to_the_latest_version_once(backend: Ba
 
 
 async def test_a_migration_appended_later_upgrades_an_existing_database_once(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    sql_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new entry at the end of the list runs once on a database made before it; rows stay."""
-    async with backend.open() as store:
+    async with sql_backend.open() as store:
         ticket = await store.add_ticket(
             channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
         )
-    added = render("ALTER TABLE tickets ADD COLUMN checked_at $timestamp", backend.dialect)
-    monkeypatch.setattr(backend.module, "MIGRATIONS", (*backend.module.MIGRATIONS, added))
+    added = render("ALTER TABLE tickets ADD COLUMN checked_at $timestamp", sql_backend.dialect)
+    monkeypatch.setattr(sql_backend.module, "MIGRATIONS", (*sql_backend.module.MIGRATIONS, added))
     for _ in range(2):  # the second open runs nothing (a second ADD COLUMN would fail)
-        async with backend.open() as store:
+        async with sql_backend.open() as store:
             assert await store.schema_version() == len(MIGRATIONS) + 1
             stored = await store.ticket_at("C1", "1.1")
             assert stored is not None
@@ -585,27 +607,27 @@ async def test_a_failed_send_marks_the_draft_tried(backend: Backend) -> None:
 
 
 async def test_pages_made_before_the_migration_count_as_sent(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    sql_backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Upgrading a database whose pages were recorded the old way sends none of them again."""
-    monkeypatch.setattr(backend.module, "MIGRATIONS", backend.module.MIGRATIONS[:4])
-    async with backend.open() as store:
+    monkeypatch.setattr(sql_backend.module, "MIGRATIONS", sql_backend.module.MIGRATIONS[:4])
+    async with sql_backend.open() as store:
         ticket = await _a_ticket(store)
         assert await store.schema_version() == 4
     old_page = (
         "INSERT INTO pages (ticket_id, team, people_json, reasons_json, at)"
         " VALUES ({0}, 'billing', '[]', '[]', {1})"
     )
-    if backend.postgres is not None:
-        async with await psycopg.AsyncConnection.connect(backend.postgres) as connection:
+    if sql_backend.postgres is not None:
+        async with await psycopg.AsyncConnection.connect(sql_backend.postgres) as connection:
             await connection.execute(old_page.format("%s", "now()"), (ticket,))
     else:
-        assert backend.sqlite is not None
-        async with aiosqlite.connect(backend.sqlite) as db:
+        assert sql_backend.sqlite is not None
+        async with aiosqlite.connect(sql_backend.sqlite) as db:
             await db.execute(old_page.format("?", "?"), (ticket, NOW.isoformat()))
             await db.commit()
     monkeypatch.undo()
-    async with backend.open() as store:
+    async with sql_backend.open() as store:
         assert await store.schema_version() == len(MIGRATIONS)
         far = datetime.now(UTC) + timedelta(days=1)
         assert await store.unsent_pages(claimed_before=far) == []

@@ -2,6 +2,7 @@
 
 `schema.py` holds the one migration list both backends run; `sqlite.py` and `postgres.py` are
 the backends. `Store` stays the name of the SQLite one, as before the package existed.
+`memory.py` is a third, for tests only: nothing in the bot's settings selects it.
 """
 
 from routing.records import (
@@ -16,6 +17,7 @@ from routing.records import (
     TicketStatus,
     utc_now,
 )
+from routing.store.memory import MemoryStore
 from routing.store.sqlite import MIGRATIONS, SqliteStore
 
 Store = SqliteStore
@@ -25,6 +27,7 @@ __all__ = [
     "AuditEntry",
     "DayStats",
     "DraftStatus",
+    "MemoryStore",
     "PostStatus",
     "SqliteStore",
     "Store",

@@ -1,0 +1,162 @@
+"""Fakes for the desk's unit tests: an Outbox that records every call, a store that counts reads.
+
+The desk parts talk to Slack only through the Outbox protocol (routing/desk/types.py), so a fake
+that records what it was asked and answers like Slack is enough to test them without a server.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing.desk.types import CustomerMessage, DirectPage, Note, PostRef, TicketCard
+from routing.records import StoredDraft, StoredPost, StoredTicket
+from routing.store import MemoryStore
+
+
+class FakeSlackError(Exception):
+    """What a fake Slack call raises when the test made it fail."""
+
+
+@dataclass
+class FakeOutbox:
+    """An Outbox that records each call as (method, arguments) and answers with fresh ts."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Methods that raise FakeSlackError (Slack refusing) until removed from the set.
+    failing: set[str] = field(default_factory=set)
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _record(self, method: str, **arguments: Any) -> None:
+        if method in self.failing:
+            raise FakeSlackError(method)
+        self.calls.append((method, arguments))
+
+    def _new_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        """The arguments of every successful call of one method, in order."""
+        return [arguments for name, arguments in self.calls if name == method]
+
+    async def post_card(self, card: TicketCard) -> PostRef:
+        """Post a ticket in its team channel."""
+        self._record("post_card", card=card)
+        return PostRef(card.channel, self._new_ts())
+
+    async def update_card(self, post: PostRef, card: TicketCard) -> None:
+        """Replace a ticket post's content."""
+        self._record("update_card", post=post, card=card)
+
+    async def find_card(self, channel: str, ticket_id: int) -> PostRef | None:
+        """No post of the ticket is found (nothing was posted before a crash)."""
+        self._record("find_card", channel=channel, ticket_id=ticket_id)
+        return None
+
+    async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
+        """No history to read back."""
+        self._record("recent_messages", channel=channel, oldest=oldest)
+        return []
+
+    async def message_at(self, channel: str, ts: str) -> CustomerMessage | None:
+        """No customer's message is at (channel, ts)."""
+        self._record("message_at", channel=channel, ts=ts)
+        return None
+
+    async def post_note(self, post: PostRef, note: Note) -> None:
+        """Say something in a ticket post's thread."""
+        self._record("post_note", post=post, note=note)
+
+    async def post_page(
+        self, post: PostRef, note: Note, *, ticket_id: int, page: str, resume: bool = False
+    ) -> str:
+        """Page in a ticket post's thread; the note's ts."""
+        self._record("post_page", post=post, note=note, ticket_id=ticket_id, page=page)
+        return self._new_ts()
+
+    async def find_page(self, post: PostRef, *, ticket_id: int, page: str) -> str | None:
+        """A page is in the thread only if a post_page of it succeeded."""
+        self._record("find_page", post=post, ticket_id=ticket_id, page=page)
+        return next(
+            (
+                "found"
+                for sent in self.called("post_page")
+                if (sent["ticket_id"], sent["page"]) == (ticket_id, page)
+            ),
+            None,
+        )
+
+    async def update_note(self, note: PostRef, text: Note) -> None:
+        """Replace the words of a note the bot posted."""
+        self._record("update_note", note=note, text=text)
+
+    async def post_alert(self, channel: str, note: Note) -> None:
+        """Tell the operator something in the ops channel."""
+        self._record("post_alert", channel=channel, note=note)
+
+    async def direct_message(self, user: str, note: Note) -> None:
+        """Message one person directly."""
+        self._record("direct_message", user=user, note=note)
+
+    async def direct_page(self, user: str, page: DirectPage) -> None:
+        """Page one on-call person directly about a ticket."""
+        self._record("direct_page", user=user, page=page)
+
+    async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
+        """Post an approved reply in the customer's thread; its ts."""
+        self._record("reply_to_customer", channel=channel, thread_ts=thread_ts, text=text)
+        return self._new_ts()
+
+    async def find_reply(self, channel: str, thread_ts: str, text: str) -> str | None:
+        """No reply is found in the thread."""
+        self._record("find_reply", channel=channel, thread_ts=thread_ts, text=text)
+        return None
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link shaped like Slack's."""
+        self._record("permalink", channel=channel, ts=ts)
+        return f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+    async def tell(self, channel: str, user: str, text: str) -> None:
+        """Tell one person something only they see."""
+        self._record("tell", channel=channel, user=user, text=text)
+
+    async def group_members(self, group: str) -> tuple[str, ...]:
+        """The members the test gave the group (none by default)."""
+        self._record("group_members", group=group)
+        return self.members.get(group, ())
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that lists which ticket and post lookups were made, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups: list[str] = []
+
+    async def ticket(self, ticket_id: int) -> StoredTicket | None:
+        """The ticket with this id (counted)."""
+        self.lookups.append("ticket")
+        return await super().ticket(ticket_id)
+
+    async def posts(self, ticket_id: int, *, active_only: bool = True) -> list[StoredPost]:
+        """A ticket's team posts (counted)."""
+        self.lookups.append("posts")
+        return await super().posts(ticket_id, active_only=active_only)
+
+    async def post_at(self, channel: str, ts: str) -> StoredPost | None:
+        """The team post at (channel, ts) (counted)."""
+        self.lookups.append("post_at")
+        return await super().post_at(channel, ts)
+
+    async def ticket_by_public_id(self, public_id: str) -> int | None:
+        """The ticket with this public id (counted)."""
+        self.lookups.append("ticket_by_public_id")
+        return await super().ticket_by_public_id(public_id)
+
+    async def draft(self, ticket_id: int) -> StoredDraft | None:
+        """The ticket's draft (counted)."""
+        self.lookups.append("draft")
+        return await super().draft(ticket_id)
