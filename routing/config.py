@@ -39,6 +39,15 @@ class LabelConfig(_Strict):
     cue_weight: float | None = Field(default=None, ge=0.0, le=5.0)
 
 
+class SentimentConfig(LabelConfig):
+    """A sentiment label."""
+
+    # Given only when one of its cues is in the ticket, or the ticket shouts (whole words in
+    # capitals, "!!!"): an outage told calmly is not angry, however close it sits to angry
+    # examples (a new user's audit: "Down since 9am" and a calm 503 report came back angry).
+    requires_cue: bool = False
+
+
 class CategoryConfig(LabelConfig):
     """A category and the team that owns it by default."""
 
@@ -284,7 +293,7 @@ class TriageConfig(_Strict):
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
     priorities: tuple[PriorityConfig, ...] = Field(min_length=1)
     teams: tuple[TeamConfig, ...] = Field(min_length=1)
-    sentiments: tuple[LabelConfig, ...] = Field(min_length=1)
+    sentiments: tuple[SentimentConfig, ...] = Field(min_length=1)
     default_priority: str
     default_sentiment: str
     fallback_team: str

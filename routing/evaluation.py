@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from routing.config import (
     CategoryConfig,
-    LabelConfig,
     PriorityConfig,
+    SentimentConfig,
     TriageConfig,
     validate_config,
 )
@@ -411,7 +411,8 @@ def field_taxonomy_for_labels(
     elif field == "sentiment":
         known = {sentiment.name: sentiment for sentiment in config.sentiments}
         sentiments = tuple(
-            known.get(name) or LabelConfig(name=name, rubric=label_words(name)) for name in names
+            known.get(name) or SentimentConfig(name=name, rubric=label_words(name))
+            for name in names
         )
         default = config.default_sentiment if config.default_sentiment in names else names[0]
         updated = config.model_copy(update={"sentiments": sentiments, "default_sentiment": default})

@@ -10,6 +10,7 @@ beats either alone (bench/ and BENCHMARKS.md).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,16 @@ PLAIN_SENTIMENT_BONUS = 0.3
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
 TEAM_OVERRIDE_SIMILARITY = 0.8
+
+
+# Shouting: three or more words of two or more capital letters in a row ("THIS IS BROKEN",
+# not one "URGENT" or "SSO"), or three exclamation marks.
+_SHOUTING = re.compile(r"(?:\b[A-Z]{2,}[A-Z'!?.,]*\s+){2,}[A-Z]{2,}\b|!{3,}")
+
+
+def shouts(text: str) -> bool:
+    """True when the text shouts: whole words in capitals, or '!!!'."""
+    return _SHOUTING.search(text) is not None
 
 
 def _humanize(name: str) -> str:
@@ -590,6 +601,15 @@ class LocalClassifier:
     ) -> FieldChoice:
         field = self._sentiments
         cues = self._sentiment_cues.match(text)
+        shouting = shouts(text)
+        if shouting:
+            # Shouting is a cue of the labels that need one (angry), as their words would be.
+            cues = CueMatch(
+                found=tuple(
+                    found or (("shouting",) if sentiment.requires_cue else ())
+                    for found, sentiment in zip(cues.found, self._config.sentiments, strict=True)
+                )
+            )
         scores = self._with_cues(
             field.score(query, similarities).scores, cues, self._config.sentiments
         )
@@ -598,9 +618,19 @@ class LocalClassifier:
         # no plain question: the examples decide, without the calm default's bonus (dev and
         # handwritten sets: sentiment 0.791 -> 0.813 and 0.878 -> 0.902).
         paging = priority is not None and self._config.priority(priority).always_human
-        if not any(cues.hits()) and not paging:
+        hits = cues.hits()
+        if not any(hits) and not paging:
             scores[field.labels.index(self._config.default_sentiment)] += PLAIN_SENTIMENT_BONUS
-        return _choose(field.labels, scores, np.ones(len(field.labels), dtype=bool), cues)
+        allowed = np.array(
+            [
+                not sentiment.requires_cue or hit
+                for sentiment, hit in zip(self._config.sentiments, hits, strict=True)
+            ],
+            dtype=bool,
+        )
+        if not allowed.any():
+            allowed[:] = True
+        return _choose(field.labels, scores, allowed, cues)
 
     def _team_for(self, category: str, similarities: Vector) -> str:
         # The team follows the category unless a very similar example of it says otherwise.

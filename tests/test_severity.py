@@ -362,3 +362,21 @@ async def test_another_customers_data_shown_is_engineerings_even_when_it_is_invo
     )
     assert triage.decision.team == "engineering"
     assert triage.decision.priority == "critical"
+
+
+@pytest.mark.parametrize(
+    ("text", "angry"),
+    [
+        ("Our dashboard is down since 9am.", False),
+        ("None of our users can log in since this morning, the page shows a 503. No rush.", False),
+        ("I am done with you people. Cancel our contract.", True),
+        ("Your app is garbage and your support is useless.", True),
+        ("WHY IS THE EXPORT STILL BROKEN AFTER THREE WEEKS", True),
+    ],
+)
+async def test_angry_needs_a_hostile_word_or_shouting(
+    pipeline: Pipeline, text: str, angry: bool
+) -> None:
+    """A calm outage is never angry; hostile words, threats to leave or shouting are."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert (triage.decision.sentiment == "angry") is angry
