@@ -178,8 +178,8 @@ class TicketStore(Protocol):
         """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
         ...
 
-    async def sending_drafts(self) -> list[int]:
-        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
+    async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
+        """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         ...
 
     async def edit_draft(self, ticket_id: int, text: str) -> bool:

@@ -6,6 +6,8 @@ with routing.store.MemoryStore and tests.fakes.FakeOutbox, and checks what it st
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +16,7 @@ from routing.cascade import Pipeline
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.desk.actions import AgentActions
 from routing.desk.agents import Agents
+from routing.desk.limits import SEND_STALE_SECONDS
 from routing.desk.paging import Pager
 from routing.desk.placement import Placement
 from routing.desk.tickets import TicketLocks
@@ -265,3 +268,54 @@ async def test_a_sweep_takes_a_ticket_whose_lease_expired_and_decides_it(
     finally:
         for task in queue.tasks:
             task.cancel()
+
+
+async def test_a_sweep_settles_a_reply_whose_sender_died_but_not_one_being_sent() -> None:
+    """Each sweep round settles replies claimed SEND_STALE_SECONDS ago, never a fresh one."""
+    store = MemoryStore()
+    dead = await store.add_ticket(
+        channel=INTAKE, ts="1700000000.000100", author=CUSTOMER, text="refund?", received_at=NOW
+    )
+    live = await store.add_ticket(
+        channel=INTAKE, ts="1700000000.000300", author=CUSTOMER, text="invoice?", received_at=NOW
+    )
+    assert dead is not None
+    assert live is not None
+    for ticket in (dead, live):
+        await store.set_draft(ticket, text="Hi there", source="offline")
+        assert await store.claim_draft(ticket, AGENT)
+    # The dead replica's claim is old; the live one's was made just now (by the store's clock).
+    store.tables.drafts[dead] = dataclasses.replace(
+        store.tables.drafts[dead],
+        decided_at=datetime.now(UTC) - timedelta(seconds=SEND_STALE_SECONDS + 5),
+    )
+    settled: list[list[int]] = []
+    swept = asyncio.Event()
+
+    async def settle(claimed_before: datetime) -> None:
+        settled.append(await store.sending_drafts(claimed_before=claimed_before))
+        swept.set()
+
+    async def unused(*_: object) -> None:
+        raise AssertionError("no ticket is routed here")
+
+    queue = WorkQueue(
+        store=store,
+        replica="B",
+        lease=timedelta(seconds=0.03),
+        now=lambda: datetime.now(UTC),
+        retry_delays=(),
+        pages=_NoPages(),
+        decide=unused,
+        post=unused,
+        finish=unused,
+        settle_sends=settle,
+    )
+    queue.keep_leases()
+    try:
+        await asyncio.wait_for(swept.wait(), timeout=60)
+    finally:
+        for task in queue.tasks:
+            task.cancel()
+        await asyncio.gather(*queue.tasks, return_exceptions=True)
+    assert settled[0] == [dead]

@@ -207,6 +207,22 @@ async def test_only_one_of_many_concurrent_claims_of_a_draft_wins(backend: Backe
         assert draft.decided_by == f"U{results.index(True)}"
 
 
+async def test_drafts_being_sent_are_listed_by_when_they_were_claimed(backend: Backend) -> None:
+    """A sweep asks only for sends claimed before a time: a fresh claim is a live sender's."""
+    async with backend.open() as store:
+        ticket = await store.add_ticket(
+            channel="C1", ts="1.1", author="U1", text="hi", received_at=NOW
+        )
+        assert ticket is not None
+        await store.set_draft(ticket, text="Hello", source="template")
+        assert await store.claim_draft(ticket, "U1")
+        assert await store.sending_drafts() == [ticket]
+        assert await store.sending_drafts(claimed_before=utc_now() + timedelta(seconds=5)) == [
+            ticket
+        ]
+        assert await store.sending_drafts(claimed_before=utc_now() - timedelta(minutes=2)) == []
+
+
 async def test_a_sent_draft_is_never_replaced_by_a_new_one(backend: Backend) -> None:
     """Re-drafting after the reply went out keeps the sent text."""
     async with backend.open() as store:

@@ -107,6 +107,7 @@ class Desk:
             decide=self._decide,
             post=self._post_job,
             finish=self._finish,
+            settle_sends=self._settle_stale_replies,
         )
         self._router = Router(
             config=config,
@@ -168,8 +169,9 @@ class Desk:
         # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
         self.pipeline.learn_many(await self.store.corrections())
         self._queue.start_workers(self.slack.workers)
-        for ticket_id in await self.store.sending_drafts():
-            await self._actions.settle_interrupted_reply(ticket_id)
+        # Replies the last run left "sending" (a replica that died mid-send is settled by any
+        # replica's sweep once its claim is SEND_STALE_SECONDS old).
+        await self._settle_stale_replies(started)
         # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
         # that died, or this one's last run). Other replicas starting now take other rows.
         while await self._queue.sweep(new_before=self._now(), limit=START_SWEEP_BATCH):
@@ -181,6 +183,10 @@ class Desk:
         # Pages claimed before this start and never sent: its claimer stopped (see recover_pages).
         await self.recover_pages(claimed_before=started)
         self._queue.keep_leases()
+
+    async def _settle_stale_replies(self, claimed_before: datetime) -> None:
+        for ticket_id in await self.store.sending_drafts(claimed_before=claimed_before):
+            await self._actions.settle_interrupted_reply(ticket_id)
 
     async def recover_pages(self, *, claimed_before: datetime) -> int:
         """Take over the pages claimed before a time and never sent, and queue their tickets."""

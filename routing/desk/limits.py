@@ -32,6 +32,10 @@ EDIT_WINDOW_SECONDS = 600.0
 # per lease while held. A dead replica's tickets are taken over once their lease runs out.
 LEASE_SECONDS = 30.0
 LEASE_RENEWALS = 3
+# A reply claimed for sending this long ago and still "sending" lost its sender (a replica that
+# died mid-send): any replica's sweep settles it, sent if Slack has it, else a draft again.
+# Longer than a send with its client timeout and retries, so a live send is never settled.
+SEND_STALE_SECONDS = 120.0
 # Abandoned tickets taken per sweep (each renewal round), and per statement at start-up.
 SWEEP_BATCH = 100
 START_SWEEP_BATCH = 500

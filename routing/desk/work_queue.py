@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from routing.desk.limits import LEASE_RENEWALS, SWEEP_BATCH
+from routing.desk.limits import LEASE_RENEWALS, SEND_STALE_SECONDS, SWEEP_BATCH
 from routing.ports import TicketStore
 from routing.records import TicketStatus
 
@@ -104,6 +104,7 @@ class WorkQueue:
         decide: Callable[[int, TicketStatus | None], Coroutine[Any, Any, None]],
         post: Callable[[Send], Coroutine[Any, Any, None]],
         finish: Callable[[int], Coroutine[Any, Any, None]],
+        settle_sends: Callable[[datetime], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._store = store
         self._replica = replica
@@ -114,8 +115,14 @@ class WorkQueue:
         self._decide = decide
         self._post = post
         self._finish = finish
+        self._settle_sends = settle_sends
         self._state = _Worker()
         self._state.idle.set()
+
+    @property
+    def send_stale_after(self) -> timedelta:
+        """How long ago a reply still being sent must have been claimed to be settled."""
+        return max(self._lease, timedelta(seconds=SEND_STALE_SECONDS))
 
     @property
     def placing(self) -> dict[int, Placing]:
@@ -196,6 +203,9 @@ class WorkQueue:
                 await self.sweep(new_before=self._now() - self._lease, limit=SWEEP_BATCH)
                 # So are pages claimed a lease ago and never sent (their claimer is gone).
                 await self._pages.recover_pages(claimed_before=self._now() - self._lease)
+                # And replies whose sender died mid-send: sent if Slack has them, else drafts.
+                if self._settle_sends is not None:
+                    await self._settle_sends(self._now() - self.send_stale_after)
             except Exception:
                 # The database away for a moment: the next round tries again.
                 logger.exception("could not renew leases or sweep for abandoned tickets")

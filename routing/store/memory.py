@@ -426,12 +426,16 @@ class MemoryStore:
             sent: DraftStatus = "sent"
             self.tables.drafts[ticket_id] = replace(draft, status=sent, reply_ts=sent_ts)
 
-    async def sending_drafts(self) -> list[int]:
-        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
+    async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
+        """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         return sorted(
             ticket_id
             for ticket_id, draft in self.tables.drafts.items()
             if draft.status == "sending"
+            and (
+                claimed_before is None
+                or (draft.decided_at is not None and draft.decided_at < claimed_before)
+            )
         )
 
     async def edit_draft(self, ticket_id: int, text: str) -> bool:

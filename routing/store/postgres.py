@@ -415,11 +415,18 @@ class PostgresStore:
                 (sent_ts, ticket_id),
             )
 
-    async def sending_drafts(self) -> list[int]:
-        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
-        rows = await self._all(
-            "SELECT ticket_id FROM drafts WHERE status = 'sending' ORDER BY ticket_id"
-        )
+    async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
+        """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
+        if claimed_before is None:
+            rows = await self._all(
+                "SELECT ticket_id FROM drafts WHERE status = 'sending' ORDER BY ticket_id"
+            )
+        else:
+            rows = await self._all(
+                "SELECT ticket_id FROM drafts WHERE status = 'sending' AND decided_at < %s"
+                " ORDER BY ticket_id",
+                (claimed_before,),
+            )
         return [int(row["ticket_id"]) for row in rows]
 
     async def edit_draft(self, ticket_id: int, text: str) -> bool:

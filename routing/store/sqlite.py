@@ -457,11 +457,13 @@ class SqliteStore:
             )
         await self._db.commit()
 
-    async def sending_drafts(self) -> list[int]:
-        """Tickets whose draft was being sent when the bot stopped (its fate is unknown)."""
-        async with self._db.execute(
-            "SELECT ticket_id FROM drafts WHERE status = 'sending' ORDER BY ticket_id"
-        ) as cursor:
+    async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
+        """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
+        query = "SELECT ticket_id FROM drafts WHERE status = 'sending'"
+        args: tuple[str, ...] = ()
+        if claimed_before is not None:
+            query, args = query + " AND decided_at < ?", (_iso(claimed_before),)
+        async with self._db.execute(query + " ORDER BY ticket_id", args) as cursor:
             rows = await cursor.fetchall()
         return [int(row[0]) for row in rows]
 
