@@ -78,7 +78,7 @@ async def event(cluster: Cluster, index: int, body: str, after: float) -> None:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the database, the stand-ins and the replicas; send the burst; measure."""
     with postgres_database(os.environ.get("TRIAGE_BENCH_DB")) as database:
-        async with stage(llm_delay=args.llm_delay) as scene:
+        async with stage(llm_delay=args.llm_delay, workers=args.workers) as scene:
             bots = [
                 BotProcess(
                     scene,
@@ -286,6 +286,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="customer messages")
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--llm-delay", type=float, default=0.5)
+    parser.add_argument(
+        "--workers", type=int, help="[slack] workers of each replica (default: the config's)"
+    )
     parser.add_argument(
         "--spread", type=float, default=0.0, help="send the events over this many seconds"
     )
