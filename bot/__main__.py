@@ -15,9 +15,10 @@ from typing import TextIO
 
 from threadpoolctl import threadpool_limits
 
+from bot.compose import load_embedder, make_pipeline
 from bot.logs import LOG_FORMAT, WithheldMessageFormatter
 from bot.render import UNSURE_BELOW, unsure_note
-from bot.runner import load_embedder, make_pipeline, run_slack
+from bot.runner import run_slack
 from bot.sandbox.shell import run_sandbox
 from bot.settings import Settings, load_settings
 from bot.terminal import show_emoji

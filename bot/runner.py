@@ -1,4 +1,4 @@
-"""Start-up: the pipeline, the store and the desk, then Socket Mode, HTTP, or the sandbox."""
+"""Start-up: Socket Mode, HTTP, or the sandbox, over the bot bot/compose.py builds."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import logging
 import signal
 import socket
 import ssl
-import sys
-from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,23 +18,15 @@ import aiohttp.web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app, build_client
+from bot.app import build_client
+from bot.compose import DeskTiming, Serving, make_pipeline, running_services
 from bot.endpoint import SlackIdentity, slack_web_app
-from bot.outbox import SlackOutbox
 from bot.record import CallRecorder, recording
-from bot.services import Services, check_database, open_store
+from bot.services import check_database
 from bot.settings import Settings
-from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig, default_config_path
-from routing.desk import LEASE_SECONDS, Desk
-from routing.embedding import (
-    Embedder,
-    EmbeddingModelCorruptError,
-    EmbeddingModelMissingError,
-    MiniLMEmbedder,
-)
+from routing.desk import Desk
 from routing.errors import ConfigError, UserError
-from routing.llm import LLMClassifier, build_openai_client
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -50,34 +40,6 @@ UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
 SOCKET_CHECK_SECONDS = 15.0
 # The SQLite file a real workspace's bot keeps when TRIAGE_DB is unset.
 DEFAULT_DATABASE = Path("triage.sqlite3")
-
-
-def load_embedder() -> Embedder | None:
-    """The local model, or None (said once, on stderr) when it is not installed."""
-    try:
-        return MiniLMEmbedder.load()
-    except (EmbeddingModelMissingError, EmbeddingModelCorruptError) as error:
-        # Said once, at start-up; every ticket is then marked for a human.
-        print(f"warning: {error}\nContinuing with keyword rules only.", file=sys.stderr)  # noqa: T201
-        return None
-
-
-def llm_layer(settings: Settings, config: TriageConfig) -> LLMLayer | None:
-    """The LLM layer when an API key and a model are configured, else None (offline)."""
-    if settings.openai_api_key is None or config.llm.cheap_model is None:
-        return None
-    client = build_openai_client(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url or config.llm.base_url,
-        timeout_seconds=config.llm.timeout_seconds,
-        max_retries=config.llm.max_retries,
-    )
-    return LLMClassifier(client=client, config=config)
-
-
-def make_pipeline(settings: Settings, config: TriageConfig) -> Pipeline:
-    """The decision pipeline for a config: local model and, if configured, the LLM."""
-    return build_pipeline(config, embedder=load_embedder(), llm=llm_layer(settings, config))
 
 
 def require_slack_config(config: TriageConfig) -> SlackConfig:
@@ -98,34 +60,6 @@ def require_slack_config(config: TriageConfig) -> SlackConfig:
             " per team (see README: Connecting to a Slack workspace)",
         )
     return config.slack
-
-
-@asynccontextmanager
-async def running_desk(
-    *,
-    config: TriageConfig,
-    slack: SlackConfig,
-    pipeline: Pipeline,
-    client: AsyncWebClient,
-    database: Path | str,
-    lease_seconds: float = LEASE_SECONDS,
-) -> AsyncIterator[Desk]:
-    """A started desk over a store and a Slack client; stopped and closed on exit."""
-    store = await open_store(database)
-    desk = Desk(
-        config=config,
-        slack=slack,
-        pipeline=pipeline,
-        store=store,
-        outbox=SlackOutbox(client),
-        lease_seconds=lease_seconds,
-    )
-    try:
-        await desk.start()
-        yield desk
-    finally:
-        await desk.stop()
-        await store.close()
 
 
 def _reason(error: BaseException) -> str:
@@ -283,19 +217,23 @@ async def _run_slack(
     identity = await check_token(client)
     stop_on_sigterm()
     pipeline = make_pipeline(settings, config)
-    async with running_desk(
-        config=config,
-        slack=slack,
+    secret = (
+        settings.slack_signing_secret.get_secret_value()
+        if http and settings.slack_signing_secret is not None
+        else None
+    )
+    async with running_services(
+        config,
+        slack,
         pipeline=pipeline,
         client=client,
         database=database,
-        lease_seconds=settings.lease_seconds,
-    ) as desk:
-        services = Services(desk=desk, config=config)
+        timing=DeskTiming(lease_seconds=settings.lease_seconds),
+        serving=Serving(signing_secret=secret),
+    ) as bot:
+        desk, app = bot.desk, bot.app
         if http:
-            assert settings.slack_signing_secret is not None  # noqa: S101  # checked above
-            secret = settings.slack_signing_secret.get_secret_value()
-            app = build_app(client=client, services=services, signing_secret=secret)
+            assert secret is not None  # noqa: S101  # checked above
             web_app = slack_web_app(
                 app, path="/slack/events", signing_secret=secret, identity=_known(identity)
             )
@@ -306,7 +244,6 @@ async def _run_slack(
             )
 
             assert settings.slack_app_token is not None  # noqa: S101  # checked above
-            app = build_app(client=client, services=services)
             handler = AsyncSocketModeHandler(
                 app,
                 settings.slack_app_token.get_secret_value(),

@@ -1,4 +1,7 @@
-"""What the listeners work with, built once at start-up and passed in explicitly."""
+"""What the listeners work with (`Services`), and opening the store TRIAGE_DB names.
+
+bot/compose.py puts them together with the desk and the app; nothing else builds a bot.
+"""
 
 from __future__ import annotations
 

@@ -16,13 +16,12 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot import render
-from bot.app import build_app, build_client
+from bot.app import build_client
+from bot.compose import DeskTiming, Serving, running_services
 from bot.endpoint import SlackIdentity, slack_web_app
-from bot.outbox import SlackOutbox
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
-from bot.services import Services, open_store
 from routing.cascade import LLMLayer, build_pipeline
 from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_config
 from routing.desk import LEASE_SECONDS, ROUTING_RETRY_DELAYS, Desk
@@ -377,50 +376,45 @@ async def _serving(
     client = build_client(token=BOT_TOKEN, base_url=slack.base_url, timeout=timing.client_timeout)
     pipeline = build_pipeline(config, embedder=embedder, llm=llm, languages=LANGUAGES)
     # An SQLite path or a postgresql:// URL, opened as the runner opens TRIAGE_DB.
-    if store is None:
-        store = await open_store(database or tmp_path / "triage.sqlite3")
-    desk = Desk(
-        config=config,
-        slack=slack_config,
+    async with running_services(
+        config,
+        slack_config,
         pipeline=pipeline,
-        store=store,
-        outbox=SlackOutbox(client),
-        retry_delays=retry_delays,
-        clock=timing.desk_clock or time.monotonic,
-        lease_seconds=timing.lease_seconds,
-        read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
-    )
-    await desk.start()
-    app = build_app(
         client=client,
-        services=Services(desk=desk, config=config),
-        signing_secret=SIGNING_SECRET,
-        process_before_response=process_before_response,
-    )
-    # Served as `triage run --http` serves it, for the stand-in's workspace and app.
-    web_app = slack_web_app(
-        app,
-        path="/slack/events",
-        signing_secret=SIGNING_SECRET,
-        identity=SlackIdentity(team_id=slack.team_id, app_id=slack.app_id),
-    )
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    await desk.catch_up()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Harness(
-                slack=slack,
-                desk=desk,
-                config=config,
-                slack_config=slack_config,
-                url=f"http://127.0.0.1:{port}/slack/events",
-                session=session,
-            )
-    finally:
-        await runner.cleanup()
-        await desk.stop()
-        await store.close()
+        database=database or tmp_path / "triage.sqlite3",
+        store=store,
+        timing=DeskTiming(
+            clock=timing.desk_clock or time.monotonic,
+            lease_seconds=timing.lease_seconds,
+            retry_delays=retry_delays,
+            read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
+        ),
+        serving=Serving(
+            signing_secret=SIGNING_SECRET, process_before_response=process_before_response
+        ),
+    ) as bot:
+        # Served as `triage run --http` serves it, for the stand-in's workspace and app.
+        web_app = slack_web_app(
+            bot.app,
+            path="/slack/events",
+            signing_secret=SIGNING_SECRET,
+            identity=SlackIdentity(team_id=slack.team_id, app_id=slack.app_id),
+        )
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        await bot.desk.catch_up()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                yield Harness(
+                    slack=slack,
+                    desk=bot.desk,
+                    config=config,
+                    slack_config=slack_config,
+                    url=f"http://127.0.0.1:{port}/slack/events",
+                    session=session,
+                )
+        finally:
+            await runner.cleanup()

@@ -18,16 +18,14 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from bot.app import build_app, build_client
-from bot.outbox import SlackOutbox
+from bot.app import build_client
+from bot.compose import Serving, build_services
 from bot.runner import run_slack
 from bot.sandbox.shell import INTAKE, sandbox_slack_config
 from bot.sandbox.slack_api import SlackStandIn
-from bot.services import Services
 from bot.settings import BOLT_READS, Settings, load_settings
 from routing.cascade import build_pipeline
 from routing.config import load_config
-from routing.desk import Desk
 from routing.embedding import MiniLMEmbedder
 from routing.errors import UserError
 from routing.store import Store
@@ -394,18 +392,14 @@ async def test_bolt_ignores_oauth_variables_and_authorizes_with_the_bot_token(
     config = load_config()
     async with standin_for(config) as slack, await Store.open(tmp_path / "t.sqlite3") as store:
         client = build_client(token=BOT_TOKEN, base_url=slack.base_url)
-        desk = Desk(
-            config=config,
-            slack=sandbox_slack_config(config),
+        app = build_services(
+            config,
+            sandbox_slack_config(config),
             pipeline=build_pipeline(config, embedder=None),
             store=store,
-            outbox=SlackOutbox(client),
-        )
-        app = build_app(
             client=client,
-            services=Services(desk=desk, config=config),
-            signing_secret=SIGNING_SECRET,
-        )
+            serving=Serving(signing_secret=SIGNING_SECRET),
+        ).app
         assert app.oauth_flow is None
         assert app.installation_store is None
         routes = {resource.canonical for resource in app.web_app().router.resources()}

@@ -19,9 +19,9 @@ import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app, build_client
+from bot.app import build_client
+from bot.compose import Serving, app_for
 from bot.sandbox.shell import CUSTOMER, INTAKE, sandbox_slack_config
-from bot.services import Services
 from routing.config import SlackConfig, TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.records import utc_now
@@ -156,7 +156,7 @@ async def test_socket_mode_sends_no_ack_while_the_store_refuses(
     async with _bot_as_run(tmp_path, embedder, config) as bot:
         bot.slack.app_token = APP_TOKEN
         client = build_client(token=bot.slack.bot_token, base_url=bot.slack.base_url)
-        app = build_app(client=client, services=Services(desk=bot.desk, config=bot.config))
+        app = app_for(bot.desk, bot.config, client, Serving())
         handler = AsyncSocketModeHandler(
             app, APP_TOKEN, web_client=AsyncWebClient(base_url=bot.slack.base_url)
         )

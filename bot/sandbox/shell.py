@@ -22,14 +22,13 @@ from typing import Any, TextIO
 from slack_bolt.async_app import AsyncApp
 
 from bot import render
-from bot.app import build_app, build_client
+from bot.app import build_client
+from bot.compose import Serving, make_pipeline, running_services
 from bot.logs import LOG_FORMAT, WithheldMessageFormatter
 from bot.record import CallRecorder
-from bot.runner import make_pipeline, running_desk
 from bot.sandbox.events import Workspace, socket_request
 from bot.sandbox.slack_api import SlackStandIn
 from bot.sandbox.transcript import Transcript
-from bot.services import Services
 from bot.settings import Settings
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig
@@ -439,15 +438,16 @@ async def open_sandbox(
     ) as slack_api:
         slack_api.on_call(transcript.on_call)
         client = build_client(token=BOT_TOKEN, base_url=slack_api.base_url, recorder=recorder)
-        async with running_desk(
-            config=config, slack=slack, pipeline=pipeline, client=client, database=database
-        ) as desk:
-            # Each dispatch returns after its listener ran, so the transcript reads in order.
-            app = build_app(
-                client=client,
-                services=Services(desk=desk, config=config),
-                process_before_response=True,
-            )
+        # Each dispatch returns after its listener ran, so the transcript reads in order.
+        async with running_services(
+            config,
+            slack,
+            pipeline=pipeline,
+            client=client,
+            database=database,
+            serving=Serving(process_before_response=True),
+        ) as bot:
+            desk, app = bot.desk, bot.app
             yield Sandbox(
                 slack_api=slack_api,
                 app=app,
