@@ -1062,7 +1062,7 @@ async def test_a_ticket_stored_before_a_crash_is_routed_once_on_restart(
 async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
 ) -> None:
-    """A draft left 'sending' by a stop: sent if Slack has the reply, a draft again if not."""
+    """A draft left 'sending' by a stop: sent if Slack has the reply, else a draft again, said."""
     database = store_location
     async with standin_for(config) as slack:
         async with running_bot(
@@ -1090,6 +1090,11 @@ async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
             again = await bot.store.draft(lost)
             assert again is not None
             assert again.status == "pending"
+            # The agent whose approval was lost is told to approve again; not for the sent one.
+            told = [m["text"] for m in bot.slack.messages(f"D{AGENT[1:]}")]
+            assert len(told) == 1
+            assert f"ticket #{lost}" in told[0]
+            assert "approve it again" in told[0]
             (post,) = _ticket_posts(bot, lost)
             assert render.APPROVE_ACTION in _all_text(post)
             await bot.react(AGENT, "white_check_mark", lost)

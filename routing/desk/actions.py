@@ -367,6 +367,19 @@ class AgentActions:
             "sent" if reply_ts else "not sent (a draft again)",
         )
         await self._placement.refresh(ticket_id)
+        if reply_ts is None and draft.decided_by:
+            # The agent who approved it was told nothing went wrong: say so, or it stays unsent.
+            note = Note(
+                f"Your approval of ticket #{ticket_id} did not reach the customer: the bot"
+                " stopped while sending it. The draft is back on the ticket's post; approve it"
+                " again to send it."
+            )
+            try:
+                await self._outbox.direct_message(draft.decided_by, note)
+            except Exception:
+                logger.exception(
+                    "could not tell the agent that ticket %s's reply was not sent", ticket_id
+                )
 
 
 def _draft_gone(ticket_id: int, status: str | None, by: str | None) -> str:
