@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from routing.desk import CustomerMessage
 from routing.models import clean_text
@@ -38,12 +38,19 @@ def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage |
     if message.get("subtype") not in TICKET_SUBTYPES or message.get("bot_id"):
         return None
     user, ts, thread_ts = message.get("user"), message.get("ts"), message.get("thread_ts")
-    if not isinstance(user, str) or not isinstance(ts, str):
-        return None
+    if user is None and ts is None:
+        return None  # no person's message at all (Slack's own notices have neither)
     if not valid_ts(ts) or (thread_ts is not None and not valid_ts(thread_ts)):
         # Rejected, said once: stored, it would sort after every real ticket and stop the
-        # start-up's read-back (which counts from the newest ts).
-        logger.warning("rejected a message in %s: its ts is not Slack's (%.40r)", channel, ts)
+        # start-up's read-back (which counts from the newest ts). A number is no ts either.
+        bad = ts if not valid_ts(ts) else thread_ts
+        which = "ts" if bad is ts else "thread_ts"
+        logger.warning(
+            "rejected a message in %s: its %s is not Slack's (%.40r)", channel, which, bad
+        )
+        return None
+    if not isinstance(user, str):
+        logger.warning("rejected message %s in %s: it has no user id", ts, channel)
         return None
     if not USER_PATTERN.fullmatch(user):
         logger.warning("rejected message %s in %s: its user is not a Slack user id", ts, channel)
@@ -57,6 +64,6 @@ def customer_message(channel: str, message: dict[str, Any]) -> CustomerMessage |
     )
 
 
-def valid_ts(ts: object) -> bool:
+def valid_ts(ts: object) -> TypeGuard[str]:
     """True for a message ts as Slack writes them ("1700000000.000100")."""
     return isinstance(ts, str) and TS_PATTERN.fullmatch(ts) is not None

@@ -8,7 +8,8 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   or bare or oddly grouped after a word such as "card" (order numbers pass Luhn one time in ten);
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN,
-  Brazil CPF, Spain DNI/NIE, Italy codice fiscale), digit runs (Turkey T.C. kimlik, Germany
+  Brazil CPF, Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their
+  shape alone), digit runs (Turkey T.C. kimlik, Germany
   IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
   SSNs) only after a word that names them, so order numbers stay; passport, licence and
   Personalausweis numbers after their word;
@@ -113,6 +114,12 @@ _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
         re.compile(r"(?<![\w])[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z](?![\w])", re.IGNORECASE),
         codicefiscale.is_valid,
     ),
+    # A UK National Insurance number ("QQ 12 34 56 C", QQ being the usual example): python-stdnum
+    # has no check for it; its shape (two capitals, six digits, A-D) is distinctive enough.
+    (
+        re.compile(r"(?<![\w])[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w])"),
+        lambda value: value[:2] not in {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"},
+    ),
 )
 # Digit runs (spaced, dashed or bare) that are ids only when a word naming them comes shortly
 # before.
@@ -199,7 +206,7 @@ _SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pa
 _CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:\uff1a=-])"
 _SECRET_VALUE = re.compile(
     rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
-    r"(?![\w])[\"'`]?"
+    r"(?![\w])(?:'s(?![\w])|[\"'`])?"
     rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
     r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
     re.IGNORECASE,
@@ -230,6 +237,14 @@ _USER_PASSWORD = re.compile(
     r"\s*([^\s\"'`,;]{3,})",
     re.IGNORECASE,
 )
+# First words of a sentence about a password after "password:" ("password: doesn't work since").
+_SENTENCE_STARTS = frozenset(
+    {
+        "is", "was", "not", "doesn't", "does", "isn't", "won't", "can't", "cannot", "reset",
+        "expired", "wrong", "incorrect", "invalid", "too", "has", "have", "keeps", "still", "i",
+        "we", "it", "the", "my", "our", "please", "how", "what", "why", "when", "where",
+    }
+)  # fmt: skip
 # Words that follow "password" in ordinary sentences and are no password.
 _NOT_A_SECRET = frozenset(
     {
@@ -431,6 +446,14 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
     if value[0] in "\"'`":
         # A quoted value is the password, spaces and all.
         return (start + 1, end - 1) if len(value) > 2 else None
+    if (":" in sep or "\uff1a" in sep) and not match.group("weak"):
+        # "password: correct horse battery staple": after a colon, a clause of three to six
+        # plain words is a passphrase whole, unless it reads as a sentence about the password.
+        clause = text[start:].split("\n", 1)[0]
+        clause = re.split(r"[.!?;,]", clause, maxsplit=1)[0].rstrip()
+        words = clause.split()
+        if 3 <= len(words) <= 6 and words[0].lower() not in _SENTENCE_STARTS:
+            return start, start + len(clause)
     bare = value
     if (
         len(bare) < 3

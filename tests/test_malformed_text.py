@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.intake import customer_message
 from bot.sandbox.shell import INTAKE
 from routing.config import load_config
 from routing.embedding_cache import CachingEmbedder
@@ -75,3 +77,25 @@ async def test_slacks_escaped_characters_are_read_once_and_sent_escaped_once(bot
     assert "R&amp;D" in posted
     assert "&amp;amp;" not in posted
     assert "&amp;lt;" not in posted
+
+
+@pytest.mark.parametrize(
+    ("ts", "thread_ts", "named"),
+    [
+        (1700000000.0001, None, "ts"),
+        (None, None, "ts"),
+        ("1700000000.000100", 1700000000.0001, "thread_ts"),
+    ],
+)
+def test_a_message_whose_ts_is_not_slacks_is_rejected_with_a_log_line(
+    caplog: pytest.LogCaptureFixture, ts: object, thread_ts: object, named: str
+) -> None:
+    """A number (or nothing) where Slack writes a ts string: no ticket, and one line saying so."""
+    message = {"type": "message", "user": "U0CUSTOMER", "text": "refund me", "ts": ts}
+    if thread_ts is not None:
+        message["thread_ts"] = thread_ts
+    with caplog.at_level(logging.WARNING, logger="bot.intake"):
+        assert customer_message("C0INTAKE", message) is None
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert f"its {named} is not Slack's" in line
+    assert "refund me" not in line

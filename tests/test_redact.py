@@ -305,3 +305,32 @@ def test_a_password_after_a_longer_phrase_is_redacted(text: str, expected: str) 
 def test_sentences_about_a_password_for_something_are_kept(text: str) -> None:
     """Words, short numbers and versions after such phrases stay: they are no password."""
     assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password: correct horse battery staple", "password: [SECRET]"),
+        ("my password's hunter2, don't tell", "my password's [SECRET], don't tell"),
+        ("my NI number is QQ123456C", "my NI number is [NATIONAL_ID]"),
+        ("National Insurance: AB 12 34 56 C.", "National Insurance: [NATIONAL_ID]."),
+    ],
+)
+def test_passphrases_contractions_and_uk_insurance_numbers_are_redacted(
+    text: str, expected: str
+) -> None:
+    """A passphrase after a colon whole, "password's X", and UK National Insurance numbers."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: is there a way to reset it without an admin?",
+        "Order AB123456 shipped yesterday",
+        "token=null and token=undefined",
+    ],
+)
+def test_a_sentence_after_password_colon_and_order_codes_are_kept(text: str) -> None:
+    """A question about the password after its colon, and order codes, stay as written."""
+    assert redact(text).text == text
