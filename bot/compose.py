@@ -10,10 +10,9 @@ listeners are handed (`Services`) and how the store TRIAGE_DB names is opened.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from slack_bolt.async_app import AsyncApp
@@ -33,7 +32,7 @@ from routing.embedding import (
     MiniLMEmbedder,
 )
 from routing.llm import LLMClassifier, build_openai_client
-from routing.ports import TicketStore
+from routing.ports import Clock, SystemClock, TicketStore
 
 
 def load_embedder() -> Embedder | None:
@@ -66,9 +65,10 @@ def make_pipeline(settings: Settings, config: TriageConfig) -> Pipeline:
 
 @dataclass(frozen=True)
 class DeskTiming:
-    """The desk's clocks and delays: the runner's defaults, or a test's own."""
+    """The desk's clock and delays: the runner's defaults, or a test's own."""
 
-    clock: Callable[[], float] = time.monotonic
+    # Every part of the desk reads the time through this one (routing.ports.Clock).
+    clock: Clock = field(default_factory=SystemClock)
     lease_seconds: float = LEASE_SECONDS
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS
     read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS

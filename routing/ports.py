@@ -1,5 +1,9 @@
 """The interfaces `routing/` depends on, so what sits behind them can be swapped.
 
+`Clock` is where the desk reads the time: the composition root (bot/compose.py) hands one to
+the desk, which gives each part the reading it needs; a test hands in its own (`SystemClock` is
+the machine's).
+
 `TicketStore` is what the desk (and the sandbox, the tests and the benchmarks) use of a store:
 routing/store/ has an SQLite and a PostgreSQL backend that both satisfy it. A claim (a method
 that says it "wins" or returns False when taken) is a compare-and-set that exactly one of any
@@ -8,6 +12,7 @@ number of concurrent callers wins, across connections and processes on PostgreSQ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -23,7 +28,32 @@ from routing.records import (
     StoredReply,
     StoredTicket,
     TicketStatus,
+    utc_now,
 )
+
+
+class Clock(Protocol):
+    """The desk's two readings of time: wall time to store and compare, a steady one to count."""
+
+    def now(self) -> datetime:
+        """The current time in UTC: what is stored and compared across replicas (leases)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps: intervals within one process (caches, bursts)."""
+        ...
+
+
+class SystemClock:
+    """The machine's clocks: what the runner, the sandbox and the benchmarks run on."""
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return utc_now()
+
+    def monotonic(self) -> float:
+        """time.monotonic()."""
+        return time.monotonic()
 
 
 class TicketStore(Protocol):

@@ -27,8 +27,8 @@ from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_conf
 from routing.desk import LEASE_SECONDS, ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
-from routing.ports import TicketStore
-from tests.timekeeping import ManualClock
+from routing.ports import SystemClock, TicketStore
+from tests.timekeeping import DeskClock, ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
 # One language detector for every harness: its model loads once per test run, not per test.
@@ -384,7 +384,7 @@ async def _serving(
         database=database or tmp_path / "triage.sqlite3",
         store=store,
         timing=DeskTiming(
-            clock=timing.desk_clock or time.monotonic,
+            clock=DeskClock(steady=timing.desk_clock) if timing.desk_clock else SystemClock(),
             lease_seconds=timing.lease_seconds,
             retry_delays=retry_delays,
             read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once

@@ -11,6 +11,10 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from routing.records import utc_now
 
 # Only a hang guard: a condition that is not met after this long never will be.
 HANG_GUARD_SECONDS = 300.0
@@ -30,6 +34,22 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move time forward."""
         self.now += seconds
+
+
+@dataclass(frozen=True)
+class DeskClock:
+    """A desk's Clock (routing.ports) with the readings a test picks; the machine's otherwise."""
+
+    wall: Callable[[], datetime] = utc_now
+    steady: Callable[[], float] = time.monotonic
+
+    def now(self) -> datetime:
+        """The wall time the test picked."""
+        return self.wall()
+
+    def monotonic(self) -> float:
+        """The monotonic reading the test picked (a ManualClock, say)."""
+        return self.steady()
 
 
 async def until(

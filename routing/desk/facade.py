@@ -14,9 +14,8 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from routing.cascade import Pipeline
@@ -45,8 +44,8 @@ from routing.desk.types import (
 )
 from routing.desk.work_queue import Send, WorkQueue
 from routing.models import Decision, Triage
-from routing.ports import TicketStore
-from routing.records import StoredPost, StoredTicket, TicketStatus, utc_now
+from routing.ports import Clock, SystemClock, TicketStore
+from routing.records import StoredPost, StoredTicket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +61,8 @@ class Desk:
         pipeline: Pipeline,
         store: TicketStore,
         outbox: Outbox,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS,
-        now: Callable[[], datetime] = utc_now,
         replica: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS,
@@ -74,14 +72,15 @@ class Desk:
         self.pipeline = pipeline
         self.store = store
         self._outbox = outbox
-        self._clock = clock
-        # Leases are compared across processes: they read this wall clock, never the monotonic.
-        self._now = now
+        # Each part gets the reading it needs: leases and claims are compared across processes,
+        # so they read the wall clock (clock.now); intervals in this process the monotonic one.
+        self._clock = clock = clock or SystemClock()
+        now, steady = clock.now, clock.monotonic
         # Who holds this desk's leases (host, process, a nonce): fresh for each desk unless given.
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease = timedelta(seconds=lease_seconds)
-        self._ops = OpsAlerts(config=config, slack=slack, outbox=outbox, clock=clock)
-        self._agents = Agents(config=config, slack=slack, store=store, groups=outbox, clock=clock)
+        self._ops = OpsAlerts(config=config, slack=slack, outbox=outbox, clock=steady)
+        self._agents = Agents(config=config, slack=slack, store=store, groups=outbox, clock=steady)
         self._locks = TicketLocks()
         self._placement = Placement(
             config=config, slack=slack, store=store, outbox=outbox, alert_ops=self.alert_ops
@@ -93,7 +92,7 @@ class Desk:
             store=store,
             outbox=outbox,
             oncall=self._agents,
-            clock=clock,
+            clock=steady,
             requeue=self._put,
             retry_later=self._retry_later,
         )
@@ -132,7 +131,7 @@ class Desk:
             placement=self._placement,
             pager=self._pager,
             locks=self._locks,
-            clock=clock,
+            clock=steady,
             receive=self.receive,
             classify=self._classify,
         )
@@ -156,6 +155,7 @@ class Desk:
             queue=self._queue,
             ops=self._ops,
             read_back_delays=read_back_delays,
+            now=now,
         )
 
     # --- life cycle ---------------------------------------------------------------------
@@ -163,9 +163,9 @@ class Desk:
     async def start(self) -> None:
         """Relearn stored corrections, start the workers, and route what a restart left."""
         # Pages claimed before this start are no claim of this process's (see recover_pages).
-        started = utc_now()
+        started = self._clock.now()
         # The event ids only guard against Slack's retries; a week keeps the file small.
-        await self.store.forget_events(before=utc_now() - EVENT_MEMORY)
+        await self.store.forget_events(before=self._clock.now() - EVENT_MEMORY)
         # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
         self.pipeline.learn_many(await self.store.corrections())
         self._queue.start_workers(self.slack.workers)
@@ -174,10 +174,11 @@ class Desk:
         await self._settle_stale_replies(started)
         # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
         # that died, or this one's last run). Other replicas starting now take other rows.
-        while await self._queue.sweep(new_before=self._now(), limit=START_SWEEP_BATCH):
+        while await self._queue.sweep(new_before=self._clock.now(), limit=START_SWEEP_BATCH):
             pass
         # A routed ticket needs no routing, but its page may have failed: the worker pages it.
-        for ticket_id in await self.store.unpaged_tickets(since=utc_now() - UNPAGED_LOOKBACK):
+        lookback = self._clock.now() - UNPAGED_LOOKBACK
+        for ticket_id in await self.store.unpaged_tickets(since=lookback):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
             self._put(ticket_id)
         # Pages claimed before this start and never sent: its claimer stopped (see recover_pages).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -17,7 +17,6 @@ from routing.desk.types import CustomerMessage
 from routing.desk.work_queue import WorkQueue
 from routing.errors import StoreUnavailableError
 from routing.ports import TicketStore
-from routing.records import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ class Intake:
         queue: WorkQueue,
         ops: OpsAlerts,
         read_back_delays: Sequence[float],
+        now: Callable[[], datetime],
     ) -> None:
         self._slack = slack
         self._store = store
@@ -57,6 +57,7 @@ class Intake:
         self._queue = queue
         self._ops = ops
         self._read_back_delays = tuple(read_back_delays)
+        self._now = now
         # Per intake channel, the oldest message the store refused: read back once it takes one.
         self._refused: dict[str, str] = {}
 
@@ -91,7 +92,7 @@ class Intake:
                 ts=message.ts,
                 author=message.user,
                 text=message.text,
-                received_at=_ts_time(message.ts),
+                received_at=_ts_time(message.ts, self._now),
             )
         except StoreUnavailableError as error:
             refused = self._refused.get(message.channel)
@@ -137,7 +138,7 @@ class Intake:
                 continue
             if seen is None:
                 continue  # a first start: the channel's past is not the bot's to triage
-            window = utc_now().timestamp() - CATCH_UP_WINDOW_SECONDS
+            window = self._now().timestamp() - CATCH_UP_WINDOW_SECONDS
             try:
                 first, newest = (float(ts) for ts in seen)
             except ValueError:
@@ -181,8 +182,8 @@ class Intake:
             logger.warning("%d messages in %s arrived while the bot was away", made, channel)
 
 
-def _ts_time(ts: str) -> datetime:
+def _ts_time(ts: str, now: Callable[[], datetime]) -> datetime:
     try:
         return datetime.fromtimestamp(float(ts), UTC)
     except (ValueError, OverflowError):
-        return utc_now()
+        return now()
