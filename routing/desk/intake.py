@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from routing.config import SlackConfig
-from routing.desk.agents import Agents
-from routing.desk.follow_ups import FollowUps
+from routing.desk.follow_ups import AgentLookup
 from routing.desk.limits import CATCH_UP_OVERLAP_SECONDS, CATCH_UP_WINDOW_SECONDS
-from routing.desk.ops import OpsAlerts
 from routing.desk.types import CustomerMessage
-from routing.desk.work_queue import WorkQueue
 from routing.errors import StoreUnavailableError
 from routing.ports import TicketStore
 
@@ -26,6 +23,34 @@ class HistoryReader(Protocol):
 
     async def recent_messages(self, channel: str, oldest: str) -> list[CustomerMessage]:
         """Customers' messages in a channel after oldest (a ts), oldest first."""
+        ...
+
+
+class ThreadReplies(Protocol):
+    """Where a reply in a ticket's thread goes (routing.desk.follow_ups.FollowUps is one)."""
+
+    async def thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
+        """A reply in a ticket's thread."""
+        ...
+
+
+class TicketQueue(Protocol):
+    """Where a new ticket is queued to be decided (routing.desk.work_queue.WorkQueue is one)."""
+
+    def put(self, ticket_id: int) -> None:
+        """Queue a ticket to decide, once."""
+        ...
+
+
+class OpsChannel(Protocol):
+    """The operator's alerts and the desk's background work (routing.desk.ops.OpsAlerts)."""
+
+    def alert(self, key: str, text: str) -> None:
+        """Tell the operator, at most once per interval for one key."""
+        ...
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work as a task of its own, cancelled when the desk stops."""
         ...
 
 
@@ -42,10 +67,10 @@ class Intake:
         slack: SlackConfig,
         store: TicketStore,
         history: HistoryReader,
-        agents: Agents,
-        follow_ups: FollowUps,
-        queue: WorkQueue,
-        ops: OpsAlerts,
+        agents: AgentLookup,
+        follow_ups: ThreadReplies,
+        queue: TicketQueue,
+        ops: OpsChannel,
         read_back_delays: Sequence[float],
         now: Callable[[], datetime],
     ) -> None:
