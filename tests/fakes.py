@@ -2,15 +2,25 @@
 
 The desk parts talk to Slack only through the Outbox protocol (routing/desk/types.py), so a fake
 that records what it was asked and answers like Slack is enough to test them without a server.
+At the end, recording fakes of what one part sees of another (routing/desk/roles.py).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.desk.types import CustomerMessage, DirectPage, Note, PostRef, TicketCard
+from routing.desk.types import (
+    BadRequestError,
+    CustomerMessage,
+    DirectPage,
+    NotAllowedError,
+    Note,
+    PostRef,
+    TicketCard,
+)
 from routing.records import StoredDraft, StoredPost, StoredTicket
 from routing.store import MemoryStore
 
@@ -160,3 +170,69 @@ class CountingStore(MemoryStore):
         """The ticket's draft (counted)."""
         self.lookups.append("draft")
         return await super().draft(ticket_id)
+
+
+# --- fakes of the desk's parts (routing/desk/roles.py), for a part tested on its own ----------
+
+
+class FakeAgents:
+    """AgentLookup and AgentGate over a fixed set of agents, who may act on every ticket."""
+
+    def __init__(self, store: MemoryStore, agents: frozenset[str]) -> None:
+        self._store = store
+        self._agents = agents
+
+    async def is_any_agent(self, user: str | None) -> bool:
+        """True for one of the agents."""
+        return user in self._agents
+
+    async def require_any_agent(self, user: str, action: str) -> None:
+        """Refused unless user is one of the agents."""
+        if user not in self._agents:
+            raise NotAllowedError(f"Only agents can {action}.")
+
+    async def ticket_for_agent(self, ticket_id: int, user: str, action: str) -> StoredTicket:
+        """The ticket, for one of the agents."""
+        await self.require_any_agent(user, action)
+        ticket = await self._store.ticket(ticket_id)
+        if ticket is None:
+            raise BadRequestError(f"There is no ticket #{ticket_id}.")
+        return ticket
+
+
+class FakePlacement:
+    """CardPlacement that records each place and refresh it is asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, Any]] = []
+
+    async def place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
+        """Recorded as ("place", ticket, sorted teams)."""
+        self.calls.append(("place", ticket_id, sorted(teams)))
+
+    async def refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
+        """Recorded as ("refresh", ticket, include_inactive)."""
+        self.calls.append(("refresh", ticket_id, include_inactive))
+
+
+@dataclass
+class FakePager:
+    """Paging that records what it is asked; page() answers `sent` or raises `refusal`."""
+
+    sent: int = 1
+    refusal: Exception | None = None
+    needed: list[int] = field(default_factory=list)
+    asked: list[tuple[int, tuple[str, ...], str | None]] = field(default_factory=list)
+
+    async def page_if_needed(self, ticket_id: int) -> None:
+        """Recorded in needed."""
+        self.needed.append(ticket_id)
+
+    async def page(
+        self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
+    ) -> int:
+        """Recorded in asked; raises the refusal if one is set."""
+        self.asked.append((ticket_id, tuple(reasons), asked_by))
+        if self.refusal is not None:
+            raise self.refusal
+        return self.sent

@@ -1,29 +1,25 @@
-"""FollowUps and Intake on their own: the in-memory store, a fake Outbox, and fakes of the parts.
+"""FollowUps on its own: the in-memory store, a fake Outbox, and fakes of the parts beside it.
 
-Each part is typed to small Protocols of the parts beside it (routing/desk/follow_ups.py,
-routing/desk/intake.py), so the fakes here only record what they were asked: no Slack stand-in,
-no database, no model (the pipeline runs its keyword rules only).
+FollowUps is typed to small Protocols of the parts it calls (routing/desk/roles.py), so the fakes
+only record what they were asked: no Slack stand-in, no database, no model (the pipeline runs its
+keyword rules only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.desk.follow_ups import FollowUps
-from routing.desk.intake import Intake
 from routing.desk.tickets import TicketLocks
 from routing.desk.types import CustomerMessage
-from routing.errors import StoreUnavailableError
 from routing.models import Decision, Escalation, Triage
 from routing.records import StoredTicket
 from routing.store import MemoryStore
-from tests.fakes import FakeOutbox
+from tests.fakes import FakeAgents, FakeOutbox, FakePager, FakePlacement
 from tests.timekeeping import ManualClock
 
 INTAKE = "C0INTAKE"
@@ -33,40 +29,6 @@ CUSTOMER = "U0CUSTOMER"
 NEIGHBOUR = "U0NEIGHBOUR"
 TS = "1700000000.000100"
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-class FakeAgents:
-    """Only AGENT is an agent."""
-
-    async def is_any_agent(self, user: str | None) -> bool:
-        """True for AGENT."""
-        return user == AGENT
-
-
-class FakePlacement:
-    """Records each place and refresh it is asked for."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int, Any]] = []
-
-    async def place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
-        """Recorded."""
-        self.calls.append(("place", ticket_id, sorted(teams)))
-
-    async def refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
-        """Recorded."""
-        self.calls.append(("refresh", ticket_id, include_inactive))
-
-
-class FakePager:
-    """Records the tickets it is asked to page about."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Recorded."""
-        self.asked.append(ticket_id)
 
 
 class Received:
@@ -113,7 +75,7 @@ class Parts:
             store=self.store,
             outbox=self.outbox,
             pipeline=Pipeline(config=config, local=None),
-            agents=FakeAgents(),
+            agents=FakeAgents(self.store, frozenset({AGENT})),
             placement=self.placement,
             pager=self.pager,
             locks=TicketLocks(),
@@ -168,7 +130,7 @@ async def test_the_customers_reply_is_kept_shown_and_can_make_the_ticket_need_a_
     assert "forced_keyword" in {reason.code for reason in stored.escalation.reasons}
     assert [entry.action for entry in await parts.store.audit_log(ticket)] == ["recheck"]
     assert parts.placement.calls == [("refresh", ticket, False)]
-    assert parts.pager.asked == [ticket]
+    assert parts.pager.needed == [ticket]
 
 
 async def test_a_reply_redelivered_is_shown_and_rechecked_once(
@@ -181,7 +143,7 @@ async def test_a_reply_redelivered_is_shown_and_rechecked_once(
         await parts.follow_ups.thread_reply(_reply(CUSTOMER, "production down"), TS)
     assert len(await parts.store.replies(ticket)) == 1
     assert len(parts.notes()) == 1
-    assert parts.pager.asked == [ticket]
+    assert parts.pager.needed == [ticket]
 
 
 async def test_someone_elses_reply_is_shown_once_and_changes_nothing(
@@ -196,7 +158,7 @@ async def test_someone_elses_reply_is_shown_once_and_changes_nothing(
         (f"<@{NEIGHBOUR}> replied in the customer's thread:", "production down here too")
     ]
     assert await parts.store.replies(ticket) == []
-    assert parts.pager.asked == []
+    assert parts.pager.needed == []
     assert parts.placement.calls == []
 
 
@@ -209,7 +171,7 @@ async def test_an_agents_reply_in_the_customers_thread_is_not_the_customers(
     await parts.follow_ups.thread_reply(_reply(AGENT, "production down? looking"), TS)
     assert await parts.store.replies(ticket) == []
     assert parts.outbox.calls == []
-    assert parts.pager.asked == []
+    assert parts.pager.needed == []
 
 
 async def test_a_deleted_message_withdraws_its_ticket_once(
@@ -239,147 +201,3 @@ async def test_an_edit_of_a_message_the_bot_never_got_asks_slack_and_hands_it_to
     await parts.follow_ups.edited(INTAKE, "1700000050.000100", "refund please", "refund")
     assert parts.outbox.called("message_at") == [{"channel": INTAKE, "ts": "1700000050.000100"}]
     assert parts.received.messages == []  # the fake Slack has no such message
-
-
-# --- Intake -------------------------------------------------------------------------------
-
-
-class RefusingStore(MemoryStore):
-    """A MemoryStore that refuses new tickets while `refusing` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.refusing = False
-
-    async def add_ticket(
-        self, *, channel: str, ts: str, author: str | None, text: str, received_at: datetime
-    ) -> int | None:
-        """Refused while refusing, else stored."""
-        if self.refusing:
-            raise StoreUnavailableError("add_ticket", OSError("database is locked"))
-        return await super().add_ticket(
-            channel=channel, ts=ts, author=author, text=text, received_at=received_at
-        )
-
-
-class FakeThreads:
-    """Records the thread replies handed over."""
-
-    def __init__(self) -> None:
-        self.replies: list[tuple[str, str]] = []
-
-    async def thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
-        """Recorded."""
-        self.replies.append((message.ts, thread_ts))
-
-
-class FakeQueue:
-    """Records the tickets queued."""
-
-    def __init__(self) -> None:
-        self.queued: list[int] = []
-
-    def put(self, ticket_id: int) -> None:
-        """Recorded."""
-        self.queued.append(ticket_id)
-
-
-class FakeOps:
-    """Records alerts by key; keeps background work to run when the test says."""
-
-    def __init__(self) -> None:
-        self.alerts: list[str] = []
-        self.work: list[Coroutine[Any, Any, None]] = []
-
-    def alert(self, key: str, text: str) -> None:
-        """Recorded."""
-        self.alerts.append(key)
-
-    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Kept, to be awaited by the test."""
-        self.work.append(work)
-
-
-class IntakeParts:
-    """An Intake built as the desk builds it, over fakes."""
-
-    def __init__(self, slack: SlackConfig) -> None:
-        self.store = RefusingStore()
-        self.outbox = FakeOutbox()
-        self.threads = FakeThreads()
-        self.queue = FakeQueue()
-        self.ops = FakeOps()
-        self.intake = Intake(
-            slack=slack,
-            store=self.store,
-            history=self.outbox,
-            agents=FakeAgents(),
-            follow_ups=self.threads,
-            queue=self.queue,
-            ops=self.ops,
-            read_back_delays=(),
-            now=lambda: NOW,
-        )
-
-
-def _message(ts: str, user: str = CUSTOMER, text: str = "I was charged twice") -> CustomerMessage:
-    return CustomerMessage(channel=INTAKE, ts=ts, user=user, text=text)
-
-
-async def test_a_message_becomes_one_ticket_queued_once(slack: SlackConfig) -> None:
-    """A customer's message is stored and queued; the same message again makes nothing."""
-    parts = IntakeParts(slack)
-    ticket = await parts.intake.receive(_message(TS))
-    assert ticket is not None
-    assert await parts.intake.receive(_message(TS)) is None
-    assert parts.queue.queued == [ticket]
-    stored = await parts.store.ticket(ticket)
-    assert stored is not None
-    assert (stored.author, stored.text) == (CUSTOMER, "I was charged twice")
-    assert stored.received_at == datetime.fromtimestamp(float(TS), UTC)
-
-
-async def test_agents_messages_other_channels_and_replies_make_no_ticket(
-    slack: SlackConfig,
-) -> None:
-    """An agent's post, another channel's message and a thread reply: no ticket, no queue."""
-    parts = IntakeParts(slack)
-    assert await parts.intake.receive(_message(TS, user=AGENT)) is None
-    elsewhere = CustomerMessage(channel=BILLING, ts=TS, user=CUSTOMER, text="hello")
-    assert await parts.intake.receive(elsewhere) is None
-    reply = CustomerMessage(
-        channel=INTAKE, ts="1700000000.000300", user=CUSTOMER, text="any news?", thread_ts=TS
-    )
-    assert await parts.intake.receive(reply) is None
-    assert parts.threads.replies == [("1700000000.000300", TS)]
-    assert parts.queue.queued == []
-    assert await parts.store.ticket_at(INTAKE, TS) is None
-
-
-async def test_a_malformed_ts_is_received_at_the_intakes_clock(slack: SlackConfig) -> None:
-    """A message whose ts is no number is stored as received at the time its clock reads."""
-    parts = IntakeParts(slack)
-    ticket = await parts.intake.receive(_message("not-a-ts"))
-    assert ticket is not None
-    stored = await parts.store.ticket(ticket)
-    assert stored is not None
-    assert stored.received_at == NOW
-
-
-async def test_a_refused_message_is_read_back_once_the_store_takes_tickets_again(
-    slack: SlackConfig,
-) -> None:
-    """The store refusing raises and alerts; the next ticket it takes reads the channel back."""
-    parts = IntakeParts(slack)
-    parts.store.refusing = True
-    with pytest.raises(StoreUnavailableError):
-        await parts.intake.receive(_message("1700000010.000000"))
-    assert parts.ops.alerts == ["store"]
-    assert parts.ops.work == []
-    parts.store.refusing = False
-    assert await parts.intake.receive(_message("1700000020.000000")) is not None
-    (read_back,) = parts.ops.work
-    await read_back
-    assert parts.outbox.called("recent_messages") == [
-        {"channel": INTAKE, "oldest": "1700000009.000000"}
-    ]

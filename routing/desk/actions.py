@@ -9,9 +9,7 @@ from typing import Protocol
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.corrections import Correction, corrected_decision, correction_example
-from routing.desk.agents import Agents
-from routing.desk.paging import Pager
-from routing.desk.placement import Placement
+from routing.desk.roles import AgentGate, CardPlacement, Paging
 from routing.desk.tickets import TicketLocks, labels, with_replies
 from routing.desk.types import (
     STALE_POST,
@@ -61,9 +59,9 @@ class AgentActions:
         store: TicketStore,
         outbox: ReplyOutbox,
         pipeline: Pipeline,
-        agents: Agents,
-        placement: Placement,
-        pager: Pager,
+        agents: AgentGate,
+        placement: CardPlacement,
+        pager: Paging,
         locks: TicketLocks,
     ) -> None:
         self._config = config

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.desk.limits import EDIT_WINDOW_SECONDS
+from routing.desk.roles import AgentLookup, CardPlacement, PageTrigger
 from routing.desk.tickets import TicketLocks, labels
 from routing.desk.tickets import with_replies as ticket_with_replies
 from routing.desk.types import CustomerMessage, Note, PostRef
@@ -29,34 +30,6 @@ class NoteOutbox(Protocol):
 
     async def message_at(self, channel: str, ts: str) -> CustomerMessage | None:
         """The customer's message at (channel, ts); None if it is none (a bot's, a join...)."""
-        ...
-
-
-class AgentLookup(Protocol):
-    """Tells an agent's message from a customer's (routing.desk.agents.Agents is one)."""
-
-    async def is_any_agent(self, user: str | None) -> bool:
-        """True if user is an agent of any team."""
-        ...
-
-
-class CardPlacement(Protocol):
-    """Moves and redraws a ticket's team posts (routing.desk.placement.Placement is one)."""
-
-    async def place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
-        """Make the ticket's live posts be in exactly these teams' channels."""
-        ...
-
-    async def refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
-        """Redraw every post of a ticket from what is stored."""
-        ...
-
-
-class PageTrigger(Protocol):
-    """Pages the on-call when a ticket needs a human (routing.desk.paging.Pager is one)."""
-
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Page the on-call if the ticket needs a human (once per page)."""
         ...
 
 

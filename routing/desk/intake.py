@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from routing.config import SlackConfig
-from routing.desk.follow_ups import AgentLookup
 from routing.desk.limits import CATCH_UP_OVERLAP_SECONDS, CATCH_UP_WINDOW_SECONDS
+from routing.desk.roles import AgentLookup
 from routing.desk.types import CustomerMessage
 from routing.errors import StoreUnavailableError
 from routing.ports import TicketStore
