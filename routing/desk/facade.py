@@ -4,7 +4,8 @@ The Slack edge turns events into calls on `Desk` and implements `Outbox` (how a 
 page or a reply reaches people). Every action is stored before it is shown, so a retried event, a
 second agent or a restart finds the work already done. `Desk` builds the parts (intake, router,
 work queue, placement, paging, follow-ups, agents' actions, agents, reports, ops alerts), hands
-each the store, outbox, config and clocks it needs, and starts and stops them.
+each the store, outbox and config it needs and its reading of the desk's one Clock, and starts
+and stops them.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Desk:
         self._placement = Placement(
             config=config, slack=slack, store=store, outbox=outbox, alert_ops=self.alert_ops
         )
-        self._reports = Reports(config=config, store=store, agents=self._agents)
+        self._reports = Reports(config=config, store=store, agents=self._agents, now=now)
         self._pager = Pager(
             config=config,
             slack=slack,

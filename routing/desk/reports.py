@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from routing.config import TriageConfig
@@ -25,10 +25,19 @@ class AgentCheck(Protocol):
 class Reports:
     """Answers agents' questions about tickets from the store; agents only."""
 
-    def __init__(self, *, config: TriageConfig, store: TicketStore, agents: AgentCheck) -> None:
+    def __init__(
+        self,
+        *,
+        config: TriageConfig,
+        store: TicketStore,
+        agents: AgentCheck,
+        now: Callable[[], datetime],
+    ) -> None:
         self._config = config
         self._store = store
         self._agents = agents
+        # The desk's wall clock in UTC: which day "today" is.
+        self._now = now
 
     async def status(self, ticket_id: int, *, user: str) -> str:
         """A ticket's state in a few lines, for an agent."""
@@ -62,7 +71,7 @@ class Reports:
     async def stats(self, *, user: str) -> str:
         """Today's figures (UTC): tickets by category and priority, rates, time to approval."""
         await self._agents.require_any_agent(user, "see stats")
-        today = datetime.now(UTC).date()
+        today = self._now().date()
         day = await self._store.day_stats(today)
         if day.tickets == 0:
             return f"No tickets today ({today.isoformat()}, UTC)."
