@@ -23,6 +23,7 @@ from routing.cues import CueMatch, Cues
 from routing.embedding import SEGMENT_TOKENS, Embedder, TokenCounter, estimate_tokens
 from routing.models import Decision, LabeledExample
 from routing.parts import segments
+from routing.tone import ToneModel, lexicon_features
 
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
@@ -72,6 +73,10 @@ FIELD_CALIBRATION: dict[str, tuple[float, float, float, float]] = {
 # Added to the default sentiment (neutral) when no sentiment cue is in the ticket: a plain
 # question reads as calm (bench/handwritten.py).
 PLAIN_SENTIMENT_BONUS = 0.3
+# Weight of the tone experts' log-probabilities (routing/tone.py) in the sentiment's scores,
+# whose head and nearest-example terms are in units of HEAD_SCALE logits (tuned on TweetEval's
+# validation rows left out of the drawn examples; bench/data/dev_tickets.jsonl checked).
+TONE_WEIGHT = 0.2
 # Weight of the priorities seen among the predicted category's examples.
 PRIORITY_PRIOR_WEIGHT = 0.3
 # A team other than the category's default is taken from an example only when it is this close.
@@ -330,6 +335,7 @@ class LocalClassifier:
         self._categories.learn(vectors, example.category)
         self._priorities.learn(vectors, example.priority)
         self._sentiments.learn(vectors, example.sentiment)
+        self._learn_tone([example], vectors[-1:])
         self._team_positions.extend(self._team_positions_of([example]))
         self._count_priority(example)
         if example.category in self._priority_counts:
@@ -350,6 +356,8 @@ class LocalClassifier:
         self._categories.fit(vectors, [example.category for example in examples])
         self._priorities.fit(vectors, [example.priority for example in examples])
         self._sentiments.fit(vectors, [example.sentiment for example in examples])
+        self._tone = ToneModel(len(self._sentiments.labels), self._embedder.dim)
+        self._learn_tone(examples, vectors)
         # Per example, its team's position in config order, or -1 when it names none.
         self._team_positions = _Rows(None, np.int64)
         self._team_positions.extend(self._team_positions_of(examples))
@@ -361,6 +369,23 @@ class LocalClassifier:
         self._priority_prior = {
             name: row / row.sum() for name, row in self._priority_counts.items()
         }
+
+    def _learn_tone(self, examples: Sequence[LabeledExample], vectors: Matrix) -> None:
+        # Only the examples that carry a sentiment are read by the lexicon.
+        carried = [
+            (index, position)
+            for index, example in enumerate(examples)
+            if (position := self._sentiments.position(example.sentiment)) is not None
+        ]
+        if not carried:
+            return
+        # The lexicon reads 0.3 ms a text: 3 s for 10,000 stored corrections at start.
+        indexes = [index for index, _ in carried]
+        self._tone.add(
+            vectors[indexes],
+            np.stack([lexicon_features(examples[index].text) for index in indexes]),
+            np.array([position for _, position in carried], dtype=np.int64),
+        )
 
     def neighbour_confidence(
         self, calibrated: float, similarities: Vector, category: str, fit: float
@@ -610,16 +635,24 @@ class LocalClassifier:
                     for found, sentiment in zip(cues.found, self._config.sentiments, strict=True)
                 )
             )
-        scores = self._with_cues(
-            field.score(query, similarities).scores, cues, self._config.sentiments
+        scored = field.score(query, similarities).scores + TONE_WEIGHT * self._tone.log_probs(
+            query, text
         )
+        scores = self._with_cues(scored, cues, self._config.sentiments)
         # No word of feeling at all: the calm default, unless the examples clearly say otherwise.
         # But no word of feeling in a ticket whose priority pages people (an outage, lost data) is
         # no plain question: the examples decide, without the calm default's bonus (dev and
         # handwritten sets: sentiment 0.791 -> 0.813 and 0.878 -> 0.902).
         paging = priority is not None and self._config.priority(priority).always_human
         hits = cues.hits()
-        if not any(hits) and not paging:
+        # The absence of every cue says "calm" only when the other labels have cues to be absent
+        # (the config's do; labels taken from a data set's column have none).
+        cued_labels = any(
+            sentiment.cues
+            for sentiment in self._config.sentiments
+            if sentiment.name != self._config.default_sentiment
+        )
+        if not any(hits) and not paging and cued_labels:
             scores[field.labels.index(self._config.default_sentiment)] += PLAIN_SENTIMENT_BONUS
         allowed = np.array(
             [

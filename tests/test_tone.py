@@ -1,0 +1,168 @@
+"""Tone: the centroid and lexicon experts, the calm default, and support messages' sentiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.__main__ import main
+from routing.cascade import Pipeline, build_pipeline
+from routing.config import TriageConfig, load_config
+from routing.embedding_cache import CachingEmbedder
+from routing.evaluation import field_taxonomy_for_labels
+from routing.local import LocalClassifier
+from routing.models import LabeledExample, Ticket
+from routing.tone import MIN_EXAMPLES, lexicon_features
+
+THINGS = (
+    "phone",
+    "coffee",
+    "team",
+    "movie",
+    "weekend",
+    "concert",
+    "garden",
+    "book",
+    "city",
+    "game",
+)
+TIMES = ("morning", "evening", "day", "night", "week", "trip")
+TEMPLATES = {
+    "positive": "I love the {thing}, what a wonderful {time}!",
+    "negative": "I hate the {thing}, what an awful {time}.",
+    "neutral": "The {thing} schedule for the {time} is posted on the website.",
+}
+
+
+def _tweets(label: str) -> list[str]:
+    template = TEMPLATES[label]
+    return [template.format(thing=thing, time=time) for thing in THINGS for time in TIMES]
+
+
+@pytest.fixture
+def pipeline(embedder: CachingEmbedder) -> Pipeline:
+    return build_pipeline(load_config(), embedder=embedder)
+
+
+@pytest.fixture
+def tweet_config() -> TriageConfig:
+    return field_taxonomy_for_labels(load_config(), "sentiment", TEMPLATES)
+
+
+def _examples(per_label: int) -> list[LabeledExample]:
+    return [
+        LabeledExample(text=text, sentiment=label)
+        for label in TEMPLATES
+        for text in _tweets(label)[:per_label]
+    ]
+
+
+def test_the_lexicon_reads_praise_and_complaint_apart() -> None:
+    """VADER's compound score is positive for praise and negative for a complaint."""
+    praise = lexicon_features("Thanks, this is great, I love it!")
+    complaint = lexicon_features("This is awful and I hate it.")
+    assert praise[3] > 0.5 > -0.5 > complaint[3]
+    assert praise[11] > 0 == complaint[11]  # the exclamation mark
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("I love my new bike, such a wonderful ride!", "positive"),
+        ("I hate this traffic, an awful commute.", "negative"),
+        ("The library opening times for the spring are listed online.", "neutral"),
+    ],
+)
+def test_with_enough_examples_per_label_the_tone_experts_pick_the_tone(
+    embedder: CachingEmbedder, tweet_config: TriageConfig, text: str, label: str
+) -> None:
+    """With 60 examples a label, centroid and lexicon favour the right label on a new topic."""
+    local = LocalClassifier(embedder=embedder, config=tweet_config, examples=_examples(60))
+    scores = local._tone.log_probs(local.embed(text), text)
+    assert tweet_config.sentiment_names[int(np.argmax(scores))] == label
+    assert local.classify_vector(local.embed(text), text).sentiment == label
+
+
+def test_the_experts_wait_for_enough_examples_of_every_label_and_learn_one_at_a_time(
+    embedder: CachingEmbedder, tweet_config: TriageConfig
+) -> None:
+    """One label short of MIN_EXAMPLES: no say at all; its next example gives them their say."""
+    examples = _examples(MIN_EXAMPLES)
+    short = [e for e in examples if e.sentiment != "neutral"] + [
+        e for e in examples if e.sentiment == "neutral"
+    ][:-1]
+    local = LocalClassifier(embedder=embedder, config=tweet_config, examples=short)
+    text = "I love the sunshine today!"
+    assert not local._tone.ready
+    assert not local._tone.log_probs(local.embed(text), text).any()
+    local.add_example(LabeledExample(text=_tweets("neutral")[MIN_EXAMPLES], sentiment="neutral"))
+    assert local._tone.ready
+    assert local._tone.log_probs(local.embed(text), text).any()
+
+
+def test_the_shipped_examples_leave_the_tone_experts_silent(pipeline: Pipeline) -> None:
+    """The default config has about ten angry and ten satisfied examples: the cues decide tone."""
+    assert pipeline._local is not None
+    assert not pipeline._local._tone.ready
+
+
+def test_labels_without_cues_get_no_calm_bonus(
+    embedder: CachingEmbedder, tweet_config: TriageConfig
+) -> None:
+    """A data set's labels have no cues, so finding none says nothing: paging or not, same score."""
+    local = LocalClassifier(embedder=embedder, config=tweet_config, examples=_examples(3))
+    text = "The museum opens at nine on Sundays."
+    query = local.embed(text)
+    similarities = local.evidence(query, text).similarities
+    plain = local._sentiment(query, similarities, text, priority="low")
+    paging = local._sentiment(query, similarities, text, priority="critical")
+    assert plain.label == paging.label
+    assert plain.margin == pytest.approx(paging.margin)
+
+
+@pytest.mark.parametrize(
+    ("text", "sentiment"),
+    [
+        ("How do I export last month's invoices as a CSV file?", "neutral"),
+        (
+            "The calendar sync failed again, third time this week, and it's still broken.",
+            "frustrated",
+        ),
+        (
+            "This is unacceptable. Fix it today or we cancel our contract and find another vendor.",
+            "angry",
+        ),
+        ("Thank you so much for fixing the export so quickly, great support!", "satisfied"),
+    ],
+)
+async def test_support_messages_keep_their_tone(
+    pipeline: Pipeline, text: str, sentiment: str
+) -> None:
+    """A plain question is calm, a repeat frustrates, a threat is angry, thanks are satisfied."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.sentiment == sentiment
+
+
+def test_eval_on_sentiment_labels_reports_macro_recall(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval --field sentiment --shots 55 --json`: the data set's labels, with macro recall."""
+    data = tmp_path / "tweets.csv"
+    lines = ["split,text,label"]
+    for label in TEMPLATES:
+        lines += [f'val,"{text}",{label}' for text in _tweets(label)]
+    lines += [
+        'test,"I love this song, a wonderful tune!",positive',
+        'test,"I hate this rain, an awful Monday.",negative',
+        'test,"The bus timetable for the winter is posted online.",neutral',
+    ]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["eval", str(data), "--field", "sentiment", "--label-col", "label"]
+    argv += ["--train-split", "val", "--test-split", "test", "--shots", "55", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "macro_recall", "n_test"} <= summary.keys()
+    assert summary["n_test"] == 3
+    assert summary["macro_recall"] == 1.0
