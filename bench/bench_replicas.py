@@ -1,7 +1,8 @@
 """Three replicas on one PostgreSQL through a burst, Slack's redeliveries and a crash.
 
     PYTHONPATH=. .venv/bin/python bench/bench_replicas.py [--events 1000] [--replicas 3]
-        [--llm-delay 0.5] [--spread SECONDS] [--approve-every 10] [--profile FILE] [--json]
+        [--llm-delay 0.5] [--spread SECONDS] [--approve-every 10] [--profile FILE]
+        [--calls FILE] [--json]
 
 Three `triage run --http` processes share one PostgreSQL database (a throwaway server started
 as the tests start theirs, or TRIAGE_BENCH_DB when set), the strict Web API stand-in (1 post/s
@@ -48,6 +49,7 @@ from bench.botrun import (
     profile_summary,
     stage,
     ticket_text,
+    write_calls,
 )
 
 REDELIVER_AFTER_S = 1.0
@@ -179,6 +181,8 @@ async def _measure(
     # Pages, redeliveries and approvals still in flight land before duplicates are counted.
     await burst.settle()
     await asyncio.sleep(3)
+    if args.calls is not None:
+        write_calls(scene.slack, args.calls, since=started)
     cpu = sum(bot.cpu_now() for bot in bots) - cpu_start - sum(restart_cpu)
     critical_sent = critical_task.result() if critical_task.done() else None
     return _figures(
@@ -300,6 +304,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="sample the replicas with py-spy (FILE-*)"
+    )
+    parser.add_argument(
+        "--calls", type=Path, default=None, help="write Slack's stand-in's calls (JSON lines)"
     )
     parser.add_argument("--json", action="store_true", help="one line, the headline keys only")
     args = parser.parse_args()

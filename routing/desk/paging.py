@@ -119,6 +119,19 @@ class Pager:
         self._claims.clear()
         self._resume.clear()
 
+    async def let_go(self) -> None:
+        """Give up every unsent page this replica holds, for the next start (any replica's).
+
+        A start takes over only claims a lease old (a live replica's are younger: it may be
+        sending them right now), so a stop in good order hands its own over explicitly.
+        """
+        for (ticket_id, key), token in sorted(self._claims.items()):
+            try:
+                await self._store.let_go_page(ticket_id, team=key, claimed_at=token)
+            except Exception:
+                logger.exception("could not give up ticket %s's page %s", ticket_id, key)
+        self.clear()
+
     async def recover_pages(self, *, claimed_before: datetime) -> int:
         """Take over the pages claimed before a time and never sent, and queue their tickets.
 
