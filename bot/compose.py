@@ -19,7 +19,7 @@ from pathlib import Path
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app
+from bot.app import build_app, kept_alive
 from bot.outbox import SlackOutbox
 from bot.services import Services, open_store
 from bot.settings import Settings
@@ -153,9 +153,10 @@ async def running_services(
     bot = build_services(
         config, slack, pipeline=pipeline, store=store, client=client, timing=timing, serving=serving
     )
-    try:
-        await bot.desk.start()
-        yield bot
-    finally:
-        await bot.desk.stop()
-        await store.close()
+    async with kept_alive(client):
+        try:
+            await bot.desk.start()
+            yield bot
+        finally:
+            await bot.desk.stop()
+            await store.close()
