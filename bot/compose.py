@@ -32,6 +32,7 @@ from routing.embedding import (
     EmbeddingModelMissingError,
     MiniLMEmbedder,
 )
+from routing.language import LanguageDetector
 from routing.llm import LLMClassifier, build_openai_client
 from routing.ports import TicketStore
 
@@ -60,8 +61,17 @@ def llm_layer(settings: Settings, config: TriageConfig) -> LLMLayer | None:
 
 
 def make_pipeline(settings: Settings, config: TriageConfig) -> Pipeline:
-    """The decision pipeline for a config: local model and, if configured, the LLM."""
-    return build_pipeline(config, embedder=load_embedder(), llm=llm_layer(settings, config))
+    """The decision pipeline for a config: local model and, if configured, the LLM.
+
+    Both models are loaded here: the language detector's (0.6 s of CPU) was loaded by the
+    first ticket, which waited for it, while the other tickets of a burst queued behind.
+    """
+    languages = LanguageDetector(
+        candidates=config.languages.candidates, min_probability=config.languages.min_probability
+    ).load()
+    return build_pipeline(
+        config, embedder=load_embedder(), llm=llm_layer(settings, config), languages=languages
+    )
 
 
 @dataclass(frozen=True)
