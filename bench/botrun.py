@@ -564,6 +564,18 @@ def write_calls(slack: SlackStandIn, path: Path, *, since: float = 0.0) -> None:
             out.write(json.dumps(line, default=str) + "\n")
 
 
+def approvals_undone(slack: SlackStandIn) -> list[int]:
+    """Tickets whose approval the bot told the agent did not reach the customer, per DM."""
+    undone = []
+    for call in slack.calls_to("chat.postMessage"):
+        text = str(call.args.get("text", ""))
+        if call.ok and call.args.get("channel") == AGENT and "did not reach the customer" in text:
+            ticket = _TICKET.search(text)
+            if ticket:
+                undone.append(int(ticket.group(1)))
+    return undone
+
+
 def approval_bodies(stage: Stage, post: Post) -> tuple[str, str]:
     """An agent's approval of a post twice over: the reaction event and the button's form."""
     reaction = stage.workspace.reaction_added(
