@@ -1,7 +1,8 @@
 """Three replicas on one PostgreSQL through a burst, Slack's redeliveries and a crash.
 
     PYTHONPATH=. .venv/bin/python bench/bench_replicas.py [--events 1000] [--replicas 3]
-        [--llm-delay 0.5] [--spread SECONDS] [--approve-every 10] [--profile FILE] [--json]
+        [--llm-delay 0.5] [--spread SECONDS] [--approve-every 10] [--profile FILE]
+        [--calls FILE] [--json]
 
 Three `triage run --http` processes share one PostgreSQL database (a throwaway server started
 as the tests start theirs, or TRIAGE_BENCH_DB when set), the strict Web API stand-in (1 post/s
@@ -12,7 +13,8 @@ does not answer with 200 (it is down) is sent again to the next replica after a 
 three times, as Slack retries. When half the tickets are posted, one replica is SIGKILLed and
 started again. Ten seconds into the burst a critical ticket arrives. Every tenth ticket, once
 posted, is approved by an agent twice at once: the reaction on one replica and the Approve
-button on another.
+button on another; an approval the bot says did not reach the customer (a replica killed while
+sending the reply) is approved again, as the agent is asked to.
 
 Reported: time until every ticket was posted against the least time the busiest channel's
 rate limit allows (ratio, goal <= 1.05), messages with no post (lost), duplicate posts, pages
@@ -41,6 +43,7 @@ from bench.botrun import (
     Cluster,
     Outcome,
     Stage,
+    approvals_undone,
     deliveries,
     machine,
     outcome,
@@ -48,6 +51,7 @@ from bench.botrun import (
     profile_summary,
     stage,
     ticket_text,
+    write_calls,
 )
 
 REDELIVER_AFTER_S = 1.0
@@ -146,6 +150,7 @@ async def _measure(
     crashing: asyncio.Task[None] | None = None
     approved_refs: set[int] = set()
     approve_turn = itertools.count()
+    approved_again = 0  # approvals the bot said were lost (a kill mid-send): approved again
     deadline = started + args.timeout
     while True:
         seen = outcome(scene)
@@ -159,6 +164,13 @@ async def _measure(
             ):
                 approved_refs.add(post.ref)
                 burst.approve(post, messages[post.ref][0], next(approve_turn))
+        # As the agent does when the bot says their approval did not reach the customer.
+        undone = approvals_undone(scene.slack)
+        for ticket_id in undone[approved_again:]:
+            again = next((p for p in seen.posts if p.ticket_id == ticket_id), None)
+            if again is not None and again.ref in messages:
+                burst.approve(again, messages[again.ref][0], next(approve_turn))
+        approved_again = len(undone)
         if crashing is None and len(posted) >= events // 2:
             crashing = asyncio.create_task(crash())
         replied = {ts for ts in seen.replies if ts in burst.approved}
@@ -179,6 +191,8 @@ async def _measure(
     # Pages, redeliveries and approvals still in flight land before duplicates are counted.
     await burst.settle()
     await asyncio.sleep(3)
+    if args.calls is not None:
+        write_calls(scene.slack, args.calls, since=started)
     cpu = sum(bot.cpu_now() for bot in bots) - cpu_start - sum(restart_cpu)
     critical_sent = critical_task.result() if critical_task.done() else None
     return _figures(
@@ -257,6 +271,7 @@ def _figures(
         "direct_pages": sum(len(dms) for dms in seen.direct_pages.values()),
         "approvals": len(burst.approved),
         "approvals_replied": len(replies),
+        "approvals_said_lost": len(approvals_undone(scene.slack)),
         "replies_for_unknown_threads": sum(
             len(times) for ts, times in seen.replies.items() if ts not in ts_of
         ),
@@ -300,6 +315,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="sample the replicas with py-spy (FILE-*)"
+    )
+    parser.add_argument(
+        "--calls", type=Path, default=None, help="write Slack's stand-in's calls (JSON lines)"
     )
     parser.add_argument("--json", action="store_true", help="one line, the headline keys only")
     args = parser.parse_args()

@@ -549,6 +549,33 @@ def outcome(stage: Stage) -> Outcome:
     )
 
 
+def write_calls(slack: SlackStandIn, path: Path, *, since: float = 0.0) -> None:
+    """Every Web API call the stand-in answered, one JSON line each (for reading a run after)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for call in slack.calls:
+            line = {
+                "at": round(call.at - since, 3),
+                "method": call.method,
+                "status": call.http_status,
+                "args": call.args,
+                "response": call.response,
+            }
+            out.write(json.dumps(line, default=str) + "\n")
+
+
+def approvals_undone(slack: SlackStandIn) -> list[int]:
+    """Tickets whose approval the bot told the agent did not reach the customer, per DM."""
+    undone = []
+    for call in slack.calls_to("chat.postMessage"):
+        text = str(call.args.get("text", ""))
+        if call.ok and call.args.get("channel") == AGENT and "did not reach the customer" in text:
+            ticket = _TICKET.search(text)
+            if ticket:
+                undone.append(int(ticket.group(1)))
+    return undone
+
+
 def approval_bodies(stage: Stage, post: Post) -> tuple[str, str]:
     """An agent's approval of a post twice over: the reaction event and the button's form."""
     reaction = stage.workspace.reaction_added(

@@ -74,6 +74,11 @@ class LanguageDetector:
         self._identifier: Any = None
         self._loading = threading.Lock()
 
+    def load(self) -> LanguageDetector:
+        """Load the model now (a server's start-up) rather than on the first ticket; self."""
+        self._model()
+        return self
+
     def _model(self) -> Any:
         # Loaded on first use (about 0.5 s), so a process that never classifies never pays it.
         with self._loading:

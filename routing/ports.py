@@ -298,6 +298,13 @@ class TicketStore(Protocol):
         """
         ...
 
+    async def let_go_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Give up an unsent page this caller holds by claimed_at: anyone may take it at once.
+
+        Its claim time becomes PAGE_LET_GO_AT; False if it was sent or taken over meanwhile.
+        """
+        ...
+
     async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:
         """Claim a critical ticket's DM to one person (once per ticket); False if claimed."""
         ...

@@ -57,6 +57,11 @@ class StoredDraft:
     tried_at: datetime | None = None
 
 
+# The claim time of a page nobody holds (its claimer stopped in good order): earlier than any
+# cutoff, so the next start or sweep of any replica takes it over at once.
+PAGE_LET_GO_AT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class StoredPage:
     """A page claimed for a ticket: who, why, and how far its sending got."""

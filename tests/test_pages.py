@@ -408,3 +408,40 @@ async def test_a_desk_stopped_while_paging_sends_the_page_when_started_again(
             assert len(_dms(bot)) == 1
             far = datetime.now(UTC) + timedelta(days=1)
             assert await bot.store.unsent_pages(claimed_before=far) == []
+
+
+async def test_a_replica_started_while_another_waits_to_send_a_page_leaves_it_to_that_one(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
+) -> None:
+    """A start takes over no live replica's page: its note, held back by 429s, is sent once."""
+    clock = ManualClock()
+    # One post per channel until the clock moves: the page note waits out 429s after the card.
+    async with standin_for(config, post_rate_per_second=1.0, post_burst=1, clock=clock) as slack:
+
+        def note_held_back() -> bool:
+            return any(
+                call.http_status == 429 and _page_note(call.args)  # Too Many Requests
+                for call in slack.calls_to("chat.postMessage")
+            )
+
+        async with running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as first:
+            ts = await first.customer_says(CRITICAL)
+            await until(note_held_back, what="the first replica's page note waiting out a 429")
+            ticket_id = await first.ticket_for(ts)
+            (key,) = await first.store.pages(ticket_id)
+            claim = await first.store.page(ticket_id, team=key)
+            assert claim is not None
+            async with running_bot(
+                tmp_path, embedder, config=config, database=store_location, workspace=slack
+            ) as second:
+                # The second replica's start left the live claim alone (it would page again).
+                page = await second.store.page(ticket_id, team=key)
+                assert page is not None
+                assert (page.claimed_at, page.sent_at) == (claim.claimed_at, None)
+            clock.advance(60)
+            await first.desk.drain()
+            (note,) = await _page_notes(first, ticket_id)
+            assert f"Ticket #{ticket_id} needs a human" in note
+            assert len(_dms(first)) == 1

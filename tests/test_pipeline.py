@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from py3langid.langid import LanguageIdentifier
 
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
+from routing.language import LanguageDetector
 from routing.models import LabeledExample, Ticket
 from tests.slack_harness import LANGUAGES
 
@@ -205,3 +208,23 @@ async def test_huge_and_hostile_messages_are_handled(pipeline: Pipeline) -> None
         assert "<!channel>" not in triage.draft.text
     empty = await pipeline.triage(Ticket(text=""))
     assert "empty_message" in [reason.code for reason in empty.escalation.reasons]
+
+
+def test_a_language_detector_loaded_up_front_reads_no_model_on_its_first_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load() reads the model once, at once (a server's start-up); detecting reads none after."""
+    reads: list[str] = []
+    read = LanguageIdentifier.from_model_file
+
+    def counted(path: str, **options: Any) -> LanguageIdentifier:
+        reads.append(path)
+        return read(path, **options)
+
+    monkeypatch.setattr(LanguageIdentifier, "from_model_file", counted)
+    detector = LanguageDetector(candidates=("en", "de")).load()
+    assert len(reads) == 1
+    found = detector.detect("Guten Tag, meine Rechnung ist seit gestern doppelt abgebucht worden")
+    assert found is not None
+    assert found.code == "de"
+    assert len(reads) == 1

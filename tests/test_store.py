@@ -23,7 +23,7 @@ from psycopg.rows import TupleRow
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.ports import TicketStore
-from routing.records import utc_now
+from routing.records import PAGE_LET_GO_AT, utc_now
 from routing.store import MIGRATIONS, MemoryStore, SqliteStore
 from routing.store import postgres as postgres_backend
 from routing.store import sqlite as sqlite_backend
@@ -591,6 +591,33 @@ async def test_an_unsent_page_is_taken_over_by_exactly_one_caller(backend: Backe
         assert taken.claimed_at > stale.claimed_at
         await store.mark_page_sent(ticket, team="billing")
         assert not await store.retake_page(ticket, team="billing", claimed_at=taken.claimed_at)
+
+
+async def test_a_page_let_go_is_anyones_at_once_and_only_its_holder_lets_it_go(
+    backend: Backend,
+) -> None:
+    """A claim given up by its holder is unsent before any cutoff; a stale token gives up none."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.claim_page(ticket, team="billing", people=["U2"], reasons=["x"])
+        claim = await store.page(ticket, team="billing")
+        assert claim is not None
+        # Claimed just now: a start's cutoff (a lease ago) does not reach it yet.
+        a_lease_ago = datetime.now(UTC) - timedelta(seconds=30)
+        assert await store.unsent_pages(claimed_before=a_lease_ago) == []
+        stale = claim.claimed_at - timedelta(seconds=1)
+        assert not await store.let_go_page(ticket, team="billing", claimed_at=stale)
+        assert await store.let_go_page(ticket, team="billing", claimed_at=claim.claimed_at)
+        (free,) = await store.unsent_pages(claimed_before=a_lease_ago)
+        assert free.claimed_at == PAGE_LET_GO_AT
+        assert (free.people, free.reasons, free.sent_at) == (("U2",), ("x",), None)
+        # Taken over by one replica, then no longer the old holder's to give up.
+        assert await store.retake_page(ticket, team="billing", claimed_at=free.claimed_at)
+        assert not await store.let_go_page(ticket, team="billing", claimed_at=free.claimed_at)
+        await store.mark_page_sent(ticket, team="billing")
+        taken = await store.page(ticket, team="billing")
+        assert taken is not None
+        assert not await store.let_go_page(ticket, team="billing", claimed_at=taken.claimed_at)
 
 
 async def test_a_critical_tickets_dm_is_claimed_once_per_person(backend: Backend) -> None:

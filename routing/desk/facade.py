@@ -182,8 +182,9 @@ class Desk:
         for ticket_id in await self.store.unpaged_tickets(since=lookback):
             logger.info("paging ticket %s, which the last run could not page", ticket_id)
             self._put(ticket_id)
-        # Pages claimed before this start and never sent: its claimer stopped (see recover_pages).
-        await self.recover_pages(claimed_before=started)
+        # Pages claimed a lease before this start and never sent: their claimer stopped (a live
+        # replica renews its claims, and may be sending one right now; see recover_pages).
+        await self.recover_pages(claimed_before=started - self._lease)
         self._queue.keep_leases()
 
     async def _settle_stale_replies(self, claimed_before: datetime) -> None:
@@ -218,7 +219,7 @@ class Desk:
         # nothing queued survives: a start takes the tickets up again from the store, and its
         # unsent pages too (claims no longer renewed, so not skipped as this one's).
         await self._queue.release()
-        self._pager.clear()
+        await self._pager.let_go()
 
     def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
         """Queue a ticket to decide, once."""

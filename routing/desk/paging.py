@@ -105,19 +105,35 @@ class Pager:
         self._bursts: dict[tuple[str, tuple[str, ...]], _Burst] = {}
         # Unsent page -> the claim time this replica holds it by (renewed like a lease).
         self._claims: dict[tuple[int, str], datetime] = {}
+        # Claims forgotten after the ticket's last retry: no longer renewed, given up at a stop.
+        self._dropped: dict[tuple[int, str], datetime] = {}
         # Held while a claim is renewed (moved, then read back) or checked before a resend.
         self._claiming = asyncio.Lock()
 
     def forget(self, ticket_id: int) -> None:
         """Drop this replica's claims on a ticket's unsent pages (no longer renewed)."""
         for held in [claim for claim in self._claims if claim[0] == ticket_id]:
-            self._claims.pop(held, None)
+            self._dropped[held] = self._claims.pop(held)
             self._resume.discard(held)
 
     def clear(self) -> None:
         """Forget every claim held: a stopped desk renews none, so any replica takes them."""
         self._claims.clear()
+        self._dropped.clear()
         self._resume.clear()
+
+    async def let_go(self) -> None:
+        """Give up every unsent page this replica holds, for the next start (any replica's).
+
+        A start takes over only claims a lease old (a live replica's are younger: it may be
+        sending them right now), so a stop in good order hands its own over explicitly.
+        """
+        for (ticket_id, key), token in sorted({**self._dropped, **self._claims}.items()):
+            try:
+                await self._store.let_go_page(ticket_id, team=key, claimed_at=token)
+            except Exception:
+                logger.exception("could not give up ticket %s's page %s", ticket_id, key)
+        self.clear()
 
     async def recover_pages(self, *, claimed_before: datetime) -> int:
         """Take over the pages claimed before a time and never sent, and queue their tickets.

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
+    PAGE_LET_GO_AT,
     AuditEntry,
     DayRow,
     DayStats,
@@ -585,6 +586,14 @@ class MemoryStore:
         # The claim's time is the compare-and-set's token: the winner moves it on.
         now = max(utc_now(), claimed_at + _TICK)
         self.tables.pages[ticket_id, team] = replace(page, claimed_at=now)
+        return True
+
+    async def let_go_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Give up an unsent page held by claimed_at: its claim time becomes PAGE_LET_GO_AT."""
+        page = self.tables.pages.get((ticket_id, team))
+        if page is None or page.sent_at is not None or page.claimed_at != claimed_at:
+            return False
+        self.tables.pages[ticket_id, team] = replace(page, claimed_at=PAGE_LET_GO_AT)
         return True
 
     async def claim_direct_page(self, ticket_id: int, *, person: str, page: str) -> bool:

@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
+    PAGE_LET_GO_AT,
     AuditEntry,
     DayRow,
     DayStats,
@@ -576,6 +577,15 @@ class PostgresStore:
             "UPDATE pages SET at = %s WHERE ticket_id = %s AND team = %s"
             " AND sent_at IS NULL AND at = %s",
             (utc_now(), ticket_id, team, claimed_at),
+        )
+        return changed == 1
+
+    async def let_go_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Give up an unsent page held by claimed_at: its claim time becomes PAGE_LET_GO_AT."""
+        changed = await self._run(
+            "UPDATE pages SET at = %s WHERE ticket_id = %s AND team = %s"
+            " AND sent_at IS NULL AND at = %s",
+            (PAGE_LET_GO_AT, ticket_id, team, claimed_at),
         )
         return changed == 1
 

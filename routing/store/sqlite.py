@@ -20,6 +20,7 @@ import aiosqlite
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
+    PAGE_LET_GO_AT,
     AuditEntry,
     DayRow,
     DayStats,
@@ -632,6 +633,16 @@ class SqliteStore:
             "UPDATE pages SET at = ? WHERE ticket_id = ? AND team = ?"
             " AND sent_at IS NULL AND at = ?",
             (_iso(utc_now()), ticket_id, team, _iso(claimed_at)),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def let_go_page(self, ticket_id: int, *, team: str, claimed_at: datetime) -> bool:
+        """Give up an unsent page held by claimed_at: its claim time becomes PAGE_LET_GO_AT."""
+        cursor = await self._db.execute(
+            "UPDATE pages SET at = ? WHERE ticket_id = ? AND team = ?"
+            " AND sent_at IS NULL AND at = ?",
+            (_iso(PAGE_LET_GO_AT), ticket_id, team, _iso(claimed_at)),
         )
         await self._db.commit()
         return cursor.rowcount == 1
