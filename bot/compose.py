@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from slack_bolt.async_app import AsyncApp
@@ -34,6 +35,7 @@ from routing.embedding import (
 )
 from routing.llm import LLMClassifier, build_openai_client
 from routing.ports import TicketStore
+from routing.records import utc_now
 
 
 def load_embedder() -> Embedder | None:
@@ -72,6 +74,8 @@ class DeskTiming:
     lease_seconds: float = LEASE_SECONDS
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS
     read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS
+    # The wall clock leases and the model's deadlines read (a test's may run ahead).
+    now: Callable[[], datetime] = utc_now
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def build_services(
         lease_seconds=timing.lease_seconds,
         retry_delays=timing.retry_delays,
         read_back_delays=timing.read_back_delays,
+        now=timing.now,
     )
     app = app_for(desk, config, client, serving or Serving())
     return BotServices(store=store, desk=desk, app=app)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from routing.desk import LEASE_SECONDS, ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
 from routing.ports import TicketStore
+from routing.records import utc_now
 from tests.timekeeping import ManualClock
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
@@ -300,6 +302,7 @@ async def running_bot(
     store: TicketStore | None = None,
     lease_seconds: float = LEASE_SECONDS,
     process_before_response: bool = True,
+    desk_now: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given).
 
@@ -308,7 +311,7 @@ async def running_bot(
     store, that store instead of opening `database`; process_before_response=False serves as
     `triage run` does (Bolt acks before the listeners run).
     """
-    timing = _Timing(client_timeout, desk_clock, lease_seconds)
+    timing = _Timing(client_timeout, desk_clock, lease_seconds, desk_now)
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -356,6 +359,7 @@ class _Timing:
     client_timeout: int
     desk_clock: Callable[[], float] | None
     lease_seconds: float
+    desk_now: Callable[[], datetime] | None = None
 
 
 @asynccontextmanager
@@ -388,6 +392,7 @@ async def _serving(
             lease_seconds=timing.lease_seconds,
             retry_delays=retry_delays,
             read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
+            now=timing.desk_now or utc_now,
         ),
         serving=Serving(
             signing_secret=SIGNING_SECRET, process_before_response=process_before_response
