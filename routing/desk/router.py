@@ -225,7 +225,10 @@ class Router:
             if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
                 return
             self._queue.placing.pop(ticket_id, None)
-            if placing.refined:
+            posted = {post.team for post in await self._store.posts(ticket_id)}
+            if placing.refined or posted - set(self._wanted_teams(ticket)):
+                # The model answered, or an edit moved it, after some posts were made: those
+                # are redrawn, and one in a team no longer wanted is marked moved.
                 await self._show_refined(ticket_id)
             else:
                 await self._placement.link_related(ticket_id)
