@@ -153,6 +153,17 @@ class Pipeline:
         """What the keyword rules find in a text."""
         return self._rules.match(text)
 
+    def urgency(self, text: str) -> int:
+        """How urgent a text sounds before it is classified: a priority rank (0 the least).
+
+        The rank of the most urgent priority whose cues are in it, the top one for a forced
+        keyword: cheap, so the tickets waiting to be decided can be ordered by it.
+        """
+        if self.rules(text).forced_keywords:
+            return len(self.config.priorities) - 1
+        found = self._priority_cues.match(text).found
+        return max((rank for rank, cues in enumerate(found) if cues), default=0)
+
     @property
     def refines(self) -> bool:
         """True when an LLM is configured: a local triage is then refined by the model stage."""

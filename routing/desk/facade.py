@@ -111,6 +111,7 @@ class Desk:
             refine=self._refine,
             refined=self._refined,
             expire_models=self._expire_model_waits,
+            urgency=pipeline.urgency,
         )
         self._router = Router(
             config=config,

@@ -115,7 +115,7 @@ class Intake:
         if ticket_id is None:
             logger.info("message %s/%s is already a ticket", message.channel, message.ts)
             return None
-        self._queue.put(ticket_id)
+        self._queue.put(ticket_id, text=message.text)
         return ticket_id
 
     async def catch_up(self) -> None:

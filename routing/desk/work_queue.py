@@ -87,7 +87,11 @@ class _Worker:
     """The work queue's state; a stop replaces it whole."""
 
     # Tickets to decide (claim, classify, queue the posts), each with the claim a sweep made.
-    queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    # Ordered by how urgent the text sounds (its priority cues), then by arrival: in a burst
+    # an outage is decided next, not after every ticket that came before it.
+    queue: asyncio.PriorityQueue[tuple[int, int, int]] = field(
+        default_factory=asyncio.PriorityQueue
+    )
     queued: dict[int, TicketStatus | None] = field(default_factory=dict)
     # One priority queue and one poster per team channel: a busy channel delays only itself.
     channels: dict[str, asyncio.PriorityQueue[Send]] = field(default_factory=dict)
@@ -134,6 +138,7 @@ class WorkQueue:
         refine: Callable[[ModelJob], Coroutine[Any, Any, None]] | None = None,
         refined: Callable[[int], Coroutine[Any, Any, None]] | None = None,
         expire_models: Callable[[datetime], Coroutine[Any, Any, None]] | None = None,
+        urgency: Callable[[str], int] | None = None,
     ) -> None:
         self._store = store
         self._replica = replica
@@ -148,6 +153,7 @@ class WorkQueue:
         self._refine = refine
         self._refined = refined
         self._expire_models = expire_models
+        self._urgency = urgency
         self._state = _Worker()
         self._state.idle.set()
         self._state.model_idle.set()
@@ -262,8 +268,13 @@ class WorkQueue:
                 # The database away for a moment: the next round tries again.
                 logger.exception("could not renew leases or sweep for abandoned tickets")
 
-    def put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
-        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
+    def put(
+        self, ticket_id: int, claimed: TicketStatus | None = None, *, text: str | None = None
+    ) -> None:
+        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again.
+
+        With its text, a ticket that sounds urgent is decided before those queued earlier.
+        """
         if ticket_id in self._state.queued:
             # A sweep claimed it while it waited here: its claim says what the sweep found.
             self._state.queued[ticket_id] = claimed or self._state.queued[ticket_id]
@@ -272,7 +283,8 @@ class WorkQueue:
             return
         self._state.queued[ticket_id] = claimed
         self._job_added()
-        self._state.queue.put_nowait(ticket_id)
+        urgency = self._urgency(text) if text is not None and self._urgency is not None else 0
+        self._state.queue.put_nowait((-urgency, self.next_seq(), ticket_id))
 
     def _job_added(self) -> None:
         self._state.jobs += 1
@@ -285,7 +297,7 @@ class WorkQueue:
 
     async def _worker(self) -> None:
         while True:
-            ticket_id = await self._state.queue.get()
+            _, _, ticket_id = await self._state.queue.get()
             claimed = self._state.queued.pop(ticket_id, None)
             try:
                 await self._decide(ticket_id, claimed)
