@@ -110,6 +110,9 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     state = _state_line(card)
     if state:
         blocks.append(_section(state))
+    model = _model_line(card)
+    if model:
+        blocks.append(_context(model))
     if decision.no_action is not None:
         blocks.append(
             _section(
@@ -179,6 +182,23 @@ def _state_line(card: TicketCard) -> str | None:
         return f":white_check_mark: *Sent by {mention(card.decided_by)}*"
     if card.draft_status == "rejected" and card.decided_by:
         return f":x: *Draft rejected by {mention(card.decided_by)}*"
+    return None
+
+
+def _model_line(card: TicketCard) -> str | None:
+    """Where the model stage is, on a live post: the decision shown is the local one."""
+    if card.withdrawn or card.moved_to:
+        return None
+    if card.model == "pending":
+        return (
+            ":hourglass_flowing_sand: *Model pending:* this is the local classifier's decision;"
+            " this post is updated when the model answers."
+        )
+    if card.model == "late":
+        return (
+            ":warning: *The model did not answer* within the deadline: the local classifier's"
+            " decision stands."
+        )
     return None
 
 

@@ -7,6 +7,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Final, Literal, Protocol, TypeVar
 
 from routing.config import TriageConfig
@@ -75,6 +76,41 @@ class LLMLayer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What the local stage found, kept for the model stage to refine from."""
+
+    ticket: Ticket
+    redacted: str
+    rules: RuleMatch
+    # The local classifier's call (or the rules-only fallback's), and its raw decision.
+    layers: tuple[LayerCall, ...]
+    decision: Decision
+    unverified: str | None
+    reading: Reading
+    language: DetectedLanguage | None
+    readable: bool
+    # The offline parts of a multi-issue message, and the examples nearest to it (few-shot).
+    parts: tuple[IssuePart, ...]
+    nearest: tuple[LabeledExample, ...]
+
+
+@dataclass(frozen=True)
+class LocalTriage:
+    """The local stage's triage, ready to post, and what the model stage refines it from."""
+
+    triage: Triage
+    start: _Start
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """The model stage's triage; answered is False when the model gave nothing in time."""
+
+    triage: Triage
+    answered: bool
+
+
 class Pipeline:
     """Runs one ticket through every layer; holds the examples the classifier learns from."""
 
@@ -117,8 +153,36 @@ class Pipeline:
         """What the keyword rules find in a text."""
         return self._rules.match(text)
 
+    def urgency(self, text: str) -> int:
+        """How urgent a text sounds before it is classified: a priority rank (0 the least).
+
+        The rank of the most urgent priority whose cues are in it, the top one for a forced
+        keyword: cheap, so the tickets waiting to be decided can be ordered by it.
+        """
+        if self.rules(text).forced_keywords:
+            return len(self.config.priorities) - 1
+        found = self._priority_cues.match(text).found
+        return max((rank for rank, cues in enumerate(found) if cues), default=0)
+
+    @property
+    def refines(self) -> bool:
+        """True when an LLM is configured: a local triage is then refined by the model stage."""
+        return self._llm is not None
+
     async def triage(self, ticket: Ticket) -> Triage:
         """Classify, escalate and draft one ticket; never raises for a model's failure."""
+        local = await self.triage_locally(ticket)
+        if self._llm is None:
+            return local.triage
+        # The whole LLM layer (classifiers and draft) answers within this, or not at all.
+        deadline = asyncio.get_running_loop().time() + self.config.llm.deadline_seconds
+        return (await self.refine(local, deadline=deadline)).triage
+
+    async def triage_locally(self, ticket: Ticket) -> LocalTriage:
+        """The fast stage: redaction, rules, the local classifier, noise, escalation, offline draft.
+
+        What `triage` decides with no LLM, and with an LLM what `refine` starts from.
+        """
         # Off the event loop: a 40 KB message takes redaction a tenth of a second.
         redacted = (await asyncio.to_thread(redact, ticket.text)).text
         rules = self.rules(ticket.text)
@@ -138,24 +202,58 @@ class Pipeline:
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
-            elif readable and reading.no_action is None:
+            if readable and reading.no_action is None:
                 parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
         else:
             decision = self._rules_only_decision(rules)
             layers.append(LayerCall(layer="fallback", decision=decision))
             unverified = "the local model is not installed"
+        start = _Start(
+            ticket=ticket,
+            redacted=redacted,
+            rules=rules,
+            layers=tuple(layers),
+            decision=decision,
+            unverified=unverified,
+            reading=reading,
+            language=language,
+            readable=readable,
+            parts=parts,
+            nearest=tuple(nearest),
+        )
+        decided, escalation = self._conclude(start, decision, reading, parts, unverified)
+        triage = Triage(
+            ticket=ticket,
+            redacted_text=redacted,
+            rules=rules,
+            layers=start.layers,
+            decision=decided,
+            escalation=escalation,
+            draft=self._drafter.draft(redacted, decided),
+        )
+        return LocalTriage(triage=triage, start=start)
 
-        # The whole LLM layer (classifiers and draft) answers within this, or not at all.
-        deadline = asyncio.get_running_loop().time() + self.config.llm.deadline_seconds
+    async def refine(self, local: LocalTriage, *, deadline: float) -> Refinement:
+        """The model stage: the LLM's classification (within the floors) and draft of a ticket.
+
+        `deadline` is on the event loop's clock; past it no request is made. A model that gives
+        no classification in time leaves the local triage as it is, saying so in its reasons.
+        """
+        start = local.start
+        redacted, rules, reading = start.redacted, start.rules, start.reading
+        decision, unverified, parts = start.decision, start.unverified, start.parts
+        layers = list(start.layers)
         overruled: tuple[EscalationReason, ...] = ()
-        if self._llm is not None and ticket.text.strip():
-            local = layers[0].decision if layers[0].layer == "local" else None
+        if self._llm is not None and start.ticket.text.strip():
+            floor = layers[0].decision if layers[0].layer == "local" else None
             decision, unverified = await self._ask_llm(
-                redacted, decision, nearest, layers, unverified, deadline=deadline
+                redacted, decision, start.nearest, layers, unverified, deadline=deadline
             )
             if decision.source in ("llm_cheap", "llm_strong"):
                 # What the rules and a confident local classifier know, the model cannot lower.
-                decision, overruled = self._hold_floors(decision, local, rules, readable=readable)
+                decision, overruled = self._hold_floors(
+                    decision, floor, rules, readable=start.readable
+                )
                 # The LLM read the whole message in any language: its parts stand. Its "no
                 # action" stands unless a forced keyword is there, the noise filter found a
                 # vague request, or the filter (which reads English well) sees a ticket in it.
@@ -164,32 +262,64 @@ class Pipeline:
                     if (
                         rules.forced_keywords
                         or reading.vague
-                        or (reading.no_action is None and readable)
+                        or (reading.no_action is None and start.readable)
                     ):
                         decision = decision.model_copy(update={"no_action": None})
                     else:
                         kind = reading.no_action or decision.no_action
                         reading = Reading(no_action=kind, vague=False)
-            elif readable and reading.no_action is None and self._local is not None:
-                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
-
-        decision = self._apply_hotword(decision, rules)
-        decision = self._finish(decision, reading, language, parts, text=redacted)
-        escalation = escalate(ticket, decision, rules, self.config, unverified=unverified)
-        escalation = self._finish_escalation(escalation, decision, reading, overruled)
+            elif layers[-1].error == self._late():
+                # No answer in time: what was decided without the model stands, as it was shown.
+                said = f"the model did not answer ({self._late()}): the local decision stands"
+                stood = local.triage.decision
+                return Refinement(
+                    triage=local.triage.model_copy(
+                        update={
+                            "layers": tuple(layers),
+                            "decision": stood.model_copy(
+                                update={"reasons": (*stood.reasons, said)}
+                            ),
+                        }
+                    ),
+                    answered=False,
+                )
+        decision, escalation = self._conclude(
+            start, decision, reading, parts, unverified, overruled
+        )
         draft, note = await self._draft(redacted, decision, deadline=deadline)
         if note is not None:
             # The card shows the decision's reasons: the agent reads why this draft is offline.
             decision = decision.model_copy(update={"reasons": (*decision.reasons, note)})
-        return Triage(
-            ticket=ticket,
-            redacted_text=redacted,
-            rules=rules,
-            layers=tuple(layers),
-            decision=decision,
-            escalation=escalation,
-            draft=draft,
+        return Refinement(
+            triage=Triage(
+                ticket=start.ticket,
+                redacted_text=redacted,
+                rules=rules,
+                layers=tuple(layers),
+                decision=decision,
+                escalation=escalation,
+                draft=draft,
+            ),
+            answered=True,
         )
+
+    def _conclude(
+        self,
+        start: _Start,
+        decision: Decision,
+        reading: Reading,
+        parts: tuple[IssuePart, ...],
+        unverified: str | None,
+        overruled: Sequence[EscalationReason] = (),
+    ) -> tuple[Decision, Escalation]:
+        """A layer's decision with the hotwords, noise, language and parts; and its escalation."""
+        decision = self._apply_hotword(decision, start.rules)
+        decision = self._finish(decision, reading, start.language, parts, text=start.redacted)
+        escalation = escalate(
+            start.ticket, decision, start.rules, self.config, unverified=unverified
+        )
+        escalation = self._finish_escalation(escalation, decision, reading, overruled)
+        return decision, escalation
 
     def _reading(self, text: str, rules: RuleMatch) -> Reading:
         """The noise filter's view; a forced keyword ("urgent") is never noise."""

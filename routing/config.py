@@ -149,6 +149,9 @@ class LLMConfig(_Strict):
     # The whole LLM layer's time per ticket (both classifiers and the draft with its retry);
     # past it the local decision and the offline draft stand, marked for a human.
     deadline_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Tickets the model refines at once per replica (each one call at a time); more wait in
+    # a queue, the most urgent first. Their posts never wait: they go out on the local decision.
+    concurrent_calls: int = Field(default=8, ge=1, le=256)
     # A local decision at least this sure is a floor the model cannot lower (its priority) or
     # overrule without a human (its category).
     local_floor: float = Field(default=0.8, ge=0.0, le=1.0)

@@ -21,6 +21,7 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
     DayStats,
+    ModelState,
     PostStatus,
     StoredDraft,
     StoredPage,
@@ -160,8 +161,35 @@ class TicketStore(Protocol):
         layers: Sequence[LayerCall],
         decision: Decision,
         escalation: Escalation,
+        model_state: ModelState | None = None,
     ) -> None:
-        """Keep every layer's output and the final decision of one classification run."""
+        """Keep every layer's output and the final decision of one classification run.
+
+        model_state is "pending" when the model stage will refine this decision, else None.
+        """
+        ...
+
+    async def record_refinement(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+        state: ModelState,
+        draft: tuple[str, str] | None = None,
+        replacing: str | None = None,
+    ) -> bool:
+        """Keep the model stage's layers, decision and state, if the ticket still waits for it.
+
+        One transaction, and only while model_state is "pending" (False, nothing written, once
+        a sweep marked it late). draft (text, source) replaces the pending draft whose text is
+        `replacing` (the local stage's), never one an agent edited, approved, sent or rejected.
+        """
+        ...
+
+    async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
+        """Mark "late" the tickets received before a time still waiting for the model; ids."""
         ...
 
     async def set_decision(

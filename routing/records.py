@@ -15,6 +15,8 @@ from routing.models import Decision, Escalation
 TicketStatus = Literal["new", "routing", "routed", "withdrawn"]
 DraftStatus = Literal["pending", "sending", "sent", "rejected"]
 PostStatus = Literal["active", "moved", "withdrawn"]
+# Where the model stage is with a ticket: asked ("pending"), answered in time, or not ("late").
+ModelState = Literal["pending", "answered", "late"]
 
 
 def utc_now() -> datetime:
@@ -39,6 +41,8 @@ class StoredTicket:
     routed_at: datetime | None
     # ISO 639-1, from the latest triage; None when unknown.
     language: str | None = None
+    # The model stage's state (None: no model was asked, as offline).
+    model_state: ModelState | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,17 @@ from routing.config import LanguagesConfig, SlackConfig, TriageConfig, load_conf
 from routing.desk import LEASE_SECONDS, ROUTING_RETRY_DELAYS, Desk
 from routing.embedding import Embedder
 from routing.language import LanguageDetector
-from routing.ports import SystemClock, TicketStore
+from routing.ports import Clock, SystemClock, TicketStore
+from routing.records import utc_now
 from tests.timekeeping import DeskClock, ManualClock
+
+
+def _desk_clock(timing: _Timing) -> Clock:
+    """The machine's clocks, but for the readings a test picked (a steady clock, a wall time)."""
+    if timing.desk_clock is None and timing.desk_now is None:
+        return SystemClock()
+    return DeskClock(wall=timing.desk_now or utc_now, steady=timing.desk_clock or time.monotonic)
+
 
 SIGNING_SECRET = "test-signing-secret"  # a test's own secret
 # One language detector for every harness: its model loads once per test run, not per test.
@@ -300,6 +310,7 @@ async def running_bot(
     store: TicketStore | None = None,
     lease_seconds: float = LEASE_SECONDS,
     process_before_response: bool = True,
+    desk_now: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given).
 
@@ -308,7 +319,7 @@ async def running_bot(
     store, that store instead of opening `database`; process_before_response=False serves as
     `triage run` does (Bolt acks before the listeners run).
     """
-    timing = _Timing(client_timeout, desk_clock, lease_seconds)
+    timing = _Timing(client_timeout, desk_clock, lease_seconds, desk_now)
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -356,6 +367,7 @@ class _Timing:
     client_timeout: int
     desk_clock: Callable[[], float] | None
     lease_seconds: float
+    desk_now: Callable[[], datetime] | None = None
 
 
 @asynccontextmanager
@@ -384,7 +396,7 @@ async def _serving(
         database=database or tmp_path / "triage.sqlite3",
         store=store,
         timing=DeskTiming(
-            clock=DeskClock(steady=timing.desk_clock) if timing.desk_clock else SystemClock(),
+            clock=_desk_clock(timing),
             lease_seconds=timing.lease_seconds,
             retry_delays=retry_delays,
             read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once

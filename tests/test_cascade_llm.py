@@ -480,7 +480,7 @@ def _with_deadline(config: TriageConfig, seconds: float) -> TriageConfig:
 async def test_a_model_slower_than_the_deadline_leaves_the_local_decision_and_draft(
     config: TriageConfig, embedder: CachingEmbedder, openai_server: OpenAIStandIn
 ) -> None:
-    """A classifier answering after the deadline is cut off: local decision, offline draft, why."""
+    """A classifier answering after the deadline is cut off: the local triage stands, and why."""
     quick = _with_deadline(config, 0.5)
     client = build_openai_client(
         api_key="test", base_url=openai_server.url, timeout_seconds=30, max_retries=0
@@ -496,15 +496,15 @@ async def test_a_model_slower_than_the_deadline_leaves_the_local_decision_and_dr
 
     assert triage.decision.source == "local"
     assert triage.layers[1].error == "no answer within the 0.5 s deadline"
-    [unverified] = _reasons(triage, "unverified")
-    assert unverified == (
-        "decision not verified: llm_cheap failed: no answer within the 0.5 s deadline"
-    )
+    # The local triage stands as posted: a model that did not answer pages nobody extra.
+    assert _reasons(triage, "unverified") == []
     assert triage.draft.source == "template"
     assert (
-        "the model's draft did not come in time (no answer within the 0.5 s deadline): offline"
-        " draft" in triage.decision.reasons
+        "the model did not answer (no answer within the 0.5 s deadline): the local decision"
+        " stands" in triage.decision.reasons
     )
+    # Past the deadline no draft is asked for.
+    assert len(openai_server.requests) == 1
 
 
 async def test_a_draft_slower_than_the_deadline_is_replaced_by_the_offline_one(

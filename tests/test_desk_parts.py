@@ -319,3 +319,42 @@ async def test_a_sweep_settles_a_reply_whose_sender_died_but_not_one_being_sent(
             task.cancel()
         await asyncio.gather(*queue.tasks, return_exceptions=True)
     assert settled[0] == [dead]
+
+
+async def test_a_ticket_that_sounds_urgent_is_decided_before_those_queued_earlier(
+    config: TriageConfig,
+) -> None:
+    """The tickets waiting to be decided go by their priority cues, then by arrival."""
+    pipeline = Pipeline(config=config, local=None)
+    decided: list[int] = []
+
+    async def decide(ticket_id: int, claimed: TicketStatus | None) -> None:
+        decided.append(ticket_id)
+
+    async def unused(*_: object) -> None:
+        raise AssertionError("nothing is posted here")
+
+    queue = WorkQueue(
+        store=MemoryStore(),
+        replica="A",
+        lease=timedelta(seconds=30),
+        now=lambda: NOW,
+        retry_delays=(),
+        pages=_NoPages(),
+        decide=decide,
+        post=unused,
+        finish=unused,
+        urgency=pipeline.urgency,
+    )
+    queue.put(1, text="Could you add a dark mode to the dashboard?")
+    queue.put(2, text="I was charged twice for my subscription this month")  # a high cue
+    queue.put(3, text="Where can I find your office hours?")
+    queue.put(4, text="Production is down for all our users, nothing loads")  # critical cues
+    queue.put(5)  # a sweep's or a retry's, no text: as the least urgent
+    queue.start_workers(1)
+    try:
+        await queue.drain()
+    finally:
+        for task in queue.tasks:
+            task.cancel()
+    assert decided == [4, 2, 1, 3, 5]

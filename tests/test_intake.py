@@ -70,7 +70,7 @@ class FakeQueue:
     def __init__(self) -> None:
         self.queued: list[int] = []
 
-    def put(self, ticket_id: int) -> None:
+    def put(self, ticket_id: int, *, text: str | None = None) -> None:
         """Recorded."""
         self.queued.append(ticket_id)
 

@@ -887,3 +887,146 @@ async def test_replicas_on_separate_connections_claim_one_ticket_once(postgres_u
         )
         taken = sorted(ticket for sweep in sweeps for ticket, _ in sweep)
         assert taken == tickets[1:]
+
+
+# --- the model stage's state --------------------------------------------------------------
+
+
+async def _pending_ticket(store: TicketStore, ts: str, *, received_at: datetime = NOW) -> int:
+    """A ticket decided locally, its offline draft stored, waiting for the model."""
+    ticket = await store.add_ticket(
+        channel="C1", ts=ts, author="U1", text="charged twice", received_at=received_at
+    )
+    assert ticket is not None
+    await store.record_triage(
+        ticket,
+        layers=[LayerCall(layer="local", decision=_decision())],
+        decision=_decision(),
+        escalation=Escalation(needs_human=False),
+        model_state="pending",
+    )
+    await store.set_draft(ticket, text="offline draft", source="template")
+    return ticket
+
+
+async def test_a_refinement_is_kept_once_while_the_ticket_waits_for_the_model(
+    backend: Backend,
+) -> None:
+    """The model's layers, decision, state and draft are kept once; a second answer is refused."""
+    async with backend.open() as store:
+        offline = await store.add_ticket(
+            channel="C1", ts="0.9", author="U1", text="hi", received_at=NOW
+        )
+        assert offline is not None
+        await store.record_triage(
+            offline, layers=(), decision=_decision(), escalation=Escalation(needs_human=False)
+        )
+        stored = await store.ticket(offline)
+        assert stored is not None
+        assert stored.model_state is None  # no model asked: nothing to wait for
+
+        ticket = await _pending_ticket(store, "1.1")
+        pending = await store.ticket(ticket)
+        assert pending is not None
+        assert pending.model_state == "pending"
+        refined = _decision(priority="critical").model_copy(update={"source": "llm_cheap"})
+        call = LayerCall(layer="llm_cheap", model="m", decision=refined)
+        escalation = Escalation(needs_human=True)
+        assert await store.record_refinement(
+            ticket,
+            layers=[call],
+            decision=refined,
+            escalation=escalation,
+            state="answered",
+            draft=("model draft", "llm"),
+            replacing="offline draft",
+        )
+        stored = await store.ticket(ticket)
+        assert stored is not None
+        assert (stored.model_state, stored.decision, stored.escalation) == (
+            "answered",
+            refined,
+            escalation,
+        )
+        assert [c.layer for c in await store.layer_calls(ticket)] == ["local", "llm_cheap"]
+        draft = await store.draft(ticket)
+        assert draft is not None
+        assert (draft.text, draft.source, draft.status) == ("model draft", "llm", "pending")
+        # A second answer (another replica's, or a late one) changes nothing.
+        assert not await store.record_refinement(
+            ticket,
+            layers=[call],
+            decision=_decision(),
+            escalation=Escalation(needs_human=False),
+            state="late",
+        )
+        again = await store.ticket(ticket)
+        assert again is not None
+        assert (again.model_state, again.decision) == ("answered", refined)
+        assert len(await store.layer_calls(ticket)) == 2
+
+
+async def test_the_models_draft_never_replaces_one_an_agent_edited_approved_or_sent(
+    backend: Backend,
+) -> None:
+    """Only the local stage's own pending draft is replaced; an agent's stays as it is."""
+    async with backend.open() as store:
+        edited = await _pending_ticket(store, "1.1")
+        assert await store.edit_draft(edited, "agent's words")
+        sending = await _pending_ticket(store, "1.2")
+        assert await store.claim_draft(sending, "U9")
+        sent = await _pending_ticket(store, "1.3")
+        assert await store.claim_draft(sent, "U9")
+        await store.finish_draft(sent, sent_ts="2.2")
+        rejected = await _pending_ticket(store, "1.4")
+        assert await store.reject_draft(rejected, "U9")
+        for ticket in (edited, sending, sent, rejected):
+            assert await store.record_refinement(
+                ticket,
+                layers=(),
+                decision=_decision(),
+                escalation=Escalation(needs_human=False),
+                state="answered",
+                draft=("model draft", "llm"),
+                replacing="offline draft",
+            )
+        drafts = [await store.draft(ticket) for ticket in (edited, sending, sent, rejected)]
+        assert [(d.text, d.status) for d in drafts if d is not None] == [
+            ("agent's words", "pending"),
+            ("offline draft", "sending"),
+            ("offline draft", "sent"),
+            ("offline draft", "rejected"),
+        ]
+
+
+async def test_tickets_waiting_for_the_model_past_a_cutoff_are_marked_late_once(
+    backend: Backend,
+) -> None:
+    """The sweep's cutoff marks old pending tickets late, not new ones or answered ones."""
+    async with backend.open() as store:
+        old = await _pending_ticket(store, "1.1", received_at=NOW - timedelta(minutes=5))
+        new = await _pending_ticket(store, "1.2", received_at=NOW)
+        answered = await _pending_ticket(store, "1.3", received_at=NOW - timedelta(minutes=5))
+        assert await store.record_refinement(
+            answered,
+            layers=(),
+            decision=_decision(),
+            escalation=Escalation(needs_human=False),
+            state="answered",
+        )
+        cutoff = NOW - timedelta(minutes=1)
+        assert await store.expire_model_waits(received_before=cutoff) == [old]
+        assert await store.expire_model_waits(received_before=cutoff) == []
+        states = [await store.ticket(ticket) for ticket in (old, new, answered)]
+        assert [t.model_state for t in states if t is not None] == ["late", "pending", "answered"]
+        # The refiner's answer after the sweep gave up is not kept.
+        assert not await store.record_refinement(
+            old,
+            layers=(),
+            decision=_decision(priority="critical"),
+            escalation=Escalation(needs_human=True),
+            state="answered",
+        )
+        stored = await store.ticket(old)
+        assert stored is not None
+        assert stored.decision == _decision()

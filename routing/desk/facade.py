@@ -43,7 +43,7 @@ from routing.desk.types import (
     CustomerMessage,
     Outbox,
 )
-from routing.desk.work_queue import Send, WorkQueue
+from routing.desk.work_queue import ModelJob, Send, WorkQueue
 from routing.models import Decision, Triage
 from routing.ports import Clock, SystemClock, TicketStore
 from routing.records import StoredPost, StoredTicket, TicketStatus
@@ -108,6 +108,10 @@ class Desk:
             post=self._post_job,
             finish=self._finish,
             settle_sends=self._settle_stale_replies,
+            refine=self._refine,
+            refined=self._refined,
+            expire_models=self._expire_model_waits,
+            urgency=pipeline.urgency,
         )
         self._router = Router(
             config=config,
@@ -170,6 +174,9 @@ class Desk:
         # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
         self.pipeline.learn_many(await self.store.corrections())
         self._queue.start_workers(self.slack.workers)
+        if self.pipeline.refines:
+            # The model stage: its own few workers, so posts never wait for the model.
+            self._queue.start_model_workers(self.config.llm.concurrent_calls)
         # Replies the last run left "sending" (a replica that died mid-send is settled by any
         # replica's sweep once its claim is SEND_STALE_SECONDS old).
         await self._settle_stale_replies(started)
@@ -203,9 +210,12 @@ class Desk:
         """Tell the operator in the ops channel, at most once per OPS_ALERT_INTERVAL_SECONDS."""
         self._ops.alert(key, text)
 
-    async def drain(self) -> None:
-        """Wait until every queued ticket is routed and paged, retries included, or gave up."""
-        await self._queue.drain()
+    async def drain(self, *, model: bool = True) -> None:
+        """Wait until every queued ticket is routed and paged, retries included, or gave up.
+
+        With model=False the model stage is not waited for: the local decisions are posted.
+        """
+        await self._queue.drain(model=model)
 
     async def stop(self) -> None:
         """Stop the workers and end this replica's leases: any replica routes the rest."""
@@ -258,6 +268,15 @@ class Desk:
 
     async def _classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
         return await self._router.classify(ticket_id)
+
+    async def _refine(self, job: ModelJob) -> None:
+        await self._router.refine(job)
+
+    async def _refined(self, ticket_id: int) -> None:
+        await self._router.refined(ticket_id)
+
+    async def _expire_model_waits(self, now: datetime) -> None:
+        await self._router.expire_model_waits(now)
 
     # --- follow-ups (routing.desk.follow_ups) ------------------------------------------
 

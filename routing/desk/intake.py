@@ -37,8 +37,8 @@ class ThreadReplies(Protocol):
 class TicketQueue(Protocol):
     """Where a new ticket is queued to be decided (routing.desk.work_queue.WorkQueue is one)."""
 
-    def put(self, ticket_id: int) -> None:
-        """Queue a ticket to decide, once."""
+    def put(self, ticket_id: int, *, text: str | None = None) -> None:
+        """Queue a ticket to decide, once; its text lets an urgent-sounding one go first."""
         ...
 
 
@@ -141,7 +141,7 @@ class Intake:
         if ticket_id is None:
             logger.info("message %s/%s is already a ticket", message.channel, message.ts)
             return None
-        self._queue.put(ticket_id)
+        self._queue.put(ticket_id, text=message.text)
         return ticket_id
 
     async def catch_up(self) -> None:

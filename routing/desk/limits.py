@@ -39,3 +39,6 @@ SEND_STALE_SECONDS = 120.0
 # Abandoned tickets taken per sweep (each renewal round), and per statement at start-up.
 SWEEP_BATCH = 100
 START_SWEEP_BATCH = 500
+# A ticket still waiting for the model this long after its LLM deadline lost its refiner (a
+# replica that died): any replica's sweep marks it "model did not answer".
+MODEL_LATE_MARGIN_SECONDS = 30.0

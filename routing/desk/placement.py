@@ -109,6 +109,7 @@ class Placement:
                 self._config, ticket.decision.language, draft.source if draft else None
             ),
             public_id=await self._store.public_id(ticket_id),
+            model=ticket.model_state,
         )
 
     async def refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:

@@ -1,11 +1,14 @@
 """The router: a ticket claimed, classified (or an agent's decision kept), its posts queued.
 
-A worker of the work queue decides a ticket; each team channel's poster posts its card, then
-finishes it (links the posts, marks it routed, pages if it needs a human).
+A worker of the work queue decides a ticket on the local stage alone; each team channel's
+poster posts its card, then finishes it (links the posts, marks it routed, pages if it needs a
+human). With an LLM configured, a model worker refines the decision after: stored, then the
+posts redrawn (moved if the team changed) and paged if the refined decision needs a human.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,12 +17,13 @@ from typing import Protocol
 from routing.cascade import Pipeline
 from routing.config import TriageConfig
 from routing.desk.follow_ups import reply_note
+from routing.desk.limits import MODEL_LATE_MARGIN_SECONDS
 from routing.desk.paging import Pager
 from routing.desk.placement import Placement
 from routing.desk.tickets import TicketLocks
 from routing.desk.tickets import with_replies as ticket_with_replies
 from routing.desk.types import Note, PostRef
-from routing.desk.work_queue import Placing, Send, WorkQueue
+from routing.desk.work_queue import ModelJob, Placing, Send, WorkQueue
 from routing.models import Triage
 from routing.ports import TicketStore
 from routing.records import StoredTicket, TicketStatus
@@ -88,8 +92,12 @@ class Router:
             self._queue.held.add(ticket_id)
             stored = await self._store.ticket(ticket_id)
             assert stored is not None  # noqa: S101  # claimed just now
-            if stored.decision is None or stored.decision.source != "agent":
-                # An agent's correction made while it waited for a retry stands; else classify.
+            # An agent's correction made while it waited for a retry stands, and so does what
+            # the model stage answered or is working on; else classify.
+            refined = stored.model_state in ("answered", "late") or (
+                stored.model_state == "pending" and ticket_id in self._queue.refining
+            )
+            if stored.decision is None or (stored.decision.source != "agent" and not refined):
                 stored, _ = await self.classify(ticket_id)
             if stored.permalink is None:
                 link = await self._outbox.permalink(stored.channel, stored.ts)
@@ -102,6 +110,8 @@ class Router:
                 recovering=previous == "routing",
                 urgency=-self._config.priority_rank(decided.decision.priority),
                 received=decided.received_at.timestamp(),
+                # Posts made before a retry showed the local decision: redrawn at the end.
+                refined=decided.model_state in ("answered", "late"),
             )
             self._queue.placing[ticket_id] = placing
             try:
@@ -215,7 +225,13 @@ class Router:
             if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
                 return
             self._queue.placing.pop(ticket_id, None)
-            await self._placement.link_related(ticket_id)
+            posted = {post.team for post in await self._store.posts(ticket_id)}
+            if placing.refined or posted - set(self._wanted_teams(ticket)):
+                # The model answered, or an edit moved it, after some posts were made: those
+                # are redrawn, and one in a team no longer wanted is marked moved.
+                await self._show_refined(ticket_id)
+            else:
+                await self._placement.link_related(ticket_id)
             await self._mark_routed(ticket_id)
         await self._paged(ticket_id)
 
@@ -233,16 +249,127 @@ class Router:
             self._queue.retries.pop(ticket_id, None)
 
     async def classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
-        """Run the pipeline on the stored text; keep every layer's output and a fresh draft."""
+        """Run the local stage on the stored text; keep its layers and a fresh offline draft.
+
+        With an LLM configured the ticket is then queued for the model stage ("pending").
+        """
         ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
-        triage = await self._pipeline.triage(await ticket_with_replies(self._store, ticket))
+        local = await self._pipeline.triage_locally(await ticket_with_replies(self._store, ticket))
+        triage = local.triage
+        refines = self._pipeline.refines
         await self._store.record_triage(
             ticket_id,
             layers=triage.layers,
             decision=triage.decision,
             escalation=triage.escalation,
+            model_state="pending" if refines else None,
         )
         # Replaces a pending or rejected draft only: a sent reply stays what was sent.
         await self._store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
+        if refines:
+            self._queue.ask_model(
+                ModelJob(
+                    -self._config.priority_rank(triage.decision.priority),
+                    ticket.received_at.timestamp(),
+                    self._queue.next_seq(),
+                    ticket_id=ticket_id,
+                    local=local,
+                    text=ticket.text,
+                )
+            )
         return ticket, triage
+
+    # --- the model stage ----------------------------------------------------------------
+
+    async def refine(self, job: ModelJob) -> None:
+        """Ask the model about a ticket within its deadline, counted from when it was received.
+
+        A ticket whose deadline passed while it waited is not sent to the model: it is marked
+        "model did not answer" as one the model left unanswered is.
+        """
+        waited = self._now().timestamp() - job.received
+        remaining = self._config.llm.deadline_seconds - waited
+        deadline = asyncio.get_running_loop().time() + remaining
+        refinement = await self._pipeline.refine(job.local, deadline=deadline)
+        triage = refinement.triage
+        ticket_id = job.ticket_id
+        async with self._locks.lock(ticket_id):
+            ticket = await self._store.ticket(ticket_id)
+            if ticket is None or ticket.text != job.text or ticket.model_state != "pending":
+                # Edited since (the new text's own refinement follows), or a sweep gave up.
+                return
+            decision, escalation = triage.decision, triage.escalation
+            draft: tuple[str, str] | None = (triage.draft.text, triage.draft.source)
+            if ticket.decision is not None and ticket.decision.source == "agent":
+                # An agent's correction stands; the model's answer is kept with the layers.
+                assert ticket.escalation is not None  # noqa: S101  # stored with the decision
+                decision, escalation, draft = ticket.decision, ticket.escalation, None
+            elif not refinement.answered:
+                draft = None  # the offline draft stays
+            recorded = await self._store.record_refinement(
+                ticket_id,
+                layers=triage.layers[len(job.local.triage.layers) :],
+                decision=decision,
+                escalation=escalation,
+                state="answered" if refinement.answered else "late",
+                draft=draft,
+                replacing=job.local.triage.draft.text,
+            )
+            if not recorded:
+                return
+            placing = self._queue.placing.get(ticket_id)
+            if placing is not None:
+                # Posts still queued show it as they are made; those made are redrawn at the end.
+                placing.refined = True
+                return
+            if ticket.status != "routed":
+                return  # not posted yet: whoever posts it shows what is stored
+        # The redraw, a move and a page wait in the team channel's queue at the new priority.
+        self._queue.send(
+            self._placement.team_channel(decision.team),
+            Send(
+                -self._config.priority_rank(decision.priority),
+                job.received,
+                self._queue.next_seq(),
+                ticket_id=ticket_id,
+                team=decision.team,
+                kind="refined",
+            ),
+        )
+
+    async def refined(self, ticket_id: int) -> None:
+        """The model answered after the ticket was posted: update its posts, and page if needed."""
+        async with self._locks.lock(ticket_id):
+            await self._show_refined(ticket_id)
+        await self._paged(ticket_id)
+
+    async def _show_refined(self, ticket_id: int) -> None:
+        """Redraw the posts in place; post in a team newly wanted and mark the old post moved."""
+        ticket = await self._store.ticket(ticket_id)
+        if ticket is None or ticket.status == "withdrawn":
+            return
+        wanted = set(self._wanted_teams(ticket))
+        posted = {post.team for post in await self._store.posts(ticket_id)}
+        if not wanted or wanted == posted:
+            await self._placement.refresh(ticket_id)
+            return
+        try:
+            await self._placement.place(ticket_id, wanted, moved_by=None)
+        except Exception:
+            # The post stays where it is, showing the refined decision; an agent can move it.
+            logger.exception("could not move ticket %s after the model's answer", ticket_id)
+            await self._placement.refresh(ticket_id)
+
+    async def expire_model_waits(self, now: datetime) -> None:
+        """Mark "model did not answer" the tickets pending past the deadline (a dead refiner's)."""
+        if not self._pipeline.refines:
+            return
+        cutoff = now - timedelta(
+            seconds=self._config.llm.deadline_seconds + MODEL_LATE_MARGIN_SECONDS
+        )
+        for ticket_id in await self._store.expire_model_waits(received_before=cutoff):
+            logger.warning(
+                "ticket %s: the model never answered; its local decision stands", ticket_id
+            )
+            await self._placement.refresh(ticket_id)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from routing.errors import TriageError
 from routing.models import Decision, Escalation
+from routing.records import ModelState
 
 
 class ActionRefusedError(TriageError):
@@ -89,6 +90,9 @@ class TicketCard(BaseModel):
     english_draft: bool = False
     # What the post's buttons carry: the ticket's random public id (None: the ticket number).
     public_id: str | None = None
+    # The model stage: "pending" while the card shows the local decision, "late" when the
+    # model did not answer in time; None offline.
+    model: ModelState | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A ticket is claimed, not owned: this replica's leases are renewed while it holds them, and a
 sweep (any replica's) takes up tickets whose lease ran out. Deciding and posting are the
-desk's (the handlers given); this module only says when.
+desk's (the handlers given); this module only says when. With an LLM configured, the model
+stage has its own bounded queue: a few refinements at a time, the most urgent first, so posts
+never wait for the model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from routing.cascade import LocalTriage
 from routing.desk.limits import LEASE_RENEWALS, SEND_STALE_SECONDS, SWEEP_BATCH
 from routing.ports import TicketStore
 from routing.records import TicketStatus
@@ -47,8 +50,22 @@ class Send:
     seq: int
     ticket_id: int = field(compare=False)
     team: str = field(compare=False)
-    # "post": the ticket's card in this team's channel; "finish": its page notes, then routed.
-    kind: Literal["post", "finish"] = field(compare=False)
+    # "post": the ticket's card in this team's channel; "finish": its page notes, then routed;
+    # "refined": the model answered after the ticket was posted: redraw, move, page.
+    kind: Literal["post", "finish", "refined"] = field(compare=False)
+
+
+@dataclass(order=True)
+class ModelJob:
+    """A ticket waiting for the model stage: the most urgent first, then the oldest."""
+
+    urgency: int  # as Send's, from the local decision
+    received: float  # the ticket's received time: its model deadline counts from it
+    seq: int
+    ticket_id: int = field(compare=False)
+    # The local stage's triage, which the model refines, and the stored text it read.
+    local: LocalTriage = field(compare=False)
+    text: str = field(compare=False)
 
 
 @dataclass
@@ -61,6 +78,8 @@ class Placing:
     waiting: set[str] = field(default_factory=set)
     failed: bool = False
     lost: bool = False
+    # The model answered while the posts were queued: those made already are redrawn at the end.
+    refined: bool = False
 
 
 @dataclass
@@ -68,7 +87,11 @@ class _Worker:
     """The work queue's state; a stop replaces it whole."""
 
     # Tickets to decide (claim, classify, queue the posts), each with the claim a sweep made.
-    queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    # Ordered by how urgent the text sounds (its priority cues), then by arrival: in a burst
+    # an outage is decided next, not after every ticket that came before it.
+    queue: asyncio.PriorityQueue[tuple[int, int, int]] = field(
+        default_factory=asyncio.PriorityQueue
+    )
     queued: dict[int, TicketStatus | None] = field(default_factory=dict)
     # One priority queue and one poster per team channel: a busy channel delays only itself.
     channels: dict[str, asyncio.PriorityQueue[Send]] = field(default_factory=dict)
@@ -82,14 +105,21 @@ class _Worker:
     # Jobs put on any queue and not done yet; idle is set whenever it is 0.
     jobs: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # The model stage's queue, the tickets in it or being refined, and its own job count.
+    models: asyncio.PriorityQueue[ModelJob] = field(default_factory=asyncio.PriorityQueue)
+    refining: dict[int, int] = field(default_factory=dict)  # ticket id -> its jobs
+    model_jobs: int = 0
+    model_idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WorkQueue:
     """Queues tickets once, runs the workers and one poster per team channel, keeps leases.
 
     decide(ticket_id, claimed) is run by a worker for each queued ticket; post(job) and
-    finish(ticket_id) by the job's channel poster. A handler that raises has its ticket
-    retried after the next of retry_delays, then left to a sweep once its lease runs out.
+    finish(ticket_id) by the job's channel poster (refined(ticket_id) too, for a "refined"
+    job). A handler that raises has its ticket retried after the next of retry_delays, then
+    left to a sweep once its lease runs out. refine(job) is run by a model worker for each
+    ticket asked of the model; expire_models(now) by every sweep, for a dead replica's.
     """
 
     def __init__(
@@ -105,6 +135,10 @@ class WorkQueue:
         post: Callable[[Send], Coroutine[Any, Any, None]],
         finish: Callable[[int], Coroutine[Any, Any, None]],
         settle_sends: Callable[[datetime], Coroutine[Any, Any, None]] | None = None,
+        refine: Callable[[ModelJob], Coroutine[Any, Any, None]] | None = None,
+        refined: Callable[[int], Coroutine[Any, Any, None]] | None = None,
+        expire_models: Callable[[datetime], Coroutine[Any, Any, None]] | None = None,
+        urgency: Callable[[str], int] | None = None,
     ) -> None:
         self._store = store
         self._replica = replica
@@ -116,8 +150,13 @@ class WorkQueue:
         self._post = post
         self._finish = finish
         self._settle_sends = settle_sends
+        self._refine = refine
+        self._refined = refined
+        self._expire_models = expire_models
+        self._urgency = urgency
         self._state = _Worker()
         self._state.idle.set()
+        self._state.model_idle.set()
 
     @property
     def send_stale_after(self) -> timedelta:
@@ -140,6 +179,11 @@ class WorkQueue:
         return self._state.retries
 
     @property
+    def refining(self) -> dict[int, int]:
+        """Tickets queued for the model stage or being refined here, with how many jobs each."""
+        return self._state.refining
+
+    @property
     def tasks(self) -> list[asyncio.Task[None]]:
         """The workers, posters, lease keeper and retry timers running now."""
         return [*self._state.tasks, *self._state.timers]
@@ -153,15 +197,25 @@ class WorkQueue:
         for _ in range(count):
             self._state.tasks.append(asyncio.create_task(self._worker()))
 
+    def start_model_workers(self, count: int) -> None:
+        """Start the model workers: at most this many model calls at once."""
+        for _ in range(count):
+            self._state.tasks.append(asyncio.create_task(self._model_worker()))
+
     def keep_leases(self) -> None:
         """Renew leases and page claims and sweep for abandoned work, until stopped."""
         self._state.tasks.append(asyncio.create_task(self._keep_leases()))
 
-    async def drain(self) -> None:
-        """Wait until every queued ticket is done, retries included, or gave up."""
-        while self._state.jobs or self._state.timers:
+    async def drain(self, *, model: bool = True) -> None:
+        """Wait until every queued ticket is done, retries included, or gave up.
+
+        With model=False the model stage is not waited for (what it changes after is).
+        """
+        while self._state.jobs or self._state.timers or (model and self._state.model_jobs):
             if self._state.jobs:
                 await self._state.idle.wait()
+            elif model and self._state.model_jobs:
+                await self._state.model_idle.wait()
             else:
                 await asyncio.gather(*self._state.timers, return_exceptions=True)
 
@@ -174,6 +228,7 @@ class WorkQueue:
         # Nothing queued survives a stop: a start takes the tickets up again from the store.
         self._state = _Worker()
         self._state.idle.set()
+        self._state.model_idle.set()
 
     async def sweep(self, *, new_before: datetime, limit: int) -> int:
         """Take tickets nobody is routing and queue them; how many were taken."""
@@ -206,12 +261,20 @@ class WorkQueue:
                 # And replies whose sender died mid-send: sent if Slack has them, else drafts.
                 if self._settle_sends is not None:
                     await self._settle_sends(self._now() - self.send_stale_after)
+                # And tickets whose refiner died: "model did not answer" once past the deadline.
+                if self._expire_models is not None:
+                    await self._expire_models(self._now())
             except Exception:
                 # The database away for a moment: the next round tries again.
                 logger.exception("could not renew leases or sweep for abandoned tickets")
 
-    def put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
-        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again."""
+    def put(
+        self, ticket_id: int, claimed: TicketStatus | None = None, *, text: str | None = None
+    ) -> None:
+        """Queue a ticket to decide, once: a ticket queued or being posted is not queued again.
+
+        With its text, a ticket that sounds urgent is decided before those queued earlier.
+        """
         if ticket_id in self._state.queued:
             # A sweep claimed it while it waited here: its claim says what the sweep found.
             self._state.queued[ticket_id] = claimed or self._state.queued[ticket_id]
@@ -220,7 +283,8 @@ class WorkQueue:
             return
         self._state.queued[ticket_id] = claimed
         self._job_added()
-        self._state.queue.put_nowait(ticket_id)
+        urgency = self._urgency(text) if text is not None and self._urgency is not None else 0
+        self._state.queue.put_nowait((-urgency, self.next_seq(), ticket_id))
 
     def _job_added(self) -> None:
         self._state.jobs += 1
@@ -233,7 +297,7 @@ class WorkQueue:
 
     async def _worker(self) -> None:
         while True:
-            ticket_id = await self._state.queue.get()
+            _, _, ticket_id = await self._state.queue.get()
             claimed = self._state.queued.pop(ticket_id, None)
             try:
                 await self._decide(ticket_id, claimed)
@@ -243,6 +307,33 @@ class WorkQueue:
                 self.retry_later(ticket_id)
             finally:
                 self._job_done()
+
+    def ask_model(self, job: ModelJob) -> None:
+        """Queue a ticket for the model stage (a newer local triage's job replaces none)."""
+        refining = self._state.refining
+        refining[job.ticket_id] = refining.get(job.ticket_id, 0) + 1
+        self._state.model_jobs += 1
+        self._state.model_idle.clear()
+        self._state.models.put_nowait(job)
+
+    async def _model_worker(self) -> None:
+        assert self._refine is not None  # noqa: S101  # started only with a model stage
+        while True:
+            job = await self._state.models.get()
+            try:
+                await self._refine(job)
+            except Exception:
+                # The store or Slack failed: the ticket stays as posted, and a sweep marks its
+                # model state late once the deadline has passed.
+                logger.exception("refining ticket %s failed", job.ticket_id)
+            finally:
+                refining = self._state.refining
+                refining[job.ticket_id] = refining.get(job.ticket_id, 1) - 1
+                if refining[job.ticket_id] <= 0:
+                    del refining[job.ticket_id]
+                self._state.model_jobs -= 1
+                if self._state.model_jobs == 0:
+                    self._state.model_idle.set()
 
     def send(self, channel: str, job: Send) -> None:
         """Queue a message for a team channel, starting the channel's poster on first use."""
@@ -260,6 +351,8 @@ class WorkQueue:
             try:
                 if job.kind == "post":
                     await self._post(job)
+                elif job.kind == "refined" and self._refined is not None:
+                    await self._refined(job.ticket_id)
                 else:
                     await self._finish(job.ticket_id)
             except Exception:

@@ -25,6 +25,7 @@ from routing.records import (
     DayRow,
     DayStats,
     DraftStatus,
+    ModelState,
     PostStatus,
     StoredDraft,
     StoredPage,
@@ -308,6 +309,7 @@ class MemoryStore:
         layers: Sequence[LayerCall],
         decision: Decision,
         escalation: Escalation,
+        model_state: ModelState | None = None,
     ) -> None:
         """Keep every layer's output and the final decision of one classification run."""
         if layers:
@@ -320,7 +322,56 @@ class MemoryStore:
             decision=decision.model_copy(deep=True),
             escalation=escalation.model_copy(deep=True),
             language=decision.language,
+            model_state=model_state,
         )
+
+    async def record_refinement(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+        state: ModelState,
+        draft: tuple[str, str] | None = None,
+        replacing: str | None = None,
+    ) -> bool:
+        """Keep the model stage's answer if the ticket still waits for it (see TicketStore)."""
+        row = self.tables.tickets.get(ticket_id)
+        if row is None or row.record.model_state != "pending":
+            return False
+        calls = [call.model_copy(deep=True) for call in layers]
+        self.tables.layer_calls.setdefault(ticket_id, []).extend(calls)
+        self._update(
+            ticket_id,
+            decision=decision.model_copy(deep=True),
+            escalation=escalation.model_copy(deep=True),
+            language=decision.language,
+            model_state=state,
+        )
+        old = self.tables.drafts.get(ticket_id)
+        if (
+            draft is not None
+            and old is not None
+            and old.status == "pending"
+            and old.source != "agent"
+            and old.text == replacing
+        ):
+            self.tables.drafts[ticket_id] = replace(
+                old, text=draft[0], source=draft[1], created_at=utc_now()
+            )
+        return True
+
+    async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
+        """Mark "late" the tickets received before a time still waiting for the model; ids."""
+        late = [
+            ticket_id
+            for ticket_id, row in sorted(self.tables.tickets.items())
+            if row.record.model_state == "pending" and row.record.received_at < received_before
+        ]
+        for ticket_id in late:
+            self._update(ticket_id, model_state="late")
+        return late
 
     async def set_decision(
         self, ticket_id: int, decision: Decision, escalation: Escalation

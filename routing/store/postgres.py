@@ -25,6 +25,7 @@ from routing.records import (
     AuditEntry,
     DayRow,
     DayStats,
+    ModelState,
     PostStatus,
     StoredDraft,
     StoredPage,
@@ -296,6 +297,7 @@ class PostgresStore:
         layers: Sequence[LayerCall],
         decision: Decision,
         escalation: Escalation,
+        model_state: ModelState | None = None,
     ) -> None:
         """Keep every layer's output and the final decision of one classification run."""
         now = utc_now()
@@ -308,15 +310,69 @@ class PostgresStore:
                 )
             await connection.execute(
                 "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " updated_at = %s WHERE id = %s",
+                " model_state = %s, updated_at = %s WHERE id = %s",
                 (
                     decision.model_dump_json(),
                     escalation.model_dump_json(),
                     decision.language,
+                    model_state,
                     now,
                     ticket_id,
                 ),
             )
+
+    async def record_refinement(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+        state: ModelState,
+        draft: tuple[str, str] | None = None,
+        replacing: str | None = None,
+    ) -> bool:
+        """Keep the model stage's answer if the ticket still waits for it (see TicketStore)."""
+        now = utc_now()
+        async with self._pool.connection() as connection, connection.transaction():
+            # The row's lock is held to the commit: a sweep marking it late waits, then sees it.
+            cursor = await connection.execute(
+                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
+                " model_state = %s, updated_at = %s WHERE id = %s AND model_state = 'pending'",
+                (
+                    decision.model_dump_json(),
+                    escalation.model_dump_json(),
+                    decision.language,
+                    state,
+                    now,
+                    ticket_id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            async with connection.cursor() as many:
+                await many.executemany(
+                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
+                )
+            if draft is not None:
+                await connection.execute(
+                    "UPDATE drafts SET text = %s, source = %s, created_at = %s"
+                    " WHERE ticket_id = %s AND status = 'pending' AND source != 'agent'"
+                    " AND text = %s",
+                    (draft[0], draft[1], now, ticket_id, replacing),
+                )
+        return True
+
+    async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
+        """Mark "late" the tickets received before a time still waiting for the model; ids."""
+        rows = await self._all(
+            "UPDATE tickets SET model_state = 'late', updated_at = %s"
+            " WHERE model_state = 'pending' AND received_at < %s RETURNING id",
+            (utc_now(), received_before),
+        )
+        return sorted(int(row["id"]) for row in rows)
 
     async def set_decision(
         self, ticket_id: int, decision: Decision, escalation: Escalation

@@ -54,6 +54,7 @@ def ticket_from_row(row: Row, to_time: ToTime) -> StoredTicket:
         received_at=to_time(row["received_at"]),
         routed_at=_maybe(to_time, row["routed_at"]),
         language=row["language"],
+        model_state=row["model_state"],
     )
 
 

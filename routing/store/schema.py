@@ -174,6 +174,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     ALTER TABLE drafts ADD COLUMN tried_at $timestamp;
     """,
+    # 6: with an LLM configured a ticket is posted on its local decision and refined by the
+    # model after: model_state is 'pending' until the model answers ('answered') or its
+    # deadline passes ('late'); NULL when no model was asked (offline, and tickets before).
+    """
+    ALTER TABLE tickets ADD COLUMN model_state TEXT;
+    CREATE INDEX tickets_model_pending ON tickets (received_at) WHERE model_state = 'pending';
+    """,
 )
 
 

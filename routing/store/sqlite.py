@@ -24,6 +24,7 @@ from routing.records import (
     AuditEntry,
     DayRow,
     DayStats,
+    ModelState,
     PostStatus,
     StoredDraft,
     StoredPage,
@@ -330,6 +331,7 @@ class SqliteStore:
         layers: Sequence[LayerCall],
         decision: Decision,
         escalation: Escalation,
+        model_state: ModelState | None = None,
     ) -> None:
         """Keep every layer's output and the final decision of one classification run."""
         now = _iso(utc_now())
@@ -339,16 +341,69 @@ class SqliteStore:
         )
         await self._db.execute(
             "UPDATE tickets SET decision_json = ?, escalation_json = ?, language = ?,"
-            " updated_at = ? WHERE id = ?",
+            " model_state = ?, updated_at = ? WHERE id = ?",
             (
                 decision.model_dump_json(),
                 escalation.model_dump_json(),
                 decision.language,
+                model_state,
                 now,
                 ticket_id,
             ),
         )
         await self._db.commit()
+
+    async def record_refinement(
+        self,
+        ticket_id: int,
+        *,
+        layers: Sequence[LayerCall],
+        decision: Decision,
+        escalation: Escalation,
+        state: ModelState,
+        draft: tuple[str, str] | None = None,
+        replacing: str | None = None,
+    ) -> bool:
+        """Keep the model stage's answer if the ticket still waits for it (see TicketStore)."""
+        now = _iso(utc_now())
+        # The conditional UPDATE first: it takes the write lock, so the rest is all or nothing.
+        cursor = await self._db.execute(
+            "UPDATE tickets SET decision_json = ?, escalation_json = ?, language = ?,"
+            " model_state = ?, updated_at = ? WHERE id = ? AND model_state = 'pending'",
+            (
+                decision.model_dump_json(),
+                escalation.model_dump_json(),
+                decision.language,
+                state,
+                now,
+                ticket_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            await self._db.commit()
+            return False
+        await self._db.executemany(
+            "INSERT INTO layer_decisions (ticket_id, layer, call_json, at) VALUES (?, ?, ?, ?)",
+            [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
+        )
+        if draft is not None:
+            await self._db.execute(
+                "UPDATE drafts SET text = ?, source = ?, created_at = ? WHERE ticket_id = ?"
+                " AND status = 'pending' AND source != 'agent' AND text = ?",
+                (draft[0], draft[1], now, ticket_id, replacing),
+            )
+        await self._db.commit()
+        return True
+
+    async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
+        """Mark "late" the tickets received before a time still waiting for the model; ids."""
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET model_state = 'late', updated_at = ?"
+            " WHERE model_state = 'pending' AND received_at < ? RETURNING id",
+            (_iso(utc_now()), _iso(received_before)),
+        )
+        await self._db.commit()
+        return sorted(int(row[0]) for row in rows)
 
     async def set_decision(
         self, ticket_id: int, decision: Decision, escalation: Escalation

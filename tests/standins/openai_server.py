@@ -13,7 +13,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +35,8 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     # Seconds to wait before answering (longer than the client's timeout to provoke one).
     delay: float = 0.0
+    # Answer only once this is set (a test's own moment: a model that answers "later").
+    hold: asyncio.Event | None = None
 
 
 def reply_json(
@@ -377,6 +379,8 @@ class OpenAIStandIn:
             )
 
         answer = self._queue.popleft() if self._queue else self.default(body)
+        if answer.hold is not None:
+            await _first_of(answer.hold.wait(), self._closing.wait())
         if answer.delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), timeout=answer.delay)
@@ -409,6 +413,21 @@ class OpenAIStandIn:
             "system_fingerprint": "fp_standin",
         }
         return web.json_response(completion, headers=answer.headers)
+
+
+def held(hold: asyncio.Event, then: Scripted) -> Scripted:
+    """Answer like `then`, but only once the test sets `hold`."""
+    return dataclasses.replace(then, hold=hold)
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Return when the first of these is done; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _error(code: int, message: str, param: str | None) -> web.Response:
