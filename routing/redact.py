@@ -25,6 +25,7 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
@@ -56,6 +57,142 @@ PHONE_REGIONS = (
     "US", "GB", "DE", "FR", "ES", "IT", "NL", "TR", "IN", "BR", "AU", "CA",
     "CN", "JP", "RU", "PL", "MX",
 )  # fmt: skip
+
+
+# --- The text the matchers read ------------------------------------------------------------
+# Every matcher reads a normalised copy of the text, and each placeholder replaces the span
+# of the original that its match came from. The copy is NFKC (full-width digits and signs, the
+# full-width at sign, compatibility spaces, mathematical digits) with format characters
+# dropped (zero-width spaces and joiners, soft hyphens, bidi controls: "4111\u200b1111..." is
+# a card), combining marks dropped after composition (so `\w` runs on through "राम" or a
+# decomposed "é"), every decimal digit in ASCII, dashes as "-", middle dots and bullets as
+# ".", curly apostrophes and quotes straight, line and paragraph separators as "\n"; and in a
+# word that mixes Latin with Cyrillic or Greek letters, those letters as the Latin ones they
+# look like ("p\u0430ssword" with a Cyrillic "a").
+_SIGNS = {
+    "-": "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58",
+    ".": "\u00b7\u2022\u2027\u2219\u22c5\u30fb\u2981",
+    "'": "\u2018\u2019\u201a\u201b\u02bc\u2032",
+    '"': "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033",
+    "\n": "\u2028\u2029\u0085",
+}
+_SIGN_TABLE = str.maketrans({char: sign for sign, chars in _SIGNS.items() for char in chars})
+# Where characters that NFKC changes, marks, format characters and non-ASCII digits are (the
+# rest of Unicode's such characters are in scripts no matcher reads).
+_SCANNED_BLOCKS = ((0x80, 0x10200), (0x1D400, 0x1D800), (0x1F100, 0x1F200), (0xE0000, 0xE0200))
+# Cyrillic and Greek letters that look like Latin ones, for words that mix the scripts.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХІЈЅԌѴοαρνυικτχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijshdqwlABEKMHOPCTXIJSGVoapvuiktxABEZHIKMNOPTYX",
+)
+_CYRILLIC_OR_GREEK = "\u0370-\u03ff\u0400-\u052f"
+_MIXED_SCRIPT_WORD = re.compile(
+    rf"\b(?=[^\W\d_]*[A-Za-z])(?=[^\W\d_]*[{_CYRILLIC_OR_GREEK}])[^\W\d_]+"
+)
+
+
+@lru_cache(maxsize=1)
+def _special_run() -> re.Pattern[str]:
+    """Runs of characters the view changes (built once, on the first non-ASCII text)."""
+    special = set("".join(_SIGNS.values()))
+    for first, last in _SCANNED_BLOCKS:
+        for code in range(first, last):
+            char = chr(code)
+            category = unicodedata.category(char)
+            if (
+                category[0] == "M"
+                or category in ("Cf", "Nd")
+                or unicodedata.normalize("NFKC", char) != char
+            ):
+                special.add(char)
+    codes = sorted(map(ord, special))
+    ranges: list[str] = []
+    start = previous = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == previous + 1:
+            previous = code
+            continue
+        ranges.append(
+            re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else "")
+        )
+        start = previous = code
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char)[0] == "M"
+
+
+def _seen(cluster: str) -> str:
+    """One base character and its marks as the matchers read them."""
+    pieces = []
+    for char in unicodedata.normalize("NFKC", cluster):
+        category = unicodedata.category(char)
+        if category == "Cf" or category[0] == "M":
+            continue
+        pieces.append(str(unicodedata.decimal(char)) if category == "Nd" else char)
+    return "".join(pieces).translate(_SIGN_TABLE)
+
+
+@dataclass(frozen=True)
+class _View:
+    """The text the matchers read, and where each of its characters came from in the original.
+
+    View character i was made from the original's characters starts[i] to ends[i]; both are
+    None when the view is the text itself.
+    """
+
+    text: str
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that the view's span [start, end) came from."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def _matching_view(text: str) -> _View:
+    """The normalised copy of the text that every matcher reads (linear in its length)."""
+    if text.isascii():
+        return _View(text)
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    for run in _special_run().finditer(text):
+        first, last = run.span()
+        if first > position and _is_mark(text[first]):
+            # A mark composes with the character before it ("e" + U+0301 is "é").
+            first -= 1
+        pieces.append(text[position:first])
+        starts.extend(range(position, first))
+        ends.extend(range(position + 1, first + 1))
+        index = first
+        while index < last:
+            cluster_end = index + 1
+            while cluster_end < last and _is_mark(text[cluster_end]):
+                cluster_end += 1
+            seen = _seen(text[index:cluster_end])
+            pieces.append(seen)
+            starts.extend([index] * len(seen))
+            ends.extend([cluster_end] * len(seen))
+            index = cluster_end
+        position = last
+    if position == 0:
+        view = _View(text)
+    else:
+        pieces.append(text[position:])
+        starts.extend(range(position, len(text)))
+        ends.extend(range(position + 1, len(text) + 1))
+        view = _View("".join(pieces), starts, ends)
+    if re.search(f"[{_CYRILLIC_OR_GREEK}]", view.text) and re.search("[A-Za-z]", view.text):
+        # One letter for one: the positions stay.
+        mixed = _MIXED_SCRIPT_WORD.sub(lambda word: word.group().translate(_CONFUSABLES), view.text)
+        view = _View(mixed, view.starts, view.ends)
+    return view
+
 
 _DOT = r"[.\u3002\uff0e]"
 _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
@@ -544,13 +681,18 @@ class _Spans:
         self._spans.insert(index, (start, end, kind))
         return True
 
-    def apply(self, text: str) -> Redaction:
+    def apply(self, text: str, view: _View) -> Redaction:
+        """The original text with each claimed span of the view replaced by its placeholder."""
         counts: Counter[str] = Counter()
         pieces: list[str] = []
         position = 0
-        for start, end, kind in self._spans:
+        for view_start, view_end, kind in self._spans:
             if not kind:
                 continue
+            start, end = view.original(view_start, view_end)
+            # Two view characters made from one original character ("½") may end one span and
+            # start the next: the second starts where the first ended.
+            start = max(start, position)
             pieces.append(text[position:start])
             pieces.append(f"[{kind.upper()}]")
             counts[kind] += 1
@@ -730,6 +872,9 @@ def _mentions(lowered: str, stems: tuple[str, ...]) -> bool:
 
 def redact(text: str) -> Redaction:
     """Replace personal data and secrets with placeholders such as [EMAIL] and [SECRET]."""
+    original = text
+    view = _matching_view(original)
+    text = view.text
     spans = _Spans()
     # Order matters where kinds overlap: a secret or an IBAN is a longer run that the card or
     # phone matchers would split; dates are kept before the digit matchers run.
@@ -792,4 +937,4 @@ def redact(text: str) -> Redaction:
         spans.claim(*match.span(), "")
     _claim_cards(text, spans)
     _claim_phones(text, spans)
-    return spans.apply(text)
+    return spans.apply(original, view)

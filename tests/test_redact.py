@@ -334,3 +334,61 @@ def test_passphrases_contractions_and_uk_insurance_numbers_are_redacted(
 def test_a_sentence_after_password_colon_and_order_codes_are_kept(text: str) -> None:
     """A question about the password after its colon, and order codes, stay as written."""
     assert redact(text).text == text
+
+
+# --- issue 12, item 9: what an attacker still got through --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Zero-width and other format characters inside numbers and addresses.
+        ("mail jo\u200bhn@example.com", "mail [EMAIL]"),
+        ("mail john@exa\u200dmple.com", "mail [EMAIL]"),
+        ("mail john\u00ad.doe@example.com", "mail [EMAIL]"),
+        ("card 4111\u200b1111\u200b1111\u200b1111", "card [CARD]"),
+        ("card 4111\u20601111\u20601111\u20601111", "card [CARD]"),
+        ("call +44 20\u200b7946 0958", "call [PHONE]"),
+        ("iban GB82\u200bWEST\u200b1234\u200b5698\u200b7654\u200b32", "iban [IBAN]"),
+        ("SSN 536\u200b-90-4399", "SSN [NATIONAL_ID]"),
+        ("key AKIA\u200bIOSFODNN7EXAMPLE", "key [SECRET]"),
+        # Full-width and other compatibility forms (NFKC), and digits of other scripts.
+        (
+            "\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11",
+            "[CARD]",
+        ),
+        ("card \U0001d7d2\U0001d7cf\U0001d7cf\U0001d7cf 1111 1111 1111", "card [CARD]"),
+        (
+            "card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
+            "card [CARD]",
+        ),
+        (
+            "call \uff0b\uff14\uff14 \uff12\uff10 \uff17\uff19\uff14\uff16 \uff10\uff19\uff15\uff18",
+            "call [PHONE]",
+        ),
+        ("mail john\uff20example.com", "mail [EMAIL]"),
+        ("mail john\ufe6bexample.com", "mail [EMAIL]"),
+        ("mail \uff4a\uff4f\uff48\uff4e@example.com", "mail [EMAIL]"),
+        ("password\uff1a hunter2", "password\uff1a [SECRET]"),
+        # A decomposed accent, and marks of other scripts, stay inside the address.
+        ("mail jane\u0301.doe@example.com", "mail [EMAIL]"),
+        (
+            "mail \u0930\u093e\u092e@\u0909\u0926\u093e\u0939\u0930\u0923.\u092d\u093e\u0930\u0924",
+            "mail [EMAIL]",
+        ),
+        # A keyword spelt with Cyrillic letters that look Latin.
+        ("p\u0430ssw\u043erd: hunter2", "p\u0430ssw\u043erd: [SECRET]"),
+    ],
+)
+def test_text_is_normalised_before_matching(text: str, expected: str) -> None:
+    """NFKC, dropped format characters and marks, and look-alike letters hide nothing."""
+    assert redact(text).text == expected
+
+
+def test_the_original_text_is_kept_outside_the_placeholders() -> None:
+    """Only the redacted spans change: full-width words, accents and emoji stay as written."""
+    text = "\uff28\uff45\uff4c\uff4c\uff4f \u00e9t\u00e9 \U0001f44d\u200d mail jane@example.com \u2014 merci"
+    assert (
+        redact(text).text
+        == "\uff28\uff45\uff4c\uff4c\uff4f \u00e9t\u00e9 \U0001f44d\u200d mail [EMAIL] \u2014 merci"
+    )
