@@ -340,13 +340,27 @@ _WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
 # After the word, an identifier may run on only with parts that still name a secret
 # ("aws_secret_access_key", "API_KEY"), not "access_token_expires_in" or "password_reset".
 _SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pass|password))*"
-_CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:\uff1a=-])"
+# "is" in the languages of _CREDENTIAL_WORDS ("hasło to", "heslo je", "lösenord är", "пароль это").
+_CONNECTOR = (
+    r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont|jest|to|je|är|er|on|это|είναι|هي|היא)"
+    r"(?![^\W\d_])|->|=>|[:\uff1a=-])"
+)
+# Connectors that are English words too: a value after them needs a digit or a symbol.
+_WEAK_CONNECTORS = frozenset({"to", "on", "er", "je"})
 _SECRET_VALUE = re.compile(
     rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
     r"(?![\w])(?:'s(?![\w])|[\"'`])?"
     rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
-    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
+    # A contraction stays one word ("doesn't"), so it is read as the word it is.
+    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,}(?:'[^\W\d_]+)*)",
     re.IGNORECASE,
+)
+# Chinese, Japanese and Korean: the keyword runs into its particle ("密码是abc12345",
+# "パスワードはabc12345です", "비밀번호는 abc12345"); the password is the ASCII run after it.
+_CJK_SECRET = re.compile(
+    r"(?:密码|密碼|口令|パスワード|暗証番号|비밀번호|암호)"
+    r"(?:[ \t]*(?:是|为|為|改为|改成|设为|設為|变成|は|が|を|も|는|은|이|가|[:=]))*[ \t]*[「『\"']?"
+    r"(?P<value>[!-~]{3,})"
 )
 # "the password for the portal is Tr0ub4dor&3", "my password is now Summer2024!", "password
 # reset to Winter2025": the value after a phrase _SECRET_VALUE does not read (a "for ..." part,
@@ -360,12 +374,62 @@ _SECRET_PHRASED = re.compile(
     r"(?P<value>[^\s\"'`,;]{3,})",
     re.IGNORECASE,
 )
-# "PIN: 1234", "OTP 482913", "2FA code 482913", "verification code: 482913": digits only.
+# A one-time code or PIN: "482913", "123 456", "1234-5678", "4 8 2 9 1 3" (never a letter or a
+# digit right after it: "1234abc" is something else).
+_CODE_DIGITS = r"(?P<code>\d{3}[ -]\d{3}|\d{4}[ -]\d{4}|\d(?: \d){3,9}|\d{3,10})(?![0-9A-Za-z_])"
+# "PIN: 1234", "OTP 482913", "my 2FA code: 123 456", "verification code 5521", "验证码是482913":
+# words that always name a code, in several languages; any digits after them are one.
 _CODE_VALUE = re.compile(
-    r"\b(?:pin(?: code| number)?|otp|one[- ]time (?:code|password)|2fa(?: code)?|mfa(?: code)?"
-    r"|verification code|security code|auth(?:entication)? code|login code|sms code|cvv|cvc"
-    r"|doğrulama kodu|bestätigungscode|code de vérification|código de verificación)"
-    r"\b[^\w\n]{0,4}(?:is\s+|:\s*)?(\d{3,10})(?!\w)",
+    r"(?<![A-Za-z0-9-])(?:pin(?:[ -]?code| number)?|otp"
+    r"|one[- ]time (?:code|password|passcode|pin)|[2m]fa(?: code)?"
+    r"|two[- ]factor(?: authentication)?(?: code)?|2[- ]step(?: verification)? code"
+    r"|verification code|security code|auth(?:entication|enticator)? code|login code"
+    r"|sign[- ]in code|sms code|access code|passcode|confirmation code|cvv2?|cvc2?|csc"
+    r"|doğrulama kodu|onay kodu|bestätigungscode|sicherheitscode|verifizierungscode|einmalcode"
+    r"|code de vérification|code de confirmation|code de sécurité|código de verificación"
+    r"|código de seguridad|código de verificação|código de confirmação|codice di verifica"
+    r"|код подтверждения|验证码|驗證碼|校验码|认证码|認証コード|確認コード"
+    r"|ワンタイムパスワード|인증번호|인증 코드)"
+    r"(?![A-Za-z])[^\w\n]{0,4}"
+    r"(?:(?:is|was|lautet|ist|est|es|é|è|是|为|為|は|が|는|은)(?![A-Za-z])[^\w\n]{0,3})?"
+    + _CODE_DIGITS,
+    re.IGNORECASE,
+)
+# "the code is 482913", "Code: 482913", "use code 482913", "votre code est 482913": "code" alone
+# names a one-time code only with "is" or a colon after it (or "use"/"enter"/"your" before
+# it), four to eight digits, and no word before it that makes it another code ("error code:
+# 5003", "zip code is 90210", "the code 404 page").
+_BARE_CODE = re.compile(
+    r"(?<![A-Za-z0-9-])(?:(?P<before>[^\W\d_]+)[ \t]+)?"
+    r"(?:code|codes|código|codice|kod|kodu|kodum|код)"
+    r"(?P<connector>[ \t]+(?:is|was|lautet|ist|est|es|é|è|это)(?![^\W\d_])[ \t]*:?|[ \t]*[:=])?"
+    r"[ \t]*(?P<code>\d{3}[ -]\d{3}|\d(?: \d){3,9}|\d{4,8})(?![\w/]|[.,:-]\d)",
+    re.IGNORECASE,
+)
+# Words before "code" that make it no one-time code.
+_OTHER_CODES = frozenset(
+    (
+        "error", "status", "http", "exit", "return", "response", "result", "reason", "fault",
+        "event", "exception", "promo", "promotional", "discount", "coupon", "voucher", "referral",
+        "gift", "zip", "postal", "post", "area", "country", "dial", "region", "source", "product",
+        "item", "sku", "article", "bank", "sort", "swift", "bic", "tax", "vat", "hs", "qr", "bar",
+        "tracking", "reference", "ref", "order", "invoice", "ticket", "case", "customer", "client",
+        "course", "class", "colour", "color", "style", "model", "part", "program", "function",
+        "fehler", "statuscode", "erreur", "código",
+    )
+)  # fmt: skip
+# Words before "code" that say it is the customer's code even without "is" after it.
+_CODE_OWNERS = frozenset(
+    (
+        "use", "enter", "type", "input", "your", "my", "ihr", "dein", "votre", "ton", "tu", "su",
+        "seu",
+    )
+)  # fmt: skip
+# "482913 is your verification code", "G-482913 is your Google code": the code said first.
+_CODE_FIRST = re.compile(
+    r"(?<![\w.,:/-])(?:[A-Z]-)?(?P<code>\d{3}[ -]\d{3}|\d{4,8})[ \t]+(?:is|est|ist|es|é|è)[ \t]+"
+    r"(?:your|my|the|votre|ton|ihr|dein|tu|su|seu)[ \t]+(?:[^\W\d_]+[ \t]+){0,3}?"
+    r"(?:code|otp|pin|passcode|password|código|codice|kod|код)(?![^\W\d_])",
     re.IGNORECASE,
 )
 # "credentials admin:hunter2", "login: admin / hunter2": the part after the user name.
@@ -382,6 +446,56 @@ _SENTENCE_STARTS = frozenset(
         "we", "it", "the", "my", "our", "please", "how", "what", "why", "when", "where",
     }
 )  # fmt: skip
+# Words of a sentence, not of a password: negations, function words, and the verbs and adverbs
+# said of a password, in the languages of _CREDENTIAL_WORDS. "password: doesn't work",
+# "password: always fails after the update", "Passwort: funktioniert nicht" are sentences; a
+# passphrase ("correct horse battery staple") has none of them.
+_PROSE_WORDS = frozenset(
+    (
+        "not", "no", "never", "none", "nothing", "nobody", "cannot", "dont", "doesnt", "didnt",
+        "isnt", "wasnt", "wont", "cant", "couldnt", "shouldnt", "wouldnt", "arent", "werent",
+        "hasnt", "havent", "always", "sometimes", "suddenly", "randomly", "constantly", "often",
+        "just", "only", "already", "again", "also", "still", "now", "anymore", "even", "ever",
+        "yet", "keeps", "kept", "keep", "work", "works", "worked", "working", "fail", "fails",
+        "failed", "failing", "broke", "broken", "breaks", "expire", "expired", "expires",
+        "expiring", "reject", "rejected", "rejects", "accept", "accepted", "accepts", "change",
+        "changed", "changes", "reset", "resets", "stop", "stops", "stopped", "lost", "forgot",
+        "forgotten", "locked", "blocked", "missing", "incorrect", "invalid", "wrong", "help",
+        "please", "thanks", "thank", "hi", "hello", "hey", "sorry", "the", "a", "an", "is", "are",
+        "was", "were", "be", "been", "being", "has", "have", "had", "do", "does", "did", "will",
+        "would", "should", "could", "can", "may", "might", "must", "shall", "to", "of", "in", "on",
+        "at", "for", "with", "by", "from", "after", "before", "since", "until", "when", "while",
+        "because", "but", "and", "or", "so", "if", "then", "than", "that", "this", "these",
+        "those", "it", "its", "i", "me", "my", "we", "us", "our", "you", "your", "he", "she",
+        "they", "them", "their", "there", "here", "what", "why", "how", "where", "who", "which",
+        "get", "gets", "getting", "got", "seems", "seem", "same", "new", "old", "any", "some",
+        "all", "every", "each", "too", "very", "more", "less", "field", "box", "page", "screen",
+        "link", "email", "login", "account", "update", "updated", "nicht", "kein", "keine",
+        "keinen", "nie", "niemals", "funktioniert", "geht", "klappt", "falsch", "abgelaufen",
+        "vergessen", "ist", "sind", "war", "wird", "der", "die", "das", "den", "dem", "und",
+        "oder", "aber", "mit", "bei", "nach", "seit", "immer", "noch", "mehr", "bitte", "ich",
+        "wir", "es", "mein", "meine", "unser", "ne", "pas", "plus", "jamais", "rien", "marche",
+        "fonctionne", "oublié", "expiré", "est", "sont", "le", "la", "les", "et", "ou", "mais",
+        "avec", "depuis", "toujours", "encore", "je", "nous", "il", "mon", "ma", "notre", "merci",
+        "svp", "nunca", "nada", "funciona", "sirve", "olvidé", "caducada", "caducado", "expirada",
+        "incorrecta", "está", "son", "el", "los", "las", "y", "o", "pero", "con", "desde",
+        "siempre", "todavía", "aún", "yo", "mi", "gracias", "não", "funcionando", "esqueci", "é",
+        "os", "as", "mas", "com", "sempre", "ainda", "eu", "meu", "minha", "obrigado", "non",
+        "funziona", "scaduta", "scaduto", "è", "lo", "gli", "e", "ancora", "io", "mio", "grazie",
+        "niet", "geen", "werkt", "vergeten", "verlopen", "het", "en", "maar", "altijd", "nog",
+        "değil", "yok", "çal\u0131şm\u0131yor", "olmuyor", "hatal\u0131", "yanl\u0131ş", "unuttum",
+        "ve", "ama", "bir",
+    )
+)  # fmt: skip
+_CONTRACTION = re.compile(r"[^\W\d_]+'(?:t|s|re|ll|ve|m|d)", re.IGNORECASE)
+
+
+def _is_prose(word: str) -> bool:
+    """Whether a word reads as part of a sentence ("doesn't", "always", "nicht")."""
+    lowered = word.lower().strip(".,;:!?()")
+    return lowered in _PROSE_WORDS or bool(_CONTRACTION.fullmatch(lowered))
+
+
 # Words that follow "password" in ordinary sentences and are no password.
 _NOT_A_SECRET = frozenset(
     {
@@ -589,14 +703,25 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
         clause = text[start:].split("\n", 1)[0]
         clause = re.split(r"[.!?;,]", clause, maxsplit=1)[0].rstrip()
         words = clause.split()
-        if 3 <= len(words) <= 6 and words[0].lower() not in _SENTENCE_STARTS:
+        if (
+            3 <= len(words) <= 6
+            and words[0].lower() not in _SENTENCE_STARTS
+            and not any(map(_is_prose, words))
+        ):
             return start, start + len(clause)
     bare = value
+    letters_only = bool(re.fullmatch(r"[^\W\d_]+(?:'[^\W\d_]+)*[.!?]?", bare))
     if (
         len(bare) < 3
         or bare.lower().rstrip(".!?") in _NOT_A_SECRET
         or bare.startswith(_PLACEHOLDER_START)
+        or (letters_only and _is_prose(bare))
     ):
+        # "password: doesn't work", "password: always fails": a sentence, not a password.
+        return None
+    connector_word = re.search(r"[^\W\d_]+", sep)
+    if letters_only and connector_word and connector_word.group().lower() in _WEAK_CONNECTORS:
+        # "the password to access": "to" says "is" only in Polish, before a value with digits.
         return None
     if match.group("weak") and not explicit:
         return None
@@ -853,10 +978,13 @@ def _claim_ibans(text: str, spans: _Spans) -> None:
 _SECRET_STEMS = (
     "pass", "pw", "contrase", "senha", "parol", "şifre", "kennwort", "wachtwoord", "hasł",
     "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
-    "jelsz", "κωδικ", "סיסמה", "كلمة", "key", "token", "secret", "recovery", "backup", "answer",
-    "credential", "login",
+    "jelsz", "κωδικ", "סיסמה", "كلمة", "口令", "비밀번호", "암호", "key", "token", "secret",
+    "recovery", "backup", "answer", "credential", "login",
 )  # fmt: skip
-_CODE_STEMS = ("pin", "otp", "one", "2fa", "mfa", "code", "cvv", "cvc", "kodu", "código")
+_CODE_STEMS = (
+    "pin", "otp", "one", "2fa", "mfa", "factor", "step", "code", "cvv", "cvc", "csc", "kod",
+    "código", "codice", "код", "验证", "驗證", "校验", "认证", "コード", "ワンタイム", "인증",
+)  # fmt: skip
 _USER_STEMS = ("credential", "creds", "login", "user")
 _DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "ausweis")
 _ID_STEMS = (
@@ -897,6 +1025,10 @@ def redact(text: str) -> Redaction:
             value_span = _secret_value_span(match, text)
             if value_span:
                 spans.claim(*value_span, "secret")
+        for match in _CJK_SECRET.finditer(text):
+            value = match.group("value").rstrip(".,;:)\"'")
+            if len(value) >= 3 and value.lower() not in _NOT_A_SECRET:
+                spans.claim(match.start("value"), match.start("value") + len(value), "secret")
         for match in _SECRET_PHRASED.finditer(text):
             value = match.group("value").rstrip(".?")
             has_letter = any(char.isalpha() for char in value)
@@ -910,7 +1042,14 @@ def redact(text: str) -> Redaction:
                 spans.claim(*match.span(1), "secret")
     if _mentions(lowered, _CODE_STEMS):
         for match in _CODE_VALUE.finditer(text):
-            spans.claim(*match.span(1), "secret")
+            spans.claim(*match.span("code"), "secret")
+        for match in _BARE_CODE.finditer(text):
+            before = (match.group("before") or "").lower()
+            if before in _OTHER_CODES or not (match.group("connector") or before in _CODE_OWNERS):
+                continue
+            spans.claim(*match.span("code"), "secret")
+        for match in _CODE_FIRST.finditer(text):
+            spans.claim(*match.span("code"), "secret")
     if "@" in text or "\uff20" in text:
         for match in _EMAIL.finditer(text):
             spans.claim(*match.span(), "email")

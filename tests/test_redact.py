@@ -354,16 +354,19 @@ def test_a_sentence_after_password_colon_and_order_codes_are_kept(text: str) -> 
         ("key AKIA\u200bIOSFODNN7EXAMPLE", "key [SECRET]"),
         # Full-width and other compatibility forms (NFKC), and digits of other scripts.
         (
-            "\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11",
+            "\uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 "
+            "\uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11",
             "[CARD]",
         ),
         ("card \U0001d7d2\U0001d7cf\U0001d7cf\U0001d7cf 1111 1111 1111", "card [CARD]"),
         (
-            "card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
+            "card \u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661 "
+            "\u0661\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",
             "card [CARD]",
         ),
         (
-            "call \uff0b\uff14\uff14 \uff12\uff10 \uff17\uff19\uff14\uff16 \uff10\uff19\uff15\uff18",
+            "call \uff0b\uff14\uff14 \uff12\uff10 "
+            "\uff17\uff19\uff14\uff16 \uff10\uff19\uff15\uff18",
             "call [PHONE]",
         ),
         ("mail john\uff20example.com", "mail [EMAIL]"),
@@ -387,8 +390,121 @@ def test_text_is_normalised_before_matching(text: str, expected: str) -> None:
 
 def test_the_original_text_is_kept_outside_the_placeholders() -> None:
     """Only the redacted spans change: full-width words, accents and emoji stay as written."""
-    text = "\uff28\uff45\uff4c\uff4c\uff4f \u00e9t\u00e9 \U0001f44d\u200d mail jane@example.com \u2014 merci"
+    text = (
+        "\uff28\uff45\uff4c\uff4c\uff4f \u00e9t\u00e9 \U0001f44d\u200d mail jane@example.com "
+        "\u2014 merci"
+    )
     assert (
         redact(text).text
         == "\uff28\uff45\uff4c\uff4c\uff4f \u00e9t\u00e9 \U0001f44d\u200d mail [EMAIL] \u2014 merci"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("密码是abc12345", "密码是[SECRET]"),
+        ("我的密码是 Abc12345。", "我的密码是 [SECRET]。"),
+        ("密码改为abc12345", "密码改为[SECRET]"),
+        ("パスワードはabc12345", "パスワードは[SECRET]"),
+        ("パスワードはabc12345です", "パスワードは[SECRET]です"),
+        ("パスワードを「abc12345」に変更しました", "パスワードを「[SECRET]」に変更しました"),
+        ("비밀번호는 abc12345입니다", "비밀번호는 [SECRET]입니다"),
+        ("Passwort: Geheim123!", "Passwort: [SECRET]"),
+        ("Passwort lautet Geheim123!", "Passwort lautet [SECRET]"),
+        ("mot de passe : soleil42", "mot de passe : [SECRET]"),
+        ("le mot de passe est soleil42", "le mot de passe est [SECRET]"),
+        ("contraseña es Perro2024", "contraseña es [SECRET]"),
+        ("a senha é Gato2024", "a senha é [SECRET]"),
+        ("la password è Ciao2024", "la password è [SECRET]"),
+        ("hasło to Tajne123", "hasło to [SECRET]"),
+        ("heslo je Tajne123", "heslo je [SECRET]"),
+        ("lösenord är Hemlig123", "lösenord är [SECRET]"),
+        ("пароль это qwerty123", "пароль это [SECRET]"),
+        ("password: sunshine", "password: [SECRET]"),
+        ("password: Sunshine please reset it", "password: [SECRET] please reset it"),
+        ("password: hunter2 thanks", "password: [SECRET] thanks"),
+    ],
+)
+def test_passwords_in_other_languages_are_redacted(text: str, expected: str) -> None:
+    """A password after its keyword in Chinese, Japanese, Korean and European languages."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: doesn't work",
+        "password: doesn\u2019t work since Monday",
+        "password: doesnt work since monday",
+        "password: always fails after the update",
+        "password: keeps getting rejected",
+        "Passwort: funktioniert nicht",
+        "mot de passe : ne marche pas",
+        "contraseña: no funciona",
+        "my password is wrong",
+        "my password is expired",
+        "my password is not working",
+        "the password to access the portal",
+        "what is the password to wifi?",
+        "密码错误",
+        "パスワードはOKです",
+    ],
+)
+def test_a_sentence_about_a_password_stays_readable(text: str) -> None:
+    """Negations, contractions and common words after "password" are prose, not a secret."""
+    assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the code is 482913", "the code is [SECRET]"),
+        ("Your code is 482913.", "Your code is [SECRET]."),
+        ("Code: 482913", "Code: [SECRET]"),
+        ("use code 482913 to sign in", "use code [SECRET] to sign in"),
+        ("my 2FA code: 123 456", "my 2FA code: [SECRET]"),
+        ("OTP 908172", "OTP [SECRET]"),
+        ("OTP 4 8 2 9 1 3", "OTP [SECRET]"),
+        ("verification code 5521", "verification code [SECRET]"),
+        ("one-time password: 739201", "one-time password: [SECRET]"),
+        ("PIN-Code: 1234", "PIN-Code: [SECRET]"),
+        ("my PIN is 1234", "my PIN is [SECRET]"),
+        ("482913 is your verification code", "[SECRET] is your verification code"),
+        (
+            "G-482913 is your Google verification code",
+            "G-[SECRET] is your Google verification code",
+        ),
+        ("votre code est 482913", "votre code est [SECRET]"),
+        ("Ihr Code lautet 482913", "Ihr Code lautet [SECRET]"),
+        ("tu código es 482913", "tu código es [SECRET]"),
+        ("验证码是482913", "验证码是[SECRET]"),
+        ("您的验证码\uff1a482913\uff0c5分钟内有效", "您的验证码\uff1a[SECRET]\uff0c5分钟内有效"),
+        ("確認コードは482913です", "確認コードは[SECRET]です"),
+        ("인증번호 482913", "인증번호 [SECRET]"),
+    ],
+)
+def test_one_time_codes_are_redacted(text: str, expected: str) -> None:
+    """One-time codes and PINs, spaced or not, before or after the words that name them."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the code 404 page",
+        "code 404 page not found",
+        "the code is 404",
+        "error code: 5003",
+        "HTTP status code is 5030",
+        "zip code is 90210",
+        "promo code: 2024",
+        "2FA code never arrives",
+        "Invoice INV-2024-118 is wrong",
+        "order #A-55231 was never delivered, code: A-55231",
+        "ticket 2024-118-5521",
+    ],
+)
+def test_error_codes_and_references_are_no_one_time_codes(text: str) -> None:
+    """HTTP statuses, error, zip and promo codes, invoice and order ids stay whole."""
+    assert redact(text).text == text
