@@ -196,21 +196,26 @@ def _matching_view(text: str) -> _View:
 
 _DOT = r"[.\u3002\uff0e]"
 _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
-# "john(at)example(dot)com", "john at example dot com": an address only with a " dot " part.
+# Addresses written to dodge a matcher: "john(at)example(dot)com", "john [at] example.com",
+# "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
+_AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s+@\s+)"
+_SPELT_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+)"
 _OBFUSCATED_EMAIL = re.compile(
-    r"(?<![\w.+-])[\w.+-]+\s*(?:\(at\)|\[at\]|\s+at\s+)\s*[\w-]+"
-    r"(?:\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[\w-]+)*\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[A-Za-z]{2,6}\b",
+    rf"(?<![\w.+-])(?P<local>[\w.+%'-]+)(?P<at>{_AT})[\w-]+"
+    rf"(?:(?:\.|{_SPELT_DOT})[\w-]+)*(?P<dot>\.|{_SPELT_DOT})[A-Za-z]{{2,24}}(?![\w-])",
     re.IGNORECASE,
 )
 
-_SEP = "[ \u00a0\t_/.\u2013-]"
-# 13 to 19 digits, grouped by spaces, tabs, no-break spaces, dashes, en-dashes, dots, slashes
-# or underscores (at most two in a row), and not the middle of a longer digit run. A letter
-# before it is allowed ("x4111..."): the digits are what matter.
-_CARD = re.compile(rf"(?<!\d)(?<!\d{_SEP})\d(?:{_SEP}{{0,2}}\d){{12,18}}(?!{_SEP}?\d)")
+# Digit groups joined by spaces, tabs, line breaks, dashes, dots, slashes or underscores (at
+# most three in a row; the view has made em and en dashes "-", middle dots "." and no-break
+# spaces " "). A card is 13 to 19 digits of such a run; a longer run may hold several cards
+# side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter before it is allowed
+# ("x4111..."): the digits are what matter.
+_SEP = "[ \t\r\n_/.-]"
+_DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
-    r"credit|debit|kredi)\W{0,12}[A-Za-z]?$",
+    r"credit|debit|kredi)s?\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
 )
 # Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
@@ -237,9 +242,30 @@ _DATE_TIME = re.compile(
 # Server addresses are support data, and no phone.
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
+# Prefixes HMRC never gives a National Insurance number.
+_NOT_NINO_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
 # Formatted national ids: the shape is distinctive, the checksum decides.
 _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
-    (re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"), ssn.is_valid),
+    # A US SSN grouped 3-2-4 by one kind of separator ("536-90-4399", "536 90 4399",
+    # "536.90.4399").
+    (
+        re.compile(r"(?<![\w.-])(?<!\d )\d{3}([ .-])\d{2}\1\d{4}(?![\w-]|[ .]\d)"),
+        lambda value: bool(ssn.is_valid(re.sub(r"\D", "", value))),
+    ),
+    # An Indian Aadhaar number grouped 4-4-4 (Verhoeff-checked; never a card's first groups).
+    (
+        re.compile(r"(?<![\w.-])(?<!\d )[2-9]\d{3}([ -])\d{4}\1\d{4}(?![\w-]|[ .]\d)"),
+        lambda value: bool(aadhaar.is_valid(re.sub(r"\D", "", value))),
+    ),
+    # A French NIR grouped as on the carte Vitale ("2 95 10 99 126 111 93").
+    (
+        re.compile(
+            r"(?<![\w.-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
+            r"(?![\w-]|[ .]\d)",
+            re.IGNORECASE,
+        ),
+        lambda value: " " in value and bool(nir.is_valid(value.replace(" ", ""))),
+    ),
     (re.compile(r"(?<![\w.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w])"), cpf.is_valid),
     (re.compile(r"(?<![\w])\d{8}-?[A-Z](?![\w])", re.IGNORECASE), dni.is_valid),
     (
@@ -252,11 +278,17 @@ _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
         codicefiscale.is_valid,
     ),
     # A UK National Insurance number ("QQ 12 34 56 C", QQ being the usual example): python-stdnum
-    # has no check for it; its shape (two capitals, six digits, A-D) is distinctive enough.
+    # has no check for it; its shape (two capitals, six digits, A-D) is distinctive enough. In
+    # small letters only after a word naming it (_NAMED_NINO).
     (
         re.compile(r"(?<![\w])[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w])"),
-        lambda value: value[:2] not in {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"},
+        lambda value: value[:2] not in _NOT_NINO_PREFIXES,
     ),
+)
+_NAMED_NINO = re.compile(
+    r"\b(?:ni|nino|national insurance)(?:\s+(?:number|no\.?))?[^\w\n]{0,4}(?:is\s+)?"
+    r"([a-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[a-d])(?![\w])",
+    re.IGNORECASE,
 )
 # Digit runs (spaced, dashed or bare) that are ids only when a word naming them comes shortly
 # before.
@@ -300,8 +332,12 @@ _NAMED_DOCUMENT = re.compile(
 # first line, a JWT's first two parts): these whole spans are claimed first.
 _EXTRA_SECRETS = (
     re.compile(
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
+        r"-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+        r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        re.DOTALL,
     ),
+    # A DER key or certificate in base64 without its armour lines.
+    re.compile(r"\bMII[A-Za-z0-9+/]{60,}={0,2}"),
     re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+"),
     re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+\b", re.IGNORECASE),
     re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}"),
@@ -317,14 +353,29 @@ _EXTRA_SECRETS = (
     re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"),
     re.compile(r"\bkey-[a-f0-9]{32}\b"),
     re.compile(r"\bSK[0-9a-f]{32}\b"),
-    re.compile(r"\b[rp]k_live_[A-Za-z0-9]{16,}"),
+    re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    re.compile(r"\bwhsec_[A-Za-z0-9]{24,}"),
     re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
-    # Authorization headers: the credential after the scheme.
-    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?<=Basic )[A-Za-z0-9+/=]{8,}"),
-    # user:password@ in a URL: the password.
-    re.compile(r"://[^\s:/@]+:([^\s@/]+)@"),
+    # Authorization headers: the credential after the scheme, in any case ("bearer ..."), if
+    # it has a digit, a sign or a capital inside ("Bearer authentication" is prose).
+    re.compile(
+        r"\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)[ \t]+"
+        r"(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=]|.[A-Za-z0-9._~+/=-]*[A-Z])([A-Za-z0-9._~+/=-]{8,})"
+    ),
+    re.compile(
+        r"(?i:\bauthorization)[\\\"']*[ \t]*[:=][ \t]*[\\\"']*(?:[A-Za-z]+[ \t]+)?"
+        r"(?=[^\s\"'\\]*\d)([^\s\"'\\,;]{8,})"
+    ),
+    # user:password@ in a URL (or :password@, as Redis has it): the password.
+    re.compile(r"://[^\s:/@]*:([^\s@/]+)@"),
 )
+# An AWS secret access key (40 characters of base64 with capitals, small letters and digits)
+# in a text that names AWS or holds an access key id.
+_AWS_SECRET = re.compile(
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+    r"(?=[A-Za-z0-9/+]{0,39}\d)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+)
+_AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", re.IGNORECASE)
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
     r"passwords?|passwort|passwd|pwd|passcode|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
@@ -940,21 +991,55 @@ def _looks_like_a_list(groups: list[str]) -> bool:
 
 
 def _claim_cards(text: str, spans: _Spans) -> None:
-    for match in _CARD.finditer(text):
-        groups = re.findall(r"\d+", match.group())
-        number = "".join(groups)
-        if not luhn_valid(number):
+    for run in _DIGIT_RUN.finditer(text):
+        groups = [
+            (run.start() + group.start(), run.start() + group.end())
+            for group in re.finditer(r"\d+", run.group())
+        ]
+        digits = [end - start for start, end in groups]
+        if sum(digits) < 13:
             continue
-        grouped = len(groups) > 1 and bool(
-            _CARD_GROUPS.fullmatch(",".join(map(str, map(len, groups))))
-        )
-        # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
-        # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
-        named = bool(_CARD_WORD.search(text[max(0, match.start() - 30) : match.start()]))
-        if grouped and not named and _looks_like_a_list(groups):
+        named = bool(_CARD_WORD.search(text[max(0, run.start() - 30) : run.start()]))
+        if sum(digits) <= 19:
+            _claim_card(text, groups, spans, named=named)
             continue
-        if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
-            spans.claim(*match.span(), "card")
+        # Cards side by side: the longest window of whole groups that is one, from each group.
+        index = 0
+        while index < len(groups):
+            found = False
+            total = 0
+            last = index
+            while last + 1 < len(groups) and total + digits[last] + digits[last + 1] <= 19:
+                total += digits[last]
+                last += 1
+            for end in range(last, index - 1, -1):
+                if _claim_card(text, groups[index : end + 1], spans, named=named):
+                    index = end + 1
+                    found = True
+                    break
+            if not found:
+                index += 1
+
+
+def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, named: bool) -> bool:
+    """Claim digit groups as a card if they are one; named: a card word comes before them."""
+    number = "".join(text[start:end] for start, end in groups)
+    if not 13 <= len(number) <= 19 or not luhn_valid(number):
+        return False
+    lengths = [end - start for start, end in groups]
+    grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
+    start, end = groups[0][0], groups[-1][1]
+    # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
+    # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
+    if grouped and not named and _looks_like_a_list([text[a:b] for a, b in groups]):
+        return False
+    if not named and re.search(r"[\r\n]", text[start:end]) and number[0] not in "23456":
+        # Groups on several lines are a card when they start like one (Visa 4, Mastercard
+        # 2 and 5, Amex 3, Discover 6), not a column of numbers.
+        return False
+    if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
+        return spans.claim(start, end, "card")
+    return False
 
 
 def _claim_ibans(text: str, spans: _Spans) -> None:
@@ -1020,6 +1105,9 @@ def redact(text: str) -> Redaction:
             # The whole match: detect-secrets' context patterns ("aws ... key = '...'") capture
             # only part, and some capture just a prefix.
             spans.claim(*match.span(), "secret")
+    if _AWS_CONTEXT.search(text):
+        for match in _AWS_SECRET.finditer(text):
+            spans.claim(*match.span(), "secret")
     if _mentions(lowered, _SECRET_STEMS):
         for match in _SECRET_VALUE.finditer(text):
             value_span = _secret_value_span(match, text)
@@ -1053,14 +1141,29 @@ def redact(text: str) -> Redaction:
     if "@" in text or "\uff20" in text:
         for match in _EMAIL.finditer(text):
             spans.claim(*match.span(), "email")
-    if "dot" in lowered:
+    if (
+        " at " in lowered
+        or "dot" in lowered
+        or " @ " in text
+        or re.search(r"[(\[{<]\s*(?:at|@)", lowered)
+    ):
         for match in _OBFUSCATED_EMAIL.finditer(text):
-            spans.claim(*match.span(), "email")
+            spelt = not re.fullmatch(r"\s+at\s+", match.group("at"), re.IGNORECASE) or any(
+                re.fullmatch(_SPELT_DOT, part, re.IGNORECASE)
+                for part in re.findall(_SPELT_DOT, match.group(), re.IGNORECASE)
+            )
+            # "look at example.com" is no address: a plain " at " with plain dots needs a
+            # local part that reads like one ("john.doe at example.com").
+            if spelt or re.search(r"[._+\d]", match.group("local")):
+                spans.claim(*match.span(), "email")
     _claim_ibans(text, spans)
     for pattern, is_valid in _FORMATTED_IDS:
         for match in pattern.finditer(text):
             if is_valid(match.group()):
                 spans.claim(*match.span(), "national_id")
+    for match in _NAMED_NINO.finditer(text):
+        if match.group(1)[:2].upper() not in _NOT_NINO_PREFIXES:
+            spans.claim(*match.span(1), "national_id")
     if _mentions(lowered, _ID_STEMS):
         for match in _NAMED_ID.finditer(text):
             candidate = re.sub(r"\D", "", match.group(1))

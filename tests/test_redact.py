@@ -508,3 +508,148 @@ def test_one_time_codes_are_redacted(text: str, expected: str) -> None:
 def test_error_codes_and_references_are_no_one_time_codes(text: str) -> None:
     """HTTP statuses, error, zip and promo codes, invoice and order ids stay whole."""
     assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111\u20141111\u20141111\u20141111", "card [CARD]"),
+        ("card 4111\u20131111\u20131111\u20131111", "card [CARD]"),
+        ("card 4111\u00b71111\u00b71111\u00b71111", "card [CARD]"),
+        ("card 4111 \u2212 1111 \u2212 1111 \u2212 1111", "card [CARD]"),
+        ("card 4111 1111\n1111 1111 expires soon", "card [CARD] expires soon"),
+        ("4111 1111 1111\n1111", "[CARD]"),
+        ("card 4111\r\n1111\r\n1111\r\n1111", "card [CARD]"),
+        ("4111 1111 1111 1111 4242 4242 4242 4242", "[CARD] [CARD]"),
+        ("4111 1111 1111 1111\n5555 5555 5555 4444", "[CARD]\n[CARD]"),
+        ("cards 4111111111111111 4242424242424242", "cards [CARD] [CARD]"),
+        ("amex 3782 822463 10005", "amex [CARD]"),
+    ],
+)
+def test_cards_with_any_dash_dot_or_line_break_are_redacted(text: str, expected: str) -> None:
+    """Em and en dashes, minus signs, middle dots, line breaks, and cards side by side."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("john [at] example [dot] com", "[EMAIL]"),
+        ("write to john[at]example.com", "write to [EMAIL]"),
+        ("john {at} example {dot} co {dot} uk", "[EMAIL]"),
+        ("mail jane (@) example.org", "mail [EMAIL]"),
+        ("mail john @ example.com", "mail [EMAIL]"),
+        ("john.doe at example.com", "[EMAIL]"),
+        ("john AT example DOT com", "[EMAIL]"),
+    ],
+)
+def test_spelt_out_addresses_are_redacted(text: str, expected: str) -> None:
+    """[at], (at), {at}, (@), a spaced @, and " at " before a dotted domain."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("authorization: bearer abcdef0123456789", "authorization: bearer [SECRET]"),
+        ("BEARER eyJhbGciOiJIUzI1NiJ9.e30.abc", "BEARER [SECRET]"),
+        ("Authorization: Token 9f8e7d6c5b4a3928", "Authorization: Token [SECRET]"),
+        ('{"Authorization": "ApiKey 9f8e7d6c5b4a3928"}', '{"Authorization": "ApiKey [SECRET]"}'),
+        ("stripe sk_test_4eC39HqLyjWDarjtT1zdp7dc", "stripe [SECRET]"),
+        ("webhook whsec_abcdefghijklmnopqrstuvwxyz0123", "webhook [SECRET]"),
+        ("openai sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL", "openai [SECRET]"),
+        ("sk-svcacct-abcdefghijklmnopqrstuvwxyz012345", "[SECRET]"),
+        ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "[SECRET]"),
+        ("twilio SK0123456789abcdef0123456789abcdef", "twilio [SECRET]"),
+        ("slack xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "slack [SECRET]"),
+        ("slack xapp-1-A0123456789-1234567890123-abcdef0123456789abcdef", "slack [SECRET]"),
+        (
+            "AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "[SECRET] [SECRET]",
+        ),
+        ("aws secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws secret [SECRET]"),
+        ("redis://:hunter2@cache.example.com:6379", "redis://:[SECRET]@cache.example.com:6379"),
+        (
+            "postgres://admin:S3cr3tPw@db.example.com:5432/prod",
+            "postgres://admin:[SECRET]@db.example.com:5432/prod",
+        ),
+        ("Server=db;User Id=sa;Password=Pa55w0rd;", "Server=db;User Id=sa;Password=[SECRET];"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\nabc\n"
+            "-----END PGP PRIVATE KEY BLOCK-----",
+            "[SECRET]",
+        ),
+        (
+            "key:\n-----BEGIN OPENSSH PRIVATE KEY-----\r\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\r\n"
+            "-----END OPENSSH PRIVATE KEY-----\nthanks",
+            "key:\n[SECRET]\nthanks",
+        ),
+        (
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R",
+            "[SECRET]",
+        ),
+    ],
+)
+def test_keys_tokens_and_connection_strings_are_redacted(text: str, expected: str) -> None:
+    """Headers in any case, Stripe, OpenAI, Twilio, Slack and AWS keys, URLs, private keys."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my ssn 536 90 4399", "my ssn [NATIONAL_ID]"),
+        ("SSN: 536.90.4399", "SSN: [NATIONAL_ID]"),
+        ("536 90 4399 is mine", "[NATIONAL_ID] is mine"),
+        ("NINO qq123456c", "NINO [NATIONAL_ID]"),
+        ("my NI number is qq 12 34 56 c", "my NI number is [NATIONAL_ID]"),
+        ("Steuer-ID 65 929 970 489", "Steuer-ID [NATIONAL_ID]"),
+        ("IdNr: 65929970489", "IdNr: [NATIONAL_ID]"),
+        ("NIR 2 95 10 99 126 111 93", "NIR [NATIONAL_ID]"),
+        ("carte vitale 2 95 10 99 126 111 93", "carte vitale [NATIONAL_ID]"),
+        ("numéro de sécurité sociale 295109912611193", "numéro de sécurité sociale [NATIONAL_ID]"),
+        ("DNI 54362315K", "DNI [NATIONAL_ID]"),
+        ("NIE: x-2482300-w", "NIE: [NATIONAL_ID]"),
+        ("Aadhaar 2341 2341 2346", "Aadhaar [NATIONAL_ID]"),
+        ("2341-2341-2346 is my aadhaar", "[NATIONAL_ID] is my aadhaar"),
+        ("CPF 39053344705", "CPF [NATIONAL_ID]"),
+        ("iban gb82 west 1234 5698 7654 32", "iban [IBAN]"),
+        ("de89 3704 0044 0532 0130 00", "[IBAN]"),
+    ],
+)
+def test_national_ids_and_ibans_in_several_formats_are_redacted(text: str, expected: str) -> None:
+    """python-stdnum's checks decide; spaces, dots, dashes and small letters hide nothing."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 2.14.1 broke the export",
+        "upgraded to 10.4.17, still failing",
+        "Invoice INV-2024-118 charged us twice",
+        "order #A-55231 never arrived",
+        "order 55231-2024 never arrived",
+        "ticket #48213 and ticket SUP-2291",
+        "the total was $1,299.99 (EUR 1.299,99)",
+        "priced at 49.00 per seat, 12 seats",
+        "error 0x80070005 and exit code 137",
+        "HTTP 502 at 14:30:05 on 2024-03-05",
+        "on 05/03/2024 at 9:15 am",
+        "between 2024-03-01 and 2024-03-31",
+        "room 4111, floor 11",
+        "the years 2021, 2022 and 2023",
+        "Ports:\n8080\n8443\n9000\n9443",
+        "see you at lunch. ok",
+        "look at example.com for details",
+        "errors at api.example.com since noon",
+        "Bearer authentication is not working",
+        "Basic plan users cannot log in",
+        "token expired yesterday",
+        "IPv6 2001:db8::1 and fe80::1ff:fe23:4567:890a",
+        "build 20240315.3 of 1.2.3-beta.4",
+    ],
+)
+def test_references_amounts_dates_and_versions_are_kept(text: str) -> None:
+    """Order and invoice ids, ticket ids, prices, error codes, dates, times and versions stay."""
+    assert redact(text).text == text
