@@ -402,7 +402,9 @@ _SECRET_VALUE = re.compile(
     rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
     r"(?![\w])(?:'s(?![\w])|[\"'`])?"
     rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
-    # A contraction stays one word ("doesn't"), so it is read as the word it is.
+    # Not another keyword with its own value ("German password: Passwort: Geheim123!"). A
+    # contraction stays one word ("doesn't"), so it is read as the word it is.
+    rf"(?!(?:{_CREDENTIAL_WORDS}){_SUFFIX}[ \t]*[:\uff1a=])"
     r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,}(?:'[^\W\d_]+)*)",
     re.IGNORECASE,
 )

@@ -424,6 +424,7 @@ def test_the_original_text_is_kept_outside_the_placeholders() -> None:
         ("password: sunshine", "password: [SECRET]"),
         ("password: Sunshine please reset it", "password: [SECRET] please reset it"),
         ("password: hunter2 thanks", "password: [SECRET] thanks"),
+        ("my password: Passwort: Geheim123!", "my password: Passwort: [SECRET]"),
     ],
 )
 def test_passwords_in_other_languages_are_redacted(text: str, expected: str) -> None:
