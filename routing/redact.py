@@ -198,8 +198,8 @@ _DOT = r"[.\u3002\uff0e]"
 _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
 # Addresses written to dodge a matcher: "john(at)example(dot)com", "john [at] example.com",
 # "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
-_AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s+@\s+)"
-_SPELT_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+)"
+_AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
+_SPELT_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\s+\.\s+)"
 _OBFUSCATED_EMAIL = re.compile(
     rf"(?<![\w.+-])(?P<local>[\w.+%'-]+)(?P<at>{_AT})[\w-]+"
     rf"(?:(?:\.|{_SPELT_DOT})[\w-]+)*(?P<dot>\.|{_SPELT_DOT})[A-Za-z]{{2,24}}(?![\w-])",
@@ -378,12 +378,14 @@ _AWS_SECRET = re.compile(
 _AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", re.IGNORECASE)
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
-    r"passwords?|passwort|passwd|pwd|passcode|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
+    r"passwords?|pass ?phrases?|p[a@4]ssw[o0]rd|pass word|p/w|pword|passwort|passwd|pwd|passcode"
+    r"|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
+    r"|(?:secret|security) (?:answer|question answer)|memorable (?:word|information)"
     r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
     r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
-    r"|auth[ _-]?token|access[ _-]?token|security answer"
+    r"|auth[ _-]?token|access[ _-]?token"
     r"|(?:the|our|my|your|this|that) key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
@@ -1063,7 +1065,8 @@ def _claim_ibans(text: str, spans: _Spans) -> None:
 # Lower-case stems every match of a keyword pattern contains: a message without any of them
 # skips that scan (most messages name no password, no id and no PIN).
 _SECRET_STEMS = (
-    "pass", "pw", "contrase", "senha", "parol", "şifre", "kennwort", "wachtwoord", "hasł",
+    "pass", "pw", "p/w", "p@ss", "p4ss", "memorable", "contrase", "senha", "parol", "şifre",
+    "kennwort", "wachtwoord", "hasł",
     "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
     "jelsz", "κωδικ", "סיסמה", "كلمة", "口令", "비밀번호", "암호", "key", "token", "secret",
     "recovery", "backup", "answer", "credential", "login",
@@ -1147,6 +1150,7 @@ def redact(text: str) -> Redaction:
         " at " in lowered
         or "dot" in lowered
         or " @ " in text
+        or " . " in text
         or re.search(r"[(\[{<]\s*(?:at|@)", lowered)
     ):
         for match in _OBFUSCATED_EMAIL.finditer(text):

@@ -425,6 +425,13 @@ def test_the_original_text_is_kept_outside_the_placeholders() -> None:
         ("password: Sunshine please reset it", "password: [SECRET] please reset it"),
         ("password: hunter2 thanks", "password: [SECRET] thanks"),
         ("my password: Passwort: Geheim123!", "my password: Passwort: [SECRET]"),
+        ("passphrase: correct horse battery staple", "passphrase: [SECRET]"),
+        ("secret answer: fluffy", "secret answer: [SECRET]"),
+        ("memorable word: fluffy", "memorable word: [SECRET]"),
+        ("my p/w is hunter2", "my p/w is [SECRET]"),
+        ("p@ssword: hunter2", "p@ssword: [SECRET]"),
+        ("P4SSW0RD: hunter2", "P4SSW0RD: [SECRET]"),
+        ("pass word: hunter2", "pass word: [SECRET]"),
     ],
 )
 def test_passwords_in_other_languages_are_redacted(text: str, expected: str) -> None:
@@ -541,6 +548,7 @@ def test_cards_with_any_dash_dot_or_line_break_are_redacted(text: str, expected:
         ("mail jane (@) example.org", "mail [EMAIL]"),
         ("mail john @ example.com", "mail [EMAIL]"),
         ("john.doe at example.com", "[EMAIL]"),
+        ("mail john@example . com", "mail [EMAIL]"),
         ("john AT example DOT com", "[EMAIL]"),
     ],
 )
