@@ -1,25 +1,36 @@
 """Personal data and secrets out before any text leaves the machine or reaches a log or a copy.
 
+Every matcher reads a normalised copy of the text (NFKC, invisible characters and marks
+dropped, digits in ASCII, dashes and dots as separators, look-alike Cyrillic and Greek letters
+in Latin words as Latin: _matching_view), and only the matched spans of the original change.
+
 What is redacted, and by what (well-kept libraries where one is made for the job):
-- emails, in any script (`jané.dœ@exämple.com`);
+- emails, in any script (`jané.dœ@exämple.com`), and spelt out (`john [at] example [dot] com`,
+  `john.doe at example.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
-- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator,
-  or bare or oddly grouped after a word such as "card" (order numbers pass Luhn one time in ten);
+- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
+  or line break, several side by side, or bare or oddly grouped after a word such as "card"
+  (order numbers pass Luhn one time in ten);
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
-- national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN,
-  Brazil CPF, Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their
-  shape alone), digit runs (Turkey T.C. kimlik, Germany
+- national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
+  with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
+  Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their shape alone, in
+  small letters after their name), digit runs (Turkey T.C. kimlik, Germany
   IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
   SSNs) only after a word that names them, so order numbers stay; passport, licence and
   Personalausweis numbers after their word;
 - dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
-  `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`), the
-  credential of `Authorization: Bearer/Basic` headers and of `user:password@` in URLs;
-- the value after "password", "api key", "token", "secret", "pw:" and their translations (JSON,
-  YAML and `KEY=value` shapes too), PINs and one-time codes, `credentials user:password`.
+  `sk_test_`, `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`,
+  PGP and bare DER keys, AWS secret keys beside an AWS word), the credential of
+  `Authorization:` headers in any case and of `user:password@` in URLs;
+- the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
+  translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
+  Japanese and Korean words and their particles), unless it reads as a sentence ("password:
+  doesn't work"); PINs and one-time codes ("the code is 482913", "482913 is your code"), but
+  not HTTP, error, zip or promo codes; `credentials user:password`.
 """
 
 from __future__ import annotations
@@ -91,9 +102,33 @@ _MIXED_SCRIPT_WORD = re.compile(
 )
 
 
+def _character_class(chars: set[str]) -> str:
+    """A regular expression character class of the given characters, as ranges."""
+    codes = sorted(map(ord, chars))
+    ranges: list[str] = []
+    start = previous = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == previous + 1:
+            previous = code
+            continue
+        ranges.append(
+            re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else "")
+        )
+        start = previous = code
+    return "[" + "".join(ranges) + "]"
+
+
+@dataclass(frozen=True)
+class _Specials:
+    """The characters the view changes, found once (on the first non-ASCII text)."""
+
+    run: re.Pattern[str]  # runs of them
+    one_for_one: dict[int, str]  # those seen as one other character, whatever is around them
+    others: re.Pattern[str]  # the rest: marks, format characters, expansions
+
+
 @lru_cache(maxsize=1)
-def _special_run() -> re.Pattern[str]:
-    """Runs of characters the view changes (built once, on the first non-ASCII text)."""
+def _specials() -> _Specials:
     special = set("".join(_SIGNS.values()))
     for first, last in _SCANNED_BLOCKS:
         for code in range(first, last):
@@ -105,18 +140,18 @@ def _special_run() -> re.Pattern[str]:
                 or unicodedata.normalize("NFKC", char) != char
             ):
                 special.add(char)
-    codes = sorted(map(ord, special))
-    ranges: list[str] = []
-    start = previous = codes[0]
-    for code in [*codes[1:], -1]:
-        if code == previous + 1:
-            previous = code
-            continue
-        ranges.append(
-            re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else "")
-        )
-        start = previous = code
-    return re.compile("[" + "".join(ranges) + "]+")
+    one_for_one: dict[int, str] = {}
+    for char in special:
+        seen = _seen(char)
+        # A character NFKC may compose with a mark after it stays out ("e" + U+0301).
+        if len(seen) == 1 and unicodedata.category(char)[0] != "M":
+            one_for_one[ord(char)] = seen
+    others = special - {chr(code) for code in one_for_one}
+    return _Specials(
+        run=re.compile(_character_class(special) + "+"),
+        one_for_one=one_for_one,
+        others=re.compile(_character_class(others)),
+    )
 
 
 def _is_mark(char: str) -> bool:
@@ -161,7 +196,8 @@ def _matching_view(text: str) -> _View:
     starts: list[int] = []
     ends: list[int] = []
     position = 0
-    for run in _special_run().finditer(text):
+    specials = _specials()
+    for run in specials.run.finditer(text):
         first, last = run.span()
         if first > position and _is_mark(text[first]):
             # A mark composes with the character before it ("e" + U+0301 is "é").
@@ -169,6 +205,13 @@ def _matching_view(text: str) -> _View:
         pieces.append(text[position:first])
         starts.extend(range(position, first))
         ends.extend(range(position + 1, first + 1))
+        if first == run.start() and not specials.others.search(run.group()):
+            # Full-width digits, dashes, curly quotes: one character for one, in one call.
+            pieces.append(run.group().translate(specials.one_for_one))
+            starts.extend(range(first, last))
+            ends.extend(range(first + 1, last + 1))
+            position = last
+            continue
         index = first
         while index < last:
             cluster_end = index + 1
@@ -1007,9 +1050,13 @@ def _claim_cards(text: str, spans: _Spans) -> None:
         if sum(digits) <= 19:
             _claim_card(text, groups, spans, named=named)
             continue
-        # Cards side by side: the longest window of whole groups that is one, from each group.
+        # Cards side by side: the longest window of whole groups that is one, from each group
+        # that can start one (four digits, or a whole card number after a card word).
         index = 0
         while index < len(groups):
+            if digits[index] != 4 and not (named and 13 <= digits[index] <= 19):
+                index += 1
+                continue
             found = False
             total = 0
             last = index
@@ -1017,6 +1064,9 @@ def _claim_cards(text: str, spans: _Spans) -> None:
                 total += digits[last]
                 last += 1
             for end in range(last, index - 1, -1):
+                # Card groupings have three to five groups (_CARD_GROUPS).
+                if not (2 <= end - index <= 4 or (named and end == index)):
+                    continue
                 if _claim_card(text, groups[index : end + 1], spans, named=named):
                     index = end + 1
                     found = True
@@ -1027,11 +1077,13 @@ def _claim_cards(text: str, spans: _Spans) -> None:
 
 def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, named: bool) -> bool:
     """Claim digit groups as a card if they are one; named: a card word comes before them."""
-    number = "".join(text[start:end] for start, end in groups)
-    if not 13 <= len(number) <= 19 or not luhn_valid(number):
-        return False
     lengths = [end - start for start, end in groups]
     grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
+    if not (grouped or named) or not 13 <= sum(lengths) <= 19:
+        return False
+    number = "".join(text[start:end] for start, end in groups)
+    if not luhn_valid(number):
+        return False
     start, end = groups[0][0], groups[-1][1]
     # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
     # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
