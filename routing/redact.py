@@ -264,9 +264,9 @@ _CARD_WORD = re.compile(
 # Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
 _CARD_GROUPS = re.compile(r"4,4,4,[1-7](?:,[1-3])?|4,6,[45]")
 # Country code, two check digits, then alphanumerics, optionally in groups separated by a
-# space, dash or dot; "iban" glued in front is allowed. The valid prefix is looked for.
+# space, dash, dot or line break; "iban" glued in front is allowed. The valid prefix is looked for.
 _IBAN = re.compile(
-    r"(?:(?<=iban)|(?<![A-Za-z0-9]))[A-Z]{2} ?\d{2}(?:[ .\u00a0-]{0,2}[A-Z0-9]){10,32}",
+    r"(?:(?<=iban)|(?<![A-Za-z0-9]))[A-Z]{2} ?\d{2}(?:[ .\u00a0\r\n-]{0,2}[A-Z0-9]){10,32}",
     re.IGNORECASE,
 )
 
@@ -450,7 +450,9 @@ _SECRET_VALUE = re.compile(
     # Not another keyword with its own value ("German password: Passwort: Geheim123!"). A
     # contraction stays one word ("doesn't"), so it is read as the word it is.
     rf"(?!(?:{_CREDENTIAL_WORDS}){_SUFFIX}[ \t]*[:\uff1a=])"
-    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,}(?:'[^\W\d_]+)*)",
+    # An "&" is part of it unless a query parameter follows ("?api_key=...&page=2").
+    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`"
+    r"|(?:[^\s\"'`,;&]|&(?![\w.-]*=)){3,}(?:'[^\W\d_]+)*)",
     re.IGNORECASE,
 )
 # Chinese, Japanese and Korean: the keyword runs into its particle ("密码是abc12345",
@@ -474,7 +476,10 @@ _SECRET_PHRASED = re.compile(
 )
 # A one-time code or PIN: "482913", "123 456", "1234-5678", "4 8 2 9 1 3" (never a letter or a
 # digit right after it: "1234abc" is something else).
-_CODE_DIGITS = r"(?P<code>\d{3}[ -]\d{3}|\d{4}[ -]\d{4}|\d(?: \d){3,9}|\d{3,10})(?![0-9A-Za-z_])"
+_CODE_DIGITS = (
+    r"(?P<code>\d{3}[ -]\d{3}|\d{4}[ -]\d{4}|\d{2}(?:[ -]\d{2}){2,3}|\d(?: \d){3,9}|\d{3,10})"
+    r"(?![0-9A-Za-z_])"
+)
 # "PIN: 1234", "OTP 482913", "my 2FA code: 123 456", "verification code 5521", "验证码是482913":
 # words that always name a code, in several languages; any digits after them are one.
 _CODE_VALUE = re.compile(
@@ -501,7 +506,8 @@ _BARE_CODE = re.compile(
     r"(?<![A-Za-z0-9-])(?:(?P<before>[^\W\d_]+)[ \t]+)?"
     r"(?:code|codes|código|codice|kod|kodu|kodum|код)"
     r"(?P<connector>[ \t]+(?:is|was|lautet|ist|est|es|é|è|это)(?![^\W\d_])[ \t]*:?|[ \t]*[:=])?"
-    r"[ \t]*(?P<code>\d{3}[ -]\d{3}|\d(?: \d){3,9}|\d{4,8})(?![\w/]|[.,:-]\d)",
+    r"[ \t]*(?P<code>\d{3}[ -]\d{3}|\d{2}(?: \d{2}){2,3}|\d(?: \d){3,9}|\d{4,8})"
+    r"(?![\w/]|[.,:-]\d)",
     re.IGNORECASE,
 )
 # Words before "code" that make it no one-time code.

@@ -432,6 +432,8 @@ def test_the_original_text_is_kept_outside_the_placeholders() -> None:
         ("p@ssword: hunter2", "p@ssword: [SECRET]"),
         ("P4SSW0RD: hunter2", "P4SSW0RD: [SECRET]"),
         ("pass word: hunter2", "pass word: [SECRET]"),
+        ("password: Tr0ub4dor&3", "password: [SECRET]"),
+        ("password: P&ss<1", "password: [SECRET]"),
     ],
 )
 def test_passwords_in_other_languages_are_redacted(text: str, expected: str) -> None:
@@ -474,6 +476,8 @@ def test_a_sentence_about_a_password_stays_readable(text: str) -> None:
         ("my 2FA code: 123 456", "my 2FA code: [SECRET]"),
         ("OTP 908172", "OTP [SECRET]"),
         ("OTP 4 8 2 9 1 3", "OTP [SECRET]"),
+        ("OTP 12-34-56", "OTP [SECRET]"),
+        ("the code is 48 29 13", "the code is [SECRET]"),
         ("verification code 5521", "verification code [SECRET]"),
         ("one-time password: 739201", "one-time password: [SECRET]"),
         ("PIN-Code: 1234", "PIN-Code: [SECRET]"),
@@ -624,6 +628,7 @@ def test_keys_tokens_and_connection_strings_are_redacted(text: str, expected: st
         ("CPF 39053344705", "CPF [NATIONAL_ID]"),
         ("iban gb82 west 1234 5698 7654 32", "iban [IBAN]"),
         ("de89 3704 0044 0532 0130 00", "[IBAN]"),
+        ("iban GB82 WEST 1234\n5698 7654 32", "iban [IBAN]"),
     ],
 )
 def test_national_ids_and_ibans_in_several_formats_are_redacted(text: str, expected: str) -> None:
