@@ -243,9 +243,19 @@ _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_D
 # "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
 _AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
 _SPELT_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\s+\.\s+)"
+# Written with a spaced "@" or " . " ("follow @user . He's"), it is an address only when it
+# ends in a common top-level domain.
+_COMMON_TLDS = frozenset(
+    (
+        "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io", "co", "ai", "app",
+        "dev", "me", "uk", "us", "ca", "au", "nz", "de", "fr", "es", "it", "nl", "be", "ch", "at",
+        "se", "no", "dk", "fi", "pl", "pt", "ie", "tr", "ru", "ua", "cz", "gr", "hu", "ro", "br",
+        "mx", "ar", "cl", "in", "jp", "cn", "kr", "tw", "hk", "sg", "za", "il", "ae", "eu",
+    )
+)  # fmt: skip
 _OBFUSCATED_EMAIL = re.compile(
     rf"(?<![\w.+-])(?P<local>[\w.+%'-]+)(?P<at>{_AT})[\w-]+"
-    rf"(?:(?:\.|{_SPELT_DOT})[\w-]+)*(?P<dot>\.|{_SPELT_DOT})[A-Za-z]{{2,24}}(?![\w-])",
+    rf"(?:(?:\.|{_SPELT_DOT})[\w-]+)*(?P<dot>\.|{_SPELT_DOT})(?P<tld>[A-Za-z]{{2,24}})(?![\w-])",
     re.IGNORECASE,
 )
 
@@ -819,6 +829,7 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
         len(bare) < 3
         or bare.lower().rstrip(".!?") in _NOT_A_SECRET
         or bare.startswith(_PLACEHOLDER_START)
+        or not any(char.isalnum() for char in bare)
         or (letters_only and _is_prose(bare))
     ):
         # "password: doesn't work", "password: always fails": a sentence, not a password.
@@ -843,12 +854,18 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
     if has_digit and not has_letter:
         # "password 12345678", "password is 12345678"; "password length 12" never gets here.
         return (start, end) if len(bare) >= 4 else None
-    if has_letter and not has_digit and bare.isalpha():
-        # "my password is correcthorsebatterystaple", but "password is too short": a word of
-        # letters only is the password when a connector ("is") comes before it and it ends the
-        # clause.
+    word = bare.rstrip(".!?:)")
+    if has_letter and not has_digit and word.isalpha():
+        # "my password is correcthorsebatterystaple", but "password is too short" or "weak
+        # password policies.": a word of letters only is the password when a connector ("is")
+        # comes before it and it ends the clause.
         rest = text[end : end + 2]
-        ends_clause = not rest or rest[0] in "\n.!?,;)" or rest.startswith((" (", " -", " \u2013"))
+        ends_clause = (
+            word != bare
+            or not rest
+            or rest[0] in "\n.!?,;)"
+            or rest.startswith((" (", " -", " \u2013"))
+        )
         return (start, end) if connector and ends_clause else None
     return start, end
 
@@ -1142,6 +1159,24 @@ _ID_STEMS = (
 )  # fmt: skip
 
 
+def _obfuscated_email(match: re.Match[str]) -> bool:
+    """Whether an _OBFUSCATED_EMAIL match is an address rather than words around an "at"."""
+    at = match.group("at")
+    after_at = match.group()[match.end("at") - match.start() :]
+    dots = re.findall(rf"\.|{_SPELT_DOT}", after_at, re.IGNORECASE)
+    spaced = ("@" in at and at.strip() != at) or any(dot.strip() == "." != dot for dot in dots)
+    if spaced and match.group("tld").lower() not in _COMMON_TLDS:
+        return False
+    brackets_or_words = re.search(r"[(\[{<]", at) or any(
+        dot.strip() not in ("", ".") for dot in dots
+    )
+    if brackets_or_words or "@" in at:
+        return True
+    # "look at example.com" is no address: a plain " at " with plain dots needs a local part
+    # that reads like one ("john.doe at example.com").
+    return bool(spaced or re.search(r"[._+\d]", match.group("local")))
+
+
 def _mentions(lowered: str, stems: tuple[str, ...]) -> bool:
     return any(stem in lowered for stem in stems)
 
@@ -1189,7 +1224,8 @@ def redact(text: str) -> Redaction:
                 spans.claim(match.start("value"), match.start("value") + len(value), "secret")
     if _mentions(lowered, _USER_STEMS):
         for match in _USER_PASSWORD.finditer(text):
-            if match.group(1).lower() not in _NOT_A_SECRET:
+            value = match.group(1)
+            if value.lower() not in _NOT_A_SECRET and any(char.isalnum() for char in value):
                 spans.claim(*match.span(1), "secret")
     if _mentions(lowered, _CODE_STEMS):
         for match in _CODE_VALUE.finditer(text):
@@ -1212,13 +1248,7 @@ def redact(text: str) -> Redaction:
         or re.search(r"[(\[{<]\s*(?:at|@)", lowered)
     ):
         for match in _OBFUSCATED_EMAIL.finditer(text):
-            spelt = not re.fullmatch(r"\s+at\s+", match.group("at"), re.IGNORECASE) or any(
-                re.fullmatch(_SPELT_DOT, part, re.IGNORECASE)
-                for part in re.findall(_SPELT_DOT, match.group(), re.IGNORECASE)
-            )
-            # "look at example.com" is no address: a plain " at " with plain dots needs a
-            # local part that reads like one ("john.doe at example.com").
-            if spelt or re.search(r"[._+\d]", match.group("local")):
+            if _obfuscated_email(match):
                 spans.claim(*match.span(), "email")
     _claim_ibans(text, spans)
     for pattern, is_valid in _FORMATTED_IDS:
