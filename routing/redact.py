@@ -542,7 +542,7 @@ _CODE_OWNERS = frozenset(
 # "482913 is your verification code", "G-482913 is your Google code": the code said first.
 _CODE_FIRST = re.compile(
     r"(?<![\w.,:/-])(?:[A-Z]-)?(?P<code>\d{3}[ -]\d{3}|\d{4,8})[ \t]+(?:is|est|ist|es|é|è)[ \t]+"
-    r"(?:your|my|the|votre|ton|ihr|dein|tu|su|seu)[ \t]+(?:[^\W\d_]+[ \t]+){0,3}?"
+    r"(?:your|my|the|votre|ton|ihr|dein|tu|su|seu)[ \t]+(?P<words>(?:[^\W\d_]+[ \t]+){0,3}?)"
     r"(?:code|otp|pin|passcode|password|código|codice|kod|код)(?![^\W\d_])",
     re.IGNORECASE,
 )
@@ -1236,7 +1236,9 @@ def redact(text: str) -> Redaction:
                 continue
             spans.claim(*match.span("code"), "secret")
         for match in _CODE_FIRST.finditer(text):
-            spans.claim(*match.span("code"), "secret")
+            # "5003 is the error code we get" names another code.
+            if not _OTHER_CODES.intersection(match.group("words").lower().split()):
+                spans.claim(*match.span("code"), "secret")
     if "@" in text or "\uff20" in text:
         for match in _EMAIL.finditer(text):
             spans.claim(*match.span(), "email")

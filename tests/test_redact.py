@@ -509,6 +509,7 @@ def test_one_time_codes_are_redacted(text: str, expected: str) -> None:
         "the code is 404",
         "error code: 5003",
         "HTTP status code is 5030",
+        "5003 is the error code we get",
         "zip code is 90210",
         "promo code: 2024",
         "2FA code never arrives",
