@@ -1,30 +1,42 @@
 """Personal data and secrets out before any text leaves the machine or reaches a log or a copy.
 
+Every matcher reads a normalised copy of the text (NFKC, invisible characters and marks
+dropped, digits in ASCII, dashes and dots as separators, look-alike Cyrillic and Greek letters
+in Latin words as Latin: _matching_view), and only the matched spans of the original change.
+
 What is redacted, and by what (well-kept libraries where one is made for the job):
-- emails, in any script (`jané.dœ@exämple.com`);
+- emails, in any script (`jané.dœ@exämple.com`), and spelt out (`john [at] example [dot] com`,
+  `john.doe at example.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
-- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator,
-  or bare or oddly grouped after a word such as "card" (order numbers pass Luhn one time in ten);
+- payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
+  or line break, several side by side, or bare or oddly grouped after a word such as "card"
+  (order numbers pass Luhn one time in ten);
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
-- national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN,
-  Brazil CPF, Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their
-  shape alone), digit runs (Turkey T.C. kimlik, Germany
+- national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
+  with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
+  Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their shape alone, in
+  small letters after their name), digit runs (Turkey T.C. kimlik, Germany
   IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
   SSNs) only after a word that names them, so order numbers stay; passport, licence and
   Personalausweis numbers after their word;
 - dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
-  `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`), the
-  credential of `Authorization: Bearer/Basic` headers and of `user:password@` in URLs;
-- the value after "password", "api key", "token", "secret", "pw:" and their translations (JSON,
-  YAML and `KEY=value` shapes too), PINs and one-time codes, `credentials user:password`.
+  `sk_test_`, `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`,
+  PGP and bare DER keys, AWS secret keys beside an AWS word), the credential of
+  `Authorization:` headers in any case and of `user:password@` in URLs;
+- the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
+  translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
+  Japanese and Korean words and their particles), unless it reads as a sentence ("password:
+  doesn't work"); PINs and one-time codes ("the code is 482913", "482913 is your code"), but
+  not HTTP, error, zip or promo codes; `credentials user:password`.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
@@ -57,31 +69,214 @@ PHONE_REGIONS = (
     "CN", "JP", "RU", "PL", "MX",
 )  # fmt: skip
 
+
+# --- The text the matchers read ------------------------------------------------------------
+# Every matcher reads a normalised copy of the text, and each placeholder replaces the span
+# of the original that its match came from. The copy is NFKC (full-width digits and signs, the
+# full-width at sign, compatibility spaces, mathematical digits) with format characters
+# dropped (zero-width spaces and joiners, soft hyphens, bidi controls: "4111\u200b1111..." is
+# a card), combining marks dropped after composition (so `\w` runs on through "राम" or a
+# decomposed "é"), every decimal digit in ASCII, dashes as "-", middle dots and bullets as
+# ".", curly apostrophes and quotes straight, line and paragraph separators as "\n"; and in a
+# word that mixes Latin with Cyrillic or Greek letters, those letters as the Latin ones they
+# look like ("p\u0430ssword" with a Cyrillic "a").
+_SIGNS = {
+    "-": "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58",
+    ".": "\u00b7\u2022\u2027\u2219\u22c5\u30fb\u2981",
+    "'": "\u2018\u2019\u201a\u201b\u02bc\u2032",
+    '"': "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033",
+    "\n": "\u2028\u2029\u0085",
+}
+_SIGN_TABLE = str.maketrans({char: sign for sign, chars in _SIGNS.items() for char in chars})
+# Where characters that NFKC changes, marks, format characters and non-ASCII digits are (the
+# rest of Unicode's such characters are in scripts no matcher reads).
+_SCANNED_BLOCKS = ((0x80, 0x10200), (0x1D400, 0x1D800), (0x1F100, 0x1F200), (0xE0000, 0xE0200))
+# Cyrillic and Greek letters that look like Latin ones, for words that mix the scripts.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕһԁԛԝӏАВЕКМНОРСТХІЈЅԌѴοαρνυικτχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijshdqwlABEKMHOPCTXIJSGVoapvuiktxABEZHIKMNOPTYX",
+)
+_CYRILLIC_OR_GREEK = "\u0370-\u03ff\u0400-\u052f"
+_MIXED_SCRIPT_WORD = re.compile(
+    rf"\b(?=[^\W\d_]*[A-Za-z])(?=[^\W\d_]*[{_CYRILLIC_OR_GREEK}])[^\W\d_]+"
+)
+
+
+def _character_class(chars: set[str]) -> str:
+    """A regular expression character class of the given characters, as ranges."""
+    codes = sorted(map(ord, chars))
+    ranges: list[str] = []
+    start = previous = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == previous + 1:
+            previous = code
+            continue
+        ranges.append(
+            re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else "")
+        )
+        start = previous = code
+    return "[" + "".join(ranges) + "]"
+
+
+@dataclass(frozen=True)
+class _Specials:
+    """The characters the view changes, found once (on the first non-ASCII text)."""
+
+    run: re.Pattern[str]  # runs of them
+    one_for_one: dict[int, str]  # those seen as one other character, whatever is around them
+    others: re.Pattern[str]  # the rest: marks, format characters, expansions
+
+
+@lru_cache(maxsize=1)
+def _specials() -> _Specials:
+    special = set("".join(_SIGNS.values()))
+    for first, last in _SCANNED_BLOCKS:
+        for code in range(first, last):
+            char = chr(code)
+            category = unicodedata.category(char)
+            if (
+                category[0] == "M"
+                or category in ("Cf", "Nd")
+                or unicodedata.normalize("NFKC", char) != char
+            ):
+                special.add(char)
+    one_for_one: dict[int, str] = {}
+    for char in special:
+        seen = _seen(char)
+        # A character NFKC may compose with a mark after it stays out ("e" + U+0301).
+        if len(seen) == 1 and unicodedata.category(char)[0] != "M":
+            one_for_one[ord(char)] = seen
+    others = special - {chr(code) for code in one_for_one}
+    return _Specials(
+        run=re.compile(_character_class(special) + "+"),
+        one_for_one=one_for_one,
+        others=re.compile(_character_class(others)),
+    )
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char)[0] == "M"
+
+
+def _seen(cluster: str) -> str:
+    """One base character and its marks as the matchers read them."""
+    pieces = []
+    for char in unicodedata.normalize("NFKC", cluster):
+        category = unicodedata.category(char)
+        if category == "Cf" or category[0] == "M":
+            continue
+        pieces.append(str(unicodedata.decimal(char)) if category == "Nd" else char)
+    return "".join(pieces).translate(_SIGN_TABLE)
+
+
+@dataclass(frozen=True)
+class _View:
+    """The text the matchers read, and where each of its characters came from in the original.
+
+    View character i was made from the original's characters starts[i] to ends[i]; both are
+    None when the view is the text itself.
+    """
+
+    text: str
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that the view's span [start, end) came from."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+
+def _matching_view(text: str) -> _View:
+    """The normalised copy of the text that every matcher reads (linear in its length)."""
+    if text.isascii():
+        return _View(text)
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    position = 0
+    specials = _specials()
+    for run in specials.run.finditer(text):
+        first, last = run.span()
+        if first > position and _is_mark(text[first]):
+            # A mark composes with the character before it ("e" + U+0301 is "é").
+            first -= 1
+        pieces.append(text[position:first])
+        starts.extend(range(position, first))
+        ends.extend(range(position + 1, first + 1))
+        if first == run.start() and not specials.others.search(run.group()):
+            # Full-width digits, dashes, curly quotes: one character for one, in one call.
+            pieces.append(run.group().translate(specials.one_for_one))
+            starts.extend(range(first, last))
+            ends.extend(range(first + 1, last + 1))
+            position = last
+            continue
+        index = first
+        while index < last:
+            cluster_end = index + 1
+            while cluster_end < last and _is_mark(text[cluster_end]):
+                cluster_end += 1
+            seen = _seen(text[index:cluster_end])
+            pieces.append(seen)
+            starts.extend([index] * len(seen))
+            ends.extend([cluster_end] * len(seen))
+            index = cluster_end
+        position = last
+    if position == 0:
+        view = _View(text)
+    else:
+        pieces.append(text[position:])
+        starts.extend(range(position, len(text)))
+        ends.extend(range(position + 1, len(text) + 1))
+        view = _View("".join(pieces), starts, ends)
+    if re.search(f"[{_CYRILLIC_OR_GREEK}]", view.text) and re.search("[A-Za-z]", view.text):
+        # One letter for one: the positions stay.
+        mixed = _MIXED_SCRIPT_WORD.sub(lambda word: word.group().translate(_CONFUSABLES), view.text)
+        view = _View(mixed, view.starts, view.ends)
+    return view
+
+
 _DOT = r"[.\u3002\uff0e]"
 _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
-# "john(at)example(dot)com", "john at example dot com": an address only with a " dot " part.
+# Addresses written to dodge a matcher: "john(at)example(dot)com", "john [at] example.com",
+# "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
+_AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
+_SPELT_DOT = r"(?:\s*[(\[{<]\s*(?:dot|\.)\s*[)\]}>]\s*|\s+dot\s+|\s+\.\s+)"
+# Written with a spaced "@" or " . " ("follow @user . He's"), it is an address only when it
+# ends in a common top-level domain.
+_COMMON_TLDS = frozenset(
+    (
+        "com", "net", "org", "edu", "gov", "mil", "int", "info", "biz", "io", "co", "ai", "app",
+        "dev", "me", "uk", "us", "ca", "au", "nz", "de", "fr", "es", "it", "nl", "be", "ch", "at",
+        "se", "no", "dk", "fi", "pl", "pt", "ie", "tr", "ru", "ua", "cz", "gr", "hu", "ro", "br",
+        "mx", "ar", "cl", "in", "jp", "cn", "kr", "tw", "hk", "sg", "za", "il", "ae", "eu",
+    )
+)  # fmt: skip
 _OBFUSCATED_EMAIL = re.compile(
-    r"(?<![\w.+-])[\w.+-]+\s*(?:\(at\)|\[at\]|\s+at\s+)\s*[\w-]+"
-    r"(?:\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[\w-]+)*\s*(?:\(dot\)|\[dot\]|\s+dot\s+)\s*[A-Za-z]{2,6}\b",
+    rf"(?<![\w.+-])(?P<local>[\w.+%'-]+)(?P<at>{_AT})[\w-]+"
+    rf"(?:(?:\.|{_SPELT_DOT})[\w-]+)*(?P<dot>\.|{_SPELT_DOT})(?P<tld>[A-Za-z]{{2,24}})(?![\w-])",
     re.IGNORECASE,
 )
 
-_SEP = "[ \u00a0\t_/.\u2013-]"
-# 13 to 19 digits, grouped by spaces, tabs, no-break spaces, dashes, en-dashes, dots, slashes
-# or underscores (at most two in a row), and not the middle of a longer digit run. A letter
-# before it is allowed ("x4111..."): the digits are what matter.
-_CARD = re.compile(rf"(?<!\d)(?<!\d{_SEP})\d(?:{_SEP}{{0,2}}\d){{12,18}}(?!{_SEP}?\d)")
+# Digit groups joined by spaces, tabs, line breaks, dashes, dots, slashes or underscores (at
+# most three in a row; the view has made em and en dashes "-", middle dots "." and no-break
+# spaces " "). A card is 13 to 19 digits of such a run; a longer run may hold several cards
+# side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter before it is allowed
+# ("x4111..."): the digits are what matter.
+_SEP = "[ \t\r\n_/.-]"
+_DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
-    r"credit|debit|kredi)\W{0,12}[A-Za-z]?$",
+    r"credit|debit|kredi)s?\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
 )
 # Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
 _CARD_GROUPS = re.compile(r"4,4,4,[1-7](?:,[1-3])?|4,6,[45]")
 # Country code, two check digits, then alphanumerics, optionally in groups separated by a
-# space, dash or dot; "iban" glued in front is allowed. The valid prefix is looked for.
+# space, dash, dot or line break; "iban" glued in front is allowed. The valid prefix is looked for.
 _IBAN = re.compile(
-    r"(?:(?<=iban)|(?<![A-Za-z0-9]))[A-Z]{2} ?\d{2}(?:[ .\u00a0-]{0,2}[A-Z0-9]){10,32}",
+    r"(?:(?<=iban)|(?<![A-Za-z0-9]))[A-Z]{2} ?\d{2}(?:[ .\u00a0\r\n-]{0,2}[A-Z0-9]){10,32}",
     re.IGNORECASE,
 )
 
@@ -100,9 +295,30 @@ _DATE_TIME = re.compile(
 # Server addresses are support data, and no phone.
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
+# Prefixes HMRC never gives a National Insurance number.
+_NOT_NINO_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
 # Formatted national ids: the shape is distinctive, the checksum decides.
 _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
-    (re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])"), ssn.is_valid),
+    # A US SSN grouped 3-2-4 by one kind of separator ("536-90-4399", "536 90 4399",
+    # "536.90.4399").
+    (
+        re.compile(r"(?<![\w.-])(?<!\d )\d{3}([ .-])\d{2}\1\d{4}(?![\w-]|[ .]\d)"),
+        lambda value: bool(ssn.is_valid(re.sub(r"\D", "", value))),
+    ),
+    # An Indian Aadhaar number grouped 4-4-4 (Verhoeff-checked; never a card's first groups).
+    (
+        re.compile(r"(?<![\w.-])(?<!\d )[2-9]\d{3}([ -])\d{4}\1\d{4}(?![\w-]|[ .]\d)"),
+        lambda value: bool(aadhaar.is_valid(re.sub(r"\D", "", value))),
+    ),
+    # A French NIR grouped as on the carte Vitale ("2 95 10 99 126 111 93").
+    (
+        re.compile(
+            r"(?<![\w.-])[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
+            r"(?![\w-]|[ .]\d)",
+            re.IGNORECASE,
+        ),
+        lambda value: " " in value and bool(nir.is_valid(value.replace(" ", ""))),
+    ),
     (re.compile(r"(?<![\w.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w])"), cpf.is_valid),
     (re.compile(r"(?<![\w])\d{8}-?[A-Z](?![\w])", re.IGNORECASE), dni.is_valid),
     (
@@ -115,11 +331,17 @@ _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
         codicefiscale.is_valid,
     ),
     # A UK National Insurance number ("QQ 12 34 56 C", QQ being the usual example): python-stdnum
-    # has no check for it; its shape (two capitals, six digits, A-D) is distinctive enough.
+    # has no check for it; its shape (two capitals, six digits, A-D) is distinctive enough. In
+    # small letters only after a word naming it (_NAMED_NINO).
     (
         re.compile(r"(?<![\w])[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w])"),
-        lambda value: value[:2] not in {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"},
+        lambda value: value[:2] not in _NOT_NINO_PREFIXES,
     ),
+)
+_NAMED_NINO = re.compile(
+    r"\b(?:ni|nino|national insurance)(?:\s+(?:number|no\.?))?[^\w\n]{0,4}(?:is\s+)?"
+    r"([a-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[a-d])(?![\w])",
+    re.IGNORECASE,
 )
 # Digit runs (spaced, dashed or bare) that are ids only when a word naming them comes shortly
 # before.
@@ -163,8 +385,12 @@ _NAMED_DOCUMENT = re.compile(
 # first line, a JWT's first two parts): these whole spans are claimed first.
 _EXTRA_SECRETS = (
     re.compile(
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL
+        r"-----BEGIN[A-Z ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+        r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        re.DOTALL,
     ),
+    # A DER key or certificate in base64 without its armour lines.
+    re.compile(r"\bMII[A-Za-z0-9+/]{60,}={0,2}"),
     re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+"),
     re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+\b", re.IGNORECASE),
     re.compile(r"\bxox[a-z]-[A-Za-z0-9-]{10,}"),
@@ -180,22 +406,39 @@ _EXTRA_SECRETS = (
     re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"),
     re.compile(r"\bkey-[a-f0-9]{32}\b"),
     re.compile(r"\bSK[0-9a-f]{32}\b"),
-    re.compile(r"\b[rp]k_live_[A-Za-z0-9]{16,}"),
+    re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    re.compile(r"\bwhsec_[A-Za-z0-9]{24,}"),
     re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
-    # Authorization headers: the credential after the scheme.
-    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?<=Basic )[A-Za-z0-9+/=]{8,}"),
-    # user:password@ in a URL: the password.
-    re.compile(r"://[^\s:/@]+:([^\s@/]+)@"),
+    # Authorization headers: the credential after the scheme, in any case ("bearer ..."), if
+    # it has a digit, a sign or a capital inside ("Bearer authentication" is prose).
+    re.compile(
+        r"\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)[ \t]+"
+        r"(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=]|.[A-Za-z0-9._~+/=-]*[A-Z])([A-Za-z0-9._~+/=-]{8,})"
+    ),
+    re.compile(
+        r"(?i:\bauthorization)[\\\"']*[ \t]*[:=][ \t]*[\\\"']*(?:[A-Za-z]+[ \t]+)?"
+        r"(?=[^\s\"'\\]*\d)([^\s\"'\\,;]{8,})"
+    ),
+    # user:password@ in a URL (or :password@, as Redis has it): the password.
+    re.compile(r"://[^\s:/@]*:([^\s@/]+)@"),
 )
+# An AWS secret access key (40 characters of base64 with capitals, small letters and digits)
+# in a text that names AWS or holds an access key id.
+_AWS_SECRET = re.compile(
+    r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+    r"(?=[A-Za-z0-9/+]{0,39}\d)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+)
+_AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", re.IGNORECASE)
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
-    r"passwords?|passwort|passwd|pwd|passcode|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
+    r"passwords?|pass ?phrases?|p[a@4]ssw[o0]rd|pass word|p/w|pword|passwort|passwd|pwd|passcode"
+    r"|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
+    r"|(?:secret|security) (?:answer|question answer)|memorable (?:word|information)"
     r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
     r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
-    r"|auth[ _-]?token|access[ _-]?token|security answer"
+    r"|auth[ _-]?token|access[ _-]?token"
     r"|(?:the|our|my|your|this|that) key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
@@ -203,13 +446,31 @@ _WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
 # After the word, an identifier may run on only with parts that still name a secret
 # ("aws_secret_access_key", "API_KEY"), not "access_token_expires_in" or "password_reset".
 _SUFFIX = r"(?:[_-](?:key|keys|secret|token|access|value|string|b64|base64|id|pass|password))*"
-_CONNECTOR = r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont)(?![A-Za-z])|->|=>|[:\uff1a=-])"
+# "is" in the languages of _CREDENTIAL_WORDS ("hasło to", "heslo je", "lösenord är", "пароль это").
+_CONNECTOR = (
+    r"(?:(?:is|ist|est|es|é|è|este|lautet|was|are|sont|jest|to|je|är|er|on|это|είναι|هي|היא)"
+    r"(?![^\W\d_])|->|=>|[:\uff1a=-])"
+)
+# Connectors that are English words too: a value after them needs a digit or a symbol.
+_WEAK_CONNECTORS = frozenset({"to", "on", "er", "je"})
 _SECRET_VALUE = re.compile(
     rf"(?<![A-Za-z0-9])(?:(?P<word>{_CREDENTIAL_WORDS}){_SUFFIX}|(?P<weak>{_WEAK_CREDENTIAL_WORDS}))"
     r"(?![\w])(?:'s(?![\w])|[\"'`])?"
     rf"(?P<sep>[ \t]*(?:{_CONNECTOR}[ \t]*(?:[:\uff1a][ \t]*)?)?\n?[ \t]*)"
-    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`|[^\s\"'`,;&]{3,})",
+    # Not another keyword with its own value ("German password: Passwort: Geheim123!"). A
+    # contraction stays one word ("doesn't"), so it is read as the word it is.
+    rf"(?!(?:{_CREDENTIAL_WORDS}){_SUFFIX}[ \t]*[:\uff1a=])"
+    # An "&" is part of it unless a query parameter follows ("?api_key=...&page=2").
+    r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`"
+    r"|(?:[^\s\"'`,;&]|&(?![\w.-]*=)){3,}(?:'[^\W\d_]+)*)",
     re.IGNORECASE,
+)
+# Chinese, Japanese and Korean: the keyword runs into its particle ("密码是abc12345",
+# "パスワードはabc12345です", "비밀번호는 abc12345"); the password is the ASCII run after it.
+_CJK_SECRET = re.compile(
+    r"(?:密码|密碼|口令|パスワード|暗証番号|비밀번호|암호)"
+    r"(?:[ \t]*(?:是|为|為|改为|改成|设为|設為|变成|は|が|を|も|는|은|이|가|[:=]))*[ \t]*[「『\"']?"
+    r"(?P<value>[!-~]{3,})"
 )
 # "the password for the portal is Tr0ub4dor&3", "my password is now Summer2024!", "password
 # reset to Winter2025": the value after a phrase _SECRET_VALUE does not read (a "for ..." part,
@@ -223,12 +484,66 @@ _SECRET_PHRASED = re.compile(
     r"(?P<value>[^\s\"'`,;]{3,})",
     re.IGNORECASE,
 )
-# "PIN: 1234", "OTP 482913", "2FA code 482913", "verification code: 482913": digits only.
+# A one-time code or PIN: "482913", "123 456", "1234-5678", "4 8 2 9 1 3" (never a letter or a
+# digit right after it: "1234abc" is something else).
+_CODE_DIGITS = (
+    r"(?P<code>\d{3}[ -]\d{3}|\d{4}[ -]\d{4}|\d{2}(?:[ -]\d{2}){2,3}|\d(?: \d){3,9}|\d{3,10})"
+    r"(?![0-9A-Za-z_])"
+)
+# "PIN: 1234", "OTP 482913", "my 2FA code: 123 456", "verification code 5521", "验证码是482913":
+# words that always name a code, in several languages; any digits after them are one.
 _CODE_VALUE = re.compile(
-    r"\b(?:pin(?: code| number)?|otp|one[- ]time (?:code|password)|2fa(?: code)?|mfa(?: code)?"
-    r"|verification code|security code|auth(?:entication)? code|login code|sms code|cvv|cvc"
-    r"|doğrulama kodu|bestätigungscode|code de vérification|código de verificación)"
-    r"\b[^\w\n]{0,4}(?:is\s+|:\s*)?(\d{3,10})(?!\w)",
+    r"(?<![A-Za-z0-9-])(?:pin(?:[ -]?code| number)?|otp"
+    r"|one[- ]time (?:code|password|passcode|pin)|[2m]fa(?: code)?"
+    r"|two[- ]factor(?: authentication)?(?: code)?|2[- ]step(?: verification)? code"
+    r"|verification code|security code|auth(?:entication|enticator)? code|login code"
+    r"|sign[- ]in code|sms code|access code|passcode|confirmation code|cvv2?|cvc2?|csc"
+    r"|doğrulama kodu|onay kodu|bestätigungscode|sicherheitscode|verifizierungscode|einmalcode"
+    r"|code de vérification|code de confirmation|code de sécurité|código de verificación"
+    r"|código de seguridad|código de verificação|código de confirmação|codice di verifica"
+    r"|код подтверждения|验证码|驗證碼|校验码|认证码|認証コード|確認コード"
+    r"|ワンタイムパスワード|인증번호|인증 코드)"
+    r"(?![A-Za-z])[^\w\n]{0,4}"
+    r"(?:(?:is|was|lautet|ist|est|es|é|è|是|为|為|は|が|는|은)(?![A-Za-z])[^\w\n]{0,3})?"
+    + _CODE_DIGITS,
+    re.IGNORECASE,
+)
+# "the code is 482913", "Code: 482913", "use code 482913", "votre code est 482913": "code" alone
+# names a one-time code only with "is" or a colon after it (or "use"/"enter"/"your" before
+# it), four to eight digits, and no word before it that makes it another code ("error code:
+# 5003", "zip code is 90210", "the code 404 page").
+_BARE_CODE = re.compile(
+    r"(?<![A-Za-z0-9-])(?:(?P<before>[^\W\d_]+)[ \t]+)?"
+    r"(?:code|codes|código|codice|kod|kodu|kodum|код)"
+    r"(?P<connector>[ \t]+(?:is|was|lautet|ist|est|es|é|è|это)(?![^\W\d_])[ \t]*:?|[ \t]*[:=])?"
+    r"[ \t]*(?P<code>\d{3}[ -]\d{3}|\d{2}(?: \d{2}){2,3}|\d(?: \d){3,9}|\d{4,8})"
+    r"(?![\w/]|[.,:-]\d)",
+    re.IGNORECASE,
+)
+# Words before "code" that make it no one-time code.
+_OTHER_CODES = frozenset(
+    (
+        "error", "status", "http", "exit", "return", "response", "result", "reason", "fault",
+        "event", "exception", "promo", "promotional", "discount", "coupon", "voucher", "referral",
+        "gift", "zip", "postal", "post", "area", "country", "dial", "region", "source", "product",
+        "item", "sku", "article", "bank", "sort", "swift", "bic", "tax", "vat", "hs", "qr", "bar",
+        "tracking", "reference", "ref", "order", "invoice", "ticket", "case", "customer", "client",
+        "course", "class", "colour", "color", "style", "model", "part", "program", "function",
+        "fehler", "statuscode", "erreur", "código",
+    )
+)  # fmt: skip
+# Words before "code" that say it is the customer's code even without "is" after it.
+_CODE_OWNERS = frozenset(
+    (
+        "use", "enter", "type", "input", "your", "my", "ihr", "dein", "votre", "ton", "tu", "su",
+        "seu",
+    )
+)  # fmt: skip
+# "482913 is your verification code", "G-482913 is your Google code": the code said first.
+_CODE_FIRST = re.compile(
+    r"(?<![\w.,:/-])(?:[A-Z]-)?(?P<code>\d{3}[ -]\d{3}|\d{4,8})[ \t]+(?:is|est|ist|es|é|è)[ \t]+"
+    r"(?:your|my|the|votre|ton|ihr|dein|tu|su|seu)[ \t]+(?P<words>(?:[^\W\d_]+[ \t]+){0,3}?)"
+    r"(?:code|otp|pin|passcode|password|código|codice|kod|код)(?![^\W\d_])",
     re.IGNORECASE,
 )
 # "credentials admin:hunter2", "login: admin / hunter2": the part after the user name.
@@ -245,6 +560,56 @@ _SENTENCE_STARTS = frozenset(
         "we", "it", "the", "my", "our", "please", "how", "what", "why", "when", "where",
     }
 )  # fmt: skip
+# Words of a sentence, not of a password: negations, function words, and the verbs and adverbs
+# said of a password, in the languages of _CREDENTIAL_WORDS. "password: doesn't work",
+# "password: always fails after the update", "Passwort: funktioniert nicht" are sentences; a
+# passphrase ("correct horse battery staple") has none of them.
+_PROSE_WORDS = frozenset(
+    (
+        "not", "no", "never", "none", "nothing", "nobody", "cannot", "dont", "doesnt", "didnt",
+        "isnt", "wasnt", "wont", "cant", "couldnt", "shouldnt", "wouldnt", "arent", "werent",
+        "hasnt", "havent", "always", "sometimes", "suddenly", "randomly", "constantly", "often",
+        "just", "only", "already", "again", "also", "still", "now", "anymore", "even", "ever",
+        "yet", "keeps", "kept", "keep", "work", "works", "worked", "working", "fail", "fails",
+        "failed", "failing", "broke", "broken", "breaks", "expire", "expired", "expires",
+        "expiring", "reject", "rejected", "rejects", "accept", "accepted", "accepts", "change",
+        "changed", "changes", "reset", "resets", "stop", "stops", "stopped", "lost", "forgot",
+        "forgotten", "locked", "blocked", "missing", "incorrect", "invalid", "wrong", "help",
+        "please", "thanks", "thank", "hi", "hello", "hey", "sorry", "the", "a", "an", "is", "are",
+        "was", "were", "be", "been", "being", "has", "have", "had", "do", "does", "did", "will",
+        "would", "should", "could", "can", "may", "might", "must", "shall", "to", "of", "in", "on",
+        "at", "for", "with", "by", "from", "after", "before", "since", "until", "when", "while",
+        "because", "but", "and", "or", "so", "if", "then", "than", "that", "this", "these",
+        "those", "it", "its", "i", "me", "my", "we", "us", "our", "you", "your", "he", "she",
+        "they", "them", "their", "there", "here", "what", "why", "how", "where", "who", "which",
+        "get", "gets", "getting", "got", "seems", "seem", "same", "new", "old", "any", "some",
+        "all", "every", "each", "too", "very", "more", "less", "field", "box", "page", "screen",
+        "link", "email", "login", "account", "update", "updated", "nicht", "kein", "keine",
+        "keinen", "nie", "niemals", "funktioniert", "geht", "klappt", "falsch", "abgelaufen",
+        "vergessen", "ist", "sind", "war", "wird", "der", "die", "das", "den", "dem", "und",
+        "oder", "aber", "mit", "bei", "nach", "seit", "immer", "noch", "mehr", "bitte", "ich",
+        "wir", "es", "mein", "meine", "unser", "ne", "pas", "plus", "jamais", "rien", "marche",
+        "fonctionne", "oublié", "expiré", "est", "sont", "le", "la", "les", "et", "ou", "mais",
+        "avec", "depuis", "toujours", "encore", "je", "nous", "il", "mon", "ma", "notre", "merci",
+        "svp", "nunca", "nada", "funciona", "sirve", "olvidé", "caducada", "caducado", "expirada",
+        "incorrecta", "está", "son", "el", "los", "las", "y", "o", "pero", "con", "desde",
+        "siempre", "todavía", "aún", "yo", "mi", "gracias", "não", "funcionando", "esqueci", "é",
+        "os", "as", "mas", "com", "sempre", "ainda", "eu", "meu", "minha", "obrigado", "non",
+        "funziona", "scaduta", "scaduto", "è", "lo", "gli", "e", "ancora", "io", "mio", "grazie",
+        "niet", "geen", "werkt", "vergeten", "verlopen", "het", "en", "maar", "altijd", "nog",
+        "değil", "yok", "çal\u0131şm\u0131yor", "olmuyor", "hatal\u0131", "yanl\u0131ş", "unuttum",
+        "ve", "ama", "bir",
+    )
+)  # fmt: skip
+_CONTRACTION = re.compile(r"[^\W\d_]+'(?:t|s|re|ll|ve|m|d)", re.IGNORECASE)
+
+
+def _is_prose(word: str) -> bool:
+    """Whether a word reads as part of a sentence ("doesn't", "always", "nicht")."""
+    lowered = word.lower().strip(".,;:!?()")
+    return lowered in _PROSE_WORDS or bool(_CONTRACTION.fullmatch(lowered))
+
+
 # Words that follow "password" in ordinary sentences and are no password.
 _NOT_A_SECRET = frozenset(
     {
@@ -452,14 +817,26 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
         clause = text[start:].split("\n", 1)[0]
         clause = re.split(r"[.!?;,]", clause, maxsplit=1)[0].rstrip()
         words = clause.split()
-        if 3 <= len(words) <= 6 and words[0].lower() not in _SENTENCE_STARTS:
+        if (
+            3 <= len(words) <= 6
+            and words[0].lower() not in _SENTENCE_STARTS
+            and not any(map(_is_prose, words))
+        ):
             return start, start + len(clause)
     bare = value
+    letters_only = bool(re.fullmatch(r"[^\W\d_]+(?:'[^\W\d_]+)*[.!?]?", bare))
     if (
         len(bare) < 3
         or bare.lower().rstrip(".!?") in _NOT_A_SECRET
         or bare.startswith(_PLACEHOLDER_START)
+        or not any(char.isalnum() for char in bare)
+        or (letters_only and _is_prose(bare))
     ):
+        # "password: doesn't work", "password: always fails": a sentence, not a password.
+        return None
+    connector_word = re.search(r"[^\W\d_]+", sep)
+    if letters_only and connector_word and connector_word.group().lower() in _WEAK_CONNECTORS:
+        # "the password to access": "to" says "is" only in Polish, before a value with digits.
         return None
     if match.group("weak") and not explicit:
         return None
@@ -477,12 +854,18 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
     if has_digit and not has_letter:
         # "password 12345678", "password is 12345678"; "password length 12" never gets here.
         return (start, end) if len(bare) >= 4 else None
-    if has_letter and not has_digit and bare.isalpha():
-        # "my password is correcthorsebatterystaple", but "password is too short": a word of
-        # letters only is the password when a connector ("is") comes before it and it ends the
-        # clause.
+    word = bare.rstrip(".!?:)")
+    if has_letter and not has_digit and word.isalpha():
+        # "my password is correcthorsebatterystaple", but "password is too short" or "weak
+        # password policies.": a word of letters only is the password when a connector ("is")
+        # comes before it and it ends the clause.
         rest = text[end : end + 2]
-        ends_clause = not rest or rest[0] in "\n.!?,;)" or rest.startswith((" (", " -", " \u2013"))
+        ends_clause = (
+            word != bare
+            or not rest
+            or rest[0] in "\n.!?,;)"
+            or rest.startswith((" (", " -", " \u2013"))
+        )
         return (start, end) if connector and ends_clause else None
     return start, end
 
@@ -544,13 +927,18 @@ class _Spans:
         self._spans.insert(index, (start, end, kind))
         return True
 
-    def apply(self, text: str) -> Redaction:
+    def apply(self, text: str, view: _View) -> Redaction:
+        """The original text with each claimed span of the view replaced by its placeholder."""
         counts: Counter[str] = Counter()
         pieces: list[str] = []
         position = 0
-        for start, end, kind in self._spans:
+        for view_start, view_end, kind in self._spans:
             if not kind:
                 continue
+            start, end = view.original(view_start, view_end)
+            # Two view characters made from one original character ("½") may end one span and
+            # start the next: the second starts where the first ended.
+            start = max(start, position)
             pieces.append(text[position:start])
             pieces.append(f"[{kind.upper()}]")
             counts[kind] += 1
@@ -673,21 +1061,64 @@ def _looks_like_a_list(groups: list[str]) -> bool:
 
 
 def _claim_cards(text: str, spans: _Spans) -> None:
-    for match in _CARD.finditer(text):
-        groups = re.findall(r"\d+", match.group())
-        number = "".join(groups)
-        if not luhn_valid(number):
+    for run in _DIGIT_RUN.finditer(text):
+        groups = [
+            (run.start() + group.start(), run.start() + group.end())
+            for group in re.finditer(r"\d+", run.group())
+        ]
+        digits = [end - start for start, end in groups]
+        if sum(digits) < 13:
             continue
-        grouped = len(groups) > 1 and bool(
-            _CARD_GROUPS.fullmatch(",".join(map(str, map(len, groups))))
-        )
-        # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
-        # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
-        named = bool(_CARD_WORD.search(text[max(0, match.start() - 30) : match.start()]))
-        if grouped and not named and _looks_like_a_list(groups):
+        named = bool(_CARD_WORD.search(text[max(0, run.start() - 30) : run.start()]))
+        if sum(digits) <= 19:
+            _claim_card(text, groups, spans, named=named)
             continue
-        if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
-            spans.claim(*match.span(), "card")
+        # Cards side by side: the longest window of whole groups that is one, from each group
+        # that can start one (four digits, or a whole card number after a card word).
+        index = 0
+        while index < len(groups):
+            if digits[index] != 4 and not (named and 13 <= digits[index] <= 19):
+                index += 1
+                continue
+            found = False
+            total = 0
+            last = index
+            while last + 1 < len(groups) and total + digits[last] + digits[last + 1] <= 19:
+                total += digits[last]
+                last += 1
+            for end in range(last, index - 1, -1):
+                # Card groupings have three to five groups (_CARD_GROUPS).
+                if not (2 <= end - index <= 4 or (named and end == index)):
+                    continue
+                if _claim_card(text, groups[index : end + 1], spans, named=named):
+                    index = end + 1
+                    found = True
+                    break
+            if not found:
+                index += 1
+
+
+def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, named: bool) -> bool:
+    """Claim digit groups as a card if they are one; named: a card word comes before them."""
+    lengths = [end - start for start, end in groups]
+    grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
+    if not (grouped or named) or not 13 <= sum(lengths) <= 19:
+        return False
+    number = "".join(text[start:end] for start, end in groups)
+    if not luhn_valid(number):
+        return False
+    start, end = groups[0][0], groups[-1][1]
+    # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
+    # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
+    if grouped and not named and _looks_like_a_list([text[a:b] for a, b in groups]):
+        return False
+    if not named and re.search(r"[\r\n]", text[start:end]) and number[0] not in "23456":
+        # Groups on several lines are a card when they start like one (Visa 4, Mastercard
+        # 2 and 5, Amex 3, Discover 6), not a column of numbers.
+        return False
+    if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
+        return spans.claim(start, end, "card")
+    return False
 
 
 def _claim_ibans(text: str, spans: _Spans) -> None:
@@ -709,12 +1140,16 @@ def _claim_ibans(text: str, spans: _Spans) -> None:
 # Lower-case stems every match of a keyword pattern contains: a message without any of them
 # skips that scan (most messages name no password, no id and no PIN).
 _SECRET_STEMS = (
-    "pass", "pw", "contrase", "senha", "parol", "şifre", "kennwort", "wachtwoord", "hasł",
+    "pass", "pw", "p/w", "p@ss", "p4ss", "memorable", "contrase", "senha", "parol", "şifre",
+    "kennwort", "wachtwoord", "hasł",
     "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
-    "jelsz", "κωδικ", "סיסמה", "كلمة", "key", "token", "secret", "recovery", "backup", "answer",
-    "credential", "login",
+    "jelsz", "κωδικ", "סיסמה", "كلمة", "口令", "비밀번호", "암호", "key", "token", "secret",
+    "recovery", "backup", "answer", "credential", "login",
 )  # fmt: skip
-_CODE_STEMS = ("pin", "otp", "one", "2fa", "mfa", "code", "cvv", "cvc", "kodu", "código")
+_CODE_STEMS = (
+    "pin", "otp", "one", "2fa", "mfa", "factor", "step", "code", "cvv", "cvc", "csc", "kod",
+    "código", "codice", "код", "验证", "驗證", "校验", "认证", "コード", "ワンタイム", "인증",
+)  # fmt: skip
 _USER_STEMS = ("credential", "creds", "login", "user")
 _DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "ausweis")
 _ID_STEMS = (
@@ -724,12 +1159,33 @@ _ID_STEMS = (
 )  # fmt: skip
 
 
+def _obfuscated_email(match: re.Match[str]) -> bool:
+    """Whether an _OBFUSCATED_EMAIL match is an address rather than words around an "at"."""
+    at = match.group("at")
+    after_at = match.group()[match.end("at") - match.start() :]
+    dots = re.findall(rf"\.|{_SPELT_DOT}", after_at, re.IGNORECASE)
+    spaced = ("@" in at and at.strip() != at) or any(dot.strip() == "." != dot for dot in dots)
+    if spaced and match.group("tld").lower() not in _COMMON_TLDS:
+        return False
+    brackets_or_words = re.search(r"[(\[{<]", at) or any(
+        dot.strip() not in ("", ".") for dot in dots
+    )
+    if brackets_or_words or "@" in at:
+        return True
+    # "look at example.com" is no address: a plain " at " with plain dots needs a local part
+    # that reads like one ("john.doe at example.com").
+    return bool(spaced or re.search(r"[._+\d]", match.group("local")))
+
+
 def _mentions(lowered: str, stems: tuple[str, ...]) -> bool:
     return any(stem in lowered for stem in stems)
 
 
 def redact(text: str) -> Redaction:
     """Replace personal data and secrets with placeholders such as [EMAIL] and [SECRET]."""
+    original = text
+    view = _matching_view(original)
+    text = view.text
     spans = _Spans()
     # Order matters where kinds overlap: a secret or an IBAN is a longer run that the card or
     # phone matchers would split; dates are kept before the digit matchers run.
@@ -747,11 +1203,18 @@ def redact(text: str) -> Redaction:
             # The whole match: detect-secrets' context patterns ("aws ... key = '...'") capture
             # only part, and some capture just a prefix.
             spans.claim(*match.span(), "secret")
+    if _AWS_CONTEXT.search(text):
+        for match in _AWS_SECRET.finditer(text):
+            spans.claim(*match.span(), "secret")
     if _mentions(lowered, _SECRET_STEMS):
         for match in _SECRET_VALUE.finditer(text):
             value_span = _secret_value_span(match, text)
             if value_span:
                 spans.claim(*value_span, "secret")
+        for match in _CJK_SECRET.finditer(text):
+            value = match.group("value").rstrip(".,;:)\"'")
+            if len(value) >= 3 and value.lower() not in _NOT_A_SECRET:
+                spans.claim(match.start("value"), match.start("value") + len(value), "secret")
         for match in _SECRET_PHRASED.finditer(text):
             value = match.group("value").rstrip(".?")
             has_letter = any(char.isalpha() for char in value)
@@ -761,22 +1224,42 @@ def redact(text: str) -> Redaction:
                 spans.claim(match.start("value"), match.start("value") + len(value), "secret")
     if _mentions(lowered, _USER_STEMS):
         for match in _USER_PASSWORD.finditer(text):
-            if match.group(1).lower() not in _NOT_A_SECRET:
+            value = match.group(1)
+            if value.lower() not in _NOT_A_SECRET and any(char.isalnum() for char in value):
                 spans.claim(*match.span(1), "secret")
     if _mentions(lowered, _CODE_STEMS):
         for match in _CODE_VALUE.finditer(text):
-            spans.claim(*match.span(1), "secret")
+            spans.claim(*match.span("code"), "secret")
+        for match in _BARE_CODE.finditer(text):
+            before = (match.group("before") or "").lower()
+            if before in _OTHER_CODES or not (match.group("connector") or before in _CODE_OWNERS):
+                continue
+            spans.claim(*match.span("code"), "secret")
+        for match in _CODE_FIRST.finditer(text):
+            # "5003 is the error code we get" names another code.
+            if not _OTHER_CODES.intersection(match.group("words").lower().split()):
+                spans.claim(*match.span("code"), "secret")
     if "@" in text or "\uff20" in text:
         for match in _EMAIL.finditer(text):
             spans.claim(*match.span(), "email")
-    if "dot" in lowered:
+    if (
+        " at " in lowered
+        or "dot" in lowered
+        or " @ " in text
+        or " . " in text
+        or re.search(r"[(\[{<]\s*(?:at|@)", lowered)
+    ):
         for match in _OBFUSCATED_EMAIL.finditer(text):
-            spans.claim(*match.span(), "email")
+            if _obfuscated_email(match):
+                spans.claim(*match.span(), "email")
     _claim_ibans(text, spans)
     for pattern, is_valid in _FORMATTED_IDS:
         for match in pattern.finditer(text):
             if is_valid(match.group()):
                 spans.claim(*match.span(), "national_id")
+    for match in _NAMED_NINO.finditer(text):
+        if match.group(1)[:2].upper() not in _NOT_NINO_PREFIXES:
+            spans.claim(*match.span(1), "national_id")
     if _mentions(lowered, _ID_STEMS):
         for match in _NAMED_ID.finditer(text):
             candidate = re.sub(r"\D", "", match.group(1))
@@ -792,4 +1275,4 @@ def redact(text: str) -> Redaction:
         spans.claim(*match.span(), "")
     _claim_cards(text, spans)
     _claim_phones(text, spans)
-    return spans.apply(text)
+    return spans.apply(original, view)
