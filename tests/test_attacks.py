@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.intake import customer_message
-from bot.sandbox.shell import CUSTOMER, INTAKE
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from routing.config import load_config
 from routing.drafter import TemplateDrafter, find_details
 from routing.embedding_cache import CachingEmbedder
@@ -190,3 +190,13 @@ async def test_edits_delivered_out_of_order_keep_the_newest_text(bot: Harness) -
     ticket = await bot.store.ticket_at(INTAKE, ts)
     assert ticket is not None
     assert ticket.text.startswith("SECOND")
+
+
+async def test_an_oncall_named_many_times_is_paged_once(bot: Harness) -> None:
+    """`/triage oncall billing @a @a @a ...` keeps @a once: a page mentions them once."""
+    answer = await bot.command(AGENT, "oncall billing " + f"<@{ONCALL}> " * 40)
+    assert answer == f"On-call for billing is now <@{ONCALL}>."
+    ticket_id = await bot.new_ticket("Urgent: I was charged twice, refund now")
+    (post, *_) = await bot.store.posts(ticket_id)
+    notes = bot.thread_of(post.channel, post.ts)
+    assert [note["text"].count(f"<@{ONCALL}>") for note in notes] == [1]
