@@ -150,9 +150,12 @@ def build_app(
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         # The one place a listener's failure ends up: logged for the operator, never lost
         # silently (the ticket itself is stored before any listener work can fail).
+        # Read defensively: the body that failed may be one whose `event` is no object.
+        event = body.get("event")
+        kind = event.get("type") if isinstance(event, dict) else None
         logger.error(
             "listener failed on %s: %s",
-            body.get("event", {}).get("type") or body.get("type"),
+            kind or body.get("type"),
             describe(error),
             exc_info=error,
         )

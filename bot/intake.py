@@ -11,8 +11,9 @@ from routing.models import clean_text
 
 logger = logging.getLogger(__name__)
 
-# Message subtypes a person sends as a ticket (Slack gives plain messages no subtype).
-TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+# Message subtypes a person sends as a ticket (Slack gives plain messages no subtype;
+# "me_message" is a person's `/me ...`, their own words like any other message).
+TICKET_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
 # Slack's message ts: epoch seconds, a dot, six digits. Anything else is no message of Slack's
 # (the store orders tickets by it, and the start-up reads history back from it).
 TS_PATTERN = re.compile(r"\d{10}\.\d{6}")

@@ -55,6 +55,8 @@ class Agents:
             shown = _people(current) or "nobody (the fallback on-call is paged)"
             return f"On-call for {team}: {shown}."
         await self.require_agent(user, team, f"change the on-call of {team}")
+        # Each person once, in the order named: a person named twice is paged once.
+        people = tuple(dict.fromkeys(people))
         await self._store.set_oncall(team, people, set_by=user)
         await self._store.audit(
             ticket_id=None,
