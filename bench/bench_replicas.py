@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/bench_replicas.py [--events 1000] [--replicas 3]
         [--llm-delay 0.5] [--spread SECONDS] [--approve-every 10] [--profile FILE]
-        [--calls FILE] [--json]
+        [--calls FILE] [--burst-critical-every N] [--json]
 
 Three `triage run --http` processes share one PostgreSQL database (a throwaway server started
 as the tests start theirs, or TRIAGE_BENCH_DB when set), the strict Web API stand-in (1 post/s
@@ -11,7 +11,8 @@ customer messages' events go round-robin to the replicas, and every event is del
 more, with Slack's retry headers, to a different replica a second later. A request a replica
 does not answer with 200 (it is down) is sent again to the next replica after a second, up to
 three times, as Slack retries. When half the tickets are posted, one replica is SIGKILLed and
-started again. Ten seconds into the burst a critical ticket arrives. Every tenth ticket, once
+started again. The burst is ordinary tickets (with --burst-critical-every N, every N-th is an
+outage too, which pages); ten seconds into it a critical ticket arrives. Every tenth ticket, once
 posted, is approved by an agent twice at once: the reaction on one replica and the Approve
 button on another; an approval the bot says did not reach the customer (a replica killed while
 sending the reply) is approved again, as the agent is asked to.
@@ -111,7 +112,7 @@ async def _measure(
     events = args.events
     messages: dict[int, tuple[str, str]] = {}  # ref -> (ts, body)
     for ref in range(1, events + 1):
-        messages[ref] = scene.customer_message(ticket_text(ref))
+        messages[ref] = scene.customer_message(ticket_text(ref, args.burst_critical_every))
     # The critical ticket gets a ref of its own that the LLM stand-in calls critical.
     critical_ref = (events // CRITICAL_EVERY + 1) * CRITICAL_EVERY
     ts_of = {ts: ref for ref, (ts, _) in messages.items()}
@@ -318,6 +319,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--calls", type=Path, default=None, help="write Slack's stand-in's calls (JSON lines)"
+    )
+    parser.add_argument(
+        "--burst-critical-every",
+        type=int,
+        default=0,
+        help="make every N-th burst message an outage too (0: the burst is all ordinary"
+        " tickets, as the critical-ticket figure is defined; 20 pages on-call in the burst)",
     )
     parser.add_argument("--json", action="store_true", help="one line, the headline keys only")
     args = parser.parse_args()

@@ -55,14 +55,14 @@ _REF = re.compile(r"\(ref (\d+)\)")
 _TICKET = re.compile(r"[Tt]icket #(\d+)")
 
 
-def is_critical(index: int) -> bool:
-    """Whether the index-th message is an outage."""
-    return index % CRITICAL_EVERY == 0
+def is_critical(index: int, every: int = CRITICAL_EVERY) -> bool:
+    """Whether the index-th message is an outage (every `every`-th; none when it is 0)."""
+    return every > 0 and index % every == 0
 
 
-def ticket_text(index: int) -> str:
+def ticket_text(index: int, critical_every: int = CRITICAL_EVERY) -> str:
     """The index-th customer message (distinct, so no two tickets look like one)."""
-    if is_critical(index):
+    if is_critical(index, critical_every):
         return f"{CRITICAL_TEXT} (ref {index})"
     return f"{TICKETS[index % len(TICKETS)][2]} (ref {index})"
 
