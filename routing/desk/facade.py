@@ -169,9 +169,10 @@ class Desk:
         # One fit for all of them: relearning each in turn took 49 s for 993 corrections.
         self.pipeline.learn_many(await self.store.corrections())
         self._queue.start_workers(self.slack.workers)
-        # Replies the last run left "sending" (a replica that died mid-send is settled by any
-        # replica's sweep once its claim is SEND_STALE_SECONDS old).
-        await self._settle_stale_replies(started)
+        # Replies left "sending" by a run that stopped mid-send, once their claim is older than
+        # a live send can take (SEND_STALE_SECONDS): a claim younger than that may be another
+        # live replica's send in flight right now. Younger ones are settled by the sweep.
+        await self._settle_stale_replies(started - self._queue.send_stale_after)
         # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
         # that died, or this one's last run). Other replicas starting now take other rows.
         while await self._queue.sweep(new_before=self._now(), limit=START_SWEEP_BATCH):
