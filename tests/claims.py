@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,3 +30,27 @@ def age_send_claims(database: Path | str, seconds: float) -> None:
             " WHERE status = 'sending'",
             (seconds,),
         )
+
+
+@contextmanager
+def held_write_lock(database: Path | str) -> Iterator[None]:
+    """Another process's connection holding the store's write lock until the block ends.
+
+    SQLite: BEGIN IMMEDIATE on the file. PostgreSQL: the ticket and reply tables locked
+    against every write (reads still pass), in a transaction rolled back at the end.
+    """
+    if isinstance(database, Path):
+        other = sqlite3.connect(database, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            yield
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    with psycopg.connect(database) as connection:
+        connection.execute("LOCK TABLE tickets, ticket_replies IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.rollback()
