@@ -75,9 +75,6 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._ack_write_seconds = ack_write_seconds
         self._clock = clock
-        # The writes made before Slack's ack go through a connection (and thread) of their own:
-        # on the shared one they would queue behind any write waiting out another process's lock.
-        self._ack_db: aiosqlite.Connection | None = None
 
     @classmethod
     async def open(
@@ -110,12 +107,9 @@ class SqliteStore:
             # WAL with synchronous=NORMAL is durable across a process crash: what we need.
             await connection.execute("PRAGMA synchronous=NORMAL")
             await store._migrate()
-            ack = store._ack_db = await aiosqlite.connect(str(path), timeout=busy_timeout)
-            await ack.execute("PRAGMA foreign_keys=ON")
-            await ack.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
-            # Closed, so aiosqlite's threads end and the process can exit.
-            await store.close()
+            # Closed, so aiosqlite's thread ends and the process can exit.
+            await connection.close()
             raise
         return store
 
@@ -131,9 +125,7 @@ class SqliteStore:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connections; pending writes are already committed."""
-        if self._ack_db is not None:
-            await self._ack_db.close()
+        """Close the connection; pending writes are already committed."""
         await self._db.close()
 
     async def _migrate(self) -> None:
@@ -201,10 +193,12 @@ class SqliteStore:
 
         Each attempt waits for another process's lock only as long as is left, counted when it
         runs (not when it was queued): the wait is SQLite's own busy timeout, set for that
-        statement, so no attempt is cancelled halfway with its write uncommitted.
+        statement, so no attempt is cancelled halfway with its write uncommitted. (One
+        connection serves the process: a second one, writing beside it, made the first one's
+        deferred transactions fail on stale snapshots.)
         """
         deadline = self._clock() + self._ack_write_seconds
-        db = self._ack_db or self._db
+        db = self._db
 
         async def attempt() -> tuple[int, int | None]:
             # aiosqlite runs the function on its connection's thread, between statements and
