@@ -3,8 +3,9 @@
 Bolt's aiohttp adapter parses the body before its own signature check, so a malformed body got
 HTTP 500 and a traceback whoever sent it. This gate runs in front of Bolt: a request without a
 valid, fresh signature is refused (401) unread; a signed one whose body Bolt could not read is
-refused (400); a signed one for another workspace or another app is refused (403). Each refusal
-is one log line that names no customer text. What passes is dispatched to Bolt as read.
+refused (400); a signed one for another workspace or another app, or one that names no workspace
+at all (Slack names it on every request but its URL checks), is refused (403). Each refusal is
+one log line that names no customer text. What passes is dispatched to Bolt as read.
 """
 
 from __future__ import annotations
@@ -46,14 +47,18 @@ class SlackIdentity:
 
     team_id: str | None
     app_id: str | None
+    # The Enterprise Grid organization (auth.test's enterprise_id), for an org-wide install.
+    enterprise_id: str | None = None
 
     @classmethod
     def from_auth_test(cls, response: Mapping[str, Any]) -> SlackIdentity:
         """The identity auth.test gives for the bot token (app_id only where Slack sends it)."""
         team, app = response.get("team_id"), response.get("app_id")
+        enterprise = response.get("enterprise_id")
         return cls(
             team_id=team if isinstance(team, str) and team else None,
             app_id=app if isinstance(app, str) and app else None,
+            enterprise_id=enterprise if isinstance(enterprise, str) and enterprise else None,
         )
 
 
@@ -172,9 +177,43 @@ def _stranger(request: AsyncBoltRequest, identity: SlackIdentity) -> str | None:
     app = request.body.get("api_app_id")
     if identity.app_id is not None and app is not None and app != identity.app_id:
         return f"app {str(app)[:40]!r}"
+    if identity.team_id is not None and not _names_its_workspace(request.body, identity):
+        # Bolt would fall back on the event's own `team` (the author's, any company's in a
+        # Slack Connect channel): a request that says nothing of its workspace is no one's.
+        return "no workspace (no team_id, team or authorizations)"
     # Bolt's reading of the team: the installation's (authorizations, app_installed_team_id)
     # before the actor's, so Slack Connect events from another company's users stay ours.
     team = request.context.team_id
     if identity.team_id is not None and team is not None and team != identity.team_id:
         return f"team {str(team)[:40]!r}"
     return None
+
+
+def _names_its_workspace(body: dict[str, Any], identity: SlackIdentity) -> bool:
+    """True when the request says whose installation it is for, as each of Slack's kinds does.
+
+    Events (event_callback, app_rate_limited) carry team_id and authorizations; slash commands
+    team_id; interactions team.id (null in an org-wide install's, then user.team_id or
+    view.team_id). An org-wide install's request may name only its organization: ours if it is
+    this bot's. Slack's own URL checks (url_verification, a command URL's ssl_check) name none.
+    """
+    if body.get("type") == "url_verification" or body.get("ssl_check") is not None:
+        return True
+    team = body.get("team")
+    authorizations = body.get("authorizations")
+    first = authorizations[0] if isinstance(authorizations, list) and authorizations else None
+    installation = first if isinstance(first, dict) else {}
+    named = [
+        body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else team,
+        installation.get("team_id"),
+        *(
+            part.get("team_id")
+            for part in (body.get("user"), body.get("view"))
+            if isinstance(part, dict)
+        ),
+    ]
+    if any(isinstance(name, str) and name for name in named):
+        return True
+    enterprise = body.get("enterprise_id") or installation.get("enterprise_id")
+    return identity.enterprise_id is not None and enterprise == identity.enterprise_id

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import pytest
@@ -164,6 +165,105 @@ async def test_a_signed_event_from_another_workspace_or_app_is_refused(
         await bot.desk.drain()
         assert await bot.store.ticket_at(INTAKE, message["ts"]) is None, name
     assert bot.all_ticket_posts() == []
+
+
+async def test_a_signed_event_that_names_no_workspace_is_refused(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No team_id, team or authorizations (only the event's own team): 403, one line, no ticket."""
+    message = bot.slack.add_message(INTAKE, user=CUSTOMER, text="refund please")
+    event = bot.workspace.message(
+        channel=INTAKE, user=CUSTOMER, text=message["text"], ts=message["ts"]
+    )
+    envelope = bot.workspace.envelope(event)
+    for field in ("team_id", "authorizations"):
+        del envelope[field]
+    assert event["team"] == bot.slack.team_id  # what Bolt would have taken for the workspace
+    body = json.dumps(envelope).encode()
+    with caplog.at_level(logging.INFO):
+        status, _ = await _post(bot.session, bot.url, body, _headers(JSON, body))
+    assert status == 403
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "no workspace" in line
+    assert "refund" not in line
+    await bot.desk.drain()
+    assert await bot.store.ticket_at(INTAKE, message["ts"]) is None
+    assert bot.all_ticket_posts() == []
+
+
+async def test_every_shape_slack_sends_names_its_workspace_and_is_served(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """url_verification, ssl_check, app_rate_limited, org-wide (Grid) events and presses: no 403."""
+    team, app = bot.slack.team_id, bot.slack.app_id
+    post_ts = bot.slack.add_message(INTAKE, user=CUSTOMER, text="hello")["ts"]
+    grid_event = bot.workspace.envelope(
+        bot.workspace.message(channel=INTAKE, user=CUSTOMER, text="hi", ts=post_ts)
+    )
+    # An org-wide install's event: the organization and the workspace, installed org-wide.
+    grid_event.update(enterprise_id="E0GRID", is_ext_shared_channel=False)
+    grid_event["authorizations"][0].update(enterprise_id="E0GRID", is_enterprise_install=True)
+    press = json.loads(
+        dict(
+            parse_qsl(
+                bot.workspace.block_action(
+                    user=AGENT,
+                    action_id="no_such_action",
+                    value="x",
+                    channel=INTAKE,
+                    message_ts=post_ts,
+                    trigger_id=bot.slack.new_trigger_id(),
+                )
+            )
+        )["payload"]
+    )
+    # In an org-wide install's interaction `team` is null: the user's team names the workspace.
+    press.update(team=None, enterprise={"id": "E0GRID", "name": "Grid"}, is_enterprise_install=True)
+    shapes: list[tuple[str, str, bytes]] = [
+        (
+            "url_verification",
+            JSON,
+            json.dumps(
+                {
+                    "token": "t",
+                    "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                    "type": "url_verification",
+                }
+            ).encode(),
+        ),
+        ("ssl_check", FORM, b"ssl_check=1&token=t"),
+        (
+            "app_rate_limited",
+            JSON,
+            json.dumps(
+                {
+                    "token": "t",
+                    "type": "app_rate_limited",
+                    "team_id": team,
+                    "minute_rate_limited": 1518467820,
+                    "api_app_id": app,
+                }
+            ).encode(),
+        ),
+        ("an org-wide install's event", JSON, json.dumps(grid_event).encode()),
+        ("an org-wide install's press", FORM, urlencode({"payload": json.dumps(press)}).encode()),
+        (
+            "a slash command",
+            FORM,
+            bot.workspace.slash_command(
+                user=AGENT, channel=INTAKE, text="help", trigger_id=bot.slack.new_trigger_id()
+            ).encode(),
+        ),
+    ]
+    for what, content_type, body in shapes:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            status, text = await _post(bot.session, bot.url, body, _headers(content_type, body))
+        assert status != 403, what
+        assert not [r for r in caplog.records if "refused" in r.getMessage()], what
+        if what == "url_verification":
+            assert status == 200
+            assert "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in text
 
 
 async def test_a_command_or_button_from_another_workspace_or_app_does_nothing(

@@ -18,9 +18,11 @@ from bot.app import build_client
 from bot.outbox import SlackOutbox
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
+from routing.desk.limits import SEND_STALE_SECONDS
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
 from routing.records import utc_now
+from tests.claims import age_send_claims
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 from tests.timekeeping import ManualClock, until
@@ -1079,6 +1081,8 @@ async def test_a_reply_interrupted_by_a_stop_is_settled_at_the_next_start(
             assert draft is not None
             client = build_client(token=slack.bot_token, base_url=slack.base_url)
             reply_ts = await SlackOutbox(client).reply_to_customer(INTAKE, ticket.ts, draft.text)
+        # Claimed longer ago than a live send takes: no replica can still be sending them.
+        age_send_claims(database, SEND_STALE_SECONDS + 5)
         async with running_bot(
             tmp_path, embedder, config=config, database=database, workspace=slack
         ) as bot:

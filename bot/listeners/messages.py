@@ -1,9 +1,11 @@
 """Messages in intake channels: new tickets, thread replies, edits and deletions.
 
-A new customer message is stored before Slack is acknowledged (a listener middleware runs
-before Bolt's ack, in HTTP and Socket Mode alike): an acknowledged message is a stored ticket.
-When the store refuses it, Slack gets a 503 (HTTP) or no ack (Socket Mode) and delivers the
-event again.
+What the customer said is stored before Slack is acknowledged (a listener middleware runs
+before Bolt's ack, in HTTP and Socket Mode alike): a new message as a ticket, a thread reply,
+an edit's text, a deletion's withdrawal. An acknowledged message is a stored one; what follows
+(notes in the team threads, a re-check, a redraw) runs after the ack. When the store refuses,
+Slack gets a 503 (HTTP) or no ack (Socket Mode) within ACK_WRITE_SECONDS and delivers the event
+again.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from slack_bolt.response import BoltResponse
 
 from bot.intake import TICKET_SUBTYPES, customer_message, message_text
 from bot.services import Services
+from routing.desk import Desk
 from routing.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
+
+AfterAck = Callable[[], Awaitable[None]]
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -29,23 +34,19 @@ def register(app: AsyncApp, services: Services) -> None:
     async def store_first(
         body: dict[str, Any], context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        """A new top-level message becomes a ticket before the ack; refused, no ack."""
+        """What a customer said is stored before the ack; refused, no ack."""
         event = body.get("event") or {}
         channel = event.get("channel")
-        top_level = event.get("thread_ts") in (None, event.get("ts"))
-        if desk.is_intake(channel) and event.get("subtype") in TICKET_SUBTYPES and top_level:
+        if desk.is_intake(channel):
             assert isinstance(channel, str)  # noqa: S101  # is_intake matched a configured id
-            # None for another bot's post, or a message rejected (and logged) as malformed.
-            customer = customer_message(channel, event)
-            if customer is not None:
-                try:
-                    await desk.receive(customer)
-                except StoreUnavailableError as error:
-                    logger.error(  # one line: the cause is in it, no traceback
-                        "not acknowledged, Slack will deliver it again: %s", error
-                    )
-                    return BoltResponse(status=503, body="")
-            context["handled"] = True
+            try:
+                context["after_ack"] = await _store(desk, channel, event)
+            except StoreUnavailableError as error:
+                logger.error(  # one line: the cause is in it, no traceback
+                    "not acknowledged, Slack will deliver it again: %s", error
+                )
+                return BoltResponse(status=503, body="")
+            context["stored"] = True
         await next_()
         return None
 
@@ -53,35 +54,46 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_message(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        channel = event.get("channel")
-        if context.get("handled"):
-            return  # a new ticket, stored before the ack (its (channel, ts) dedupes redeliveries)
-        if not desk.is_intake(channel) or not await desk.first_delivery(body.get("event_id")):
-            return
-        assert isinstance(channel, str)  # noqa: S101  # is_intake matched a configured id
-        subtype = event.get("subtype")
-        if subtype == "message_changed":
-            message = event.get("message") or {}
-            previous = event.get("previous_message") or {}
-            if message.get("bot_id") or "ts" not in message:
-                return
-            if message.get("subtype") == "tombstone":
-                # A deleted message that has a thread stays as a tombstone: a deletion.
-                await desk.deleted(channel, message["ts"])
-            elif message.get("subtype") in TICKET_SUBTYPES:
-                text = message_text(message)
-                thread_ts = message.get("thread_ts")
-                if thread_ts and thread_ts != message["ts"]:
-                    if text != message_text(previous):  # an unfurl changes nothing
-                        await desk.reply_edited(channel, thread_ts, message["ts"], text)
-                else:
-                    await desk.edited(channel, message["ts"], text, message_text(previous) or None)
-        elif subtype == "message_deleted":
-            deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
-            if deleted:
-                await desk.deleted(channel, deleted)
-        elif (customer := customer_message(channel, event)) is not None:
-            await desk.receive(customer)
-        else:
-            # Other bots, joins, topic changes...: acknowledged, never a ticket.
-            logger.debug("ignored message subtype %s in %s", subtype, channel)
+        after: AfterAck | None = context.get("after_ack")
+        if after is None:
+            if not context.get("stored"):
+                # Other bots, joins, topic changes, other channels: acknowledged, never a ticket.
+                logger.debug("ignored message subtype %s", event.get("subtype"))
+            return  # stored before the ack, nothing more to do (redeliveries dedupe on ts)
+        if await desk.first_delivery(body.get("event_id")):
+            await after()
+
+
+async def _store(desk: Desk, channel: str, event: dict[str, Any]) -> AfterAck | None:
+    """Store what the event says the customer did; what to do after the ack, if anything."""
+    subtype = event.get("subtype")
+    if subtype in TICKET_SUBTYPES:
+        # None for another bot's post, or a message rejected (and logged) as malformed.
+        customer = customer_message(channel, event)
+        if customer is None:
+            return None
+        if customer.is_thread_reply:
+            return await desk.store_reply(customer)
+        await desk.receive(customer)  # a new ticket, queued; its (channel, ts) dedupes
+        return None
+    if subtype == "message_changed":
+        message = event.get("message") or {}
+        previous = event.get("previous_message") or {}
+        if message.get("bot_id") or "ts" not in message:
+            return None
+        if message.get("subtype") == "tombstone":
+            # A deleted message that has a thread stays as a tombstone: a deletion.
+            return await desk.store_deletion(channel, message["ts"])
+        if message.get("subtype") not in TICKET_SUBTYPES:
+            return None
+        text = message_text(message)
+        thread_ts = message.get("thread_ts")
+        if thread_ts and thread_ts != message["ts"]:
+            if text == message_text(previous):  # an unfurl changes nothing
+                return None
+            return await desk.store_reply_edit(channel, thread_ts, message["ts"], text)
+        return await desk.store_edit(channel, message["ts"], text, message_text(previous) or None)
+    if subtype == "message_deleted":
+        deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+        return await desk.store_deletion(channel, deleted) if deleted else None
+    return None

@@ -16,14 +16,14 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
 from routing.desk.actions import AgentActions
 from routing.desk.agents import Agents
-from routing.desk.follow_ups import FollowUps
+from routing.desk.follow_ups import AfterAck, FollowUps
 from routing.desk.intake import Intake
 from routing.desk.limits import (
     EVENT_MEMORY,
@@ -44,6 +44,7 @@ from routing.desk.types import (
     Outbox,
 )
 from routing.desk.work_queue import ModelJob, Send, WorkQueue
+from routing.errors import StoreUnavailableError
 from routing.models import Decision, Triage
 from routing.ports import Clock, SystemClock, TicketStore
 from routing.records import StoredPost, StoredTicket, TicketStatus
@@ -177,9 +178,10 @@ class Desk:
         if self.pipeline.refines:
             # The model stage: its own few workers, so posts never wait for the model.
             self._queue.start_model_workers(self.config.llm.concurrent_calls)
-        # Replies the last run left "sending" (a replica that died mid-send is settled by any
-        # replica's sweep once its claim is SEND_STALE_SECONDS old).
-        await self._settle_stale_replies(started)
+        # Replies left "sending" by a run that stopped mid-send, once their claim is older than
+        # a live send can take (SEND_STALE_SECONDS): a claim younger than that may be another
+        # live replica's send in flight right now. Younger ones are settled by the sweep.
+        await self._settle_stale_replies(started - self._queue.send_stale_after)
         # Every ticket nobody routes: new ones of any age, and leases that ran out (a replica
         # that died, or this one's last run). Other replicas starting now take other rows.
         while await self._queue.sweep(new_before=self._clock.now(), limit=START_SWEEP_BATCH):
@@ -279,6 +281,38 @@ class Desk:
         await self._router.expire_model_waits(now)
 
     # --- follow-ups (routing.desk.follow_ups) ------------------------------------------
+    # Each store_* call writes what the customer said before Slack's ack (StoreUnavailableError
+    # within ACK_WRITE_SECONDS if the store refuses) and returns what to do after the ack.
+
+    async def store_reply(self, message: CustomerMessage) -> AfterAck | None:
+        """Store a customer's thread reply to a ticket; the notes and re-check come after."""
+        if not self.is_intake(message.channel) or message.thread_ts is None:
+            return None
+        return await self._first(self._follow_ups.store_thread_reply(message, message.thread_ts))
+
+    async def store_edit(
+        self, channel: str, ts: str, text: str, previous_text: str | None
+    ) -> AfterAck | None:
+        """Store an edited ticket message's text; the re-classification comes after."""
+        return await self._first(self._follow_ups.store_edit(channel, ts, text, previous_text))
+
+    async def store_reply_edit(
+        self, channel: str, thread_ts: str, ts: str, text: str
+    ) -> AfterAck | None:
+        """Store an edited thread reply's text; the note and re-check come after."""
+        return await self._first(self._follow_ups.store_reply_edit(channel, thread_ts, ts, text))
+
+    async def store_deletion(self, channel: str, ts: str) -> AfterAck | None:
+        """Withdraw a deleted message's ticket; its posts are redrawn after."""
+        return await self._first(self._follow_ups.store_deletion(channel, ts))
+
+    async def _first(self, write: Awaitable[AfterAck | None]) -> AfterAck | None:
+        """A write before the ack; refused, the operator is told (the caller refuses the ack)."""
+        try:
+            return await write
+        except StoreUnavailableError as error:
+            self._intake.store_refused(error)
+            raise
 
     async def edited(self, channel: str, ts: str, text: str, previous_text: str | None) -> None:
         """The customer edited a message; unfurls (same text) change nothing."""

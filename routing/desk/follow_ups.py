@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol
 
 from routing.cascade import Pipeline
@@ -19,6 +20,10 @@ from routing.ports import TicketStore
 from routing.records import StoredTicket
 
 logger = logging.getLogger(__name__)
+
+# What a follow-up does once Slack has its ack (notes, re-checks, redraws): its writes of what
+# the customer said (a reply, an edit, a deletion) were made before the ack. None: nothing new.
+AfterAck = Callable[[], Awaitable[None]]
 
 
 class NoteOutbox(Protocol):
@@ -76,32 +81,51 @@ class FollowUps:
 
     async def thread_reply(self, message: CustomerMessage, thread_ts: str) -> None:
         """A reply in a ticket's thread: the customer's joins the ticket, others' are shown."""
-        ticket = await self._store.ticket_at(message.channel, thread_ts) or (
-            await self._missed_message(message.channel, thread_ts)
-        )
+        after = await self.store_thread_reply(message, thread_ts, read_parent=True)
+        if after is not None:
+            await after()
+
+    async def store_thread_reply(
+        self, message: CustomerMessage, thread_ts: str, *, read_parent: bool = False
+    ) -> AfterAck | None:
+        """Store the customer's reply to a ticket (before the ack); what follows is returned.
+
+        A reply to a message that is no ticket yet is all done after the ack (the parent is
+        read from Slack then) unless read_parent.
+        """
+        ticket = await self._store.ticket_at(message.channel, thread_ts)
         if ticket is None:
-            return
+            if not read_parent:
+                return partial(self.thread_reply, message, thread_ts)
+            ticket = await self._missed_message(message.channel, thread_ts)
+            if ticket is None:
+                return None
         if await self._agents.is_any_agent(message.user):
             # An agent answering in the customer's thread by hand: not the customer's words.
-            return
+            return None
         if message.user != ticket.author:
             # Someone else in a shared channel: shown to the team, but it cannot change (or
             # page about) another person's ticket. Not stored, so its ts marks it as shown.
-            if not await self._store.first_delivery(f"reply {message.channel} {message.ts}"):
-                return
-            await self._show_in_threads(
-                ticket.id,
-                Note(f"<@{message.user}> replied in the customer's thread:", quote=message.text),
-            )
-            return
+            return partial(self._show_others_reply, ticket.id, message)
         if not await self._store.add_reply(
             ticket.id, ts=message.ts, author=message.user, text=message.text
         ):
+            return None
+        return partial(self._reply_stored, ticket.id, message.text)
+
+    async def _show_others_reply(self, ticket_id: int, message: CustomerMessage) -> None:
+        if not await self._store.first_delivery(f"reply {message.channel} {message.ts}"):
             return
+        await self._show_in_threads(
+            ticket_id,
+            Note(f"<@{message.user}> replied in the customer's thread:", quote=message.text),
+        )
+
+    async def _reply_stored(self, ticket_id: int, text: str) -> None:
         # Under the lock: a post being made now either shows this reply or is seen here.
-        async with self._locks.lock(ticket.id):
-            await self._show_in_threads(ticket.id, reply_note(message.text))
-        await self._recheck(ticket.id)
+        async with self._locks.lock(ticket_id):
+            await self._show_in_threads(ticket_id, reply_note(text))
+        await self._recheck(ticket_id)
 
     async def _missed_message(self, channel: str, ts: str) -> StoredTicket | None:
         """The ticket of a message the bot has not received, made from Slack's copy.
@@ -174,26 +198,46 @@ class FollowUps:
 
     async def edited(self, channel: str, ts: str, text: str, previous_text: str | None) -> None:
         """The customer edited a message; unfurls (same text) change nothing."""
+        after = await self.store_edit(channel, ts, text, previous_text)
+        if after is not None:
+            await after()
+
+    async def store_edit(
+        self, channel: str, ts: str, text: str, previous_text: str | None
+    ) -> AfterAck | None:
+        """Store the edited text of a ticket's message (before the ack); what follows is returned.
+
+        An edit of a message that is no ticket yet is done after the ack: Slack's copy becomes
+        the ticket then.
+        """
         if not self._is_intake(channel) or text == previous_text:
-            return
+            return None
         found = await self._store.ticket_at(channel, ts)
         if found is None:
-            await self._missed_message(channel, ts)  # a ticket now, with the edited text
-            return
+            return partial(self._missed_edit, channel, ts)
+        if found.status == "withdrawn" or found.text == text:
+            return None
+        await self._store.set_text(found.id, text)
+        return partial(self._edit_stored, found.id, text, before=found.text)
+
+    async def _missed_edit(self, channel: str, ts: str) -> None:
+        await self._missed_message(channel, ts)  # a ticket now, with the edited text
+
+    async def _edit_stored(self, ticket_id: int, text: str, *, before: str) -> None:
+        """An edit stored before the ack: audited, shown or re-classified, the ticket moved."""
         # Under the ticket's lock: a worker routing the old text finishes first, then the edit
         # re-classifies what it posted (an edit seconds after posting is common).
-        async with self._locks.lock(found.id):
-            ticket = await self._store.ticket(found.id)
-            if ticket is None or ticket.status == "withdrawn" or ticket.text == text:
-                return
+        async with self._locks.lock(ticket_id):
+            ticket = await self._store.ticket(ticket_id)
+            if ticket is None or ticket.status == "withdrawn" or ticket.text != text:
+                return  # deleted since, or a later edit (whose own turn comes) replaced it
             draft = await self._store.draft(ticket.id)
             replied = draft is not None and draft.status in ("sending", "sent")
-            await self._store.set_text(ticket.id, text)
             await self._store.audit(
                 ticket_id=ticket.id,
                 actor=ticket.author or "customer",
                 action="edited_after_reply" if replied else "edited",
-                before=ticket.text,
+                before=before,
                 after=text,
             )
             if replied:
@@ -213,18 +257,18 @@ class FollowUps:
                 return
             _, triage = await self._classify(ticket.id)
             teams = set(_teams(triage))
-            before = {post.team for post in await self._store.posts(ticket.id)}
+            before_teams = {post.team for post in await self._store.posts(ticket.id)}
             # Edits in quick succession that go back and forth reuse each team's post.
-            await self._reuse_recent_posts(ticket.id, teams - before)
+            await self._reuse_recent_posts(ticket.id, teams - before_teams)
             try:
                 await self._placement.place(ticket.id, teams, moved_by=None)
-                for team in before - teams:
+                for team in before_teams - teams:
                     self._moved_by_edit[(ticket.id, team)] = self._clock()
             except Exception:
                 # The post stays where it is, showing the new decision; an agent can move it.
                 logger.exception("could not move ticket %s after the customer's edit", ticket.id)
                 await self._placement.refresh(ticket.id)
-        await self._pager.page_if_needed(ticket.id)
+        await self._pager.page_if_needed(ticket_id)
 
     async def _reuse_recent_posts(self, ticket_id: int, teams: set[str]) -> None:
         """Make live again the teams' posts an edit moved away within EDIT_WINDOW_SECONDS."""
@@ -237,34 +281,55 @@ class FollowUps:
 
     async def reply_edited(self, channel: str, thread_ts: str, ts: str, text: str) -> None:
         """The customer edited a thread reply: shown to the team, and the ticket re-checked."""
+        after = await self.store_reply_edit(channel, thread_ts, ts, text)
+        if after is not None:
+            await after()
+
+    async def store_reply_edit(
+        self, channel: str, thread_ts: str, ts: str, text: str
+    ) -> AfterAck | None:
+        """Store the new text of a customer's reply (before the ack); what follows is returned."""
         ticket = await self._store.ticket_at(channel, thread_ts)
         if ticket is None or ticket.status == "withdrawn":
-            return
+            return None
         # Only the customer's stored replies count (others' are notes, not the ticket's words).
         if not await self._store.set_reply_text(ticket.id, ts=ts, text=text):
-            return
-        async with self._locks.lock(ticket.id):
+            return None
+        return partial(self._reply_edit_stored, ticket.id, text)
+
+    async def _reply_edit_stored(self, ticket_id: int, text: str) -> None:
+        async with self._locks.lock(ticket_id):
             await self._show_in_threads(
-                ticket.id, Note("The customer edited their reply in the thread:", quote=text)
+                ticket_id, Note("The customer edited their reply in the thread:", quote=text)
             )
-        await self._recheck(ticket.id)
+        await self._recheck(ticket_id)
 
     async def deleted(self, channel: str, ts: str) -> None:
         """The customer deleted their message: the ticket is withdrawn, its posts say so."""
+        after = await self.store_deletion(channel, ts)
+        if after is not None:
+            await after()
+
+    async def store_deletion(self, channel: str, ts: str) -> AfterAck | None:
+        """Withdraw the ticket of a deleted message (before the ack); what follows is returned."""
         if not self._is_intake(channel):
-            return
+            return None
         ticket = await self._store.ticket_at(channel, ts)
-        if ticket is None:
-            return
-        async with self._locks.lock(ticket.id):
-            if not await self._store.mark_withdrawn(ticket.id):
-                return
+        if ticket is None or not await self._store.mark_withdrawn(ticket.id):
+            return None
+        return partial(self._withdrawn, ticket.id, ticket.author)
+
+    async def _withdrawn(self, ticket_id: int, author: str | None) -> None:
+        """A withdrawal stored before the ack: audited, its posts say so."""
+        # Under the lock: a worker posting the ticket now finishes first; its posts are
+        # withdrawn here too (routing never marks a withdrawn ticket routed).
+        async with self._locks.lock(ticket_id):
             await self._store.audit(
-                ticket_id=ticket.id, actor=ticket.author or "customer", action="withdrawn"
+                ticket_id=ticket_id, actor=author or "customer", action="withdrawn"
             )
-            for post in await self._store.posts(ticket.id):
+            for post in await self._store.posts(ticket_id):
                 await self._store.set_post_status(post.id, "withdrawn")
-        await self._placement.refresh(ticket.id, include_inactive=True)
+        await self._placement.refresh(ticket_id, include_inactive=True)
 
 
 def _teams(triage: Triage) -> tuple[str, ...]:

@@ -123,13 +123,7 @@ class Intake:
             refused = self._refused.get(message.channel)
             if refused is None or float(message.ts) < float(refused):
                 self._refused[message.channel] = message.ts
-            self._ops.alert(
-                "store",
-                f"The store refuses new tickets ({error.cause}); customers' messages are not"
-                " acknowledged, so Slack delivers them again, and they are read back once it"
-                " takes one. Free the database: another process holding its lock, a full or"
-                " read-only disk, or PostgreSQL down.",
-            )
+            self.store_refused(error)
             raise
         if self._refused:
             # The store takes tickets again: what it refused (and Slack may have stopped
@@ -143,6 +137,16 @@ class Intake:
             return None
         self._queue.put(ticket_id, text=message.text)
         return ticket_id
+
+    def store_refused(self, error: StoreUnavailableError) -> None:
+        """Say in the ops alert (at most once per interval) that the store refuses writes."""
+        self._ops.alert(
+            "store",
+            f"The store refuses new tickets ({error.cause}); customers' messages are not"
+            " acknowledged, so Slack delivers them again, and they are read back once it"
+            " takes one. Free the database: another process holding its lock, a full or"
+            " read-only disk, or PostgreSQL down.",
+        )
 
     async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away.

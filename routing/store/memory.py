@@ -275,8 +275,13 @@ class MemoryStore:
             row.record = replace(row.record, status=status)
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to; its lease ends."""
-        self._set_status(ticket_id, "routed")
+        """The ticket is posted in every team channel it belongs to; its lease ends.
+
+        A withdrawn ticket stays withdrawn (its deletion is stored before Slack's ack).
+        """
+        row = self.tables.tickets.get(ticket_id)
+        if row is not None and row.record.status != "withdrawn":
+            self._set_status(ticket_id, "routed")
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
         """The customer deleted the message; False if it was already withdrawn."""

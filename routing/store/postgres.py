@@ -9,9 +9,11 @@ TIMESTAMPTZ and read back in UTC.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
+from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -37,7 +39,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.retry import with_retries
+from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
     draft_from_row,
     new_public_id,
@@ -67,14 +69,25 @@ Connection = psycopg.AsyncConnection[DictRow]
 class PostgresStore:
     """The bot's PostgreSQL database; open with `await PostgresStore.open(url)`."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        *,
+        ack_write_seconds: float = ACK_WRITE_SECONDS,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
         self._pool = pool
+        self._ack_write_seconds = ack_write_seconds
+        self._clock = clock
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10) -> PostgresStore:
+    async def open(
+        cls, url: str, *, max_connections: int = 10, ack_write_seconds: float = ACK_WRITE_SECONDS
+    ) -> PostgresStore:
         """Connect to the database at url (postgresql://...) and bring its schema up to date.
 
         A refused connection raises psycopg.OperationalError at once, not after the pool's wait.
+        The writes made before Slack's ack end within ack_write_seconds (see _write_before_ack).
         """
         connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
         try:
@@ -90,7 +103,7 @@ class PostgresStore:
             open=False,
         )
         await pool.open(wait=True)
-        return cls(pool)
+        return cls(pool, ack_write_seconds=ack_write_seconds)
 
     async def __aenter__(self) -> Self:
         return self
@@ -152,26 +165,54 @@ class PostgresStore:
     ) -> int | None:
         """Store a new ticket; None when this (channel, ts) is already a ticket.
 
-        A dropped connection or a refusing server is tried again (WRITE_RETRY_DELAYS), then
-        StoreUnavailableError: the message must not be acknowledged as handled.
+        A dropped connection or a refusing server is tried again (WRITE_RETRY_DELAYS), then,
+        within ACK_WRITE_SECONDS, StoreUnavailableError: the message must not be acknowledged.
         """
-
-        async def insert() -> DictRow | None:
-            return await self._one(
-                "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
-                (channel, ts, author, text, received_at, utc_now()),
-            )
-
-        row = await with_retries(
-            insert,
-            # Connection lost, server shutting down, disk full, lock or statement timeouts, no
-            # connection free in the pool: psycopg raises an OperationalError for each.
-            transient=(psycopg.OperationalError,),
-            what=f"storing message {channel}/{ts}",
+        _, row = await self._write_before_ack(
+            f"storing message {channel}/{ts}",
+            "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
+            (channel, ts, author, text, received_at, utc_now()),
         )
         return int(row["id"]) if row else None
+
+    async def _write_before_ack(
+        self, what: str, statement: str, args: Sequence[object]
+    ) -> tuple[int, DictRow | None]:
+        """One statement, or StoreUnavailableError within ack_write_seconds; (rowcount, row).
+
+        Each attempt, the wait for a pooled connection included, is cut off when the time is
+        up. A ticket whose insert was cut off after the server committed it is not lost: the
+        sweep (any replica's) routes a ticket left new for a lease.
+        """
+        deadline = self._clock() + self._ack_write_seconds
+
+        async def attempt() -> tuple[int, DictRow | None]:
+            try:
+                async with (
+                    asyncio.timeout(max(0.0, deadline - self._clock())),
+                    self._pool.connection() as connection,
+                ):
+                    cursor = await connection.execute(statement, args)
+                    row = await cursor.fetchone() if cursor.description else None
+                    return cursor.rowcount, row
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no answer from PostgreSQL within {self._ack_write_seconds:g} s"
+                ) from None
+
+        return await with_retries(
+            attempt,
+            # Connection lost, server shutting down, disk full, lock or statement timeouts, no
+            # connection free in the pool: psycopg raises an OperationalError for each; the
+            # time running out is a TimeoutError.
+            transient=(psycopg.OperationalError, TimeoutError),
+            what=what,
+            delays=WRITE_RETRY_DELAYS,
+            deadline=deadline,
+            clock=self._clock,
+        )
 
     async def ticket(self, ticket_id: int) -> StoredTicket | None:
         """The ticket with this id."""
@@ -262,17 +303,21 @@ class PostgresStore:
         )
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to; its lease ends."""
+        """The ticket is posted in every team channel it belongs to; its lease ends.
+
+        A withdrawn ticket stays withdrawn (its deletion is stored before Slack's ack).
+        """
         now = utc_now()
         await self._run(
             "UPDATE tickets SET status = 'routed', updated_at = %s, routed_at = %s,"
-            " lease_until = NULL WHERE id = %s",
+            " lease_until = NULL WHERE id = %s AND status != 'withdrawn'",
             (now, now, ticket_id),
         )
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
-        """The customer deleted the message; False if it was already withdrawn."""
-        changed = await self._run(
+        """The customer deleted the message (before the ack); False if it was already withdrawn."""
+        changed, _ = await self._write_before_ack(
+            f"withdrawing ticket {ticket_id}",
             "UPDATE tickets SET status = 'withdrawn', updated_at = %s"
             " WHERE id = %s AND status != 'withdrawn'",
             (utc_now(), ticket_id),
@@ -280,8 +325,9 @@ class PostgresStore:
         return changed == 1
 
     async def set_text(self, ticket_id: int, text: str) -> None:
-        """Replace a ticket's text after the customer edited the message."""
-        await self._run(
+        """Replace a ticket's text after the customer edited the message (before the ack)."""
+        await self._write_before_ack(
+            f"storing ticket {ticket_id}'s edit",
             "UPDATE tickets SET text = %s, updated_at = %s WHERE id = %s",
             (text, utc_now(), ticket_id),
         )
@@ -392,8 +438,9 @@ class PostgresStore:
         return [LayerCall.model_validate_json(row["call_json"]) for row in rows]
 
     async def add_reply(self, ticket_id: int, *, ts: str, author: str | None, text: str) -> bool:
-        """Add a thread reply to a ticket; False if this reply was stored already."""
-        changed = await self._run(
+        """Add a thread reply to a ticket (before the ack); False if it was stored already."""
+        changed, _ = await self._write_before_ack(
+            f"storing a reply {ts} to ticket {ticket_id}",
             "INSERT INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, ts) DO NOTHING",
             (ticket_id, ts, author, text, utc_now()),
@@ -402,7 +449,8 @@ class PostgresStore:
 
     async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
         """Change a stored thread reply's text; False if it is not one of the ticket's replies."""
-        changed = await self._run(
+        changed, _ = await self._write_before_ack(
+            f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = %s WHERE ticket_id = %s AND ts = %s AND text != %s",
             (text, ticket_id, ts, text),
         )

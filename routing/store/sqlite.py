@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -36,7 +37,7 @@ from routing.records import (
     utc_now,
 )
 from routing.store.privacy import audit_json, correction_json
-from routing.store.retry import WRITE_RETRY_DELAYS, with_retries
+from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
     draft_from_row,
     new_public_id,
@@ -67,9 +68,15 @@ class SqliteStore:
         connection: aiosqlite.Connection,
         *,
         write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+        busy_timeout: float = 5.0,
+        ack_write_seconds: float = ACK_WRITE_SECONDS,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self._db = connection
         self._write_retry_delays = tuple(write_retry_delays)
+        self._busy_timeout = busy_timeout
+        self._ack_write_seconds = ack_write_seconds
+        self._clock = clock
 
     @classmethod
     async def open(
@@ -78,15 +85,24 @@ class SqliteStore:
         *,
         busy_timeout: float = 5.0,
         write_retry_delays: Sequence[float] = WRITE_RETRY_DELAYS,
+        ack_write_seconds: float = ACK_WRITE_SECONDS,
+        clock: Callable[[], float] = monotonic,
     ) -> SqliteStore:
         """Open (creating if needed) the database at path and bring its schema up to date.
 
-        A write waits busy_timeout seconds for another process's lock; a new ticket's insert is
-        then tried again after each of write_retry_delays.
+        A write waits busy_timeout seconds for another process's lock. The writes made before
+        Slack's ack (a new ticket, a thread reply, an edit, a deletion) are tried again after
+        each of write_retry_delays, all within ack_write_seconds by clock, lock waits included.
         """
         connection = await aiosqlite.connect(str(path), timeout=busy_timeout)
         connection.row_factory = aiosqlite.Row
-        store = cls(connection, write_retry_delays=write_retry_delays)
+        store = cls(
+            connection,
+            write_retry_delays=write_retry_delays,
+            busy_timeout=busy_timeout,
+            ack_write_seconds=ack_write_seconds,
+            clock=clock,
+        )
         try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA foreign_keys=ON")
@@ -161,30 +177,52 @@ class SqliteStore:
     ) -> int | None:
         """Store a new ticket; None when this (channel, ts) is already a ticket.
 
-        A locked, full or read-only file is tried again (WRITE_RETRY_DELAYS), then
-        StoreUnavailableError: the message must not be acknowledged as handled.
+        A locked, full or read-only file is tried again (WRITE_RETRY_DELAYS), then, within
+        ACK_WRITE_SECONDS, StoreUnavailableError: the message must not be acknowledged.
         """
+        changed, row_id = await self._write_before_ack(
+            f"storing message {channel}/{ts}",
+            "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, ts, author, text, _iso(received_at), _iso(utc_now())),
+        )
+        return row_id if changed == 1 else None
 
-        async def insert() -> int | None:
-            cursor = await self._db.execute(
-                "INSERT OR IGNORE INTO tickets (channel, ts, author, text, received_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (channel, ts, author, text, _iso(received_at), _iso(utc_now())),
+    async def _write_before_ack(
+        self, what: str, statement: str, args: Sequence[object]
+    ) -> tuple[int, int | None]:
+        """One statement committed, or StoreUnavailableError within ack_write_seconds.
+
+        Each attempt waits for another process's lock only as long as is left, counted when it
+        runs (not when it was queued): the wait is SQLite's own busy timeout, set for that
+        statement, so no attempt is cancelled halfway with its write uncommitted. (One
+        connection serves the process: a second one, writing beside it, made the first one's
+        deferred transactions fail on stale snapshots.)
+        """
+        deadline = self._clock() + self._ack_write_seconds
+        db = self._db
+
+        async def attempt() -> tuple[int, int | None]:
+            # aiosqlite runs the function on its connection's thread, between statements and
+            # never during one: the only way to give one statement its own busy timeout.
+            result: tuple[int, int | None] = await db._execute(  # type: ignore[no-untyped-call]  # aiosqlite's internal queue is untyped
+                _write_within,
+                db._conn,
+                statement,
+                tuple(args),
+                deadline=deadline,
+                clock=self._clock,
+                usual=self._busy_timeout,
             )
-            await self._db.commit()
-            return cursor.lastrowid if cursor.rowcount == 1 else None
-
-        async def roll_back() -> None:
-            # A failed write holds no lock, so nothing but its own BEGIN is undone.
-            if self._db.in_transaction:
-                await self._db.rollback()
+            return result
 
         return await with_retries(
-            insert,
+            attempt,
             transient=(sqlite3.OperationalError,),
-            what=f"storing message {channel}/{ts}",
+            what=what,
             delays=self._write_retry_delays,
-            after_failure=roll_back,
+            deadline=deadline,
+            clock=self._clock,
         )
 
     async def ticket(self, ticket_id: int) -> StoredTicket | None:
@@ -298,24 +336,39 @@ class SqliteStore:
         await self._db.commit()
 
     async def mark_routed(self, ticket_id: int) -> None:
-        """The ticket is posted in every team channel it belongs to; its lease ends."""
-        await self._set_status(ticket_id, "routed")
+        """The ticket is posted in every team channel it belongs to; its lease ends.
+
+        A withdrawn ticket stays withdrawn: the deletion is stored before Slack's ack, without
+        waiting for a worker that may be routing the ticket just then.
+        """
+        now = _iso(utc_now())
+        await self._db.execute(
+            "UPDATE tickets SET status = 'routed', updated_at = ?, routed_at = ?,"
+            " lease_until = NULL WHERE id = ? AND status != 'withdrawn'",
+            (now, now, ticket_id),
+        )
+        await self._db.commit()
 
     async def mark_withdrawn(self, ticket_id: int) -> bool:
-        """The customer deleted the message; False if it was already withdrawn."""
-        ticket = await self.ticket(ticket_id)
-        if ticket is None or ticket.status == "withdrawn":
-            return False
-        await self._set_status(ticket_id, "withdrawn")
-        return True
+        """The customer deleted the message; False if it was already withdrawn.
+
+        Written before Slack's ack: StoreUnavailableError within ACK_WRITE_SECONDS if refused.
+        """
+        changed, _ = await self._write_before_ack(
+            f"withdrawing ticket {ticket_id}",
+            "UPDATE tickets SET status = 'withdrawn', updated_at = ?"
+            " WHERE id = ? AND status != 'withdrawn'",
+            (_iso(utc_now()), ticket_id),
+        )
+        return changed == 1
 
     async def set_text(self, ticket_id: int, text: str) -> None:
-        """Replace a ticket's text after the customer edited the message."""
-        await self._db.execute(
+        """Replace a ticket's text after the customer edited the message (before the ack)."""
+        await self._write_before_ack(
+            f"storing ticket {ticket_id}'s edit",
             "UPDATE tickets SET text = ?, updated_at = ? WHERE id = ?",
             (text, _iso(utc_now()), ticket_id),
         )
-        await self._db.commit()
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:
         """Remember the link to the customer's message."""
@@ -425,23 +478,23 @@ class SqliteStore:
         return [LayerCall.model_validate_json(row[0]) for row in rows]
 
     async def add_reply(self, ticket_id: int, *, ts: str, author: str | None, text: str) -> bool:
-        """Add a thread reply to a ticket; False if this reply was stored already."""
-        cursor = await self._db.execute(
+        """Add a thread reply to a ticket (before the ack); False if it was stored already."""
+        changed, _ = await self._write_before_ack(
+            f"storing a reply {ts} to ticket {ticket_id}",
             "INSERT OR IGNORE INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (?, ?, ?, ?, ?)",
             (ticket_id, ts, author, text, _iso(utc_now())),
         )
-        await self._db.commit()
-        return cursor.rowcount == 1
+        return changed == 1
 
     async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
         """Change a stored thread reply's text; False if it is not one of the ticket's replies."""
-        cursor = await self._db.execute(
+        changed, _ = await self._write_before_ack(
+            f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = ? WHERE ticket_id = ? AND ts = ? AND text != ?",
             (text, ticket_id, ts, text),
         )
-        await self._db.commit()
-        return cursor.rowcount == 1
+        return changed == 1
 
     async def replies(self, ticket_id: int) -> list[StoredReply]:
         """The thread replies under a ticket, oldest first."""
@@ -835,3 +888,35 @@ def _maybe_time(value: str | None) -> datetime | None:
 
 def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, datetime.fromisoformat)
+
+
+def _write_within(
+    connection: sqlite3.Connection,
+    statement: str,
+    args: tuple[object, ...],
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+    usual: float,
+) -> tuple[int, int | None]:
+    """Run and commit one statement, waiting for a lock until deadline; (rowcount, lastrowid).
+
+    Runs on aiosqlite's thread. A failed statement's own transaction is rolled back (one some
+    other caller began on a shared connection is theirs to end), and the usual busy timeout
+    is back before anything else runs.
+    """
+    wait = min(usual, deadline - clock())
+    if wait <= 0:
+        raise sqlite3.OperationalError("no time left to wait for the database")
+    began = not connection.in_transaction
+    connection.execute(f"PRAGMA busy_timeout = {max(1, round(wait * 1000))}")
+    try:
+        cursor = connection.execute(statement, args)
+        connection.commit()
+        return cursor.rowcount, cursor.lastrowid
+    except BaseException:
+        if began and connection.in_transaction:
+            connection.rollback()
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {round(usual * 1000)}")
