@@ -113,6 +113,9 @@ def slack_gate(
         else:
             if not isinstance(parsed.body, dict):
                 problem = "not an object"
+            elif "event" in parsed.body and not isinstance(parsed.body["event"], dict):
+                # Bolt's middleware would raise on it (a 500): Slack's events are objects.
+                problem = "its event is not an object"
         if problem is not None:
             logger.warning(
                 "refused a signed request to %s: its %s body of %d bytes is not one Slack sends"

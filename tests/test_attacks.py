@@ -61,11 +61,6 @@ async def test_an_event_that_is_no_object_never_reaches_the_servers_crash_handle
         assert crashes == [], event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/endpoint.py checks that the body is an object, not that its `event` is: "
-    "Bolt's middleware raises on a string or list event and the bot answers 500",
-)
 async def test_a_signed_event_that_is_no_object_is_a_400(bot: Harness) -> None:
     """`"event": "message"` or `"event": [..]` in a signed body is a body Slack never sends: 400."""
     statuses = [
@@ -75,11 +70,6 @@ async def test_a_signed_event_that_is_no_object_is_a_400(bot: Harness) -> None:
     assert statuses == [400, 400]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/endpoint.py's _stranger compares Bolt's team_id only: an org-wide install of "
-    "another Enterprise Grid org has team_id null, so its events are taken",
-)
 async def test_a_signed_event_from_another_organisations_org_wide_install_is_refused(
     bot: Harness,
 ) -> None:
