@@ -146,8 +146,12 @@ class TicketStore(Protocol):
         """The customer deleted the message; False if it was already withdrawn."""
         ...
 
-    async def set_text(self, ticket_id: int, text: str) -> None:
-        """Replace a ticket's text after the customer edited the message."""
+    async def set_text(self, ticket_id: int, text: str, *, edited_ts: str | None = None) -> bool:
+        """Replace a ticket's text after the customer edited the message; False if not replaced.
+
+        With the edit's Slack ts, an edit older than the one the text is from changes nothing
+        (Slack may deliver an older edit's retry after a newer edit).
+        """
         ...
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:

@@ -148,11 +148,6 @@ def test_a_redaction_placeholder_is_never_repeated_in_a_draft(text: str) -> None
     assert "NATIONAL_ID" not in draft.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an edit is applied in arrival order (routing/desk/follow_ups.py): nothing keeps the "
-    "edited ts applied last, so a retried older edit overwrites the newer text",
-)
 async def test_edits_delivered_out_of_order_keep_the_newest_text(bot: Harness) -> None:
     """The newer edit (by `edited.ts`) wins even when Slack delivers the older one after it."""
     ts = await bot.customer_says("I was charged twice, please refund")

@@ -1030,3 +1030,20 @@ async def test_tickets_waiting_for_the_model_past_a_cutoff_are_marked_late_once(
         stored = await store.ticket(old)
         assert stored is not None
         assert stored.decision == _decision()
+
+
+async def test_an_edit_older_than_the_stored_one_changes_nothing(backend: Backend) -> None:
+    """Edits apply by Slack ts: a late older one is refused; a newer or an untimed one applies."""
+    async with backend.open() as store:
+        ticket = await _a_ticket(store)
+        assert await store.set_text(ticket, "second", edited_ts="1700000010.000200")
+        assert not await store.set_text(ticket, "first", edited_ts="1700000009.999999")
+        assert not await store.set_text(ticket, "again", edited_ts="1700000010.000200")
+        stored = await store.ticket(ticket)
+        assert stored is not None
+        assert stored.text == "second"
+        assert await store.set_text(ticket, "third", edited_ts="1700000011.000000")
+        assert await store.set_text(ticket, "untimed")
+        stored = await store.ticket(ticket)
+        assert stored is not None
+        assert stored.text == "untimed"

@@ -11,7 +11,8 @@ again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -92,8 +93,27 @@ async def _store(desk: Desk, channel: str, event: dict[str, Any]) -> AfterAck | 
             if text == message_text(previous):  # an unfurl changes nothing
                 return None
             return await desk.store_reply_edit(channel, thread_ts, message["ts"], text)
-        return await desk.store_edit(channel, message["ts"], text, message_text(previous) or None)
+        return await desk.store_edit(
+            channel,
+            message["ts"],
+            text,
+            message_text(previous) or None,
+            edited_ts=_edited_ts(message),
+        )
     if subtype == "message_deleted":
         deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
         return await desk.store_deletion(channel, deleted) if deleted else None
     return None
+
+
+def _edited_ts(message: Mapping[str, Any]) -> str | None:
+    """The Slack ts of an edit (`edited.ts`), if it is one Slack could send: a number."""
+    edited = message.get("edited")
+    ts = edited.get("ts") if isinstance(edited, Mapping) else None
+    if not isinstance(ts, str):
+        return None
+    try:
+        number = float(ts)
+    except ValueError:
+        return None
+    return ts if math.isfinite(number) else None

@@ -291,10 +291,18 @@ class Desk:
         return await self._first(self._follow_ups.store_thread_reply(message, message.thread_ts))
 
     async def store_edit(
-        self, channel: str, ts: str, text: str, previous_text: str | None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        previous_text: str | None,
+        *,
+        edited_ts: str | None = None,
     ) -> AfterAck | None:
-        """Store an edited ticket message's text; the re-classification comes after."""
-        return await self._first(self._follow_ups.store_edit(channel, ts, text, previous_text))
+        """Store an edited message's text (unless a newer edit's is stored); then re-check."""
+        return await self._first(
+            self._follow_ups.store_edit(channel, ts, text, previous_text, edited_ts=edited_ts)
+        )
 
     async def store_reply_edit(
         self, channel: str, thread_ts: str, ts: str, text: str
@@ -314,9 +322,17 @@ class Desk:
             self._intake.store_refused(error)
             raise
 
-    async def edited(self, channel: str, ts: str, text: str, previous_text: str | None) -> None:
+    async def edited(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        previous_text: str | None,
+        *,
+        edited_ts: str | None = None,
+    ) -> None:
         """The customer edited a message; unfurls (same text) change nothing."""
-        await self._follow_ups.edited(channel, ts, text, previous_text)
+        await self._follow_ups.edited(channel, ts, text, previous_text, edited_ts=edited_ts)
 
     async def reply_edited(self, channel: str, thread_ts: str, ts: str, text: str) -> None:
         """The customer edited a thread reply: shown to the team, and the ticket re-checked."""

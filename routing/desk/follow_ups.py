@@ -196,14 +196,28 @@ class FollowUps:
         await self._placement.refresh(ticket_id)
         await self._pager.page_if_needed(ticket_id)
 
-    async def edited(self, channel: str, ts: str, text: str, previous_text: str | None) -> None:
+    async def edited(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        previous_text: str | None,
+        *,
+        edited_ts: str | None = None,
+    ) -> None:
         """The customer edited a message; unfurls (same text) change nothing."""
-        after = await self.store_edit(channel, ts, text, previous_text)
+        after = await self.store_edit(channel, ts, text, previous_text, edited_ts=edited_ts)
         if after is not None:
             await after()
 
     async def store_edit(
-        self, channel: str, ts: str, text: str, previous_text: str | None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        previous_text: str | None,
+        *,
+        edited_ts: str | None = None,
     ) -> AfterAck | None:
         """Store the edited text of a ticket's message (before the ack); what follows is returned.
 
@@ -217,7 +231,9 @@ class FollowUps:
             return partial(self._missed_edit, channel, ts)
         if found.status == "withdrawn" or found.text == text:
             return None
-        await self._store.set_text(found.id, text)
+        if not await self._store.set_text(found.id, text, edited_ts=edited_ts):
+            logger.info("ticket %s: an edit older than its text's arrived late; kept", found.id)
+            return None
         return partial(self._edit_stored, found.id, text, before=found.text)
 
     async def _missed_edit(self, channel: str, ts: str) -> None:

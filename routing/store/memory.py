@@ -51,6 +51,7 @@ class _Ticket:
     claimed_by: str | None = None
     lease_until: datetime | None = None
     claims: int = 0
+    edited_ts: str | None = None
 
 
 @dataclass
@@ -299,9 +300,17 @@ class MemoryStore:
         if touch:
             row.updated_at = utc_now()
 
-    async def set_text(self, ticket_id: int, text: str) -> None:
+    async def set_text(self, ticket_id: int, text: str, *, edited_ts: str | None = None) -> bool:
         """Replace a ticket's text after the customer edited the message."""
+        row = self.tables.tickets.get(ticket_id)
+        if row is None:
+            return False
+        if edited_ts is not None:
+            if row.edited_ts is not None and float(row.edited_ts) >= float(edited_ts):
+                return False
+            row.edited_ts = edited_ts
         self._update(ticket_id, text=text)
+        return True
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:
         """Remember the link to the customer's message."""

@@ -324,13 +324,21 @@ class PostgresStore:
         )
         return changed == 1
 
-    async def set_text(self, ticket_id: int, text: str) -> None:
+    async def set_text(self, ticket_id: int, text: str, *, edited_ts: str | None = None) -> bool:
         """Replace a ticket's text after the customer edited the message (before the ack)."""
-        await self._write_before_ack(
-            f"storing ticket {ticket_id}'s edit",
-            "UPDATE tickets SET text = %s, updated_at = %s WHERE id = %s",
-            (text, utc_now(), ticket_id),
+        if edited_ts is None:
+            statement = "UPDATE tickets SET text = %s, updated_at = %s WHERE id = %s"
+            args: tuple[object, ...] = (text, utc_now(), ticket_id)
+        else:
+            statement = (
+                "UPDATE tickets SET text = %s, updated_at = %s, edited_ts = %s WHERE id = %s"
+                " AND (edited_ts IS NULL OR edited_ts::numeric < %s::numeric)"
+            )
+            args = (text, utc_now(), edited_ts, ticket_id, edited_ts)
+        changed, _ = await self._write_before_ack(
+            f"storing ticket {ticket_id}'s edit", statement, args
         )
+        return changed > 0
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:
         """Remember the link to the customer's message."""

@@ -181,6 +181,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE tickets ADD COLUMN model_state TEXT;
     CREATE INDEX tickets_model_pending ON tickets (received_at) WHERE model_state = 'pending';
     """,
+    # 7: the Slack ts of the customer's edit the ticket's text is from (NULL: not edited, or
+    # edited before this), so an older edit that Slack delivers late never replaces a newer one.
+    """
+    ALTER TABLE tickets ADD COLUMN edited_ts TEXT;
+    """,
 )
 
 
