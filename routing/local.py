@@ -269,18 +269,19 @@ class _Field:
     def learnt_vote(self, similarities: Vector) -> npt.NDArray[np.float64]:
         """Per label, the weighted share of the close learnt examples (corrections) carrying it."""
         vote = np.zeros(len(self.labels))
-        labels = self._example_labels[self.shipped :]
-        carried = np.flatnonzero(labels >= 0)
-        if not carried.size:
+        # The carried examples' indices ascend: the learnt ones are the tail from `shipped` on.
+        carried = self._carried.rows
+        learnt = carried[int(np.searchsorted(carried, self.shipped)) :]
+        if not learnt.size:
             return vote
-        pool = similarities[self.shipped :][carried].astype(np.float64)
-        k = min(LEARNT_NEIGHBOURS, carried.size)
+        pool = similarities[learnt]
+        k = min(LEARNT_NEIGHBOURS, learnt.size)
         nearest = np.argpartition(-pool, k - 1)[:k]
-        close = pool[nearest]
+        close = pool[nearest].astype(np.float64)
         weights = np.exp((close - close.max()) / LEARNT_TEMPERATURE) / (
             1.0 + np.exp(-(close - LEARNT_MIN_SIMILARITY) / LEARNT_GATE_WIDTH)
         )
-        np.add.at(vote, labels[carried[nearest]], weights)
+        np.add.at(vote, self._example_labels[learnt[nearest]], weights)
         return vote / (float(weights.sum()) + LEARNT_PRIOR)
 
 
