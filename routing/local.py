@@ -42,6 +42,16 @@ HEAD_L2 = 1e-3
 # there are (a full refit of 1,150 examples took 140 ms; 10,000 would take seconds).
 INCREMENT_STEPS = 30
 INCREMENT_BATCH = 256
+# An agent's correction is the best evidence about the tickets close to it: per label, the
+# weighted share of the LEARNT_NEIGHBOURS nearest corrections carrying it, each weighted by
+# exp((similarity - the closest's) / LEARNT_TEMPERATURE) and by a soft step at
+# LEARNT_MIN_SIMILARITY, is added to the scores times LEARNT_WEIGHT.
+LEARNT_WEIGHT = 3.0
+LEARNT_NEIGHBOURS = 32
+LEARNT_TEMPERATURE = 0.1
+LEARNT_MIN_SIMILARITY = 0.5
+LEARNT_GATE_WIDTH = 0.03
+LEARNT_PRIOR = 0.2
 # Softmax temperature turning scores into the per-category probabilities stored for audit and
 # for the close-call check.
 TEMPERATURE = 0.05
@@ -174,6 +184,8 @@ class _Field:
         # The positions of the examples that carry this field, for drawing learning batches.
         self._carried = _Rows(None, np.int64)
         self._rng = np.random.default_rng(0)
+        # Examples from this index on were learnt (agents' corrections), not shipped.
+        self.shipped = 0
 
     def position(self, label: str | None) -> int | None:
         """A label's position in config order, or None for no label or an unknown one."""
@@ -251,9 +263,31 @@ class _Field:
             if mine.size:
                 nearest[position] = max(float(mine.max()), float(described[position]))
         head: npt.NDArray[np.float64] = (query @ self._head).astype(np.float64)
+        learnt = self.learnt_vote(similarities)
         return FieldScores(
-            described=described, nearest=nearest, scores=head + NEAREST_WEIGHT * nearest
+            described=described,
+            nearest=nearest,
+            scores=head + NEAREST_WEIGHT * nearest + LEARNT_WEIGHT * learnt,
+            learnt=learnt,
         )
+
+    def learnt_vote(self, similarities: Vector) -> npt.NDArray[np.float64]:
+        """Per label, the weighted share of the close learnt examples (corrections) carrying it."""
+        vote = np.zeros(len(self.labels))
+        # The carried examples' indices ascend: the learnt ones are the tail from `shipped` on.
+        carried = self._carried.rows
+        learnt = carried[int(np.searchsorted(carried, self.shipped)) :]
+        if not learnt.size:
+            return vote
+        pool = similarities[learnt]
+        k = min(LEARNT_NEIGHBOURS, learnt.size)
+        nearest = np.argpartition(-pool, k - 1)[:k]
+        close = pool[nearest].astype(np.float64)
+        weights = np.exp((close - close.max()) / LEARNT_TEMPERATURE) / (
+            1.0 + np.exp(-(close - LEARNT_MIN_SIMILARITY) / LEARNT_GATE_WIDTH)
+        )
+        np.add.at(vote, self._example_labels[learnt[nearest]], weights)
+        return vote / (float(weights.sum()) + LEARNT_PRIOR)
 
 
 @dataclass(frozen=True)
@@ -264,8 +298,11 @@ class FieldScores:
     described: npt.NDArray[np.float64]
     # Best similarity to its examples, rubric and phrases.
     nearest: npt.NDArray[np.float64]
-    # The regression head's score plus NEAREST_WEIGHT times nearest.
+    # The regression head's score plus NEAREST_WEIGHT times nearest plus LEARNT_WEIGHT times
+    # learnt.
     scores: npt.NDArray[np.float64]
+    # The learnt examples' vote (learnt_vote); its sum says how close corrections are, 0-1.
+    learnt: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -278,6 +315,9 @@ class Evidence:
     # Top score minus the second; the best similarity to any example or phrase.
     margin: float
     fit: float
+    # The top label's score minus the best other's without the learnt examples' vote: what the
+    # calibration was fitted on (the vote's say in confidence is neighbour_confidence's).
+    unlearnt_margin: float
 
 
 def calibrated_confidence(
@@ -309,6 +349,8 @@ class LocalClassifier:
         self._categories = _Field(config.categories, embedder)
         self._priorities = _Field(config.priorities, embedder)
         self._sentiments = _Field(config.sentiments, embedder)
+        for field in (self._categories, self._priorities, self._sentiments):
+            field.shipped = self._shipped
         self._category_cues = Cues(config.categories)
         self._priority_cues = Cues(config.priorities)
         self._sentiment_cues = Cues(config.sentiments)
@@ -388,11 +430,23 @@ class LocalClassifier:
         )
 
     def neighbour_confidence(
-        self, calibrated: float, similarities: Vector, category: str, fit: float
+        self,
+        calibrated: float,
+        similarities: Vector,
+        category: str,
+        fit: float,
+        *,
+        field: str = "category",
     ) -> float:
-        """The calibrated confidence, pulled towards the nearest examples' agreement."""
-        field = self._categories
-        carried = np.flatnonzero(field._example_labels >= 0)
+        """The calibrated confidence, pulled towards the nearest examples' agreement.
+
+        For the category every example counts (the config's only as near-paraphrases); for the
+        priority only learnt corrections, whose labels the calibration never saw.
+        """
+        scored = self._categories if field == "category" else self._priorities
+        carried = np.flatnonzero(scored._example_labels >= 0)
+        if field != "category":
+            carried = carried[carried >= self._shipped]
         if not carried.size:
             return calibrated
         k = min(NEIGHBOURS, carried.size)
@@ -408,7 +462,7 @@ class LocalClassifier:
         weights[shipped] /= 1.0 + np.exp(
             -(close[shipped] - NEIGHBOUR_MIN_SIMILARITY) / NEIGHBOUR_GATE_WIDTH
         )
-        agrees = field._example_labels[carried[nearest]] == field.position(category)
+        agrees = scored._example_labels[carried[nearest]] == scored.position(category)
         agreeing = float(weights[agrees].sum())
         return (agreeing + NEIGHBOUR_PRIOR * calibrated) / (float(weights.sum()) + NEIGHBOUR_PRIOR)
 
@@ -496,7 +550,14 @@ class LocalClassifier:
         )
         ranked = tuple(self._categories.labels[int(i)] for i in order)
         return Evidence(
-            ranked=ranked, scores=scores, similarities=similarities, margin=margin, fit=fit
+            ranked=ranked,
+            scores=scores,
+            similarities=similarities,
+            margin=margin,
+            fit=fit,
+            unlearnt_margin=_margin_of(
+                int(order[0]), scores - LEARNT_WEIGHT * categories.learnt, np.ones(len(order), bool)
+            ),
         )
 
     def classify_vector(self, query: Vector, text: str = "") -> Decision:
@@ -512,7 +573,7 @@ class LocalClassifier:
         reasons.extend(priority.reasons)
         confidence = self.neighbour_confidence(
             calibrated_confidence(
-                evidence.margin,
+                evidence.unlearnt_margin,
                 evidence.fit,
                 config.thresholds.category_calibration or CALIBRATION,
             ),
@@ -529,7 +590,13 @@ class LocalClassifier:
             sentiment=sentiment.label,
             confidence=confidence,
             confidences={
-                "priority": field_confidence("priority", priority, evidence.fit),
+                "priority": self.neighbour_confidence(
+                    field_confidence("priority", priority, evidence.fit),
+                    similarities,
+                    priority.label,
+                    evidence.fit,
+                    field="priority",
+                ),
                 "sentiment": field_confidence("sentiment", sentiment, evidence.fit),
                 # The team follows the category (or the fallback when none fits).
                 "team": confidence,
@@ -613,6 +680,12 @@ class LocalClassifier:
         if not allowed.any():
             allowed[0] = True
         choice = _choose(field.labels, scores, allowed, cues)
+        # Its confidence is calibrated on the margin without the corrections' vote; the vote's
+        # say is neighbour_confidence's (they agree, or the bot cannot grow sure).
+        unlearnt = _margin_of(
+            field.labels.index(choice.label), scores - LEARNT_WEIGHT * scored.learnt, allowed
+        )
+        choice = FieldChoice(label=choice.label, margin=unlearnt, cued=choice.cued)
         found = cues.found[field.labels.index(choice.label)]
         if found:
             quoted = ", ".join(f"'{cue}'" for cue in found[:3])
@@ -703,6 +776,14 @@ def _choose(
     second = masked[int(order[1])] if len(order) > 1 else -np.inf
     margin = float(masked[top] - second) if np.isfinite(second) else 1.0
     return FieldChoice(label=labels[top], margin=margin, cued=cues.hits()[top])
+
+
+def _margin_of(top: int, scores: npt.NDArray[np.float64], allowed: npt.NDArray[np.bool_]) -> float:
+    """scores[top] minus the best other allowed score (1.0 when no other is allowed)."""
+    others = np.where(allowed, scores, -np.inf)
+    others[top] = -np.inf
+    best = float(others.max()) if len(others) else -np.inf
+    return float(scores[top] - best) if np.isfinite(best) else 1.0
 
 
 def field_confidence(

@@ -294,3 +294,79 @@ async def test_macro_recall_is_the_mean_recall_over_true_labels(config: TriageCo
     )
     assert report.macro_recall == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
     assert report.summary_json()["macro_recall"] == round(13 / 18, 4)
+
+
+# --- learning through the replay, on generated tickets ----------------------------------------
+
+# One kind of ticket the default config calls billing (its "card" cue), which agents here file
+# under account; written for these tests.
+CARD_NOT_ARRIVED = [
+    "My replacement card for order 1041 has still not arrived in the post.",
+    "The new card I ordered last week (order 2290) hasn't arrived yet.",
+    "Still waiting for my replacement card, order 3317, it never came.",
+    "My card from order 4120 has not been delivered to me yet.",
+    "Order 5518: the replacement card you sent has not reached me.",
+    "I ordered a new card ten days ago (order 6034) and it is not here yet.",
+]
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_one_correction_teaches_the_next_tickets_of_its_kind_over_a_cue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first card-not-arrived ticket is corrected to account; the next five come out account."""
+    data = _csv(
+        tmp_path / "cards.csv", "text,category", [f'"{t}",account' for t in CARD_NOT_ARRIVED]
+    )
+    assert main(["eval", str(data), "--replay-corrections", "--window", "1", "--json"]) == 0
+    windows = json.loads(capsys.readouterr().out)["windows"]
+    assert [(w["accuracy"], w["corrections"]) for w in windows] == [(0.0, 1)] + [(1.0, 0)] * 5
+
+
+async def test_a_replayed_category_only_correction_leaves_priority_as_it_was(
+    embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Replayed category-only corrections store no priority; the next ticket's priority stays."""
+    rows = LabeledRows(
+        source="cards.csv",
+        rows=tuple(LabeledRow(text=text, label="account") for text in CARD_NOT_ARRIVED[:3]),
+        has_split=False,
+    )
+    probe = Ticket(text=CARD_NOT_ARRIVED[5])
+    pipeline = build_pipeline(config, embedder=embedder)
+    before = (await pipeline.triage(probe)).decision
+    report = await replay_corrections(rows, config=config, pipeline=pipeline, window=3)
+    after = (await pipeline.triage(probe)).decision
+    assert report.corrections >= 1
+    assert (before.category, after.category) == ("billing", "account")
+    assert after.priority == before.priority
+    learnt = pipeline._local.examples[len(config.load_examples()) :]  # type: ignore[union-attr]  # the local model is installed for the tests
+    assert len(learnt) == report.corrections
+    assert {(example.priority, example.sentiment) for example in learnt} == {(None, None)}
+
+
+async def test_confidence_does_not_grow_on_corrections_that_disagree(
+    embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Look-alike tickets filed half account, half technical: the bot never grows sure of either."""
+    labels = ["account", "technical", "technical", "account"] * 6
+    rows = LabeledRows(
+        source="noisy.csv",
+        rows=tuple(
+            LabeledRow(
+                text=f"Ticket {n}: the card reader in the app shows error {100 + n}.", label=label
+            )
+            for n, label in enumerate(labels)
+        ),
+        has_split=False,
+    )
+    pipeline = build_pipeline(config, embedder=embedder)
+    report = await replay_corrections(rows, config=config, pipeline=pipeline, window=8)
+    first, *_, last = report.windows
+    assert last.accuracy["category"] <= 0.75
+    assert last.mean_confidence <= 0.7
+    assert last.needs_human_rate >= first.needs_human_rate
