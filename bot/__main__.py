@@ -48,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser("classify", help="classify texts (or stdin lines)")
-    classify.add_argument("texts", nargs="*", metavar="TEXT", help="tickets; stdin when none")
+    classify.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="tickets, one per argument; else one ticket per line of stdin",
+    )
     classify.add_argument("--json", action="store_true", help="one JSON object per ticket")
     classify.add_argument("--config", type=Path, help="taxonomy and policy TOML file")
 
@@ -88,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         "--field",
         choices=EVAL_FIELDS,
         default="category",
-        help="which decision the label column holds (priority, sentiment, team: no --shots)",
+        help="which decision the label column holds (default category); with --shots, its labels "
+        "become that field's labels",
     )
     evaluation.add_argument(
         "--where",

@@ -38,6 +38,43 @@ class LabelConfig(_Strict):
     # frustrated when a message has both kinds of words).
     cue_weight: float | None = Field(default=None, ge=0.0, le=5.0)
 
+    @field_validator("cues")
+    @classmethod
+    def _well_formed_cues(cls, cues: tuple[str, ...]) -> tuple[str, ...]:
+        # A cue with a stray bracket or bar is read as literal words and never matches: say so.
+        for number, cue in enumerate(cues, 1):
+            problem = _cue_problem(cue)
+            if problem:
+                shown = cue if len(cue) <= 40 else cue[:37] + "..."
+                raise ValueError(f"cue {number} ({shown!r}) {problem}")
+        return cues
+
+
+def _cue_problem(cue: str) -> str | None:
+    """What is wrong with a cue's `[a|b]`, `*` and ` + ` syntax, or None."""
+    if not cue.strip():
+        return "is blank"
+    depth = 0
+    for character in cue:
+        if character == "[":
+            depth += 1
+            if depth > 1:
+                return "has a '[' inside another: write [a|b] groups side by side"
+        elif character == "]":
+            depth -= 1
+            if depth < 0:
+                return "has a ']' with no '[' before it"
+        elif character == "|" and depth == 0:
+            return "has a '|' outside [...]: write alternatives as [a|b]"
+    if depth:
+        return "has a '[' that is never closed"
+    for group in re.findall(r"\[([^\]]*)\]", cue):
+        if any(not choice.strip() for choice in group.split("|")):
+            return "has an empty choice: '[]', '[|', '||' or '|]'"
+    if any(not part.strip() for part in cue.split(" + ")):
+        return "has an empty side of ' + '"
+    return None
+
 
 class SentimentConfig(LabelConfig):
     """A sentiment label."""

@@ -21,6 +21,14 @@ REQUIRED_FIELDS = {
     "reasons",
     "source",
     "draft",
+    # Documented in README's "Classifying from the command line" too.
+    "confidences",
+    "reason_codes",
+    "teams",
+    "parts",
+    "language",
+    "no_action",
+    "text",
 }
 
 

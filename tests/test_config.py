@@ -142,3 +142,24 @@ def test_hotword_for_unknown_category_is_refused(tmp_path: Path) -> None:
     path = _write_variant(tmp_path, 'category = "billing" }', 'category = "money" }')
     with pytest.raises(ConfigError, match=r"rules\.hotwords\[0\]\.category"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("cue", "problem"),
+    [
+        ("invoice|charged]", r"a '\|' outside \[\.\.\.\]"),
+        ("[invoice|charged", r"a '\[' that is never closed"),
+        ("[invoice||charged]", "an empty choice"),
+        ("[] + [invoice]", "an empty choice"),
+        ("[a|[b|c]]", r"a '\[' inside another"),
+        ("invoice] + paid", r"a '\]' with no '\['"),
+    ],
+)
+def test_malformed_cue_is_refused_naming_the_label_and_cue(
+    tmp_path: Path, cue: str, problem: str
+) -> None:
+    """A cue whose brackets or bars would make it literal words that never match is refused."""
+    path = _write_variant(tmp_path, 'cues = ["[invoice|', f'cues = ["{cue}", "[invoice|')
+    with pytest.raises(ConfigError, match=rf"categories\[0\]\.cues: cue 1 .*{problem}") as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
