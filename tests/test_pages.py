@@ -445,3 +445,21 @@ async def test_a_replica_started_while_another_waits_to_send_a_page_leaves_it_to
             (note,) = await _page_notes(first, ticket_id)
             assert f"Ticket #{ticket_id} needs a human" in note
             assert len(_dms(first)) == 1
+
+
+async def test_a_burst_ticket_posted_in_two_teams_is_counted_once(
+    bot_and_clock: tuple[Harness, ManualClock],
+) -> None:
+    """A two-team ticket in one customer's burst is one more ticket in the count, not two."""
+    bot, _ = bot_and_clock
+    first = await bot.new_ticket("URGENT outage: our production API is down for everyone")
+    second = await bot.new_ticket(
+        "URGENT: I cannot log in since this morning, and separately our last invoice"
+        " charged us for 20 seats instead of 12"
+    )
+    assert len({post.team for post in await bot.store.posts(second)}) == 2
+    (post, *_) = await bot.store.posts(first)
+    counts = [m["text"] for m in bot.thread_of(post.channel, post.ts) if "more ticket" in m["text"]]
+    assert counts
+    assert "1 more ticket from this customer" in counts[-1]
+    assert f"#{second}, #{second}" not in counts[-1]

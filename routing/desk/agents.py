@@ -108,7 +108,8 @@ class Agents:
 
     def log_refusal(self, user: str, action: str, ticket_id: int | None) -> None:
         """Say in the log who was refused what."""
-        logger.warning("refused: user %s may not %s (ticket %s)", user, action, ticket_id)
+        about = "" if ticket_id is None else f" (ticket {ticket_id})"
+        logger.warning("refused: user %s may not %s%s", user, action, about)
 
     async def is_any_agent(self, user: str | None) -> bool:
         """True if user is an agent of any team."""

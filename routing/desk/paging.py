@@ -288,7 +288,8 @@ class Pager:
 
     async def _count_in_burst(self, burst: _Burst, ticket_id: int) -> None:
         """One follow-up in the first page's thread counts the burst's other tickets."""
-        burst.more.append(ticket_id)
+        if ticket_id not in burst.more:  # a ticket posted to two teams is counted once
+            burst.more.append(ticket_id)
         try:
             async with burst.writing:
                 count = len(burst.more)  # read under the lock: the last writer shows them all
