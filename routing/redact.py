@@ -33,8 +33,9 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 - the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
-  doesn't work"); a passphrase's words to the end of its clause; PINs and one-time codes ("the code is 482913", "482913 is your code"), but
-  not HTTP, error, zip or promo codes; `credentials user:password`.
+  doesn't work"); a passphrase's words to the end of its clause; PINs and one-time codes
+  ("the code is 482913", "OTP code 482913", "482913 is your code"), but not HTTP, error, zip
+  or promo codes; `credentials user:password`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ import phonenumbers
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
 from stdnum import iban as stdnum_iban
+from stdnum import numdb
 from stdnum.br import cpf
 from stdnum.ca import sin
 from stdnum.de import idnr
@@ -1196,26 +1198,35 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
     return False
 
 
+@lru_cache(maxsize=256)
+def _iban_length(country: str) -> int:
+    """The length of a country's IBANs (python-stdnum's registry), or 0 for a country without."""
+    info = numdb.get("iban").info(country)
+    structure = info[0][1].get("bban", "") if info else ""
+    return 4 + sum(map(int, re.findall(r"\d+", structure))) if structure else 0
+
+
 def _claim_ibans(text: str, spans: _Spans) -> None:
     # A match can run on into the next IBAN ("GB82 WEST ... 32 and gb82west..."): the search
-    # resumes after the valid prefix it claimed, or one character after a match with none (a
-    # match is at most about a hundred characters, so this stays linear).
+    # resumes after the IBAN it claimed, or one character after a match with none (a match is
+    # at most about a hundred characters, so this stays linear).
     position = 0
     while match := _IBAN.search(text, position):
         position = match.start() + 1
-        # The longest prefix that is a valid IBAN ("DE89 3704 0044 0532 0130 00 is mine").
+        # The prefix of the country's IBAN length, if valid ("DE89 3704 0044 0532 0130 00 is
+        # mine"): an IBAN's length is fixed per country, so one check per match.
+        length = _iban_length(match.group()[:2].upper())
         positions = [
             match.start() + offset for offset, char in enumerate(match.group()) if char.isalnum()
         ]
-        compact = "".join(text[position] for position in positions)
-        for length in range(len(compact), 14, -1):
-            end = positions[length - 1] + 1
-            if end < len(text) and text[end].isalnum():
-                continue
-            if iban_valid(compact[:length]):
-                spans.claim(match.start(), end, "iban")
-                position = end
-                break
+        if not length or len(positions) < length:
+            continue
+        end = positions[length - 1] + 1
+        if end < len(text) and text[end].isalnum():
+            continue
+        if iban_valid("".join(text[at] for at in positions[:length])):
+            spans.claim(match.start(), end, "iban")
+            position = end
 
 
 # Lower-case stems every match of a keyword pattern contains: a message without any of them
