@@ -9,16 +9,20 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   `john.doe at example.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
+  a bare digit run only after a phone word ("call me on", "Handy:") or when it is a mobile
+  number written nationally with its trunk 0 ("05321234567", "0612345678");
 - payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
   or line break, several side by side, or bare or oddly grouped after a word such as "card"
-  (order numbers pass Luhn one time in ten);
+  (order numbers pass Luhn one time in ten), and bare 15/16-digit runs that start like a
+  real card (Visa, Mastercard, Amex, Discover) without one;
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
   with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
   Spain DNI/NIE, Italy codice fiscale; UK National Insurance numbers by their shape alone, in
   small letters after their name), digit runs (Turkey T.C. kimlik, Germany
   IdNr, France NIR, India Aadhaar, Netherlands BSN, Poland PESEL, UK NHS, Canada SIN, spaced
-  SSNs) only after a word that names them, so order numbers stay; passport, licence and
+  SSNs) only after a word that names them, so order numbers stay (after "SSN", any nine
+  digits in its shape, valid or not); passport, licence and
   Personalausweis numbers after their word;
 - dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
@@ -29,8 +33,9 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 - the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
-  doesn't work"); PINs and one-time codes ("the code is 482913", "482913 is your code"), but
-  not HTTP, error, zip or promo codes; `credentials user:password`.
+  doesn't work"); a passphrase's words to the end of its clause; PINs and one-time codes
+  ("the code is 482913", "OTP code 482913", "482913 is your code"), but not HTTP, error, zip
+  or promo codes; `credentials user:password`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import phonenumbers
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.plugins.base import RegexBasedDetector
 from stdnum import iban as stdnum_iban
+from stdnum import numdb
 from stdnum.br import cpf
 from stdnum.ca import sin
 from stdnum.de import idnr
@@ -268,8 +274,18 @@ _SEP = "[ \t\r\n_/.-]"
 _DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
-    r"credit|debit|kredi)s?\W{0,12}[A-Za-z]?$",
+    r"credit|debit|kredi)s?"
+    # "card number", "card no.", "card ending in", "Kartennummer", "tarjeta número".
+    r"(?:\s*(?:n?nummer|numbers?|no\.?|nr\.?|num[ée]ro|n[úu]mero|numaras[\u0131i]|\#"
+    r"|ending(?:\s+(?:in|with))?|ends?\s+(?:in|with)|details|info))?\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
+)
+# A bare run of 15 or 16 digits that passes Luhn and starts like a real card (Visa 4,
+# Mastercard 51-55 and 2221-2720, Discover 6011 and 65 with 16 digits; Amex 34 and 37 with
+# 15) is a card without a card word: privacy beats keeping an order number whole.
+_CARD_PREFIX = re.compile(
+    r"(?:4\d{15}|5[1-5]\d{14}|(?:222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)\d{12}"
+    r"|6011\d{12}|65\d{14}|3[47]\d{13})"
 )
 # Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
 _CARD_GROUPS = re.compile(r"4,4,4,[1-7](?:,[1-3])?|4,6,[45]")
@@ -359,6 +375,14 @@ _NAMED_ID = re.compile(
     r"(\d(?:[ .\u00a0\u2013-]?\d){7,19})(?![\w])",
     re.IGNORECASE,
 )
+# After a word naming a US SSN, nine digits in its shape are one even when python-stdnum calls
+# the number invalid ("078-05-1120", the famous blocked number, is still an id's shape).
+_NAMED_SSN = re.compile(
+    r"\b(?:ssn|ss#|social security|social-security|soc\.? sec\.?)"
+    r"(?:\s+(?:number|no\.?|nr\.?|\#))?[^\w\n]{0,12}(?:(?:is|was)\s+|:\s*)?"
+    r"(?<!\d)(\d{3}([ .\u00a0-]?)\d{2}\2\d{4})(?![\w]|[.-]\d)",
+    re.IGNORECASE,
+)
 _BARE_ID_CHECKS: tuple[Callable[[str], bool], ...] = (
     tckimlik.is_valid,
     idnr.is_valid,
@@ -432,7 +456,7 @@ _AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
     r"passwords?|pass ?phrases?|p[a@4]ssw[o0]rd|pass word|p/w|pword|passwort|passwd|pwd|passcode"
-    r"|contrase[ñn]a|mot de passe|senha|parola|şifrem?"
+    r"|contrase[ñn]a|mot de passe|senha|parola|[şs]ifre(?:m|niz|n)?"
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
     r"|(?:secret|security) (?:answer|question answer)|memorable (?:word|information)"
@@ -463,6 +487,16 @@ _SECRET_VALUE = re.compile(
     # An "&" is part of it unless a query parameter follows ("?api_key=...&page=2").
     r"(?P<value>\"[^\"\n]{1,80}\"|'[^'\n]{1,80}'|`[^`\n]{1,80}`"
     r"|(?:[^\s\"'`,;&]|&(?![\w.-]*=)){3,}(?:'[^\W\d_]+)*)",
+    re.IGNORECASE,
+)
+# "my passphrase is correct horse battery staple", "passphrase: ...": the words after it up to
+# the end of the clause (punctuation or a line break), at most eight, unless they read as a
+# sentence about it ("passphrase is not accepted").
+_PASSPHRASE = re.compile(
+    r"(?<![A-Za-z0-9])(?:pass[ _-]?phrase|phrase secr[èe]te|frase de contrase[ñn]a"
+    r"|parola d'ordine|wachtzin|(?:seed|recovery|mnemonic) phrase)s?"
+    r"(?:[ \t]+(?:is|was|ist|est|es|è|é|lautet|would be|will be)[ \t]*:?|[ \t]*[:=\uff1a])"
+    r"[ \t]*(?P<value>[^\s.,;!?\"'`]+(?:[ \t]+[^\s.,;!?\"'`]+){0,7})",
     re.IGNORECASE,
 )
 # Chinese, Japanese and Korean: the keyword runs into its particle ("密码是abc12345",
@@ -503,6 +537,8 @@ _CODE_VALUE = re.compile(
     r"|código de seguridad|código de verificação|código de confirmação|codice di verifica"
     r"|код подтверждения|验证码|驗證碼|校验码|认证码|認証コード|確認コード"
     r"|ワンタイムパスワード|인증번호|인증 코드)"
+    # "OTP code 482913", "PIN number: 1234", "OTP kodu 482913".
+    r"(?:[ \t]+(?:codes?|kodu|kod|number|no\.?|nr\.?|pin))?"
     r"(?![A-Za-z])[^\w\n]{0,4}"
     r"(?:(?:is|was|lautet|ist|est|es|é|è|是|为|為|は|が|는|은)(?![A-Za-z])[^\w\n]{0,3})?"
     + _CODE_DIGITS,
@@ -838,7 +874,18 @@ def _secret_value_span(match: re.Match[str], text: str) -> tuple[int, int] | Non
     if letters_only and connector_word and connector_word.group().lower() in _WEAK_CONNECTORS:
         # "the password to access": "to" says "is" only in Polish, before a value with digits.
         return None
-    if match.group("weak") and not explicit:
+    if (
+        match.group("weak")
+        and not explicit
+        and not (
+            # "my pw is S3cr3t#Pass": "pw"/"pass" then "is" and a value with a digit and a letter.
+            connector_word
+            and connector_word.group().lower() in ("is", "was", "ist", "est", "es")
+            and len(bare) >= 6
+            and re.search(r"\d", bare)
+            and re.search(r"[^\W\d_]", bare)
+        )
+    ):
         return None
     if re.search(r"\s=|=\s", sep):
         # "password = P@ss w0rd": a config line's value runs to the end of the line (but
@@ -956,7 +1003,10 @@ _PHONE_WORD = re.compile(
     r"|telefon|handy|ruf|anrufen|nummer|téléphone|portable|appelle[zr]?|numéro|tel[ée]fono"
     r"|m[óo]vil|celular|ll[áa]mame|llame|llamar|chiama|cellulare|numero|bel|bellen|mobiel"
     r"|ara|aray\u0131n|numaram|numara|ligue|ligar|número|телефон|звоните|电话|手机|電話)"
-    r"\W{0,4}$",
+    # "call me on", "phone us at", "Handy ist", "mon numéro est le", "téléphone : au".
+    r"(?:\W{1,4}(?:me|us|him|her|them|on|at|to|is|was|back|now|number|no\.?|nr\.?|ist|est"
+    r"|es|le|au|al|el|sur|unter|auf|op|mi|my|our|mon|ma|mein|meine|de|a|é|je|numaram))"
+    r"{0,3}\W{0,4}$",
     re.IGNORECASE,
 )
 # A run starting with a year and a dash or slash is a reference ("2024-123456", "2024/000123").
@@ -987,6 +1037,28 @@ def _valid_phone(candidate: str) -> bool:
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _national_mobile(candidate: str) -> bool:
+    """A bare mobile number written nationally with its trunk 0 ("05321234567", "0612345678").
+
+    Order and customer numbers seldom start with a single 0 and are mobile numbers in a
+    listed region, so these need no phone word.
+    """
+    if not re.fullmatch(r"0[1-9]\d{8,9}", candidate):
+        return False
+    for region in PHONE_REGIONS:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in (
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+        ):
             return True
     return False
 
@@ -1033,8 +1105,10 @@ def _claim_phones(text: str, spans: _Spans) -> None:
 def _phone_window_valid(text: str, start: int, candidate: str, spans: _Spans, before: str) -> bool:
     if not spans.free(start, start + len(candidate)) or _YEAR_REFERENCE.match(candidate):
         return False
-    if candidate.isdigit() and not _PHONE_WORD.search(
-        text[max(0, start - 30) : start] if start else before
+    if (
+        candidate.isdigit()
+        and not _PHONE_WORD.search(text[max(0, start - 30) : start] if start else before)
+        and not _national_mobile(candidate)
     ):
         # A bare digit run ("my order 4155552671 never arrived", a customer id) is a phone
         # only after a word that says so: without one, order, customer and contract numbers
@@ -1102,7 +1176,8 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
     """Claim digit groups as a card if they are one; named: a card word comes before them."""
     lengths = [end - start for start, end in groups]
     grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
-    if not (grouped or named) or not 13 <= sum(lengths) <= 19:
+    bare = len(groups) == 1 and sum(lengths) in (15, 16)
+    if not (grouped or named or bare) or not 13 <= sum(lengths) <= 19:
         return False
     number = "".join(text[start:end] for start, end in groups)
     if not luhn_valid(number):
@@ -1118,33 +1193,52 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
         return False
     if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
         return spans.claim(start, end, "card")
+    if len(groups) == 1 and _CARD_PREFIX.fullmatch(number):
+        return spans.claim(start, end, "card")
     return False
 
 
+@lru_cache(maxsize=256)
+def _iban_length(country: str) -> int:
+    """The length of a country's IBANs (python-stdnum's registry), or 0 for a country without."""
+    info = numdb.get("iban").info(country)
+    structure = info[0][1].get("bban", "") if info else ""
+    return 4 + sum(map(int, re.findall(r"\d+", structure))) if structure else 0
+
+
 def _claim_ibans(text: str, spans: _Spans) -> None:
-    for match in _IBAN.finditer(text):
-        # The longest prefix that is a valid IBAN ("DE89 3704 0044 0532 0130 00 is mine").
+    # A match can run on into the next IBAN ("GB82 WEST ... 32 and gb82west..."): the search
+    # resumes after the IBAN it claimed, or one character after a match with none (a match is
+    # at most about a hundred characters, so this stays linear).
+    position = 0
+    while match := _IBAN.search(text, position):
+        position = match.start() + 1
+        # The prefix of the country's IBAN length, if valid ("DE89 3704 0044 0532 0130 00 is
+        # mine"): an IBAN's length is fixed per country, so one check per match.
+        length = _iban_length(match.group()[:2].upper())
         positions = [
             match.start() + offset for offset, char in enumerate(match.group()) if char.isalnum()
         ]
-        compact = "".join(text[position] for position in positions)
-        for length in range(len(compact), 14, -1):
-            end = positions[length - 1] + 1
-            if end < len(text) and text[end].isalnum():
-                continue
-            if iban_valid(compact[:length]):
-                spans.claim(match.start(), end, "iban")
-                break
+        if not length or len(positions) < length:
+            continue
+        end = positions[length - 1] + 1
+        if end < len(text) and text[end].isalnum():
+            continue
+        if iban_valid("".join(text[at] for at in positions[:length])):
+            spans.claim(match.start(), end, "iban")
+            position = end
 
 
 # Lower-case stems every match of a keyword pattern contains: a message without any of them
 # skips that scan (most messages name no password, no id and no PIN).
 _SECRET_STEMS = (
     "pass", "pw", "p/w", "p@ss", "p4ss", "memorable", "contrase", "senha", "parol", "şifre",
+    "sifre",
     "kennwort", "wachtwoord", "hasł",
     "hasl", "пароль", "密码", "密碼", "パスワード", "暗証", "heslo", "lösen", "adgang", "salasana",
     "jelsz", "κωδικ", "סיסמה", "كلمة", "口令", "비밀번호", "암호", "key", "token", "secret",
-    "recovery", "backup", "answer", "credential", "login",
+    "recovery", "backup", "answer", "credential", "login", "phrase", "secr", "wachtzin",
+    "parola",
 )  # fmt: skip
 _CODE_STEMS = (
     "pin", "otp", "one", "2fa", "mfa", "factor", "step", "code", "cvv", "cvc", "csc", "kod",
@@ -1155,7 +1249,7 @@ _DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "auswe
 _ID_STEMS = (
     "ssn", "social", "tc", "t.c", "kimlik", "steuer", "idnr", "identifikation", "aadha", "bsn",
     "burgerservice", "nir", "curit", "national", "id number", "identity", "personal", "pesel",
-    "sin", "cpf", "nhs", "dni", "nie",
+    "sin", "cpf", "nhs", "dni", "nie", "ss#", "soc",
 )  # fmt: skip
 
 
@@ -1207,6 +1301,14 @@ def redact(text: str) -> Redaction:
         for match in _AWS_SECRET.finditer(text):
             spans.claim(*match.span(), "secret")
     if _mentions(lowered, _SECRET_STEMS):
+        for match in _PASSPHRASE.finditer(text):
+            words = match.group("value").split()
+            if (
+                words[0].lower() not in _SENTENCE_STARTS
+                and not _is_prose(words[0])
+                and 2 * sum(map(_is_prose, words)) < len(words)
+            ):
+                spans.claim(*match.span("value"), "secret")
         for match in _SECRET_VALUE.finditer(text):
             value_span = _secret_value_span(match, text)
             if value_span:
@@ -1261,6 +1363,8 @@ def redact(text: str) -> Redaction:
         if match.group(1)[:2].upper() not in _NOT_NINO_PREFIXES:
             spans.claim(*match.span(1), "national_id")
     if _mentions(lowered, _ID_STEMS):
+        for match in _NAMED_SSN.finditer(text):
+            spans.claim(*match.span(1), "national_id")
         for match in _NAMED_ID.finditer(text):
             candidate = re.sub(r"\D", "", match.group(1))
             if any(check(candidate) for check in _BARE_ID_CHECKS):
