@@ -46,7 +46,7 @@ _BARE_CONTRACTION = re.compile(
 
 
 def _apostrophe(match: re.Match[str]) -> str:
-    """ "cant" -> "can't", "doesnt" -> "doesn't", "whats" -> "what's"."""
+    """The contraction with its apostrophe: cant -> can't, doesnt -> doesn't, whats -> what's."""
     if match.group(1) is not None:
         return match.group(1) + "'t"
     return match.group(2) + "'s"

@@ -51,8 +51,7 @@ class _Keyword:
     def forces(self, normalized: str) -> bool:
         """True when the keyword occurs at least once without a negation before it."""
         return any(
-            not _negated(normalized, match.start())
-            for match in self.pattern.finditer(normalized)
+            not _negated(normalized, match.start()) for match in self.pattern.finditer(normalized)
         )
 
 
