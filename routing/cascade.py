@@ -343,7 +343,11 @@ class Pipeline:
         if len(pieces) < 2:
             return ()
         vectors = self._local.embed_many([piece for piece, _ in pieces])
-        decisions = [self._local.classify_vector(vector) for vector in vectors]
+        # Each piece is read with its own cues, as the whole message is.
+        decisions = [
+            self._local.classify_vector(vector, text=piece)
+            for vector, (piece, _) in zip(vectors, pieces, strict=True)
+        ]
         return distinct_parts(
             pieces,
             decisions,
@@ -409,9 +413,10 @@ class Pipeline:
             parts = ()
         if parts:
             update["parts"] = parts
-            if decision.team not in {part.team for part in parts}:
-                # The whole message's guess owns no part: the surest part leads.
-                lead = max(parts, key=lambda part: part.confidence)
+            # The customer's first ask leads (parts come in the order the message gives them):
+            # a whole-message guess drifts towards whichever ask has more words.
+            lead = parts[0]
+            if lead.team != decision.team or lead.category != decision.category:
                 update["category"] = lead.category
                 update["team"] = lead.team
             # Each part is sure on its own; the whole reads as a mix of them.
@@ -423,7 +428,10 @@ class Pipeline:
         """Category and team for a message that no category describes: the given team's own."""
         config = self.config
         owned = [category.name for category in config.categories if category.team == team]
-        category = decision.category if decision.team == team or not owned else owned[0]
+        # The decision's own category only when that category is the team's: an emoji that fits
+        # nothing reaches the fallback team, but its best guess ("billing") is no category of it.
+        mine = decision.team == team and config.team_for(decision.category) == team
+        category = decision.category if mine or not owned else owned[0]
         return {
             "category": category,
             "team": team,
@@ -445,6 +453,10 @@ class Pipeline:
             # Nothing to do, nobody to page: the quiet post (or none) is all it gets.
             return Escalation(needs_human=False, reasons=(), teams=(decision.team,))
         reasons = [*escalation.reasons, *overruled]
+        if len(decision.parts) > 1:
+            # Each team gets its own part, each sure on its own: two categories close in the
+            # whole message are the two asks, not a call a person must make.
+            reasons = [reason for reason in reasons if reason.code != "close_call"]
         teams = list(escalation.teams or (decision.team,))
         if reading.vague:
             reasons.append(

@@ -3,10 +3,11 @@
 Each label of a field may list `cues` in the config ("[nobody|no one] + [can't|cannot]",
 "leaked", "😡"). They are matched the rules' way (case, accents, dashes and spacing ignored, on
 word boundaries, a plain plural counts); `*` stands for up to three words, `[a|b]` for either
-phrase, and ` + ` joins parts that must all occur. A label whose cue is found gets a
-fixed bonus added to its embedding score (`thresholds.cue_weight`): the cues tip a close decision
-towards what the ticket literally says about impact and scope, while the examples still decide
-when the cues disagree ("how do I avoid data loss" has a question's cue and a data-loss cue).
+phrase, `#` for a number of ten or more, and ` + ` joins parts that must all occur. A label
+whose cue is found gets a fixed bonus added to its embedding score (`thresholds.cue_weight`):
+the cues tip a close decision towards what the ticket literally says about impact and scope,
+while the examples still decide when the cues disagree ("how do I avoid data loss" has a
+question's cue and a data-loss cue).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from routing.config import LabelConfig
 from routing.rules import normalize
 
+# What a `#` in a cue stands for: a number of ten or more, with or without thousands separators
+# ("80", "4,000", "1.200"); a group that size is more than one person or one function.
+NUMBER = r"(?<![\w.,])(?:\d{1,3}(?:[,.]\d{3})+|\d{2,})(?![\w]|[.,]\d)"
 # How many words a `*` in a cue stands for, at most.
 GAP_WORDS = 3
 # Apostrophes typed on phones and Macs, folded to the ASCII one (U+2019 and the like).
@@ -32,9 +36,26 @@ _EXCEPT_THE_OTHERS = re.compile(
 )
 
 
+# Contractions typed without their apostrophe ("cant log in", "doesnt load", "whats"), as fast
+# typists and phones write them: read as the cues spell them. ("wont" and "cant" are words too,
+# rarely in a support message.)
+_BARE_CONTRACTION = re.compile(
+    r"\b(can|don|doesn|didn|isn|aren|wasn|weren|haven|hasn|hadn|couldn|wouldn|shouldn|won|ain)t\b"
+    r"|\b(what|that|there|who)s\b"
+)
+
+
+def _apostrophe(match: re.Match[str]) -> str:
+    """The contraction with its apostrophe: cant -> can't, doesnt -> doesn't, whats -> what's."""
+    if match.group(1) is not None:
+        return match.group(1) + "'t"
+    return match.group(2) + "'s"
+
+
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
-    return _EXCEPT_THE_OTHERS.sub("the others", normalize(text.translate(_APOSTROPHES)))
+    normalized = normalize(text.translate(_APOSTROPHES))
+    return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
 
 _TOKEN = re.compile(r"\[[^\]]*\]|\*|[^\s\[\]]+")
@@ -86,9 +107,12 @@ def _part_pattern(part: str) -> str:
 def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
     """One phrase of a cue, on word boundaries where it starts or ends with a word.
 
-    So "??", "!!" and emoji may touch the word before them ("emails??", "thanks🙏").
+    So "??", "!!" and emoji may touch the word before them ("emails??", "thanks🙏"). A `#` word
+    stands for a number of ten or more ("80 people", "4,000 records").
     """
-    pattern = r"\s+".join(map(re.escape, words))
+    pattern = r"\s+".join(NUMBER if word == "#" else re.escape(word) for word in words)
+    if words[-1] == "#":
+        return (r"(?<!\w)" if first else "") + pattern
     if first and _is_word(words[0][0]):
         pattern = r"(?<!\w)" + pattern
     if last and _is_word(words[-1][-1]):

@@ -44,7 +44,17 @@ _ERROR_CODE = re.compile(
     rf"\b[1-5]\d\d\s+(?:{_HTTP_STATUS})\b"
     r"|\b(?:error|err|code|status|http)(?:\s+code)?\s*[:#]?\s*"
     rf"(?:[A-Z]{{0,4}}-?\d{{2,6}}|0x[0-9A-F]+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b(?:\s+(?:{_HTTP_STATUS})\b)?"
-    r"|\b[A-Z]{2,}(?:_[A-Z0-9]+)+\b",
+    r"|\b[A-Z]{2,}(?:_[A-Z0-9]+)+\b"
+    # A bare HTTP status said as one: "a 503", "returns 502", "500s", "503 errors".
+    r"|\b(?:an?|the|returns?|returning|returned|getting|gets|got|throws?|throwing|threw|seeing|see"
+    r"|giving|gives|with)\s+(?:http\s+)?[45]\d\d(?:s|\s+errors?|\s+responses?)?\b(?![.,:]\d)"
+    r"|\b[45]\d\d(?:s\b|\s+(?:errors?|responses?|status(?:\s+codes?)?)\b)",
+    re.IGNORECASE,
+)
+# The verb before a bare status ("returning HTTP 502"): the detail is the status itself.
+_STATUS_VERB = re.compile(
+    r"^(?:returns?|returning|returned|getting|gets|got|throws?|throwing|threw|seeing|see|giving"
+    r"|gives|with)\s+",
     re.IGNORECASE,
 )
 # Plans: "the Pro plan", "Enterprise tier", "Business subscription".
@@ -65,7 +75,15 @@ _WHEN = re.compile(
     r"(?:\s*(?:utc|gmt|cet|cest|est|edt|pst|pdt)\b)?|\d{4}-\d{2}-\d{2}"
     rf"|(?:{_MONTH})\b|(?:last|this)\s+(?:year|quarter|sprint))"
     rf"|\b(?:this\s+morning|last\s+night|yesterday|today|tonight|(?:last|on)\s+(?:{_DAY}|week))\b"
-    r"|\b\d+\s+(?:minutes?|hours?|days?|weeks?)\s+ago\b"
+    r"|\b(?:(?:about|around|roughly|almost|over|nearly)\s+)?(?:\d+|an?|two|three|four|five|ten"
+    r"|twenty|thirty|forty|fifty|a\s+few|a\s+couple\s+of|several)\s+(?:minutes?|mins?|hours?"
+    r"|days?|weeks?)\s+ago\b"
+    # How long it has lasted: "for the last 40 minutes", "in the past hour", "for two days now".
+    r"|\b(?:for|in|over|during)\s+the\s+(?:last|past)\s+(?:(?:\d+|few|couple(?:\s+of)?|several"
+    r"|two|three|four|five|ten|twenty|thirty|forty|fifty)\s+)?(?:minutes?|mins?|hours?|days?"
+    r"|weeks?|hour|day|week)\b"
+    r"|\bfor\s+(?:(?:about|around|over|almost|nearly)\s+)?(?:\d+|an?|two|three|four|five|ten"
+    r"|twenty|thirty|forty|fifty|several)\s+(?:minutes?|mins?|hours?|days?)(?:\s+now)?\b"
     r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
     rf"|\b(?:{_MONTH})\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTH})\b"
     r"|\bat\s+\d{1,2}:\d{2}\b",
@@ -91,6 +109,14 @@ _PROBLEM = re.compile(
     r"\b(?:error|errors|broken|fail(?:s|ed|ing|ure)?|crash(?:es|ed|ing)?|can't|cannot|can not"
     r"|couldn't|won't|doesn't|didn't|isn't|not\s+(?:working|loading|load|work)|down|wrong|"
     r"charged|twice|lost|missing|stuck|blocked|locked|bug|outage|slow|timeout|timed\s+out)\b",
+    re.IGNORECASE,
+)
+
+# Words of a billing problem that _PROBLEM does not know: "20 seats instead of 12".
+_BILLING_PROBLEM = re.compile(
+    r"\b(?:instead\s+of|incorrect|overcharg\w*|extra\s+charges?|doesn't\s+match|does\s+not"
+    r"\s+match|never\s+agreed|duplicate|refund|too\s+(?:high|much)|more\s+than|higher\s+than"
+    r"|went\s+up|gone\s+up)\b",
     re.IGNORECASE,
 )
 
@@ -151,7 +177,7 @@ def find_details(text: str) -> list[str]:
             # A detail inside one already found ("INV-2024-118" in "Invoice INV-2024-118").
             if any(start < other_end and other_start < end for other_start, other_end, _ in found):
                 continue
-            found.append((start, end, match.group().strip()))
+            found.append((start, end, _STATUS_VERB.sub("", match.group().strip())))
     unique: dict[str, str] = {}
     for _, _, detail in sorted(found):
         unique.setdefault(detail.lower(), detail)
@@ -172,9 +198,19 @@ def given(text: str) -> set[str]:
     return gave
 
 
+# A question typed without its question mark: "is there an API rate limit, and if so what is it".
+_ASKS_FIRST = re.compile(
+    r"^\W*(?:(?:hi|hello|hey|quick question)\W+)?(?:how|what|where|when|which|who|why|is\s+there"
+    r"|are\s+there|do\s+you|does|can\s+(?:i|we|you)|could\s+you\s+tell|is\s+it\s+possible"
+    r"|would\s+it\s+be\s+possible)\b",
+    re.IGNORECASE,
+)
+
+
 def is_question(text: str) -> bool:
-    """A question that reports no problem ("Which plan includes SSO?")."""
-    return "?" in text and not _PROBLEM.search(text)
+    """A question that reports no problem ("Which plan includes SSO?", "is there a rate limit")."""
+    asks = "?" in text or "\uff1f" in text or _ASKS_FIRST.match(text) is not None
+    return asks and not _PROBLEM.search(text)
 
 
 def english_draft_for(config: TriageConfig, language: str | None, source: str | None) -> bool:
@@ -222,10 +258,16 @@ class TemplateDrafter:
             key = "no_action"
         elif read_message(redacted_text).vague:
             key = "vague"
+        elif (
+            is_question(redacted_text)
+            and (unsure or questions is None or decision.category in questions)
+            and not config.priority(decision.priority).always_human
+        ):
+            # A question names the team that will answer it, even when its category is a guess:
+            # that team's channel is where it goes.
+            key = "question"
         elif unsure:
             key = "default"
-        elif is_question(redacted_text) and (questions is None or decision.category in questions):
-            key = "question"
         template = templates.get(key) or (BUILTIN_TEMPLATES.get(key) if english else None)
         if template is None and key == "question":
             template = templates.get(decision.category)
@@ -239,7 +281,9 @@ class TemplateDrafter:
         if priority.always_human and english and decision.no_action is None:
             ack += "We've escalated this to the people on call. "
         asks = (
-            self._asks(redacted_text, decision, guessed=key == "default")
+            self._asks(
+                redacted_text, decision, guessed=key == "default", question=key == "question"
+            )
             if english and key != "no_action"
             else ""
         )
@@ -256,10 +300,20 @@ class TemplateDrafter:
     def _english(self, redacted_text: str, decision: Decision) -> Draft:
         return self.draft(redacted_text, decision.model_copy(update={"language": "en"}))
 
-    def _asks(self, redacted_text: str, decision: Decision, *, guessed: bool = False) -> str:
+    def _asks(
+        self,
+        redacted_text: str,
+        decision: Decision,
+        *,
+        guessed: bool = False,
+        question: bool = False,
+    ) -> str:
         """What the draft still asks for, and who else has a part of the message.
 
-        A guessed category asks for nothing of its own: "🔥" is asked for no invoice number.
+        A guessed category asks for nothing of its own (stray words are asked for no invoice
+        number), and neither does a question or a request that reports no problem ("Can I get
+        our invoices in GBP?" needs no invoice number). An outage or a breach is asked only when
+        it started: it is no bug to reproduce.
         """
         config = self._config
         sentences: list[str] = []
@@ -268,7 +322,14 @@ class TemplateDrafter:
             teams = _listing([f"our {_team_words(part.team)} team" for part in others])
             sentences.append(f"We've passed the rest of your message to {teams}.")
         satisfied = decision.sentiment == "satisfied"
-        wanted = () if guessed else config.drafting.asks.get(decision.category, ())
+        reports = _PROBLEM.search(redacted_text) or _BILLING_PROBLEM.search(redacted_text)
+        wanted = (
+            ()
+            if guessed or question or not reports
+            else config.drafting.asks.get(decision.category, ())
+        )
+        if config.priority(decision.priority).always_human:
+            wanted = tuple(ask for ask in wanted if ask == "started")
         missing = [ask for ask in wanted if ask not in given(redacted_text)]
         if missing and not satisfied:
             sentences.append(f"To help, please share {_listing([ASK_WORDS[a] for a in missing])}.")

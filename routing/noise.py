@@ -43,6 +43,10 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "please ignore", "ignore this", "ignore my message", "ignore my last message",
         "disregard", "please disregard", "false alarm", "my bad", "my mistake",
         "you can close this", "you can close the ticket", "feel free to close",
+        "found the setting", "found the option", "found the button", "found the answer",
+        "found the page", "found what i needed", "found what i was looking for",
+        "exactly what i needed", "just what i needed", "that did it", "that did the trick",
+        "did the trick", "that helped", "that helps",
         # Spanish, French, German, Portuguese, Italian, Dutch
         "ya funciona", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
         "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "resolu", "tout va bien",
@@ -56,6 +60,7 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
     ),
     "thanks": (
         "thank you so much", "thank you very much", "thanks a lot", "thanks so much",
+        "thanks a ton", "thanks a bunch", "thanks heaps", "thanks again", "thank you again",
         "many thanks", "thank you", "thankyou", "thanks", "thanx", "thx", "tysm", "ty",
         "much appreciated", "appreciate it", "appreciated", "cheers", "kudos",
         "muchas gracias", "gracias", "merci beaucoup", "merci", "vielen dank", "danke schoen",
@@ -99,6 +104,12 @@ _FILLER_PHRASES = tuple(
             "great support", "great service", "good job", "great job", "well done", "nice work",
             "great work", "you rock", "you're the best", "youre the best", "have a nice day",
             "have a great day", "have a good day", "have a great weekend",
+            "have a good weekend", "have a nice weekend", "enjoy your weekend", "have a good one",
+            "on our end", "on our side", "on my end", "on my side",
+            "pour votre aide", "pour ton aide", "pour l'aide", "pour la reponse",
+            "por su ayuda", "por tu ayuda", "por la ayuda", "por la respuesta",
+            "fur die hilfe", "fur ihre hilfe", "fur eure hilfe", "fur die schnelle hilfe",
+            "pela ajuda", "pela resposta", "per l'aiuto", "voor de hulp",
         ),
         key=len,
         reverse=True,
@@ -118,7 +129,7 @@ _FILLER = wordset(
     support's lads folks man mate dear sir madam colleague colleagues
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
     und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
-    la vostra tutto ora voor je jullie alles nu
+    la vostra tutto ora voor je jullie alles nu rapide rapida rapido schnelle veloce snelle
     """
 )
 
@@ -131,6 +142,19 @@ _KIND_EMOJI_CODES = wordset(
     grinning grin laughing relaxed heart_eyes smiling_face_with_3_hearts heart blue_heart
     green_heart purple_heart orange_heart yellow_heart handshake muscle sunglasses hugging_face
     hugs ok
+    """
+)
+
+# Emoji that say something is wrong or unclear: alone, they are a vague request for help (a person
+# asks what is wrong), never noise. Any other emoji alone ("😂", "👀") needs no action.
+_UNKIND_EMOJI = frozenset("😡🤬😠😤😞😟😢😭😩😫🙁☹😣😖😰😱😨🤯👎💩🔥🆘⚠❌⛔🚨🐛💔😒🙄🤔❓❗‼⁉🤦😕")
+_UNKIND_EMOJI_CODES = wordset(
+    """
+    rage angry triumph disappointed worried cry sob weary tired_face slightly_frowning_face
+    frowning_face persevere confounded cold_sweat scream fearful exploding_head thumbsdown -1
+    hankey poop fire sos warning x no_entry rotating_light bug broken_heart unamused
+    face_with_rolling_eyes thinking_face question exclamation bangbang interrobang facepalm
+    face_palm confused
     """
 )
 
@@ -200,6 +224,10 @@ def read_message(text: str) -> Reading:
     # A question is never noise ("all good now?"), and neither is an empty message.
     if not stripped or "?" in stripped or "\uff1f" in stripped:
         return Reading(vague=vague)
+    alone = _emoji_alone(stripped)
+    if alone is not None:
+        # Nothing but emoji: an upset one asks for a person, any other needs no action.
+        return Reading(vague=True) if alone else Reading(no_action="emoji")
     folded, kind_emoji = _without_emoji(_fold(stripped))
     if kind_emoji is None:
         # An angry or sad emoji says something is wrong.
@@ -222,6 +250,18 @@ def read_message(text: str) -> Reading:
     if kind_emoji and not words:
         return Reading(no_action="emoji")
     return Reading(vague=vague)
+
+
+def _emoji_alone(text: str) -> bool | None:
+    """For a message of emoji only: True when one of them is upset; None for any other message."""
+    codes = _SLACK_EMOJI.findall(text.lower())
+    rest = _EMOJI_PARTS.sub("", _SLACK_EMOJI.sub("", text))
+    characters = [character for character in rest if not character.isspace()]
+    if not (codes or characters) or not all(_is_emoji(character) for character in characters):
+        return None
+    return any(code in _UNKIND_EMOJI_CODES for code in codes) or any(
+        character in _UNKIND_EMOJI for character in characters
+    )
 
 
 def _vague(text: str) -> bool:

@@ -56,6 +56,22 @@ _TRIED = re.compile(
     re.IGNORECASE,
 )
 _OPENS_TURN = re.compile(rf"(?:and\s+)?(?:{_TURN_WORDS})\b", re.IGNORECASE)
+# ", and could you ...", ", and it would be great if ...": a new ask joined by "and".
+_ASK_OPENERS = (
+    r"could you|can you|would you|will you|please|it would be (?:great|nice|good|useful)|"
+    r"it'd be (?:great|nice|good|useful)|(?:i|we)(?:'d| would) (?:also )?(?:like|love)|"
+    r"(?:i|we) (?:also )?(?:want|wish)"
+)
+_AND_ASK = re.compile(rf",\s*and\s+(?=(?:{_ASK_OPENERS})\b)", re.IGNORECASE)
+# "Two things: ...", "A couple of questions - ...": the customer announces several asks, so
+# each ", and ..." after it starts the next one.
+_ANNOUNCES_SEVERAL = re.compile(
+    r"^\W*(?:(?:i|we)\s+have\s+)?(?:two|2|three|3|a\s+couple\s+of|a\s+few|several)\s+"
+    r"(?:quick\s+|small\s+|short\s+|more\s+|separate\s+|different\s+)?"
+    r"(?:things|requests|questions|issues|problems|matters|points|asks|topics)\b",
+    re.IGNORECASE,
+)
+_AND = re.compile(r",\s*and\s+|;\s*and\s+", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
 
 
@@ -102,16 +118,22 @@ def clauses(text: str) -> list[str]:
 def marked_clauses(text: str) -> list[tuple[str, bool]]:
     """Clauses, each with True when the customer announced it as another matter.
 
-    "..., and separately ...", "Also, ...", "Another thing: ..." announce one; a plain new
-    sentence does not.
+    "..., and separately ...", "Also, ...", "Another thing: ...", "..., and could you ..."
+    announce one, and after "Two things:" every ", and ..." does; a plain new sentence does not.
     """
     found: list[tuple[str, bool]] = []
+    several = _ANNOUNCES_SEVERAL.match(text) is not None
     for sentence in sentences(text):
         opens_turn = _OPENS_TURN.match(sentence) is not None
-        for index, piece in enumerate(_TURN.split(sentence)):
+        pieces = [
+            (piece, index > 0 or cut > 0)
+            for index, turn in enumerate(_TURN.split(sentence))
+            for cut, piece in enumerate((_AND if several else _AND_ASK).split(turn))
+        ]
+        for piece, turned in pieces:
             piece = piece.strip(" ,;:-")
             if piece:
-                found.append((piece, opens_turn or index > 0 or _early_also(piece)))
+                found.append((piece, several or opens_turn or turned or _early_also(piece)))
     return found
 
 

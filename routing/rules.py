@@ -27,10 +27,32 @@ def _keyword_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){body}(?:e?s)?(?!\w)")
 
 
+# A keyword that the customer negates ("not urgent", "no outage on our side", "nothing urgent")
+# says the opposite of what it forces: it forces nothing. One or two words before it count.
+_NEGATION = re.compile(
+    r"(?:\b(?:not|no|non|nothing|never|isn't|isnt|is not|wasn't|not an?|not really|not that"
+    r"|not super|not very|not too|not at all|no need to be)\s+(?:\w+\s+)?)$"
+)
+
+
+def _negated(normalized: str, start: int) -> bool:
+    """True when the words just before position start negate what follows ("not urgent")."""
+    before = normalized[max(0, start - 40) : start]
+    if normalized[start - 4 : start] == "non ":
+        return True
+    return _NEGATION.search(before) is not None
+
+
 @dataclass(frozen=True)
 class _Keyword:
     word: str
     pattern: re.Pattern[str]
+
+    def forces(self, normalized: str) -> bool:
+        """True when the keyword occurs at least once without a negation before it."""
+        return any(
+            not _negated(normalized, match.start()) for match in self.pattern.finditer(normalized)
+        )
 
 
 class Rules:
@@ -53,7 +75,5 @@ class Rules:
             if found and category is None:
                 category = rule_category
                 hotwords.extend(found)
-        forced = tuple(
-            keyword.word for keyword in self._forced if keyword.pattern.search(normalized)
-        )
+        forced = tuple(keyword.word for keyword in self._forced if keyword.forces(normalized))
         return RuleMatch(category=category, hotwords=tuple(hotwords), forced_keywords=forced)

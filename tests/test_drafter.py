@@ -132,8 +132,10 @@ def test_a_general_message_that_asks_nothing_is_not_called_a_question(
 
 
 def test_a_guessed_category_asks_for_nothing_of_its_own(config: TriageConfig) -> None:
-    """An emoji-only ticket guessed as billing (confidence 0.02) is asked for no invoice number."""
-    draft = TemplateDrafter(config).draft("🔥", _decision("billing", confidence=0.02))
+    """Stray words guessed as billing (confidence 0.02) are asked for no invoice number."""
+    draft = TemplateDrafter(config).draft(
+        "lorem ipsum dolor", _decision("billing", confidence=0.02)
+    )
     assert "The right team is looking at your message" in draft.text
     assert "invoice" not in draft.text
     assert "please share" not in draft.text
@@ -226,3 +228,76 @@ def test_an_english_draft_for_another_language_is_marked_for_the_agent(
     assert not english_draft_for(config, "es", "llm")
     assert not english_draft_for(config, "en", "template")
     assert not english_draft_for(config, None, "template")
+
+
+@pytest.mark.parametrize(
+    ("text", "details"),
+    [
+        (
+            "We're getting a 503 on every call for the last 40 minutes.",
+            ["a 503", "for the last 40 minutes"],
+        ),
+        ("Since 9am the API keeps returning HTTP 502.", ["Since 9am", "HTTP 502"]),
+        ("Checkout throws 500s, it started about an hour ago.", ["500s", "about an hour ago"]),
+        ("I was billed twice for order #A-55231.", ["order #A-55231"]),
+    ],
+)
+def test_details_are_found_whole(text: str, details: list[str]) -> None:
+    """A bare status ("a 503"), how long it has lasted, a start time and an order, whole."""
+    assert find_details(text) == details
+
+
+def test_an_outage_draft_repeats_its_details_and_asks_for_none_of_them(
+    config: TriageConfig,
+) -> None:
+    """'a 503' and 'for the last 40 minutes' are quoted; no error, start time or steps asked."""
+    text = "We're getting a 503 on every API call for the last 40 minutes."
+    draft = TemplateDrafter(config).draft(text, _decision("technical", priority="critical"))
+    assert "(a 503, for the last 40 minutes)" in draft.text
+    assert "please share" not in draft.text
+
+
+def test_a_billing_draft_with_the_order_number_asks_for_no_number(config: TriageConfig) -> None:
+    """The order number (#A-55231) is quoted whole and not asked for again."""
+    text = "I was billed for the annual plan twice, order #A-55231."
+    draft = TemplateDrafter(config).draft(text, _decision("billing", priority="high"))
+    assert "order #A-55231" in draft.text
+    assert "invoice or order number" not in draft.text
+
+
+def test_a_question_names_the_team_that_answers_and_asks_for_nothing(
+    config: TriageConfig,
+) -> None:
+    """A billing question: 'Our billing team will answer it here', and no invoice number asked."""
+    text = "Can I get our invoices in another currency?"
+    draft = TemplateDrafter(config).draft(text, _decision("billing"))
+    assert "Our billing team will answer it here." in draft.text
+    assert "please share" not in draft.text
+    assert "get back to you" not in draft.text
+
+
+@pytest.mark.parametrize(
+    "text", ["is there an API rate limit, and if so what is it", "Do you support SAML with Okta?"]
+)
+def test_an_unsure_question_or_one_without_a_mark_still_names_its_team(
+    config: TriageConfig, text: str
+) -> None:
+    """A question with no '?', or whose category is unsure, is told which team will answer."""
+    draft = TemplateDrafter(config).draft(text, _decision("general", confidence=0.3))
+    assert "Our support team will answer it here." in draft.text
+    assert "The right team" not in draft.text
+
+
+def test_a_request_that_reports_no_problem_is_asked_for_no_number(config: TriageConfig) -> None:
+    """'Please update the billing address' needs no invoice or order number."""
+    text = "Please update the address on our account to 4 Mill Lane."
+    draft = TemplateDrafter(config).draft(text, _decision("billing"))
+    assert "invoice or order number" not in draft.text
+
+
+def test_an_incident_with_a_question_mark_is_no_question(config: TriageConfig) -> None:
+    """A leaked key asked about ('Could you rotate it?') gets the incident's words, no 'answer'."""
+    text = "Our API key was pushed to a public repo. Could you rotate it?"
+    draft = TemplateDrafter(config).draft(text, _decision("technical", priority="critical"))
+    assert "answer it here" not in draft.text
+    assert "escalated this to the people on call" in draft.text

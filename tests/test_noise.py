@@ -33,6 +33,13 @@ from routing.noise import read_message
         ("ありがとうございます", "thanks"),
         ("谢谢", "thanks"),
         ("спасибо, всё работает", "resolved"),
+        ("😂", "emoji"),
+        ("👀 👀", "emoji"),
+        (":joy:", "emoji"),
+        ("nvm found the setting", "resolved"),
+        ("Thanks a ton, all sorted on our end now.", "resolved"),
+        ("Perfect, that's exactly what I needed. Have a good weekend!", "resolved"),
+        ("Merci beaucoup pour votre aide rapide !", "thanks"),
     ],
 )
 def test_messages_that_need_no_action_are_recognised(text: str, kind: str) -> None:
@@ -84,3 +91,11 @@ def test_vague_requests_for_help_are_marked_vague(text: str) -> None:
 def test_a_request_that_says_what_is_wrong_is_not_vague(text: str) -> None:
     """Saying what the help is for (or saying nothing at all) is not a vague request."""
     assert not read_message(text).vague
+
+
+@pytest.mark.parametrize("text", ["😡", ":rage:", "🔥🔥", "😤 ⚠️"])
+def test_an_upset_emoji_alone_is_vague_not_noise(text: str) -> None:
+    """An angry, sad or alarm emoji alone needs a person who asks what is wrong."""
+    reading = read_message(text)
+    assert reading.no_action is None
+    assert reading.vague

@@ -56,3 +56,33 @@ def test_no_rule_matches_plain_text(rules: Rules) -> None:
     match = rules.match("The export button does nothing when I click it.")
     assert match.category is None
     assert match.forced_keywords == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Not urgent: could you update our address?",
+        "Quick one, not urgent at all.",
+        "nothing urgent, just curious",
+        "This is non-urgent",
+        "it's not super urgent",
+        "No outage on our side, the export is just slow",
+    ],
+)
+def test_a_negated_forced_keyword_forces_nothing(rules: Rules, text: str) -> None:
+    """'Not urgent', 'nothing urgent', 'non-urgent', 'no outage' say the opposite: no human."""
+    assert rules.match(text).forced_keywords == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "URGENT: the site is down",
+        "I don't know if it counts, but it is urgent",
+        "not urgent yesterday, urgent now",
+        "We are not sure, urgent please",
+    ],
+)
+def test_a_keyword_said_plainly_somewhere_still_forces(rules: Rules, text: str) -> None:
+    """One plain occurrence is enough, whatever negation is elsewhere in the message."""
+    assert rules.match(text).forced_keywords == ("urgent",)

@@ -43,6 +43,17 @@ def test_cue_syntax_gaps_choices_and_parts() -> None:
     assert _matches("[😡|🤬]", "no podemos trabajar 😡")
 
 
+def test_cue_numbers_and_contractions_typed_without_apostrophes() -> None:
+    """`#` is a number of ten or more; "cant" and "doesnt" read as "can't" and "doesn't"."""
+    assert _matches("# [people|users] + [affected]", "About 80 people are affected")
+    assert _matches("# [records]", "4,000 records are gone")
+    assert not _matches("# [people|users] + [affected]", "2 people affected")
+    assert not _matches("# [records]", "version 2.14 records")
+    assert _matches("[can't|cannot] * [work]", "cant work since noon")
+    assert _matches("[doesn't load]", "the page doesnt load")
+    assert not _matches("[can't]", "a decant of wine")
+
+
 def test_cues_report_the_words_found_per_label() -> None:
     """A match names the words of the ticket that matched, per label in config order."""
     config = load_config()
