@@ -41,6 +41,8 @@ def _codes(triage_reasons: tuple[object, ...]) -> list[str]:
         "Morning, small thing maybe: the whole portal is a blank page for us since the deploy.",
         "Just so you know, the reminder SMS messages are not going out at all since yesterday.",
         "We think your US region has issues, dashboards time out for everybody here. No rush.",
+        "hello, the scheduling page stopped working for everyone in our clinic about an hour ago",
+        "FYI the inbox view isn't loading for anybody in our company since 8am, just a spinner.",
     ],
 )
 async def test_a_calmly_told_outage_is_critical_and_pages(pipeline: Pipeline, text: str) -> None:
