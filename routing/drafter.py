@@ -165,12 +165,19 @@ def find_reference(text: str) -> str | None:
     return match.group().strip()
 
 
+# What routing.redact puts where it took something out: "[EMAIL]", "[NATIONAL_ID]".
+_PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]*\]")
+
+
 def find_details(text: str) -> list[str]:
     """The ticket's own details worth repeating, whole and in order.
 
     References, error codes, plans and when it started; redaction placeholders never match.
     """
-    found: list[tuple[int, int, str]] = []
+    # Redaction's placeholders ("[NATIONAL_ID]") are taken first, so no detail is made of them.
+    found: list[tuple[int, int, str]] = [
+        (*match.span(), "") for match in _PLACEHOLDER.finditer(text)
+    ]
     for pattern in (_REFERENCE, _ERROR_CODE, _PLAN, _WHEN):
         for match in pattern.finditer(text):
             start, end = match.span()
@@ -180,7 +187,8 @@ def find_details(text: str) -> list[str]:
             found.append((start, end, _STATUS_VERB.sub("", match.group().strip())))
     unique: dict[str, str] = {}
     for _, _, detail in sorted(found):
-        unique.setdefault(detail.lower(), detail)
+        if detail:
+            unique.setdefault(detail.lower(), detail)
     return list(unique.values())
 
 

@@ -126,11 +126,6 @@ async def test_a_me_message_in_the_intake_channel_is_routed(bot: Harness) -> Non
         "my NINO is QQ123456C and I was charged twice",
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing/drafter.py's error-code pattern takes the placeholder NATIONAL_ID for a "
-    "detail: the offline draft says 'Thanks for reporting this (NATIONAL_ID)' to the customer",
-)
 def test_a_redaction_placeholder_is_never_repeated_in_a_draft(text: str) -> None:
     """A redacted national id is no detail: the draft never names NATIONAL_ID."""
     redacted = redact(text).text
