@@ -235,7 +235,13 @@ async def test_replies_edits_and_deletions_are_stored_before_the_ack(
             ),
             what="the withdrawn ticket's post redrawn",
         )
-        assert withdrawn_post.status == "withdrawn"
+
+        async def post_withdrawn() -> bool:
+            # Read again: the after-ack work marks the post as it redraws it.
+            (post,) = await bot.store.posts(second, active_only=False)
+            return post.status == "withdrawn"
+
+        await until(post_withdrawn, what="the withdrawn ticket's post marked withdrawn")
         await until(lambda: len(_alerts(bot)) == 1, what="the ops alert posted")
         assert "Free the database" in _alerts(bot)[0]
 
