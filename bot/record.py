@@ -20,6 +20,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from routing.errors import UserError
+
 # The arguments a line keeps, in this order.
 FIELDS = ("channel", "text", "thread_ts", "user")
 
@@ -32,7 +34,14 @@ class CallRecorder:
         self._file: IO[str] | None = None
 
     def __enter__(self) -> Self:
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as error:
+            # A path the user typed: one line naming it, as for every other setting.
+            raise UserError(
+                f"--record {self.path}: cannot append to it ({error.strerror}); name a file in a "
+                "folder that exists and the bot may write to"
+            ) from error
         return self
 
     def __exit__(

@@ -102,6 +102,25 @@ async def test_a_refused_call_is_recorded_with_slacks_error(tmp_path: Path) -> N
     }
 
 
+@pytest.mark.parametrize("name", ["missing/calls.jsonl", "."])
+def test_a_record_file_that_cannot_be_opened_is_one_error_line_not_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """`run --record` into a missing folder or onto a folder stops with one line and status 2."""
+    monkeypatch.chdir(tmp_path)
+    for variable in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TRIAGE_DB", "TRIAGE_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO("I was charged twice\n"))
+    assert main(["run", "--record", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"triage: error: --record {tmp_path / name}: cannot append to it (")
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
 def test_the_sandbox_keeps_its_tickets_in_the_postgres_database_triage_db_names(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
