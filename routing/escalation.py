@@ -71,8 +71,8 @@ def escalate(
             EscalationReason(
                 code="low_confidence",
                 detail=(
-                    f"confidence {decision.confidence:.2f} is below "
-                    f"{thresholds.human_confidence:.2f}"
+                    f"confidence {_below(decision.confidence, thresholds.human_confidence)}"
+                    f" is below {thresholds.human_confidence:.2f}"
                 ),
             )
         )
@@ -91,8 +91,8 @@ def escalate(
             EscalationReason(
                 code="high_priority_uncertain",
                 detail=(
-                    f"priority {priority.name} is unsure: confidence {priority_confidence:.2f} "
-                    f"(below {priority_floor:.2f})"
+                    f"priority {priority.name} is unsure: confidence "
+                    f"{_below(priority_confidence, priority_floor)} (below {priority_floor:.2f})"
                 ),
             )
         )
@@ -125,3 +125,12 @@ def escalate(
             EscalationReason(code="unverified", detail=f"decision not verified: {unverified}")
         )
     return Escalation(needs_human=bool(reasons), reasons=tuple(reasons), teams=tuple(teams))
+
+
+def _below(value: float, floor: float) -> str:
+    """A confidence shown with as many decimals as it takes to read below its floor (0.497)."""
+    for digits in (2, 3, 4):
+        shown = f"{value:.{digits}f}"
+        if float(shown) < floor:
+            return shown
+    return f"{value:.4f}"
