@@ -50,6 +50,15 @@ def corrected_decision(old: Decision, correction: Correction, config: TriageConf
     """
     category = correction.category or old.category
     team = correction.team or (config.team_for(category) if correction.category else old.team)
+    # What the agent named is certain; the fields left are still the bot's guesses.
+    confidences = dict(old.confidences)
+    for field, named in (
+        ("priority", correction.priority),
+        ("sentiment", correction.sentiment),
+        ("team", correction.team or correction.category),
+    ):
+        if named is not None:
+            confidences[field] = 1.0
     return old.model_copy(
         update={
             "category": category,
@@ -57,6 +66,7 @@ def corrected_decision(old: Decision, correction: Correction, config: TriageConf
             "team": team,
             "sentiment": correction.sentiment or old.sentiment,
             "confidence": 1.0,
+            "confidences": confidences,
             "source": "agent",
             "off_topic": False,
             "flagged": False,

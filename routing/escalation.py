@@ -15,10 +15,13 @@ def escalate(
     config: TriageConfig,
     *,
     unverified: str | None = None,
+    priority_by_agent: bool = False,
 ) -> Escalation:
     """Decide whether a human must look; no model output can remove a keyword's reason.
 
     `unverified` names the failure that left the decision unchecked (an LLM error, no local model).
+    `priority_by_agent`: an agent set the priority, so the words that sound more urgent were
+    already read by a person and page no one again.
     """
     thresholds = config.thresholds
     priority = config.priority(decision.priority)
@@ -47,7 +50,7 @@ def escalate(
                 code="critical_priority", detail=f"priority is {priority.name}: always a human"
             )
         )
-    else:
+    elif not priority_by_agent:
         # A missed page on an outage is the worst mistake: when the words of a level that always
         # needs a human are in the ticket (everyone locked out, data corrupted, a leaked key),
         # a person checks, even if the scores settled on a lower level.

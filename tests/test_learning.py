@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import main
-from bot.sandbox.shell import AGENT
+from bot.sandbox.shell import AGENT, ONCALL
 from routing.cascade import build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.corrections import Correction, correction_example
@@ -93,6 +93,40 @@ async def test_reclassify_sentiment_is_validated_stored_and_shown(bot: Harness) 
     assert (ticket.decision.sentiment, ticket.decision.source) == ("angry", "agent")
     (stored,) = await bot.store.corrections()
     assert (stored.sentiment, stored.category, stored.priority) == ("angry", None, None)
+
+
+async def _notes_mentioning(bot: Harness, ticket_id: int, person: str) -> list[str]:
+    """The thread notes under the ticket's posts that mention the person (pages that notify)."""
+    notes = []
+    for post in await bot.store.posts(ticket_id, active_only=False):
+        notes += [
+            reply["text"]
+            for reply in bot.thread_of(post.channel, post.ts)
+            if f"<@{person}>" in reply["text"]
+        ]
+    return notes
+
+
+async def test_an_agents_downgrade_of_a_paged_outage_pages_no_one_again(bot: Harness) -> None:
+    """`priority=high` on a paged outage stands: the outage words were read, no second page."""
+    ticket_id = await bot.new_ticket(
+        "Our whole company is down since 9am: nobody can sign in and every page returns 502."
+    )
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.decision is not None
+    assert ticket.decision.priority == "critical"
+    paged = await _notes_mentioning(bot, ticket_id, ONCALL)
+    assert paged
+    await bot.command(AGENT, f"reclassify #{ticket_id} priority=high")
+    await bot.desk.drain()
+    assert await _notes_mentioning(bot, ticket_id, ONCALL) == paged
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    assert ticket.decision is not None
+    assert ticket.escalation is not None
+    assert (ticket.decision.priority, ticket.decision.confidence_of("priority")) == ("high", 1.0)
+    assert not ticket.escalation.needs_human
 
 
 # --- bulk loading -----------------------------------------------------------------------------

@@ -298,7 +298,13 @@ class AgentActions:
             new_team = decision.team
             # The customer's thread replies count too: a reclassify cannot drop their "urgent".
             whole = await with_replies(self._store, ticket)
-            escalation = escalate(whole, decision, self._pipeline.rules(whole.text), config)
+            escalation = escalate(
+                whole,
+                decision,
+                self._pipeline.rules(whole.text),
+                config,
+                priority_by_agent=correction.priority is not None,
+            )
             await self._store.set_decision(ticket_id, decision, escalation)
             draft = await self._store.draft(ticket_id)
             redraft = draft is not None and draft.status == "pending" and draft.source != "agent"
