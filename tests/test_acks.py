@@ -3,8 +3,8 @@
 Against the strict Slack stand-in, and for the store items on SQLite and PostgreSQL: thread
 replies, edits and deletions are stored before Slack's ack (refused, Slack delivers again); a
 store held by another process answers within Slack's 3 s; a starting replica leaves another's
-reply in flight alone. A DM page Slack took but answered late is still sent twice: a strict
-xfail, until the DM is looked for first.
+reply in flight alone. A DM page Slack took but answered late is found in the bot's DM with
+that person (conversations.open, then its history) and not sent again.
 """
 
 from __future__ import annotations
@@ -360,12 +360,6 @@ async def test_a_start_settles_a_send_claim_older_than_a_send_can_take(
 # --- a DM page Slack took but answered late -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet: finding the DM needs conversations.open (im:write) and the DM's"
-    " history (im:history); the strict stand-in has no conversations.open, and the bot asks"
-    " for neither scope. Strict: this fails the day the DM is found.",
-)
 async def test_a_dm_page_answered_after_the_timeout_is_not_sent_twice(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:
@@ -373,10 +367,12 @@ async def test_a_dm_page_answered_after_the_timeout_is_not_sent_twice(
     async with running_bot(
         tmp_path, embedder, config=config, client_timeout=5, retry_delays=(0.01, 0.01, 0.01)
     ) as bot:
-        bot.slack.answer_late("chat.postMessage", when=lambda args: args.get("channel") == ONCALL)
+        dm = f"D{ONCALL[1:]}"  # the bot's IM with the on-call, as conversations.open opens it
+        bot.slack.answer_late("chat.postMessage", when=lambda args: args.get("channel") == dm)
         ts = await bot.customer_says("Our production API is down, all requests fail, urgent")
         await bot.desk.drain()
         ticket_id = await bot.ticket_for(ts)
         assert bot.slack.held
-        dms = [m["text"] for m in bot.slack.messages(f"D{ONCALL[1:]}")]
-        assert [f"ticket #{ticket_id}" in dm for dm in dms] == [True]
+        dms = [m["text"] for m in bot.slack.messages(dm)]
+        assert [f"ticket #{ticket_id}" in text for text in dms] == [True]
+        assert [sent for _, sent in (await bot.store.direct_pages(ticket_id)).values()] == [True]

@@ -40,7 +40,7 @@ def _page_note(args: dict[str, Any]) -> bool:
 
 
 def _dm_to_oncall(args: dict[str, Any]) -> bool:
-    return args.get("channel") == ONCALL
+    return args.get("channel") == f"D{ONCALL[1:]}"
 
 
 def _reply_to_customer(args: dict[str, Any]) -> bool:

@@ -35,8 +35,12 @@ class PageOutbox(Protocol):
         """Replace the words of a note the bot posted."""
         ...
 
-    async def direct_page(self, user: str, page: DirectPage) -> None:
-        """Page one on-call person directly about a ticket."""
+    async def direct_page(self, user: str, page: DirectPage, *, key: str) -> None:
+        """Page one on-call person directly about a ticket, tagged with the page's key."""
+        ...
+
+    async def find_direct_page(self, user: str, *, ticket_id: int, key: str) -> bool:
+        """Whether this page of the ticket is already in the bot's DM with user."""
         ...
 
     async def permalink(self, channel: str, ts: str) -> str | None:
@@ -383,8 +387,10 @@ class Pager:
     ) -> None:
         """A critical ticket's DM to each on-call person, once per ticket, claimed then sent.
 
-        A DM claimed and not marked sent (a crash or a failure while sending) is sent again on
-        resume: the bot cannot read DMs, so a DM is sent at least once, rarely twice.
+        A DM is tagged with its ticket and page. One claimed and not marked sent (a crash, a
+        failure, an answer after the client's timeout) is looked for in the bot's DM with that
+        person first, and sent again only if it is not there: exactly once, unless Slack
+        cannot be read (then it is tried later, not sent blind).
         """
         ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
@@ -406,14 +412,34 @@ class Pager:
                 key, sent = known[user]
                 if sent or not resume or key != page.key:
                     continue  # sent, or another page of the ticket has it
+                # Claimed before and never marked sent: Slack may have it already.
+                there = await self._dm_there(user, ticket_id, page.key)
+                if there is None:
+                    failed += 1
+                    continue
+                if there:
+                    logger.warning("ticket %s's DM to %s was sent after all", ticket_id, user)
+                    await self._store.mark_direct_page_sent(ticket_id, person=user)
+                    continue
             elif not await self._store.claim_direct_page(ticket_id, person=user, page=page.key):
                 continue
             try:
-                await self._outbox.direct_page(user, dm)
+                await self._outbox.direct_page(user, dm, key=page.key)
             except Exception:
-                logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
-                failed += 1
-                continue
+                # Slack may have taken it and answered too late: look before trying again.
+                if not await self._dm_there(user, ticket_id, page.key):
+                    logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
+                    failed += 1
+                    continue
+                logger.warning("ticket %s's DM to %s was sent after all", ticket_id, user)
             await self._store.mark_direct_page_sent(ticket_id, person=user)
         if failed:
             raise PageNotSentError(f"{failed} DMs of ticket {ticket_id}'s page were not sent")
+
+    async def _dm_there(self, user: str, ticket_id: int, key: str) -> bool | None:
+        """Whether the page's DM is in the bot's DM with user; None if Slack cannot say."""
+        try:
+            return await self._outbox.find_direct_page(user, ticket_id=ticket_id, key=key)
+        except Exception:
+            logger.exception("could not read the DM with %s for ticket %s", user, ticket_id)
+            return None
