@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
@@ -23,6 +23,7 @@ from routing.records import (
     DayStats,
     ModelState,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -347,6 +348,56 @@ class TicketStore(Protocol):
 
     async def direct_pages(self, ticket_id: int) -> dict[str, tuple[str, bool]]:
         """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
+        ...
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst of pages to this on-call about this customer that a page at `at` is in.
+
+        This ticket leads a new one (started at `at`) when none started within window before
+        at, or when this page is critical and the one going on is not; otherwise the one going
+        on is returned as it is (led by this ticket or another). One caller starts it, however
+        many replicas ask at once.
+        """
+        ...
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        ...
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        ...
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        ...
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        ...
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
         ...
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:

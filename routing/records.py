@@ -92,6 +92,22 @@ class StoredPage:
 
 
 @dataclass(frozen=True)
+class StoredBurst:
+    """Pages to one on-call about one customer coalesced under a first page (its lead ticket)."""
+
+    customer: str
+    # The on-call paged, as a key ("U1,U2": the people, in the order paged).
+    oncall: str
+    # The ticket whose page was sent, its post (channel, ts) and the page's key.
+    ticket_id: int
+    channel: str
+    ts: str
+    key: str
+    critical: bool
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class StoredPost:
     """A ticket's post in a team channel."""
 

@@ -23,7 +23,7 @@ from psycopg.rows import TupleRow
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.ports import TicketStore
-from routing.records import PAGE_LET_GO_AT, utc_now
+from routing.records import PAGE_LET_GO_AT, StoredBurst, utc_now
 from routing.store import MIGRATIONS, MemoryStore, SqliteStore
 from routing.store import postgres as postgres_backend
 from routing.store import sqlite as sqlite_backend
@@ -1047,3 +1047,49 @@ async def test_an_edit_older_than_the_stored_one_changes_nothing(backend: Backen
         stored = await store.ticket(ticket)
         assert stored is not None
         assert stored.text == "untimed"
+
+
+async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
+    backend: Backend,
+) -> None:
+    """Two stores ask at once: one burst; later pages join it, a critical one starts anew."""
+    window = timedelta(minutes=10)
+    async with backend.open() as one, backend.open() as other:
+        first, second, third, fourth = await _tickets(one, 4)
+
+        async def join(
+            store: TicketStore, ticket: int, at: datetime, critical: bool = False
+        ) -> StoredBurst:
+            return await store.join_burst(
+                "U1",
+                "U9",
+                ticket_id=ticket,
+                channel="C2",
+                ts=f"2.{ticket:06d}",
+                key="billing",
+                critical=critical,
+                at=at,
+                window=window,
+            )
+
+        a, b = await asyncio.gather(join(one, first, NOW), join(other, second, NOW))
+        assert a == b
+        lead = a.ticket_id
+        assert lead in (first, second)
+        assert (await join(other, third, NOW + timedelta(minutes=9))).ticket_id == lead
+        # The same ticket's other post, counted once; the count is one store's, read by both.
+        assert await one.count_in_burst("U1", "U9", lead=lead, ticket_id=third) == (third,)
+        assert await other.count_in_burst("U1", "U9", lead=lead, ticket_id=third) == (third,)
+        # One replica posts the counting note; the other sees it claimed, then posted.
+        assert await one.claim_burst_followup("U1", "U9", lead=lead)
+        assert not await other.claim_burst_followup("U1", "U9", lead=lead)
+        assert await other.burst_followup("U1", "U9", lead=lead) is True
+        await one.set_burst_followup("U1", "U9", lead=lead, channel="C2", ts="3.000001")
+        assert await other.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
+        # More urgent than what was paged: a new burst; after the window: a new one too.
+        critical = await join(one, fourth, NOW + timedelta(minutes=9), critical=True)
+        assert (critical.ticket_id, critical.critical) == (fourth, True)
+        later = NOW + timedelta(minutes=30)
+        assert (await join(other, third, later)).started_at == later
+        await other.end_burst("U1", "U9", ticket_id=third, started_at=later)
+        assert (await join(one, first, later)).ticket_id == first

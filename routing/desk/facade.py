@@ -95,6 +95,7 @@ class Desk:
             outbox=outbox,
             oncall=self._agents,
             clock=steady,
+            now=now,
             requeue=self._put,
             retry_later=self._retry_later,
         )

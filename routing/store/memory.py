@@ -27,6 +27,7 @@ from routing.records import (
     DraftStatus,
     ModelState,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -78,6 +79,12 @@ class Tables:
     pages: dict[tuple[int, str], StoredPage] = field(default_factory=dict)
     direct_pages: dict[tuple[int, str], _Direct] = field(default_factory=dict)
     oncall: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The burst going on per (customer, on-call); tickets counted and counting note per lead.
+    bursts: dict[tuple[str, str], StoredBurst] = field(default_factory=dict)
+    burst_tickets: dict[tuple[str, str, int], set[int]] = field(default_factory=dict)
+    burst_followups: dict[tuple[str, str, int], tuple[str, str] | None] = field(
+        default_factory=dict
+    )
     # Audit before/after states and corrections as stored: redacted JSON.
     audit: list[tuple[int | None, str, str, str, str, datetime]] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
@@ -682,6 +689,82 @@ class MemoryStore:
             for (ticket, person), direct in self.tables.direct_pages.items()
             if ticket == ticket_id
         }
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on."""
+        self._require_ticket(ticket_id)
+        current = self.tables.bursts.get((customer, oncall))
+        if (
+            current is None
+            or current.started_at < at - window
+            or (critical and not current.critical)
+        ):
+            current = StoredBurst(
+                customer=customer,
+                oncall=oncall,
+                ticket_id=ticket_id,
+                channel=channel,
+                ts=ts,
+                key=key,
+                critical=critical,
+                started_at=at,
+            )
+            self.tables.bursts[customer, oncall] = current
+        return current
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        current = self.tables.bursts.get((customer, oncall))
+        if current is not None and (current.ticket_id, current.started_at) == (
+            ticket_id,
+            started_at,
+        ):
+            del self.tables.bursts[customer, oncall]
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        self._require_ticket(ticket_id)
+        counted = self.tables.burst_tickets.setdefault((customer, oncall, lead), set())
+        counted.add(ticket_id)
+        return tuple(sorted(counted))
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        if (customer, oncall, lead) in self.tables.burst_followups:
+            return False
+        self.tables.burst_followups[customer, oncall, lead] = None
+        return True
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        if (customer, oncall, lead) in self.tables.burst_followups:
+            self.tables.burst_followups[customer, oncall, lead] = (channel, ts)
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        if (customer, oncall, lead) not in self.tables.burst_followups:
+            return None
+        return self.tables.burst_followups[customer, oncall, lead] or True
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -29,6 +29,7 @@ from routing.records import (
     DayStats,
     ModelState,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -41,6 +42,7 @@ from routing.records import (
 from routing.store.privacy import audit_json, correction_json
 from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
+    burst_from_row,
     draft_from_row,
     new_public_id,
     page_from_row,
@@ -723,6 +725,101 @@ class PostgresStore:
             "SELECT person, page, sent_at FROM direct_pages WHERE ticket_id = %s", (ticket_id,)
         )
         return {row["person"]: (row["page"], row["sent_at"] is not None) for row in rows}
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on.
+
+        One upsert: PostgreSQL locks the row it conflicts on, so of two replicas asking at
+        once one starts the burst and the other sees it.
+        """
+        await self._run(
+            "INSERT INTO page_bursts"
+            " (customer, oncall, ticket_id, channel, ts, page_key, critical, started_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (customer, oncall) DO UPDATE SET ticket_id = excluded.ticket_id,"
+            " channel = excluded.channel, ts = excluded.ts, page_key = excluded.page_key,"
+            " critical = excluded.critical, started_at = excluded.started_at"
+            " WHERE page_bursts.started_at < %s"
+            " OR (excluded.critical = 1 AND page_bursts.critical = 0)",
+            (customer, oncall, ticket_id, channel, ts, key, int(critical), at, at - window),
+        )
+        row = await self._one(
+            "SELECT * FROM page_bursts WHERE customer = %s AND oncall = %s", (customer, oncall)
+        )
+        assert row is not None  # noqa: S101  # inserted or kept just now
+        return burst_from_row(row, _utc)
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        await self._run(
+            "DELETE FROM page_bursts WHERE customer = %s AND oncall = %s AND ticket_id = %s"
+            " AND started_at = %s",
+            (customer, oncall, ticket_id, started_at),
+        )
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        await self._run(
+            "INSERT INTO burst_tickets (customer, oncall, lead, ticket_id)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (customer, oncall, lead, ticket_id),
+        )
+        rows = await self._all(
+            "SELECT ticket_id FROM burst_tickets WHERE customer = %s AND oncall = %s"
+            " AND lead = %s ORDER BY ticket_id",
+            (customer, oncall, lead),
+        )
+        return tuple(int(row["ticket_id"]) for row in rows)
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        changed = await self._run(
+            "INSERT INTO burst_followups (customer, oncall, lead) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (customer, oncall, lead),
+        )
+        return changed == 1
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        await self._run(
+            "UPDATE burst_followups SET channel = %s, ts = %s"
+            " WHERE customer = %s AND oncall = %s AND lead = %s",
+            (channel, ts, customer, oncall, lead),
+        )
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        row = await self._one(
+            "SELECT channel, ts FROM burst_followups WHERE customer = %s AND oncall = %s"
+            " AND lead = %s",
+            (customer, oncall, lead),
+        )
+        if row is None:
+            return None
+        if row["channel"] is None or row["ts"] is None:
+            return True
+        return (str(row["channel"]), str(row["ts"]))
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
 from types import TracebackType
@@ -27,6 +27,7 @@ from routing.records import (
     DayStats,
     ModelState,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -39,6 +40,7 @@ from routing.records import (
 from routing.store.privacy import audit_json, correction_json
 from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
+    burst_from_row,
     draft_from_row,
     new_public_id,
     page_from_row,
@@ -788,6 +790,104 @@ class SqliteStore:
         ) as cursor:
             rows = await cursor.fetchall()
         return {row[0]: (row[1], row[2] is not None) for row in rows}
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on."""
+        since = _iso(at - window)
+        await self._db.execute(
+            "INSERT INTO page_bursts"
+            " (customer, oncall, ticket_id, channel, ts, page_key, critical, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (customer, oncall) DO UPDATE SET ticket_id = excluded.ticket_id,"
+            " channel = excluded.channel, ts = excluded.ts, page_key = excluded.page_key,"
+            " critical = excluded.critical, started_at = excluded.started_at"
+            " WHERE page_bursts.started_at < ?"
+            " OR (excluded.critical = 1 AND page_bursts.critical = 0)",
+            (customer, oncall, ticket_id, channel, ts, key, int(critical), _iso(at), since),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT * FROM page_bursts WHERE customer = ? AND oncall = ?", (customer, oncall)
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None  # noqa: S101  # inserted or kept just now
+        return burst_from_row(row, datetime.fromisoformat)
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        await self._db.execute(
+            "DELETE FROM page_bursts WHERE customer = ? AND oncall = ? AND ticket_id = ?"
+            " AND started_at = ?",
+            (customer, oncall, ticket_id, _iso(started_at)),
+        )
+        await self._db.commit()
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO burst_tickets (customer, oncall, lead, ticket_id)"
+            " VALUES (?, ?, ?, ?)",
+            (customer, oncall, lead, ticket_id),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT ticket_id FROM burst_tickets WHERE customer = ? AND oncall = ? AND lead = ?"
+            " ORDER BY ticket_id",
+            (customer, oncall, lead),
+        ) as cursor:
+            return tuple(int(row[0]) for row in await cursor.fetchall())
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO burst_followups (customer, oncall, lead) VALUES (?, ?, ?)",
+            (customer, oncall, lead),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        await self._db.execute(
+            "UPDATE burst_followups SET channel = ?, ts = ?"
+            " WHERE customer = ? AND oncall = ? AND lead = ?",
+            (channel, ts, customer, oncall, lead),
+        )
+        await self._db.commit()
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        async with self._db.execute(
+            "SELECT channel, ts FROM burst_followups WHERE customer = ? AND oncall = ?"
+            " AND lead = ?",
+            (customer, oncall, lead),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        if row[0] is None or row[1] is None:
+            return True
+        return (str(row[0]), str(row[1]))
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
