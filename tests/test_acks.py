@@ -120,6 +120,63 @@ async def test_no_retry_starts_that_would_pause_past_the_deadline() -> None:
     assert len(attempts) == 2  # at 0 and 0.6; a third would start past the deadline
 
 
+class _ReadClock(ManualClock):
+    """A ManualClock that counts its readings: a test waits until the store has read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __call__(self) -> float:
+        """The current reading, counted."""
+        self.reads += 1
+        return self.now
+
+
+async def test_a_write_queued_behind_a_held_lock_is_refused_at_the_ack_deadline(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a ticket's write queued behind a write waiting out a lock is refused in 2 s."""
+    path = tmp_path / "triage.sqlite3"
+    clock = _ReadClock()
+    store = await SqliteStore.open(path, busy_timeout=HANG_GUARD_SECONDS, clock=clock)
+    try:
+        ticket_id = await store.add_ticket(
+            channel=INTAKE,
+            ts="1700000000.000100",
+            author=CUSTOMER,
+            text="hi",
+            received_at=utc_now(),
+        )
+        assert ticket_id is not None
+        with held_write_lock(path):
+            # An ordinary write (no ack bound): it waits out the lock on the one connection.
+            ahead = asyncio.create_task(store.set_permalink(ticket_id, "https://x.slack.com/p1"))
+            await asyncio.sleep(0)  # queued on the connection first
+            before = clock.reads
+            queued = asyncio.create_task(
+                store.add_ticket(
+                    channel=INTAKE,
+                    ts="1700000001.000100",
+                    author=CUSTOMER,
+                    text="queued behind it",
+                    received_at=utc_now(),
+                )
+            )
+            await until(lambda: clock.reads > before, what="the ack write's deadline set")
+            clock.advance(ACK_WRITE_SECONDS + 0.01)
+            with pytest.raises(StoreUnavailableError, match="queued behind another write"):
+                async with asyncio.timeout(HANG_GUARD_SECONDS):
+                    await queued
+            assert not ahead.done()  # refused while the write ahead still waits
+        await ahead
+        # Refused means not stored: the withdrawn statement never ran.
+        assert await store.ticket_at(INTAKE, "1700000001.000100") is None
+        assert (await store.ticket(ticket_id)) is not None
+    finally:
+        await store.close()
+
+
 async def test_every_write_before_the_ack_gives_up_within_the_bound_when_locked(
     store_location: Path | str,
 ) -> None:

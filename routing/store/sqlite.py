@@ -8,8 +8,10 @@ UPDATE is a compare-and-set that exactly one caller wins.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -195,28 +197,44 @@ class SqliteStore:
     ) -> tuple[int, int | None]:
         """One statement committed, or StoreUnavailableError within ack_write_seconds.
 
-        Each attempt waits for another process's lock only as long as is left, counted when it
-        runs (not when it was queued): the wait is SQLite's own busy timeout, set for that
-        statement, so no attempt is cancelled halfway with its write uncommitted. (One
-        connection serves the process: a second one, writing beside it, made the first one's
-        deferred transactions fail on stale snapshots.)
+        The bound counts from the call, the wait in the connection's queue included: one
+        connection serves the process (a second one, writing beside it, made the first one's
+        deferred transactions fail on stale snapshots), so a write may be queued behind another
+        one waiting out a lock. If the time runs out before the statement starts, it is
+        withdrawn (it never runs: refused means not stored); once it runs, it waits for
+        another process's lock only as long as is left, by SQLite's own busy timeout set for
+        that statement, so no attempt is cancelled halfway with its write uncommitted.
         """
         deadline = self._clock() + self._ack_write_seconds
         db = self._db
 
         async def attempt() -> tuple[int, int | None]:
+            gate = _Gate()
             # aiosqlite runs the function on its connection's thread, between statements and
             # never during one: the only way to give one statement its own busy timeout.
-            result: tuple[int, int | None] = await db._execute(  # type: ignore[no-untyped-call]  # aiosqlite's internal queue is untyped
-                _write_within,
-                db._conn,
-                statement,
-                tuple(args),
-                deadline=deadline,
-                clock=self._clock,
-                usual=self._busy_timeout,
+            queued: asyncio.Future[tuple[int, int | None]] = asyncio.ensure_future(
+                db._execute(  # type: ignore[no-untyped-call]  # aiosqlite's internal queue is untyped
+                    _write_within,
+                    db._conn,
+                    statement,
+                    tuple(args),
+                    deadline=deadline,
+                    clock=self._clock,
+                    usual=self._busy_timeout,
+                    gate=gate,
+                )
             )
-            return result
+            while True:
+                # Looked at every few milliseconds: the deadline is on the store's clock.
+                left = max(0.0, deadline - self._clock())
+                done, _ = await asyncio.wait({queued}, timeout=min(left, _QUEUE_POLL_SECONDS))
+                if done:
+                    return queued.result()
+                if self._clock() >= deadline and gate.withdraw():
+                    queued.add_done_callback(_ignore_outcome)
+                    raise sqlite3.OperationalError(
+                        f"still queued behind another write after {self._ack_write_seconds:g} s"
+                    )
 
         return await with_retries(
             attempt,
@@ -998,6 +1016,37 @@ def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, datetime.fromisoformat)
 
 
+# How often a write queued on the connection looks at the clock for its deadline.
+_QUEUE_POLL_SECONDS = 0.02
+
+
+class _Gate:
+    """Whether a queued statement starts or is withdrawn first: exactly one of them wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+        self._withdrawn = False
+
+    def start(self) -> bool:
+        """On aiosqlite's thread, before the statement runs: False if it was withdrawn."""
+        with self._lock:
+            self._started = not self._withdrawn
+            return self._started
+
+    def withdraw(self) -> bool:
+        """On the event loop, at the deadline: False if the statement is already running."""
+        with self._lock:
+            self._withdrawn = not self._started
+            return self._withdrawn
+
+
+def _ignore_outcome(future: asyncio.Future[tuple[int, int | None]]) -> None:
+    """A withdrawn statement's outcome (its refusal to run) is read, so nothing logs it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _write_within(
     connection: sqlite3.Connection,
     statement: str,
@@ -1006,13 +1055,16 @@ def _write_within(
     deadline: float,
     clock: Callable[[], float],
     usual: float,
+    gate: _Gate,
 ) -> tuple[int, int | None]:
     """Run and commit one statement, waiting for a lock until deadline; (rowcount, lastrowid).
 
-    Runs on aiosqlite's thread. A failed statement's own transaction is rolled back (one some
-    other caller began on a shared connection is theirs to end), and the usual busy timeout
-    is back before anything else runs.
+    Runs on aiosqlite's thread, unless the caller withdrew it while it was queued. A failed
+    statement's own transaction is rolled back (one some other caller began on a shared
+    connection is theirs to end), and the usual busy timeout is back before anything else runs.
     """
+    if not gate.start():
+        raise sqlite3.OperationalError("withdrawn: the deadline passed while it was queued")
     wait = min(usual, deadline - clock())
     if wait <= 0:
         raise sqlite3.OperationalError("no time left to wait for the database")
