@@ -241,6 +241,16 @@ class TicketStore(Protocol):
         """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
         ...
 
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read (decided_at == claimed_at): sent, or pending.
+
+        A compare-and-set: of replicas settling one stale claim at once, one wins (True); the
+        others change nothing, and neither audit nor tell anyone.
+        """
+        ...
+
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         ...

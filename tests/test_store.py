@@ -1093,3 +1093,32 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
         assert (await join(other, third, later)).started_at == later
         await other.end_burst("U1", "U9", ticket_id=third, started_at=later)
         assert (await join(one, first, later)).ticket_id == first
+
+
+async def test_a_send_claim_is_settled_by_one_of_two_stores_reading_it(backend: Backend) -> None:
+    """Two stores settle the claim they both read: one wins; a newer claim is left alone."""
+    async with backend.open() as one, backend.open() as other:
+        (ticket,) = await _tickets(one, 1)
+        await one.set_draft(ticket, text="Sorry", source="template")
+        assert await one.claim_draft(ticket, "U7")
+        read = await other.draft(ticket)
+        assert read is not None
+        assert read.decided_at is not None
+        won = await asyncio.gather(
+            one.settle_draft(ticket, claimed_at=read.decided_at, sent_ts=None),
+            other.settle_draft(ticket, claimed_at=read.decided_at, sent_ts=None),
+        )
+        assert sorted(won) == [False, True]
+        draft = await one.draft(ticket)
+        assert draft is not None
+        assert (draft.status, draft.decided_by) == ("pending", None)
+        # Claimed again by an agent: the old reading settles nothing, sent or not.
+        assert await one.claim_draft(ticket, "U8")
+        assert not await other.settle_draft(ticket, claimed_at=read.decided_at, sent_ts="9.1")
+        fresh = await other.draft(ticket)
+        assert fresh is not None
+        assert fresh.decided_at is not None
+        assert await other.settle_draft(ticket, claimed_at=fresh.decided_at, sent_ts="9.2")
+        sent = await one.draft(ticket)
+        assert sent is not None
+        assert (sent.status, sent.reply_ts, sent.decided_by) == ("sent", "9.2", "U8")

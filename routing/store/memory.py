@@ -499,6 +499,22 @@ class MemoryStore:
             sent: DraftStatus = "sent"
             self.tables.drafts[ticket_id] = replace(draft, status=sent, reply_ts=sent_ts)
 
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        draft = self.tables.drafts.get(ticket_id)
+        if draft is None or draft.status != "sending" or draft.decided_at != claimed_at:
+            return False
+        if sent_ts is None:
+            self.tables.drafts[ticket_id] = replace(
+                draft, status="pending", decided_by=None, decided_at=None, tried_at=utc_now()
+            )
+        else:
+            sent: DraftStatus = "sent"
+            self.tables.drafts[ticket_id] = replace(draft, status=sent, reply_ts=sent_ts)
+        return True
+
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         return sorted(

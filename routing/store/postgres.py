@@ -530,6 +530,24 @@ class PostgresStore:
                 (sent_ts, ticket_id),
             )
 
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        if sent_ts is None:
+            changed = await self._run(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = %s WHERE ticket_id = %s AND status = 'sending' AND decided_at = %s",
+                (utc_now(), ticket_id, claimed_at),
+            )
+        else:
+            changed = await self._run(
+                "UPDATE drafts SET status = 'sent', reply_ts = %s"
+                " WHERE ticket_id = %s AND status = 'sending' AND decided_at = %s",
+                (sent_ts, ticket_id, claimed_at),
+            )
+        return changed == 1
+
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         if claimed_before is None:

@@ -594,6 +594,25 @@ class SqliteStore:
             )
         await self._db.commit()
 
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        if sent_ts is None:
+            cursor = await self._db.execute(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = ? WHERE ticket_id = ? AND status = 'sending' AND decided_at = ?",
+                (_iso(utc_now()), ticket_id, _iso(claimed_at)),
+            )
+        else:
+            cursor = await self._db.execute(
+                "UPDATE drafts SET status = 'sent', reply_ts = ?"
+                " WHERE ticket_id = ? AND status = 'sending' AND decided_at = ?",
+                (sent_ts, ticket_id, _iso(claimed_at)),
+            )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         query = "SELECT ticket_id FROM drafts WHERE status = 'sending'"
