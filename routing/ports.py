@@ -22,6 +22,7 @@ from routing.records import (
     AuditEntry,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
     StoredBurst,
     StoredDraft,
@@ -408,6 +409,22 @@ class TicketStore(Protocol):
         self, customer: str, oncall: str, *, lead: int
     ) -> tuple[str, str] | bool | None:
         """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        ...
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done.
+
+        add_reply, set_reply_text, set_text and mark_withdrawn record one in the same
+        transaction as the customer's words, whenever they change something.
+        """
+        ...
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        ...
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
         ...
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:

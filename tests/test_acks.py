@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_client
 from bot.compose import Serving, app_for
+from bot.intake import customer_message
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from routing.config import TriageConfig, load_config
-from routing.desk.limits import SEND_STALE_SECONDS
+from routing.desk.limits import LEASE_SECONDS, SEND_STALE_SECONDS
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import StoreUnavailableError
 from routing.ports import TicketStore
@@ -33,7 +35,7 @@ from routing.records import utc_now
 from routing.store.postgres import PostgresStore
 from routing.store.retry import ACK_WRITE_SECONDS, with_retries
 from routing.store.sqlite import SqliteStore
-from tests.claims import age_send_claims, held_write_lock
+from tests.claims import age_follow_ups, age_send_claims, held_write_lock
 from tests.slack_harness import Harness, running_bot, standin_for
 from tests.timekeeping import HANG_GUARD_SECONDS, ManualClock, until
 
@@ -433,3 +435,46 @@ async def test_a_dm_page_answered_after_the_timeout_is_not_sent_twice(
         dms = [m["text"] for m in bot.slack.messages(dm)]
         assert [f"ticket #{ticket_id}" in text for text in dms] == [True]
         assert [sent for _, sent in (await bot.store.direct_pages(ticket_id)).values()] == [True]
+
+
+# --- a crash between the ack and the follow-up's work --------------------------------------------
+
+
+async def test_a_reply_stored_before_a_crash_is_shown_and_rechecked_at_the_next_start(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
+) -> None:
+    """A reply stored before the ack, the process gone before its note: a later start posts it."""
+    async with standin_for(config) as slack:
+        async with running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as bot:
+            ticket_id = await bot.new_ticket("My invoice shows the wrong VAT")
+            ticket = await bot.store.ticket(ticket_id)
+            assert ticket is not None
+            posted = slack.add_message(
+                INTAKE,
+                user=CUSTOMER,
+                text="Still wrong, and it is urgent now: our production API is down",
+                thread_ts=ticket.ts,
+            )
+            message = customer_message(INTAKE, posted)
+            assert message is not None
+            # As the listener stores it before Slack's ack; the process dies before the rest.
+            assert await bot.desk.store_reply(message) is not None
+            (post,) = await bot.store.posts(ticket_id)
+        assert not any("replied" in m["text"] for m in slack.thread(post.channel, post.ts))
+        age_follow_ups(store_location, LEASE_SECONDS + 5)
+        async with running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as bot:
+            notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+            (shown,) = [note for note in notes if "The customer replied in their thread" in note]
+            assert "production API is down" in shown
+            # The re-check ran: the reply's urgency reached the ticket, its on-call is paged.
+            rechecked = await bot.store.ticket(ticket_id)
+            assert rechecked is not None
+            assert rechecked.escalation is not None
+            assert rechecked.escalation.needs_human
+            assert any("needs a human" in note for note in notes)
+            later = utc_now() + timedelta(days=1)
+            assert await bot.store.pending_follow_ups(stored_before=later) == []

@@ -1122,3 +1122,27 @@ async def test_a_send_claim_is_settled_by_one_of_two_stores_reading_it(backend: 
         sent = await one.draft(ticket)
         assert sent is not None
         assert (sent.status, sent.reply_ts, sent.decided_by) == ("sent", "9.2", "U8")
+
+
+async def test_a_follow_up_is_pending_until_done_and_taken_over_once(backend: Backend) -> None:
+    """A stored reply, edit or deletion is pending with its write; taken over once; then done."""
+    async with backend.open() as one, backend.open() as other:
+        (ticket,) = await _tickets(one, 1)
+        later = utc_now() + timedelta(days=1)
+        assert await one.add_reply(ticket, ts="2.000001", author="U1", text="more")
+        assert await one.set_text(ticket, "edited", edited_ts="3.000001")
+        assert not await one.set_reply_text(ticket, ts="2.000001", text="more")  # no change
+        assert await one.mark_withdrawn(ticket)
+        pending = await other.pending_follow_ups(stored_before=later)
+        assert sorted((p.kind, p.ref) for p in pending) == [
+            ("edit", "3.000001"),
+            ("reply", "2.000001"),
+            ("withdrawn", ""),
+        ]
+        reply = next(p for p in pending if p.kind == "reply")
+        won = await asyncio.gather(one.retake_follow_up(reply), other.retake_follow_up(reply))
+        assert sorted(won) == [False, True]
+        for item in pending:
+            await one.finish_follow_up(ticket, kind=item.kind, ref=item.ref)
+        assert await other.pending_follow_ups(stored_before=later) == []
+        assert await other.pending_follow_ups(stored_before=NOW - timedelta(days=1)) == []

@@ -25,7 +25,9 @@ from routing.records import (
     DayRow,
     DayStats,
     DraftStatus,
+    FollowUpKind,
     ModelState,
+    PendingFollowUp,
     PostStatus,
     StoredBurst,
     StoredDraft,
@@ -81,6 +83,8 @@ class Tables:
     oncall: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The burst going on per (customer, on-call); tickets counted and counting note per lead.
     bursts: dict[tuple[str, str], StoredBurst] = field(default_factory=dict)
+    # Follow-ups whose after-ack work is not done: (ticket, kind, ref) -> when stored or taken.
+    pending_follow_ups: dict[tuple[int, FollowUpKind, str], datetime] = field(default_factory=dict)
     burst_tickets: dict[tuple[str, str, int], set[int]] = field(default_factory=dict)
     burst_followups: dict[tuple[str, str, int], tuple[str, str] | None] = field(
         default_factory=dict
@@ -297,6 +301,7 @@ class MemoryStore:
         if row is None or row.record.status == "withdrawn":
             return False
         self._set_status(ticket_id, "withdrawn")
+        self._pending(ticket_id, "withdrawn", "")
         return True
 
     def _update(self, ticket_id: int, *, touch: bool = True, **changes: Any) -> None:
@@ -317,6 +322,7 @@ class MemoryStore:
                 return False
             row.edited_ts = edited_ts
         self._update(ticket_id, text=text)
+        self._pending(ticket_id, "edit", edited_ts or "")
         return True
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:
@@ -415,6 +421,7 @@ class MemoryStore:
         if ts in replies:
             return False
         replies[ts] = StoredReply(ts=ts, author=author, text=text)
+        self._pending(ticket_id, "reply", ts)
         return True
 
     async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
@@ -424,7 +431,35 @@ class MemoryStore:
         if reply is None or reply.text == text:
             return False
         replies[ts] = replace(reply, text=text)
+        self._pending(ticket_id, "reply_edit", ts)
         return True
+
+    def _pending(self, ticket_id: int, kind: FollowUpKind, ref: str) -> None:
+        """A follow-up's after-ack work, recorded as still to do (with the write, as in SQL)."""
+        self.tables.pending_follow_ups[ticket_id, kind, ref] = utc_now()
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        pending = [
+            PendingFollowUp(ticket_id=ticket_id, kind=kind, ref=ref, at=at)
+            for (ticket_id, kind, ref), at in self.tables.pending_follow_ups.items()
+            if at < stored_before
+        ]
+        return sorted(pending, key=lambda item: (item.at, item.ticket_id))
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        key = (pending.ticket_id, pending.kind, pending.ref)
+        if self.tables.pending_follow_ups.get(key) != pending.at:
+            return False
+        self.tables.pending_follow_ups[key] = max(utc_now(), pending.at + _TICK)
+        return True
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        for key in [k for k in self.tables.pending_follow_ups if k[0] == ticket_id]:
+            if (key[1], key[2]) == (kind, ref):
+                del self.tables.pending_follow_ups[key]
 
     async def replies(self, ticket_id: int) -> list[StoredReply]:
         """The thread replies under a ticket, oldest first."""

@@ -28,6 +28,7 @@ from routing.records import (
     DayRow,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
     StoredBurst,
     StoredDraft,
@@ -180,13 +181,19 @@ class PostgresStore:
         return int(row["id"]) if row else None
 
     async def _write_before_ack(
-        self, what: str, statement: str, args: Sequence[object]
+        self,
+        what: str,
+        statement: str,
+        args: Sequence[object],
+        *,
+        then: Sequence[tuple[str, tuple[object, ...]]] = (),
     ) -> tuple[int, DictRow | None]:
         """One statement, or StoreUnavailableError within ack_write_seconds; (rowcount, row).
 
         Each attempt, the wait for a pooled connection included, is cut off when the time is
         up. A ticket whose insert was cut off after the server committed it is not lost: the
-        sweep (any replica's) routes a ticket left new for a lease.
+        sweep (any replica's) routes a ticket left new for a lease. The statements in then run
+        in the same transaction when the first one changed a row.
         """
         deadline = self._clock() + self._ack_write_seconds
 
@@ -195,10 +202,15 @@ class PostgresStore:
                 async with (
                     asyncio.timeout(max(0.0, deadline - self._clock())),
                     self._pool.connection() as connection,
+                    connection.transaction(),
                 ):
                     cursor = await connection.execute(statement, args)
                     row = await cursor.fetchone() if cursor.description else None
-                    return cursor.rowcount, row
+                    changed = cursor.rowcount
+                    if changed > 0:
+                        for more, more_args in then:
+                            await connection.execute(more, more_args)
+                    return changed, row
             except TimeoutError:
                 raise TimeoutError(
                     f"no answer from PostgreSQL within {self._ack_write_seconds:g} s"
@@ -323,6 +335,7 @@ class PostgresStore:
             "UPDATE tickets SET status = 'withdrawn', updated_at = %s"
             " WHERE id = %s AND status != 'withdrawn'",
             (utc_now(), ticket_id),
+            then=[_pending(ticket_id, "withdrawn", "")],
         )
         return changed == 1
 
@@ -338,7 +351,10 @@ class PostgresStore:
             )
             args = (text, utc_now(), edited_ts, ticket_id, edited_ts)
         changed, _ = await self._write_before_ack(
-            f"storing ticket {ticket_id}'s edit", statement, args
+            f"storing ticket {ticket_id}'s edit",
+            statement,
+            args,
+            then=[_pending(ticket_id, "edit", edited_ts or "")],
         )
         return changed > 0
 
@@ -454,6 +470,7 @@ class PostgresStore:
             "INSERT INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, ts) DO NOTHING",
             (ticket_id, ts, author, text, utc_now()),
+            then=[_pending(ticket_id, "reply", ts)],
         )
         return changed == 1
 
@@ -463,6 +480,7 @@ class PostgresStore:
             f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = %s WHERE ticket_id = %s AND ts = %s AND text != %s",
             (text, ticket_id, ts, text),
+            then=[_pending(ticket_id, "reply_edit", ts)],
         )
         return changed == 1
 
@@ -839,6 +857,39 @@ class PostgresStore:
             return True
         return (str(row["channel"]), str(row["ts"]))
 
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        rows = await self._all(
+            "SELECT ticket_id, kind, ref, at FROM pending_follow_ups WHERE at < %s"
+            " ORDER BY at, ticket_id",
+            (stored_before,),
+        )
+        return [
+            PendingFollowUp(
+                ticket_id=int(row["ticket_id"]),
+                kind=row["kind"],
+                ref=str(row["ref"]),
+                at=_utc(row["at"]),
+            )
+            for row in rows
+        ]
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        changed = await self._run(
+            "UPDATE pending_follow_ups SET at = %s"
+            " WHERE ticket_id = %s AND kind = %s AND ref = %s AND at = %s",
+            (utc_now(), pending.ticket_id, pending.kind, pending.ref, pending.at),
+        )
+        return changed == 1
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        await self._run(
+            "DELETE FROM pending_follow_ups WHERE ticket_id = %s AND kind = %s AND ref = %s",
+            (ticket_id, kind, ref),
+        )
+
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
         await self._run(
@@ -963,3 +1014,12 @@ def _maybe_utc(moment: datetime | None) -> datetime | None:
 
 def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, _utc)
+
+
+def _pending(ticket_id: int, kind: str, ref: str) -> tuple[str, tuple[object, ...]]:
+    """The statement that records a follow-up's after-ack work as still to do."""
+    return (
+        "INSERT INTO pending_follow_ups (ticket_id, kind, ref, at) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (ticket_id, kind, ref) DO UPDATE SET at = excluded.at",
+        (ticket_id, kind, ref, utc_now()),
+    )

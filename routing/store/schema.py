@@ -218,6 +218,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         PRIMARY KEY (customer, oncall, lead)
     );
     """,
+    # 9: what a follow-up (a thread reply, a reply's edit, an edit, a deletion) still has to do
+    # after the ack, written in the same transaction as the customer's words: the process
+    # that stored it does it and deletes the row; one that died first leaves it for the next
+    # start, or any replica's sweep, once it is a lease old (`at`, moved on when taken over).
+    # ref: the reply's ts, or the edit's ts ('' when there is none, and for a deletion).
+    """
+    CREATE TABLE pending_follow_ups (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        at $timestamp NOT NULL,
+        PRIMARY KEY (ticket_id, kind, ref)
+    );
+    """,
 )
 
 

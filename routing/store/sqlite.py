@@ -28,6 +28,7 @@ from routing.records import (
     DayRow,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
     StoredBurst,
     StoredDraft,
@@ -193,7 +194,12 @@ class SqliteStore:
         return row_id if changed == 1 else None
 
     async def _write_before_ack(
-        self, what: str, statement: str, args: Sequence[object]
+        self,
+        what: str,
+        statement: str,
+        args: Sequence[object],
+        *,
+        then: Sequence[tuple[str, tuple[object, ...]]] = (),
     ) -> tuple[int, int | None]:
         """One statement committed, or StoreUnavailableError within ack_write_seconds.
 
@@ -203,7 +209,8 @@ class SqliteStore:
         one waiting out a lock. If the time runs out before the statement starts, it is
         withdrawn (it never runs: refused means not stored); once it runs, it waits for
         another process's lock only as long as is left, by SQLite's own busy timeout set for
-        that statement, so no attempt is cancelled halfway with its write uncommitted.
+        that statement, so no attempt is cancelled halfway with its write uncommitted. The
+        statements in then run in the same transaction when the first one changed a row.
         """
         deadline = self._clock() + self._ack_write_seconds
         db = self._db
@@ -222,6 +229,7 @@ class SqliteStore:
                     clock=self._clock,
                     usual=self._busy_timeout,
                     gate=gate,
+                    then=tuple(then),
                 )
             )
             while True:
@@ -379,6 +387,7 @@ class SqliteStore:
             "UPDATE tickets SET status = 'withdrawn', updated_at = ?"
             " WHERE id = ? AND status != 'withdrawn'",
             (_iso(utc_now()), ticket_id),
+            then=[_pending(ticket_id, "withdrawn", "")],
         )
         return changed == 1
 
@@ -394,7 +403,10 @@ class SqliteStore:
             )
             args = (text, _iso(utc_now()), edited_ts, ticket_id, edited_ts)
         changed, _ = await self._write_before_ack(
-            f"storing ticket {ticket_id}'s edit", statement, args
+            f"storing ticket {ticket_id}'s edit",
+            statement,
+            args,
+            then=[_pending(ticket_id, "edit", edited_ts or "")],
         )
         return changed > 0
 
@@ -512,6 +524,7 @@ class SqliteStore:
             "INSERT OR IGNORE INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (?, ?, ?, ?, ?)",
             (ticket_id, ts, author, text, _iso(utc_now())),
+            then=[_pending(ticket_id, "reply", ts)],
         )
         return changed == 1
 
@@ -521,6 +534,7 @@ class SqliteStore:
             f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = ? WHERE ticket_id = ? AND ts = ? AND text != ?",
             (text, ticket_id, ts, text),
+            then=[_pending(ticket_id, "reply_edit", ts)],
         )
         return changed == 1
 
@@ -926,6 +940,37 @@ class SqliteStore:
             return True
         return (str(row[0]), str(row[1]))
 
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        async with self._db.execute(
+            "SELECT ticket_id, kind, ref, at FROM pending_follow_ups WHERE at < ?"
+            " ORDER BY at, ticket_id",
+            (_iso(stored_before),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            PendingFollowUp(ticket_id=int(row[0]), kind=row[1], ref=str(row[2]), at=_time(row[3]))
+            for row in rows
+        ]
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        cursor = await self._db.execute(
+            "UPDATE pending_follow_ups SET at = ?"
+            " WHERE ticket_id = ? AND kind = ? AND ref = ? AND at = ?",
+            (_iso(utc_now()), pending.ticket_id, pending.kind, pending.ref, _iso(pending.at)),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        await self._db.execute(
+            "DELETE FROM pending_follow_ups WHERE ticket_id = ? AND kind = ? AND ref = ?",
+            (ticket_id, kind, ref),
+        )
+        await self._db.commit()
+
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
         await self._db.execute(
@@ -1035,6 +1080,19 @@ def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, datetime.fromisoformat)
 
 
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _pending(ticket_id: int, kind: str, ref: str) -> tuple[str, tuple[object, ...]]:
+    """The statement that records a follow-up's after-ack work as still to do."""
+    return (
+        "INSERT INTO pending_follow_ups (ticket_id, kind, ref, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (ticket_id, kind, ref) DO UPDATE SET at = excluded.at",
+        (ticket_id, kind, ref, _iso(utc_now())),
+    )
+
+
 # How often a write queued on the connection looks at the clock for its deadline.
 _QUEUE_POLL_SECONDS = 0.02
 
@@ -1075,6 +1133,7 @@ def _write_within(
     clock: Callable[[], float],
     usual: float,
     gate: _Gate,
+    then: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> tuple[int, int | None]:
     """Run and commit one statement, waiting for a lock until deadline; (rowcount, lastrowid).
 
@@ -1091,8 +1150,12 @@ def _write_within(
     connection.execute(f"PRAGMA busy_timeout = {max(1, round(wait * 1000))}")
     try:
         cursor = connection.execute(statement, args)
+        changed, row_id = cursor.rowcount, cursor.lastrowid
+        if changed > 0:
+            for more, more_args in then:
+                connection.execute(more, more_args)
         connection.commit()
-        return cursor.rowcount, cursor.lastrowid
+        return changed, row_id
     except BaseException:
         if began and connection.in_transaction:
             connection.rollback()
