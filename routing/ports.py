@@ -399,6 +399,10 @@ class TicketStore(Protocol):
         """Claim the posting of the note counting a burst's tickets; False if claimed before."""
         ...
 
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        ...
+
     async def set_burst_followup(
         self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
     ) -> None:

@@ -1084,8 +1084,14 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
         assert await one.claim_burst_followup("U1", "U9", lead=lead)
         assert not await other.claim_burst_followup("U1", "U9", lead=lead)
         assert await other.burst_followup("U1", "U9", lead=lead) is True
+        # Slack refused it: given up, claimed again by the next counter.
+        await one.release_burst_followup("U1", "U9", lead=lead)
+        assert await other.burst_followup("U1", "U9", lead=lead) is None
+        assert await other.claim_burst_followup("U1", "U9", lead=lead)
         await one.set_burst_followup("U1", "U9", lead=lead, channel="C2", ts="3.000001")
         assert await other.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
+        await other.release_burst_followup("U1", "U9", lead=lead)  # posted: kept
+        assert await one.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
         # More urgent than what was paged: a new burst; after the window: a new one too.
         critical = await join(one, fourth, NOW + timedelta(minutes=9), critical=True)
         assert (critical.ticket_id, critical.critical) == (fourth, True)

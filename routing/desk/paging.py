@@ -294,12 +294,17 @@ class Pager:
                     more = await self._store.count_in_burst(
                         customer, oncall, lead=lead, ticket_id=ticket_id
                     )
-                    ts = await self._outbox.post_page(
-                        PostRef(burst.channel, burst.ts),
-                        _count_note(more),
-                        ticket_id=lead,
-                        page=f"{burst.key}:more",
-                    )
+                    try:
+                        ts = await self._outbox.post_page(
+                            PostRef(burst.channel, burst.ts),
+                            _count_note(more),
+                            ticket_id=lead,
+                            page=f"{burst.key}:more",
+                        )
+                    except Exception:
+                        # Not posted: the next ticket counted (any replica's) posts it.
+                        await self._store.release_burst_followup(customer, oncall, lead=lead)
+                        raise
                     await self._store.set_burst_followup(
                         customer, oncall, lead=lead, channel=burst.channel, ts=ts
                     )

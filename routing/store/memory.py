@@ -802,6 +802,11 @@ class MemoryStore:
         self.tables.burst_followups[customer, oncall, lead] = None
         return True
 
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        if self.tables.burst_followups.get((customer, oncall, lead), ()) is None:
+            del self.tables.burst_followups[customer, oncall, lead]
+
     async def set_burst_followup(
         self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
     ) -> None:

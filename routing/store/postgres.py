@@ -832,6 +832,14 @@ class PostgresStore:
         )
         return changed == 1
 
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        await self._run(
+            "DELETE FROM burst_followups WHERE customer = %s AND oncall = %s AND lead = %s"
+            " AND ts IS NULL",
+            (customer, oncall, lead),
+        )
+
     async def set_burst_followup(
         self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
     ) -> None:

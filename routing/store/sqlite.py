@@ -913,6 +913,15 @@ class SqliteStore:
         await self._db.commit()
         return cursor.rowcount == 1
 
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        await self._db.execute(
+            "DELETE FROM burst_followups WHERE customer = ? AND oncall = ? AND lead = ?"
+            " AND ts IS NULL",
+            (customer, oncall, lead),
+        )
+        await self._db.commit()
+
     async def set_burst_followup(
         self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
     ) -> None:
