@@ -228,7 +228,7 @@ def _count(
     dms = Counter(
         int(match.group(1))
         for c in ok_posts
-        if c.args.get("channel") == ONCALL
+        if c.args.get("channel") == f"D{ONCALL[1:]}"
         and (match := re.search(r"ticket #(\d+)", str(c.args.get("text"))))
     )
     replies = Counter(

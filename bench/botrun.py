@@ -536,7 +536,7 @@ def outcome(stage: Stage) -> Outcome:
                 thread_pages[int(ticket.group(1))].append((channel, call.at))
         elif thread_ts and channel == INTAKE:
             replies[str(thread_ts)].append(call.at)
-        elif call.args.get("channel") == ONCALL and ticket:
+        elif call.args.get("channel") == f"D{ONCALL[1:]}" and ticket:
             direct_pages[int(ticket.group(1))].append(call.at)
     return Outcome(
         posts=posts,

@@ -33,6 +33,8 @@ class SlackOutbox:
         self._client = client
         # Permalinks never change: ask Slack once per message.
         self._permalinks: dict[tuple[str, str], str] = {}
+        # The bot's DM (IM) channel with each person, as conversations.open gave it.
+        self._ims: dict[str, str] = {}
 
     async def post_card(self, card: TicketCard) -> PostRef:
         """Post a ticket in its team channel, with metadata that finds it again after a crash."""
@@ -215,11 +217,46 @@ class SlackOutbox:
             channel=user, text=render.note_text(note), unfurl_links=False, unfurl_media=False
         )
 
-    async def direct_page(self, user: str, page: DirectPage) -> None:
-        """An on-call person's DM about a critical ticket."""
+    async def direct_page(self, user: str, page: DirectPage, *, key: str) -> None:
+        """An on-call person's DM about a critical ticket, tagged with the ticket and page.
+
+        Posted into the IM conversations.open gives (im:write), so find_direct_page can read
+        it back there (im:history).
+        """
         await self._client.chat_postMessage(
-            channel=user, text=render.page_text(page), unfurl_links=False, unfurl_media=False
+            channel=await self._im(user),
+            text=render.page_text(page),
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": render.DIRECT_PAGE_METADATA,
+                "event_payload": {"ticket_id": page.ticket_id, "page": key, "person": user},
+            },
         )
+
+    async def find_direct_page(self, user: str, *, ticket_id: int, key: str) -> bool:
+        """Whether the bot's DM with user already holds this page of the ticket (its metadata)."""
+        response = await self._client.conversations_history(
+            channel=await self._im(user), limit=HISTORY_LOOKBACK, include_all_metadata=True
+        )
+        for message in response.get("messages") or []:
+            metadata: dict[str, Any] = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                message.get("bot_id")
+                and metadata.get("event_type") == render.DIRECT_PAGE_METADATA
+                and payload.get("ticket_id") == ticket_id
+                and payload.get("page") == key
+            ):
+                return True
+        return False
+
+    async def _im(self, user: str) -> str:
+        """The bot's IM channel with a person (conversations.open, asked once per person)."""
+        if user not in self._ims:
+            response = await self._client.conversations_open(users=user)
+            self._ims[user] = str(response["channel"]["id"])
+        return self._ims[user]
 
     async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
         """Post an approved reply in the customer's thread."""

@@ -43,6 +43,9 @@ TICKET_METADATA: Final = "triage_ticket"
 # The event_type of the metadata on every page note: finds a page in its thread after a crash
 # or an answer that came too late.
 PAGE_METADATA: Final = "triage_page"
+# The event_type of the metadata on every on-call DM: finds a DM page in the bot's DM with that
+# person before it is sent again.
+DIRECT_PAGE_METADATA: Final = "triage_direct_page"
 # A page's escalation reasons, cut to this much so the mentions always have room.
 DETAILS_CHARS: Final = 1000
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
@@ -22,7 +22,9 @@ from routing.records import (
     AuditEntry,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -240,6 +242,16 @@ class TicketStore(Protocol):
         """Settle a claimed draft: sent (with the reply's ts), or pending again if it failed."""
         ...
 
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read (decided_at == claimed_at): sent, or pending.
+
+        A compare-and-set: of replicas settling one stale claim at once, one wins (True); the
+        others change nothing, and neither audit nor tell anyone.
+        """
+        ...
+
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
         ...
@@ -347,6 +359,76 @@ class TicketStore(Protocol):
 
     async def direct_pages(self, ticket_id: int) -> dict[str, tuple[str, bool]]:
         """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
+        ...
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst of pages to this on-call about this customer that a page at `at` is in.
+
+        This ticket leads a new one (started at `at`) when none started within window before
+        at, or when this page is critical and the one going on is not; otherwise the one going
+        on is returned as it is (led by this ticket or another). One caller starts it, however
+        many replicas ask at once.
+        """
+        ...
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        ...
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        ...
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        ...
+
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        ...
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        ...
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        ...
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done.
+
+        add_reply, set_reply_text, set_text and mark_withdrawn record one in the same
+        transaction as the customer's words, whenever they change something.
+        """
+        ...
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        ...
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
         ...
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:

@@ -91,6 +91,37 @@ class StoredPage:
         return self.key.split(":")[0]
 
 
+FollowUpKind = Literal["reply", "reply_edit", "edit", "withdrawn"]
+
+
+@dataclass(frozen=True)
+class PendingFollowUp:
+    """A follow-up stored before the ack whose after-ack work is not done yet."""
+
+    ticket_id: int
+    kind: FollowUpKind
+    # The reply's ts (reply, reply_edit), the edit's ts or "" (edit), "" (withdrawn).
+    ref: str
+    # When it was stored, or last taken over: the compare-and-set's token.
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredBurst:
+    """Pages to one on-call about one customer coalesced under a first page (its lead ticket)."""
+
+    customer: str
+    # The on-call paged, as a key ("U1,U2": the people, in the order paged).
+    oncall: str
+    # The ticket whose page was sent, its post (channel, ts) and the page's key.
+    ticket_id: int
+    channel: str
+    ts: str
+    key: str
+    critical: bool
+    started_at: datetime
+
+
 @dataclass(frozen=True)
 class StoredPost:
     """A ticket's post in a team channel."""

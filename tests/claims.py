@@ -54,3 +54,23 @@ def held_write_lock(database: Path | str) -> Iterator[None]:
             yield
         finally:
             connection.rollback()
+
+
+def age_follow_ups(database: Path | str, seconds: float) -> None:
+    """Move every pending follow-up this many seconds into the past, as if stored that long ago."""
+    if isinstance(database, Path):
+        with sqlite3.connect(database) as connection:
+            for ticket_id, kind, ref, at in connection.execute(
+                "SELECT ticket_id, kind, ref, at FROM pending_follow_ups"
+            ).fetchall():
+                moved = datetime.fromisoformat(at) - timedelta(seconds=seconds)
+                connection.execute(
+                    "UPDATE pending_follow_ups SET at = ? WHERE ticket_id = ? AND kind = ?"
+                    " AND ref = ?",
+                    (moved.astimezone(UTC).isoformat(), ticket_id, kind, ref),
+                )
+        return
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(
+            "UPDATE pending_follow_ups SET at = at - make_interval(secs => %s)", (seconds,)
+        )

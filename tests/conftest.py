@@ -14,7 +14,12 @@ from routing import embedding
 from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from tests.standins.openai_server import OpenAIStandIn
-from tests.standins.postgres_server import PostgresServer, PostgresUnavailableError
+from tests.standins.postgres_server import (
+    PostgresServer,
+    PostgresUnavailableError,
+    clean_stale,
+    stop_on_signals,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -73,16 +78,22 @@ async def openai_server() -> AsyncIterator[OpenAIStandIn]:
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole session (started on first use, then stopped).
 
-    Where it cannot start, its tests fail in CI (CI=true) and are skipped, with the reason,
-    on a developer's machine.
+    Stopped on SIGTERM and SIGINT as well; one a killed run left behind is stopped at the next.
+
+        Where it cannot start, its tests fail in CI (CI=true) and are skipped, with the reason,
+        on a developer's machine.
     """
+    # A server an earlier run started and never stopped (it was killed): stopped first.
+    clean_stale()
     try:
         server = PostgresServer().start()
     except PostgresUnavailableError as error:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"PostgreSQL did not start: {error}")
         pytest.skip(f"PostgreSQL did not start: {error}")
-    yield server
+    # A pytest killed by SIGTERM or interrupted by SIGINT stops it too.
+    with stop_on_signals(server):
+        yield server
     server.stop()
 
 

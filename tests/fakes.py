@@ -110,9 +110,17 @@ class FakeOutbox:
         """Message one person directly."""
         self._record("direct_message", user=user, note=note)
 
-    async def direct_page(self, user: str, page: DirectPage) -> None:
+    async def direct_page(self, user: str, page: DirectPage, *, key: str) -> None:
         """Page one on-call person directly about a ticket."""
-        self._record("direct_page", user=user, page=page)
+        self._record("direct_page", user=user, page=page, key=key)
+
+    async def find_direct_page(self, user: str, *, ticket_id: int, key: str) -> bool:
+        """A DM is there only if a direct_page of it succeeded."""
+        self._record("find_direct_page", user=user, ticket_id=ticket_id, key=key)
+        return any(
+            (sent["user"], sent["page"].ticket_id, sent["key"]) == (user, ticket_id, key)
+            for sent in self.called("direct_page")
+        )
 
     async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:
         """Post an approved reply in the customer's thread; its ts."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
@@ -260,6 +261,15 @@ def write_standin_config(directory: Path, *, workers: int | None = None) -> Path
     return path
 
 
+MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+
+
+def manifest_scopes() -> tuple[str, ...]:
+    """The bot token's scopes manifest.yml asks for: the stand-in grants exactly these."""
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    return tuple(manifest["oauth_config"]["scopes"]["bot"])
+
+
 def standin_for(
     config: TriageConfig,
     slack_config: SlackConfig | None = None,
@@ -271,7 +281,8 @@ def standin_for(
     """A stand-in workspace with the config's channels and the tests' people.
 
     Its rate limiter and its 3 s trigger expiry read clock, by default one that stands still
-    until a test moves it: no test depends on how fast the machine answers.
+    until a test moves it: no test depends on how fast the machine answers. The bot's token has
+    the manifest's scopes, no more: a call the manifest does not allow is missing_scope.
     """
     slack_config = slack_config or sandbox_slack_config(config)
     channels = {INTAKE: "intake"} | {
@@ -288,6 +299,7 @@ def standin_for(
         post_rate_per_second=post_rate_per_second,
         post_burst=post_burst,
         clock=clock or ManualClock(),
+        scopes=manifest_scopes(),
     )
 
 

@@ -3,8 +3,8 @@
 Against the strict Slack stand-in, and for the store items on SQLite and PostgreSQL: thread
 replies, edits and deletions are stored before Slack's ack (refused, Slack delivers again); a
 store held by another process answers within Slack's 3 s; a starting replica leaves another's
-reply in flight alone. A DM page Slack took but answered late is still sent twice: a strict
-xfail, until the DM is looked for first.
+reply in flight alone. A DM page Slack took but answered late is found in the bot's DM with
+that person (conversations.open, then its history) and not sent again.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_client
 from bot.compose import Serving, app_for
+from bot.intake import customer_message
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from routing.config import TriageConfig, load_config
-from routing.desk.limits import SEND_STALE_SECONDS
+from routing.desk.limits import LEASE_SECONDS, SEND_STALE_SECONDS
 from routing.embedding_cache import CachingEmbedder
 from routing.errors import StoreUnavailableError
 from routing.ports import TicketStore
@@ -33,7 +35,7 @@ from routing.records import utc_now
 from routing.store.postgres import PostgresStore
 from routing.store.retry import ACK_WRITE_SECONDS, with_retries
 from routing.store.sqlite import SqliteStore
-from tests.claims import age_send_claims, held_write_lock
+from tests.claims import age_follow_ups, age_send_claims, held_write_lock
 from tests.slack_harness import Harness, running_bot, standin_for
 from tests.timekeeping import HANG_GUARD_SECONDS, ManualClock, until
 
@@ -118,6 +120,63 @@ async def test_no_retry_starts_that_would_pause_past_the_deadline() -> None:
             clock=clock,
         )
     assert len(attempts) == 2  # at 0 and 0.6; a third would start past the deadline
+
+
+class _ReadClock(ManualClock):
+    """A ManualClock that counts its readings: a test waits until the store has read it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __call__(self) -> float:
+        """The current reading, counted."""
+        self.reads += 1
+        return self.now
+
+
+async def test_a_write_queued_behind_a_held_lock_is_refused_at_the_ack_deadline(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a ticket's write queued behind a write waiting out a lock is refused in 2 s."""
+    path = tmp_path / "triage.sqlite3"
+    clock = _ReadClock()
+    store = await SqliteStore.open(path, busy_timeout=HANG_GUARD_SECONDS, clock=clock)
+    try:
+        ticket_id = await store.add_ticket(
+            channel=INTAKE,
+            ts="1700000000.000100",
+            author=CUSTOMER,
+            text="hi",
+            received_at=utc_now(),
+        )
+        assert ticket_id is not None
+        with held_write_lock(path):
+            # An ordinary write (no ack bound): it waits out the lock on the one connection.
+            ahead = asyncio.create_task(store.set_permalink(ticket_id, "https://x.slack.com/p1"))
+            await asyncio.sleep(0)  # queued on the connection first
+            before = clock.reads
+            queued = asyncio.create_task(
+                store.add_ticket(
+                    channel=INTAKE,
+                    ts="1700000001.000100",
+                    author=CUSTOMER,
+                    text="queued behind it",
+                    received_at=utc_now(),
+                )
+            )
+            await until(lambda: clock.reads > before, what="the ack write's deadline set")
+            clock.advance(ACK_WRITE_SECONDS + 0.01)
+            with pytest.raises(StoreUnavailableError, match="queued behind another write"):
+                async with asyncio.timeout(HANG_GUARD_SECONDS):
+                    await queued
+            assert not ahead.done()  # refused while the write ahead still waits
+        await ahead
+        # Refused means not stored: the withdrawn statement never ran.
+        assert await store.ticket_at(INTAKE, "1700000001.000100") is None
+        assert (await store.ticket(ticket_id)) is not None
+    finally:
+        await store.close()
 
 
 async def test_every_write_before_the_ack_gives_up_within_the_bound_when_locked(
@@ -360,12 +419,6 @@ async def test_a_start_settles_a_send_claim_older_than_a_send_can_take(
 # --- a DM page Slack took but answered late -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet: finding the DM needs conversations.open (im:write) and the DM's"
-    " history (im:history); the strict stand-in has no conversations.open, and the bot asks"
-    " for neither scope. Strict: this fails the day the DM is found.",
-)
 async def test_a_dm_page_answered_after_the_timeout_is_not_sent_twice(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:
@@ -373,10 +426,55 @@ async def test_a_dm_page_answered_after_the_timeout_is_not_sent_twice(
     async with running_bot(
         tmp_path, embedder, config=config, client_timeout=5, retry_delays=(0.01, 0.01, 0.01)
     ) as bot:
-        bot.slack.answer_late("chat.postMessage", when=lambda args: args.get("channel") == ONCALL)
+        dm = f"D{ONCALL[1:]}"  # the bot's IM with the on-call, as conversations.open opens it
+        bot.slack.answer_late("chat.postMessage", when=lambda args: args.get("channel") == dm)
         ts = await bot.customer_says("Our production API is down, all requests fail, urgent")
         await bot.desk.drain()
         ticket_id = await bot.ticket_for(ts)
         assert bot.slack.held
-        dms = [m["text"] for m in bot.slack.messages(f"D{ONCALL[1:]}")]
-        assert [f"ticket #{ticket_id}" in dm for dm in dms] == [True]
+        dms = [m["text"] for m in bot.slack.messages(dm)]
+        assert [f"ticket #{ticket_id}" in text for text in dms] == [True]
+        assert [sent for _, sent in (await bot.store.direct_pages(ticket_id)).values()] == [True]
+
+
+# --- a crash between the ack and the follow-up's work --------------------------------------------
+
+
+async def test_a_reply_stored_before_a_crash_is_shown_and_rechecked_at_the_next_start(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
+) -> None:
+    """A reply stored before the ack, the process gone before its note: a later start posts it."""
+    async with standin_for(config) as slack:
+        async with running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as bot:
+            ticket_id = await bot.new_ticket("My invoice shows the wrong VAT")
+            ticket = await bot.store.ticket(ticket_id)
+            assert ticket is not None
+            posted = slack.add_message(
+                INTAKE,
+                user=CUSTOMER,
+                text="Still wrong, and it is urgent now: our production API is down",
+                thread_ts=ticket.ts,
+            )
+            message = customer_message(INTAKE, posted)
+            assert message is not None
+            # As the listener stores it before Slack's ack; the process dies before the rest.
+            assert await bot.desk.store_reply(message) is not None
+            (post,) = await bot.store.posts(ticket_id)
+        assert not any("replied" in m["text"] for m in slack.thread(post.channel, post.ts))
+        age_follow_ups(store_location, LEASE_SECONDS + 5)
+        async with running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as bot:
+            notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+            (shown,) = [note for note in notes if "The customer replied in their thread" in note]
+            assert "production API is down" in shown
+            # The re-check ran: the reply's urgency reached the ticket, its on-call is paged.
+            rechecked = await bot.store.ticket(ticket_id)
+            assert rechecked is not None
+            assert rechecked.escalation is not None
+            assert rechecked.escalation.needs_human
+            assert any("needs a human" in note for note in notes)
+            later = utc_now() + timedelta(days=1)
+            assert await bot.store.pending_follow_ups(stored_before=later) == []

@@ -8,6 +8,7 @@ stored, sent and asked the other parts to do. No Slack stand-in, no database, no
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,7 @@ from routing.desk.types import BadRequestError, PageNotSentError
 from routing.models import Decision, Escalation, EscalationReason
 from routing.store import MemoryStore
 from tests.fakes import FakeAgents, FakeOutbox, FakePager, FakePlacement
+from tests.timekeeping import until
 
 INTAKE = "C0INTAKE"
 BILLING = "C0BILLING"
@@ -46,10 +48,16 @@ class Parts:
     """AgentActions built as the desk builds it, over fakes it can be asked about."""
 
     def __init__(
-        self, config: TriageConfig, slack: SlackConfig, *, pager: FakePager | None = None
+        self,
+        config: TriageConfig,
+        slack: SlackConfig,
+        *,
+        pager: FakePager | None = None,
+        store: MemoryStore | None = None,
+        outbox: FakeOutbox | None = None,
     ) -> None:
-        self.store = MemoryStore()
-        self.outbox = FakeOutbox()
+        self.store = store or MemoryStore()
+        self.outbox = outbox or FakeOutbox()
         self.placement = FakePlacement()
         self.pager = pager or FakePager()
         self.actions = AgentActions(
@@ -165,3 +173,45 @@ async def test_a_second_escalate_by_the_same_agent_is_refused(
     with pytest.raises(BadRequestError, match=r"escalated ticket #\d+ already"):
         await parts.actions.escalate(ticket, user=AGENTS[0])
     assert await parts.store.audit_log(ticket) == []
+
+
+@dataclass
+class _HeldOutbox(FakeOutbox):
+    """A FakeOutbox whose find_reply waits until released (a slow conversations.replies)."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+
+    async def find_reply(self, channel: str, thread_ts: str, text: str) -> str | None:
+        """No reply is found, once released."""
+        self.waiting += 1
+        await self.release.wait()
+        return await super().find_reply(channel, thread_ts, text)
+
+
+async def test_two_replicas_settling_one_interrupted_reply_tell_the_agent_once(
+    config: TriageConfig, slack: SlackConfig
+) -> None:
+    """Two starts settle one stale send claim at once: one settles it, one DM to the agent."""
+    first = Parts(config, slack, outbox=_HeldOutbox())
+    second = Parts(config, slack, store=first.store.sibling(), outbox=_HeldOutbox())
+    ticket = await first.drafted_ticket()
+    assert await first.store.claim_draft(ticket, AGENTS[0])
+    settles = [
+        asyncio.create_task(parts.actions.settle_interrupted_reply(ticket))
+        for parts in (first, second)
+    ]
+    outboxes = [first.outbox, second.outbox]
+    assert all(isinstance(outbox, _HeldOutbox) for outbox in outboxes)
+    held = [outbox for outbox in outboxes if isinstance(outbox, _HeldOutbox)]
+    # Both have read the claim and are asking Slack: neither has settled it yet.
+    await until(lambda: all(outbox.waiting == 1 for outbox in held), what="both asking Slack")
+    for outbox in held:
+        outbox.release.set()
+    await asyncio.gather(*settles)
+    told = [call["user"] for outbox in held for call in outbox.called("direct_message")]
+    assert told == [AGENTS[0]]
+    draft = await first.store.draft(ticket)
+    assert draft is not None
+    assert (draft.status, draft.decided_by) == ("pending", None)
+    assert len(first.placement.calls + second.placement.calls) == 1

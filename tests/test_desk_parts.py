@@ -24,7 +24,7 @@ from routing.desk.types import BadRequestError, NotAllowedError
 from routing.desk.work_queue import Send, WorkQueue
 from routing.models import Decision, Escalation, EscalationReason
 from routing.ports import TicketStore
-from routing.records import TicketStatus
+from routing.records import TicketStatus, utc_now
 from routing.store import MemoryStore
 from tests.fakes import CountingStore, FakeOutbox
 from tests.timekeeping import ManualClock
@@ -87,6 +87,7 @@ def _pager(
         outbox=outbox,
         oncall=agents,
         clock=clock,
+        now=utc_now,
         requeue=retried.append,
         retry_later=retried.append,
     )

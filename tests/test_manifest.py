@@ -22,6 +22,8 @@ REMOTE = "https://raw.githubusercontent.com/slackapi/manifest-schema/v0.5.0/sche
 
 EXPECTED_SCOPES = {
     "chat:write",
+    "im:write",
+    "im:history",
     "channels:history",
     "groups:history",
     "reactions:read",

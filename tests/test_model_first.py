@@ -144,7 +144,7 @@ def _dms(bot: Harness) -> list[dict[str, Any]]:
     return [
         call.args
         for call in bot.slack.calls_to("chat.postMessage")
-        if call.ok and call.args.get("channel") == ONCALL
+        if call.ok and call.args.get("channel") == f"D{ONCALL[1:]}"
     ]
 
 

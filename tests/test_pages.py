@@ -20,6 +20,7 @@ from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_con
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig, load_config
 from routing.desk import BURST_WINDOW_SECONDS, EDIT_WINDOW_SECONDS
 from routing.embedding_cache import CachingEmbedder
+from routing.records import utc_now
 from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 from tests.timekeeping import ManualClock, until
 
@@ -40,7 +41,7 @@ def _page_note(args: dict[str, Any]) -> bool:
 
 
 def _dm_to_oncall(args: dict[str, Any]) -> bool:
-    return args.get("channel") == ONCALL
+    return args.get("channel") == f"D{ONCALL[1:]}"
 
 
 def _reply_to_customer(args: dict[str, Any]) -> bool:
@@ -211,7 +212,15 @@ async def test_a_replayed_escalate_pages_once(bot_and_clock: tuple[Harness, Manu
 @pytest.fixture
 async def bot_and_clock(tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig) -> Any:
     clock = ManualClock()
-    async with running_bot(tmp_path, embedder, config=config, desk_clock=clock) as bot:
+    start = clock.now
+
+    def wall() -> datetime:
+        # The wall clock moves with the test's clock too: bursts are timed on it (in the store).
+        return utc_now() + timedelta(seconds=clock.now - start)
+
+    async with running_bot(
+        tmp_path, embedder, config=config, desk_clock=clock, desk_now=wall
+    ) as bot:
         yield bot, clock
 
 
@@ -463,3 +472,35 @@ async def test_a_burst_ticket_posted_in_two_teams_is_counted_once(
     assert counts
     assert "1 more ticket from this customer" in counts[-1]
     assert f"#{second}, #{second}" not in counts[-1]
+
+
+async def test_two_replicas_page_one_customers_burst_once(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig, store_location: Path | str
+) -> None:
+    """One customer's outages split between two replicas on one store: one page, then a count."""
+    async with (
+        standin_for(config) as slack,
+        running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as first,
+        running_bot(
+            tmp_path, embedder, config=config, database=store_location, workspace=slack
+        ) as second,
+    ):
+        tickets = []
+        for number in range(6):
+            bot = (first, second)[number % 2]
+            ts = await bot.customer_says(f"URGENT outage {number}: our production API is down")
+            await bot.desk.drain()
+            tickets.append(await bot.ticket_for(ts))
+        paged = [ticket for ticket in tickets if await _page_notes(first, ticket)]
+        assert paged == tickets[:1]
+        assert len(_dms(first)) == 1
+        (post, *_) = await first.store.posts(tickets[0])
+        counts = [
+            m["text"] for m in first.thread_of(post.channel, post.ts) if "more ticket" in m["text"]
+        ]
+        assert len(counts) == 1
+        assert "5 more tickets from this customer" in counts[0]
+        for ticket in tickets[1:]:
+            assert f"#{ticket}" in counts[0]

@@ -26,6 +26,7 @@ import aiohttp
 import psycopg
 import pytest
 
+from bot import render
 from bot.sandbox.events import Workspace
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL, sandbox_slack_config
 from bot.sandbox.slack_api import RecordedCall, SlackStandIn
@@ -75,8 +76,8 @@ def _ticket_id(call: RecordedCall) -> int | None:
     metadata = call.args.get("metadata")
     if isinstance(metadata, str):
         metadata = json.loads(metadata)
-    if not isinstance(metadata, dict):
-        return None
+    if not isinstance(metadata, dict) or metadata.get("event_type") != render.TICKET_METADATA:
+        return None  # not a ticket's post (an on-call's DM, tagged with its page)
     return int(metadata["event_payload"]["ticket_id"])
 
 

@@ -223,7 +223,7 @@ async def test_the_oncall_dm_says_what_the_ticket_is(
         await sandbox.customer_message(first + "\nSecond line with details")
         await sandbox.desk.drain()
         await _type(sandbox, "/triage reclassify #1 priority=critical")
-        (dm,) = _posts_to(sandbox, ONCALL)
+        (dm,) = _posts_to(sandbox, f"D{ONCALL[1:]}")  # the IM conversations.open gave
         (post,) = await sandbox.desk.store.posts(1)
     text = dm["text"]
     head = text.splitlines()[0]

@@ -138,7 +138,7 @@ async def _same_event_three_times(bot: Harness) -> None:
     assert len(bot.all_ticket_posts()) == 1
     assert len(await _pages(bot, ticket_id)) == 1
     critical_dms = [
-        c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == ONCALL
+        c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == f"D{ONCALL[1:]}"
     ]
     assert len(critical_dms) == 1
 
@@ -673,7 +673,8 @@ async def test_a_page_slack_refuses_is_sent_again_once(bot: Harness) -> None:
     assert f"<@{ONCALL}>" in page["text"]
     failed = [c for c in bot.slack.calls_to("chat.postMessage") if c.error == "internal_error"]
     assert len(failed) == 1
-    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == ONCALL]
+    im = f"D{ONCALL[1:]}"  # the bot's IM with the on-call
+    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == im]
     assert len(dms) == 1
     assert f":red_circle: *CRITICAL* ticket #{ticket_id}" in dms[0].args["text"]
 
@@ -814,7 +815,8 @@ async def test_a_ticket_that_becomes_critical_pages_again_with_a_dm(bot: Harness
     assert len(await _pages(bot, ticket_id)) == 1
     await bot.command(AGENT, f"reclassify #{ticket_id} priority=critical")
     assert len(await _pages(bot, ticket_id)) == 2
-    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == ONCALL]
+    im = f"D{ONCALL[1:]}"  # the bot's IM with the on-call
+    dms = [c for c in bot.slack.calls_to("chat.postMessage") if c.args.get("channel") == im]
     assert len(dms) == 1
     await bot.command(AGENT, f"reclassify #{ticket_id} priority=critical")
     assert len(await _pages(bot, ticket_id)) == 2

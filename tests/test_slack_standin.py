@@ -584,7 +584,7 @@ async def test_the_method_reference_is_the_packaged_copy() -> None:
 
     methods = resources.files("bot.sandbox").joinpath("reference", "methods")
     names = sorted(entry.name for entry in methods.iterdir() if entry.name.endswith(".json"))
-    assert len(names) == 12
+    assert len(names) == 13
     assert "chat.postMessage.json" in names
 
 
@@ -610,3 +610,67 @@ async def test_a_call_never_answered_is_not_carried_out(slack: SlackStandIn) -> 
         await impatient.chat_postMessage(channel="C0BILLING", text="lost")
     assert slack.messages("C0BILLING") == []
     assert slack.calls_to("chat.postMessage") == []
+
+
+# --- conversations.open and a DM's history ------------------------------------------------------
+
+
+async def test_conversations_open_gives_the_dm_and_its_history_keeps_the_metadata(
+    client: AsyncWebClient,
+) -> None:
+    """conversations.open opens the bot's DM (again: already_open); its history shows metadata."""
+    opened = await client.conversations_open(users="U0ALICE")
+    assert opened["channel"] == {"id": "D0ALICE"}
+    assert "already_open" not in opened.data
+    again = await client.conversations_open(users="U0ALICE", return_im=True)
+    assert again["already_open"] is True
+    assert again["channel"]["id"] == "D0ALICE"
+    assert again["channel"]["is_im"] is True
+    metadata = {"event_type": "triage_direct_page", "event_payload": {"ticket_id": 7}}
+    await client.chat_postMessage(channel="D0ALICE", text="paged", metadata=metadata)
+    history = await client.conversations_history(channel="D0ALICE", include_all_metadata=True)
+    assert [(m["text"], m["metadata"]) for m in history["messages"]] == [("paged", metadata)]
+    plain = await client.conversations_history(channel="D0ALICE")
+    assert "metadata" not in plain["messages"][0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({}, "users_list_not_supplied"),
+        ({"users": "U0NOBODY"}, "user_not_found"),
+        ({"users": ",".join(f"U0P{n}" for n in range(9))}, "too_many_users"),
+        ({"channel": "C0BILLING"}, "method_not_supported_for_channel_type"),
+        ({"channel": "D0NOBODY"}, "channel_not_found"),
+    ],
+)
+async def test_conversations_open_refuses_as_slack_does(
+    client: AsyncWebClient, arguments: dict[str, str], error: str
+) -> None:
+    """conversations.open without users, with an unknown one, 9 people or a channel: refused."""
+    # api_call: the client's conversations_open refuses to send no users at all by itself.
+    failure = await refused(client.api_call("conversations.open", params=arguments))
+    assert failure.response["error"] == error
+
+
+async def test_a_token_without_the_im_scopes_can_neither_open_nor_read_a_dm(
+    clock: ManualClock,
+) -> None:
+    """Without im:write, conversations.open is missing_scope; without im:history, a DM's history."""
+    async with SlackStandIn(
+        channels=CHANNELS, users=USERS, clock=clock, scopes=("chat:write", "channels:history")
+    ) as slack:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.base_url)
+        failure = await refused(client.conversations_open(users="U0ALICE"))
+        assert (failure.response["error"], failure.response["needed"]) == (
+            "missing_scope",
+            "im:write",
+        )
+        await client.chat_postMessage(channel="U0ALICE", text="a DM by user id")
+        failure = await refused(client.conversations_history(channel="D0ALICE"))
+        assert (failure.response["error"], failure.response["needed"]) == (
+            "missing_scope",
+            "im:history",
+        )
+        history = await client.conversations_history(channel="C0INTAKE")
+        assert history["messages"] == []

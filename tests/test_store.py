@@ -23,7 +23,7 @@ from psycopg.rows import TupleRow
 
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.ports import TicketStore
-from routing.records import PAGE_LET_GO_AT, utc_now
+from routing.records import PAGE_LET_GO_AT, StoredBurst, utc_now
 from routing.store import MIGRATIONS, MemoryStore, SqliteStore
 from routing.store import postgres as postgres_backend
 from routing.store import sqlite as sqlite_backend
@@ -1047,3 +1047,108 @@ async def test_an_edit_older_than_the_stored_one_changes_nothing(backend: Backen
         stored = await store.ticket(ticket)
         assert stored is not None
         assert stored.text == "untimed"
+
+
+async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
+    backend: Backend,
+) -> None:
+    """Two stores ask at once: one burst; later pages join it, a critical one starts anew."""
+    window = timedelta(minutes=10)
+    async with backend.open() as one, backend.open() as other:
+        first, second, third, fourth = await _tickets(one, 4)
+
+        async def join(
+            store: TicketStore, ticket: int, at: datetime, critical: bool = False
+        ) -> StoredBurst:
+            return await store.join_burst(
+                "U1",
+                "U9",
+                ticket_id=ticket,
+                channel="C2",
+                ts=f"2.{ticket:06d}",
+                key="billing",
+                critical=critical,
+                at=at,
+                window=window,
+            )
+
+        a, b = await asyncio.gather(join(one, first, NOW), join(other, second, NOW))
+        assert a == b
+        lead = a.ticket_id
+        assert lead in (first, second)
+        assert (await join(other, third, NOW + timedelta(minutes=9))).ticket_id == lead
+        # The same ticket's other post, counted once; the count is one store's, read by both.
+        assert await one.count_in_burst("U1", "U9", lead=lead, ticket_id=third) == (third,)
+        assert await other.count_in_burst("U1", "U9", lead=lead, ticket_id=third) == (third,)
+        # One replica posts the counting note; the other sees it claimed, then posted.
+        assert await one.claim_burst_followup("U1", "U9", lead=lead)
+        assert not await other.claim_burst_followup("U1", "U9", lead=lead)
+        assert await other.burst_followup("U1", "U9", lead=lead) is True
+        # Slack refused it: given up, claimed again by the next counter.
+        await one.release_burst_followup("U1", "U9", lead=lead)
+        assert await other.burst_followup("U1", "U9", lead=lead) is None
+        assert await other.claim_burst_followup("U1", "U9", lead=lead)
+        await one.set_burst_followup("U1", "U9", lead=lead, channel="C2", ts="3.000001")
+        assert await other.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
+        await other.release_burst_followup("U1", "U9", lead=lead)  # posted: kept
+        assert await one.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
+        # More urgent than what was paged: a new burst; after the window: a new one too.
+        critical = await join(one, fourth, NOW + timedelta(minutes=9), critical=True)
+        assert (critical.ticket_id, critical.critical) == (fourth, True)
+        later = NOW + timedelta(minutes=30)
+        assert (await join(other, third, later)).started_at == later
+        await other.end_burst("U1", "U9", ticket_id=third, started_at=later)
+        assert (await join(one, first, later)).ticket_id == first
+
+
+async def test_a_send_claim_is_settled_by_one_of_two_stores_reading_it(backend: Backend) -> None:
+    """Two stores settle the claim they both read: one wins; a newer claim is left alone."""
+    async with backend.open() as one, backend.open() as other:
+        (ticket,) = await _tickets(one, 1)
+        await one.set_draft(ticket, text="Sorry", source="template")
+        assert await one.claim_draft(ticket, "U7")
+        read = await other.draft(ticket)
+        assert read is not None
+        assert read.decided_at is not None
+        won = await asyncio.gather(
+            one.settle_draft(ticket, claimed_at=read.decided_at, sent_ts=None),
+            other.settle_draft(ticket, claimed_at=read.decided_at, sent_ts=None),
+        )
+        assert sorted(won) == [False, True]
+        draft = await one.draft(ticket)
+        assert draft is not None
+        assert (draft.status, draft.decided_by) == ("pending", None)
+        # Claimed again by an agent: the old reading settles nothing, sent or not.
+        assert await one.claim_draft(ticket, "U8")
+        assert not await other.settle_draft(ticket, claimed_at=read.decided_at, sent_ts="9.1")
+        fresh = await other.draft(ticket)
+        assert fresh is not None
+        assert fresh.decided_at is not None
+        assert await other.settle_draft(ticket, claimed_at=fresh.decided_at, sent_ts="9.2")
+        sent = await one.draft(ticket)
+        assert sent is not None
+        assert (sent.status, sent.reply_ts, sent.decided_by) == ("sent", "9.2", "U8")
+
+
+async def test_a_follow_up_is_pending_until_done_and_taken_over_once(backend: Backend) -> None:
+    """A stored reply, edit or deletion is pending with its write; taken over once; then done."""
+    async with backend.open() as one, backend.open() as other:
+        (ticket,) = await _tickets(one, 1)
+        later = utc_now() + timedelta(days=1)
+        assert await one.add_reply(ticket, ts="2.000001", author="U1", text="more")
+        assert await one.set_text(ticket, "edited", edited_ts="3.000001")
+        assert not await one.set_reply_text(ticket, ts="2.000001", text="more")  # no change
+        assert await one.mark_withdrawn(ticket)
+        pending = await other.pending_follow_ups(stored_before=later)
+        assert sorted((p.kind, p.ref) for p in pending) == [
+            ("edit", "3.000001"),
+            ("reply", "2.000001"),
+            ("withdrawn", ""),
+        ]
+        reply = next(p for p in pending if p.kind == "reply")
+        won = await asyncio.gather(one.retake_follow_up(reply), other.retake_follow_up(reply))
+        assert sorted(won) == [False, True]
+        for item in pending:
+            await one.finish_follow_up(ticket, kind=item.kind, ref=item.ref)
+        assert await other.pending_follow_ups(stored_before=later) == []
+        assert await other.pending_follow_ups(stored_before=NOW - timedelta(days=1)) == []

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot import app
+from bot import app, render
 from bot.sandbox.shell import AGENT, INTAKE, ONCALL
 from bot.sandbox.slack_api import RecordedCall
 from routing.config import TriageConfig, load_config
@@ -50,6 +50,8 @@ def _card_of(call: RecordedCall) -> int | None:
     metadata: Any = call.args.get("metadata")
     if call.args.get("thread_ts") or not isinstance(metadata, dict):
         return None
+    if metadata.get("event_type") != render.TICKET_METADATA:
+        return None  # an on-call's DM, tagged with its page
     return int(metadata["event_payload"]["ticket_id"])
 
 
@@ -117,7 +119,7 @@ async def test_a_critical_ticket_is_posted_before_the_ordinary_ones_queued_ahead
         dm = next(
             i
             for i, call in enumerate(calls)
-            if call.args.get("channel") == ONCALL and f"#{critical}" in str(call.args)
+            if call.args.get("channel") == f"D{ONCALL[1:]}" and f"#{critical}" in str(call.args)
         )
         first_waiting = next(i for i, call in enumerate(calls) if _card_of(call) == waited[0])
         assert page < first_waiting

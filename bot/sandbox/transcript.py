@@ -24,6 +24,8 @@ class Transcript:
         self._out = out
         self._channels = dict(channels)
         self._users = dict(users)
+        # The bot's IM ids (conversations.open) -> whose DM each is.
+        self._dm_users: dict[str, str] = {}
         # (channel, ts) of each team post -> its ticket number, to label thread notes.
         self._tickets: dict[tuple[str, str], int] = {}
 
@@ -55,6 +57,7 @@ class Transcript:
             "chat.postEphemeral": self._ephemeral,
             "views.open": self._modal,
             "response_url": self._response,
+            "conversations.open": self._opened,
         }.get(call.method)
         if handler is not None:
             handler(call.args, call.response)
@@ -67,11 +70,19 @@ class Transcript:
             self._tickets[(str(response.get("channel")), str(response.get("ts")))] = int(
                 payload["ticket_id"]
             )
+        channel = self._dm_users.get(channel, channel)
         if channel.startswith(("U", "W")):
             where = f"DM to @{self._users.get(channel, channel)}"
         else:
             where = self._where(channel, args.get("thread_ts"))
         self._print(where, args)
+
+    def _opened(self, args: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        """Remember whose DM an IM id is (nothing is printed: a person sees no such call)."""
+        opened = response.get("channel")
+        user = str(args.get("users", ""))
+        if isinstance(opened, dict) and user and "," not in user:
+            self._dm_users[str(opened.get("id"))] = user
 
     def _updated(self, args: Mapping[str, Any], _response: Mapping[str, Any]) -> None:
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))

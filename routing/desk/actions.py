@@ -350,14 +350,21 @@ class AgentActions:
     async def settle_interrupted_reply(self, ticket_id: int) -> None:
         """A reply being sent when the bot stopped: sent if Slack has it, else a draft again."""
         ticket, draft = await self._store.ticket(ticket_id), await self._store.draft(ticket_id)
-        if ticket is None or draft is None:
+        if ticket is None or draft is None or draft.status != "sending":
             return
+        if draft.decided_at is None:
+            return  # no claim to settle (a row from before claims were timed)
         try:
             reply_ts = await self._outbox.find_reply(ticket.channel, ticket.ts, draft.text)
         except Exception:
             logger.exception("could not check whether ticket %s's reply was sent", ticket_id)
             return  # still "sending": checked again at the next start
-        await self._store.finish_draft(ticket_id, sent_ts=reply_ts)
+        # Only the claim read: a replica starting beside this one may be settling it too.
+        if not await self._store.settle_draft(
+            ticket_id, claimed_at=draft.decided_at, sent_ts=reply_ts
+        ):
+            logger.info("ticket %s's interrupted reply was settled elsewhere", ticket_id)
+            return
         if reply_ts is not None:
             await self._store.audit(
                 ticket_id=ticket_id,

@@ -95,6 +95,7 @@ class Desk:
             outbox=outbox,
             oncall=self._agents,
             clock=steady,
+            now=now,
             requeue=self._put,
             retry_later=self._retry_later,
         )
@@ -199,6 +200,13 @@ class Desk:
     async def _settle_stale_replies(self, claimed_before: datetime) -> None:
         for ticket_id in await self.store.sending_drafts(claimed_before=claimed_before):
             await self._actions.settle_interrupted_reply(ticket_id)
+        # Follow-ups stored before an ack whose process stopped before acting on them, a
+        # lease old (the sweep that settles sends runs a few times a lease).
+        await self.resume_follow_ups(stored_before=self._clock.now() - self._lease)
+
+    async def resume_follow_ups(self, *, stored_before: datetime) -> int:
+        """Do the notes and re-checks of follow-ups stored before a time and never done."""
+        return await self._follow_ups.resume(stored_before=stored_before)
 
     async def recover_pages(self, *, claimed_before: datetime) -> int:
         """Take over the pages claimed before a time and never sent, and queue their tickets."""

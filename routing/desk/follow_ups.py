@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -17,7 +18,7 @@ from routing.desk.types import CustomerMessage, Note, PostRef
 from routing.escalation import escalate
 from routing.models import Escalation, Triage
 from routing.ports import TicketStore
-from routing.records import StoredTicket
+from routing.records import PendingFollowUp, StoredTicket
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class FollowUps:
             ticket.id, ts=message.ts, author=message.user, text=message.text
         ):
             return None
-        return partial(self._reply_stored, ticket.id, message.text)
+        work = partial(self._reply_stored, ticket.id, message.text)
+        return partial(self._then_done, work, ticket.id, "reply", message.ts)
 
     async def _show_others_reply(self, ticket_id: int, message: CustomerMessage) -> None:
         if not await self._store.first_delivery(f"reply {message.channel} {message.ts}"):
@@ -234,13 +236,17 @@ class FollowUps:
         if not await self._store.set_text(found.id, text, edited_ts=edited_ts):
             logger.info("ticket %s: an edit older than its text's arrived late; kept", found.id)
             return None
-        return partial(self._edit_stored, found.id, text, before=found.text)
+        work = partial(self._edit_stored, found.id, text, before=found.text)
+        return partial(self._then_done, work, found.id, "edit", edited_ts or "")
 
     async def _missed_edit(self, channel: str, ts: str) -> None:
         await self._missed_message(channel, ts)  # a ticket now, with the edited text
 
-    async def _edit_stored(self, ticket_id: int, text: str, *, before: str) -> None:
-        """An edit stored before the ack: audited, shown or re-classified, the ticket moved."""
+    async def _edit_stored(self, ticket_id: int, text: str, *, before: str | None) -> None:
+        """An edit stored before the ack: audited, shown or re-classified, the ticket moved.
+
+        before is None when the edit is resumed after a stop (the old text is not kept).
+        """
         # Under the ticket's lock: a worker routing the old text finishes first, then the edit
         # re-classifies what it posted (an edit seconds after posting is common).
         async with self._locks.lock(ticket_id):
@@ -311,7 +317,8 @@ class FollowUps:
         # Only the customer's stored replies count (others' are notes, not the ticket's words).
         if not await self._store.set_reply_text(ticket.id, ts=ts, text=text):
             return None
-        return partial(self._reply_edit_stored, ticket.id, text)
+        work = partial(self._reply_edit_stored, ticket.id, text)
+        return partial(self._then_done, work, ticket.id, "reply_edit", ts)
 
     async def _reply_edit_stored(self, ticket_id: int, text: str) -> None:
         async with self._locks.lock(ticket_id):
@@ -333,6 +340,65 @@ class FollowUps:
         ticket = await self._store.ticket_at(channel, ts)
         if ticket is None or not await self._store.mark_withdrawn(ticket.id):
             return None
+        work = partial(self._withdrawn, ticket.id, ticket.author)
+        return partial(self._then_done, work, ticket.id, "withdrawn", "")
+
+    async def _then_done(self, work: AfterAck, ticket_id: int, kind: str, ref: str) -> None:
+        """The after-ack work of a follow-up, then its pending row gone (kept if it fails)."""
+        await work()
+        await self._store.finish_follow_up(ticket_id, kind=kind, ref=ref)
+
+    async def resume(self, *, stored_before: datetime) -> int:
+        """Do the after-ack work of follow-ups stored before a time and never done.
+
+        The process that stored them stopped first (a crash between the ack and the notes):
+        each is taken over by one caller (a compare-and-set), so every replica calls this at
+        start and in its sweeps with a lease's cutoff. Done at least once: a note the dead
+        process had posted may be posted again. Returns how many were done.
+        """
+        pending = await self._store.pending_follow_ups(stored_before=stored_before)
+        # Of one ticket's edits, only the last one's text is left to act on.
+        last_edit = {
+            item.ticket_id: item for item in sorted(pending, key=_edit_order) if item.kind == "edit"
+        }
+        done = 0
+        for item in pending:
+            if not await self._store.retake_follow_up(item):
+                continue  # another replica took it
+            try:
+                work = await self._resumed(item, last=last_edit.get(item.ticket_id) == item)
+                if work is not None:
+                    logger.warning(
+                        "ticket %s's %s was stored but not acted on: doing it now",
+                        item.ticket_id,
+                        item.kind.replace("_", " "),
+                    )
+                    await work()
+                await self._store.finish_follow_up(item.ticket_id, kind=item.kind, ref=item.ref)
+                done += 1
+            except Exception:
+                logger.exception(
+                    "could not finish ticket %s's %s; trying again later", item.ticket_id, item.kind
+                )
+        return done
+
+    async def _resumed(self, item: PendingFollowUp, *, last: bool) -> AfterAck | None:
+        """What is left to do for a pending follow-up, from what the store holds now."""
+        ticket = await self._store.ticket(item.ticket_id)
+        if ticket is None:
+            return None
+        if item.kind in ("reply", "reply_edit"):
+            replies = await self._store.replies(ticket.id)
+            reply = next((r for r in replies if r.ts == item.ref), None)
+            if reply is None:
+                return None
+            if item.kind == "reply":
+                return partial(self._reply_stored, ticket.id, reply.text)
+            return partial(self._reply_edit_stored, ticket.id, reply.text)
+        if item.kind == "edit":
+            if not last or ticket.status == "withdrawn":
+                return None
+            return partial(self._edit_stored, ticket.id, ticket.text, before=None)
         return partial(self._withdrawn, ticket.id, ticket.author)
 
     async def _withdrawn(self, ticket_id: int, author: str | None) -> None:
@@ -346,6 +412,14 @@ class FollowUps:
             for post in await self._store.posts(ticket_id):
                 await self._store.set_post_status(post.id, "withdrawn")
         await self._placement.refresh(ticket_id, include_inactive=True)
+
+
+def _edit_order(item: PendingFollowUp) -> tuple[float, datetime]:
+    """Edits in the order the customer made them (their ts; stored order without one)."""
+    try:
+        return (float(item.ref or 0), item.at)
+    except ValueError:
+        return (0.0, item.at)
 
 
 def _teams(triage: Triage) -> tuple[str, ...]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from routing.config import SlackConfig, TriageConfig
 from routing.desk.limits import BURST_WINDOW_SECONDS
 from routing.desk.types import DirectPage, Note, PageNotSentError, PostRef
 from routing.ports import TicketStore
-from routing.records import StoredPage, StoredTicket
+from routing.records import StoredBurst, StoredPage
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +34,12 @@ class PageOutbox(Protocol):
         """Replace the words of a note the bot posted."""
         ...
 
-    async def direct_page(self, user: str, page: DirectPage) -> None:
-        """Page one on-call person directly about a ticket."""
+    async def direct_page(self, user: str, page: DirectPage, *, key: str) -> None:
+        """Page one on-call person directly about a ticket, tagged with the page's key."""
+        ...
+
+    async def find_direct_page(self, user: str, *, ticket_id: int, key: str) -> bool:
+        """Whether this page of the ticket is already in the bot's DM with user."""
         ...
 
     async def permalink(self, channel: str, ts: str) -> str | None:
@@ -56,22 +59,6 @@ class OnCall(Protocol):
         ...
 
 
-@dataclass
-class _Burst:
-    """The first page to some on-call about one customer, and the tickets counted under it."""
-
-    ticket_id: int
-    post: PostRef
-    key: str
-    started: float
-    critical: bool
-    more: list[int] = field(default_factory=list)
-    # The one follow-up note in the first page's thread that counts the rest.
-    followup: PostRef | None = None
-    # Held while the follow-up is posted or updated: concurrent tickets make one, in order.
-    writing: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
 class Pager:
     """Pages each posted team's on-call once per ticket (and key), and finishes unsent pages.
 
@@ -88,6 +75,7 @@ class Pager:
         outbox: PageOutbox,
         oncall: OnCall,
         clock: Callable[[], float],
+        now: Callable[[], datetime],
         requeue: Callable[[int], None],
         retry_later: Callable[[int], None],
     ) -> None:
@@ -97,12 +85,14 @@ class Pager:
         self._outbox = outbox
         self._oncall = oncall
         self._clock = clock
+        # Bursts are compared across replicas, in the store: on the wall clock.
+        self._now = now
         self._requeue = requeue
         self._retry_later = retry_later
         # Pages this process holds claimed but not (all) sent: tried again, Slack checked first.
         self._resume: set[tuple[int, str]] = set()
-        # (customer, on-call) -> the burst being coalesced.
-        self._bursts: dict[tuple[str, tuple[str, ...]], _Burst] = {}
+        # Held while this process posts or updates a burst's counting note, per burst lead.
+        self._writing: dict[tuple[str, str, int], asyncio.Lock] = {}
         # Unsent page -> the claim time this replica holds it by (renewed like a lease).
         self._claims: dict[tuple[int, str], datetime] = {}
         # Claims forgotten after the ticket's last retry: no longer renewed, given up at a stop.
@@ -228,12 +218,25 @@ class Pager:
             else:
                 key = post.team + (":critical" if critical else "")
             ref = PostRef(post.channel, post.ts)
-            burst = None if asked_by is not None else self._burst_for(ticket, people, critical)
-            started = None
-            if burst is None and asked_by is None and people and ticket.author is not None:
-                # Set before anything awaits: the same customer's next ticket sees it.
-                started = _Burst(ticket_id, ref, key, 0, critical)
-                self._start_burst(ticket.author, people, started)
+            burst, started = None, None
+            if asked_by is None and people and ticket.author is not None:
+                # In the store: replicas sharing it see the same burst, and one starts it.
+                at = self._now()
+                current = await self._store.join_burst(
+                    ticket.author,
+                    ",".join(people),
+                    ticket_id=ticket_id,
+                    channel=ref.channel,
+                    ts=ref.ts,
+                    key=key,
+                    critical=critical,
+                    at=at,
+                    window=timedelta(seconds=BURST_WINDOW_SECONDS),
+                )
+                if current.ticket_id != ticket_id:
+                    burst = current
+                elif current.started_at == at:
+                    started = current
             claimed = await self._store.claim_page(
                 ticket_id,
                 team=key,
@@ -244,9 +247,13 @@ class Pager:
             )
             if not claimed:
                 # Paged long ago, not now: this page starts no burst.
-                whose = (ticket.author or "", people)
-                if started is not None and self._bursts.get(whose) is started:
-                    del self._bursts[whose]
+                if started is not None:
+                    await self._store.end_burst(
+                        started.customer,
+                        started.oncall,
+                        ticket_id=ticket_id,
+                        started_at=started.started_at,
+                    )
                 sent += await self._resume_page(ticket_id, key)
                 continue
             page = await self._store.page(ticket_id, team=key)
@@ -266,49 +273,57 @@ class Pager:
                 await self._count_in_burst(burst, ticket_id)
         return sent
 
-    def _burst_for(
-        self, ticket: StoredTicket, people: tuple[str, ...], critical: bool
-    ) -> _Burst | None:
-        """The burst this page joins: the same customer and on-call, another ticket, in time."""
-        if ticket.author is None or not people:
-            return None
-        burst = self._bursts.get((ticket.author, people))
-        if burst is None or self._clock() - burst.started > BURST_WINDOW_SECONDS:
-            return None
-        if burst.ticket_id == ticket.id or (critical and not burst.critical):
-            return None  # the ticket's own other post, or more urgent than what was paged
-        return burst
+    async def _count_in_burst(self, burst: StoredBurst, ticket_id: int) -> None:
+        """One follow-up in the first page's thread counts the burst's other tickets.
 
-    def _start_burst(self, author: str, people: tuple[str, ...], burst: _Burst) -> None:
-        current = self._bursts.get((author, people))
-        expired = current is None or self._clock() - current.started > BURST_WINDOW_SECONDS
-        if expired or (burst.critical and current is not None and not current.critical):
-            burst.started = self._clock()
-            self._bursts[(author, people)] = burst
-
-    async def _count_in_burst(self, burst: _Burst, ticket_id: int) -> None:
-        """One follow-up in the first page's thread counts the burst's other tickets."""
-        if ticket_id not in burst.more:  # a ticket posted to two teams is counted once
-            burst.more.append(ticket_id)
+        The count is in the store, so replicas count into one note: the one that claims the
+        note posts it, and whoever writes it reads the count again after writing, until what
+        the note says is what the store holds (the last writer shows them all).
+        """
+        customer, oncall, lead = burst.customer, burst.oncall, burst.ticket_id
         try:
-            async with burst.writing:
-                count = len(burst.more)  # read under the lock: the last writer shows them all
-                listed = ", ".join(f"#{number}" for number in sorted(burst.more)[-20:])
-                note = Note(
-                    f"…and {count} more ticket{'' if count == 1 else 's'} from this customer"
-                    f" since this page, not paged again: {listed}."
-                )
-                if burst.followup is None:
-                    ts = await self._outbox.post_page(
-                        burst.post, note, ticket_id=burst.ticket_id, page=f"{burst.key}:more"
-                    )
-                    burst.followup = PostRef(burst.post.channel, ts)
-                else:
-                    await self._outbox.update_note(burst.followup, note)
-        except Exception:
-            logger.exception(
-                "could not count ticket %s under ticket %s", ticket_id, burst.ticket_id
+            # Counted once, however many teams the ticket is posted to.
+            more = await self._store.count_in_burst(
+                customer, oncall, lead=lead, ticket_id=ticket_id
             )
+            async with self._writing.setdefault((customer, oncall, lead), asyncio.Lock()):
+                known = await self._store.burst_followup(customer, oncall, lead=lead)
+                if known is None:
+                    if not await self._store.claim_burst_followup(customer, oncall, lead=lead):
+                        return  # another replica posts it, and reads the count after
+                    more = await self._store.count_in_burst(
+                        customer, oncall, lead=lead, ticket_id=ticket_id
+                    )
+                    try:
+                        ts = await self._outbox.post_page(
+                            PostRef(burst.channel, burst.ts),
+                            _count_note(more),
+                            ticket_id=lead,
+                            page=f"{burst.key}:more",
+                        )
+                    except Exception:
+                        # Not posted: the next ticket counted (any replica's) posts it.
+                        await self._store.release_burst_followup(customer, oncall, lead=lead)
+                        raise
+                    await self._store.set_burst_followup(
+                        customer, oncall, lead=lead, channel=burst.channel, ts=ts
+                    )
+                    followup = PostRef(burst.channel, ts)
+                elif isinstance(known, tuple):
+                    followup = PostRef(*known)
+                    await self._outbox.update_note(followup, _count_note(more))
+                else:
+                    return  # being posted by another replica, which reads the count after
+                for _ in range(5):  # a few rounds: each counter does its own
+                    now_counted = await self._store.count_in_burst(
+                        customer, oncall, lead=lead, ticket_id=ticket_id
+                    )
+                    if now_counted == more:
+                        break
+                    more = now_counted
+                    await self._outbox.update_note(followup, _count_note(more))
+        except Exception:
+            logger.exception("could not count ticket %s under ticket %s", ticket_id, lead)
 
     async def _resume_page(self, ticket_id: int, key: str) -> int:
         """Finish a page this process holds (1), or nothing (0) if it holds none by that key."""
@@ -383,8 +398,10 @@ class Pager:
     ) -> None:
         """A critical ticket's DM to each on-call person, once per ticket, claimed then sent.
 
-        A DM claimed and not marked sent (a crash or a failure while sending) is sent again on
-        resume: the bot cannot read DMs, so a DM is sent at least once, rarely twice.
+        A DM is tagged with its ticket and page. One claimed and not marked sent (a crash, a
+        failure, an answer after the client's timeout) is looked for in the bot's DM with that
+        person first, and sent again only if it is not there: exactly once, unless Slack
+        cannot be read (then it is tried later, not sent blind).
         """
         ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
@@ -406,14 +423,44 @@ class Pager:
                 key, sent = known[user]
                 if sent or not resume or key != page.key:
                     continue  # sent, or another page of the ticket has it
+                # Claimed before and never marked sent: Slack may have it already.
+                there = await self._dm_there(user, ticket_id, page.key)
+                if there is None:
+                    failed += 1
+                    continue
+                if there:
+                    logger.warning("ticket %s's DM to %s was sent after all", ticket_id, user)
+                    await self._store.mark_direct_page_sent(ticket_id, person=user)
+                    continue
             elif not await self._store.claim_direct_page(ticket_id, person=user, page=page.key):
                 continue
             try:
-                await self._outbox.direct_page(user, dm)
+                await self._outbox.direct_page(user, dm, key=page.key)
             except Exception:
-                logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
-                failed += 1
-                continue
+                # Slack may have taken it and answered too late: look before trying again.
+                if not await self._dm_there(user, ticket_id, page.key):
+                    logger.exception("could not DM %s about critical ticket %s", user, ticket_id)
+                    failed += 1
+                    continue
+                logger.warning("ticket %s's DM to %s was sent after all", ticket_id, user)
             await self._store.mark_direct_page_sent(ticket_id, person=user)
         if failed:
             raise PageNotSentError(f"{failed} DMs of ticket {ticket_id}'s page were not sent")
+
+    async def _dm_there(self, user: str, ticket_id: int, key: str) -> bool | None:
+        """Whether the page's DM is in the bot's DM with user; None if Slack cannot say."""
+        try:
+            return await self._outbox.find_direct_page(user, ticket_id=ticket_id, key=key)
+        except Exception:
+            logger.exception("could not read the DM with %s for ticket %s", user, ticket_id)
+            return None
+
+
+def _count_note(more: Sequence[int]) -> Note:
+    """The follow-up under a burst's first page: how many more tickets, and the last 20."""
+    count = len(more)
+    listed = ", ".join(f"#{number}" for number in sorted(more)[-20:])
+    return Note(
+        f"…and {count} more ticket{'' if count == 1 else 's'} from this customer"
+        f" since this page, not paged again: {listed}."
+    )

@@ -185,8 +185,12 @@ class Outbox(Protocol):
         """Message one person directly."""
         ...
 
-    async def direct_page(self, user: str, page: DirectPage) -> None:
-        """Page one on-call person directly about a ticket."""
+    async def direct_page(self, user: str, page: DirectPage, *, key: str) -> None:
+        """Page one on-call person directly about a ticket, tagged with the page's key."""
+        ...
+
+    async def find_direct_page(self, user: str, *, ticket_id: int, key: str) -> bool:
+        """Whether this page of the ticket is already in the bot's DM with user."""
         ...
 
     async def reply_to_customer(self, channel: str, thread_ts: str, text: str) -> str:

@@ -25,8 +25,11 @@ from routing.records import (
     DayRow,
     DayStats,
     DraftStatus,
+    FollowUpKind,
     ModelState,
+    PendingFollowUp,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -78,6 +81,14 @@ class Tables:
     pages: dict[tuple[int, str], StoredPage] = field(default_factory=dict)
     direct_pages: dict[tuple[int, str], _Direct] = field(default_factory=dict)
     oncall: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The burst going on per (customer, on-call); tickets counted and counting note per lead.
+    bursts: dict[tuple[str, str], StoredBurst] = field(default_factory=dict)
+    # Follow-ups whose after-ack work is not done: (ticket, kind, ref) -> when stored or taken.
+    pending_follow_ups: dict[tuple[int, FollowUpKind, str], datetime] = field(default_factory=dict)
+    burst_tickets: dict[tuple[str, str, int], set[int]] = field(default_factory=dict)
+    burst_followups: dict[tuple[str, str, int], tuple[str, str] | None] = field(
+        default_factory=dict
+    )
     # Audit before/after states and corrections as stored: redacted JSON.
     audit: list[tuple[int | None, str, str, str, str, datetime]] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
@@ -290,6 +301,7 @@ class MemoryStore:
         if row is None or row.record.status == "withdrawn":
             return False
         self._set_status(ticket_id, "withdrawn")
+        self._pending(ticket_id, "withdrawn", "")
         return True
 
     def _update(self, ticket_id: int, *, touch: bool = True, **changes: Any) -> None:
@@ -310,6 +322,7 @@ class MemoryStore:
                 return False
             row.edited_ts = edited_ts
         self._update(ticket_id, text=text)
+        self._pending(ticket_id, "edit", edited_ts or "")
         return True
 
     async def set_permalink(self, ticket_id: int, permalink: str) -> None:
@@ -408,6 +421,7 @@ class MemoryStore:
         if ts in replies:
             return False
         replies[ts] = StoredReply(ts=ts, author=author, text=text)
+        self._pending(ticket_id, "reply", ts)
         return True
 
     async def set_reply_text(self, ticket_id: int, *, ts: str, text: str) -> bool:
@@ -417,7 +431,35 @@ class MemoryStore:
         if reply is None or reply.text == text:
             return False
         replies[ts] = replace(reply, text=text)
+        self._pending(ticket_id, "reply_edit", ts)
         return True
+
+    def _pending(self, ticket_id: int, kind: FollowUpKind, ref: str) -> None:
+        """A follow-up's after-ack work, recorded as still to do (with the write, as in SQL)."""
+        self.tables.pending_follow_ups[ticket_id, kind, ref] = utc_now()
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        pending = [
+            PendingFollowUp(ticket_id=ticket_id, kind=kind, ref=ref, at=at)
+            for (ticket_id, kind, ref), at in self.tables.pending_follow_ups.items()
+            if at < stored_before
+        ]
+        return sorted(pending, key=lambda item: (item.at, item.ticket_id))
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        key = (pending.ticket_id, pending.kind, pending.ref)
+        if self.tables.pending_follow_ups.get(key) != pending.at:
+            return False
+        self.tables.pending_follow_ups[key] = max(utc_now(), pending.at + _TICK)
+        return True
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        for key in [k for k in self.tables.pending_follow_ups if k[0] == ticket_id]:
+            if (key[1], key[2]) == (kind, ref):
+                del self.tables.pending_follow_ups[key]
 
     async def replies(self, ticket_id: int) -> list[StoredReply]:
         """The thread replies under a ticket, oldest first."""
@@ -491,6 +533,22 @@ class MemoryStore:
         else:
             sent: DraftStatus = "sent"
             self.tables.drafts[ticket_id] = replace(draft, status=sent, reply_ts=sent_ts)
+
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        draft = self.tables.drafts.get(ticket_id)
+        if draft is None or draft.status != "sending" or draft.decided_at != claimed_at:
+            return False
+        if sent_ts is None:
+            self.tables.drafts[ticket_id] = replace(
+                draft, status="pending", decided_by=None, decided_at=None, tried_at=utc_now()
+            )
+        else:
+            sent: DraftStatus = "sent"
+            self.tables.drafts[ticket_id] = replace(draft, status=sent, reply_ts=sent_ts)
+        return True
 
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
@@ -682,6 +740,87 @@ class MemoryStore:
             for (ticket, person), direct in self.tables.direct_pages.items()
             if ticket == ticket_id
         }
+
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on."""
+        self._require_ticket(ticket_id)
+        current = self.tables.bursts.get((customer, oncall))
+        if (
+            current is None
+            or current.started_at < at - window
+            or (critical and not current.critical)
+        ):
+            current = StoredBurst(
+                customer=customer,
+                oncall=oncall,
+                ticket_id=ticket_id,
+                channel=channel,
+                ts=ts,
+                key=key,
+                critical=critical,
+                started_at=at,
+            )
+            self.tables.bursts[customer, oncall] = current
+        return current
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        current = self.tables.bursts.get((customer, oncall))
+        if current is not None and (current.ticket_id, current.started_at) == (
+            ticket_id,
+            started_at,
+        ):
+            del self.tables.bursts[customer, oncall]
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        self._require_ticket(ticket_id)
+        counted = self.tables.burst_tickets.setdefault((customer, oncall, lead), set())
+        counted.add(ticket_id)
+        return tuple(sorted(counted))
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        if (customer, oncall, lead) in self.tables.burst_followups:
+            return False
+        self.tables.burst_followups[customer, oncall, lead] = None
+        return True
+
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        if self.tables.burst_followups.get((customer, oncall, lead), ()) is None:
+            del self.tables.burst_followups[customer, oncall, lead]
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        if (customer, oncall, lead) in self.tables.burst_followups:
+            self.tables.burst_followups[customer, oncall, lead] = (channel, ts)
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        if (customer, oncall, lead) not in self.tables.burst_followups:
+            return None
+        return self.tables.burst_followups[customer, oncall, lead] or True
 
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""

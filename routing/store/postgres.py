@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -28,7 +28,9 @@ from routing.records import (
     DayRow,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -41,6 +43,7 @@ from routing.records import (
 from routing.store.privacy import audit_json, correction_json
 from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
+    burst_from_row,
     draft_from_row,
     new_public_id,
     page_from_row,
@@ -178,13 +181,19 @@ class PostgresStore:
         return int(row["id"]) if row else None
 
     async def _write_before_ack(
-        self, what: str, statement: str, args: Sequence[object]
+        self,
+        what: str,
+        statement: str,
+        args: Sequence[object],
+        *,
+        then: Sequence[tuple[str, tuple[object, ...]]] = (),
     ) -> tuple[int, DictRow | None]:
         """One statement, or StoreUnavailableError within ack_write_seconds; (rowcount, row).
 
         Each attempt, the wait for a pooled connection included, is cut off when the time is
         up. A ticket whose insert was cut off after the server committed it is not lost: the
-        sweep (any replica's) routes a ticket left new for a lease.
+        sweep (any replica's) routes a ticket left new for a lease. The statements in then run
+        in the same transaction when the first one changed a row.
         """
         deadline = self._clock() + self._ack_write_seconds
 
@@ -193,10 +202,15 @@ class PostgresStore:
                 async with (
                     asyncio.timeout(max(0.0, deadline - self._clock())),
                     self._pool.connection() as connection,
+                    connection.transaction(),
                 ):
                     cursor = await connection.execute(statement, args)
                     row = await cursor.fetchone() if cursor.description else None
-                    return cursor.rowcount, row
+                    changed = cursor.rowcount
+                    if changed > 0:
+                        for more, more_args in then:
+                            await connection.execute(more, more_args)
+                    return changed, row
             except TimeoutError:
                 raise TimeoutError(
                     f"no answer from PostgreSQL within {self._ack_write_seconds:g} s"
@@ -321,6 +335,7 @@ class PostgresStore:
             "UPDATE tickets SET status = 'withdrawn', updated_at = %s"
             " WHERE id = %s AND status != 'withdrawn'",
             (utc_now(), ticket_id),
+            then=[_pending(ticket_id, "withdrawn", "")],
         )
         return changed == 1
 
@@ -336,7 +351,10 @@ class PostgresStore:
             )
             args = (text, utc_now(), edited_ts, ticket_id, edited_ts)
         changed, _ = await self._write_before_ack(
-            f"storing ticket {ticket_id}'s edit", statement, args
+            f"storing ticket {ticket_id}'s edit",
+            statement,
+            args,
+            then=[_pending(ticket_id, "edit", edited_ts or "")],
         )
         return changed > 0
 
@@ -452,6 +470,7 @@ class PostgresStore:
             "INSERT INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (ticket_id, ts) DO NOTHING",
             (ticket_id, ts, author, text, utc_now()),
+            then=[_pending(ticket_id, "reply", ts)],
         )
         return changed == 1
 
@@ -461,6 +480,7 @@ class PostgresStore:
             f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = %s WHERE ticket_id = %s AND ts = %s AND text != %s",
             (text, ticket_id, ts, text),
+            then=[_pending(ticket_id, "reply_edit", ts)],
         )
         return changed == 1
 
@@ -527,6 +547,24 @@ class PostgresStore:
                 "UPDATE drafts SET status = 'sent', reply_ts = %s WHERE ticket_id = %s",
                 (sent_ts, ticket_id),
             )
+
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        if sent_ts is None:
+            changed = await self._run(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = %s WHERE ticket_id = %s AND status = 'sending' AND decided_at = %s",
+                (utc_now(), ticket_id, claimed_at),
+            )
+        else:
+            changed = await self._run(
+                "UPDATE drafts SET status = 'sent', reply_ts = %s"
+                " WHERE ticket_id = %s AND status = 'sending' AND decided_at = %s",
+                (sent_ts, ticket_id, claimed_at),
+            )
+        return changed == 1
 
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
@@ -724,6 +762,142 @@ class PostgresStore:
         )
         return {row["person"]: (row["page"], row["sent_at"] is not None) for row in rows}
 
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on.
+
+        One upsert: PostgreSQL locks the row it conflicts on, so of two replicas asking at
+        once one starts the burst and the other sees it.
+        """
+        await self._run(
+            "INSERT INTO page_bursts"
+            " (customer, oncall, ticket_id, channel, ts, page_key, critical, started_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (customer, oncall) DO UPDATE SET ticket_id = excluded.ticket_id,"
+            " channel = excluded.channel, ts = excluded.ts, page_key = excluded.page_key,"
+            " critical = excluded.critical, started_at = excluded.started_at"
+            " WHERE page_bursts.started_at < %s"
+            " OR (excluded.critical = 1 AND page_bursts.critical = 0)",
+            (customer, oncall, ticket_id, channel, ts, key, int(critical), at, at - window),
+        )
+        row = await self._one(
+            "SELECT * FROM page_bursts WHERE customer = %s AND oncall = %s", (customer, oncall)
+        )
+        assert row is not None  # noqa: S101  # inserted or kept just now
+        return burst_from_row(row, _utc)
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        await self._run(
+            "DELETE FROM page_bursts WHERE customer = %s AND oncall = %s AND ticket_id = %s"
+            " AND started_at = %s",
+            (customer, oncall, ticket_id, started_at),
+        )
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        await self._run(
+            "INSERT INTO burst_tickets (customer, oncall, lead, ticket_id)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (customer, oncall, lead, ticket_id),
+        )
+        rows = await self._all(
+            "SELECT ticket_id FROM burst_tickets WHERE customer = %s AND oncall = %s"
+            " AND lead = %s ORDER BY ticket_id",
+            (customer, oncall, lead),
+        )
+        return tuple(int(row["ticket_id"]) for row in rows)
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        changed = await self._run(
+            "INSERT INTO burst_followups (customer, oncall, lead) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (customer, oncall, lead),
+        )
+        return changed == 1
+
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        await self._run(
+            "DELETE FROM burst_followups WHERE customer = %s AND oncall = %s AND lead = %s"
+            " AND ts IS NULL",
+            (customer, oncall, lead),
+        )
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        await self._run(
+            "UPDATE burst_followups SET channel = %s, ts = %s"
+            " WHERE customer = %s AND oncall = %s AND lead = %s",
+            (channel, ts, customer, oncall, lead),
+        )
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        row = await self._one(
+            "SELECT channel, ts FROM burst_followups WHERE customer = %s AND oncall = %s"
+            " AND lead = %s",
+            (customer, oncall, lead),
+        )
+        if row is None:
+            return None
+        if row["channel"] is None or row["ts"] is None:
+            return True
+        return (str(row["channel"]), str(row["ts"]))
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        rows = await self._all(
+            "SELECT ticket_id, kind, ref, at FROM pending_follow_ups WHERE at < %s"
+            " ORDER BY at, ticket_id",
+            (stored_before,),
+        )
+        return [
+            PendingFollowUp(
+                ticket_id=int(row["ticket_id"]),
+                kind=row["kind"],
+                ref=str(row["ref"]),
+                at=_utc(row["at"]),
+            )
+            for row in rows
+        ]
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        changed = await self._run(
+            "UPDATE pending_follow_ups SET at = %s"
+            " WHERE ticket_id = %s AND kind = %s AND ref = %s AND at = %s",
+            (utc_now(), pending.ticket_id, pending.kind, pending.ref, pending.at),
+        )
+        return changed == 1
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        await self._run(
+            "DELETE FROM pending_follow_ups WHERE ticket_id = %s AND kind = %s AND ref = %s",
+            (ticket_id, kind, ref),
+        )
+
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
         await self._run(
@@ -848,3 +1022,12 @@ def _maybe_utc(moment: datetime | None) -> datetime | None:
 
 def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, _utc)
+
+
+def _pending(ticket_id: int, kind: str, ref: str) -> tuple[str, tuple[object, ...]]:
+    """The statement that records a follow-up's after-ack work as still to do."""
+    return (
+        "INSERT INTO pending_follow_ups (ticket_id, kind, ref, at) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (ticket_id, kind, ref) DO UPDATE SET at = excluded.at",
+        (ticket_id, kind, ref, utc_now()),
+    )

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from routing.models import Decision, Escalation
-from routing.records import StoredDraft, StoredPage, StoredPost, StoredTicket
+from routing.records import StoredBurst, StoredDraft, StoredPage, StoredPost, StoredTicket
 
 
 class Row(Protocol):
@@ -99,4 +99,18 @@ def page_from_row(row: Row, to_time: ToTime) -> StoredPage:
         claimed_at=to_time(row["at"]),
         noted_at=_maybe(to_time, row["noted_at"]),
         sent_at=_maybe(to_time, row["sent_at"]),
+    )
+
+
+def burst_from_row(row: Row, to_time: ToTime) -> StoredBurst:
+    """A page_bursts row as a StoredBurst."""
+    return StoredBurst(
+        customer=row["customer"],
+        oncall=row["oncall"],
+        ticket_id=row["ticket_id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        key=row["page_key"],
+        critical=bool(row["critical"]),
+        started_at=to_time(row["started_at"]),
     )

@@ -186,6 +186,52 @@ MIGRATIONS: tuple[Migration, ...] = (
     """
     ALTER TABLE tickets ADD COLUMN edited_ts TEXT;
     """,
+    # 8: pages to one on-call about one customer's burst are coalesced in the store, so that
+    # replicas sharing it page once: the burst going on per (customer, on-call), the tickets
+    # counted under each lead ticket, and the one note in the lead's thread that counts them
+    # (claimed by one replica, then its ts).
+    """
+    CREATE TABLE page_bursts (
+        customer TEXT NOT NULL,
+        oncall TEXT NOT NULL,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        page_key TEXT NOT NULL,
+        critical INTEGER NOT NULL,
+        started_at $timestamp NOT NULL,
+        PRIMARY KEY (customer, oncall)
+    );
+    CREATE TABLE burst_tickets (
+        customer TEXT NOT NULL,
+        oncall TEXT NOT NULL,
+        lead INTEGER NOT NULL REFERENCES tickets (id),
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        PRIMARY KEY (customer, oncall, lead, ticket_id)
+    );
+    CREATE TABLE burst_followups (
+        customer TEXT NOT NULL,
+        oncall TEXT NOT NULL,
+        lead INTEGER NOT NULL REFERENCES tickets (id),
+        channel TEXT,
+        ts TEXT,
+        PRIMARY KEY (customer, oncall, lead)
+    );
+    """,
+    # 9: what a follow-up (a thread reply, a reply's edit, an edit, a deletion) still has to do
+    # after the ack, written in the same transaction as the customer's words: the process
+    # that stored it does it and deletes the row; one that died first leaves it for the next
+    # start, or any replica's sweep, once it is a lease old (`at`, moved on when taken over).
+    # ref: the reply's ts, or the edit's ts ('' when there is none, and for a deletion).
+    """
+    CREATE TABLE pending_follow_ups (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        at $timestamp NOT NULL,
+        PRIMARY KEY (ticket_id, kind, ref)
+    );
+    """,
 )
 
 

@@ -8,10 +8,12 @@ UPDATE is a compare-and-set that exactly one caller wins.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
 from types import TracebackType
@@ -26,7 +28,9 @@ from routing.records import (
     DayRow,
     DayStats,
     ModelState,
+    PendingFollowUp,
     PostStatus,
+    StoredBurst,
     StoredDraft,
     StoredPage,
     StoredPost,
@@ -39,6 +43,7 @@ from routing.records import (
 from routing.store.privacy import audit_json, correction_json
 from routing.store.retry import ACK_WRITE_SECONDS, WRITE_RETRY_DELAYS, with_retries
 from routing.store.rows import (
+    burst_from_row,
     draft_from_row,
     new_public_id,
     page_from_row,
@@ -189,32 +194,55 @@ class SqliteStore:
         return row_id if changed == 1 else None
 
     async def _write_before_ack(
-        self, what: str, statement: str, args: Sequence[object]
+        self,
+        what: str,
+        statement: str,
+        args: Sequence[object],
+        *,
+        then: Sequence[tuple[str, tuple[object, ...]]] = (),
     ) -> tuple[int, int | None]:
         """One statement committed, or StoreUnavailableError within ack_write_seconds.
 
-        Each attempt waits for another process's lock only as long as is left, counted when it
-        runs (not when it was queued): the wait is SQLite's own busy timeout, set for that
-        statement, so no attempt is cancelled halfway with its write uncommitted. (One
-        connection serves the process: a second one, writing beside it, made the first one's
-        deferred transactions fail on stale snapshots.)
+        The bound counts from the call, the wait in the connection's queue included: one
+        connection serves the process (a second one, writing beside it, made the first one's
+        deferred transactions fail on stale snapshots), so a write may be queued behind another
+        one waiting out a lock. If the time runs out before the statement starts, it is
+        withdrawn (it never runs: refused means not stored); once it runs, it waits for
+        another process's lock only as long as is left, by SQLite's own busy timeout set for
+        that statement, so no attempt is cancelled halfway with its write uncommitted. The
+        statements in then run in the same transaction when the first one changed a row.
         """
         deadline = self._clock() + self._ack_write_seconds
         db = self._db
 
         async def attempt() -> tuple[int, int | None]:
+            gate = _Gate()
             # aiosqlite runs the function on its connection's thread, between statements and
             # never during one: the only way to give one statement its own busy timeout.
-            result: tuple[int, int | None] = await db._execute(  # type: ignore[no-untyped-call]  # aiosqlite's internal queue is untyped
-                _write_within,
-                db._conn,
-                statement,
-                tuple(args),
-                deadline=deadline,
-                clock=self._clock,
-                usual=self._busy_timeout,
+            queued: asyncio.Future[tuple[int, int | None]] = asyncio.ensure_future(
+                db._execute(  # type: ignore[no-untyped-call]  # aiosqlite's internal queue is untyped
+                    _write_within,
+                    db._conn,
+                    statement,
+                    tuple(args),
+                    deadline=deadline,
+                    clock=self._clock,
+                    usual=self._busy_timeout,
+                    gate=gate,
+                    then=tuple(then),
+                )
             )
-            return result
+            while True:
+                # Looked at every few milliseconds: the deadline is on the store's clock.
+                left = max(0.0, deadline - self._clock())
+                done, _ = await asyncio.wait({queued}, timeout=min(left, _QUEUE_POLL_SECONDS))
+                if done:
+                    return queued.result()
+                if self._clock() >= deadline and gate.withdraw():
+                    queued.add_done_callback(_ignore_outcome)
+                    raise sqlite3.OperationalError(
+                        f"still queued behind another write after {self._ack_write_seconds:g} s"
+                    )
 
         return await with_retries(
             attempt,
@@ -359,6 +387,7 @@ class SqliteStore:
             "UPDATE tickets SET status = 'withdrawn', updated_at = ?"
             " WHERE id = ? AND status != 'withdrawn'",
             (_iso(utc_now()), ticket_id),
+            then=[_pending(ticket_id, "withdrawn", "")],
         )
         return changed == 1
 
@@ -374,7 +403,10 @@ class SqliteStore:
             )
             args = (text, _iso(utc_now()), edited_ts, ticket_id, edited_ts)
         changed, _ = await self._write_before_ack(
-            f"storing ticket {ticket_id}'s edit", statement, args
+            f"storing ticket {ticket_id}'s edit",
+            statement,
+            args,
+            then=[_pending(ticket_id, "edit", edited_ts or "")],
         )
         return changed > 0
 
@@ -492,6 +524,7 @@ class SqliteStore:
             "INSERT OR IGNORE INTO ticket_replies (ticket_id, ts, author, text, at)"
             " VALUES (?, ?, ?, ?, ?)",
             (ticket_id, ts, author, text, _iso(utc_now())),
+            then=[_pending(ticket_id, "reply", ts)],
         )
         return changed == 1
 
@@ -501,6 +534,7 @@ class SqliteStore:
             f"storing an edit of reply {ts} to ticket {ticket_id}",
             "UPDATE ticket_replies SET text = ? WHERE ticket_id = ? AND ts = ? AND text != ?",
             (text, ticket_id, ts, text),
+            then=[_pending(ticket_id, "reply_edit", ts)],
         )
         return changed == 1
 
@@ -573,6 +607,25 @@ class SqliteStore:
                 (sent_ts, ticket_id),
             )
         await self._db.commit()
+
+    async def settle_draft(
+        self, ticket_id: int, *, claimed_at: datetime, sent_ts: str | None
+    ) -> bool:
+        """Settle a send claim still the one read: sent, or pending; False if it moved on."""
+        if sent_ts is None:
+            cursor = await self._db.execute(
+                "UPDATE drafts SET status = 'pending', decided_by = NULL, decided_at = NULL,"
+                " tried_at = ? WHERE ticket_id = ? AND status = 'sending' AND decided_at = ?",
+                (_iso(utc_now()), ticket_id, _iso(claimed_at)),
+            )
+        else:
+            cursor = await self._db.execute(
+                "UPDATE drafts SET status = 'sent', reply_ts = ?"
+                " WHERE ticket_id = ? AND status = 'sending' AND decided_at = ?",
+                (sent_ts, ticket_id, _iso(claimed_at)),
+            )
+        await self._db.commit()
+        return cursor.rowcount == 1
 
     async def sending_drafts(self, *, claimed_before: datetime | None = None) -> list[int]:
         """Tickets whose draft is being sent, claimed before a time if given (fate unknown)."""
@@ -789,6 +842,144 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return {row[0]: (row[1], row[2] is not None) for row in rows}
 
+    async def join_burst(
+        self,
+        customer: str,
+        oncall: str,
+        *,
+        ticket_id: int,
+        channel: str,
+        ts: str,
+        key: str,
+        critical: bool,
+        at: datetime,
+        window: timedelta,
+    ) -> StoredBurst:
+        """The burst a page at `at` is in: a new one led by this ticket, or the one going on."""
+        since = _iso(at - window)
+        await self._db.execute(
+            "INSERT INTO page_bursts"
+            " (customer, oncall, ticket_id, channel, ts, page_key, critical, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (customer, oncall) DO UPDATE SET ticket_id = excluded.ticket_id,"
+            " channel = excluded.channel, ts = excluded.ts, page_key = excluded.page_key,"
+            " critical = excluded.critical, started_at = excluded.started_at"
+            " WHERE page_bursts.started_at < ?"
+            " OR (excluded.critical = 1 AND page_bursts.critical = 0)",
+            (customer, oncall, ticket_id, channel, ts, key, int(critical), _iso(at), since),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT * FROM page_bursts WHERE customer = ? AND oncall = ?", (customer, oncall)
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None  # noqa: S101  # inserted or kept just now
+        return burst_from_row(row, datetime.fromisoformat)
+
+    async def end_burst(
+        self, customer: str, oncall: str, *, ticket_id: int, started_at: datetime
+    ) -> None:
+        """Forget the burst this ticket started at started_at (its page was not sent now)."""
+        await self._db.execute(
+            "DELETE FROM page_bursts WHERE customer = ? AND oncall = ? AND ticket_id = ?"
+            " AND started_at = ?",
+            (customer, oncall, ticket_id, _iso(started_at)),
+        )
+        await self._db.commit()
+
+    async def count_in_burst(
+        self, customer: str, oncall: str, *, lead: int, ticket_id: int
+    ) -> tuple[int, ...]:
+        """Count a ticket under the burst led by lead (once); the tickets counted, in order."""
+        await self._db.execute(
+            "INSERT OR IGNORE INTO burst_tickets (customer, oncall, lead, ticket_id)"
+            " VALUES (?, ?, ?, ?)",
+            (customer, oncall, lead, ticket_id),
+        )
+        await self._db.commit()
+        async with self._db.execute(
+            "SELECT ticket_id FROM burst_tickets WHERE customer = ? AND oncall = ? AND lead = ?"
+            " ORDER BY ticket_id",
+            (customer, oncall, lead),
+        ) as cursor:
+            return tuple(int(row[0]) for row in await cursor.fetchall())
+
+    async def claim_burst_followup(self, customer: str, oncall: str, *, lead: int) -> bool:
+        """Claim the posting of the note counting a burst's tickets; False if claimed before."""
+        cursor = await self._db.execute(
+            "INSERT OR IGNORE INTO burst_followups (customer, oncall, lead) VALUES (?, ?, ?)",
+            (customer, oncall, lead),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def release_burst_followup(self, customer: str, oncall: str, *, lead: int) -> None:
+        """Give up a claim on the counting note that was not posted (the next count posts it)."""
+        await self._db.execute(
+            "DELETE FROM burst_followups WHERE customer = ? AND oncall = ? AND lead = ?"
+            " AND ts IS NULL",
+            (customer, oncall, lead),
+        )
+        await self._db.commit()
+
+    async def set_burst_followup(
+        self, customer: str, oncall: str, *, lead: int, channel: str, ts: str
+    ) -> None:
+        """The note counting a burst's tickets is in Slack at (channel, ts)."""
+        await self._db.execute(
+            "UPDATE burst_followups SET channel = ?, ts = ?"
+            " WHERE customer = ? AND oncall = ? AND lead = ?",
+            (channel, ts, customer, oncall, lead),
+        )
+        await self._db.commit()
+
+    async def burst_followup(
+        self, customer: str, oncall: str, *, lead: int
+    ) -> tuple[str, str] | bool | None:
+        """The counting note's (channel, ts); True while claimed, not yet posted; None: none."""
+        async with self._db.execute(
+            "SELECT channel, ts FROM burst_followups WHERE customer = ? AND oncall = ?"
+            " AND lead = ?",
+            (customer, oncall, lead),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        if row[0] is None or row[1] is None:
+            return True
+        return (str(row[0]), str(row[1]))
+
+    async def pending_follow_ups(self, *, stored_before: datetime) -> list[PendingFollowUp]:
+        """Follow-ups stored (or taken over) before a time whose after-ack work is not done."""
+        async with self._db.execute(
+            "SELECT ticket_id, kind, ref, at FROM pending_follow_ups WHERE at < ?"
+            " ORDER BY at, ticket_id",
+            (_iso(stored_before),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            PendingFollowUp(ticket_id=int(row[0]), kind=row[1], ref=str(row[2]), at=_time(row[3]))
+            for row in rows
+        ]
+
+    async def retake_follow_up(self, pending: PendingFollowUp) -> bool:
+        """Take over a pending follow-up still as read (its at); exactly one caller wins."""
+        cursor = await self._db.execute(
+            "UPDATE pending_follow_ups SET at = ?"
+            " WHERE ticket_id = ? AND kind = ? AND ref = ? AND at = ?",
+            (_iso(utc_now()), pending.ticket_id, pending.kind, pending.ref, _iso(pending.at)),
+        )
+        await self._db.commit()
+        return cursor.rowcount == 1
+
+    async def finish_follow_up(self, ticket_id: int, *, kind: str, ref: str) -> None:
+        """A follow-up's after-ack work is done."""
+        await self._db.execute(
+            "DELETE FROM pending_follow_ups WHERE ticket_id = ? AND kind = ? AND ref = ?",
+            (ticket_id, kind, ref),
+        )
+        await self._db.commit()
+
     async def set_oncall(self, team: str, people: Sequence[str], set_by: str) -> None:
         """Replace a team's on-call (overrides the config until changed again)."""
         await self._db.execute(
@@ -898,6 +1089,50 @@ def _ticket(row: Any) -> StoredTicket:
     return ticket_from_row(row, datetime.fromisoformat)
 
 
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _pending(ticket_id: int, kind: str, ref: str) -> tuple[str, tuple[object, ...]]:
+    """The statement that records a follow-up's after-ack work as still to do."""
+    return (
+        "INSERT INTO pending_follow_ups (ticket_id, kind, ref, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (ticket_id, kind, ref) DO UPDATE SET at = excluded.at",
+        (ticket_id, kind, ref, _iso(utc_now())),
+    )
+
+
+# How often a write queued on the connection looks at the clock for its deadline.
+_QUEUE_POLL_SECONDS = 0.02
+
+
+class _Gate:
+    """Whether a queued statement starts or is withdrawn first: exactly one of them wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+        self._withdrawn = False
+
+    def start(self) -> bool:
+        """On aiosqlite's thread, before the statement runs: False if it was withdrawn."""
+        with self._lock:
+            self._started = not self._withdrawn
+            return self._started
+
+    def withdraw(self) -> bool:
+        """On the event loop, at the deadline: False if the statement is already running."""
+        with self._lock:
+            self._withdrawn = not self._started
+            return self._withdrawn
+
+
+def _ignore_outcome(future: asyncio.Future[tuple[int, int | None]]) -> None:
+    """A withdrawn statement's outcome (its refusal to run) is read, so nothing logs it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _write_within(
     connection: sqlite3.Connection,
     statement: str,
@@ -906,13 +1141,17 @@ def _write_within(
     deadline: float,
     clock: Callable[[], float],
     usual: float,
+    gate: _Gate,
+    then: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> tuple[int, int | None]:
     """Run and commit one statement, waiting for a lock until deadline; (rowcount, lastrowid).
 
-    Runs on aiosqlite's thread. A failed statement's own transaction is rolled back (one some
-    other caller began on a shared connection is theirs to end), and the usual busy timeout
-    is back before anything else runs.
+    Runs on aiosqlite's thread, unless the caller withdrew it while it was queued. A failed
+    statement's own transaction is rolled back (one some other caller began on a shared
+    connection is theirs to end), and the usual busy timeout is back before anything else runs.
     """
+    if not gate.start():
+        raise sqlite3.OperationalError("withdrawn: the deadline passed while it was queued")
     wait = min(usual, deadline - clock())
     if wait <= 0:
         raise sqlite3.OperationalError("no time left to wait for the database")
@@ -920,8 +1159,12 @@ def _write_within(
     connection.execute(f"PRAGMA busy_timeout = {max(1, round(wait * 1000))}")
     try:
         cursor = connection.execute(statement, args)
+        changed, row_id = cursor.rowcount, cursor.lastrowid
+        if changed > 0:
+            for more, more_args in then:
+                connection.execute(more, more_args)
         connection.commit()
-        return cursor.rowcount, cursor.lastrowid
+        return changed, row_id
     except BaseException:
         if began and connection.in_transaction:
             connection.rollback()

@@ -5,25 +5,37 @@ found with `pg_config --bindir`, then that glob, then the PATH. initdb refuses t
 so as root the server runs as the `postgres` user (Debian's package makes it) or `nobody`. It
 listens on 127.0.0.1 on a free port and on a unix socket in its own directory, trusts local
 connections, and skips fsync: a test server, gone when stopped.
+
+A run killed before it stops its server leaves it running: `stop_on_signals` stops it on
+SIGTERM and SIGINT too, and `clean_stale` (called before a start) stops the servers whose
+owner process (written in the directory) is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Self
 from urllib.parse import quote
 
 SUPERUSER = "triage"
 DATABASE = "triage"
+# Each server's directory (in the temp dir) starts so, and names its owner's pid in OWNER_FILE.
+DIRECTORY_PREFIX = "triage-postgres-"
+OWNER_FILE = "owner.pid"
+
+logger = logging.getLogger(__name__)
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -83,7 +95,9 @@ class PostgresServer:
         self.bindir = find_bindir()
         self.port = _free_port()
         self.user = _server_user()
-        self._directory = Path(tempfile.mkdtemp(prefix="triage-postgres-"))
+        self._directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX))
+        # Who started it: a later run stops it if this process died without doing so.
+        (self._directory / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
         self.data = self._directory / "data"
         self.log = self._directory / "server.log"
         self._started = False
@@ -178,6 +192,11 @@ class PostgresServer:
             shutil.rmtree(self._directory, ignore_errors=True)
 
     @property
+    def directory(self) -> Path:
+        """Where its cluster, socket, log and owner file are."""
+        return self._directory
+
+    @property
     def url(self) -> str:
         """The database's URL (no password: the server trusts local connections)."""
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
@@ -201,3 +220,84 @@ class PostgresServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def stop_on_signals(
+    server: PostgresServer, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> Iterator[PostgresServer]:
+    """Stop the server if the process gets one of these signals, then let the signal act.
+
+    The handler stops the server, puts the previous handler back and sends the signal again:
+    SIGTERM still ends the process, SIGINT still raises KeyboardInterrupt. The handlers are
+    restored at the end of the block.
+    """
+    previous = {number: signal.getsignal(number) for number in signals}
+
+    def stop_then_resend(number: int, _frame: FrameType | None) -> None:
+        try:
+            server.stop()
+        finally:
+            for restored, handler in previous.items():
+                signal.signal(restored, handler)
+            signal.raise_signal(number)
+
+    for number in signals:
+        signal.signal(number, stop_then_resend)
+    try:
+        yield server
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def clean_stale(root: Path | None = None) -> list[Path]:
+    """Stop and delete the servers under root (the temp dir) whose owner process is gone.
+
+    Only directories this module made (DIRECTORY_PREFIX and an OWNER_FILE) are looked at, and
+    only those whose owner pid no longer runs: another run's live server is left alone.
+    Returns the directories cleaned.
+    """
+    cleaned = []
+    for directory in sorted((root or Path(tempfile.gettempdir())).glob(DIRECTORY_PREFIX + "*")):
+        owner = directory / OWNER_FILE
+        try:
+            pid = int(owner.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            continue  # not one of ours, or being made right now
+        if _running(pid):
+            continue
+        _stop_cluster(directory / "data")
+        shutil.rmtree(directory, ignore_errors=True)
+        logger.warning("stopped a test PostgreSQL left running by process %s: %s", pid, directory)
+        cleaned.append(directory)
+    return cleaned
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this pid runs (one we may not signal runs too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_cluster(data: Path) -> None:
+    """Stop the server of a cluster, if one runs (pg_ctl reads its postmaster.pid)."""
+    if not (data / "postmaster.pid").is_file():
+        return
+    try:
+        bindir = find_bindir()
+    except PostgresUnavailableError:
+        return
+    owner = data.stat().st_uid
+    command = [str(bindir / "pg_ctl"), "--pgdata", str(data), "--mode", "immediate", "--wait"]
+    if os.geteuid() == 0 and owner != 0:
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        command = [runuser, "-u", pwd.getpwuid(owner).pw_name, "--", *command]
+    subprocess.run(  # noqa: S603  # our own binary on our own cluster
+        [*command, "stop"], capture_output=True, text=True, check=False
+    )

@@ -1,4 +1,4 @@
-"""Reading channels back: conversations.history and conversations.replies, paged as Slack pages."""
+"""Conversations: history and replies paged as Slack pages them, and conversations.open (DMs)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,43 @@ class ConversationMethods:
         return {
             "conversations.history": self.history,
             "conversations.replies": self.replies,
+            "conversations.open": self.open,
         }
+
+    def open(self, args: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        """conversations.open: the bot's DM with one user, or a group DM with 2 to 8 people.
+
+        As Slack answers: an id already open says so (no_op, already_open); a channel that is
+        no DM cannot be opened; with neither channel nor users, users_list_not_supplied.
+        """
+        space = self._workspace
+        channel = args.get("channel")
+        if not blank(channel):
+            key = str(channel)
+            if key in space.user_of_dm or key in space.group_dms:
+                return {"no_op": True, "already_open": True, "channel": {"id": key}}
+            if key in space.channels:
+                raise SlackError("method_not_supported_for_channel_type")
+            raise SlackError("channel_not_found")
+        users = args.get("users")
+        if blank(users):
+            raise SlackError("users_list_not_supplied")
+        people = [user.strip() for user in str(users).split(",") if user.strip()]
+        if len(people) > 8:
+            raise SlackError("too_many_users")
+        if any(person not in space.users for person in people):
+            raise SlackError("user_not_found")
+        if len(people) == 1:
+            (person,) = people
+            existed = space.has_dm_with(person)
+            opened = space.dm_with(person)
+            answer: dict[str, Any] = {"channel": {"id": opened}}
+            if flag(args.get("return_im")):
+                answer["channel"] |= {"is_im": True, "user": person, "is_open": True}
+            if existed:
+                answer |= {"no_op": True, "already_open": True}
+            return answer
+        return {"channel": {"id": space.group_dm_with(people)}}
 
     def _page(
         self,

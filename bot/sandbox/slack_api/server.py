@@ -11,7 +11,7 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -60,7 +60,10 @@ class SlackStandIn:
         trigger_ttl: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        scopes: Collection[str] | None = None,
     ) -> None:
+        """scopes: the bot token's scopes (a manifest's); None grants every scope."""
+        self._scopes = None if scopes is None else frozenset(scopes)
         self._rate_limit = PostRateLimit(
             rate_per_second=post_rate_per_second, burst=post_burst, clock=clock
         )
@@ -474,6 +477,7 @@ class SlackStandIn:
         if handler is None:
             raise SlackError("unknown_method", req_method=method)
         self._authenticate(method, token)
+        self._check_scope(method, args)
         forced = self._faults.take_forced(method)
         if forced is not None:
             raise forced
@@ -487,6 +491,36 @@ class SlackStandIn:
                 )
                 raise SlackError(code, **missing_field(name))
         return handler(args, warnings)
+
+    def _check_scope(self, method: str, args: dict[str, Any]) -> None:
+        """missing_scope, as Slack answers it, when the token has none of the scopes needed."""
+        if self._scopes is None:
+            return
+        needed = self._needed_scopes(method, args)
+        if needed and not needed & self._scopes:
+            provided = ",".join(sorted(self._scopes))
+            raise SlackError("missing_scope", needed=",".join(sorted(needed)), provided=provided)
+
+    def _needed_scopes(self, method: str, args: dict[str, Any]) -> frozenset[str]:
+        """The scopes any one of which lets the bot call method with these arguments.
+
+        A conversation's history needs the scope of its kind (a DM's im:history); opening a
+        DM needs im:write, a group DM mpim:write; any other method one of its reference's.
+        """
+        space = self._workspace
+        channel = str(args.get("channel") or "")
+        if method in ("conversations.history", "conversations.replies"):
+            if channel in space.user_of_dm:
+                return frozenset({"im:history"})
+            if channel in space.group_dms:
+                return frozenset({"mpim:history"})
+            return frozenset({"channels:history", "groups:history"})
+        if method == "conversations.open":
+            people = [user for user in str(args.get("users") or "").split(",") if user.strip()]
+            if channel in space.user_of_dm or (not channel and len(people) <= 1):
+                return frozenset({"im:write"})
+            return frozenset({"mpim:write"})
+        return frozenset(self._reference[method].get("scope", {}).get("bot") or ())
 
     def _authenticate(self, method: str, token: str | None) -> None:
         if not token:

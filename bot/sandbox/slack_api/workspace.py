@@ -51,6 +51,8 @@ class WorkspaceState:
         self.usergroups: dict[str, list[str]] = {}
         self._dm_of_user: dict[str, str] = {}
         self.user_of_dm: dict[str, str] = {}
+        # Group DMs (conversations.open with 2 to 8 users): id -> the people in it, in order.
+        self.group_dms: dict[str, tuple[str, ...]] = {}
         self.history: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.by_ts: dict[tuple[str, str], dict[str, Any]] = {}
         self.replies: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -140,7 +142,7 @@ class WorkspaceState:
         return copy.deepcopy(message)
 
     def _known_channel(self, channel: str) -> str:
-        if channel in self.channels or channel in self.user_of_dm:
+        if channel in self.channels or channel in self.user_of_dm or channel in self.group_dms:
             return channel
         if channel in self.users:
             return self.dm_with(channel)
@@ -165,7 +167,7 @@ class WorkspaceState:
     def channel(self, value: Any, *, by_name: bool = False, user_dm: bool = False) -> str:
         """A channel id the workspace knows; names and user ids only where the method allows."""
         key = str(value)
-        if key in self.channels or key in self.user_of_dm:
+        if key in self.channels or key in self.user_of_dm or key in self.group_dms:
             return key
         if user_dm and key in self.users:
             return self.dm_with(key)
@@ -183,6 +185,20 @@ class WorkspaceState:
             channel = f"D{user_id[1:]}"
             self._dm_of_user[user_id] = channel
             self.user_of_dm[channel] = user_id
+        return channel
+
+    def has_dm_with(self, user_id: str) -> bool:
+        """Whether the bot's DM with a user is open already."""
+        return user_id in self._dm_of_user
+
+    def group_dm_with(self, people: Sequence[str]) -> str:
+        """The bot's group DM with these people (the same people: the same one)."""
+        members = tuple(people)
+        for channel, present in self.group_dms.items():
+            if sorted(present) == sorted(members):
+                return channel
+        channel = f"G0MPDM{self.next_id()}"
+        self.group_dms[channel] = members
         return channel
 
     def next_ts(self) -> str:
