@@ -16,6 +16,7 @@ many there are, and both give every label the same prior (macro-recall, not the 
 
 from __future__ import annotations
 
+import html
 import re
 from functools import lru_cache
 
@@ -51,10 +52,44 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 
 FEATURES = 13
 
+# "\u2019" written out as six characters (some exports and APIs escape that way).
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+# Typographic quotes as VADER's rules spell them: its negations are "don't", "isn't", ..., so
+# "I don\u2019t like it" (a phone's or a Mac's apostrophe) read as liking it.
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+# Emoji whose name in VADER's table carries no valence ("pouting face"), as a word that does.
+_EMOJI_WORDS = {
+    "😡": "angry",
+    "🤬": "angry",
+    "😠": "angry",
+    "😤": "annoyed",
+    "🙄": "annoyed",
+    "😩": "weary",
+    "👎": "bad",
+    "🙏": "thanks",
+    "👍": "good",
+    "🎉": "celebrate",
+}
+
+
+def lexicon_text(text: str) -> str:
+    r"""The text as the lexicon reads it: escapes and entities decoded, quotes made plain.
+
+    Slack escapes &, < and > as entities; "\u2019"-style escapes are decoded; emoji that VADER
+    scores as neutral but that carry a feeling become a word of that feeling.
+    """
+    text = html.unescape(_ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), text))
+    text = text.translate(_QUOTES)
+    for emoji, word in _EMOJI_WORDS.items():
+        if emoji in text:
+            text = text.replace(emoji, f" {word} ")
+    return text
+
 
 def lexicon_features(text: str) -> Floats:
     """VADER's scores of a text and what its lexicon words add up to, as 13 numbers."""
     analyzer = _analyzer()
+    text = lexicon_text(text)
     scores = analyzer.polarity_scores(text)
     lexicon = analyzer.lexicon
     values = [
