@@ -32,7 +32,7 @@ Floats = npt.NDArray[np.float64]
 CENTROID_TEMPERATURE = 0.05
 # Weight of the lexicon's log-probabilities against the centroids'.
 LEXICON_WEIGHT = 2.0
-# The shared covariance is shrunk this far towards its diagonal (few examples, 13 features).
+# The shared covariance is shrunk this far towards its diagonal (few examples, 16 features).
 SHRINKAGE = 0.3
 # The experts speak only when every label has this many examples. A prototype and a discriminant
 # of ten or thirty support tickets are mostly topic: with the shipped examples (angry 11,
@@ -50,7 +50,10 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
-FEATURES = 13
+FEATURES = 16
+
+# Sentences, for the compound score of each: "Thanks for the fix. But it is broken again."
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 
 # "\u2019" written out as six characters (some exports and APIs escape that way).
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -87,7 +90,12 @@ def lexicon_text(text: str) -> str:
 
 
 def lexicon_features(text: str) -> Floats:
-    """VADER's scores of a text and what its lexicon words add up to, as 13 numbers."""
+    """VADER's scores of a text and of its sentences, and what its lexicon words add up to.
+
+    16 numbers: the whole text's four scores, the lexicon words' sums, counts and extremes, '!'
+    and '?', and the compound score of its most positive, most negative and last sentence (a
+    complaint after a thank-you is a complaint).
+    """
     analyzer = _analyzer()
     text = lexicon_text(text)
     scores = analyzer.polarity_scores(text)
@@ -97,6 +105,11 @@ def lexicon_features(text: str) -> Floats:
     ]
     positive = [value for value in values if value > 0]
     negative = [-value for value in values if value < 0]
+    sentences = [piece for piece in _SENTENCE_BREAK.split(text) if piece.strip()]
+    if len(sentences) > 1:
+        by_sentence = [analyzer.polarity_scores(piece)["compound"] for piece in sentences]
+    else:
+        by_sentence = [scores["compound"]]
     return np.array(
         [
             scores["neg"],
@@ -112,6 +125,9 @@ def lexicon_features(text: str) -> Floats:
             float(bool(values)),
             min(text.count("!"), 3) / 3,
             min(text.count("?"), 3) / 3,
+            max(by_sentence),
+            min(by_sentence),
+            by_sentence[-1],
         ],
         dtype=np.float64,
     )
