@@ -97,6 +97,16 @@ def test_emoji_that_vader_leaves_neutral_carry_their_feeling(emoji: str, sign: i
     assert np.sign(lexicon_features(f"the export {emoji}")[3]) == sign
 
 
+def test_a_complaint_after_a_thank_you_is_read_sentence_by_sentence() -> None:
+    """The most positive, most negative and last sentence's compound scores are features."""
+    features = lexicon_features("Thanks for the quick fix yesterday. But today it is broken again!")
+    best, worst, last = features[-3:]
+    assert best > 0 > worst
+    assert last == worst
+    one = lexicon_features("The export is broken.")
+    assert one[-3] == one[-2] == one[-1] == one[3]  # one sentence: the text's own score
+
+
 def test_a_how_to_question_has_no_feeling_for_the_lexicon() -> None:
     """A plain how-to question, curly quotes and all, scores no lexicon word either way."""
     features = lexicon_features("How do I export the \u201cmonthly\u201d report to CSV?")
