@@ -16,6 +16,7 @@ many there are, and both give every label the same prior (macro-recall, not the 
 
 from __future__ import annotations
 
+import html
 import re
 from functools import lru_cache
 
@@ -31,7 +32,7 @@ Floats = npt.NDArray[np.float64]
 CENTROID_TEMPERATURE = 0.05
 # Weight of the lexicon's log-probabilities against the centroids'.
 LEXICON_WEIGHT = 2.0
-# The shared covariance is shrunk this far towards its diagonal (few examples, 13 features).
+# The shared covariance is shrunk this far towards its diagonal (few examples, 16 features).
 SHRINKAGE = 0.3
 # The experts speak only when every label has this many examples. A prototype and a discriminant
 # of ten or thirty support tickets are mostly topic: with the shipped examples (angry 11,
@@ -49,12 +50,54 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
-FEATURES = 13
+FEATURES = 16
+
+# Sentences, for the compound score of each: "Thanks for the fix. But it is broken again."
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+# "\u2019" written out as six characters (some exports and APIs escape that way).
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+# Typographic quotes as VADER's rules spell them: its negations are "don't", "isn't", ..., so
+# "I don\u2019t like it" (a phone's or a Mac's apostrophe) read as liking it.
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+# Emoji whose name in VADER's table carries no valence ("pouting face"), as a word that does.
+_EMOJI_WORDS = {
+    "😡": "angry",
+    "🤬": "angry",
+    "😠": "angry",
+    "😤": "annoyed",
+    "🙄": "annoyed",
+    "😩": "weary",
+    "👎": "bad",
+    "🙏": "thanks",
+    "👍": "good",
+    "🎉": "celebrate",
+}
+
+
+def lexicon_text(text: str) -> str:
+    r"""The text as the lexicon reads it: escapes and entities decoded, quotes made plain.
+
+    Slack escapes &, < and > as entities; "\u2019"-style escapes are decoded; emoji that VADER
+    scores as neutral but that carry a feeling become a word of that feeling.
+    """
+    text = html.unescape(_ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), text))
+    text = text.translate(_QUOTES)
+    for emoji, word in _EMOJI_WORDS.items():
+        if emoji in text:
+            text = text.replace(emoji, f" {word} ")
+    return text
 
 
 def lexicon_features(text: str) -> Floats:
-    """VADER's scores of a text and what its lexicon words add up to, as 13 numbers."""
+    """VADER's scores of a text and of its sentences, and what its lexicon words add up to.
+
+    16 numbers: the whole text's four scores, the lexicon words' sums, counts and extremes, '!'
+    and '?', and the compound score of its most positive, most negative and last sentence (a
+    complaint after a thank-you is a complaint).
+    """
     analyzer = _analyzer()
+    text = lexicon_text(text)
     scores = analyzer.polarity_scores(text)
     lexicon = analyzer.lexicon
     values = [
@@ -62,6 +105,11 @@ def lexicon_features(text: str) -> Floats:
     ]
     positive = [value for value in values if value > 0]
     negative = [-value for value in values if value < 0]
+    sentences = [piece for piece in _SENTENCE_BREAK.split(text) if piece.strip()]
+    if len(sentences) > 1:
+        by_sentence = [analyzer.polarity_scores(piece)["compound"] for piece in sentences]
+    else:
+        by_sentence = [scores["compound"]]
     return np.array(
         [
             scores["neg"],
@@ -77,6 +125,9 @@ def lexicon_features(text: str) -> Floats:
             float(bool(values)),
             min(text.count("!"), 3) / 3,
             min(text.count("?"), 3) / 3,
+            max(by_sentence),
+            min(by_sentence),
+            by_sentence[-1],
         ],
         dtype=np.float64,
     )

@@ -15,7 +15,7 @@ from routing.embedding_cache import CachingEmbedder
 from routing.evaluation import field_taxonomy_for_labels
 from routing.local import LocalClassifier
 from routing.models import LabeledExample, Ticket
-from routing.tone import MIN_EXAMPLES, lexicon_features
+from routing.tone import MIN_EXAMPLES, lexicon_features, lexicon_text
 
 THINGS = (
     "phone",
@@ -66,6 +66,52 @@ def test_the_lexicon_reads_praise_and_complaint_apart() -> None:
     complaint = lexicon_features("This is awful and I hate it.")
     assert praise[3] > 0.5 > -0.5 > complaint[3]
     assert praise[11] > 0 == complaint[11]  # the exclamation mark
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "I don\u2019t like the new dashboard",  # a phone's or a Mac's apostrophe
+        "I don\\u2019t like the new dashboard",  # the apostrophe escaped as six characters
+    ],
+)
+def test_a_typographic_apostrophe_still_negates(written: str) -> None:
+    """A curly "don't like" reads as the plain one (negative), not as "like" (positive)."""
+    assert lexicon_text(written) == "I don't like the new dashboard"
+    plain = lexicon_features("I don't like the new dashboard")
+    assert np.array_equal(lexicon_features(written), plain)
+    assert plain[3] < 0 < lexicon_features("I like the new dashboard")[3]
+
+
+def test_slack_entities_are_decoded_for_the_lexicon() -> None:
+    """Slack's &amp; &lt; &gt; are read as the characters they stand for."""
+    assert lexicon_text("billing &amp; invoices &lt;3") == "billing & invoices <3"
+    assert lexicon_features("billing &amp; invoices &lt;3")[3] > 0  # "<3" is a heart
+
+
+@pytest.mark.parametrize(
+    ("emoji", "sign"), [("😡", -1), ("🤬", -1), ("👎", -1), ("🙏", 1), ("👍", 1)]
+)
+def test_emoji_that_vader_leaves_neutral_carry_their_feeling(emoji: str, sign: int) -> None:
+    """An emoji VADER's table names without valence ("pouting face") counts as its feeling."""
+    assert np.sign(lexicon_features(f"the export {emoji}")[3]) == sign
+
+
+def test_a_complaint_after_a_thank_you_is_read_sentence_by_sentence() -> None:
+    """The most positive, most negative and last sentence's compound scores are features."""
+    features = lexicon_features("Thanks for the quick fix yesterday. But today it is broken again!")
+    best, worst, last = features[-3:]
+    assert best > 0 > worst
+    assert last == worst
+    one = lexicon_features("The export is broken.")
+    assert one[-3] == one[-2] == one[-1] == one[3]  # one sentence: the text's own score
+
+
+def test_a_how_to_question_has_no_feeling_for_the_lexicon() -> None:
+    """A plain how-to question, curly quotes and all, scores no lexicon word either way."""
+    features = lexicon_features("How do I export the \u201cmonthly\u201d report to CSV?")
+    assert features[3] == 0.0
+    assert features[10] == 0.0  # no lexicon word found
 
 
 @pytest.mark.parametrize(
