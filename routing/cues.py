@@ -52,6 +52,9 @@ def _apostrophe(match: re.Match[str]) -> str:
     return match.group(2) + "'s"
 
 
+# A ticket's text is matched by several fields' cues, several times on its way (its urgency
+# when queued, the local stage, the escalation policy): normalised once.
+@functools.lru_cache(maxsize=256)
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
     normalized = normalize(text.translate(_APOSTROPHES))
@@ -75,6 +78,35 @@ def cue_pattern(cue: str) -> re.Pattern[str]:
     lookaheads = "".join(f"(?=.*?({_part_pattern(part)}))" for part in parts)
     # Anchored at the start, so a long ticket is scanned once per part, not once per position.
     return re.compile(r"\A" + (lookaheads or r"(?!)"), re.DOTALL)
+
+
+@functools.lru_cache(maxsize=4096)
+def cue_literals(cue: str) -> tuple[tuple[str, ...], ...]:
+    """Words a text must contain for the cue to match: per part, one of them at least.
+
+    A part whose first phrase is a choice lists one word of each choice; a part with a choice
+    made of numbers alone (`#`) lists nothing and is not checked. A plain substring test, so
+    most cues are ruled out without running their pattern: the same matches, far less work.
+    """
+    literals: list[tuple[str, ...]] = []
+    for part in normalize_for_cues(cue).split(" + "):
+        tokens = [piece for piece in _TOKEN.findall(part) if piece != "*"]
+        if not tokens:
+            continue
+        first = tokens[0]
+        choices = (
+            [choice.split() for choice in first[1:-1].split("|")]
+            if first.startswith("[")
+            else [first.split()]
+        )
+        words = [
+            max((word for word in choice if word != "#"), key=len, default=None)
+            for choice in choices
+            if choice
+        ]
+        if words and all(word is not None for word in words):
+            literals.append(tuple(word for word in words if word is not None))
+    return tuple(literals)
 
 
 def _part_pattern(part: str) -> str:
@@ -141,7 +173,8 @@ class Cues:
 
     def __init__(self, labels: Sequence[LabelConfig]) -> None:
         self._labels = [
-            [(cue, cue_pattern(cue)) for cue in label.cues if cue.strip()] for label in labels
+            [(cue_literals(cue), cue_pattern(cue)) for cue in label.cues if cue.strip()]
+            for label in labels
         ]
 
     @property
@@ -157,7 +190,9 @@ class Cues:
         found: list[tuple[str, ...]] = []
         for label in self._labels:
             words: list[str] = []
-            for _, pattern in label:
+            for literals, pattern in label:
+                if not all(any(word in normalized for word in part) for part in literals):
+                    continue  # a word the cue needs is not in the text: it cannot match
                 match = pattern.search(normalized)
                 if match is not None:
                     words.append(" + ".join(group for group in match.groups() if group))
