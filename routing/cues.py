@@ -172,29 +172,45 @@ class Cues:
     """One field's cue phrases, compiled once."""
 
     def __init__(self, labels: Sequence[LabelConfig]) -> None:
-        self._labels = [
-            [(cue_literals(cue), cue_pattern(cue)) for cue in label.cues if cue.strip()]
-            for label in labels
-        ]
+        # The field's cues as text: the key its matches are remembered by (_found).
+        self._cues = tuple(tuple(cue for cue in label.cues if cue.strip()) for label in labels)
 
     @property
     def empty(self) -> bool:
         """True when no label of the field has a cue."""
-        return not any(self._labels)
+        return not any(self._cues)
 
     def match(self, text: str) -> CueMatch:
         """Which cues of each label occur in text."""
         if self.empty or not text:
-            return CueMatch(found=tuple(() for _ in self._labels))
-        normalized = normalize_for_cues(text)
-        found: list[tuple[str, ...]] = []
-        for label in self._labels:
-            words: list[str] = []
-            for literals, pattern in label:
-                if not all(any(word in normalized for word in part) for part in literals):
-                    continue  # a word the cue needs is not in the text: it cannot match
-                match = pattern.search(normalized)
-                if match is not None:
-                    words.append(" + ".join(group for group in match.groups() if group))
-            found.append(tuple(words))
-        return CueMatch(found=tuple(found))
+            return CueMatch(found=tuple(() for _ in self._cues))
+        return CueMatch(found=_found(self._cues, normalize_for_cues(text)))
+
+
+# A ticket's priority cues are matched when it is queued (its urgency), by the local stage and
+# by the escalation policy, each with a Cues of its own: the same field's matches are found once.
+@functools.lru_cache(maxsize=512)
+def _found(cues: tuple[tuple[str, ...], ...], normalized: str) -> tuple[tuple[str, ...], ...]:
+    """The words each label's cues found in a normalised text, per label."""
+    found: list[tuple[str, ...]] = []
+    for label in cues:
+        words: list[str] = []
+        for cue in label:
+            if not _has_words(cue_literals(cue), normalized):
+                continue  # a word the cue needs is not in the text: it cannot match
+            match = cue_pattern(cue).search(normalized)
+            if match is not None:
+                words.append(" + ".join(group for group in match.groups() if group))
+        found.append(tuple(words))
+    return tuple(found)
+
+
+def _has_words(literals: tuple[tuple[str, ...], ...], normalized: str) -> bool:
+    """True when the text has, for each part of a cue, one of the words that part needs."""
+    for part in literals:
+        for word in part:
+            if word in normalized:
+                break
+        else:
+            return False
+    return True
