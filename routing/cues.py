@@ -52,6 +52,9 @@ def _apostrophe(match: re.Match[str]) -> str:
     return match.group(2) + "'s"
 
 
+# A ticket's text is matched by several fields' cues, several times on its way (its urgency
+# when queued, the local stage, the escalation policy): normalised once.
+@functools.lru_cache(maxsize=256)
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
     normalized = normalize(text.translate(_APOSTROPHES))
@@ -75,6 +78,35 @@ def cue_pattern(cue: str) -> re.Pattern[str]:
     lookaheads = "".join(f"(?=.*?({_part_pattern(part)}))" for part in parts)
     # Anchored at the start, so a long ticket is scanned once per part, not once per position.
     return re.compile(r"\A" + (lookaheads or r"(?!)"), re.DOTALL)
+
+
+@functools.lru_cache(maxsize=4096)
+def cue_literals(cue: str) -> tuple[tuple[str, ...], ...]:
+    """Words a text must contain for the cue to match: per part, one of them at least.
+
+    A part whose first phrase is a choice lists one word of each choice; a part with a choice
+    made of numbers alone (`#`) lists nothing and is not checked. A plain substring test, so
+    most cues are ruled out without running their pattern: the same matches, far less work.
+    """
+    literals: list[tuple[str, ...]] = []
+    for part in normalize_for_cues(cue).split(" + "):
+        tokens = [piece for piece in _TOKEN.findall(part) if piece != "*"]
+        if not tokens:
+            continue
+        first = tokens[0]
+        choices = (
+            [choice.split() for choice in first[1:-1].split("|")]
+            if first.startswith("[")
+            else [first.split()]
+        )
+        words = [
+            max((word for word in choice if word != "#"), key=len, default=None)
+            for choice in choices
+            if choice
+        ]
+        if words and all(word is not None for word in words):
+            literals.append(tuple(word for word in words if word is not None))
+    return tuple(literals)
 
 
 def _part_pattern(part: str) -> str:
@@ -140,26 +172,45 @@ class Cues:
     """One field's cue phrases, compiled once."""
 
     def __init__(self, labels: Sequence[LabelConfig]) -> None:
-        self._labels = [
-            [(cue, cue_pattern(cue)) for cue in label.cues if cue.strip()] for label in labels
-        ]
+        # The field's cues as text: the key its matches are remembered by (_found).
+        self._cues = tuple(tuple(cue for cue in label.cues if cue.strip()) for label in labels)
 
     @property
     def empty(self) -> bool:
         """True when no label of the field has a cue."""
-        return not any(self._labels)
+        return not any(self._cues)
 
     def match(self, text: str) -> CueMatch:
         """Which cues of each label occur in text."""
         if self.empty or not text:
-            return CueMatch(found=tuple(() for _ in self._labels))
-        normalized = normalize_for_cues(text)
-        found: list[tuple[str, ...]] = []
-        for label in self._labels:
-            words: list[str] = []
-            for _, pattern in label:
-                match = pattern.search(normalized)
-                if match is not None:
-                    words.append(" + ".join(group for group in match.groups() if group))
-            found.append(tuple(words))
-        return CueMatch(found=tuple(found))
+            return CueMatch(found=tuple(() for _ in self._cues))
+        return CueMatch(found=_found(self._cues, normalize_for_cues(text)))
+
+
+# A ticket's priority cues are matched when it is queued (its urgency), by the local stage and
+# by the escalation policy, each with a Cues of its own: the same field's matches are found once.
+@functools.lru_cache(maxsize=512)
+def _found(cues: tuple[tuple[str, ...], ...], normalized: str) -> tuple[tuple[str, ...], ...]:
+    """The words each label's cues found in a normalised text, per label."""
+    found: list[tuple[str, ...]] = []
+    for label in cues:
+        words: list[str] = []
+        for cue in label:
+            if not _has_words(cue_literals(cue), normalized):
+                continue  # a word the cue needs is not in the text: it cannot match
+            match = cue_pattern(cue).search(normalized)
+            if match is not None:
+                words.append(" + ".join(group for group in match.groups() if group))
+        found.append(tuple(words))
+    return tuple(found)
+
+
+def _has_words(literals: tuple[tuple[str, ...], ...], normalized: str) -> bool:
+    """True when the text has, for each part of a cue, one of the words that part needs."""
+    for part in literals:
+        for word in part:
+            if word in normalized:
+                break
+        else:
+            return False
+    return True

@@ -124,6 +124,16 @@ class TicketStore(Protocol):
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
         ...
 
+    async def renew_lease(
+        self, holder: str, ticket_id: int, *, until: datetime
+    ) -> StoredTicket | None:
+        """Extend holder's lease on one ticket and read it, in one statement.
+
+        None when holder no longer holds it (another replica took it over, or it is routed or
+        withdrawn): read the ticket to tell which.
+        """
+        ...
+
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
     ) -> list[tuple[int, TicketStatus]]:
@@ -168,10 +178,14 @@ class TicketStore(Protocol):
         decision: Decision,
         escalation: Escalation,
         model_state: ModelState | None = None,
+        draft: tuple[str, str] | None = None,
+        permalink: str | None = None,
     ) -> None:
         """Keep every layer's output and the final decision of one classification run.
 
         model_state is "pending" when the model stage will refine this decision, else None.
+        With draft (text, source), the draft is stored as set_draft stores it, and with
+        permalink the link to the message as set_permalink does: all in one transaction.
         """
         ...
 

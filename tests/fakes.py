@@ -21,6 +21,7 @@ from routing.desk.types import (
     PostRef,
     TicketCard,
 )
+from routing.desk.work_queue import ModelJob, Placing, Send
 from routing.records import StoredDraft, StoredPost, StoredTicket
 from routing.store import MemoryStore
 
@@ -244,3 +245,82 @@ class FakePager:
         if self.refusal is not None:
             raise self.refusal
         return self.sent
+
+
+@dataclass
+class FakePostPlacement:
+    """PostPlacement that records what it is asked; a post is stored as Placement stores it."""
+
+    store: MemoryStore
+    channels: dict[str, str]
+    posted: list[tuple[int, str, bool, StoredTicket | None]] = field(default_factory=list)
+    calls: list[tuple[str, int, Any]] = field(default_factory=list)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
+        """Recorded as ("place", ticket, sorted teams)."""
+        self.calls.append(("place", ticket_id, sorted(teams)))
+
+    def team_channel(self, team: str) -> str:
+        """The channel the test gave the team."""
+        return self.channels[team]
+
+    async def post_once(
+        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+    ) -> PostRef | None:
+        """Recorded in posted (with the ticket it was handed); the post is stored."""
+        self.posted.append((ticket_id, team, recovering, ticket))
+        ref = PostRef(self.channels[team], f"1700000100.{next(self._ts):06d}")
+        await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        return ref
+
+    async def refresh(
+        self,
+        ticket_id: int,
+        *,
+        include_inactive: bool = False,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Recorded as ("refresh", ticket, include_inactive)."""
+        self.calls.append(("refresh", ticket_id, include_inactive))
+
+    async def link_related(
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Recorded as ("link_related", ticket, its teams)."""
+        self.calls.append(("link_related", ticket_id, sorted(p.team for p in posts or ())))
+
+
+@dataclass
+class FakeRoutingQueue:
+    """RoutingQueue that keeps the router's state and records what it queues, runs nothing."""
+
+    placing: dict[int, Placing] = field(default_factory=dict)
+    held: set[int] = field(default_factory=set)
+    retries: dict[int, int] = field(default_factory=dict)
+    refining: dict[int, int] = field(default_factory=dict)
+    sent: list[tuple[str, Send]] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    asked: list[ModelJob] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+
+    def next_seq(self) -> int:
+        """0, 1, 2, ..."""
+        return next(self._seq)
+
+    def send(self, channel: str, job: Send) -> None:
+        """Recorded in sent."""
+        self.sent.append((channel, job))
+
+    def retry_later(self, ticket_id: int) -> None:
+        """Recorded in retried."""
+        self.retried.append(ticket_id)
+
+    def ask_model(self, job: ModelJob) -> None:
+        """Recorded in asked."""
+        self.asked.append(job)

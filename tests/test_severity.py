@@ -75,6 +75,34 @@ def test_cues_built_again_compile_nothing_and_find_the_same_words() -> None:
     assert any(first.hits())
 
 
+def test_the_words_a_cue_needs_rule_out_only_cues_that_cannot_match() -> None:
+    """Cues skip a pattern whose words are not in the text: every match found is still found."""
+    for config in (load_config(), load_config(ALTERNATIVE)):
+        fields = (config.priorities, config.categories, config.sentiments)
+        cues = [cue for labels in fields for label in labels for cue in label.cues]
+        texts = [
+            *cues,  # each cue's own words: a match of that cue at least
+            "About 80 people are affected and nobody can't log in 😡",
+            "4,000 records are gone, the export doesnt load since 9am",
+            "Everyone on our team gets errors since 9am, we cannot log in",
+            "How do I change the address on my invoice?",
+        ]
+        for labels in fields:
+            matcher = Cues(labels)
+            for text in texts:
+                normalized = normalize_for_cues(text)
+                expected = tuple(
+                    tuple(
+                        " + ".join(group for group in match.groups() if group)
+                        for cue in label.cues
+                        if cue.strip()
+                        and (match := cue_pattern(cue).search(normalized)) is not None
+                    )
+                    for label in labels
+                )
+                assert matcher.match(text).found == expected, text
+
+
 @pytest.mark.parametrize(
     "text",
     [

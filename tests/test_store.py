@@ -1152,3 +1152,105 @@ async def test_a_follow_up_is_pending_until_done_and_taken_over_once(backend: Ba
             await one.finish_follow_up(ticket, kind=item.kind, ref=item.ref)
         assert await other.pending_follow_ups(stored_before=later) == []
         assert await other.pending_follow_ups(stored_before=NOW - timedelta(days=1)) == []
+
+
+async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: Backend) -> None:
+    """renew_lease extends the holder's lease and returns the ticket; anyone else gets None."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        mine, withdrawn = await _tickets(store, 2)
+        for ticket in (mine, withdrawn):
+            assert await store.claim_for_routing(ticket, holder="A", now=start, until=start + lease)
+        assert await store.mark_withdrawn(withdrawn)
+        renewed = await store.renew_lease("A", mine, until=start + timedelta(seconds=100))
+        assert renewed is not None
+        assert (renewed.id, renewed.status) == (mine, "routing")
+        assert await store.renew_lease("B", mine, until=start + timedelta(seconds=100)) is None
+        assert await store.renew_lease("A", withdrawn, until=start + lease) is None
+        # Renewed: still A's a minute on, when the first lease would have run out.
+        later = start + timedelta(seconds=60)
+        assert await store.claim_for_routing(mine, holder="C", now=later, until=later) is None
+
+
+async def test_a_triage_recorded_with_its_draft_and_link_stores_all_three(
+    backend: Backend,
+) -> None:
+    """record_triage with a draft and a link stores them with the decision; a sent draft stays."""
+    async with backend.open() as store:
+        fresh, sent = await _tickets(store, 2)
+        await store.set_draft(sent, text="Sent already.", source="template")
+        assert await store.claim_draft(sent, "U1")
+        await store.finish_draft(sent, sent_ts="1700000000.000900")
+        escalation = Escalation(needs_human=False)
+        for ticket in (fresh, sent):
+            await store.record_triage(
+                ticket,
+                layers=(),
+                decision=_decision(),
+                escalation=escalation,
+                draft=("We are looking into it.", "template"),
+                permalink=f"https://example.slack.com/archives/C1/p{ticket}",
+            )
+        stored = await store.ticket(fresh)
+        assert stored is not None
+        assert stored.decision == _decision()
+        assert stored.permalink == f"https://example.slack.com/archives/C1/p{fresh}"
+        draft = await store.draft(fresh)
+        assert draft is not None
+        assert (draft.text, draft.source, draft.status) == (
+            "We are looking into it.",
+            "template",
+            "pending",
+        )
+        kept = await store.draft(sent)
+        assert kept is not None
+        assert (kept.text, kept.status) == ("Sent already.", "sent")
+        # Without a link the stored one stays.
+        await store.record_triage(fresh, layers=(), decision=_decision(), escalation=escalation)
+        again = await store.ticket(fresh)
+        assert again is not None
+        assert again.permalink == f"https://example.slack.com/archives/C1/p{fresh}"
+
+
+async def test_many_new_tickets_at_once_each_get_their_own_id_and_a_repeat_gets_none(
+    backend: Backend,
+) -> None:
+    """Concurrent inserts (grouped on PostgreSQL) give one id per message, None to each repeat."""
+    async with backend.open() as store:
+        stamps = [f"1700000000.{i:06d}" for i in range(60)]
+        results = await asyncio.gather(
+            *(
+                store.add_ticket(channel="C1", ts=ts, author="U1", text=f"t {ts}", received_at=NOW)
+                for ts in [*stamps, *stamps[:20]]
+            )
+        )
+        ids = [result for result in results[:60] if result is not None]
+        assert len(ids) == 60
+        assert len(set(ids)) == 60
+        assert results[60:] == [None] * 20
+        for ts, ticket_id in zip(stamps, results[:60], strict=True):
+            stored = await store.ticket_at("C1", ts)
+            assert stored is not None
+            assert (stored.id, stored.text) == (ticket_id, f"t {ts}")
+
+
+async def test_a_row_postgresql_refuses_fails_only_its_own_message_of_a_grouped_insert(
+    postgres_url: str,
+) -> None:
+    """One message the server refuses (a NUL in its text) among others: only that one fails."""
+    async with await PostgresStore.open(postgres_url) as store:
+        texts = ["fine", "has a \x00 in it", "fine too"]
+        results = await asyncio.gather(
+            *(
+                store.add_ticket(
+                    channel="C1", ts=f"1.{i:06d}", author="U1", text=text, received_at=NOW
+                )
+                for i, text in enumerate(texts)
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], int)
+        assert isinstance(results[1], psycopg.DataError)
+        assert isinstance(results[2], int)
+        assert await store.ticket_at("C1", "1.000001") is None

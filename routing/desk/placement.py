@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from routing.config import SlackConfig, TriageConfig
@@ -11,7 +12,7 @@ from routing.desk.types import Note, PostRef, TicketCard
 from routing.drafter import english_draft_for
 from routing.errors import DeliveryRefusedError
 from routing.ports import TicketStore
-from routing.records import StoredPost
+from routing.records import StoredDraft, StoredPost, StoredTicket
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +66,48 @@ class Placement:
         """The channel a team's posts go in."""
         return self._slack.teams[team].channel
 
-    async def card(self, ticket_id: int, team: str, post: StoredPost | None = None) -> TicketCard:
-        """The card a team's post of the ticket shows, from what is stored."""
-        ticket = await self._store.ticket(ticket_id)
+    async def card(
+        self,
+        ticket_id: int,
+        team: str,
+        post: StoredPost | None = None,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> TicketCard:
+        """The card a team's post of the ticket shows, from what is stored.
+
+        ticket and posts (its active ones) are read here unless the caller has just read them.
+        """
+        view = await self._view(ticket_id, ticket=ticket, posts=posts)
+        return await self._card(view, team, post)
+
+    async def _view(
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> _View:
+        """What every card of a ticket is drawn from, read once for all of its posts."""
+        if ticket is None:
+            ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
+        if posts is None:
+            posts = await self._store.posts(ticket_id)
+        return _View(
+            ticket=ticket,
+            draft=await self._store.draft(ticket_id),
+            posts=tuple(posts),
+            public_id=await self._store.public_id(ticket_id),
+        )
+
+    async def _card(self, view: _View, team: str, post: StoredPost | None) -> TicketCard:
+        ticket, draft, ticket_id = view.ticket, view.draft, view.ticket.id
         assert ticket.decision is not None  # noqa: S101  # cards are drawn after triage
         assert ticket.escalation is not None  # noqa: S101
-        draft = await self._store.draft(ticket_id)
         related: list[tuple[str, str]] = []
-        for other in await self._store.posts(ticket_id):
+        for other in view.posts:
             if other.team != team:
                 link = await self._outbox.permalink(other.channel, other.ts)
                 if link:
@@ -108,22 +142,52 @@ class Placement:
             english_draft=english_draft_for(
                 self._config, ticket.decision.language, draft.source if draft else None
             ),
-            public_id=await self._store.public_id(ticket_id),
+            public_id=view.public_id,
             model=ticket.model_state,
         )
 
-    async def refresh(self, ticket_id: int, *, include_inactive: bool = False) -> None:
-        """Redraw every post of a ticket from what is stored."""
-        for post in await self._store.posts(ticket_id, active_only=not include_inactive):
-            await self.redraw(ticket_id, post)
+    async def refresh(
+        self,
+        ticket_id: int,
+        *,
+        include_inactive: bool = False,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Redraw every post of a ticket from what is stored (read once for all of them).
+
+        ticket and posts (its active ones) are read here unless the caller has just read them.
+        """
+        if posts is None or include_inactive:
+            shown = await self._store.posts(ticket_id, active_only=not include_inactive)
+        else:
+            shown = list(posts)
+        if not shown:
+            return
+        try:
+            active = posts if posts is not None or include_inactive else shown
+            view = await self._view(ticket_id, ticket=ticket, posts=active)
+        except Exception:
+            logger.exception("could not redraw ticket %s's posts", ticket_id)
+            return
+        for post in shown:
+            await self._redraw(view, post)
 
     async def redraw(self, ticket_id: int, post: StoredPost) -> None:
         """Redraw one post; best effort: the store holds the state, the next redraw shows it."""
         try:
-            card = await self.card(ticket_id, post.team, post)
-            await self._outbox.update_card(PostRef(post.channel, post.ts), card)
+            view = await self._view(ticket_id)
         except Exception:
             logger.exception("could not redraw ticket %s's post in %s", ticket_id, post.team)
+            return
+        await self._redraw(view, post)
+
+    async def _redraw(self, view: _View, post: StoredPost) -> None:
+        try:
+            card = await self._card(view, post.team, post)
+            await self._outbox.update_card(PostRef(post.channel, post.ts), card)
+        except Exception:
+            logger.exception("could not redraw ticket %s's post in %s", view.ticket.id, post.team)
 
     async def place(self, ticket_id: int, teams: set[str], *, moved_by: str | None) -> None:
         """Make the ticket's live posts be in exactly these teams' channels.
@@ -154,16 +218,22 @@ class Placement:
         # The live posts show the new decision and link only to each other.
         await self.refresh(ticket_id)
 
-    async def post_once(self, ticket_id: int, team: str, *, recovering: bool) -> PostRef | None:
-        """Post the ticket in a team's channel unless it is there; the new post, if one was made."""
-        if any(post.team == team for post in await self._store.posts(ticket_id)):
+    async def post_once(
+        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+    ) -> PostRef | None:
+        """Post the ticket in a team's channel unless it is there; the new post, if one was made.
+
+        ticket is the ticket as the caller has just read it (else read here).
+        """
+        posts = await self._store.posts(ticket_id)
+        if any(post.team == team for post in posts):
             return None
         channel = self.team_channel(team)
         found = await self._outbox.find_card(channel, ticket_id) if recovering else None
         if found is not None:
             await self._store.add_post(ticket_id, team=team, channel=found.channel, ts=found.ts)
             return None
-        card = await self.card(ticket_id, team)
+        card = await self.card(ticket_id, team, ticket=ticket, posts=posts)
         try:
             ref = await self._outbox.post_card(card)
         except DeliveryRefusedError as refused:
@@ -194,8 +264,28 @@ class Placement:
             logger.exception("could not explain ticket %s's fallback post", card.ticket_id)
         return ref
 
-    async def link_related(self, ticket_id: int) -> None:
-        """Redraw a ticket posted in several teams so each post links to the others."""
-        posts = await self._store.posts(ticket_id)
+    async def link_related(
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Redraw a ticket posted in several teams so each post links to the others.
+
+        ticket and posts (its active ones) are read here unless the caller has just read them.
+        """
+        if posts is None:
+            posts = await self._store.posts(ticket_id)
         if len(posts) > 1:
-            await self.refresh(ticket_id)
+            await self.refresh(ticket_id, ticket=ticket, posts=posts)
+
+
+@dataclass(frozen=True)
+class _View:
+    """A ticket as its cards show it: the ticket, its draft, its active posts, its public id."""
+
+    ticket: StoredTicket
+    draft: StoredDraft | None
+    posts: tuple[StoredPost, ...]
+    public_id: str

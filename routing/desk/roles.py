@@ -2,7 +2,9 @@
 
 Each is a small Protocol a part is typed to, so a test hands it a fake; the desk (facade.py)
 hands it the real part named beside each. A slice only one part needs is declared beside that
-part instead (Intake's ThreadReplies, Pager's OnCall, WorkQueue's PageClaims, ...).
+part instead (Intake's ThreadReplies, Pager's OnCall, WorkQueue's PageClaims, ...), except the
+router's (PostPlacement, RoutingQueue, PageTrigger): it is the one part that ties the others
+together, and its slices of them are here, beside theirs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from routing.records import StoredTicket
+from routing.desk.types import PostRef
+from routing.desk.work_queue import ModelJob, Placing, Send
+from routing.records import StoredPost, StoredTicket
 
 
 class AgentLookup(Protocol):
@@ -60,4 +64,79 @@ class Paging(PageTrigger, Protocol):
         self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
     ) -> int:
         """Page each posted team's on-call; returns the pages sent."""
+        ...
+
+
+class PostPlacement(CardPlacement, Protocol):
+    """Posts, redraws, moves and links a ticket's cards, as the router asks (Placement is one)."""
+
+    def team_channel(self, team: str) -> str:
+        """The channel a team's posts go in."""
+        ...
+
+    async def post_once(
+        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+    ) -> PostRef | None:
+        """Post the ticket in a team's channel unless it is there; the new post, if made."""
+        ...
+
+    async def refresh(
+        self,
+        ticket_id: int,
+        *,
+        include_inactive: bool = False,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Redraw every post of a ticket (from ticket and posts when the caller read them)."""
+        ...
+
+    async def link_related(
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Redraw a ticket posted in several teams so each post links to the others."""
+        ...
+
+
+class RoutingQueue(Protocol):
+    """The work queue's state and queues as the router uses them (WorkQueue is one)."""
+
+    @property
+    def placing(self) -> dict[int, Placing]:
+        """Decided tickets whose posts are queued, by ticket id."""
+        ...
+
+    @property
+    def held(self) -> set[int]:
+        """Tickets this replica holds a routing lease on."""
+        ...
+
+    @property
+    def retries(self) -> dict[int, int]:
+        """Tickets being retried, and how many retries each has had."""
+        ...
+
+    @property
+    def refining(self) -> dict[int, int]:
+        """Tickets queued for the model stage or being refined here."""
+        ...
+
+    def next_seq(self) -> int:
+        """A number that orders jobs of equal urgency and age by when they were queued."""
+        ...
+
+    def send(self, channel: str, job: Send) -> None:
+        """Queue a message for a team channel."""
+        ...
+
+    def retry_later(self, ticket_id: int) -> None:
+        """Queue the ticket again after its next retry delay; after the last, leave it."""
+        ...
+
+    def ask_model(self, job: ModelJob) -> None:
+        """Queue a ticket for the model stage."""
         ...

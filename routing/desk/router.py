@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -18,15 +19,14 @@ from routing.cascade import Pipeline
 from routing.config import TriageConfig
 from routing.desk.follow_ups import reply_note
 from routing.desk.limits import MODEL_LATE_MARGIN_SECONDS
-from routing.desk.paging import Pager
-from routing.desk.placement import Placement
+from routing.desk.roles import PageTrigger, PostPlacement, RoutingQueue
 from routing.desk.tickets import TicketLocks
 from routing.desk.tickets import with_replies as ticket_with_replies
 from routing.desk.types import Note, PostRef
-from routing.desk.work_queue import ModelJob, Placing, Send, WorkQueue
+from routing.desk.work_queue import ModelJob, Placing, Send
 from routing.models import Triage
 from routing.ports import TicketStore
-from routing.records import StoredTicket, TicketStatus
+from routing.records import ModelState, StoredPost, StoredTicket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,10 @@ class Router:
         store: TicketStore,
         outbox: RouterOutbox,
         pipeline: Pipeline,
-        placement: Placement,
-        pager: Pager,
+        placement: PostPlacement,
+        pager: PageTrigger,
         locks: TicketLocks,
-        queue: WorkQueue,
+        queue: RoutingQueue,
         replica: str,
         lease: timedelta,
         now: Callable[[], datetime],
@@ -90,6 +90,7 @@ class Router:
                     await self._paged(ticket_id)
                 return  # else another replica holds it, or the customer withdrew it
             self._queue.held.add(ticket_id)
+            # Read once: what this step writes is applied to it, not read back.
             stored = await self._store.ticket(ticket_id)
             assert stored is not None  # noqa: S101  # claimed just now
             # An agent's correction made while it waited for a retry stands, and so does what
@@ -97,14 +98,16 @@ class Router:
             refined = stored.model_state in ("answered", "late") or (
                 stored.model_state == "pending" and ticket_id in self._queue.refining
             )
-            if stored.decision is None or (stored.decision.source != "agent" and not refined):
-                stored, _ = await self.classify(ticket_id)
+            link = None
             if stored.permalink is None:
                 link = await self._outbox.permalink(stored.channel, stored.ts)
-                if link:
-                    await self._store.set_permalink(ticket_id, link)
-            decided = await self._store.ticket(ticket_id)
-            assert decided is not None  # noqa: S101  # tickets are never deleted
+            if stored.decision is None or (stored.decision.source != "agent" and not refined):
+                # The link is stored with the decision and the draft, in one transaction.
+                stored, _ = await self.classify(ticket_id, ticket=stored, permalink=link)
+            elif link:
+                await self._store.set_permalink(ticket_id, link)
+                stored = replace(stored, permalink=link)
+            decided = stored
             assert decided.decision is not None  # noqa: S101  # classified just now
             placing = Placing(
                 recovering=previous == "routing",
@@ -140,6 +143,12 @@ class Router:
     async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: Placing) -> bool:
         """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
         posted = {post.team for post in await self._store.posts(ticket_id)}
+        return self._queue_missing(ticket_id, ticket, placing, posted)
+
+    def _queue_missing(
+        self, ticket_id: int, ticket: StoredTicket, placing: Placing, posted: set[str]
+    ) -> bool:
+        """Queue a post in each wanted team's channel not in posted; False if none is missing."""
         missing = [team for team in self._wanted_teams(ticket) if team not in posted]
         if not missing and not self._wanted_teams(ticket):
             logger.info("ticket %s needs no action: not posted", ticket_id)
@@ -167,10 +176,14 @@ class Router:
         try:
             async with self._locks.lock(ticket_id):
                 now = self._now()
-                held = await self._store.renew_leases(
-                    self._replica, [ticket_id], until=now + self._lease
+                # The lease renewed and the ticket read in one statement; read apart only when
+                # the lease is not held (to tell a withdrawn ticket from one taken over).
+                ticket = await self._store.renew_lease(
+                    self._replica, ticket_id, until=now + self._lease
                 )
-                ticket = await self._store.ticket(ticket_id)
+                held = ticket is not None
+                if ticket is None:
+                    ticket = await self._store.ticket(ticket_id)
                 if ticket is None or ticket.status == "withdrawn":
                     pass  # the customer deleted it: nothing to post
                 elif not held:
@@ -180,7 +193,7 @@ class Router:
                 elif team in self._wanted_teams(ticket):
                     # (An agent's correction or the customer's edit may have moved it meanwhile.)
                     posted = await self._placement.post_once(
-                        ticket_id, team, recovering=placing.recovering
+                        ticket_id, team, recovering=placing.recovering, ticket=ticket
                     )
                     if posted is not None:
                         # What the customer added in the thread before the post existed.
@@ -221,24 +234,26 @@ class Router:
         async with self._locks.lock(ticket_id):
             ticket = await self._store.ticket(ticket_id)
             assert ticket is not None  # noqa: S101  # tickets are never deleted
+            posts = await self._store.posts(ticket_id)
+            posted = {post.team for post in posts}
             # A team that became wanted while the posts waited (an edit) is posted now.
-            if ticket.status != "withdrawn" and await self._queue_posts(ticket_id, ticket, placing):
+            if ticket.status != "withdrawn" and self._queue_missing(
+                ticket_id, ticket, placing, posted
+            ):
                 return
             self._queue.placing.pop(ticket_id, None)
-            posted = {post.team for post in await self._store.posts(ticket_id)}
             if placing.refined or posted - set(self._wanted_teams(ticket)):
                 # The model answered, or an edit moved it, after some posts were made: those
                 # are redrawn, and one in a team no longer wanted is marked moved.
-                await self._show_refined(ticket_id)
+                await self._show_refined(ticket_id, ticket=ticket, posts=posts)
             else:
-                await self._placement.link_related(ticket_id)
+                await self._placement.link_related(ticket_id, ticket=ticket, posts=posts)
             await self._mark_routed(ticket_id)
         await self._paged(ticket_id)
 
     async def _mark_routed(self, ticket_id: int) -> None:
-        ticket = await self._store.ticket(ticket_id)
-        if ticket is not None and ticket.status != "withdrawn":
-            await self._store.mark_routed(ticket_id)
+        # The store leaves a withdrawn ticket withdrawn (its deletion came before the ack).
+        await self._store.mark_routed(ticket_id)
         self._queue.held.discard(ticket_id)
 
     async def _paged(self, ticket_id: int) -> None:
@@ -248,25 +263,33 @@ class Router:
         if self._queue.retries.get(ticket_id) == attempt:
             self._queue.retries.pop(ticket_id, None)
 
-    async def classify(self, ticket_id: int) -> tuple[StoredTicket, Triage]:
+    async def classify(
+        self, ticket_id: int, *, ticket: StoredTicket | None = None, permalink: str | None = None
+    ) -> tuple[StoredTicket, Triage]:
         """Run the local stage on the stored text; keep its layers and a fresh offline draft.
 
         With an LLM configured the ticket is then queued for the model stage ("pending").
+        ticket is the ticket as the caller has just read it under its lock (else read here);
+        permalink, if given, is stored with the decision. Returns the ticket as now stored.
         """
-        ticket = await self._store.ticket(ticket_id)
+        if ticket is None:
+            ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
         local = await self._pipeline.triage_locally(await ticket_with_replies(self._store, ticket))
         triage = local.triage
         refines = self._pipeline.refines
+        model_state: ModelState | None = "pending" if refines else None
+        # One transaction: the layers, the decision, the link and the draft (which replaces a
+        # pending or rejected draft only: a sent reply stays what was sent).
         await self._store.record_triage(
             ticket_id,
             layers=triage.layers,
             decision=triage.decision,
             escalation=triage.escalation,
-            model_state="pending" if refines else None,
+            model_state=model_state,
+            draft=(triage.draft.text, triage.draft.source),
+            permalink=permalink,
         )
-        # Replaces a pending or rejected draft only: a sent reply stays what was sent.
-        await self._store.set_draft(ticket_id, text=triage.draft.text, source=triage.draft.source)
         if refines:
             self._queue.ask_model(
                 ModelJob(
@@ -278,7 +301,15 @@ class Router:
                     text=ticket.text,
                 )
             )
-        return ticket, triage
+        stored = replace(
+            ticket,
+            decision=triage.decision,
+            escalation=triage.escalation,
+            language=triage.decision.language,
+            model_state=model_state,
+            permalink=permalink or ticket.permalink,
+        )
+        return stored, triage
 
     # --- the model stage ----------------------------------------------------------------
 
@@ -344,15 +375,27 @@ class Router:
             await self._show_refined(ticket_id)
         await self._paged(ticket_id)
 
-    async def _show_refined(self, ticket_id: int) -> None:
-        """Redraw the posts in place; post in a team newly wanted and mark the old post moved."""
-        ticket = await self._store.ticket(ticket_id)
+    async def _show_refined(
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> None:
+        """Redraw the posts in place; post in a team newly wanted and mark the old post moved.
+
+        ticket and its active posts are read here unless the caller has just read them.
+        """
+        if ticket is None:
+            ticket = await self._store.ticket(ticket_id)
         if ticket is None or ticket.status == "withdrawn":
             return
         wanted = set(self._wanted_teams(ticket))
-        posted = {post.team for post in await self._store.posts(ticket_id)}
+        if posts is None:
+            posts = await self._store.posts(ticket_id)
+        posted = {post.team for post in posts}
         if not wanted or wanted == posted:
-            await self._placement.refresh(ticket_id)
+            await self._placement.refresh(ticket_id, ticket=ticket, posts=posts)
             return
         try:
             await self._placement.place(ticket_id, wanted, moved_by=None)

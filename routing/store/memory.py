@@ -250,6 +250,16 @@ class MemoryStore:
                 renewed += 1
         return renewed
 
+    async def renew_lease(
+        self, holder: str, ticket_id: int, *, until: datetime
+    ) -> StoredTicket | None:
+        """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
+        row = self.tables.tickets.get(ticket_id)
+        if row is None or row.record.status != "routing" or row.claimed_by != holder:
+            return None
+        row.lease_until = until
+        return _out(row.record)
+
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
     ) -> list[tuple[int, TicketStatus]]:
@@ -337,9 +347,14 @@ class MemoryStore:
         decision: Decision,
         escalation: Escalation,
         model_state: ModelState | None = None,
+        draft: tuple[str, str] | None = None,
+        permalink: str | None = None,
     ) -> None:
-        """Keep every layer's output and the final decision of one classification run."""
-        if layers:
+        """Keep every layer's output and the final decision of one classification run.
+
+        With draft and permalink, those too (nothing awaits between the writes: atomic).
+        """
+        if layers or draft is not None:
             self._require_ticket(ticket_id)
         # Copies, as a database keeps what was written whatever the caller changes later.
         calls = [call.model_copy(deep=True) for call in layers]
@@ -351,6 +366,10 @@ class MemoryStore:
             language=decision.language,
             model_state=model_state,
         )
+        if permalink is not None:
+            self._update(ticket_id, touch=False, permalink=permalink)
+        if draft is not None:
+            self._store_draft(ticket_id, text=draft[0], source=draft[1])
 
     async def record_refinement(
         self,
@@ -471,6 +490,9 @@ class MemoryStore:
     async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
         """Store a new pending draft for a ticket, replacing one that was not sent."""
         self._require_ticket(ticket_id)
+        self._store_draft(ticket_id, text=text, source=source)
+
+    def _store_draft(self, ticket_id: int, *, text: str, source: str) -> None:
         now = utc_now()
         old = self.tables.drafts.get(ticket_id)
         if old is None:

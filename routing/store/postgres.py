@@ -64,6 +64,17 @@ def _claimed(claims: int) -> TicketStatus:
     return "new" if claims <= 1 else "routing"
 
 
+# A new pending draft, replacing one that was not sent (set_draft, record_triage).
+_SET_DRAFT = (
+    "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+    " VALUES (%s, %s, %s, 'pending', %s)"
+    " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+    " source = excluded.source, status = 'pending', decided_by = NULL,"
+    " decided_at = NULL, created_at = excluded.created_at"
+    " WHERE drafts.status IN ('pending', 'rejected')"
+)
+
+
 # Slack's ts strings sort as time only byte by byte (a locale's collation may skip the dot):
 # ts is compared COLLATE "C" wherever it is ordered.
 Connection = psycopg.AsyncConnection[DictRow]
@@ -82,6 +93,10 @@ class PostgresStore:
         self._pool = pool
         self._ack_write_seconds = ack_write_seconds
         self._clock = clock
+        # Public ids this process has read (they never change once made).
+        self._public_ids: dict[int, str] = {}
+        # New tickets' inserts waiting for the one in flight: made together (add_ticket).
+        self._new_tickets = _GroupInsert(pool, timeout=ack_write_seconds)
 
     @classmethod
     async def open(
@@ -171,14 +186,28 @@ class PostgresStore:
         A dropped connection or a refusing server is tried again (WRITE_RETRY_DELAYS), then,
         within ACK_WRITE_SECONDS, StoreUnavailableError: the message must not be acknowledged.
         """
-        _, row = await self._write_before_ack(
-            f"storing message {channel}/{ts}",
-            "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (channel, ts) DO NOTHING RETURNING id",
-            (channel, ts, author, text, received_at, utc_now()),
+        # Group commit: the inserts of tickets arriving while one is in flight wait for it,
+        # then go together (one statement, one commit), each answered only once committed.
+        row = (channel, ts, author, text, received_at, utc_now())
+        deadline = self._clock() + self._ack_write_seconds
+
+        async def attempt() -> int | None:
+            try:
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    return await self._new_tickets.insert(row)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no answer from PostgreSQL within {self._ack_write_seconds:g} s"
+                ) from None
+
+        return await with_retries(
+            attempt,
+            transient=(psycopg.OperationalError, TimeoutError),
+            what=f"storing message {channel}/{ts}",
+            delays=WRITE_RETRY_DELAYS,
+            deadline=deadline,
+            clock=self._clock,
         )
-        return int(row["id"]) if row else None
 
     async def _write_before_ack(
         self,
@@ -293,6 +322,17 @@ class PostgresStore:
             (until, holder, list(ticket_ids)),
         )
 
+    async def renew_lease(
+        self, holder: str, ticket_id: int, *, until: datetime
+    ) -> StoredTicket | None:
+        """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
+        row = await self._one(
+            "UPDATE tickets SET lease_until = %s"
+            " WHERE id = %s AND status = 'routing' AND claimed_by = %s RETURNING *",
+            (until, ticket_id, holder),
+        )
+        return _ticket(row) if row else None
+
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
     ) -> list[tuple[int, TicketStatus]]:
@@ -370,10 +410,20 @@ class PostgresStore:
         decision: Decision,
         escalation: Escalation,
         model_state: ModelState | None = None,
+        draft: tuple[str, str] | None = None,
+        permalink: str | None = None,
     ) -> None:
-        """Keep every layer's output and the final decision of one classification run."""
+        """Keep every layer's output and the final decision of one classification run.
+
+        With draft and permalink, those too: one transaction, its statements pipelined (one
+        round trip to the server for all of them).
+        """
         now = utc_now()
-        async with self._pool.connection() as connection, connection.transaction():
+        async with (
+            self._pool.connection() as connection,
+            connection.pipeline(),
+            connection.transaction(),
+        ):
             async with connection.cursor() as cursor:
                 await cursor.executemany(
                     "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
@@ -382,16 +432,20 @@ class PostgresStore:
                 )
             await connection.execute(
                 "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " model_state = %s, updated_at = %s WHERE id = %s",
+                " model_state = %s, updated_at = %s, permalink = COALESCE(%s::text, permalink)"
+                " WHERE id = %s",
                 (
                     decision.model_dump_json(),
                     escalation.model_dump_json(),
                     decision.language,
                     model_state,
                     now,
+                    permalink,
                     ticket_id,
                 ),
             )
+            if draft is not None:
+                await connection.execute(_SET_DRAFT, (ticket_id, draft[0], draft[1], now))
 
     async def record_refinement(
         self,
@@ -497,15 +551,7 @@ class PostgresStore:
 
     async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
         """Store a new pending draft for a ticket, replacing one that was not sent."""
-        await self._run(
-            "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
-            " VALUES (%s, %s, %s, 'pending', %s)"
-            " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
-            " source = excluded.source, status = 'pending', decided_by = NULL,"
-            " decided_at = NULL, created_at = excluded.created_at"
-            " WHERE drafts.status IN ('pending', 'rejected')",
-            (ticket_id, text, source, utc_now()),
-        )
+        await self._run(_SET_DRAFT, (ticket_id, text, source, utc_now()))
 
     async def draft(self, ticket_id: int) -> StoredDraft | None:
         """The ticket's draft."""
@@ -614,19 +660,27 @@ class PostgresStore:
         return post_from_row(row) if row else None
 
     async def public_id(self, ticket_id: int) -> str:
-        """The ticket's public id: random, made the first time it is asked for, then kept."""
-        query = "SELECT public_id FROM ticket_keys WHERE ticket_id = %s"
-        row = await self._one(query, (ticket_id,))
-        if row is None:  # the first card of this ticket: one write, then reads only
-            # Two replicas asking at once: one insert wins, both read the winner's.
-            await self._run(
-                "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
-                " ON CONFLICT (ticket_id) DO NOTHING",
-                (ticket_id, new_public_id()),
+        """The ticket's public id: random, made the first time it is asked for, then kept.
+
+        A public id never changes once made, so this process remembers the ones it has read.
+        """
+        known = self._public_ids.get(ticket_id)
+        if known is not None:
+            return known
+        # The first card of a ticket: one insert. Two replicas asking at once: one insert
+        # wins, and the other reads the winner's.
+        row = await self._one(
+            "INSERT INTO ticket_keys (ticket_id, public_id) VALUES (%s, %s)"
+            " ON CONFLICT (ticket_id) DO NOTHING RETURNING public_id",
+            (ticket_id, new_public_id()),
+        )
+        if row is None:
+            row = await self._one(
+                "SELECT public_id FROM ticket_keys WHERE ticket_id = %s", (ticket_id,)
             )
-            row = await self._one(query, (ticket_id,))
         assert row is not None  # noqa: S101  # inserted just now or before
-        return str(row["public_id"])
+        self._public_ids[ticket_id] = public_id = str(row["public_id"])
+        return public_id
 
     async def ticket_by_public_id(self, public_id: str) -> int | None:
         """The ticket with this public id, if this database made it."""
@@ -988,6 +1042,102 @@ class PostgresStore:
                 for row in rows
             ]
         )
+
+
+# A new ticket's row: channel, ts, author, text, received_at, updated_at.
+TicketRow = tuple[str, str, str | None, str, datetime, datetime]
+# At most this many tickets' rows in one statement.
+GROUP_INSERT_MAX = 500
+
+
+class _GroupInsert:
+    """New tickets' inserts made together: those that arrive while one is in flight wait for it.
+
+    A burst of messages (each acknowledged only once its ticket is committed) then costs one
+    statement and one commit per round, not one per message, and holds one pooled connection
+    instead of all of them. Nothing waits on purpose: a lone message goes at once. Each caller
+    hears its own ticket's id (None when its (channel, ts) is a ticket already, or came twice in
+    the round) or the round's error; a round failing on something other than the connection is
+    made again row by row, so one row the server refuses fails only its own message.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Connection], *, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._waiting: list[tuple[TicketRow, asyncio.Future[int | None]]] = []
+        self._rounds: asyncio.Task[None] | None = None
+
+    async def insert(self, row: TicketRow) -> int | None:
+        """Store one ticket's row with the others waiting; its id, or None if not new."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        if self._rounds is None or self._rounds.done():
+            self._rounds = asyncio.create_task(self._run_rounds())
+        # A caller that stops waiting (its ack's time ran out) cancels only its own future: a
+        # round already in flight may still commit its row, which a sweep then routes.
+        return await future
+
+    async def _run_rounds(self) -> None:
+        while self._waiting:
+            taken = self._waiting[:GROUP_INSERT_MAX]
+            del self._waiting[:GROUP_INSERT_MAX]
+            batch = [(row, future) for row, future in taken if not future.done()]
+            if not batch:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout):
+                    ids = await self._insert_rows([row for row, _ in batch])
+            except (psycopg.OperationalError, TimeoutError) as error:
+                _settle(batch, error=error)  # the connection or server: each caller retries
+                continue
+            except psycopg.Error:
+                # A row the server refuses (bad data): each alone, so only its own fails.
+                for row, future in batch:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            one = await self._insert_rows([row])
+                    except (psycopg.Error, TimeoutError) as error:
+                        _settle([(row, future)], error=error)
+                    else:
+                        _settle([(row, future)], ids=one)
+                continue
+            _settle(batch, ids=ids)
+
+    async def _insert_rows(self, rows: Sequence[TicketRow]) -> dict[tuple[str, str], int]:
+        """Insert rows (a (channel, ts) once) in one statement; the new ones' ids by key."""
+        unique: dict[tuple[str, str], TicketRow] = {}
+        for row in rows:
+            unique.setdefault((row[0], row[1]), row)
+        columns = list(zip(*unique.values(), strict=True))
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(
+                "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::timestamptz[], %s::timestamptz[])"
+                " ON CONFLICT (channel, ts) DO NOTHING RETURNING id, channel, ts",
+                [list(column) for column in columns],
+            )
+            return {(row["channel"], row["ts"]): int(row["id"]) for row in await cursor.fetchall()}
+
+
+def _settle(
+    batch: Sequence[tuple[TicketRow, asyncio.Future[int | None]]],
+    *,
+    ids: dict[tuple[str, str], int] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Answer each caller of a round: its id (the first caller of a key only), or the error."""
+    answered: set[tuple[str, str]] = set()
+    for row, future in batch:
+        if future.done():
+            continue  # its caller stopped waiting
+        if error is not None:
+            future.set_exception(error)
+            continue
+        assert ids is not None  # noqa: S101  # either ids or an error
+        key = (row[0], row[1])
+        future.set_result(None if key in answered else ids.get(key))
+        answered.add(key)
 
 
 async def _migrate(connection: psycopg.AsyncConnection[Any]) -> None:

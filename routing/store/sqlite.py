@@ -56,6 +56,17 @@ from routing.store.schema import migrations
 MIGRATIONS = migrations("sqlite")
 
 
+# A new pending draft, replacing one that was not sent (set_draft, record_triage).
+_SET_DRAFT = (
+    "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+    " VALUES (?, ?, ?, 'pending', ?)"
+    " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+    " source = excluded.source, status = 'pending', decided_by = NULL,"
+    " decided_at = NULL, created_at = excluded.created_at"
+    " WHERE drafts.status IN ('pending', 'rejected')"
+)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -82,6 +93,8 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._ack_write_seconds = ack_write_seconds
         self._clock = clock
+        # Public ids this process has read (they never change once made).
+        self._public_ids: dict[int, str] = {}
 
     @classmethod
     async def open(
@@ -326,6 +339,18 @@ class SqliteStore:
         await self._db.commit()
         return cursor.rowcount
 
+    async def renew_lease(
+        self, holder: str, ticket_id: int, *, until: datetime
+    ) -> StoredTicket | None:
+        """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
+        rows = await self._db.execute_fetchall(
+            "UPDATE tickets SET lease_until = ? WHERE id = ? AND status = 'routing'"
+            " AND claimed_by = ? RETURNING *",
+            (_iso(until), ticket_id, holder),
+        )
+        await self._db.commit()
+        return next((_ticket(row) for row in rows), None)
+
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
     ) -> list[tuple[int, TicketStatus]]:
@@ -425,8 +450,13 @@ class SqliteStore:
         decision: Decision,
         escalation: Escalation,
         model_state: ModelState | None = None,
+        draft: tuple[str, str] | None = None,
+        permalink: str | None = None,
     ) -> None:
-        """Keep every layer's output and the final decision of one classification run."""
+        """Keep every layer's output and the final decision of one classification run.
+
+        With draft and permalink, those too: one commit for all.
+        """
         now = _iso(utc_now())
         await self._db.executemany(
             "INSERT INTO layer_decisions (ticket_id, layer, call_json, at) VALUES (?, ?, ?, ?)",
@@ -444,6 +474,12 @@ class SqliteStore:
                 ticket_id,
             ),
         )
+        if permalink is not None:
+            await self._db.execute(
+                "UPDATE tickets SET permalink = ? WHERE id = ?", (permalink, ticket_id)
+            )
+        if draft is not None:
+            await self._db.execute(_SET_DRAFT, (ticket_id, draft[0], draft[1], now))
         await self._db.commit()
 
     async def record_refinement(
@@ -552,15 +588,7 @@ class SqliteStore:
     async def set_draft(self, ticket_id: int, *, text: str, source: str) -> None:
         """Store a new pending draft for a ticket, replacing one that was not sent."""
         now = _iso(utc_now())
-        await self._db.execute(
-            "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
-            " VALUES (?, ?, ?, 'pending', ?)"
-            " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
-            " source = excluded.source, status = 'pending', decided_by = NULL,"
-            " decided_at = NULL, created_at = excluded.created_at"
-            " WHERE drafts.status IN ('pending', 'rejected')",
-            (ticket_id, text, source, now),
-        )
+        await self._db.execute(_SET_DRAFT, (ticket_id, text, source, now))
         await self._db.commit()
 
     async def draft(self, ticket_id: int) -> StoredDraft | None:
@@ -677,7 +705,13 @@ class SqliteStore:
         return post_from_row(row) if row else None
 
     async def public_id(self, ticket_id: int) -> str:
-        """The ticket's public id: random, made the first time it is asked for, then kept."""
+        """The ticket's public id: random, made the first time it is asked for, then kept.
+
+        A public id never changes once made, so this process remembers the ones it has read.
+        """
+        known = self._public_ids.get(ticket_id)
+        if known is not None:
+            return known
         query = "SELECT public_id FROM ticket_keys WHERE ticket_id = ?"
         async with self._db.execute(query, (ticket_id,)) as cursor:
             row = await cursor.fetchone()
@@ -690,7 +724,8 @@ class SqliteStore:
             async with self._db.execute(query, (ticket_id,)) as cursor:
                 row = await cursor.fetchone()
         assert row is not None  # noqa: S101  # inserted just now or before
-        return str(row["public_id"])
+        self._public_ids[ticket_id] = public_id = str(row["public_id"])
+        return public_id
 
     async def ticket_by_public_id(self, public_id: str) -> int | None:
         """The ticket with this public id, if this database made it."""
