@@ -9,13 +9,14 @@ owns; its reason says what the fix is.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.sandbox.shell import CUSTOMER, INTAKE
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
@@ -240,3 +241,29 @@ async def test_a_fooled_models_parts_do_not_post_or_page_every_team(
     assert len(openai_server.requests) >= 1
     assert len(posts) == 1
     assert len(pages) <= 1
+
+
+# --- /triage answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "echoed"),
+    [
+        ("oncall <!channel>", "Unknown team `&lt;!channel&gt;`"),
+        ("reclassify #1 category=<!here>", "Unknown category `&lt;!here&gt;`"),
+        (
+            "reclassify #1 team=<!subteam^S0BILLAGENTS>",
+            "Unknown team `&lt;!subteam^s0billagents&gt;`",
+        ),
+        ("status <@U0AGENT>", "`&lt;@U0AGENT&gt;` is not a ticket"),
+        ("status <https://evil.example/x|#1>", "`&lt;https://evil.example/x|#1&gt;` is not a"),
+    ],
+)
+async def test_an_agents_hostile_argument_is_quoted_back_escaped(
+    bot: Harness, command: str, echoed: str
+) -> None:
+    """A mention or link an agent typed as an argument is shown as text, never as a mention."""
+    await bot.new_ticket("I was charged twice this month")
+    answer = await bot.command(AGENT, command)
+    assert echoed in answer
+    assert re.findall(r"<[!@#h][^>]*>", answer) == []
