@@ -6,7 +6,7 @@ in Latin words as Latin: _matching_view), and only the matched spans of the orig
 
 What is redacted, and by what (well-kept libraries where one is made for the job):
 - emails, in any script (`jané.dœ@exämple.com`), and spelt out (`john [at] example [dot] com`,
-  `john.doe at example.com`);
+  `john.doe at example.com`), and percent-encoded in a pasted link (`?email=jane%40example.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
   a bare digit run only after a phone word ("call me on", "Handy:") or when it is a mobile
@@ -34,7 +34,8 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
   doesn't work"); a passphrase's words to the end of its clause; PINs and one-time codes
-  ("the code is 482913", "OTP code 482913", "482913 is your code"), but not HTTP, error, zip
+  ("the code is 482913", "OTP code 482913", "482913 is your code", "the PIN for my card is
+  4821"), but not HTTP, error, zip
   or promo codes; `credentials user:password`.
 """
 
@@ -244,7 +245,10 @@ def _matching_view(text: str) -> _View:
 
 
 _DOT = r"[.\u3002\uff0e]"
-_EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
+# The at sign as typed, full-width, or percent-encoded in a pasted link ("?email=jane%40x.com").
+_EMAIL = re.compile(
+    rf"(?<![\w.+-])[\w.+%'-]+(?:[@\uff20]|%40)[\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}"
+)
 # Addresses written to dodge a matcher: "john(at)example(dot)com", "john [at] example.com",
 # "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
 _AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
@@ -540,6 +544,8 @@ _CODE_VALUE = re.compile(
     r"|ワンタイムパスワード|인증번호|인증 코드)"
     # "OTP code 482913", "PIN number: 1234", "OTP kodu 482913".
     r"(?:[ \t]+(?:codes?|kodu|kod|number|no\.?|nr\.?|pin))?"
+    # "the PIN for my card is 4821", "the verification code for our account: 482913".
+    r"(?:[ \t]+(?:for|to)[ \t]+(?:my|our|the|your)[ \t]+[^\W\d_]{2,15})?"
     r"(?![A-Za-z])[^\w\n]{0,4}"
     r"(?:(?:is|was|lautet|ist|est|es|é|è|是|为|為|は|が|는|은)(?![A-Za-z])[^\w\n]{0,3})?"
     + _CODE_DIGITS,
@@ -1344,7 +1350,7 @@ def redact(text: str) -> Redaction:
             # "5003 is the error code we get" names another code.
             if not _OTHER_CODES.intersection(match.group("words").lower().split()):
                 spans.claim(*match.span("code"), "secret")
-    if "@" in text or "\uff20" in text:
+    if "@" in text or "\uff20" in text or "%40" in text:
         for match in _EMAIL.finditer(text):
             spans.claim(*match.span(), "email")
     if (

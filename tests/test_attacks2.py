@@ -267,3 +267,35 @@ async def test_an_agents_hostile_argument_is_quoted_back_escaped(
     answer = await bot.command(AGENT, command)
     assert echoed in answer
     assert re.findall(r"<[!@#h][^>]*>", answer) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "piece", "placeholder"),
+    [
+        (
+            "the reset link https://app.example.com/reset?email=jane.roe%40example.com&t=1 fails",
+            "jane.roe",
+            "[EMAIL]",
+        ),
+        (
+            "<https://app.example.com/u?e=JANE%40EXAMPLE.COM|my account> is locked",
+            "JANE",
+            "[EMAIL]",
+        ),
+        ("the pin for my card is 4821, it stopped working", "4821", "[SECRET]"),
+        ("the verification code for my account is 482913", "482913", "[SECRET]"),
+    ],
+)
+def test_an_address_in_a_pasted_link_and_a_pin_named_for_its_card_are_redacted(
+    text: str, piece: str, placeholder: str
+) -> None:
+    """A percent-encoded at sign is an at sign; 'the PIN for my card is 4821' names a PIN."""
+    redacted = redact(text).text
+    assert piece not in redacted
+    assert placeholder in redacted
+
+
+@pytest.mark.parametrize("text", ["a 50%40 discount", "pin of the month 2024", "100%40x"])
+def test_percent_signs_and_pins_of_other_things_are_kept(text: str) -> None:
+    """A percent sign before 40 in prose, and 'pin of' a thing, are no address and no PIN."""
+    assert redact(text).text == text
