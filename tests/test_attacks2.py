@@ -9,14 +9,17 @@ owns; its reason says what the fix is.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.__main__ import LIBRARY_LOGGERS, configure_logging
 from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
+from bot.settings import load_settings
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
 from routing.llm import LLMClassifier, build_openai_client
@@ -299,3 +302,45 @@ def test_an_address_in_a_pasted_link_and_a_pin_named_for_its_card_are_redacted(
 def test_percent_signs_and_pins_of_other_things_are_kept(text: str) -> None:
     """A percent sign before 40 in prose, and 'pin of' a thing, are no address and no PIN."""
     assert redact(text).text == text
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _logging_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = [*LIBRARY_LOGGERS, "httpx2", "httpcore2"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
+
+
+@pytest.mark.usefixtures("_logging_restored")
+async def test_a_model_request_at_debug_logs_nothing_below_info_from_a_library(
+    openai_server: OpenAIStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TRIAGE_LOG_LEVEL=DEBUG: the openai client's HTTP stack (httpx2, httpcore2) stays at INFO."""
+    configure_logging(load_settings(environ={"TRIAGE_LOG_LEVEL": "DEBUG"}))
+    caplog.set_level(logging.DEBUG)
+    openai_server.default = _billing_model
+    client = build_openai_client(
+        api_key="sk-test-logging", base_url=openai_server.url, timeout_seconds=5, max_retries=0
+    )
+    try:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "charged twice"}]
+        )
+    finally:
+        await client.close()
+    assert openai_server.requests
+    libraries = [
+        f"{record.name}: {record.getMessage()[:60]}"
+        for record in caplog.records
+        if record.levelno < logging.INFO and not record.name.startswith(("bot", "routing"))
+    ]
+    assert libraries == []
