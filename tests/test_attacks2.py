@@ -25,6 +25,7 @@ from routing.embedding_cache import CachingEmbedder
 from routing.injection import find_instruction
 from routing.llm import LLMClassifier, build_openai_client
 from routing.redact import redact
+from routing.rules import Rules
 from tests.slack_harness import Harness, running_bot
 from tests.standins.openai_server import OpenAIStandIn, Scripted, reply_json, reply_text
 
@@ -388,3 +389,19 @@ async def test_a_hidden_instruction_sends_the_ticket_to_a_human(bot: Harness) ->
     assert ticket.escalation is not None
     reasons = " ".join(reason.detail for reason in ticket.escalation.reasons)
     assert "tries to instruct the model" in reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "URG\u200bENT: the export fails",
+        "pro\u00adduction down since noon",
+        "\u202eoutage\u202c on the dashboard",
+        "out\u2060age of the dashboard",
+    ],
+)
+def test_a_forced_keyword_with_an_invisible_character_inside_still_forces_a_human(
+    text: str,
+) -> None:
+    """Zero-width spaces, soft hyphens and bidi controls inside a keyword do not hide it."""
+    assert Rules(load_config().rules).match(text).forced_keywords != ()
