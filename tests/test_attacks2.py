@@ -121,14 +121,17 @@ async def test_bare_cards_in_a_message_and_its_reply_never_reach_the_model(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a message_deleted for a ts the store has never seen is dropped, so the message"
-    " event Slack delivers after it (a retried delivery) makes a ticket, a team post and a"
-    " draft for a message the customer deleted. Fix in routing/desk/intake.py and the store:"
-    " keep a tombstone per (channel, ts) for an unknown deletion (stored before the ack, as"
-    " other deletions are) and store the late message as withdrawn, posting nothing.",
+    reason="a message_deleted for a ts the store has never seen is dropped"
+    " (FollowUps.store_deletion, routing/desk/follow_ups.py), so the message event Slack"
+    " delivers after it (a retried delivery) makes a ticket, a team post and a draft for a"
+    " message the customer deleted. Fix there and in the store: keep a tombstone per"
+    " (channel, ts) for an unknown deletion, before the ack as other deletions are, and let"
+    " add_ticket store a tombstoned message as withdrawn, posting nothing.",
 )
 async def test_a_deletion_delivered_before_its_message_leaves_no_team_post(bot: Harness) -> None:
     """Deleted, then the (retried) message event: no ticket is posted for the team."""
+    await bot.new_ticket("Where can I find your office hours?")
+    before = len(bot.all_ticket_posts())
     message = bot.slack.add_message(INTAKE, user=CUSTOMER, text="refund my invoice, card ending 42")
     deletion = bot.workspace.message_deleted(
         channel=INTAKE, ts=message["ts"], previous_text=message["text"]
@@ -139,22 +142,23 @@ async def test_a_deletion_delivered_before_its_message_leaves_no_team_post(bot: 
     )
     assert await bot.event(late, retry=1) == 200
     await bot.desk.drain()
-    assert bot.all_ticket_posts() == []
+    assert len(bot.all_ticket_posts()) == before
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="an edit that arrives before its message makes the ticket from the edit's text, but"
-    " the original message event delivered after it replaces that text with the older one."
-    " Fix in routing/desk/intake.py / the store's ticket insert: a message whose (channel, ts)"
-    " already has a ticket changes nothing (edits apply by edited.ts since migration 7; the"
-    " original message is older than any edit).",
+    reason="on a fresh install (no ticket stored yet) an edit delivered before its message is"
+    " dropped: FollowUps._missed_message (routing/desk/follow_ups.py) reads Slack's copy only"
+    " for a ts at or after the oldest stored ticket, and with none stored it reads nothing; the"
+    " late original then makes the ticket with the old text. Fix there: with no ticket stored,"
+    " read Slack's copy too (the first start reads no history, so nothing else finds it).",
 )
-async def test_the_original_message_delivered_after_its_edit_keeps_the_edited_text(
+async def test_the_first_message_delivered_after_its_edit_keeps_the_edited_text(
     bot: Harness,
 ) -> None:
-    """Edit first, then the late original: the ticket keeps the customer's newer words."""
+    """The very first ticket: edit first, then the late original; the newer words are kept."""
     message = bot.slack.add_message(INTAKE, user=CUSTOMER, text="OLD: charged twice this month")
+    bot.slack.edit_message(INTAKE, message["ts"], text="NEW: charged three times this month")
     edit = bot.workspace.message_changed(
         channel=INTAKE,
         user=CUSTOMER,
