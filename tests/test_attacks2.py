@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.__main__ import LIBRARY_LOGGERS, configure_logging
-from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE
+from bot.sandbox.shell import AGENT, CUSTOMER, INTAKE, ONCALL
 from bot.settings import load_settings
 from routing.config import TriageConfig, load_config
 from routing.embedding_cache import CachingEmbedder
@@ -409,3 +409,31 @@ def test_a_forced_keyword_with_an_invisible_character_inside_still_forces_a_huma
 ) -> None:
     """Zero-width spaces, soft hyphens and bidi controls inside a keyword do not hide it."""
     assert Rules(load_config().rules).match(text).forced_keywords != ()
+
+
+# --- pages held down too far ----------------------------------------------------------------------
+
+
+async def test_an_outage_after_a_vague_question_still_pages_the_oncall_by_dm(
+    bot: Harness,
+) -> None:
+    """A customer's 'hello??' is paged; their outage minutes later still reaches the on-call."""
+    vague = await bot.new_ticket("hello?? anyone there?")
+    vague_ticket = await bot.store.ticket(vague)
+    assert vague_ticket is not None
+    assert vague_ticket.decision is not None
+    assert vague_ticket.decision.priority != "critical"
+    outage = await bot.new_ticket("Production is down for all our users, nothing loads")
+    ticket = await bot.store.ticket(outage)
+    assert ticket is not None
+    assert ticket.decision is not None
+    assert ticket.decision.priority == "critical"
+    dms = [m["text"] for m in bot.slack.messages(f"D{ONCALL[1:]}")]
+    notes = [
+        reply["text"]
+        for post in await bot.store.posts(outage)
+        for reply in bot.thread_of(post.channel, post.ts)
+    ]
+    assert [dm for dm in dms if f"#{outage}" in dm] != [] or any(
+        f"<@{ONCALL}>" in note for note in notes
+    ), (dms, notes)
