@@ -366,6 +366,9 @@ LIBRARY_LOGGERS = (
     "openai",
     "httpx",
     "httpcore",
+    # openai 3's own HTTP stack: its DEBUG lines are every request's and response's headers.
+    "httpx2",
+    "httpcore2",
     "aiohttp",
     "asyncio",
     "urllib3",

@@ -54,6 +54,30 @@ async def run_command(desk: Desk, *, user: str, text: str) -> str:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
+    try:
+        return await _run(desk, user=user, words=words)
+    except BadRequestError as refused:
+        raise BadRequestError(_disarmed(refused.message, words)) from refused
+
+
+def _disarmed(message: str, words: list[str]) -> str:
+    """The desk's refusal with the words it quotes back (`<!channel>`, `<@U1>`) escaped.
+
+    The desk names an unknown team, label or reference as given, in backticks; Slack reads
+    `<!channel>` there as a mention and `<https://x|here>` as a link, even in code.
+    """
+    quoted: set[str] = set()
+    for word in words:
+        for piece in (word, word.partition("=")[2]):
+            if piece and piece != escape(piece):
+                quoted.update({piece, piece.lower()})
+    # The longest first, so a word is never escaped inside a longer one already escaped.
+    for piece in sorted(quoted, key=len, reverse=True):
+        message = message.replace(f"`{piece}`", f"`{escape(piece)}`")
+    return message
+
+
+async def _run(desk: Desk, *, user: str, words: list[str]) -> str:
     if not words or words[0] == "help":
         return HELP
     command, args = words[0].lower(), words[1:]

@@ -79,12 +79,32 @@ _PATTERNS = (
 _INJECTION = re.compile("|".join(f"(?:{pattern})" for pattern in _PATTERNS))
 
 
+# Cyrillic and Greek letters that look Latin, as they hide in a Latin word ("ign\u043ere", a
+# Cyrillic o); a word all in one script (Russian's "ignore" word) is left as written.
+_LOOKALIKES = str.maketrans("аеорсухіјѕһԁԛԝӏοαρνυικτχ", "aeopcyxijshdqwloapvuiktx")
+_MIXED_SCRIPT_WORD = re.compile(
+    r"\b(?=[^\W\d_]*[a-z])(?=[^\W\d_]*[\u0370-\u03ff\u0400-\u052f])[^\W\d_]+"
+)
+
+
 def _fold(text: str) -> str:
-    """Lower case, accents removed, curly quotes straightened, spaces collapsed."""
+    """Lower case, accents removed, curly quotes straightened, spaces collapsed.
+
+    Also what would hide a phrase from the patterns but not from the model: invisible format
+    characters (zero-width spaces and joiners, soft hyphens, bidi controls) are dropped,
+    look-alike letters inside a Latin word read as Latin, and words joined by "-" or "_"
+    ("ignore_previous_instructions") are words.
+    """
     straight = text.replace("\u2019", "'").replace("\u2018", "'").lower()
     decomposed = unicodedata.normalize("NFKD", straight)
-    plain = "".join(character for character in decomposed if not unicodedata.combining(character))
-    return re.sub(r"[ \t]+", " ", plain)
+    plain = "".join(
+        character
+        for character in decomposed
+        if not unicodedata.combining(character) and unicodedata.category(character) != "Cf"
+    )
+    latin = _MIXED_SCRIPT_WORD.sub(lambda word: word.group().translate(_LOOKALIKES), plain)
+    words = re.sub(r"(?<=[^\W\d_])[-_]+(?=[^\W\d_])", " ", latin)
+    return re.sub(r"[ \t]+", " ", words)
 
 
 def find_instruction(text: str) -> str | None:

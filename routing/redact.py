@@ -6,7 +6,7 @@ in Latin words as Latin: _matching_view), and only the matched spans of the orig
 
 What is redacted, and by what (well-kept libraries where one is made for the job):
 - emails, in any script (`jané.dœ@exämple.com`), and spelt out (`john [at] example [dot] com`,
-  `john.doe at example.com`);
+  `john.doe at example.com`), and percent-encoded in a pasted link (`?email=jane%40example.com`);
 - phone numbers in international and national formats: candidates found by one linear regex,
   each validated by `phonenumbers` (Google's libphonenumber) for the regions in `PHONE_REGIONS`;
   a bare digit run only after a phone word ("call me on", "Handy:") or when it is a mobile
@@ -14,7 +14,7 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 - payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
   or line break, several side by side, or bare or oddly grouped after a word such as "card"
   (order numbers pass Luhn one time in ten), and bare 15/16-digit runs that start like a
-  real card (Visa, Mastercard, Amex, Discover) without one;
+  real card (Visa, Mastercard, Amex, Discover, JCB) without one, digits after them or not;
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
   with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
@@ -34,7 +34,8 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
   doesn't work"); a passphrase's words to the end of its clause; PINs and one-time codes
-  ("the code is 482913", "OTP code 482913", "482913 is your code"), but not HTTP, error, zip
+  ("the code is 482913", "OTP code 482913", "482913 is your code", "the PIN for my card is
+  4821"), but not HTTP, error, zip
   or promo codes; `credentials user:password`.
 """
 
@@ -245,6 +246,9 @@ def _matching_view(text: str) -> _View:
 
 _DOT = r"[.\u3002\uff0e]"
 _EMAIL = re.compile(rf"(?<![\w.+-])[\w.+%'-]+[@\uff20][\w-]+(?:{_DOT}[\w-]+)*{_DOT}\w{{2,}}")
+# The at sign percent-encoded in a pasted link ("?email=jane%40x.com"). No "%" in the name, and
+# none before it, so that "a%40a%40..." is read once, not from every "%40" (quadratic).
+_ENCODED_EMAIL = re.compile(r"(?<![\w.+%-])[\w.+'-]+%40[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}")
 # Addresses written to dodge a matcher: "john(at)example(dot)com", "john [at] example.com",
 # "john {at} example [dot] com", "john.doe at example.com", "john at example dot com".
 _AT = r"(?:\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+|\s*@\s*)"
@@ -281,11 +285,12 @@ _CARD_WORD = re.compile(
     re.IGNORECASE,
 )
 # A bare run of 15 or 16 digits that passes Luhn and starts like a real card (Visa 4,
-# Mastercard 51-55 and 2221-2720, Discover 6011 and 65 with 16 digits; Amex 34 and 37 with
-# 15) is a card without a card word: privacy beats keeping an order number whole.
+# Mastercard 51-55 and 2221-2720, Discover 6011 and 65, JCB 3528-3589 with 16 digits;
+# Amex 34 and 37 with 15) is a card without a card word, also with more digits after
+# it ("4111111111111111 12/27"): privacy beats keeping an order number whole.
 _CARD_PREFIX = re.compile(
     r"(?:4\d{15}|5[1-5]\d{14}|(?:222[1-9]|22[3-9]\d|2[3-6]\d{2}|27[01]\d|2720)\d{12}"
-    r"|6011\d{12}|65\d{14}|3[47]\d{13})"
+    r"|6011\d{12}|65\d{14}|35(?:2[89]|[3-8]\d)\d{12}|3[47]\d{13})"
 )
 # Card groupings: 4-4-4-4(-1..3), Amex 4-6-5, Diners 4-6-4.
 _CARD_GROUPS = re.compile(r"4,4,4,[1-7](?:,[1-3])?|4,6,[45]")
@@ -539,6 +544,8 @@ _CODE_VALUE = re.compile(
     r"|ワンタイムパスワード|인증번호|인증 코드)"
     # "OTP code 482913", "PIN number: 1234", "OTP kodu 482913".
     r"(?:[ \t]+(?:codes?|kodu|kod|number|no\.?|nr\.?|pin))?"
+    # "the PIN for my card is 4821", "the verification code for our account: 482913".
+    r"(?:[ \t]+(?:for|to)[ \t]+(?:my|our|the|your)[ \t]+[^\W\d_]{2,15})?"
     r"(?![A-Za-z])[^\w\n]{0,4}"
     r"(?:(?:is|was|lautet|ist|est|es|é|è|是|为|為|は|が|는|은)(?![A-Za-z])[^\w\n]{0,3})?"
     + _CODE_DIGITS,
@@ -1151,7 +1158,9 @@ def _claim_cards(text: str, spans: _Spans) -> None:
         # that can start one (four digits, or a whole card number after a card word).
         index = 0
         while index < len(groups):
-            if digits[index] != 4 and not (named and 13 <= digits[index] <= 19):
+            # A bare 15- or 16-digit group may be a whole card on its own (_CARD_PREFIX).
+            alone = (named and 13 <= digits[index] <= 19) or digits[index] in (15, 16)
+            if digits[index] != 4 and not alone:
                 index += 1
                 continue
             found = False
@@ -1162,7 +1171,7 @@ def _claim_cards(text: str, spans: _Spans) -> None:
                 last += 1
             for end in range(last, index - 1, -1):
                 # Card groupings have three to five groups (_CARD_GROUPS).
-                if not (2 <= end - index <= 4 or (named and end == index)):
+                if not (2 <= end - index <= 4 or (alone and end == index)):
                     continue
                 if _claim_card(text, groups[index : end + 1], spans, named=named):
                     index = end + 1
@@ -1343,6 +1352,9 @@ def redact(text: str) -> Redaction:
                 spans.claim(*match.span("code"), "secret")
     if "@" in text or "\uff20" in text:
         for match in _EMAIL.finditer(text):
+            spans.claim(*match.span(), "email")
+    if "%40" in text:
+        for match in _ENCODED_EMAIL.finditer(text):
             spans.claim(*match.span(), "email")
     if (
         " at " in lowered

@@ -13,7 +13,13 @@ from routing.models import RuleMatch
 def normalize(text: str) -> str:
     """Fold case, accents, dashes and white space so keywords match however they are typed."""
     decomposed = unicodedata.normalize("NFKD", text)
-    without_marks = "".join(char for char in decomposed if not unicodedata.combining(char))
+    # Marks go, and so do invisible format characters (zero-width spaces and joiners, soft
+    # hyphens, bidi controls) that copied text carries inside words: "ur\u200bgent" is urgent.
+    without_marks = "".join(
+        char
+        for char in decomposed
+        if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
+    )
     # Turkish dotless i and the like survive NFKD; casefold handles the rest.
     folded = without_marks.replace("\N{LATIN SMALL LETTER DOTLESS I}", "i").casefold()
     spaced = re.sub(r"[-_/]+", " ", folded)
