@@ -284,6 +284,16 @@ async def test_an_unknown_user_id_or_name_is_a_new_customer(
     assert "@bob: My invoice is wrong  (ticket #3)" in transcript
 
 
+async def test_reply_change_and_delete_act_as_the_tickets_author(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """`/reply #n` on bob's ticket is bob's reply: stored on his ticket and shown to the team."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, "/as bob My invoice is wrong", "/reply #1 Still wrong today")
+        assert [r.text for r in await sandbox.desk.store.replies(1)] == ["Still wrong today"]
+    assert "@bob: Still wrong today" in out.getvalue()
+
+
 async def test_a_failing_line_says_so_and_the_sandbox_goes_on(
     tmp_path: Path,
     settings: Settings,

@@ -65,7 +65,7 @@ HELP = """Sandbox actions (anything else is a customer message in #intake):
   /edit #N <new reply>         agent presses Edit, changes the draft and sends it
   /escalate #N                 agent presses Escalate
   /triage <command>            the slash command (/triage help)
-  /reply #N <text>             the customer replies in ticket N's thread
+  /reply #N <text>             the ticket's author replies in ticket N's thread
   /change #N <text>            the customer edits ticket N's message
   /delete #N                   the customer deletes ticket N's message
   /as <user> <line>            a line as someone else: customer, agent, oncall, or any other
@@ -299,7 +299,8 @@ class Sandbox:
             return
         ticket_id, ticket = found
         if verb in ("/reply", "/change", "/delete"):
-            await self._customer_action(verb, user or CUSTOMER, ticket, rest)
+            # The ticket's author by default: the customer who wrote it replies, edits, deletes.
+            await self._customer_action(verb, user or ticket.author or CUSTOMER, ticket, rest)
             return
         await self._button(verb, user or self.people.agent, ticket_id, rest)
 
