@@ -145,14 +145,6 @@ async def test_a_deletion_delivered_before_its_message_leaves_no_team_post(bot: 
     assert len(bot.all_ticket_posts()) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on a fresh install (no ticket stored yet) an edit delivered before its message is"
-    " dropped: FollowUps._missed_message (routing/desk/follow_ups.py) reads Slack's copy only"
-    " for a ts at or after the oldest stored ticket, and with none stored it reads nothing; the"
-    " late original then makes the ticket with the old text. Fix there: with no ticket stored,"
-    " read Slack's copy too (the first start reads no history, so nothing else finds it).",
-)
 async def test_the_first_message_delivered_after_its_edit_keeps_the_edited_text(
     bot: Harness,
 ) -> None:

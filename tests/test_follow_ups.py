@@ -80,6 +80,7 @@ class Parts:
             pager=self.pager,
             locks=TicketLocks(),
             clock=ManualClock(),
+            now=lambda: NOW,
             receive=self.received,
             classify=_never_classify,
         )

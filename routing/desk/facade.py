@@ -139,6 +139,7 @@ class Desk:
             pager=self._pager,
             locks=self._locks,
             clock=steady,
+            now=now,
             receive=self.receive,
             classify=self._classify,
         )

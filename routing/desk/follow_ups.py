@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
-from routing.desk.limits import EDIT_WINDOW_SECONDS
+from routing.desk.limits import CATCH_UP_OVERLAP_SECONDS, EDIT_WINDOW_SECONDS
 from routing.desk.roles import AgentLookup, CardPlacement, PageTrigger
 from routing.desk.tickets import TicketLocks, labels
 from routing.desk.tickets import with_replies as ticket_with_replies
@@ -59,6 +59,7 @@ class FollowUps:
         pager: PageTrigger,
         locks: TicketLocks,
         clock: Callable[[], float],
+        now: Callable[[], datetime],
         receive: Callable[[CustomerMessage], Coroutine[Any, Any, int | None]],
         classify: Callable[[int], Coroutine[Any, Any, tuple[StoredTicket, Triage]]],
     ) -> None:
@@ -72,6 +73,7 @@ class FollowUps:
         self._pager = pager
         self._locks = locks
         self._clock = clock
+        self._now = now
         self._receive = receive
         self._classify = classify
         # (ticket, team) -> when a customer's edit moved the ticket's post away from the team.
@@ -136,8 +138,15 @@ class FollowUps:
         either way nothing the customer wrote is lost.
         """
         seen = await self._store.ticket_ts_range(channel)
-        if seen is None or float(ts) < float(seen[0]):
-            return None  # a message from before the bot's first ticket
+        # Older than the bot's first ticket, it predates the bot; with none stored yet (a fresh
+        # install, whose first start reads no history), only a message of the last minutes counts.
+        since = (
+            float(seen[0])
+            if seen is not None
+            else self._now().timestamp() - CATCH_UP_OVERLAP_SECONDS
+        )
+        if float(ts) < since:
+            return None
         try:
             message = await self._outbox.message_at(channel, ts)
         except Exception:
