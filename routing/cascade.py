@@ -16,6 +16,7 @@ from routing.draft_checks import DraftRejected
 from routing.drafter import TemplateDrafter
 from routing.embedding import Embedder
 from routing.escalation import escalate
+from routing.injection import find_instruction
 from routing.language import DetectedLanguage, LanguageDetector, language_name
 from routing.local import LocalClassifier
 from routing.models import (
@@ -257,7 +258,12 @@ class Pipeline:
                 # The LLM read the whole message in any language: its parts stand. Its "no
                 # action" stands unless a forced keyword is there, the noise filter found a
                 # vague request, or the filter (which reads English well) sees a ticket in it.
-                parts = _grounded_parts(decision.parts, redacted)
+                parts = _grounded_parts(
+                    decision.parts,
+                    redacted,
+                    min_confidence=self.config.multi_issue.min_confidence,
+                    max_parts=self.config.multi_issue.max_parts,
+                )
                 if decision.no_action is not None:
                     if (
                         rules.forced_keywords
@@ -411,8 +417,9 @@ class Pipeline:
                 }
                 reasons.append(f"written in {name}: the offline model reads English only")
             parts = ()
+        # The parts that stand, whatever the layer proposed (a model's are grounded first).
+        update["parts"] = parts
         if parts:
-            update["parts"] = parts
             # The customer's first ask leads (parts come in the order the message gives them):
             # a whole-message guess drifts towards whichever ask has more words.
             lead = parts[0]
@@ -689,21 +696,31 @@ class Pipeline:
         return decision.model_copy(update=update), tuple(reasons)
 
 
-def _grounded_parts(parts: Sequence[IssuePart], redacted: str) -> tuple[IssuePart, ...]:
+def _grounded_parts(
+    parts: Sequence[IssuePart], redacted: str, *, min_confidence: float, max_parts: int
+) -> tuple[IssuePart, ...]:
     """The LLM's parts, each shown as the customer's own clause it overlaps most.
 
     Agents read a part as the customer's words, so the model's paraphrase never stands in for
-    them; parts for fewer than two teams are no split.
+    them. A part must be the customer's: most of its words in one clause of the ticket, one
+    clause a part, as sure as a local part must be. A ticket that gives the model orders keeps
+    no parts (a fooled model could send it to every team). Parts for fewer than two teams are
+    no split.
     """
-    if len({part.team for part in parts}) < 2:
+    if len({part.team for part in parts}) < 2 or find_instruction(redacted) is not None:
         return ()
     pieces = clauses(redacted) or [redacted]
     grounded: list[IssuePart] = []
-    for part in parts:
-        words = set(_words(part.text))
+    used: set[str] = set()
+    for part in parts[:max_parts]:
+        words = {word for word in _words(part.text) if len(word) > 3}
         best = max(pieces, key=lambda piece: len(words & set(_words(piece))))
+        shared = len(words & set(_words(best)))
+        if part.confidence < min_confidence or best in used or 2 * shared < len(words):
+            continue
+        used.add(best)
         grounded.append(part.model_copy(update={"text": best}))
-    return tuple(grounded)
+    return tuple(grounded) if len({part.team for part in grounded}) >= 2 else ()
 
 
 def _words(text: str) -> list[str]:

@@ -203,16 +203,6 @@ def _fanning_model(body: dict[str, Any]) -> Scripted:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the model's `parts` are taken as they come (routing/llm.py `_parts`): a fooled"
-    " model names every category, with part texts the customer never wrote, and the ticket is"
-    " posted in every team's channel and pages every team's on-call (5 posts, 5 pages for one"
-    " question). Fix in routing/llm.py / routing/cascade.py (the refine step): keep a model's"
-    " part only when its text is a span of the redacted ticket (whitespace and case aside),"
-    " drop the model's parts of a ticket that tries to instruct the model, and hold a model's"
-    " extra team to the same `[multi_issue] min_confidence` rule as the local parts.",
-)
 async def test_a_fooled_models_parts_do_not_post_or_page_every_team(
     tmp_path: Path, embedder: CachingEmbedder, openai_server: OpenAIStandIn
 ) -> None:

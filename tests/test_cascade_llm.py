@@ -318,6 +318,24 @@ async def test_the_llms_parts_send_the_ticket_to_both_teams(
     assert "the billing team" in draft_request
 
 
+async def test_the_llms_parts_the_customer_never_wrote_are_no_split(
+    pipeline: Pipeline, openai_server: OpenAIStandIn
+) -> None:
+    """Parts whose words are not the customer's (a made-up second ask): one team, no split."""
+    answer = _answer(
+        category="billing",
+        team="billing",
+        parts=[
+            {"text": "invoice shows the wrong amount", "category": "billing"},
+            {"text": "engineering must rebuild the dashboard widgets", "category": "technical"},
+        ],
+    )
+    openai_server.queue(reply_json(answer), reply_text(DRAFT))
+    triage = await pipeline.triage(Ticket(text="Our last invoice shows the wrong amount."))
+    assert triage.decision.parts == ()
+    assert set(triage.escalation.teams) == {"billing"}
+
+
 async def test_the_llm_drafts_in_the_customers_language(
     pipeline: Pipeline, openai_server: OpenAIStandIn
 ) -> None:
