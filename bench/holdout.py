@@ -38,9 +38,13 @@ def main() -> int:
         "--json",
         *(["--config", args.config] if args.config else []),
     ]
+    texts = [row["text"] for row in rows]
+    # A ticket with line breaks (a forwarded email, a signature) goes as an argument: stdin
+    # holds one ticket per line.
+    multiline = any("\n" in text for text in texts)
     done = subprocess.run(  # noqa: S603  # our own command line, with our own arguments
-        command,
-        input="\n".join(row["text"] for row in rows) + "\n",
+        [*command, *texts] if multiline else command,
+        input=None if multiline else "\n".join(texts) + "\n",
         capture_output=True,
         text=True,
         check=True,
