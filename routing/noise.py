@@ -248,14 +248,18 @@ def read_message(text: str) -> Reading:
     if kind_emoji is None:
         # An angry or sad emoji says something is wrong.
         return Reading(vague=vague)
-    found: list[NoActionKind] = []
-    for kind, phrases in _PHRASES.items():
-        for phrase in phrases:
-            folded, matched = _remove_phrase(folded, phrase)
-            if matched and kind not in found:
-                found.append(kind)
+    # Which kinds the message has, read on the whole of it; then filler phrases go first, so an
+    # acknowledgement inside one ("great" in "have a great weekend") does not leave "weekend".
+    found: list[NoActionKind] = [
+        kind
+        for kind, phrases in _PHRASES.items()
+        if any(_remove_phrase(folded, phrase)[1] for phrase in phrases)
+    ]
     for phrase in _FILLER_PHRASES:
         folded, _ = _remove_phrase(folded, phrase)
+    for phrases in _PHRASES.values():
+        for phrase in phrases:
+            folded, _ = _remove_phrase(folded, phrase)
     words = _WORD.findall(folded)
     if any(word not in _FILLER for word in words):
         return Reading(vague=vague)
