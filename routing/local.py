@@ -464,7 +464,11 @@ class LocalClassifier:
         )
         agrees = scored._example_labels[carried[nearest]] == scored.position(category)
         agreeing = float(weights[agrees].sum())
-        return (agreeing + NEIGHBOUR_PRIOR * calibrated) / (float(weights.sum()) + NEIGHBOUR_PRIOR)
+        # At most 1: float32 sums of the agreeing part and of the whole can round either way.
+        return min(
+            1.0,
+            (agreeing + NEIGHBOUR_PRIOR * calibrated) / (float(weights.sum()) + NEIGHBOUR_PRIOR),
+        )
 
     def _team_positions_of(self, examples: Sequence[LabeledExample]) -> npt.NDArray[np.int64]:
         teams = {name: position for position, name in enumerate(self._config.team_names)}

@@ -47,6 +47,12 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "found the page", "found what i needed", "found what i was looking for",
         "exactly what i needed", "just what i needed", "that did it", "that did the trick",
         "did the trick", "that helped", "that helps",
+        # The cause was on the customer's side: nothing for us to do.
+        "found the problem", "found the issue", "found the cause", "found the bug",
+        "figured out the problem", "figured out the issue", "it was on our side",
+        "it was on our end", "was on our side", "was on our end", "our fault", "my fault",
+        "user error", "it was us", "it was me", "sorry for the noise", "sorry for the confusion",
+        "fix worked", "the fix worked", "that fixed it", "fixed the problem", "fixed the issue",
         # Spanish, French, German, Portuguese, Italian, Dutch
         "ya funciona", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
         "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "resolu", "tout va bien",
@@ -98,6 +104,9 @@ _FILLER_PHRASES = tuple(
             "for the quick reply", "for the quick response", "for the quick answer",
             "for the answer", "for your answer", "for the reply", "for the response",
             "for the update", "for the updates", "for looking into it", "for looking into this",
+            "for the refund", "for the fast refund", "for the quick refund", "for the credit",
+            "for the fast reply", "for the fast response", "for the fast fix", "for the fast help",
+            "didn't expect it", "did not expect it", "that quickly", "so quickly", "so fast",
             "for sorting it", "for sorting this out", "for getting back to me",
             "for getting back to us", "for your patience", "for the support", "for your support",
             "so helpful", "very helpful", "really helpful", "super helpful", "great help",
@@ -125,7 +134,7 @@ _FILLER = wordset(
     oh ok okay once perfectly prompt quick quickly really right so
     sorted super support team that that's thats the then this time to today too totally
     truly very was well were working works yesterday you your yours yall y'all we our
-    again team's looks seems everything's tonight morning
+    again team's looks seems everything's tonight morning wow
     support's lads folks man mate dear sir madam colleague colleagues
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
     und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
@@ -214,12 +223,19 @@ def _without_emoji(folded: str) -> tuple[str, bool | None]:
     return "".join(" " if _is_emoji(character) else character for character in folded), kind
 
 
+# A capitalised name right after a greeting or a thank-you ("Thanks a lot Maria,", "Hi Tom!").
+_ADDRESSED = re.compile(
+    r"\b((?i:thanks(?: a lot| so much| again)?|thank you(?: so much| again)?|cheers|many thanks"
+    r"|hi|hey|hello|dear))[ \t]+[A-Z][a-z]+(?=[\s,.!]|$)"
+)
+
+
 def read_message(text: str) -> Reading:
     """Whether a message needs no action (and which kind), or asks for help without any detail.
 
     A cheap check of the words; the classifiers still run on every message.
     """
-    stripped = text.strip()
+    stripped = _ADDRESSED.sub(r"\1", text.strip())
     vague = _vague(stripped)
     # A question is never noise ("all good now?"), and neither is an empty message.
     if not stripped or "?" in stripped or "\uff1f" in stripped:
@@ -232,14 +248,18 @@ def read_message(text: str) -> Reading:
     if kind_emoji is None:
         # An angry or sad emoji says something is wrong.
         return Reading(vague=vague)
-    found: list[NoActionKind] = []
-    for kind, phrases in _PHRASES.items():
-        for phrase in phrases:
-            folded, matched = _remove_phrase(folded, phrase)
-            if matched and kind not in found:
-                found.append(kind)
+    # Which kinds the message has, read on the whole of it; then filler phrases go first, so an
+    # acknowledgement inside one ("great" in "have a great weekend") does not leave "weekend".
+    found: list[NoActionKind] = [
+        kind
+        for kind, phrases in _PHRASES.items()
+        if any(_remove_phrase(folded, phrase)[1] for phrase in phrases)
+    ]
     for phrase in _FILLER_PHRASES:
         folded, _ = _remove_phrase(folded, phrase)
+    for phrases in _PHRASES.values():
+        for phrase in phrases:
+            folded, _ = _remove_phrase(folded, phrase)
     words = _WORD.findall(folded)
     if any(word not in _FILLER for word in words):
         return Reading(vague=vague)

@@ -99,3 +99,31 @@ def test_an_upset_emoji_alone_is_vague_not_noise(text: str) -> None:
     reading = read_message(text)
     assert reading.no_action is None
     assert reading.vague
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Never mind, we found the problem on our side. Sorry for the noise!", "resolved"),
+        ("Thanks for the quick refund, didn't expect it so fast!", "thanks"),
+        ("Thanks a lot Priya, have a great weekend!", "thanks"),
+        ("Hi Tom, all sorted now, thanks", "resolved"),
+    ],
+)
+def test_a_cause_on_our_side_a_thanks_for_a_refund_and_a_name_need_no_action(
+    text: str, kind: str
+) -> None:
+    """The customer's own fix, thanks for a refund, a name after a thank-you: no action."""
+    assert read_message(text).no_action == kind
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks Priya, but the refund never arrived",
+        "Hi Tom, found the problem: your export drops the last column",
+    ],
+)
+def test_a_name_or_a_found_problem_with_an_ask_is_still_a_ticket(text: str) -> None:
+    """A name or 'found the problem' next to an ask or a report stays a ticket."""
+    assert read_message(text).no_action is None
