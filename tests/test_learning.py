@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
 from bot.__main__ import main
@@ -374,58 +370,3 @@ async def test_confidence_does_not_grow_on_corrections_that_disagree(
     assert last.accuracy["category"] <= 0.75
     assert last.mean_confidence <= 0.7
     assert last.needs_human_rate >= first.needs_human_rate
-
-
-class _PlacedEmbedder:
-    """Known texts at chosen vectors; any other text (rubrics, the config's examples) far away."""
-
-    dim = 384
-
-    def __init__(self, placed: dict[str, npt.NDArray[np.float32]]) -> None:
-        self._placed = placed
-
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        rows = []
-        for text in texts:
-            if text in self._placed:
-                rows.append(self._placed[text])
-                continue
-            # Random directions in 384 dimensions are about orthogonal to the placed ones.
-            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-            vector = np.random.default_rng(seed).standard_normal(self.dim)
-            rows.append((vector / np.linalg.norm(vector)).astype(np.float32))
-        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
-
-
-def _at(probe: npt.NDArray[np.float32], similarity: float, seed: int) -> npt.NDArray[np.float32]:
-    """A unit vector at the given cosine similarity to probe (a unit vector)."""
-    other = np.random.default_rng(seed).standard_normal(probe.size)
-    other -= (other @ probe) * probe
-    other /= np.linalg.norm(other)
-    vector = similarity * probe + math.sqrt(1 - similarity**2) * other
-    return vector.astype(np.float32)
-
-
-def test_priority_corrections_vote_by_local_majority_and_the_category_by_the_closest() -> None:
-    """Three corrections at 0.7 outvote one at 0.9 on priority; on the category the closest wins."""
-    direction = np.random.default_rng(7).standard_normal(384)
-    probe = (direction / np.linalg.norm(direction)).astype(np.float32)
-    corrections = [
-        ("Ticket A about the thing.", 0.9, "technical", "low"),
-        ("Ticket B about the thing.", 0.7, "account", "high"),
-        ("Ticket C about the thing.", 0.7, "account", "high"),
-        ("Ticket D about the thing.", 0.7, "account", "high"),
-    ]
-    placed = {"Ticket P about the thing.": probe}
-    for seed, (text, similarity, _, _) in enumerate(corrections):
-        placed[text] = _at(probe, similarity, seed)
-    config = load_config()
-    local = LocalClassifier(
-        embedder=_PlacedEmbedder(placed), config=config, examples=config.load_examples()
-    )
-    for text, _, category, priority in corrections:
-        local.add_example(LabeledExample(text=text, category=category, priority=priority))
-    decision = local.classify_vector(probe, text="Ticket P about the thing.")
-    assert (decision.category, decision.priority) == ("technical", "high")
-    # The corrections near it disagree: the bot is not sure of the priority it took.
-    assert decision.confidences["priority"] < 0.8
