@@ -43,15 +43,29 @@ HEAD_L2 = 1e-3
 INCREMENT_STEPS = 30
 INCREMENT_BATCH = 256
 # An agent's correction is the best evidence about the tickets close to it: per label, the
-# weighted share of the LEARNT_NEIGHBOURS nearest corrections carrying it, each weighted by
-# exp((similarity - the closest's) / LEARNT_TEMPERATURE) and by a soft step at
-# LEARNT_MIN_SIMILARITY, is added to the scores times LEARNT_WEIGHT.
-LEARNT_WEIGHT = 3.0
-LEARNT_NEIGHBOURS = 32
-LEARNT_TEMPERATURE = 0.1
-LEARNT_MIN_SIMILARITY = 0.5
-LEARNT_GATE_WIDTH = 0.03
-LEARNT_PRIOR = 0.2
+# weighted share of the `neighbours` nearest corrections carrying it, each weighted by
+# exp((similarity - the closest's) / temperature) and by a soft step at min_similarity, is added
+# to the scores times `weight`.
+
+
+@dataclass(frozen=True)
+class Vote:
+    """How the corrections (learnt examples) near a ticket vote on one field's labels."""
+
+    weight: float = 3.0
+    neighbours: int = 32
+    temperature: float = 0.1
+    min_similarity: float = 0.5
+    gate_width: float = 0.03
+    prior: float = 0.2
+
+
+# The category: the closest corrections decide (banking77's intents are clean and fine-grained).
+CATEGORY_VOTE = Vote()
+# The priority: a local-majority vote (temperature 1.0, weight 6) looked better replaying the
+# local classifier alone on support_tickets but not through the full cascade (BENCHMARKS.md).
+PRIORITY_VOTE = Vote()
+SENTIMENT_VOTE = Vote()
 # Softmax temperature turning scores into the per-category probabilities stored for audit and
 # for the close-call check.
 TEMPERATURE = 0.05
@@ -166,8 +180,9 @@ class _Rows:
 class _Field:
     """One label space: rubric vectors, the examples that carry this field, and a fitted head."""
 
-    def __init__(self, labels: Sequence[LabelConfig], embedder: Embedder) -> None:
+    def __init__(self, labels: Sequence[LabelConfig], embedder: Embedder, vote: Vote) -> None:
         self.labels = tuple(label.name for label in labels)
+        self.vote = vote
         self._index = {name: position for position, name in enumerate(self.labels)}
         # Every label is described by its rubric (or its name) and its phrases.
         descriptions: list[str] = []
@@ -267,27 +282,28 @@ class _Field:
         return FieldScores(
             described=described,
             nearest=nearest,
-            scores=head + NEAREST_WEIGHT * nearest + LEARNT_WEIGHT * learnt,
+            scores=head + NEAREST_WEIGHT * nearest + learnt,
             learnt=learnt,
         )
 
     def learnt_vote(self, similarities: Vector) -> npt.NDArray[np.float64]:
-        """Per label, the weighted share of the close learnt examples (corrections) carrying it."""
+        """Per label, what the close learnt examples (corrections) add to its score (see Vote)."""
         vote = np.zeros(len(self.labels))
         # The carried examples' indices ascend: the learnt ones are the tail from `shipped` on.
         carried = self._carried.rows
         learnt = carried[int(np.searchsorted(carried, self.shipped)) :]
         if not learnt.size:
             return vote
+        params = self.vote
         pool = similarities[learnt]
-        k = min(LEARNT_NEIGHBOURS, learnt.size)
+        k = min(params.neighbours, learnt.size)
         nearest = np.argpartition(-pool, k - 1)[:k]
         close = pool[nearest].astype(np.float64)
-        weights = np.exp((close - close.max()) / LEARNT_TEMPERATURE) / (
-            1.0 + np.exp(-(close - LEARNT_MIN_SIMILARITY) / LEARNT_GATE_WIDTH)
-        )
+        gate = 1.0 / (1.0 + np.exp(-(close - params.min_similarity) / params.gate_width))
+        weights = np.exp((close - close.max()) / params.temperature) * gate
         np.add.at(vote, self._example_labels[learnt[nearest]], weights)
-        return vote / (float(weights.sum()) + LEARNT_PRIOR)
+        vote *= params.weight / (float(weights.sum()) + params.prior)
+        return vote
 
 
 @dataclass(frozen=True)
@@ -298,10 +314,9 @@ class FieldScores:
     described: npt.NDArray[np.float64]
     # Best similarity to its examples, rubric and phrases.
     nearest: npt.NDArray[np.float64]
-    # The regression head's score plus NEAREST_WEIGHT times nearest plus LEARNT_WEIGHT times
-    # learnt.
+    # The regression head's score plus NEAREST_WEIGHT times nearest plus learnt.
     scores: npt.NDArray[np.float64]
-    # The learnt examples' vote (learnt_vote); its sum says how close corrections are, 0-1.
+    # What the learnt examples' vote adds to each label's score (learnt_vote).
     learnt: npt.NDArray[np.float64]
 
 
@@ -346,9 +361,9 @@ class LocalClassifier:
         self._rows = _Rows(embedder.dim, np.float32)
         if self._examples:
             self._rows.extend(embedder.encode([example.text for example in self._examples]))
-        self._categories = _Field(config.categories, embedder)
-        self._priorities = _Field(config.priorities, embedder)
-        self._sentiments = _Field(config.sentiments, embedder)
+        self._categories = _Field(config.categories, embedder, CATEGORY_VOTE)
+        self._priorities = _Field(config.priorities, embedder, PRIORITY_VOTE)
+        self._sentiments = _Field(config.sentiments, embedder, SENTIMENT_VOTE)
         for field in (self._categories, self._priorities, self._sentiments):
             field.shipped = self._shipped
         self._category_cues = Cues(config.categories)
@@ -544,7 +559,9 @@ class LocalClassifier:
         similarities: Vector = self._vectors @ query
         categories = self._categories.score(query, similarities)
         scores = self._with_cues(
-            categories.scores, self._category_cues.match(text), self._config.categories
+            categories.scores,
+            self._category_cues.match(text),
+            self._config.categories,
         )
         order = np.argsort(-scores, kind="stable")
         margin = float(scores[order[0]] - scores[order[1]]) if len(order) > 1 else 1.0
@@ -560,7 +577,7 @@ class LocalClassifier:
             margin=margin,
             fit=fit,
             unlearnt_margin=_margin_of(
-                int(order[0]), scores - LEARNT_WEIGHT * categories.learnt, np.ones(len(order), bool)
+                int(order[0]), scores - categories.learnt, np.ones(len(order), bool)
             ),
         )
 
@@ -620,7 +637,11 @@ class LocalClassifier:
         evidence = self.evidence(query, text)
         off_topic = evidence.fit < self._config.thresholds.off_topic_similarity
         priority = self._priority(
-            query, evidence.similarities, text, category=evidence.ranked[0], off_topic=off_topic
+            query,
+            evidence.similarities,
+            text,
+            category=evidence.ranked[0],
+            off_topic=off_topic,
         )
         return (
             evidence,
@@ -644,7 +665,13 @@ class LocalClassifier:
         return scores + weights * hits
 
     def _priority(
-        self, query: Vector, similarities: Vector, text: str, *, category: str, off_topic: bool
+        self,
+        query: Vector,
+        similarities: Vector,
+        text: str,
+        *,
+        category: str,
+        off_topic: bool,
     ) -> FieldChoice:
         config = self._config
         field = self._priorities
@@ -686,20 +713,26 @@ class LocalClassifier:
         choice = _choose(field.labels, scores, allowed, cues)
         # Its confidence is calibrated on the margin without the corrections' vote; the vote's
         # say is neighbour_confidence's (they agree, or the bot cannot grow sure).
-        unlearnt = _margin_of(
-            field.labels.index(choice.label), scores - LEARNT_WEIGHT * scored.learnt, allowed
-        )
+        unlearnt = _margin_of(field.labels.index(choice.label), scores - scored.learnt, allowed)
         choice = FieldChoice(label=choice.label, margin=unlearnt, cued=choice.cued)
         found = cues.found[field.labels.index(choice.label)]
         if found:
             quoted = ", ".join(f"'{cue}'" for cue in found[:3])
             reasons.append(f"{choice.label}: {quoted}")
         return FieldChoice(
-            label=choice.label, margin=choice.margin, cued=choice.cued, reasons=tuple(reasons)
+            label=choice.label,
+            margin=choice.margin,
+            cued=choice.cued,
+            reasons=tuple(reasons),
         )
 
     def _sentiment(
-        self, query: Vector, similarities: Vector, text: str, *, priority: str | None = None
+        self,
+        query: Vector,
+        similarities: Vector,
+        text: str,
+        *,
+        priority: str | None = None,
     ) -> FieldChoice:
         field = self._sentiments
         cues = self._sentiment_cues.match(text)
