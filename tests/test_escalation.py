@@ -29,9 +29,11 @@ def _decision(**changes: object) -> Decision:
     return Decision.model_validate(base)
 
 
-def _codes(config: TriageConfig, text: str, decision: Decision, **kwargs: str) -> list[str]:
+def _codes(
+    config: TriageConfig, text: str, decision: Decision, unverified: str | None = None
+) -> list[str]:
     rules = Rules(config.rules).match(text)
-    result = escalate(Ticket(text=text), decision, rules, config, **kwargs)
+    result = escalate(Ticket(text=text), decision, rules, config, unverified=unverified)
     assert result.needs_human == bool(result.reasons)
     return [reason.code for reason in result.reasons]
 
