@@ -380,18 +380,21 @@ class TemplateDrafter:
             if english and key != "no_action"
             else ""
         )
+        reference = ""
+        if key != "no_action" and english:
+            reference = detail_phrase(
+                redacted_text,
+                after=template.split("{reference}")[0],
+                satisfied=decision.sentiment == "satisfied",
+            )
+        elif key != "no_action":
+            # Another language's template gets the details bare: "about" is English.
+            found = find_details(redacted_text)[:4]
+            reference = f" ({', '.join(found)})" if found else ""
         text = template.format(
             greeting=(drafting.greetings.get(language or "", "") or "Hi there,") + "\n\n",
             ack=ack,
-            reference=(
-                detail_phrase(
-                    redacted_text,
-                    after=template.split("{reference}")[0],
-                    satisfied=decision.sentiment == "satisfied",
-                )
-                if key != "no_action"
-                else ""
-            ),
+            reference=reference,
             asks=asks,
             team=_team_words(decision.team),
             closing=drafting.signatures.get(language or "", "") or drafting.signature,
