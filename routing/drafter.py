@@ -46,14 +46,14 @@ _ERROR_CODE = re.compile(
     rf"(?:[A-Z]{{0,4}}-?\d{{2,6}}|0x[0-9A-F]+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)\b(?:\s+(?:{_HTTP_STATUS})\b)?"
     r"|\b[A-Z]{2,}(?:_[A-Z0-9]+)+\b"
     # A bare HTTP status said as one: "a 503", "returns 502", "500s", "503 errors".
-    r"|\b(?:an?|the|returns?|returning|returned|getting|gets|got|throws?|throwing|threw|seeing|see"
+    r"|\b(?:an?|the|returns?|returning|returned|get|getting|gets|got|throws?|throwing|threw|seeing|see"
     r"|giving|gives|with)\s+(?:http\s+)?[45]\d\d(?:s|\s+errors?|\s+responses?)?\b(?![.,:]\d)"
     r"|\b[45]\d\d(?:s\b|\s+(?:errors?|responses?|status(?:\s+codes?)?)\b)",
     re.IGNORECASE,
 )
 # The verb before a bare status ("returning HTTP 502"): the detail is the status itself.
 _STATUS_VERB = re.compile(
-    r"^(?:returns?|returning|returned|getting|gets|got|throws?|throwing|threw|seeing|see|giving"
+    r"^(?:returns?|returning|returned|get|getting|gets|got|throws?|throwing|threw|seeing|see|giving"
     r"|gives|with)\s+",
     re.IGNORECASE,
 )
@@ -71,7 +71,7 @@ _MONTH = (
 _WHEN = re.compile(
     rf"\bsince\s+(?:this\s+morning|yesterday|last\s+(?:night|week|month|{_DAY})|today|(?:{_DAY})"
     r"|the\s+(?:last\s+)?(?:update|upgrade|release|migration|outage|deploy(?:ment)?|weekend|renewal)"
-    r"|v?\d+(?:\.\d+)+|(?:(?:about|around|approximately|roughly)\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?"
+    r"|\d{4}-\d{2}-\d{2}|v?\d+(?:\.\d+)+|(?:(?:about|around|approximately|roughly)\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)?"
     r"(?:\s*(?:utc|gmt|cet|cest|est|edt|pst|pdt)\b)?|\d{4}-\d{2}-\d{2}"
     rf"|(?:{_MONTH})\b|(?:last|this)\s+(?:year|quarter|sprint))"
     rf"|\b(?:this\s+morning|last\s+night|yesterday|today|tonight|(?:last|on)\s+(?:{_DAY}|week))\b"
@@ -169,27 +169,113 @@ def find_reference(text: str) -> str | None:
 _PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]*\]")
 
 
+# Amounts of money: "EUR 12.00", "$49", "50 EUR", "1,200 euros".
+_AMOUNT = re.compile(
+    r"(?:[$\u20ac\u00a3]|\b(?:EUR|USD|GBP|CHF|AUD|CAD)\s?)\d[\d,]*(?:\.\d+)?\b"
+    r"|\b\d[\d,]*(?:\.\d+)?\s?(?:EUR|USD|GBP|CHF|euros?|dollars?|pounds?)\b",
+)
+# Links, without the punctuation that ends the sentence they are in.
+_URL = re.compile(r"\bhttps?://[^\s<>()\"']+[^\s<>()\"'.,;:!?]")
+
+
 def find_details(text: str) -> list[str]:
     """The ticket's own details worth repeating, whole and in order.
 
-    References, error codes, plans and when it started; redaction placeholders never match.
+    References, error codes, plans, amounts, links and when it started; redaction placeholders
+    never match.
     """
+    return [detail for _, detail in _kinded_details(text)]
+
+
+def _kinded_details(text: str) -> list[tuple[str, str]]:
+    """find_details, each detail with its kind: reference, error, plan, amount, url or when."""
     # Redaction's placeholders ("[NATIONAL_ID]") are taken first, so no detail is made of them.
-    found: list[tuple[int, int, str]] = [
-        (*match.span(), "") for match in _PLACEHOLDER.finditer(text)
+    found: list[tuple[int, int, str, str]] = [
+        (*match.span(), "", "") for match in _PLACEHOLDER.finditer(text)
     ]
-    for pattern in (_REFERENCE, _ERROR_CODE, _PLAN, _WHEN):
+    patterns = (
+        ("url", _URL),
+        ("reference", _REFERENCE),
+        ("error", _ERROR_CODE),
+        ("plan", _PLAN),
+        ("amount", _AMOUNT),
+        ("when", _WHEN),
+    )
+    for kind, pattern in patterns:
         for match in pattern.finditer(text):
             start, end = match.span()
             # A detail inside one already found ("INV-2024-118" in "Invoice INV-2024-118").
-            if any(start < other_end and other_start < end for other_start, other_end, _ in found):
+            if any(start < other[1] and other[0] < end for other in found):
                 continue
-            found.append((start, end, _STATUS_VERB.sub("", match.group().strip())))
-    unique: dict[str, str] = {}
-    for _, _, detail in sorted(found):
+            found.append((start, end, kind, _STATUS_VERB.sub("", match.group().strip())))
+    unique: dict[str, tuple[str, str]] = {}
+    for _, _, kind, detail in sorted(found):
         if detail:
-            unique.setdefault(detail.lower(), detail)
+            unique.setdefault(detail.lower(), (kind, detail))
     return list(unique.values())
+
+
+# "since 9am", "for the last 40 minutes": it is still going on.
+_LASTING = re.compile(r"^(?:since|for|in|over|during)\b", re.IGNORECASE)
+# A date said bare ("2024-03-01", "March 3", "3 May"): it takes an "on" in a sentence.
+_BARE_DATE = re.compile(rf"^(?:\d|(?:{_MONTH})\b)", re.IGNORECASE)
+_ON_AT = re.compile(r"^(?:on|at)\s+", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the|our|your|my)\s", re.IGNORECASE)
+
+
+def _noun(kind: str, detail: str) -> str:
+    """A detail as it reads inside a sentence: "error 500", "the Pro plan", "order #A-55231"."""
+    if _ARTICLE.match(detail):
+        return detail
+    if kind == "error":
+        if detail.isdigit():
+            return f"error {detail}"
+        if detail[0].isdigit():
+            # "500s", "503 errors", "502 Bad Gateway".
+            return f"the {detail}" if detail[-1] in "sS" else f"the {detail} error"
+    if kind == "plan":
+        return f"the {detail}"
+    return detail
+
+
+# Words that start a sentence in the ticket and go lower-case inside the draft's sentence.
+_LOWER = re.compile(
+    r"^(?:since|for|in|over|during|yesterday|today|this|last|on|at|about|around)\b",
+    re.IGNORECASE,
+)
+
+
+def _when(detail: str) -> str:
+    """A time as it reads after a noun: "since 9am", "on 2024-03-01", "yesterday"."""
+    if _LOWER.match(detail):
+        detail = detail[0].lower() + detail[1:]
+    return f"on {detail}" if _BARE_DATE.match(detail) else detail
+
+
+def detail_phrase(text: str, *, after: str = "", satisfied: bool = False) -> str:
+    """The ticket's details as words that follow the template's thanks, or "".
+
+    "Thanks for the report" + " about error 500 since 9am"; with nothing but a time,
+    " about what happened yesterday". `after` is the template's text before the phrase: after
+    "reporting this" the phrase names the issue (" issue with order #A-55231"). A satisfied
+    customer's time alone is no matter to name ("Thanks for your message about what happened
+    yesterday" reads oddly to someone saying thanks).
+    """
+    kinded = _kinded_details(text)
+    subjects = [_noun(kind, detail) for kind, detail in kinded if kind != "when"][:3]
+    times = [detail for kind, detail in kinded if kind == "when"]
+    pronoun = re.search(r"\b(?:this|it|that)\s*$", after, re.IGNORECASE) is not None
+    if subjects:
+        phrase = _listing(subjects) + (f" {_when(times[0])}" if times else "")
+        return f" issue with {phrase}" if pronoun else f" about {phrase}"
+    if not times or satisfied:
+        return ""
+    time = _when(times[0])
+    if _LASTING.match(time):
+        return f" issue you've had {time}" if pronoun else f" about what you've seen {time}"
+    if pronoun:
+        return " issue from " + _ON_AT.sub("", time)
+    return f" about what happened {time}"
 
 
 def given(text: str) -> set[str]:
@@ -283,7 +369,6 @@ class TemplateDrafter:
         if not template:
             # A language with some templates but not this one: the English draft, for the agent.
             return self._english(redacted_text, decision)
-        details = find_details(redacted_text)
         ack = _ACKNOWLEDGEMENTS.get(decision.sentiment, "") if english else ""
         priority = config.priority(decision.priority)
         if priority.always_human and english and decision.no_action is None:
@@ -295,10 +380,21 @@ class TemplateDrafter:
             if english and key != "no_action"
             else ""
         )
+        reference = ""
+        if key != "no_action" and english:
+            reference = detail_phrase(
+                redacted_text,
+                after=template.split("{reference}")[0],
+                satisfied=decision.sentiment == "satisfied",
+            )
+        elif key != "no_action":
+            # Another language's template gets the details bare: "about" is English.
+            found = find_details(redacted_text)[:4]
+            reference = f" ({', '.join(found)})" if found else ""
         text = template.format(
             greeting=(drafting.greetings.get(language or "", "") or "Hi there,") + "\n\n",
             ack=ack,
-            reference=f" ({', '.join(details[:4])})" if details and key != "no_action" else "",
+            reference=reference,
             asks=asks,
             team=_team_words(decision.team),
             closing=drafting.signatures.get(language or "", "") or drafting.signature,
