@@ -196,7 +196,9 @@ def _early_also(piece: str) -> bool:
 _ASKS = re.compile(
     r"\?|\b(?:please|could you|can you|would you|can i|can we|how (?:do|can|should) (?:i|we)"
     r"|(?:i|we)(?:'d| would) (?:like|love)|(?:i|we) (?:need|want)(?! to (?:say|thank|tell))"
-    r"|it would be (?:great|nice|good)|is there|error|fail\w*|broken|crash\w*|stopped|"
+    r"|(?:it )?(?:would|'d) be (?:great|nice|good|helpful|awesome|lovely)"
+    r"|if you (?:could |would |can )?add\w*|feature request|wish (?:there|you|it)|is there"
+    r"|error|fail\w*|broken|crash\w*|stopped|"
     r"can't|cannot|won't|doesn't|isn't|aren't|not (?:working|loading|arriving|showing)|down"
     r"|wrong|charged|billed|missing|lost|stuck|locked|slow|times? out|timing out|expired"
     r"|instead of|twice|bug|cancel\w*|upgrade|downgrade|refund\w*)\b",

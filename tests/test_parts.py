@@ -78,6 +78,11 @@ TWO_ASKS = [
         "seat we added by mistake last week?",
         {"engineering": "encoding error", "billing": "extra seat"},
     ),
+    (
+        "The SSO login page rejects every password we type since Monday. Also, would be great if"
+        " you added a calendar export.",
+        {"account_management": "SSO", "product": "calendar export"},
+    ),
 ]
 
 ONE_ASK = [
