@@ -61,10 +61,11 @@ from stdnum.de import idnr
 from stdnum.es import dni, nie
 from stdnum.fr import nir
 from stdnum.gb import nhs
-from stdnum.in_ import aadhaar
+from stdnum.in_ import aadhaar, pan
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 from stdnum.pl import pesel
+from stdnum.se import personnummer
 from stdnum.tr import tckimlik
 from stdnum.us import ssn
 
@@ -341,6 +342,8 @@ _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
         lambda value: " " in value and bool(nir.is_valid(value.replace(" ", ""))),
     ),
     (re.compile(r"(?<![\w.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w])"), cpf.is_valid),
+    # An Indian PAN ("AFZPK7190K": its fourth letter names the holder's kind, which stdnum checks).
+    (re.compile(r"(?<![\w])[A-Z]{5}\d{4}[A-Z](?![\w])"), pan.is_valid),
     (re.compile(r"(?<![\w])\d{8}-?[A-Z](?![\w])", re.IGNORECASE), dni.is_valid),
     (
         re.compile(r"(?<![\w.])\d{1,2}\.\d{3}\.\d{3}-?[A-Z](?![\w])", re.IGNORECASE),
@@ -359,6 +362,12 @@ _FORMATTED_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
         lambda value: value[:2] not in _NOT_NINO_PREFIXES,
     ),
 )
+# A UK bank account: the sort code after its name, and the 8-digit account number near it.
+_SORT_CODE = re.compile(
+    r"\bsort ?code[^\w\n]{0,4}(?:is\s+|:\s*)?(\d{2}[- ]?\d{2}[- ]?\d{2})(?!\d)"
+    r"(?:[^\d\n]{0,30}?(?<!\d)(\d{8})(?!\d))?",
+    re.IGNORECASE,
+)
 _NAMED_NINO = re.compile(
     r"\b(?:ni|nino|national insurance)(?:\s+(?:number|no\.?))?[^\w\n]{0,4}(?:is\s+)?"
     r"([a-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[a-d])(?![\w])",
@@ -371,19 +380,19 @@ _ID_WORDS = (
     r"|steuer-?id|steuer-?identifikationsnummer|steueridentifikationsnummer|idnr"
     r"|identifikationsnummer|aadhaa?r|bsn|burgerservicenummer|nir"
     r"|num[ée]ro de s[ée]curit[ée] sociale|national id|id number|identity number"
-    r"|personal number|pesel|sin|cpf|nhs|dni|nie"
+    r"|personal number|personnummer|personnr|pesel|sin|cpf|nhs|dni|nie"
 )
 _NAMED_ID = re.compile(
     rf"\b(?:{_ID_WORDS})\b"
     r"(?:\s+(?:number|no\.?|nr\.?|numaras[\u0131i]|numaram|nummer|num[ée]ro|n[úu]mero))?"
-    r"[^\w\n]{0,12}(?:(?:is|ist|est|es|é|è|lautet)\s+|:\s*)?"
+    r"[^\w\n]{0,12}(?:(?:is|ist|est|es|é|è|lautet|är|er|jest)\s+|:\s*)?"
     r"(\d(?:[ .\u00a0\u2013-]?\d){7,19})(?![\w])",
     re.IGNORECASE,
 )
 # After a word naming a US SSN, nine digits in its shape are one even when python-stdnum calls
 # the number invalid ("078-05-1120", the famous blocked number, is still an id's shape).
 _NAMED_SSN = re.compile(
-    r"\b(?:ssn|ss#|social security|social-security|soc\.? sec\.?)"
+    r"\b(?:ssn|ss#|social security|social-security|soc\.? sec\.?|social)"
     r"(?:\s+(?:number|no\.?|nr\.?|\#))?[^\w\n]{0,12}(?:(?:is|was)\s+|:\s*)?"
     r"(?<!\d)(\d{3}([ .\u00a0-]?)\d{2}\2\d{4})(?![\w]|[.-]\d)",
     re.IGNORECASE,
@@ -396,6 +405,7 @@ _BARE_ID_CHECKS: tuple[Callable[[str], bool], ...] = (
     bsn.is_valid,
     ssn.is_valid,
     pesel.is_valid,
+    personnummer.is_valid,
     cpf.is_valid,
     nhs.is_valid,
     sin.is_valid,
@@ -1258,7 +1268,7 @@ _DOCUMENT_STEMS = ("pas", "driv", "licen", "führer", "fuhrer", "permis", "auswe
 _ID_STEMS = (
     "ssn", "social", "tc", "t.c", "kimlik", "steuer", "idnr", "identifikation", "aadha", "bsn",
     "burgerservice", "nir", "curit", "national", "id number", "identity", "personal", "pesel",
-    "sin", "cpf", "nhs", "dni", "nie", "ss#", "soc",
+    "sin", "cpf", "nhs", "dni", "nie", "ss#", "soc", "personn",
 )  # fmt: skip
 
 
@@ -1371,6 +1381,11 @@ def redact(text: str) -> Redaction:
         for match in pattern.finditer(text):
             if is_valid(match.group()):
                 spans.claim(*match.span(), "national_id")
+    if "sort" in lowered:
+        for match in _SORT_CODE.finditer(text):
+            spans.claim(*match.span(1), "bank_account")
+            if match.group(2) is not None:
+                spans.claim(*match.span(2), "bank_account")
     for match in _NAMED_NINO.finditer(text):
         if match.group(1)[:2].upper() not in _NOT_NINO_PREFIXES:
             spans.claim(*match.span(1), "national_id")

@@ -33,6 +33,12 @@ from routing.redact import iban_valid, luhn_valid, redact
         ("IBAN: fr14 2004 1010 0505 0001 3m02 606", "IBAN: [IBAN]", "iban"),
         # National ids: formatted ones anywhere, bare digits after a word naming them.
         ("SSN 123-45-6789", "SSN [NATIONAL_ID]", "national_id"),
+        ("my social is 078051120", "my social is [NATIONAL_ID]", "national_id"),
+        ("PAN AFZPK7190K", "PAN [NATIONAL_ID]", "national_id"),
+        ("my PAN card number is AFZPK7190K", "my PAN card number is [NATIONAL_ID]", "national_id"),
+        ("personnummer 811218-9876", "personnummer [NATIONAL_ID]", "national_id"),
+        ("mitt personnummer är 19811218-9876", "mitt personnummer är [NATIONAL_ID]", "national_id"),
+        ("our sort code is 12-34-56", "our sort code is [BANK_ACCOUNT]", "bank_account"),
         ("my TC kimlik no 10000000146", "my TC kimlik no [NATIONAL_ID]", "national_id"),
         ("CPF 390.533.447-05 no cadastro", "CPF [NATIONAL_ID] no cadastro", "national_id"),
         ("mi DNI es 12345678Z", "mi DNI es [NATIONAL_ID]", "national_id"),
@@ -137,6 +143,11 @@ def test_personal_data_is_redacted(text: str, expected: str, kind: str) -> None:
         "password=<redacted>, api_key=${API_KEY}",
         "password123 is not accepted as a username",
         "login: failed again",
+        # Near the new id shapes: product codes, dated order numbers, social media.
+        "order ABCDE1234F is late",
+        "order 20241201-0042 is late",
+        "our social media page has 123456789 views",
+        "sorting by code 12-34-56 fails",
     ],
 )
 def test_ordinary_numbers_are_kept(text: str) -> None:
@@ -832,3 +843,13 @@ def test_bare_cards_short_password_words_codes_ssns_phones_and_passphrases(
 def test_order_numbers_and_sentences_stay_beside_the_new_matchers(text: str) -> None:
     """Order numbers of other shapes, invoices, dates, versions and sentences stay whole."""
     assert redact(text).text == text
+
+
+def test_a_uk_sort_code_and_the_account_number_after_it_are_both_redacted() -> None:
+    """'sort code 12-34-56, acct no 87654321': both numbers go, the words around them stay."""
+    result = redact("our sort code is 123456, acct no 87654321, please refund there")
+    assert (
+        result.text
+        == "our sort code is [BANK_ACCOUNT], acct no [BANK_ACCOUNT], please refund there"
+    )
+    assert result.counts["bank_account"] == 2
