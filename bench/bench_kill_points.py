@@ -8,16 +8,16 @@ The real `triage run --http` (one replica by default; --replicas N share the dat
 the strict Web API stand-in (1 post/s per channel, burst 4) and the LLM stand-in (500 ms an
 answer). The store is PostgreSQL (a throwaway server as the tests start theirs, or
 TRIAGE_BENCH_DB) or, with --sqlite, one SQLite file. Each round sends --per-round customer
-messages over --spread seconds (every twentieth an outage: critical, paged in the thread and by
-DM), and SIGKILLs a replica at a random moment of the round (uniform over --kill-window
-seconds), then starts it again. --kill-points makes some kills exact instead (cycled over the
-rounds): `page` kills the bot the moment Slack takes a thread page (before its answer reaches
-the bot, and before the DM), `reply` the moment Slack takes a customer reply; with no such
-moment within --kill-window the kill falls at its end. Every fifth ticket is approved as soon
-as its post appears, by the agent's reaction on one replica and the Approve button on another
-at once, so kills also land while replies are sent. A request no replica answers with 200 is
-sent again every 2 s for up to a minute (Slack retries, compressed). After the last round the
-run waits until every ticket is posted, paged and replied to, or --timeout.
+messages over --spread seconds (every twentieth an outage from a customer of its own: critical,
+paged in the thread and by DM), and SIGKILLs a replica at a random moment of the round (uniform
+over --kill-window seconds), then starts it again. --kill-points makes some kills exact instead
+(cycled over the rounds): `page` kills the bot the moment Slack takes a thread page (before its
+answer reaches the bot, and before the DM), `reply` the moment Slack takes a customer reply;
+with no such moment within --kill-window the kill falls at its end. Every fifth ticket is
+approved as soon as its post appears, by the agent's reaction on one replica and the Approve
+button on another at once, so kills also land while replies are sent. A request no replica
+answers with 200 is sent again every 2 s for up to a minute (Slack retries, compressed). After
+the last round the run waits until every ticket is posted, paged and replied to, or --timeout.
 
 Reported: lost tickets (a message with no team post), unsent pages (a critical ticket without
 its thread page or its DM), double pages, double replies, double posts (all goal 0), approvals
@@ -53,7 +53,7 @@ from bench.botrun import (
     stage,
     ticket_text,
 )
-from bot.sandbox.shell import INTAKE
+from bot.sandbox.shell import CUSTOMER, INTAKE
 from bot.sandbox.slack_api import RecordedCall
 
 APPROVE_EVERY = 5
@@ -162,7 +162,10 @@ async def _rounds(
         refs = range(first, first + args.per_round)
         round_started = time.monotonic()
         for offset, ref in enumerate(refs):
-            ts, body = scene.customer_message(ticket_text(ref))
+            # Each outage from a customer of its own: one customer's outages within ten minutes
+            # make one page and a count (README, "Noise is held down"), not a page each.
+            author = f"U0OUTAGE{ref:05d}" if is_critical(ref) else CUSTOMER
+            ts, body = scene.customer_message(ticket_text(ref), user=author)
             messages[ref] = ts
             cluster.background(_later(cluster, offset, body, args.spread * offset / len(refs)))
         victim = rng.randrange(len(cluster.bots))

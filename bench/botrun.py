@@ -169,10 +169,12 @@ class Stage:
             "TRIAGE_LOG_LEVEL": "ERROR",
         }
 
-    def customer_message(self, text: str, *, event_id: str | None = None) -> tuple[str, str]:
+    def customer_message(
+        self, text: str, *, event_id: str | None = None, user: str = CUSTOMER
+    ) -> tuple[str, str]:
         """Store a customer's intake message in the stand-in; returns (ts, its event's body)."""
-        stored = self.slack.add_message(INTAKE, user=CUSTOMER, text=text)
-        event = self.workspace.message(channel=INTAKE, user=CUSTOMER, text=text, ts=stored["ts"])
+        stored = self.slack.add_message(INTAKE, user=user, text=text)
+        event = self.workspace.message(channel=INTAKE, user=user, text=text, ts=stored["ts"])
         return str(stored["ts"]), json.dumps(self.workspace.envelope(event, event_id=event_id))
 
 
