@@ -173,6 +173,8 @@ class Stage:
         self, text: str, *, event_id: str | None = None, user: str = CUSTOMER
     ) -> tuple[str, str]:
         """Store a customer's intake message in the stand-in; returns (ts, its event's body)."""
+        if user != CUSTOMER:
+            self.slack.add_user(user, user.lower())  # a customer of its own (adding is idempotent)
         stored = self.slack.add_message(INTAKE, user=user, text=text)
         event = self.workspace.message(channel=INTAKE, user=user, text=text, ts=stored["ts"])
         return str(stored["ts"]), json.dumps(self.workspace.envelope(event, event_id=event_id))
