@@ -15,7 +15,8 @@ over --kill-window seconds), then starts it again. --kill-points makes some kill
 answer reaches the bot, and before the DM), `reply` the moment Slack takes a customer reply;
 with no such moment within --kill-window the kill falls at its end. Every fifth ticket is
 approved as soon as its post appears, by the agent's reaction on one replica and the Approve
-button on another at once, so kills also land while replies are sent. A request no replica
+button on another at once, so kills also land while replies are sent; an approval the bot says did
+not reach the customer is approved again, as the agent is asked to. A request no replica
 answers with 200 is sent again every 2 s for up to a minute (Slack retries, compressed). After
 the last round the run waits until every ticket is posted, paged and replied to, or --timeout.
 
@@ -45,6 +46,7 @@ from bench.botrun import (
     Cluster,
     Outcome,
     Stage,
+    approvals_undone,
     deliveries,
     is_critical,
     machine,
@@ -143,13 +145,22 @@ async def _rounds(
     stop_watching = asyncio.Event()
 
     async def approvals() -> None:
-        """Approve every fifth ticket as soon as its post appears."""
+        """Approve every fifth ticket as soon as its post appears, and again when told to."""
+        approved_again = 0  # approvals the bot said were lost (a kill mid-send)
         while not stop_watching.is_set():
-            for post in outcome(scene).posts:
+            seen = outcome(scene)
+            for post in seen.posts:
                 ref = post.ref
                 if ref is not None and ref % APPROVE_EVERY == 0 and ref not in approved:
                     approved.add(ref)
                     cluster.approve(post, messages[ref], next(turn))
+            # As the agent does when the bot says their approval did not reach the customer.
+            undone = approvals_undone(scene.slack)
+            for ticket_id in undone[approved_again:]:
+                again = next((p for p in seen.posts if p.ticket_id == ticket_id), None)
+                if again is not None and again.ref in messages:
+                    cluster.approve(again, messages[again.ref], next(turn))
+            approved_again = len(undone)
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(approvals())
