@@ -46,7 +46,7 @@ from bench.botrun import (
     Cluster,
     Outcome,
     Stage,
-    approvals_undone,
+    approve_again,
     deliveries,
     is_critical,
     machine,
@@ -154,13 +154,9 @@ async def _rounds(
                 if ref is not None and ref % APPROVE_EVERY == 0 and ref not in approved:
                     approved.add(ref)
                     cluster.approve(post, messages[ref], next(turn))
-            # As the agent does when the bot says their approval did not reach the customer.
-            undone = approvals_undone(scene.slack)
-            for ticket_id in undone[approved_again:]:
-                again = next((p for p in seen.posts if p.ticket_id == ticket_id), None)
-                if again is not None and again.ref in messages:
-                    cluster.approve(again, messages[again.ref], next(turn))
-            approved_again = len(undone)
+            approved_again = approve_again(
+                scene, cluster, seen, messages, turn, handled=approved_again
+            )
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(approvals())

@@ -45,6 +45,7 @@ from bench.botrun import (
     Outcome,
     Stage,
     approvals_undone,
+    approve_again,
     deliveries,
     machine,
     outcome,
@@ -165,13 +166,14 @@ async def _measure(
             ):
                 approved_refs.add(post.ref)
                 burst.approve(post, messages[post.ref][0], next(approve_turn))
-        # As the agent does when the bot says their approval did not reach the customer.
-        undone = approvals_undone(scene.slack)
-        for ticket_id in undone[approved_again:]:
-            again = next((p for p in seen.posts if p.ticket_id == ticket_id), None)
-            if again is not None and again.ref in messages:
-                burst.approve(again, messages[again.ref][0], next(approve_turn))
-        approved_again = len(undone)
+        approved_again = approve_again(
+            scene,
+            burst,
+            seen,
+            {ref: ts for ref, (ts, _) in messages.items()},
+            approve_turn,
+            handled=approved_again,
+        )
         if crashing is None and len(posted) >= events // 2:
             crashing = asyncio.create_task(crash())
         replied = {ts for ts in seen.replies if ts in burst.approved}

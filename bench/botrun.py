@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -578,6 +578,28 @@ def approvals_undone(slack: SlackStandIn) -> list[int]:
             if ticket:
                 undone.append(int(ticket.group(1)))
     return undone
+
+
+def approve_again(
+    stage: Stage,
+    cluster: Cluster,
+    seen: Outcome,
+    ts_of: Mapping[int, str],
+    turn: Iterator[int],
+    *,
+    handled: int,
+) -> int:
+    """Approve again each approval the bot said did not reach the customer (a kill mid-send).
+
+    As the agent is asked to. The first `handled` of them were approved again before; returns
+    how many are handled now.
+    """
+    undone = approvals_undone(stage.slack)
+    for ticket_id in undone[handled:]:
+        again = next((p for p in seen.posts if p.ticket_id == ticket_id), None)
+        if again is not None and again.ref is not None and again.ref in ts_of:
+            cluster.approve(again, ts_of[again.ref], next(turn))
+    return len(undone)
 
 
 def approval_bodies(stage: Stage, post: Post) -> tuple[str, str]:
