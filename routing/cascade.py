@@ -383,7 +383,7 @@ class Pipeline:
             update["no_action"] = reading.no_action
             update["parts"] = ()
             update["priority"] = config.priority_names[0]
-            satisfied = reading.no_action in ("thanks", "resolved")
+            satisfied = reading.no_action in ("thanks", "resolved", "praise")
             if satisfied and "satisfied" in config.sentiment_names:
                 update["sentiment"] = "satisfied"
             elif not satisfied:

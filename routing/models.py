@@ -77,7 +77,7 @@ class LabeledExample(BaseModel):
 
 
 # Why a message needs no action: thanks, "fixed it, never mind", "ok", an emoji alone.
-NoActionKind = Literal["thanks", "resolved", "acknowledgement", "emoji"]
+NoActionKind = Literal["thanks", "resolved", "acknowledgement", "emoji", "praise"]
 
 
 class IssuePart(BaseModel):

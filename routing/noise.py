@@ -27,9 +27,16 @@ def _fold(text: str) -> str:
     return "".join(character for character in decomposed if not unicodedata.combining(character))
 
 
-assert set(get_args(NoActionKind)) == {"thanks", "resolved", "acknowledgement", "emoji"}  # noqa: S101  # the lists below cover every kind
+assert set(get_args(NoActionKind)) == {  # noqa: S101  # the lists below cover every kind
+    "thanks",
+    "resolved",
+    "acknowledgement",
+    "emoji",
+    "praise",
+}
 
 # Phrases, accent-free and lower-case, by the kind of message they make. Longest match first.
+# (Praise has words, not phrases: _praise.)
 _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
     "resolved": (
         # English
@@ -187,6 +194,54 @@ _VAGUE = wordset(
 )
 
 
+# Praise that asks nothing names what it praises ("the new editor is fantastic, our writers love
+# it"), and that may be any word: so praise is a praising word with none of the words that ask,
+# doubt, contrast, negate or report a problem. A filter that hides a problem is worse than one
+# that lets praise through, so the list of what breaks it is long, and sarcasm's markers are in it.
+_PRAISE = wordset(
+    """
+    love loved loving loves adore adored fantastic amazing awesome brilliant excellent superb
+    wonderful great impressed impressive delighted thrilled happy pleased perfect stellar
+    outstanding incredible terrific lifesaver slick beautiful gorgeous intuitive kudos bravo
+    smooth seamless flawless fabulous phenomenal spectacular marvelous marvellous
+    genial increible fantastico fantastique genial super toll klasse wunderbar otimo otima
+    incrivel ottimo fantastico bellissimo geweldig prachtig
+    """
+)
+_NOT_PRAISE = wordset(
+    """
+    not no never nothing nobody none nor cannot can't cant won't wont don't dont doesn't doesnt
+    didn't didnt isn't isnt aren't arent wasn't wasnt weren't haven't hasn't without
+    but though although however except only still yet unfortunately sadly shame pity otherwise
+    wish would could should can will please pls plz need needs needed want wants wanted must
+    add adding missing lack lacks lacking request suggest suggestion idea hope hoping
+    bug bugs error errors broken broke break breaks crash crashes crashed fail fails failed
+    failing failure issue issues problem problems slow slower wrong down outage again another
+    every always keeps kept stuck lost gone deleted refund charge charged charging invoice
+    cancel cancelled canceled bill billed price pricing expensive
+    how why when where what which who whether if unless until or
+    sure right yeah totally clearly obviously lol lmao exactly wow oh just
+    twice third fourth fifth times week hours days minutes
+    hate hated hates terrible awful horrible worst worse annoying annoyed frustrating
+    frustrated disappointed disappointing angry outrageous ridiculous useless bad poor ugly
+    confusing confused hard difficult painful nightmare joke unacceptable
+    pero aber mais mas ma maar nicht pas nao non niet
+    """
+)
+# Praise is short: a long message has room for an ask the lists do not know.
+PRAISE_MAX_WORDS = 30
+
+
+def _praise(folded: str) -> bool:
+    """True for praise that asks nothing: a praising word, no word that asks or complains."""
+    words = _WORD.findall(folded)
+    return (
+        0 < len(words) <= PRAISE_MAX_WORDS
+        and any(word in _PRAISE for word in words)
+        and not any(word in _NOT_PRAISE or word.endswith("n't") for word in words)
+    )
+
+
 @dataclass(frozen=True)
 class Reading:
     """What the noise filter makes of a message."""
@@ -255,6 +310,7 @@ def read_message(text: str) -> Reading:
         for kind, phrases in _PHRASES.items()
         if any(_remove_phrase(folded, phrase)[1] for phrase in phrases)
     ]
+    praise = _praise(folded)
     for phrase in _FILLER_PHRASES:
         folded, _ = _remove_phrase(folded, phrase)
     for phrases in _PHRASES.values():
@@ -262,7 +318,7 @@ def read_message(text: str) -> Reading:
             folded, _ = _remove_phrase(folded, phrase)
     words = _WORD.findall(folded)
     if any(word not in _FILLER for word in words):
-        return Reading(vague=vague)
+        return Reading(no_action="praise") if praise and not vague else Reading(vague=vague)
     # "All good now, thanks" is a resolution more than a thank-you.
     for kind in ("resolved", "thanks", "acknowledgement"):
         if kind in found:

@@ -83,6 +83,7 @@ def _with(config: TriageConfig, **sections: dict[str, object]) -> TriageConfig:
         "👍",
         "all good now, thanks!",
         "¡Muchas gracias, ya funciona!",
+        "The new editor is fantastic, our writers love it",
     ],
 )
 async def test_a_message_that_needs_no_action_pages_nobody_and_gets_an_acknowledgement(
@@ -98,6 +99,14 @@ async def test_a_message_that_needs_no_action_pages_nobody_and_gets_an_acknowled
     assert "please share" not in triage.draft.text.lower()
     assert "Thanks for letting us know" in triage.draft.text
     assert triage.summary()["no_action"] == triage.decision.no_action
+
+
+async def test_praise_is_satisfied_and_needs_no_action(pipeline: Pipeline) -> None:
+    """Praise that names a feature and asks nothing is a satisfied customer, not a bug report."""
+    triage = await pipeline.triage(Ticket(text="Amazing work on the calendar sync, we love it!"))
+    assert triage.decision.no_action == "praise"
+    assert triage.decision.sentiment == "satisfied"
+    assert "needs no action (praise)" in triage.decision.reasons
 
 
 async def test_a_thank_you_that_still_reports_a_problem_is_a_ticket(pipeline: Pipeline) -> None:

@@ -127,3 +127,40 @@ def test_a_cause_on_our_side_a_thanks_for_a_refund_and_a_name_need_no_action(
 def test_a_name_or_a_found_problem_with_an_ask_is_still_a_ticket(text: str) -> None:
     """A name or 'found the problem' next to an ask or a report stays a ticket."""
     assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The new editor is fantastic, our writers love it",
+        "Love the new dashboard!",
+        "Amazing work on the calendar sync, the team is thrilled",
+        "Thanks, love the new editor!",
+        "The reporting feature is great. We use it daily.",
+    ],
+)
+def test_praise_that_asks_nothing_needs_no_action(text: str) -> None:
+    """Praise may name any feature: a praising word and nothing that asks or complains."""
+    assert read_message(text).no_action == "praise"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Love how the app logs me out every 5 minutes",
+        "Great, another outage.",
+        "Fantastic. Just fantastic. Third time this week.",
+        "The new editor is great but tables are missing",
+        "Your export is amazing, could you add PDF?",
+        "I would love to see dark mode",
+        "Love the product, hate the billing page",
+        "The new pricing is outrageous, I love paying double",
+        "Wow, amazing, it only took 3 days to answer",
+        "Great tool, shame the mobile app crashes",
+        "Love the new dashboard, the numbers are wrong though",
+        " ".join(["Love the new dashboard"] * 10),
+    ],
+)
+def test_praise_with_a_complaint_an_ask_or_sarcasm_is_a_ticket(text: str) -> None:
+    """Contrast, asks, problems, negative words, sarcasm's markers and length keep the ticket."""
+    assert read_message(text).no_action is None
