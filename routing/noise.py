@@ -51,7 +51,9 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "disregard", "please disregard", "false alarm", "my bad", "my mistake",
         "you can close this", "you can close the ticket", "feel free to close",
         "found the setting", "found the option", "found the button", "found the answer",
-        "found the page", "found what i needed", "found what i was looking for",
+        "found the page", "found it in the docs", "found it in the documentation",
+        "found it in the settings", "found it in your docs", "found it in the help center",
+        "found it in the faq", "found what i needed", "found what i was looking for",
         "exactly what i needed", "just what i needed", "that did it", "that did the trick",
         "did the trick", "that helped", "that helps",
         # The cause was on the customer's side: nothing for us to do.
@@ -62,7 +64,8 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "fix worked", "the fix worked", "that fixed it", "fixed the problem", "fixed the issue",
         # Spanish, French, German, Portuguese, Italian, Dutch
         "ya funciona", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
-        "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "resolu", "tout va bien",
+        "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "tout est regle", "resolu",
+        "tout va bien",
         "laisse tomber", "alles gut", "hat sich erledigt", "erledigt", "geloest", "gelost",
         "funktioniert wieder", "funktioniert jetzt", "passt", "tudo certo", "resolvido",
         "funcionou", "ja funciona", "esquece", "risolto", "funziona", "tutto ok", "tutto a posto",
@@ -122,7 +125,8 @@ _FILLER_PHRASES = tuple(
             "have a great day", "have a good day", "have a great weekend",
             "have a good weekend", "have a nice weekend", "enjoy your weekend", "have a good one",
             "on our end", "on our side", "on my end", "on my side",
-            "pour votre aide", "pour ton aide", "pour l'aide", "pour la reponse",
+            "pour votre aide", "pour votre reactivite", "pour ton aide", "pour l'aide",
+            "pour la reponse",
             "por su ayuda", "por tu ayuda", "por la ayuda", "por la respuesta",
             "fur die hilfe", "fur ihre hilfe", "fur eure hilfe", "fur die schnelle hilfe",
             "pela ajuda", "pela resposta", "per l'aiuto", "voor de hulp",
@@ -203,7 +207,8 @@ _PRAISE = wordset(
     love loved loving loves adore adored fantastic amazing awesome brilliant excellent superb
     wonderful great impressed impressive delighted thrilled happy pleased perfect stellar
     outstanding incredible terrific lifesaver slick beautiful gorgeous intuitive kudos bravo
-    smooth seamless flawless fabulous phenomenal spectacular marvelous marvellous
+    smooth seamless flawless fabulous phenomenal spectacular marvelous marvellous best
+    helpful shoutout hero heroes legend legends rock rocks star stars
     genial increible fantastico fantastique genial super toll klasse wunderbar otimo otima
     incrivel ottimo fantastico bellissimo geweldig prachtig
     """
@@ -220,26 +225,53 @@ _NOT_PRAISE = wordset(
     every always keeps kept stuck lost gone deleted refund charge charged charging invoice
     cancel cancelled canceled bill billed price pricing expensive
     how why when where what which who whether if unless until or
-    sure right yeah totally clearly obviously lol lmao exactly wow oh just
-    twice third fourth fifth times week hours days minutes
+    sure right yeah totally clearly obviously lol lmao exactly wow oh urgent urgently asap
+    i'd we'd it'd you'd they'd see
+    twice third fourth fifth times time sometimes half try retry empty blank
     hate hated hates terrible awful horrible worst worse annoying annoyed frustrating
     frustrated disappointed disappointing angry outrageous ridiculous useless bad poor ugly
     confusing confused hard difficult painful nightmare joke unacceptable
-    pero aber mais mas ma maar nicht pas nao non niet
+    pero aber mais mas ma maar nicht pas nao non niet не нет ни kein keine keinen ne geen degil yok
     """
 )
 # Praise is short: a long message has room for an ask the lists do not know.
 PRAISE_MAX_WORDS = 30
 
 
+# A wish said with a praising word ("I'd love to see shortcuts"): an ask.
+_DESIRE = re.compile(r"\b(?:love|like|adore) (?:to|it if|if|a|an|some|more)\b")
+# How praise is announced: not an ask of its own ("just wanted to say ...").
+_PRAISE_OPENING = re.compile(
+    r"\b(?:(?:i |we )?(?:just )?(?:wanted|want) to (?:say|let you know|tell you)(?: that)?"
+    r"|just a (?:quick )?note(?: to say)?)\b"
+)
+
+
+def _asks_nothing(folded: str) -> bool:
+    """True for a short text with none of the words that ask, doubt, contrast or complain.
+
+    Only for scripts with spaces: the lists are of words, and "解決しない" is one.
+    """
+    if _NO_SPACES.search(folded):
+        return False
+    words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", folded)))
+    return 0 < len(words) <= PRAISE_MAX_WORDS and not any(
+        word in _NOT_PRAISE or word.endswith("n't") for word in words
+    )
+
+
+def _opens_with_resolution(folded: str) -> bool:
+    """True when the message's first words are a resolution phrase ("all good now, ...")."""
+    start = folded.lstrip(" ,.!-")
+    return any(
+        start.startswith(phrase) and not start[len(phrase) : len(phrase) + 1].isalnum()
+        for phrase in _PHRASES["resolved"]
+    )
+
+
 def _praise(folded: str) -> bool:
     """True for praise that asks nothing: a praising word, no word that asks or complains."""
-    words = _WORD.findall(folded)
-    return (
-        0 < len(words) <= PRAISE_MAX_WORDS
-        and any(word in _PRAISE for word in words)
-        and not any(word in _NOT_PRAISE or word.endswith("n't") for word in words)
-    )
+    return _asks_nothing(folded) and any(word in _PRAISE for word in _WORD.findall(folded))
 
 
 @dataclass(frozen=True)
@@ -310,7 +342,8 @@ def read_message(text: str) -> Reading:
         for kind, phrases in _PHRASES.items()
         if any(_remove_phrase(folded, phrase)[1] for phrase in phrases)
     ]
-    praise = _praise(folded)
+    folded_whole = folded
+    praise, quiet = _praise(folded), _asks_nothing(folded)
     for phrase in _FILLER_PHRASES:
         folded, _ = _remove_phrase(folded, phrase)
     for phrases in _PHRASES.values():
@@ -318,7 +351,13 @@ def read_message(text: str) -> Reading:
             folded, _ = _remove_phrase(folded, phrase)
     words = _WORD.findall(folded)
     if any(word not in _FILLER for word in words):
-        return Reading(no_action="praise") if praise and not vague else Reading(vague=vague)
+        if vague:
+            return Reading(vague=True)
+        # "All good now, the export went through": a resolution that opens the message may say
+        # what works again ("... then it works on the second try" reports a problem).
+        if "resolved" in found and quiet and _opens_with_resolution(folded_whole):
+            return Reading(no_action="resolved")
+        return Reading(no_action="praise") if praise else Reading()
     # "All good now, thanks" is a resolution more than a thank-you.
     for kind in ("resolved", "thanks", "acknowledgement"):
         if kind in found:

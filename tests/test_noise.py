@@ -158,9 +158,33 @@ def test_praise_that_asks_nothing_needs_no_action(text: str) -> None:
         "Wow, amazing, it only took 3 days to answer",
         "Great tool, shame the mobile app crashes",
         "Love the new dashboard, the numbers are wrong though",
+        "I'd love to see keyboard shortcuts on the board",
+        "We would love a dark mode",
         " ".join(["Love the new dashboard"] * 10),
     ],
 )
 def test_praise_with_a_complaint_an_ask_or_sarcasm_is_a_ticket(text: str) -> None:
     """Contrast, asks, problems, negative words, sarcasm's markers and length keep the ticket."""
+    assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["All good now, the export went through. Cheers", "Sorted, the sync ran overnight"],
+)
+def test_a_resolution_may_say_what_works_again(text: str) -> None:
+    """A resolution that opens the message may name what works again: no action needed."""
+    assert read_message(text).no_action == "resolved"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "since the update the export gives me an empty file, then it works on the second try",
+        "All good now, but the invoice still shows 20 seats",
+        "the export went through, all good apart from the dates",
+    ],
+)
+def test_a_resolution_beside_a_problem_is_a_ticket(text: str) -> None:
+    """'It works on the second try' reports a problem; a resolution with a 'but' is a ticket."""
     assert read_message(text).no_action is None

@@ -367,6 +367,11 @@ async def test_a_calm_or_thankful_opening_does_not_hide_an_incident(
         "Two webhooks we never created appeared in our workspace and send data somewhere.",
         "Checkout requests have been failing with 502 for half an hour, across all regions.",
         "The last three days of orders are missing from every report, for all of our accounts.",
+        "Somebody changed my password last night and I got a login alert from a city I've never "
+        "been to. Please lock my account.",
+        "All of our uploaded photos from last year show 'not found' now, and they are our only "
+        "copy.",
+        "The export we got today lists invoices and customer names we have never seen before.",
     ],
 )
 async def test_calm_reports_of_a_breach_or_a_wide_failure_page(
@@ -384,6 +389,8 @@ async def test_calm_reports_of_a_breach_or_a_wide_failure_page(
         "How do I export reports for all of our accounts at once?",
         "Which API keys have we created so far, and where do I see them?",
         "Is the new dashboard available in all regions yet?",
+        "Do you keep a backup of every attachment, in case we delete one by mistake?",
+        "How do I reset my password when I forget it?",
     ],
 )
 async def test_scope_words_in_a_question_are_not_an_outage(pipeline: Pipeline, text: str) -> None:
