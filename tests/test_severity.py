@@ -426,3 +426,26 @@ async def test_angry_needs_a_hostile_word_or_shouting(
     """A calm outage is never angry; hostile words, threats to leave or shouting are."""
     triage = await pipeline.triage(Ticket(text=text))
     assert (triage.decision.sentiment == "angry") is angry
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We deleted 4 users last month but we're still billed for all 30 seats",
+        "This month's invoice added a 15% tax even though we are exempt",
+    ],
+)
+async def test_money_taken_wrongly_is_high_not_an_incident(pipeline: Pipeline, text: str) -> None:
+    """Seats removed but still billed, a tax nobody agreed: high, billing's, no security page."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.category == "billing"
+    assert decision.priority == "high"
+
+
+async def test_someone_removed_who_still_gets_in_is_a_security_incident(pipeline: Pipeline) -> None:
+    """A removed person who can still log in is a security incident: critical, the account team."""
+    triage = await pipeline.triage(
+        Ticket(text="We offboarded Tom last month but he can still log in")
+    )
+    assert triage.decision.priority == "critical"
+    assert triage.decision.category == "account"
