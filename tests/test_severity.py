@@ -431,7 +431,7 @@ async def test_angry_needs_a_hostile_word_or_shouting(
 @pytest.mark.parametrize(
     "text",
     [
-        "We deleted 4 users last month but we're still billed for all 30 seats",
+        "We removed 4 users last month but we're still billed for all 30 seats",
         "This month's invoice added a 15% tax even though we are exempt",
     ],
 )
