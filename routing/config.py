@@ -104,6 +104,10 @@ class PriorityConfig(LabelConfig):
     # The local classifier gives this priority only to a ticket at least this similar to one of
     # its examples or phrases, or with one of its cues; a demotion is stated in the reasons.
     min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    # A ticket with one of this level's cues and none of a level above `cue_ceiling` is at most
+    # `cue_ceiling`: "fails now and then, retries get through" is degraded, not an outage, however
+    # close it reads to one.
+    cue_ceiling: str | None = None
 
 
 class TeamConfig(_Strict):
@@ -517,6 +521,14 @@ def validate_config(config: TriageConfig) -> None:
                 path,
                 f"categories[{index}].max_priority",
                 f"unknown priority {category.max_priority!r}",
+                f"use one of {list(config.priority_names)}",
+            )
+    for index, level in enumerate(config.priorities):
+        if level.cue_ceiling is not None and level.cue_ceiling not in config.priority_names:
+            raise ConfigError(
+                path,
+                f"priorities[{index}].cue_ceiling",
+                f"unknown priority {level.cue_ceiling!r}",
                 f"use one of {list(config.priority_names)}",
             )
     categories = set(config.category_names)

@@ -36,6 +36,9 @@ _EXCEPT_THE_OTHERS = re.compile(
 )
 
 
+# "Not all of them", "but not every time": a part, not the whole scope.
+_NOT_ALL = re.compile(r"\bnot (?:all|every)\b")
+
 # Contractions typed without their apostrophe ("cant log in", "doesnt load", "whats"), as fast
 # typists and phones write them: read as the cues spell them. ("wont" and "cant" are words too,
 # rarely in a support message.)
@@ -58,6 +61,7 @@ def _apostrophe(match: re.Match[str]) -> str:
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
     normalized = normalize(text.translate(_APOSTROPHES))
+    normalized = _NOT_ALL.sub("some", normalized)
     return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
 

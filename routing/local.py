@@ -692,6 +692,15 @@ class LocalClassifier:
             if not any(hits[rank + 1 :]):
                 allowed[rank + 1 :] = False
         reasons: list[str] = []
+        for level, hit in zip(config.priorities, hits, strict=True):
+            if hit and level.cue_ceiling is not None:
+                rank = config.priority_rank(level.cue_ceiling)
+                if not any(hits[rank + 1 :]) and allowed[rank + 1 :].any():
+                    if int(np.argmax(np.where(allowed, scores, -np.inf))) > rank:
+                        reasons.append(
+                            f"at most {level.cue_ceiling}: {level.name} cues and none above"
+                        )
+                    allowed[rank + 1 :] = False
         # A level that asks for evidence (min_similarity) is given only to a ticket close to one
         # of its examples or phrases, or with one of its cues; a demotion is said, not silent.
         for position, level in enumerate(config.priorities):

@@ -449,3 +449,38 @@ async def test_someone_removed_who_still_gets_in_is_a_security_incident(pipeline
     )
     assert triage.decision.priority == "critical"
     assert triage.decision.category == "account"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Critical without the degraded cues' ceiling: it reads close to an outage.
+        "Deliveries to our webhook fail now and then with a 504. Retries get them through.",
+        "Webhook calls time out now and then with a 504, maybe 1 in 30; retries get them through.",
+        "Some of our form entries don't arrive, not all of them, maybe one in ten.",
+    ],
+)
+async def test_degraded_service_is_never_an_outage(pipeline: Pipeline, text: str) -> None:
+    """Intermittent failures with a way around them are degraded, never critical.
+
+    However close they read to an outage; and 'not all of them' is no scope of everyone.
+    """
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority in ("medium", "high")
+
+
+def test_a_cue_ceiling_must_name_a_priority(tmp_path: Path) -> None:
+    """A cue_ceiling naming no priority is a config error that says where and what to use."""
+    text = (Path(__file__).resolve().parents[1] / "routing" / "defaults" / "config.toml").read_text(
+        "utf-8"
+    )
+    broken = tmp_path / "config.toml"
+    broken.write_text(text.replace('cue_ceiling = "high"', 'cue_ceiling = "urgent"'), "utf-8")
+    (tmp_path / "examples.jsonl").write_text(
+        (Path(__file__).resolve().parents[1] / "routing" / "defaults" / "examples.jsonl").read_text(
+            "utf-8"
+        ),
+        "utf-8",
+    )
+    with pytest.raises(Exception, match="cue_ceiling"):
+        load_config(broken)
