@@ -261,11 +261,14 @@ def _asks_nothing(folded: str) -> bool:
 
 
 def _opens_with_resolution(folded: str) -> bool:
-    """True when the message's first words are a resolution phrase ("all good now, ...")."""
+    """True when the message opens with a resolution or a thank-you.
+
+    "All good now, ...", "thanks Priya, that fixed the payslip layout".
+    """
     start = folded.lstrip(" ,.!-")
     return any(
         start.startswith(phrase) and not start[len(phrase) : len(phrase) + 1].isalnum()
-        for phrase in _PHRASES["resolved"]
+        for phrase in (*_PHRASES["resolved"], *_PHRASES["thanks"])
     )
 
 

@@ -170,7 +170,11 @@ def test_praise_with_a_complaint_an_ask_or_sarcasm_is_a_ticket(text: str) -> Non
 
 @pytest.mark.parametrize(
     "text",
-    ["All good now, the export went through. Cheers", "Sorted, the sync ran overnight"],
+    [
+        "All good now, the export went through. Cheers",
+        "Sorted, the sync ran overnight",
+        "thanks Tom, that fixed the report layout",
+    ],
 )
 def test_a_resolution_may_say_what_works_again(text: str) -> None:
     """A resolution that opens the message may name what works again: no action needed."""
@@ -182,6 +186,8 @@ def test_a_resolution_may_say_what_works_again(text: str) -> None:
     [
         "since the update the export gives me an empty file, then it works on the second try",
         "All good now, but the invoice still shows 20 seats",
+        "Thanks, that fixed the login but exports still fail",
+        "thanks, works now on desktop, mobile is blank",
         "the export went through, all good apart from the dates",
     ],
 )

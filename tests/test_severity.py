@@ -372,6 +372,9 @@ async def test_a_calm_or_thankful_opening_does_not_hide_an_incident(
         "All of our uploaded photos from last year show 'not found' now, and they are our only "
         "copy.",
         "The export we got today lists invoices and customer names we have never seen before.",
+        "Our live secret key shows up in plain text in the page source of the checkout.",
+        "Since the overnight sync every order in our account has the wrong delivery address.",
+        "All builds are stuck in the queue since 9:40, nothing has started for an hour.",
     ],
 )
 async def test_calm_reports_of_a_breach_or_a_wide_failure_page(
