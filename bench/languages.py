@@ -3,8 +3,10 @@
 For each row of the given languages (the file's `language` column), the ticket (subject and body)
 goes through the default offline pipeline. Printed per language: how often the detector agrees
 with the column, how many tickets went to a human or to a team named for their language, how many
-were routed confidently, and how often the offline category was right (category_proposed), for the
-confident ones and for all.
+were routed confidently, how often the offline category was right (category_proposed), for the
+confident ones and for all; how many took their category from their own words (the categories'
+cues in that language: "category from its words" in the reasons) and how often that was right;
+and how often the priority equals the file's.
 
     .venv/bin/python bench/languages.py ../shared/datasets/support_tickets/tickets.csv \
         --languages de,es,fr,pt --limit 300
@@ -54,6 +56,10 @@ async def main() -> None:
         counts["detected_en"] += decision.language == "en"
         right = decision.category == row["category_proposed"]
         counts["right"] += right
+        counts["priority_right"] += decision.priority == row["priority"]
+        if any("category from its words" in reason for reason in decision.reasons):
+            counts["from_words"] += 1
+            counts["from_words_right"] += right
         codes = {reason.code for reason in triage.escalation.reasons}
         counts["unsupported_language"] += "unsupported_language" in codes
         if triage.escalation.needs_human:
@@ -62,16 +68,19 @@ async def main() -> None:
             counts["confident"] += 1
             counts["confident_right"] += right
     print("lang     n  detected=col  detected=en  to_human  language_reason  confident  "
-          "confident_right  category_right")  # fmt: skip
+          "confident_right  category_right  from_words  from_words_right"
+          "  priority_right")  # fmt: skip
     for language in wanted:
         c = stats[language]
         n = c["n"] or 1
         confident = c["confident"] or 1
+        from_words = c["from_words"] or 1
         print(
             f"{language:4} {c['n']:5}  {c['detected_same'] / n:12.3f}  {c['detected_en'] / n:11.3f}"
             f"  {c['human'] / n:8.3f}  {c['unsupported_language'] / n:15.3f}"
             f"  {c['confident'] / n:9.3f}  {c['confident_right'] / confident:15.3f}"
-            f"  {c['right'] / n:14.3f}"
+            f"  {c['right'] / n:14.3f}  {c['from_words'] / n:10.3f}"
+            f"  {c['from_words_right'] / from_words:16.3f}  {c['priority_right'] / n:14.3f}"
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol, TypeVar
 
 from routing.config import TriageConfig
-from routing.cues import Cues
+from routing.cues import Cues, original_words
 from routing.draft_checks import DraftRejected
 from routing.drafter import TemplateDrafter
 from routing.embedding import Embedder
@@ -129,6 +129,8 @@ class Pipeline:
         self._llm = llm
         self._drafter = TemplateDrafter(config)
         self._priority_cues = Cues(config.priorities)
+        # Read on a ticket the offline model cannot read: its category's words decide, or nobody.
+        self._category_cues = Cues(config.categories)
         # Its model loads on first use (1-3 s); one detector may serve several pipelines.
         self._languages = languages or LanguageDetector(
             candidates=config.languages.candidates,
@@ -401,21 +403,34 @@ class Pipeline:
                 update["team"] = team
                 reasons.append(f"written in {name}: routed to {team} as [languages] says")
             else:
-                # The category is a guess: the team for what fits nowhere, and a person, decide.
-                update.update(self._fallback_labels(decision, config.fallback_team))
+                # The English model's category is a guess: the category whose own words (the
+                # cues, in the languages customers write) are in the ticket, else the team for
+                # what fits nowhere; a person decides either way.
+                cued = self._category_from_cues(decision, text)
+                if cued is None:
+                    update.update(self._fallback_labels(decision, config.fallback_team))
+                    said = f"written in {name}: the offline model reads English only"
+                else:
+                    category, words = cued
+                    update["category"] = category
+                    update["team"] = config.team_for(category)
+                    update["category_scores"] = {category: 1.0}
+                    said_words = dict.fromkeys(original_words(text, word) for word in words)
+                    quoted = ", ".join(f"'{word}'" for word in list(said_words)[:3])
+                    said = (
+                        f"written in {name}: category from its words {quoted}; the offline model"
+                        " reads English only"
+                    )
                 update["confidence"] = min(decision.confidence, UNREAD_LANGUAGE_CONFIDENCE)
-                # The English model's priority is a guess too: kept only when that level's own
-                # cues (they include other languages' words) are in the ticket, else the default,
-                # so a Spanish how-to is no "high".
-                level = config.priority_names.index(decision.priority)
-                if not self._priority_cues.match(text).found[level]:
-                    update["priority"] = config.default_priority
+                update["priority"] = self._cued_priority(
+                    decision.priority, str(update.get("category", decision.category)), text
+                )
                 update["confidences"] = {
                     field: min(value, UNREAD_LANGUAGE_CONFIDENCE)
                     for field, value in decision.all_confidences().items()
                     if field != "category"  # that one is `confidence`, capped above
                 }
-                reasons.append(f"written in {name}: the offline model reads English only")
+                reasons.append(said)
             parts = ()
         # The parts that stand, whatever the layer proposed (a model's are grounded first).
         update["parts"] = parts
@@ -430,6 +445,48 @@ class Pipeline:
             update["confidence"] = max(decision.confidence, min(part.confidence for part in parts))
             reasons.append("several asks: " + ", ".join(f"{p.category} ({p.team})" for p in parts))
         return decision.model_copy(update={**update, "reasons": tuple(reasons)})
+
+    def _category_from_cues(
+        self, decision: Decision, text: str
+    ) -> tuple[str, tuple[str, ...]] | None:
+        """The category a ticket's own words name, and those words; None when they do not tell.
+
+        Read on a ticket the offline model cannot read. The categories of the team for what fits
+        nowhere ("general": a how-to, a thanks) count only when no other category is cued, so
+        "how do I download an invoice" in German is billing. Of several, the decision's own
+        category stands; several others, or none, tell nothing.
+        """
+        config = self.config
+        found = self._category_cues.match(text).found
+        cued = [
+            (category.name, words)
+            for category, words in zip(config.categories, found, strict=True)
+            if words
+        ]
+        specific = [pair for pair in cued if config.team_for(pair[0]) != config.fallback_team]
+        candidates = specific or cued
+        for name, words in candidates:
+            if name == decision.category:
+                return name, words
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _cued_priority(self, priority: str, category: str, text: str) -> str:
+        """The priority of a ticket the offline model cannot read, from its words.
+
+        The English model's guess stands only when that level's own cues (they include other
+        languages' words) are in the ticket; else the most urgent level that is cued; else the
+        default, so a Spanish how-to is no "high". Never above the category's ceiling.
+        """
+        config = self.config
+        names = config.priority_names
+        found = self._priority_cues.match(text).found
+        if not found[names.index(priority)]:
+            cued = [rank for rank, words in enumerate(found) if words]
+            priority = names[max(cued)] if cued else config.default_priority
+        ceiling = config.category(category).max_priority
+        if ceiling is not None and names.index(priority) > names.index(ceiling):
+            priority = ceiling
+        return priority
 
     def _fallback_labels(self, decision: Decision, team: str) -> dict[str, object]:
         """Category and team for a message that no category describes: the given team's own."""

@@ -3,7 +3,10 @@
 Each label of a field may list `cues` in the config ("[nobody|no one] + [can't|cannot]",
 "leaked", "😡"). They are matched the rules' way (case, accents, dashes and spacing ignored, on
 word boundaries, a plain plural counts); `*` stands for up to three words, `[a|b]` for either
-phrase, `#` for a number of ten or more, and ` + ` joins parts that must all occur. A label
+phrase, `#` for a number of ten or more, and ` + ` joins parts that must all occur. Japanese,
+Chinese and Korean put no spaces between words ("ログインできません"): a cue's end that is a kana,
+hanzi/kanji or hangul character needs no boundary there, and such a character next to a Latin
+word is a boundary for it ("APIエラー" has the word "api"). A label
 whose cue is found gets a fixed bonus added to its embedding score (`thresholds.cue_weight`):
 the cues tip a close decision towards what the ticket literally says about impact and scope,
 while the examples still decide when the cues disagree ("how do I avoid data loss" has a
@@ -20,11 +23,31 @@ from dataclasses import dataclass
 from routing.config import LabelConfig
 from routing.rules import normalize
 
+# The scripts written without spaces between words, as they are after normalize() (NFKD: hangul
+# syllables become conjoining jamo, kana lose their voicing marks on both sides): hangul jamo and
+# syllables, CJK radicals and punctuation, kana, bopomofo, CJK ideographs (and their extensions),
+# half-width kana.
+CJK = (
+    "\u1100-\u11ff\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3130-\u318f"
+    "\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
+    "\uff66-\uff9f\U00020000-\U0003134f"
+)
+_CJK_CHARACTER = re.compile(f"[{CJK}]")
+# Where a CJK character meets a letter or digit of a spaced script ("APIエラー", "503エラー"): a
+# space goes there, so the Latin word keeps its word boundary. (One pattern, compiled once: the
+# cue patterns themselves keep plain `\w`, which compiles and runs fast.)
+_SCRIPT_CHANGE = re.compile(f"(?<=[{CJK}])(?=[^\\W{CJK}])|(?<=[^\\W{CJK}])(?=[{CJK}])")
+# Hangul final consonants (jamo, after NFKD): a cue ending in an open syllable ("오류") must not
+# match the first part of a closed one.
+_HANGUL_FINAL = "\u11a8-\u11ff\ud7cb-\ud7fb"
+_HANGUL_VOWEL = re.compile("[\u1161-\u11a7\ud7b0-\ud7c6]")
+
 # What a `#` in a cue stands for: a number of ten or more, with or without thousands separators
 # ("80", "4,000", "1.200"); a group that size is more than one person or one function.
 NUMBER = r"(?<![\w.,])(?:\d{1,3}(?:[,.]\d{3})+|\d{2,})(?![\w]|[.,]\d)"
-# How many words a `*` in a cue stands for, at most.
+# How many words a `*` in a cue stands for, at most; and how many characters next to a CJK word.
 GAP_WORDS = 3
+GAP_CHARACTERS = 8
 # Apostrophes typed on phones and Macs, folded to the ASCII one (U+2019 and the like).
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
@@ -60,7 +83,7 @@ def _apostrophe(match: re.Match[str]) -> str:
 @functools.lru_cache(maxsize=256)
 def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
-    normalized = normalize(text.translate(_APOSTROPHES))
+    normalized = _SCRIPT_CHANGE.sub(" ", normalize(text.translate(_APOSTROPHES)))
     normalized = _NOT_ALL.sub("some", normalized)
     return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
@@ -122,7 +145,7 @@ def _part_pattern(part: str) -> str:
         if word == "*":
             gap = True
             continue
-        choices = word[1:-1].split("|") if word.startswith("[") else [word]
+        choices = _choices(word)
         first, last = position == words[0], position == words[-1]
         piece = (
             "(?:"
@@ -134,10 +157,26 @@ def _part_pattern(part: str) -> str:
             + ")"
         )
         if body:
-            body += r"\s+" + (rf"(?:\S+\s+){{0,{GAP_WORDS}}}" if gap else "")
+            if _touches_cjk(tokens, position):
+                # No spaces to count words by: a gap is a few characters.
+                body += rf"\s*(?:[^\n]{{0,{GAP_CHARACTERS}}}?)" if gap else r"\s*"
+            else:
+                body += r"\s+" + (rf"(?:\S+\s+){{0,{GAP_WORDS}}}" if gap else "")
         body += piece
         gap = False
     return body
+
+
+def _touches_cjk(tokens: list[str], position: int) -> bool:
+    """True when the word at position, or the word before it, meets it with a CJK character."""
+    previous = next(piece for piece in reversed(tokens[:position]) if piece != "*")
+    ends = [choice.split()[-1][-1] for choice in _choices(previous) if choice.split()]
+    starts = [choice.split()[0][0] for choice in _choices(tokens[position]) if choice.split()]
+    return any(_is_cjk(character) for character in (*ends, *starts))
+
+
+def _choices(token: str) -> list[str]:
+    return token[1:-1].split("|") if token.startswith("[") else [token]
 
 
 def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
@@ -146,7 +185,13 @@ def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
     So "??", "!!" and emoji may touch the word before them ("emails??", "thanks🙏"). A `#` word
     stands for a number of ten or more ("80 people", "4,000 records").
     """
-    pattern = r"\s+".join(NUMBER if word == "#" else re.escape(word) for word in words)
+    pattern = ""
+    for position, word in enumerate(words):
+        if position:
+            # Written without a space where either side is CJK ("ログイン できない" or not).
+            cjk = _is_cjk(words[position - 1][-1]) or _is_cjk(word[0])
+            pattern += r"\s*" if cjk else r"\s+"
+        pattern += NUMBER if word == "#" else re.escape(word)
     if words[-1] == "#":
         return (r"(?<!\w)" if first else "") + pattern
     if first and _is_word(words[0][0]):
@@ -154,11 +199,19 @@ def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
     if last and _is_word(words[-1][-1]):
         # A plain plural counts.
         pattern += r"(?:e?s)?(?!\w)"
+    elif last and _HANGUL_VOWEL.match(words[-1][-1]):
+        pattern += f"(?![{_HANGUL_FINAL}])"
     return pattern
 
 
 def _is_word(character: str) -> bool:
-    return character.isalnum() or character == "_"
+    """A letter or digit of a spaced script (so a cue's end there needs a word boundary)."""
+    return (character.isalnum() or character == "_") and not _is_cjk(character)
+
+
+def _is_cjk(character: str) -> bool:
+    """A character of a script written without spaces: kana, hanzi/kanji, hangul (jamo)."""
+    return _CJK_CHARACTER.match(character) is not None
 
 
 @dataclass(frozen=True)
@@ -218,3 +271,31 @@ def _has_words(literals: tuple[tuple[str, ...], ...], normalized: str) -> bool:
         else:
             return False
     return True
+
+
+def original_words(text: str, found: str) -> str:
+    """The words of text that a cue found (normalised: "contrasena"), as the customer wrote them.
+
+    `found` is one of CueMatch.found's strings, its parts joined by " + "; each part is looked
+    up in text character by character (case, accents and spacing folded as normalize() does).
+    A part not found so (a contraction the cues spell out) is given as the cue found it.
+    """
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, character in enumerate(text.translate(_APOSTROPHES)):
+        spacing = character.isspace() or character in "-_/"
+        for piece in " " if spacing else normalize(character):
+            if piece == " " and (not folded or folded[-1] == " "):
+                continue
+            folded.append(piece)
+            origin.append(index)
+    flat = "".join(folded)
+    words: list[str] = []
+    for part in found.split(" + "):
+        # A space the cues put between scripts ("api エラー") may not be in the text.
+        at = re.search(" ?".join(re.escape(word) for word in part.split(" ")), flat)
+        if at is None or not at.group():
+            words.append(part)
+            continue
+        words.append(text[origin[at.start()] : origin[at.end() - 1] + 1])
+    return " + ".join(words)

@@ -185,25 +185,52 @@ async def test_one_problem_told_in_several_sentences_is_one_ticket(
 
 
 @pytest.mark.parametrize(
-    ("text", "language"),
+    ("text", "language", "team"),
     [
-        ("No puedo iniciar sesión desde esta mañana, la contraseña no funciona.", "es"),
-        ("ログインできません。パスワードをリセットしても駄目です。", "ja"),
-        ("Meine Rechnung ist falsch, wir wurden zweimal belastet.", "de"),
+        ("No puedo iniciar sesión desde esta mañana, la contraseña no funciona.", "es", "account_management"),  # noqa: E501
+        ("ログインできません。パスワードをリセットしても駄目です。", "ja", "account_management"),
+        ("Meine Rechnung ist falsch, wir wurden zweimal belastet.", "de", "billing"),
+        ("今日はいい天気ですね。", "ja", "support"),
+        ("Hola, ¿qué tal el fin de semana?", "es", "support"),
     ],
-)
+)  # fmt: skip
 async def test_a_ticket_the_offline_model_cannot_read_goes_to_a_human_unsure(
-    pipeline: Pipeline, text: str, language: str
+    pipeline: Pipeline, text: str, language: str, team: str
 ) -> None:
-    """Not English: the language is kept, confidence is capped and a human decides the team."""
+    """Not English: the language is kept, confidence is capped and a human decides.
+
+    The team is the one category its own words name (routing/cascade.py), else the fallback's.
+    """
     triage = await pipeline.triage(Ticket(text=text))
     decision = triage.decision
     assert decision.language == language
     assert decision.confidence <= 0.3
-    assert decision.team == "support"
+    assert decision.team == team
     assert triage.escalation.needs_human
     assert "unsupported_language" in [reason.code for reason in triage.escalation.reasons]
     assert triage.summary()["language"] == language
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("¿Cómo puedo cambiar la contraseña de mi cuenta?", "account"),
+        ("Wie kann ich eine Rechnung als PDF herunterladen?", "billing"),
+        ("Unser gesamtes Team bekommt seit 8 Uhr nur noch Fehler 503.", "technical"),
+        ("La plataforma está caída para todo nuestro equipo, nadie puede trabajar.", "technical"),
+        ("请问如何修改账户的密码？", "account"),  # noqa: RUF001  # a Chinese question mark
+        ("결제가 두 번 되었습니다. 환불해 주세요.", "billing"),
+    ],
+)
+async def test_an_unread_language_s_category_comes_from_its_own_words(
+    pipeline: Pipeline, text: str, category: str
+) -> None:
+    """The words that decided are named; the category is still a guess for a person."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == category
+    assert triage.decision.team == pipeline.config.team_for(category)
+    assert any("category from its words '" in reason for reason in triage.decision.reasons)
+    assert triage.escalation.needs_human
 
 
 @pytest.mark.parametrize(
@@ -212,6 +239,9 @@ async def test_a_ticket_the_offline_model_cannot_read_goes_to_a_human_unsure(
         ("¿Cómo puedo cambiar la contraseña de mi cuenta?", "low"),
         ("Wie kann ich eine Rechnung als PDF herunterladen?", "low"),
         ("La plataforma está caída para todo nuestro equipo, nadie puede trabajar.", "critical"),
+        ("Unser gesamtes Team bekommt seit 8 Uhr nur noch Fehler 503.", "critical"),
+        ("社員全員がログインできません。", "critical"),
+        ("Nous avons été prélevés deux fois ce mois-ci.", "high"),
     ],
 )
 async def test_an_unread_languages_priority_comes_from_its_cues_not_the_english_model(
