@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from routing.config import TriageConfig
 from routing.models import Decision, LabeledExample
+from routing.redact import redact
 
 CORRECTABLE_FIELDS = ("category", "priority", "team", "sentiment")
 
@@ -81,10 +82,12 @@ def correction_example(text: str, correction: Correction) -> LabeledExample:
 
     A category-only correction teaches no priority, sentiment or team: the bot's own guesses for
     those were never confirmed by anyone, and learning them would make the bot more sure of its
-    own mistakes.
+    own mistakes. The text is learnt redacted, as the ticket was classified and as the store
+    keeps it: the classifier learns the same vector now and after a restart, and a learnt
+    example shown to an LLM as a few-shot example carries no customer's card or address.
     """
     return LabeledExample(
-        text=text,
+        text=redact(text).text,
         category=correction.category,
         priority=correction.priority,
         team=correction.team,

@@ -19,6 +19,7 @@ from routing.errors import UserError
 from routing.evaluation import LabeledRow, LabeledRows, evaluate
 from routing.local import LocalClassifier
 from routing.models import Decision, Draft, Escalation, LabeledExample, RuleMatch, Ticket, Triage
+from routing.redact import redact
 from routing.replay import replay_corrections
 from tests.slack_harness import Harness, running_bot
 from tests.test_evaluation import HAND, HAND_ANSWERS, FakeFactory
@@ -68,6 +69,25 @@ def test_a_category_only_correction_teaches_no_priority_sentiment_or_team() -> N
     example = correction_example("charged twice", Correction(category="billing"))
     assert example == LabeledExample(text="charged twice", category="billing")
     assert (example.priority, example.sentiment, example.team) == (None, None, None)
+
+
+def test_a_correction_is_learnt_redacted() -> None:
+    """The example keeps the ticket's words as the classifier read them, without the card."""
+    text = "Card 4111 1111 1111 1111 was charged twice, mail me at jo@example.com"
+    example = correction_example(text, Correction(category="billing"))
+    assert example.text == redact(text).text
+    assert "4111" not in example.text
+    assert "jo@example.com" not in example.text
+
+
+async def test_a_reclassify_learns_now_what_a_restart_learns_from_the_store(bot: Harness) -> None:
+    """The live example and the stored one are the same, redacted: no raw card in memory."""
+    ticket_id = await bot.new_ticket("Card 4111 1111 1111 1111 was charged twice for one order")
+    await bot.command(AGENT, f"reclassify #{ticket_id} category=account")
+    (stored,) = await bot.store.corrections()
+    learnt = bot.desk.pipeline._local.examples[-1]  # type: ignore[union-attr]  # the local model is installed for the tests
+    assert learnt == stored
+    assert "4111" not in learnt.text
 
 
 async def test_a_category_only_reclassify_stores_no_priority(bot: Harness) -> None:
