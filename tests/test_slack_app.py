@@ -276,9 +276,9 @@ async def test_a_close_call_is_posted_to_both_teams_each_linking_the_other(
 ) -> None:
     """A ticket between two categories goes to both teams, each post linking to the other."""
     # A wider close-call margin, so this two-sided ticket is a close call whatever the examples
-    # (0.36 apart since an unknown card added to an account is an account takeover's example).
+    # (0.51 apart since the non-English cues and the discount phrase moved billing's scores).
     wide = config.model_copy(
-        update={"thresholds": config.thresholds.model_copy(update={"close_margin": 0.45})}
+        update={"thresholds": config.thresholds.model_copy(update={"close_margin": 0.6})}
     )
     async with running_bot(tmp_path, embedder, config=wide) as bot:
         ticket_id = await bot.new_ticket(CLOSE_CALL)
