@@ -225,6 +225,8 @@ _NOT_PRAISE = wordset(
     every always keeps kept stuck lost gone deleted refund charge charged charging invoice
     cancel cancelled canceled bill billed price pricing expensive
     how why when where what which who whether if unless until or
+    what's whats where's wheres who's whos how's hows when's why's
+    find tell generate create give show list make write book remind play get
     sure right yeah totally clearly obviously lol lmao exactly wow oh urgent urgently asap
     i'd we'd it'd you'd they'd see
     twice third fourth fifth times time sometimes half try retry empty blank
@@ -234,6 +236,7 @@ _NOT_PRAISE = wordset(
     pero aber mais mas ma maar nicht pas nao non niet не нет ни kein keine keinen ne geen degil yok
     """
 )
+_QUESTION_OPENING = wordset("did does do is are was were has have had shall may might am")
 # Praise is short: a long message has room for an ask the lists do not know.
 PRAISE_MAX_WORDS = 30
 
@@ -255,8 +258,11 @@ def _asks_nothing(folded: str) -> bool:
     if _NO_SPACES.search(folded):
         return False
     words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", folded)))
-    return 0 < len(words) <= PRAISE_MAX_WORDS and not any(
-        word in _NOT_PRAISE or word.endswith("n't") for word in words
+    return (
+        0 < len(words) <= PRAISE_MAX_WORDS
+        # A question without its mark: "did a man really ...", "is the new editor good".
+        and words[0] not in _QUESTION_OPENING
+        and not any(word in _NOT_PRAISE or word.endswith("n't") for word in words)
     )
 
 

@@ -161,6 +161,11 @@ def test_praise_that_asks_nothing_needs_no_action(text: str) -> None:
         "I'd love to see keyboard shortcuts on the board",
         "We would love a dark mode",
         " ".join(["Love the new dashboard"] * 10),
+        # Questions and commands that happen to use a praising word.
+        "what's the best way to export everything",
+        "did the new editor get better",
+        "tell me the best plan for a team of 5",
+        "create a report of the best performing agents",
     ],
 )
 def test_praise_with_a_complaint_an_ask_or_sarcasm_is_a_ticket(text: str) -> None:
