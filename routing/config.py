@@ -515,20 +515,20 @@ def validate_config(config: TriageConfig) -> None:
                 f"unknown team {category.team!r} for category {category.name!r}",
                 f"use one of {sorted(teams)} or add a [[teams]] entry named {category.team!r}",
             )
-    for index, category in enumerate(config.categories):
-        if category.max_priority is not None and category.max_priority not in config.priority_names:
+    # Fields that name a priority: a category's ceiling, a level's cue ceiling.
+    named_priorities = [
+        (f"categories[{index}].max_priority", category.max_priority)
+        for index, category in enumerate(config.categories)
+    ] + [
+        (f"priorities[{index}].cue_ceiling", level.cue_ceiling)
+        for index, level in enumerate(config.priorities)
+    ]
+    for field, name in named_priorities:
+        if name is not None and name not in config.priority_names:
             raise ConfigError(
                 path,
-                f"categories[{index}].max_priority",
-                f"unknown priority {category.max_priority!r}",
-                f"use one of {list(config.priority_names)}",
-            )
-    for index, level in enumerate(config.priorities):
-        if level.cue_ceiling is not None and level.cue_ceiling not in config.priority_names:
-            raise ConfigError(
-                path,
-                f"priorities[{index}].cue_ceiling",
-                f"unknown priority {level.cue_ceiling!r}",
+                field,
+                f"unknown priority {name!r}",
                 f"use one of {list(config.priority_names)}",
             )
     categories = set(config.category_names)
