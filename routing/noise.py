@@ -12,6 +12,7 @@ words asking for help: it needs a human, who can ask what is wrong.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -296,11 +297,19 @@ def _is_emoji(character: str) -> bool:
 
 
 def _remove_phrase(text: str, phrase: str) -> tuple[str, bool]:
+    # Most phrases are not in the text at all: a substring test rules them out without a regex.
+    if phrase not in text:
+        return text, False
     if _NO_SPACES.search(phrase):
-        return text.replace(phrase, " "), phrase in text
-    pattern = re.compile(rf"(?<![\w']){re.escape(phrase)}(?![\w'])")
-    removed, count = pattern.subn(" ", text)
+        return text.replace(phrase, " "), True
+    removed, count = _phrase_pattern(phrase).subn(" ", text)
     return removed, bool(count)
+
+
+# Compiled once per phrase: there are more phrases than re's own cache holds, so it thrashed.
+@functools.lru_cache(maxsize=2048)
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w']){re.escape(phrase)}(?![\w'])")
 
 
 def _without_emoji(folded: str) -> tuple[str, bool | None]:
