@@ -229,6 +229,11 @@ _NOT_PRAISE = wordset(
     i'd we'd it'd you'd they'd see
     twice third fourth fifth times time sometimes half try retry empty blank
     hate hated hates terrible awful horrible worst worse annoying annoyed frustrating
+    disappear disappeared vanish vanished wipe wiped erase erased hack hacked leak leaked
+    lock locked offline corrupt corrupted duplicate duplicated overcharge overcharged
+    someone somebody else else's other others another stranger takes took seconds minutes
+    hours days weeks off zero wrong blank unresponsive freeze froze frozen hang hangs
+    delay delayed late logout logged timeout expose exposed visible unable stop stopped
     frustrated disappointed disappointing angry outrageous ridiculous useless bad poor ugly
     confusing confused hard difficult painful nightmare joke unacceptable
     pero aber mais mas ma maar nicht pas nao non niet не нет ни kein keine keinen ne geen degil yok
@@ -247,6 +252,53 @@ _PRAISE_OPENING = re.compile(
 )
 
 
+# A rating is praise, not a number of anything ("10/10", "5/5", "100%").
+_RATING = re.compile(r"(?<![\w/])(?:10/10|5/5|100 ?%)(?![\w/])")
+# A clause that opens as a question asks, with or without its question mark ("is there a dark
+# mode", "any plans for offline mode").
+_QUESTION_OPENING = re.compile(
+    r"^(?:is|are|was|were|do|does|did|has|have|will|would|can|could|should|shall|may|any)"
+    r"\s+(?:there|it|this|that|these|those|the|you|we|i|they|your|our|my|a|an|plans?|chance|way"
+    r"|news|update|eta|idea|one|anyone|someone)\b"
+)
+# What a resolution says works again ("the export went through", "that fixed the layout").
+_WORKS = re.compile(
+    r"\b(?:works?|worked|working|went through|goes through|gone through|came through|fixed"
+    r"|solved|sorted|resolved|ran|runs|loads|loaded|synced|arrived|received|is back|are back"
+    r"|restored|recovered|shows up|showed up|processed|succeeded|successful(?:ly)?|funciona"
+    r"|funcionou|marche|fonctionne|funktioniert|klappt|werkt|funziona)\b"
+)
+# Sentences and clauses: each must be praise (or a resolution) on its own.
+_CLAUSE_BREAK = re.compile(r"[.!;:\n]+(?=\s|$)|[,;()]|\s[-\u2013\u2014]+\s|\.\.\.")
+# Words of using and relying on what is praised ("we use it daily"): a praise's second clause.
+_USAGE = wordset(
+    """
+    use uses using used daily weekly rely relies relying depend depends depending on recommend
+    recommended recommending team writers staff whole office colleagues customers clients users
+    """
+)
+
+
+def _stems(word: str) -> tuple[str, ...]:
+    """The word and what it may be inflected from ("deletes" -> "delete", "crashing" -> "crash")."""
+    stems = [word]
+    for ending in ("s", "es", "ed", "d", "ing"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            stems.append(word[: -len(ending)])
+    return tuple(stems)
+
+
+def _doubts(word: str) -> bool:
+    """True for a word that asks, doubts, contrasts, negates or reports a problem (or a number)."""
+    if word in _PRAISE:
+        return False
+    return (
+        any(stem in _NOT_PRAISE for stem in _stems(word))
+        or word.endswith("n't")
+        or any(character.isdigit() for character in word)
+    )
+
+
 def _asks_nothing(folded: str) -> bool:
     """True for a short text with none of the words that ask, doubt, contrast or complain.
 
@@ -254,10 +306,45 @@ def _asks_nothing(folded: str) -> bool:
     """
     if _NO_SPACES.search(folded):
         return False
-    words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", folded)))
-    return 0 < len(words) <= PRAISE_MAX_WORDS and not any(
-        word in _NOT_PRAISE or word.endswith("n't") for word in words
-    )
+    text = _RATING.sub(" ", folded)
+    words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", text)))
+    if not 0 < len(words) <= PRAISE_MAX_WORDS or any(_doubts(word) for word in words):
+        return False
+    return not any(_QUESTION_OPENING.match(clause.strip()) for clause in _CLAUSE_BREAK.split(text))
+
+
+def _clauses(folded: str) -> list[str]:
+    """The message's clauses with words, the praise openings taken out."""
+    text = _PRAISE_OPENING.sub(" ", _RATING.sub(" ", folded))
+    return [clause for clause in _CLAUSE_BREAK.split(text) if _WORD.search(clause)]
+
+
+def _filler_only(clause: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """True for a clause of thanks, acknowledgements, resolutions and friendly filler only."""
+    for phrase in _FILLER_PHRASES:
+        clause, _ = _remove_phrase(clause, phrase)
+    for phrases in _PHRASES.values():
+        for phrase in phrases:
+            clause, _ = _remove_phrase(clause, phrase)
+    return all(word in _FILLER or word in allowed for word in _WORD.findall(clause))
+
+
+def _every_clause(folded: str, says: re.Pattern[str] | None) -> bool:
+    """True when each clause is filler, or says what `says` finds (None: a praising word).
+
+    "The new editor is fantastic. Saving takes 40 seconds": the second sentence praises nothing,
+    and a filter that hides a problem is worse than one that lets praise through.
+    """
+    for clause in _clauses(folded):
+        if says is None:
+            if any(word in _PRAISE for word in _WORD.findall(clause)):
+                continue
+            if _filler_only(clause, _USAGE):
+                continue
+        elif says.search(clause) or _filler_only(clause):
+            continue
+        return False
+    return True
 
 
 def _opens_with_resolution(folded: str) -> bool:
@@ -274,7 +361,11 @@ def _opens_with_resolution(folded: str) -> bool:
 
 def _praise(folded: str) -> bool:
     """True for praise that asks nothing: a praising word, no word that asks or complains."""
-    return _asks_nothing(folded) and any(word in _PRAISE for word in _WORD.findall(folded))
+    return (
+        _asks_nothing(folded)
+        and any(word in _PRAISE for word in _WORD.findall(folded))
+        and _every_clause(folded, None)
+    )
 
 
 @dataclass(frozen=True)
@@ -358,7 +449,12 @@ def read_message(text: str) -> Reading:
             return Reading(vague=True)
         # "All good now, the export went through": a resolution that opens the message may say
         # what works again ("... then it works on the second try" reports a problem).
-        if "resolved" in found and quiet and _opens_with_resolution(folded_whole):
+        if (
+            "resolved" in found
+            and quiet
+            and _opens_with_resolution(folded_whole)
+            and _every_clause(folded_whole, _WORKS)
+        ):
             return Reading(no_action="resolved")
         return Reading(no_action="praise") if praise else Reading()
     # "All good now, thanks" is a resolution more than a thank-you.
