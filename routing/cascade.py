@@ -18,7 +18,7 @@ from routing.embedding import Embedder
 from routing.escalation import escalate
 from routing.injection import find_instruction
 from routing.language import DetectedLanguage, LanguageDetector, language_name
-from routing.local import LocalClassifier
+from routing.local import LocalClassifier, hypothetical_question
 from routing.models import (
     Decision,
     Draft,
@@ -484,6 +484,9 @@ class Pipeline:
         """
         config = self.config
         names = config.priority_names
+        if hypothetical_question(text):
+            # "Si nadie puede entrar, ¿a quién llamo?": what might happen, not what happens.
+            return names[0]
         found = self._priority_cues.match(text).found
         if not found[names.index(priority)]:
             cued = [rank for rank, words in enumerate(found) if words]

@@ -117,7 +117,12 @@ _SHOUTING = re.compile(r"(?:\b[A-Z]{2,}[A-Z'!?.,]*\s+){2,}[A-Z]{2,}\b|!{3,}")
 # holiday?". One sentence, a question, and none of the words that say it is happening now.
 _HYPOTHETICAL = re.compile(
     r"^(?:(?:what|how|who|where|when|which|is|are|can|could|will|would|do|does|should)\b"
-    r"[^?]*?\b(?:if|in case)\b|if\b|in case\b|what if\b)"
+    r"[^?]*?\b(?:if|in case)\b|if\b|in case\b|what if\b"
+    # The same in the languages customers write most: "si nadie puede entrar, ¿a quién llamo?",
+    # "was passiert, wenn niemand sich anmelden kann?", "如果所有用户都无法登录...".
+    r"|(?:si|se|wenn|falls|als|qu(?:e|é) pasa si|que se passe-t-il si|et si|was passiert,? wenn"
+    r"|was tun,? wenn|o que acontece se|cosa succede se|wat gebeurt er als)\b"
+    r"|[^?]*(?:如果|假如|要是|万一|萬一|場合は|경우에?는?))"
 )
 _OWN_ACTION = re.compile(
     r"^(?:how (?:do|can|should) (?:i|we)|can (?:i|we)|is it possible to|is there a way to)"
@@ -125,19 +130,24 @@ _OWN_ACTION = re.compile(
 )
 # After the condition, only a question may follow a comma ("if a file is deleted, can you ...").
 _AFTER_CONDITION = re.compile(
-    r",(?!\s*(?:can|could|will|would|do|does|is|are|how|what|who|where|should|shall|am|may)\b)"
+    r",(?!\s*(?:can|could|will|would|do|does|is|are|how|what|who|where|should|shall|am|may"
+    r"|\u00bf|a qui[eé]n|qu[eé]|c[oó]mo|wer|was|wie|qui|que|comment|quem|o que|como|chi|cosa"
+    r"|come|wie|wat|hoe)(?:\b|\s|$))"
 )
 _HAPPENING = re.compile(
     r"\b(?:right now|currently|at the moment|since|this morning|today|yesterday|tonight|again"
     r"|already|just now|as we speak|still|keeps?|kept|hacked|stranger|not me|wasn't me|urgent"
-    r"|asap)\b"
+    r"|asap|ahora|hoy|ayer|desde|jetzt|heute|gestern|seit|maintenant|aujourd'hui|hier|depuis|agora"
+    r"|hoje|ontem|adesso|oggi|ieri|nu|vandaag|gisteren|sinds)\b"
+    r"|今日|昨日|今朝|現在|现在|今天|昨天|目前|지금|오늘|어제"
 )
 
 
 def hypothetical_question(text: str) -> bool:
     """True for one sentence that asks what would happen, or how to lock one's own account."""
-    folded = " ".join(text.lower().replace("\u2019", "'").split())
-    if not folded.endswith("?") or re.search(r"[.!?]\s", folded[:-1]):
+    folded = " ".join(text.lower().replace("\u2019", "'").replace("\uff1f", "?").split())
+    folded = folded.lstrip("\u00bf\u00a1 ")
+    if not folded.endswith("?") or re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1]):
         return False
     if _HAPPENING.search(folded):
         return False
