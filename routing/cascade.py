@@ -18,7 +18,7 @@ from routing.embedding import Embedder
 from routing.escalation import escalate
 from routing.injection import find_instruction
 from routing.language import DetectedLanguage, LanguageDetector, language_name
-from routing.local import LocalClassifier
+from routing.local import LocalClassifier, hypothetical_question
 from routing.models import (
     Decision,
     Draft,
@@ -333,7 +333,12 @@ class Pipeline:
         """The noise filter's view; a forced keyword ("urgent") is never noise."""
         if not self.config.noise.enabled or rules.forced_keywords:
             return Reading(vague=not rules.forced_keywords and read_message(text).vague)
-        return read_message(text)
+        reading = read_message(text)
+        if reading.no_action is not None and any(self._priority_cues.match(text).hits()[1:]):
+            # The filter reads words; a cue of impact or scope above the lowest priority ("the
+            # whole office", "someone else's invoices") says there is a problem in it after all.
+            return Reading(vague=reading.vague)
+        return reading
 
     def _local_parts(self, redacted: str, whole_team: str) -> tuple[IssuePart, ...]:
         """Distinct asks for different teams, each classified on its own (offline)."""
@@ -479,6 +484,9 @@ class Pipeline:
         """
         config = self.config
         names = config.priority_names
+        if hypothetical_question(text):
+            # "Si nadie puede entrar, ¿a quién llamo?": what might happen, not what happens.
+            return names[0]
         found = self._priority_cues.match(text).found
         if not found[names.index(priority)]:
             cued = [rank for rank, words in enumerate(found) if words]

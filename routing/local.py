@@ -112,6 +112,50 @@ TEAM_OVERRIDE_SIMILARITY = 0.8
 _SHOUTING = re.compile(r"(?:\b[A-Z]{2,}[A-Z'!?.,]*\s+){2,}[A-Z]{2,}\b|!{3,}")
 
 
+# A question about what would happen, or how to do something to one's own account, reports
+# nothing: "what should I do if our API key leaked?", "how do I lock my account when I go on
+# holiday?". One sentence, a question, and none of the words that say it is happening now.
+_HYPOTHETICAL = re.compile(
+    r"^(?:(?:what|how|who|where|when|which|is|are|can|could|will|would|do|does|should)\b"
+    r"[^?]*?\b(?:if|in case)\b|if\b|in case\b|what if\b"
+    # The same in the languages customers write most: "si nadie puede entrar, ¿a quién llamo?",
+    # "was passiert, wenn niemand sich anmelden kann?", "如果所有用户都无法登录...".
+    r"|(?:si|se|wenn|falls|als|qu(?:e|é) pasa si|que se passe-t-il si|et si|was passiert,? wenn"
+    r"|was tun,? wenn|o que acontece se|cosa succede se|wat gebeurt er als)\b"
+    r"|[^?]*(?:如果|假如|要是|万一|萬一|場合は|경우에?는?))"
+)
+_OWN_ACTION = re.compile(
+    r"^(?:how (?:do|can|should) (?:i|we)|can (?:i|we)|is it possible to|is there a way to)"
+    r" (?:lock|freeze|suspend|pause|deactivate|archive|disable|block|schedule|close)\b"
+)
+# After the condition, only a question may follow a comma ("if a file is deleted, can you ...").
+_AFTER_CONDITION = re.compile(
+    r",(?!\s*(?:can|could|will|would|do|does|is|are|how|what|who|where|should|shall|am|may"
+    r"|\u00bf|a qui[eé]n|qu[eé]|c[oó]mo|wer|was|wie|qui|que|comment|quem|o que|como|chi|cosa"
+    r"|come|wie|wat|hoe)(?:\b|\s|$))"
+)
+_HAPPENING = re.compile(
+    r"\b(?:right now|currently|at the moment|since|this morning|today|yesterday|tonight|again"
+    r"|already|just now|as we speak|still|keeps?|kept|hacked|stranger|not me|wasn't me|urgent"
+    r"|asap|ahora|hoy|ayer|desde|jetzt|heute|gestern|seit|maintenant|aujourd'hui|hier|depuis|agora"
+    r"|hoje|ontem|adesso|oggi|ieri|nu|vandaag|gisteren|sinds)\b"
+    r"|今日|昨日|今朝|現在|现在|今天|昨天|目前|지금|오늘|어제"
+)
+
+
+def hypothetical_question(text: str) -> bool:
+    """True for one sentence that asks what would happen, or how to lock one's own account."""
+    folded = " ".join(text.lower().replace("\u2019", "'").replace("\uff1f", "?").split())
+    folded = folded.lstrip("\u00bf\u00a1 ")
+    if not folded.endswith("?") or re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1]):
+        return False
+    if _HAPPENING.search(folded):
+        return False
+    if _OWN_ACTION.match(folded):
+        return "," not in folded and not re.search(r"\b(?:someone|somebody)\b", folded)
+    return _HYPOTHETICAL.match(folded) is not None and not _AFTER_CONDITION.search(folded)
+
+
 def shouts(text: str) -> bool:
     """True when the text shouts: whole words in capitals, or '!!!'."""
     return _SHOUTING.search(text) is not None
@@ -701,6 +745,11 @@ class LocalClassifier:
                             f"at most {level.cue_ceiling}: {level.name} cues and none above"
                         )
                     allowed[rank + 1 :] = False
+        if hypothetical_question(text) and allowed[1:].any():
+            # What might happen is not what happens: a question's priority is the lowest (a
+            # critical cue in it still asks a person to check, routing/escalation.py).
+            reasons.append(f"{field.labels[0]}: a question about what would happen")
+            allowed[1:] = False
         # A level that asks for evidence (min_similarity) is given only to a ticket close to one
         # of its examples or phrases, or with one of its cues; a demotion is said, not silent.
         for position, level in enumerate(config.priorities):

@@ -125,7 +125,8 @@ _FILLER_PHRASES = tuple(
             "great work", "you rock", "you're the best", "youre the best", "have a nice day",
             "have a great day", "have a good day", "have a great weekend",
             "have a good weekend", "have a nice weekend", "enjoy your weekend", "have a good one",
-            "on our end", "on our side", "on my end", "on my side",
+            "on our end", "on our side", "on my end", "on my side", "keep it up",
+            "keep up the good work", "keep up the great work",
             "pour votre aide", "pour votre reactivite", "pour ton aide", "pour l'aide",
             "pour la reponse",
             "por su ayuda", "por tu ayuda", "por la ayuda", "por la respuesta",
@@ -147,7 +148,8 @@ _FILLER = wordset(
     sorted super support team that that's thats the then this time to today too totally
     truly very was well were working works yesterday you your yours yall y'all we our
     again team's looks seems everything's tonight morning wow
-    support's lads folks man mate dear sir madam colleague colleagues
+    support's lads folks man mate dear sir madam colleague colleagues pessoal gente equipe
+    equipo leute
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
     und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
     la vostra tutto ora voor je jullie alles nu rapide rapida rapido schnelle veloce snelle
@@ -232,12 +234,16 @@ _NOT_PRAISE = wordset(
     i'd we'd it'd you'd they'd see
     twice third fourth fifth times time sometimes half try retry empty blank
     hate hated hates terrible awful horrible worst worse annoying annoyed frustrating
+    disappear disappeared vanish vanished wipe wiped erase erased hack hacked leak leaked
+    lock locked corrupt corrupted duplicate duplicated overcharge overcharged
+    someone somebody else else's other others another stranger takes took over before used
+    anymore off zero wrong blank trash bin itself mess unresponsive freeze froze frozen hang hangs
+    delay delayed late logout logged timeout expose exposed visible unable stop stopped
     frustrated disappointed disappointing angry outrageous ridiculous useless bad poor ugly
     confusing confused hard difficult painful nightmare joke unacceptable
     pero aber mais mas ma maar nicht pas nao non niet не нет ни kein keine keinen ne geen degil yok
     """
 )
-_QUESTION_OPENING = wordset("did does do is are was were has have had shall may might am")
 # Praise is short: a long message has room for an ask the lists do not know.
 PRAISE_MAX_WORDS = 30
 
@@ -251,6 +257,72 @@ _PRAISE_OPENING = re.compile(
 )
 
 
+# A rating is praise, not a number of anything ("10/10", "5/5", "100%").
+_RATING = re.compile(r"(?<![\w/])(?:10/10|5/5|100 ?%)(?![\w/])")
+# A clause that opens as a question asks, with or without its question mark ("is there a dark
+# mode", "any plans for offline mode").
+_QUESTION_OPENING = re.compile(
+    r"^(?:is|are|was|were|do|does|did|has|have|will|would|can|could|should|shall|may|any)"
+    r"\s+(?:there|it|this|that|these|those|the|you|we|i|they|your|our|my|a|an|plans?|chance|way"
+    r"|news|update|eta|idea|one|anyone|someone)\b"
+)
+# What a resolution says works again ("the export went through", "that fixed the layout").
+_WORKS = re.compile(
+    r"\b(?:works?|worked|working|went through|goes through|gone through|came through|fixed"
+    r"|solved|sorted|resolved|ran|runs|loads|loaded|synced|arrived|received|is back|are back"
+    r"|restored|recovered|shows up|showed up|processed|succeeded|successful(?:ly)?|funciona"
+    r"|funcionou|marche|fonctionne|funktioniert|klappt|werkt|funziona)\b"
+)
+# Sentences and clauses: each must be praise (or a resolution) on its own.
+_CLAUSE_BREAK = re.compile(r"[.!;:\n]+(?=\s|$)|[,;()]|\s[-\u2013\u2014]+\s|\.\.\.")
+# Words of using, relying on and gaining from what is praised ("we use it daily", "saved me an
+# hour today", "so much cleaner"): a clause of them may stand beside the praise.
+_USAGE = wordset(
+    """
+    use uses using used daily weekly rely relies relying depend depends depending on recommend
+    recommended recommending team writers staff whole office colleagues customers clients users
+    """
+)
+_BENEFIT = wordset(
+    """
+    saved saves helped helps walked cleaner faster easier simpler quicker smoother
+    clearer nicer better happier happy improved dropped converting
+    """
+)
+# A gain measured ("12k records in five minutes", "+8% this month", "from 14 min to 4 min"): a
+# praise's clause, when no word in the message doubts or complains.
+_GAIN = re.compile(
+    r"(?:\+\s?\d+(?:[.,]\d+)?\s?%|\bin (?:\d+|one|two|three|four|five|ten|a few|under a)"
+    r" (?:seconds?|minutes?|mins?|hours?|days?)\b|\bfrom \d+\S* ?(?:\w+ )?to \d+)"
+)
+# A thank-you for the fix ("thank you for sorting out our SSO config yesterday"), and the
+# customer's own cause ("it was our firewall blocking the webhook IPs"): a resolution's clauses.
+_THANKS_FOR = re.compile(
+    r"^(?:thanks|thank you|many thanks|big thanks|huge thanks)(?: so much| a lot)?(?: to \w+)?"
+    r" for (?:sorting|fixing|helping|setting|looking|resolving|solving|getting|walking)\b"
+)
+_OUR_CAUSE = re.compile(
+    r"^(?:it was|that was|the (?:problem|issue|cause|culprit) was|turns out(?: it was)?"
+    r"|turned out(?: it was)?|caused by) (?:on )?(?:our|my)\b"
+)
+
+
+def _stems(word: str) -> tuple[str, ...]:
+    """The word and what it may be inflected from ("deletes" -> "delete", "crashing" -> "crash")."""
+    stems = [word]
+    for ending in ("s", "es", "ed", "d", "ing"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            stems.append(word[: -len(ending)])
+    return tuple(stems)
+
+
+def _doubts(word: str) -> bool:
+    """True for a word that asks, doubts, contrasts, negates or reports a problem."""
+    if word in _PRAISE:
+        return False
+    return any(stem in _NOT_PRAISE for stem in _stems(word)) or word.endswith("n't")
+
+
 def _asks_nothing(folded: str) -> bool:
     """True for a short text with none of the words that ask, doubt, contrast or complain.
 
@@ -258,13 +330,51 @@ def _asks_nothing(folded: str) -> bool:
     """
     if _NO_SPACES.search(folded):
         return False
-    words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", folded)))
-    return (
-        0 < len(words) <= PRAISE_MAX_WORDS
-        # A question without its mark: "did a man really ...", "is the new editor good".
-        and words[0] not in _QUESTION_OPENING
-        and not any(word in _NOT_PRAISE or word.endswith("n't") for word in words)
-    )
+    text = _RATING.sub(" ", folded)
+    words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", text)))
+    if not 0 < len(words) <= PRAISE_MAX_WORDS or any(_doubts(word) for word in words):
+        return False
+    return not any(_QUESTION_OPENING.match(clause.strip()) for clause in _CLAUSE_BREAK.split(text))
+
+
+def _clauses(folded: str) -> list[str]:
+    """The message's clauses with words, the praise openings taken out."""
+    text = _PRAISE_OPENING.sub(" ", _RATING.sub(" ", folded))
+    return [clause for clause in _CLAUSE_BREAK.split(text) if _WORD.search(clause)]
+
+
+def _filler_only(clause: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """True for a clause of thanks, acknowledgements, resolutions and friendly filler only."""
+    for phrase in _FILLER_PHRASES:
+        clause, _ = _remove_phrase(clause, phrase)
+    for phrases in _PHRASES.values():
+        for phrase in phrases:
+            clause, _ = _remove_phrase(clause, phrase)
+    return all(word in _FILLER or word in allowed for word in _WORD.findall(clause))
+
+
+def _every_clause(folded: str, says: re.Pattern[str] | None) -> bool:
+    """True when each clause is filler, or says what `says` finds (None: a praising word).
+
+    "The new editor is fantastic. Saving takes 40 seconds": the second sentence praises nothing,
+    and a filter that hides a problem is worse than one that lets praise through.
+    """
+    for clause in _clauses(folded):
+        words = _WORD.findall(clause)
+        if says is None:
+            if any(word in _PRAISE or word in _BENEFIT for word in words) or _GAIN.search(clause):
+                continue
+            if _filler_only(clause, _USAGE):
+                continue
+        elif (
+            says.search(clause)
+            or _filler_only(clause)
+            or _THANKS_FOR.match(clause.strip())
+            or _OUR_CAUSE.match(clause.strip())
+        ):
+            continue
+        return False
+    return True
 
 
 def _opens_with_resolution(folded: str) -> bool:
@@ -281,7 +391,11 @@ def _opens_with_resolution(folded: str) -> bool:
 
 def _praise(folded: str) -> bool:
     """True for praise that asks nothing: a praising word, no word that asks or complains."""
-    return _asks_nothing(folded) and any(word in _PRAISE for word in _WORD.findall(folded))
+    return (
+        _asks_nothing(folded)
+        and any(word in _PRAISE for word in _WORD.findall(folded))
+        and _every_clause(folded, None)
+    )
 
 
 @dataclass(frozen=True)
@@ -373,7 +487,12 @@ def read_message(text: str) -> Reading:
             return Reading(vague=True)
         # "All good now, the export went through": a resolution that opens the message may say
         # what works again ("... then it works on the second try" reports a problem).
-        if "resolved" in found and quiet and _opens_with_resolution(folded_whole):
+        if (
+            "resolved" in found
+            and quiet
+            and _opens_with_resolution(folded_whole)
+            and _every_clause(folded_whole, _WORKS)
+        ):
             return Reading(no_action="resolved")
         return Reading(no_action="praise") if praise else Reading()
     # "All good now, thanks" is a resolution more than a thank-you.

@@ -116,6 +116,16 @@ async def test_a_thank_you_that_still_reports_a_problem_is_a_ticket(pipeline: Pi
     assert triage.decision.category == "technical"
 
 
+@pytest.mark.parametrize(
+    "text", ["thanks, that fixed it for some users", "All good, it works with a workaround"]
+)
+async def test_a_resolution_with_a_cue_of_impact_is_a_ticket(pipeline: Pipeline, text: str) -> None:
+    """A resolution the filter passes is still a ticket when a priority cue finds a problem."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.no_action is None
+    assert "needs no action" not in " ".join(triage.decision.reasons)
+
+
 async def test_a_forced_keyword_is_never_noise(pipeline: Pipeline) -> None:
     """A forced keyword keeps its page even in a message of thanks."""
     triage = await pipeline.triage(Ticket(text="thanks, urgent"))

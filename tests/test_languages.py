@@ -342,3 +342,51 @@ def test_the_alternative_config_reads_the_same_way(alternative: TriageConfig) ->
     assert decided.confidence <= UNREAD_LANGUAGE_CONFIDENCE
     uncued = _finish(alternative, _decision("bug", "core_eng"), "Hallo zusammen!", "de")
     assert (uncued.category, uncued.team) == ("other", "triage")
+
+
+def test_lock_is_not_found_inside_block_or_clock() -> None:
+    """Katakana words run together: 'ロック' (lock) is not the end of 'ブロック' or 'クロック'."""
+    assert not _matches("[ロックされ]", "ブロックされたユーザーを解除する方法は\uff1f")
+    assert not _matches("[ロック]", "クロックの設定")
+    assert _matches("[ロックされ]", "アカウントがロックされました")
+    assert _matches("[ロックされ]", "アカウントロックされました")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Si nadie puede entrar, ¿a quién llamo?", "es"),
+        ("Was passiert, wenn niemand sich anmelden kann?", "de"),
+        ("如果所有用户都无法登录\uff0c我们该怎么办\uff1f", "zh"),
+        ("全員がログインできない場合はどうすればいいですか\uff1f", "ja"),
+    ],
+)
+def test_a_foreign_question_about_what_would_happen_is_low(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    """'If nobody can get in, whom do I call?' reports nothing, in any language."""
+    decided = _finish(config, _decision("account", "account_management"), text, language)
+    assert decided.priority == "low"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Nadie puede entrar, ¿qué hago?", "es"),
+        ("Si nadie puede entrar ahora mismo, ¿a quién llamo?", "es"),
+        ("Wir haben ein Problem: die Daten sind alle weg", "de"),
+        ("Gracias por todo, pero nuestros datos aparecen en la cuenta de otra empresa", "es"),
+        ("Merci. Malheureusement quelqu'un s'est connecté à notre compte depuis la Russie", "fr"),
+        ("Danke! Übrigens, jemand hat unser Passwort geändert", "de"),
+        ("Il nostro database è stato cancellato", "it"),
+        ("我们的数据全部丢失了", "zh"),
+        ("我们的API key泄露了", "zh"),
+        ("所有用户都无法登录", "zh"),
+    ],
+)
+def test_a_foreign_incident_after_thanks_or_said_calmly_is_critical(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    """Data gone, a stranger in the account, another company's data: critical in any language."""
+    decided = _finish(config, _decision("general", "support", priority="low"), text, language)
+    assert decided.priority == "critical"

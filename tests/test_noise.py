@@ -199,3 +199,54 @@ def test_a_resolution_may_say_what_works_again(text: str) -> None:
 def test_a_resolution_beside_a_problem_is_a_ticket(text: str) -> None:
     """'It works on the second try' reports a problem; a resolution with a 'but' is a ticket."""
     assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A second sentence that praises nothing reports something.
+        "The new editor is fantastic. Saving takes 40 seconds",
+        "Fantastic work on the redesign. Our invoices page shows someone else's company",
+        "Loving the new reports. The totals are off by 10% for March",
+        "The new search is amazing. It shows other customers' documents",
+        "Super helpful team! We were locked out for 3 hours today",
+        "Love the product. Our account was hacked and the password changed",
+        "Fantastic tool, our team depends on it. Production is offline since 9am",
+        "Love the app. Data from last week disappeared",
+        "Great, just great. The sync wiped my files",
+        "Das neue Dashboard ist super. Der Export liefert leere Dateien",
+        # A question without its question mark.
+        "The new editor is fantastic, our writers love it. Is there a dark mode",
+        "the new editor is fantastic, our writers love it, any plans for offline mode",
+        # Inflected problem words: "deleting", "invoices".
+        "Brilliant job deleting my invoices",
+    ],
+)
+def test_praise_beside_a_report_or_a_question_is_a_ticket(text: str) -> None:
+    """Each clause of praise must praise: a clause that reports or asks keeps the ticket."""
+    assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks, fixed for the web app; mobile shows a white screen",
+        "Resolved, the export went through. Our database is corrupted",
+        "Thanks Priya, that fixed the payslip layout. Our payroll of 400 staff goes out at 5pm "
+        "and the tax figures are all zero",
+        "Gracias, ya funciona el login. Ahora la factura salió duplicada",
+        "Merci, ça marche. Sauf que nos données ont été supprimées",
+    ],
+)
+def test_a_resolution_then_a_report_is_a_ticket(text: str) -> None:
+    """After an opening resolution, every clause must say what works: any other reports."""
+    assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Love the new dashboard, great job team!", "The new editor is fantastic 10/10"],
+)
+def test_praise_with_a_rating_or_a_thanks_to_the_team_needs_no_action(text: str) -> None:
+    """A rating is not a number of anything, and a second clause of praise is praise."""
+    assert read_message(text).no_action == "praise"

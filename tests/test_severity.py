@@ -487,3 +487,77 @@ def test_a_cue_ceiling_must_name_a_priority(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="cue_ceiling"):
         load_config(broken)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Checkout is slow and now completely unresponsive for all our shoppers",
+        "Sometimes the sync deletes all contacts in the account",
+        "Sometimes the export sends our customer list to the wrong email address",
+        "Some users got logged in as a different person",
+        "Randomly people see other users' messages",
+        "Some of our records have been permanently deleted and we have no backup",
+        "Some users can log in without a password",
+        "Sometimes the login page accepts any password",
+        "Our payments go to a different bank account sometimes",
+        "Some of our customers' card numbers appear in the confirmation email in plain text",
+        "1 in 3 of our orders vanished overnight",
+        "Half the time the app shows another patient's records",
+        "Some staff have admin rights they were never given and have been deleting projects",
+    ],
+)
+async def test_an_incident_with_a_degraded_word_is_still_paged(
+    pipeline: Pipeline, embedder: CachingEmbedder, text: str
+) -> None:
+    """'Sometimes', 'some users', 'slow' or '1 in 3' beside an outage, a loss or a breach: paged.
+
+    A degraded cue caps a ticket below the top only when no cue of the top is there.
+    """
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority == "critical"
+    alternative = build_pipeline(load_config(ALTERNATIVE), embedder=embedder)
+    assert (await alternative.triage(Ticket(text=text))).decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I lock my account when I go on holiday?",
+        "Can you tell me if stopped dispatch orders are billed?",
+        "What does stopped dispatch mean in the shipments tab?",
+        "What is your policy if there are no other copies of a deleted file?",
+        "What happens if someone gets into our account?",
+        "How do I know if someone logged into my account?",
+        "What should I do if our API key leaked?",
+        "What happens if all our invoices are wrong, can I regenerate them?",
+        "If a file is deleted and we don't have a backup, can you restore it?",
+        "Does the secret key need to be in the page source for the widget?",
+        "Should the secret key be in plain text in the env file?",
+        "Is there a report of every shipment with the wrong address?",
+        "We want every employee's payslip blank for the test run, how?",
+        "Please lock our workspace while we migrate, someone from our team will unlock it Monday",
+    ],
+)
+async def test_a_question_about_what_would_happen_is_not_high(
+    pipeline: Pipeline, text: str
+) -> None:
+    """'What if our key leaked?', 'how do I lock my account?': no incident is reported."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority in ("low", "medium")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What should I do, our API key leaked this morning?",
+        "Our API key leaked. What should I do if they already used it?",
+        "What happens if I restore the backup, all our records were deleted?",
+    ],
+)
+async def test_a_question_that_reports_what_happened_is_still_paged(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A question beside a report, or with the words of now, is the report: critical."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority == "critical"
