@@ -66,6 +66,41 @@ _EXCEPT_THE_OTHERS = re.compile(
 # "Not all of them", "but not every time": a part, not the whole scope.
 _NOT_ALL = re.compile(r"\bnot (?:all|every)\b")
 
+# Words of scope used for something else, made one word so that a cue of scope ("nobody" +
+# "can't", "lost" + "every") does not join them to a problem told elsewhere in the ticket:
+# "nobody answers" and "nobody on our side changed it" are about replies and causes, "every
+# time" is how often, "lost hours" is time, and "401 Unauthorized" is a status code.
+_NOT_SCOPE = (
+    (
+        re.compile(
+            r"\b(?:nobody|no one|noone|none of us)(?: (?:here|else|on our (?:side|end|team)"
+            r"|at our end|on your (?:side|end|team)|from (?:your|our) (?:side|team|end)"
+            r"|from support|in support))?(?: has| have| had| is| was)?(?: ever| even| yet)?"
+            r" (answers|answered|answering|replies|replied|replying|responds|responded"
+            r"|responding|got back|gets back|changed|touched|did|called|emailed|helped|helps"
+            r"|picked up|picks up|looked into|noticed)\b"
+        ),
+        lambda match: "nobody_" + match.group(1).replace(" ", "_"),
+    ),
+    (re.compile(r"\bevery (?:single )?time\b"), lambda _match: "everytime"),
+    (
+        re.compile(
+            r"\b(?:lost|losing|lose|wasted|wasting) (?:so many |many |several |a few |two |three "
+            r"|a lot of |lots of |countless |whole |an |a |half an? |half a )?"
+            r"(?:hours?|days?|minutes?|time|afternoon|morning|evening|week|weekend)\b"
+        ),
+        lambda _match: "lost_time",
+    ),
+    (
+        re.compile(
+            r"\b(?:401|http 401|error 401|status 401)\W{0,3}unauthori[sz]ed\b"
+            r"|\bunauthori[sz]ed (?:error|response|status|code|exception)\b"
+            r"|\b(?:error|status|response)\W{1,3}unauthori[sz]ed\b"
+        ),
+        lambda _match: "http_unauthorized",
+    ),
+)
+
 # Contractions typed without their apostrophe ("cant log in", "doesnt load", "whats"), as fast
 # typists and phones write them: read as the cues spell them. ("wont" and "cant" are words too,
 # rarely in a support message.)
@@ -89,6 +124,8 @@ def normalize_for_cues(text: str) -> str:
     """The rules' normalisation, with every kind of apostrophe made the ASCII one."""
     normalized = _SCRIPT_CHANGE.sub(" ", normalize(text.translate(_APOSTROPHES)))
     normalized = _NOT_ALL.sub("some", normalized)
+    for pattern, replacement in _NOT_SCOPE:
+        normalized = pattern.sub(replacement, normalized)
     return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
 

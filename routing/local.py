@@ -721,6 +721,10 @@ class LocalClassifier:
         field = self._priorities
         scored = field.score(query, similarities)
         cues = self._priority_cues.match(text)
+        if cues.hits()[0] and any(cues.hits()[1:]):
+            # The lowest level's cues are how questions and requests are asked ("can we get the
+            # difference back?"); a cue of impact in the same ticket says what it reports.
+            cues = CueMatch(found=((), *cues.found[1:]))
         scores = self._with_cues(scored.scores, cues, config.priorities)
         # What the category's examples say is typical, unless the category is a mere guess.
         if not off_topic:

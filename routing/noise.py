@@ -50,6 +50,7 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "problem solved", "issue resolved", "no longer needed", "not needed anymore",
         "please ignore", "ignore this", "ignore my message", "ignore my last message",
         "disregard", "please disregard", "false alarm", "my bad", "my mistake",
+        "wrong channel", "wrong thread", "posted in the wrong channel", "meant for another channel",
         "you can close this", "you can close the ticket", "feel free to close",
         "found the setting", "found the option", "found the button", "found the answer",
         "found the page", "found it in the docs", "found it in the documentation",
@@ -68,7 +69,9 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "tout est regle", "resolu",
         "tout va bien",
         "laisse tomber", "alles gut", "hat sich erledigt", "erledigt", "geloest", "gelost",
-        "funktioniert wieder", "funktioniert jetzt", "passt", "tudo certo", "resolvido",
+        "funktioniert wieder", "funktioniert jetzt", "passt", "lauft alles wieder",
+        "lauft wieder", "alles lauft wieder", "geht wieder", "klappt wieder", "tudo certo",
+        "resolvido",
         "funcionou", "ja funciona", "esquece", "risolto", "funziona", "tutto ok", "tutto a posto",
         "opgelost", "werkt weer", "werkt nu",
         # Japanese, Chinese, Russian, Turkish
@@ -302,8 +305,23 @@ _THANKS_FOR = re.compile(
     r" for (?:sorting|fixing|helping|setting|looking|resolving|solving|getting|walking)\b"
 )
 _OUR_CAUSE = re.compile(
-    r"^(?:it was|that was|the (?:problem|issue|cause|culprit) was|turns out(?: it was)?"
+    r"^(?:(?:nvm|never ?mind|ok|okay|oh|ah|sorry|actually|update|fyi)\W+)?"
+    r"(?:it was|that was|the (?:problem|issue|cause|culprit) was|turns out(?: it was)?"
     r"|turned out(?: it was)?|caused by) (?:on )?(?:our|my)\b"
+)
+# A problem told as solved ("she solved our issue in minutes") names no problem left.
+_FIXED_OURS = re.compile(
+    r"\b(?:solved|fixed|sorted|resolved|sorted out|cleared up) (?:our|my|the|this|that)"
+    r" (?:issue|problem|bug|error)s?\b"
+)
+# Money that arrived is an outcome, not an ask ("the refund came through already!"): the noun
+# would otherwise read as a request for it.
+_MONEY_ARRIVED = re.compile(
+    r"\b(?:the|my|our) (?:refund|credit|credit note|payment|transfer|money|reimbursement)"
+    r" (?:has |have |had )?(?:already )?(?:came|come|went|gone) through\b"
+    r"|\b(?:the|my|our) (?:refund|credit|credit note|payment|transfer|money|reimbursement)"
+    r" (?:has |have |had |was |were |is )?(?:already )?"
+    r"(?:arrived|landed|processed|been processed)\b"
 )
 
 
@@ -363,6 +381,9 @@ def _every_clause(folded: str, says: re.Pattern[str] | None) -> bool:
         words = _WORD.findall(clause)
         if says is None:
             if any(word in _PRAISE or word in _BENEFIT for word in words) or _GAIN.search(clause):
+                continue
+            if _WORKS.search(clause) and not any(_doubts(word) for word in words):
+                # Beside praise, what works now ("it came through already") is part of it.
                 continue
             if _filler_only(clause, _USAGE):
                 continue
@@ -464,6 +485,8 @@ def read_message(text: str) -> Reading:
         # Nothing but emoji: an upset one asks for a person, any other needs no action.
         return Reading(vague=True) if alone else Reading(no_action="emoji")
     folded, kind_emoji = _without_emoji(_fold(stripped))
+    folded = _MONEY_ARRIVED.sub("it came through", folded)
+    folded = _FIXED_OURS.sub("fixed it", folded)
     if kind_emoji is None:
         # An angry or sad emoji says something is wrong.
         return Reading(vague=vague)

@@ -61,6 +61,14 @@ class _Keyword:
         )
 
 
+# A quoted span: straight or curly quotes, backticks or guillemets around a few words. A quote
+# that follows a letter is an apostrophe ("don't", "customers'"), not an opening.
+_QUOTED = re.compile(
+    r"(?<![\w'])'[^'\n]{1,80}'(?![\w'])|\"[^\"\n]{1,80}\"|`[^`\n]{1,200}`"
+    r"|\u2018[^\u2019\n]{1,80}\u2019|\u201c[^\u201d\n]{1,80}\u201d|\u00ab[^\u00bb\n]{1,80}\u00bb"
+)
+
+
 class Rules:
     """Hotwords that decide a category and keywords that force a human, compiled once."""
 
@@ -74,10 +82,13 @@ class Rules:
     def match(self, text: str) -> RuleMatch:
         """What the rules find in text; the first hotword rule that matches decides the category."""
         normalized = normalize(text)
+        # Quoted words are names, searches and messages on a screen ("the 'New Refund' trigger
+        # fails", "searching 'refund' shows other tenants' tickets"), not what the ticket is about.
+        unquoted = normalize(_QUOTED.sub(" ", text))
         category: str | None = None
         hotwords: list[str] = []
         for rule_category, keywords in self._hotwords:
-            found = [keyword.word for keyword in keywords if keyword.pattern.search(normalized)]
+            found = [keyword.word for keyword in keywords if keyword.pattern.search(unquoted)]
             if found and category is None:
                 category = rule_category
                 hotwords.extend(found)

@@ -141,3 +141,52 @@ def test_a_paging_ticket_without_words_of_feeling_gets_no_calm_bonus(
     paging = local._sentiment(query, similarities, text, priority="critical")
     assert plain.label == paging.label == "neutral"
     assert plain.margin - paging.margin == pytest.approx(PLAIN_SENTIMENT_BONUS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You billed us for 60 seats but only 41 people use it. Can we get the difference back?",
+        "Our March invoice charged us for the Scale plan instead of Starter, can you fix it?",
+    ],
+)
+async def test_money_taken_wrongly_is_high_even_when_asked_as_a_question(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A question's wording ("can we ...?") does not outweigh the overcharge it reports."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Still can't open the reports page on my laptop. Third day now and nobody answers.",
+        "Nobody has replied to my ticket in a week and I still can't export my timesheets.",
+        "I've lost hours on this: every time I save, the tag list resets to the old one.",
+        "Our nightly export job gets 401 Unauthorized since we rotated the key.",
+    ],
+)
+def test_words_of_scope_used_for_something_else_are_not_an_outage(text: str) -> None:
+    """'Nobody answers', 'nobody has replied', 'lost hours', 'every time', '401 Unauthorized'."""
+    config = load_config()
+    found = Cues(config.priorities).match(text).found
+    assert found[[level.name for level in config.priorities].index("critical")] == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The statement PDF we downloaded lists another merchant's payouts with their bank details.",
+        "Your verification emails are sent to the wrong customers: ours got a stranger's code.",
+        "The revenue dashboard shows figures for a company called Northwind Foods. That is not us.",
+        "FYI none of our agents are getting any notification emails from you since this morning.",
+    ],
+)
+async def test_data_of_another_company_and_mail_to_the_wrong_people_page(
+    pipeline: Pipeline, text: str
+) -> None:
+    """Another company's data on a document or screen is a security incident: critical."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human

@@ -11,6 +11,11 @@ from routing.noise import read_message
     ("text", "kind"),
     [
         ("thanks!", "thanks"),
+        ("nvm it was our proxy, all good now", "resolved"),
+        ("ignore my last message, wrong channel", "resolved"),
+        ("Brilliant help today, cheers Sam, the refund came through already!", "praise"),
+        ("Great support from Lee, he solved our problem in minutes. Five stars.", "praise"),
+        ("Danke, jetzt läuft alles wieder!", "resolved"),
         ("Thank you so much!!", "thanks"),
         ("Thanks for your help, much appreciated 🙏", "thanks"),
         ("Thanks for the quick fix yesterday, everything works great now!", "resolved"),
@@ -67,6 +72,9 @@ def test_messages_that_need_no_action_are_recognised(text: str, kind: str) -> No
         "解決しない",
         "We need 5 more seats",
         "Thanks, urgent: production is down",
+        "the refund came through but we were charged again",
+        "you fixed the bug, but now the export fails",
+        "wrong channel? the import is broken for us",
     ],
 )
 def test_a_message_that_also_reports_or_asks_is_never_noise(text: str) -> None:

@@ -86,3 +86,21 @@ def test_a_negated_forced_keyword_forces_nothing(rules: Rules, text: str) -> Non
 def test_a_keyword_said_plainly_somewhere_still_forces(rules: Rules, text: str) -> None:
     """One plain occurrence is enough, whatever negation is elsewhere in the message."""
     assert rules.match(text).forced_keywords == ("urgent",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Zapier step 'Create Refund' fails with a missing field error.",
+        'Searching "refund" in the inbox shows tickets of another workspace.',
+        "Calling `refund()` in the SDK raises a TypeError.",
+    ],
+)
+def test_a_quoted_hotword_is_a_name_not_the_topic(rules: Rules, text: str) -> None:
+    """A UI label, a search term or a function name in quotes decides no category."""
+    assert rules.match(text).category is None
+
+
+def test_an_unquoted_hotword_still_decides_beside_quotes(rules: Rules) -> None:
+    """Quotes elsewhere do not hide the ticket's own words."""
+    assert rules.match("I clicked 'Cancel plan' and still want a refund.").category == "billing"
