@@ -124,6 +124,7 @@ _FILLER_PHRASES = tuple(
             "for sorting it", "for sorting this out", "for getting back to me",
             "for getting back to us", "for your patience", "for the support", "for your support",
             "so helpful", "very helpful", "really helpful", "super helpful", "great help",
+            "you're a star", "youre a star", "you are a star", "you're a legend",
             "great support", "great service", "good job", "great job", "well done", "nice work",
             "great work", "you rock", "you're the best", "youre the best", "have a nice day",
             "have a great day", "have a good day", "have a great weekend",
@@ -150,7 +151,7 @@ _FILLER = wordset(
     oh ok okay once perfectly prompt quick quickly really right so
     sorted super support team that that's thats the then this time to today too totally
     truly very was well were working works yesterday you your yours yall y'all we our
-    again team's looks seems everything's tonight morning wow
+    again team's looks seems everything's tonight morning wow sorry btw confirming already
     support's lads folks man mate dear sir madam colleague colleagues pessoal gente equipe
     equipo leute
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
@@ -160,7 +161,7 @@ _FILLER = wordset(
 )
 
 # Positive or neutral emoji that may make up a message on their own ("👍", ":pray:").
-_KIND_EMOJI = frozenset("👍👌🙏✅✔☑🎉🥳🙌👏💯✨😊🙂😀😃😄😁😆☺😍🥰❤💙💚💜🧡💛🤝💪😎🤗🆗")
+_KIND_EMOJI = frozenset("👍👌🙏✅✔☑🎉🥳🙌👏💯✨😊🙂😀😃😄😁😆☺😍🥰❤💙💚💜🧡💛🤝💪😎🤗🆗🌟⭐🙈😅")
 _KIND_EMOJI_CODES = wordset(
     """
     +1 thumbsup thumbs_up ok_hand pray white_check_mark heavy_check_mark ballot_box_with_check
@@ -317,11 +318,14 @@ _FIXED_OURS = re.compile(
 # Money that arrived is an outcome, not an ask ("the refund came through already!"): the noun
 # would otherwise read as a request for it.
 _MONEY_ARRIVED = re.compile(
-    r"\b(?:the|my|our) (?:refund|credit|credit note|payment|transfer|money|reimbursement)"
+    r"\b(?:the|my|our) (?:refund|credit note|credit|payment|transfer|money|reimbursement)"
     r" (?:has |have |had )?(?:already )?(?:came|come|went|gone) through\b"
-    r"|\b(?:the|my|our) (?:refund|credit|credit note|payment|transfer|money|reimbursement)"
+    r"|\b(?:the|my|our) (?:refund|credit note|credit|payment|transfer|money|reimbursement)"
     r" (?:has |have |had |was |were |is )?(?:already )?"
     r"(?:arrived|landed|processed|been processed)\b"
+    r"|\b(?:(?:confirming|just confirming|to confirm),? )?(?:i've |we've |i have |we have )?"
+    r"(?:received|got) (?:the|our|my) (?:refund|credit note|credit|corrected invoice|new invoice"
+    r"|receipt|reimbursement)\b"
 )
 
 
@@ -485,7 +489,7 @@ def read_message(text: str) -> Reading:
         # Nothing but emoji: an upset one asks for a person, any other needs no action.
         return Reading(vague=True) if alone else Reading(no_action="emoji")
     folded, kind_emoji = _without_emoji(_fold(stripped))
-    folded = _MONEY_ARRIVED.sub("it came through", folded)
+    folded = _MONEY_ARRIVED.sub("all good", folded)
     folded = _FIXED_OURS.sub("fixed it", folded)
     if kind_emoji is None:
         # An angry or sad emoji says something is wrong.
