@@ -70,6 +70,7 @@ class Parts:
             placement=self.placement,
             pager=self.pager,
             locks=TicketLocks(),
+            now=lambda: NOW,
         )
 
     async def drafted_ticket(self) -> int:
