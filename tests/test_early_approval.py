@@ -27,7 +27,7 @@ from routing.desk import STALE_POST
 from routing.desk.actions import HELD_REACTION_WINDOW
 from routing.embedding_cache import CachingEmbedder
 from routing.ports import TicketStore
-from tests.slack_harness import OUTSIDER, Harness, running_bot
+from tests.slack_harness import OUTSIDER, Harness, running_bot, standin_for
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 TEXT = "I was charged twice this month"
@@ -210,6 +210,38 @@ async def test_an_emoji_on_another_message_is_let_go_after_a_while(
         assert draft is not None
         assert draft.status == "pending"
         assert bot.slack.ephemerals == []
+
+
+async def test_an_emoji_another_replica_received_is_applied_by_the_one_storing_the_post(
+    tmp_path: Path,
+    embedder: CachingEmbedder,
+    store_location: Path | str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two replicas on one database: B gets the emoji, A is still storing its post's ts."""
+    config = load_config()
+    async with (
+        standin_for(config) as slack,
+        running_bot(
+            tmp_path, embedder, config=config, workspace=slack, database=store_location
+        ) as first,
+        running_bot(
+            tmp_path, embedder, config=config, workspace=slack, database=store_location
+        ) as second,
+    ):
+        gate = Gate(first.store)
+        monkeypatch.setattr(first.store, "add_post", gate.add_post)
+        customer_ts, channel, post_ts = await _unrecorded_post(first, gate)
+        await _react(second, AGENT, channel, post_ts, "white_check_mark")
+        await second.desk.drain()
+        assert first.thread_of(INTAKE, customer_ts) == []
+        gate.opened.set()
+        await first.desk.drain()
+        (reply,) = first.thread_of(INTAKE, customer_ts)
+        assert reply["text"]
+        draft = await second.store.draft(1)
+        assert draft is not None
+        assert draft.status == "sent"
 
 
 # --- the store's part, on each backend ------------------------------------------------------
