@@ -49,7 +49,7 @@ SANDBOX_LOG = Path("triage-sandbox.log")
 # The sandbox's own actions; a line starting with any other word is a customer's message.
 ACTIONS = ("/help", "/approve", "/edit", "/escalate", "/reply", "/change", "/delete")
 # An agent's reaction: an emoji and a ticket, and nothing else (":( it crashed" is a message).
-# A mistyped action ("/aprove #1", "/Approve #1"): a slash word and a ticket number after it.
+# What a mistyped action looks like ("/aprove #1", "/Approve"): a slash word, maybe a ticket.
 _LIKE_ACTION = re.compile(r"/[A-Za-z]+(?:\s+#[0-9]{1,12}\b.*)?", re.DOTALL)
 _REACTION = re.compile(r":(?P<emoji>[a-z0-9_+'\-]+):\s+(?P<ticket>#?[0-9]{1,12})")
 # A Slack user id as typed in `/as U0SOMEONE ...`.
@@ -199,12 +199,11 @@ class Sandbox:
             return False
         known = (*ACTIONS, "/triage", "/as")
         close = difflib.get_close_matches(verb.lower(), known, n=1, cutoff=0.7)
-        if not close and " #" not in text:
-            return False  # "/help-desk" or a bare "/foo": a customer may write that
-        guess = f"did you mean {close[0]}? " if close else ""
+        if not close:
+            return False  # "/frobnicate #1" is no typo of an action: a customer's words
         self.transcript.say(
-            f"   (sandbox: {verb} is no action; {guess}/help lists them. To post the line"
-            f" as a customer's message: /as customer {text})"
+            f"   (sandbox: {verb} is no action; did you mean {close[0]}? /help lists them. To"
+            f" post the line as a customer's message: /as customer {text})"
         )
         return True
 
