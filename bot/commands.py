@@ -106,6 +106,7 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     changes: dict[str, str] = {}
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
+        key = key.lower()
         if not sep or key not in CORRECTABLE_FIELDS or not value:
             raise _usage(
                 "reclassify",

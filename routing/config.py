@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from routing.errors import ConfigError, validation_message
 from routing.models import LabeledExample
@@ -425,7 +426,7 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
     try:
         config = TriageConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
+        first = _first_error(error)
         field = _dotted(first["loc"])
         raise ConfigError(config_path, field, validation_message(first), _fix_for(first)) from error
     validate_config(config)
@@ -439,6 +440,12 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
             " writes a config together with its examples)",
         )
     return config
+
+
+def _first_error(error: ValidationError) -> ErrorDetails:
+    """The error to tell first: a misspelt key, which explains a "Field required" beside it."""
+    errors = error.errors()
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
 
 
 def _read_text(path: Path, fix_missing: str) -> str:
@@ -669,7 +676,7 @@ def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
                 path, f"line {number}", f"not valid JSON ({error.msg})", "one JSON object per line"
             ) from error
         except ValidationError as error:
-            first = error.errors()[0]
+            first = _first_error(error)
             raise ConfigError(
                 path,
                 f"line {number}.{_dotted(first['loc'])}",

@@ -21,6 +21,7 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
     DayStats,
+    HeldReaction,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -286,6 +287,23 @@ class TicketStore(Protocol):
 
     async def post_at(self, channel: str, ts: str) -> StoredPost | None:
         """The team post at (channel, ts), if it is one of ours."""
+        ...
+
+    async def hold_reaction(
+        self, channel: str, ts: str, *, user: str, reaction: str, at: datetime
+    ) -> None:
+        """Keep an agent's emoji on (channel, ts), not yet a recorded post, until it is one."""
+        ...
+
+    async def take_held_reactions(self, channel: str, ts: str) -> list[HeldReaction]:
+        """Take (delete and return, oldest first) the emoji held on (channel, ts).
+
+        Atomic across connections: of callers racing for the same held emoji, one gets it.
+        """
+        ...
+
+    async def forget_held_reactions(self, *, before: datetime) -> int:
+        """Drop emoji held since before a time (their message never became a post)."""
         ...
 
     async def public_id(self, ticket_id: int) -> str:

@@ -95,6 +95,23 @@ FollowUpKind = Literal["reply", "reply_edit", "edit", "withdrawn"]
 
 
 @dataclass(frozen=True)
+class HeldReaction:
+    """An agent's approve or reject emoji on a message not yet recorded as a team post.
+
+    The bot's post can reach Slack (and an agent's emoji on it reach the bot) before the
+    post's ts is stored, by this replica or another: the emoji is held, and applied once
+    whoever stores the post, or the reacting replica on its second look, takes it.
+    """
+
+    id: int
+    channel: str
+    ts: str
+    user: str
+    reaction: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PendingFollowUp:
     """A follow-up stored before the ack whose after-ack work is not done yet."""
 

@@ -19,6 +19,7 @@ from routing.desk.actions import AgentActions
 from routing.desk.tickets import TicketLocks
 from routing.desk.types import BadRequestError, PageNotSentError
 from routing.models import Decision, Escalation, EscalationReason
+from routing.records import StoredPost
 from routing.store import MemoryStore
 from tests.fakes import FakeAgents, FakeOutbox, FakePager, FakePlacement
 from tests.timekeeping import until
@@ -70,6 +71,7 @@ class Parts:
             placement=self.placement,
             pager=self.pager,
             locks=TicketLocks(),
+            now=lambda: NOW,
         )
 
     async def drafted_ticket(self) -> int:
@@ -215,3 +217,39 @@ async def test_two_replicas_settling_one_interrupted_reply_tell_the_agent_once(
     assert draft is not None
     assert (draft.status, draft.decided_by) == ("pending", None)
     assert len(first.placement.calls + second.placement.calls) == 1
+
+
+async def test_an_emoji_whose_post_was_stored_after_the_first_look_is_applied_once(
+    config: TriageConfig, slack: SlackConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post stored (by another replica) between react's first look and its hold.
+
+    The recorder looked for held emoji before this one was held, so react's second look
+    applies it; the recorder's own take afterwards finds nothing: one reply.
+    """
+    parts = Parts(config, slack)
+    ticket = await parts.drafted_ticket()
+    (post,) = await parts.store.posts(ticket)
+    looks: list[str] = []
+    stored = parts.store.post_at
+
+    async def post_at(channel: str, ts: str) -> StoredPost | None:
+        looks.append(ts)
+        return None if len(looks) == 1 else await stored(channel, ts)
+
+    monkeypatch.setattr(parts.store, "post_at", post_at)
+    await parts.actions.react(
+        user=AGENTS[0], reaction="white_check_mark", channel=BILLING, ts=post.ts
+    )
+    await parts.actions.post_recorded(BILLING, post.ts)
+    assert len(parts.outbox.called("reply_to_customer")) == 1
+    assert await parts.store.take_held_reactions(BILLING, post.ts) == []
+
+
+async def test_an_emoji_outside_the_team_channels_is_not_held(
+    config: TriageConfig, slack: SlackConfig
+) -> None:
+    """Only a team channel holds the bot's posts: an emoji anywhere else is nothing."""
+    parts = Parts(config, slack)
+    await parts.actions.react(user=AGENTS[0], reaction="white_check_mark", channel=INTAKE, ts=TS)
+    assert await parts.store.take_held_reactions(INTAKE, TS) == []

@@ -116,3 +116,45 @@ def test_slack_without_a_section_points_at_a_copy_not_the_default(
     assert err.count("\n") == 1
     assert "triage init-config DIR" in err
     assert "TRIAGE_CONFIG" in err
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1, captured.err  # one line, no traceback
+    return captured.err
+
+
+def test_eval_with_shots_that_leave_nothing_to_test_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One row per label and no split: --shots takes them all; a message, not a traceback."""
+    data = tmp_path / "few.csv"
+    data.write_text("text,label\nmy card was charged,billing\nthe app crashes,technical\n")
+    assert main(["eval", str(data), "--label-col", "label", "--shots", "2"]) == 2
+    line = _error_line(capsys)
+    assert "no rows left to test" in line
+    assert "at least 2 rows" in line
+
+
+def test_eval_on_a_folder_says_it_is_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder given as the data file is named as a folder, not as missing."""
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "a folder, not a file" in _error_line(capsys)
+
+
+def test_a_misspelt_top_level_key_is_named_not_the_field_it_hides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`default_priorty` is the typo to fix; "default_priority: Field required" follows from it."""
+    assert main(["init-config", str(tmp_path / "cfg")]) == 0
+    capsys.readouterr()
+    path = tmp_path / "cfg" / "config.toml"
+    text = path.read_text()
+    assert 'default_priority = "low"' in text
+    path.write_text(text.replace('default_priority = "low"', 'default_priorty = "low"'))
+    assert main(["classify", "--config", str(path), "hi"]) == 2
+    line = _error_line(capsys)
+    assert "default_priorty: Extra inputs are not permitted" in line
+    assert "correct its spelling" in line

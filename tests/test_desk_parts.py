@@ -119,6 +119,7 @@ def _actions(
         ),
         pager=pager,
         locks=TicketLocks(),
+        now=lambda: NOW,
     )
 
 

@@ -400,3 +400,27 @@ async def test_ticket_numbers_are_ascii_digits_and_never_overflow(
     text = out.getvalue()
     assert "no ticket '#\u0661'" in text
     assert "OverflowError" not in text
+
+
+async def test_a_mistyped_action_is_said_and_makes_no_ticket(
+    tmp_path: Path, settings: Settings, config: TriageConfig
+) -> None:
+    """'/aprove #1' is a typo of /approve, not a customer's ticket; /as posts it if meant."""
+    async with _sandbox(tmp_path, settings, config) as (sandbox, out):
+        await _type(sandbox, "I was charged twice", "/aprove #1", "/Approve #1", "/escalte")
+        assert await sandbox.desk.store.ticket(2) is None
+        draft = await sandbox.desk.store.draft(1)
+        assert draft is not None
+        assert draft.status == "pending"
+        await _type(sandbox, "/as customer /aprove #1", "/usr is full", "/frobnicate #1")
+        texts = [(await sandbox.desk.store.ticket(n)) for n in (2, 3, 4)]
+        assert [t.text if t else None for t in texts] == [
+            "/aprove #1",
+            "/usr is full",
+            "/frobnicate #1",
+        ]
+    transcript = out.getvalue()
+    assert "(sandbox: /aprove is no action; did you mean /approve? /help lists them." in transcript
+    assert "(sandbox: /Approve is no action; did you mean /approve?" in transcript
+    assert "(sandbox: /escalte is no action; did you mean /escalate?" in transcript
+    assert "/frobnicate is no action" not in transcript

@@ -900,6 +900,8 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     link = f"https://sandbox.slack.com/archives/{INTAKE}/p{ts.replace('.', '')}"
     answer = await bot.command(AGENT, f"reclassify <{link}> priority=low")
     assert "billing / low / " in answer
+    # A field named in capitals, as its value may be, is the field.
+    assert "billing / medium / " in await bot.command(AGENT, "reclassify #1 PRIORITY=Medium")
     assert "`colour=red` is not category=" in await bot.command(AGENT, "reclassify #1 colour=red")
     assert "Unknown category `astrology`" in await bot.command(
         AGENT, "reclassify #1 category=astrology"

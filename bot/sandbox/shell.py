@@ -7,6 +7,7 @@ with `/` are actions (`/help` lists them). Everything the bot sends is printed a
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import logging
 import os
@@ -48,6 +49,8 @@ SANDBOX_LOG = Path("triage-sandbox.log")
 # The sandbox's own actions; a line starting with any other word is a customer's message.
 ACTIONS = ("/help", "/approve", "/edit", "/escalate", "/reply", "/change", "/delete")
 # An agent's reaction: an emoji and a ticket, and nothing else (":( it crashed" is a message).
+# What a mistyped action looks like ("/aprove #1", "/Approve"): a slash word, maybe a ticket.
+_LIKE_ACTION = re.compile(r"/[A-Za-z]+(?:\s+#[0-9]{1,12}\b.*)?", re.DOTALL)
 _REACTION = re.compile(r":(?P<emoji>[a-z0-9_+'\-]+):\s+(?P<ticket>#?[0-9]{1,12})")
 # A Slack user id as typed in `/as U0SOMEONE ...`.
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -184,9 +187,25 @@ class Sandbox:
             await self._command(user or self.people.agent, text.removeprefix("/triage").strip())
         elif verb in ACTIONS:
             await self._action(user, text)
+        elif user is None and self._mistyped(verb, text):
+            return
         else:
             # Anything else is what a customer wrote, ":(" and "/usr/bin is missing" included.
             await self._customer_line(text, user=user or CUSTOMER)
+
+    def _mistyped(self, verb: str, text: str) -> bool:
+        """Say so, and post nothing, when a line looks like an action the sandbox has not."""
+        if not _LIKE_ACTION.fullmatch(text):
+            return False
+        known = (*ACTIONS, "/triage", "/as")
+        close = difflib.get_close_matches(verb.lower(), known, n=1, cutoff=0.7)
+        if not close:
+            return False  # "/frobnicate #1" is no typo of an action: a customer's words
+        self.transcript.say(
+            f"   (sandbox: {verb} is no action; did you mean {close[0]}? /help lists them. To"
+            f" post the line as a customer's message: /as customer {text})"
+        )
+        return True
 
     async def _customer_line(self, text: str, *, user: str) -> None:
         number = await self.customer_message(text, user=user)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Protocol
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final, Protocol
 
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TriageConfig
@@ -22,10 +24,24 @@ from routing.desk.types import (
 from routing.escalation import escalate
 from routing.models import Decision
 from routing.ports import TicketStore
-from routing.records import StoredPost, StoredTicket
+from routing.records import HeldReaction, StoredPost, StoredTicket
 from routing.redact import redact
 
 logger = logging.getLogger(__name__)
+
+# An emoji on a message that is not (yet) a recorded post is held this long: the bot's own
+# post is recorded within moments (or, after a crash, by another replica's sweep within a
+# lease or two); an emoji older than this was on some other message and is let go.
+HELD_REACTION_WINDOW: Final = timedelta(minutes=15)
+
+# The buttons a post still being recorded answers (by the ticket's public id on the button):
+# sending or editing the draft changes no post. Reclassify and Escalate act on the ticket's
+# posts, so they wait until the post is recorded.
+_BEFORE_RECORDED: Final = frozenset({"approve the reply", "edit the reply"})
+# Held with the emoji by a button answered before its post was recorded: the post's recorder
+# redraws it (the approver found no post to redraw). No emoji name has a colon.
+_REDRAW: Final = ":redraw"
+POST_BEING_RECORDED: Final = "This ticket's post is still being recorded; try again in a moment."
 
 
 class ReplyOutbox(Protocol):
@@ -63,7 +79,9 @@ class AgentActions:
         placement: CardPlacement,
         pager: Paging,
         locks: TicketLocks,
+        now: Callable[[], datetime],
     ) -> None:
+        self._now = now
         self._config = config
         self._slack = slack
         self._store = store
@@ -87,12 +105,37 @@ class AgentActions:
         it sits on must be one of that ticket's posts in this database. A post left from a
         database that was recreated names a ticket number that now means another ticket; it is
         refused, said once in the log, and nothing is done.
+
+        A post not recorded yet (the agent pressed before the store write of the post's ts,
+        here or on another replica, was done) is the ticket's when its button carries the
+        ticket's public id and it is in a team channel: public ids are random and made by this
+        database, and only the bot's own messages carry its buttons. Approve and Edit are
+        answered at once; the poster redraws the post once it is recorded.
         """
         # Someone who is no agent learns nothing, not even whether the post is current.
         await self._agents.require_any_agent(user, action)
         post = await self._store.post_at(channel, ts) if channel and ts else None
         legacy = re.fullmatch(r"[0-9]{1,12}", value)
         ticket_id = int(value) if legacy else await self._store.ticket_by_public_id(value)
+        fresh = post is None and ticket_id is not None and not legacy
+        if fresh and channel and ts and self._team_channel(channel):
+            assert ticket_id is not None  # noqa: S101  # fresh says so
+            if action not in _BEFORE_RECORDED:
+                raise BadRequestError(POST_BEING_RECORDED)
+            logger.info(
+                "user %s pressed a button (%s) of ticket %s on its post not yet recorded"
+                " (channel %s, ts %s)",
+                user,
+                action,
+                ticket_id,
+                channel,
+                ts,
+            )
+            # Whoever records the post redraws it, or the action's own redraw finds it stored.
+            await self._store.hold_reaction(
+                channel, ts, user=user, reaction=_REDRAW, at=self._now()
+            )
+            return ticket_id, await self._store.public_id(ticket_id)
         if post is None or ticket_id is None or post.ticket_id != ticket_id:
             logger.warning(
                 "refused: user %s pressed a button (%s) on a post that is no ticket's here"
@@ -119,20 +162,70 @@ class AgentActions:
             )
             raise StalePostError(STALE_POST)
 
+    def _team_channel(self, channel: str | None) -> bool:
+        return channel is not None and any(
+            team.channel == channel for team in self._slack.teams.values()
+        )
+
     async def react(self, *, user: str, reaction: str, channel: str, ts: str) -> None:
-        """An emoji on a team post: approve or reject the draft; other emoji mean nothing."""
+        """An emoji on a team post: approve or reject the draft; other emoji mean nothing.
+
+        An emoji on a message of a team channel that is no recorded post may be on the bot's
+        post whose ts is not stored yet (here or on another replica): it is held, and applied
+        by whoever stores the post (post_recorded). Both sides write, then look for the
+        other's write, and taking a held emoji deletes it: it is applied once, never lost.
+        """
         if reaction not in (self._slack.approve_reaction, self._slack.reject_reaction):
             return
         post = await self._store.post_at(channel, ts)
-        if post is None:
+        if post is not None:
+            await self._apply_reaction(post, user=user, reaction=reaction)
             return
+        if not self._team_channel(channel):
+            return
+        now = self._now()
+        await self._store.forget_held_reactions(before=now - HELD_REACTION_WINDOW)
+        await self._store.hold_reaction(channel, ts, user=user, reaction=reaction, at=now)
+        # The second look: the post may have been recorded since the first, its recorder
+        # having looked for held emoji before this one was held.
+        post = await self._store.post_at(channel, ts)
+        if post is not None:
+            await self._apply_held(post, await self._store.take_held_reactions(channel, ts))
+
+    async def post_recorded(self, channel: str, ts: str) -> None:
+        """A team post was just stored: apply the emoji agents put on it before that."""
+        held = await self._store.take_held_reactions(channel, ts)
+        if not held:
+            return
+        post = await self._store.post_at(channel, ts)
+        assert post is not None  # noqa: S101  # recorded just now
+        await self._apply_held(post, held)
+
+    async def _apply_held(self, post: StoredPost, held: list[HeldReaction]) -> None:
+        emoji = [reaction for reaction in held if reaction.reaction != _REDRAW]
+        if len(emoji) < len(held):
+            # A button was answered on this post before it was stored: show what it did.
+            await self._placement.refresh(post.ticket_id)
+        for reaction in emoji:
+            if reaction.at < self._now() - HELD_REACTION_WINDOW:
+                logger.info("an emoji held too long on %s %s was let go", post.channel, post.ts)
+                continue
+            logger.info(
+                "applying %s's emoji %s on ticket %s's post, held until it was recorded",
+                reaction.user,
+                reaction.reaction,
+                post.ticket_id,
+            )
+            await self._apply_reaction(post, user=reaction.user, reaction=reaction.reaction)
+
+    async def _apply_reaction(self, post: StoredPost, *, user: str, reaction: str) -> None:
         try:
             if reaction == self._slack.approve_reaction:
                 await self.approve(post.ticket_id, user=user)
             else:
                 await self.reject(post.ticket_id, user=user)
         except ActionRefusedError as refused:
-            await self._outbox.tell(channel, user, refused.message)
+            await self._outbox.tell(post.channel, user, refused.message)
 
     async def approve(self, ticket_id: int, *, user: str, text: str | None = None) -> None:
         """Send the draft (or an agent's edit of it) to the customer's thread, exactly once."""

@@ -85,7 +85,12 @@ class Desk:
         self._agents = Agents(config=config, slack=slack, store=store, groups=outbox, clock=steady)
         self._locks = TicketLocks()
         self._placement = Placement(
-            config=config, slack=slack, store=store, outbox=outbox, alert_ops=self.alert_ops
+            config=config,
+            slack=slack,
+            store=store,
+            outbox=outbox,
+            alert_ops=self.alert_ops,
+            post_recorded=self._post_recorded,
         )
         self._reports = Reports(config=config, store=store, agents=self._agents, now=now)
         self._pager = Pager(
@@ -153,6 +158,7 @@ class Desk:
             placement=self._placement,
             pager=self._pager,
             locks=self._locks,
+            now=now,
         )
         self._intake = Intake(
             slack=slack,
@@ -216,6 +222,10 @@ class Desk:
     async def catch_up(self) -> None:
         """Make tickets of what customers wrote while the bot was away (see Intake.catch_up)."""
         await self._intake.catch_up()
+
+    async def _post_recorded(self, channel: str, ts: str) -> None:
+        """A team post's ts was stored: what agents did on it before then is applied now."""
+        await self._actions.post_recorded(channel, ts)
 
     def alert_ops(self, key: str, text: str) -> None:
         """Tell the operator in the ops channel, at most once per OPS_ALERT_INTERVAL_SECONDS."""

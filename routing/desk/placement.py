@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +44,8 @@ class CardOutbox(Protocol):
 class Placement:
     """Where a ticket's posts are and what they show; a refused channel falls back, said once.
 
-    alert_ops(key, text) tells the operator (at most once per key and interval).
+    alert_ops(key, text) tells the operator (at most once per key and interval);
+    post_recorded(channel, ts) is called once a post's ts is stored (agents' held emoji).
     """
 
     def __init__(
@@ -55,7 +56,9 @@ class Placement:
         store: TicketStore,
         outbox: CardOutbox,
         alert_ops: Callable[[str, str], None],
+        post_recorded: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
+        self._post_recorded = post_recorded
         self._config = config
         self._slack = slack
         self._store = store
@@ -197,7 +200,7 @@ class Placement:
         before = await self._store.posts(ticket_id)
         for team in sorted(teams - {post.team for post in before}):
             ref = await self._outbox.post_card(await self.card(ticket_id, team))
-            await self._store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+            await self._record(ticket_id, team, ref)
         target = sorted(teams)[0]
         for post in before:
             if post.team in teams:
@@ -231,15 +234,26 @@ class Placement:
         channel = self.team_channel(team)
         found = await self._outbox.find_card(channel, ticket_id) if recovering else None
         if found is not None:
-            await self._store.add_post(ticket_id, team=team, channel=found.channel, ts=found.ts)
+            await self._record(ticket_id, team, found)
             return None
         card = await self.card(ticket_id, team, ticket=ticket, posts=posts)
         try:
             ref = await self._outbox.post_card(card)
         except DeliveryRefusedError as refused:
             ref = await self._post_in_fallback(card, refused)
-        await self._store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        await self._record(ticket_id, team, ref)
         return ref
+
+    async def _record(self, ticket_id: int, team: str, ref: PostRef) -> None:
+        """Store a post's ts, then catch up with what agents did on it before it was stored."""
+        await self._store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
+        if self._post_recorded is None:
+            return
+        try:
+            await self._post_recorded(ref.channel, ref.ts)
+        except Exception:
+            # The post is stored and routing goes on; the agent can act on the post again.
+            logger.exception("catching up with agents' actions on ticket %s's post", ticket_id)
 
     async def _post_in_fallback(self, card: TicketCard, refused: DeliveryRefusedError) -> PostRef:
         """Slack refuses the team's channel for good: post in the fallback team's, and say why.

@@ -95,7 +95,8 @@ def load_dataset(
     source = Path(path)
     filters = dict(where or {})
     if not source.is_file():
-        raise UserError(f"{source}: file not found; pass the path of a labeled .csv or .jsonl file")
+        missing = "a folder, not a file" if source.is_dir() else "file not found"
+        raise UserError(f"{source}: {missing}; pass the path of a labeled .csv or .jsonl file")
     suffix = source.suffix.lower()
     if suffix == ".csv":
         columns, records = _read_csv(source)

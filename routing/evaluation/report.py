@@ -147,8 +147,8 @@ def _matrix_lines(report: EvalReport) -> list[str]:
     labels = report.confusion_labels
     keys = [f"[{index}]" for index in range(1, len(labels) + 1)]
     largest = max((count for row in report.confusion for count in row), default=0)
-    cell = max(len(str(largest)), *(len(key) for key in keys))
-    head = max(len(f"{key} {label}") for key, label in zip(keys, labels, strict=True))
+    cell = max([len(str(largest)), *(len(key) for key in keys)])
+    head = max((len(f"{key} {label}") for key, label in zip(keys, labels, strict=True)), default=0)
     lines = [" " * head + "".join(f" {key:>{cell}}" for key in keys)]
     for key, label, row in zip(keys, labels, report.confusion, strict=True):
         name = f"{key} {label}"

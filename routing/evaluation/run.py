@@ -130,6 +130,13 @@ async def evaluate(
             _draw(pool, test_rows, mapping, shots=shots, rng=random.Random(seed), field=field)  # noqa: S311  # sampling, not security
             for seed in range(seeds)
         ]
+        if not any(run.test for run in runs):
+            # Each label's rows all went to its examples: nothing is left to measure.
+            raise UserError(
+                f"{rows.source}: no rows left to test: each label has one row, which --shots"
+                " takes as its example; give labels at least 2 rows (one is kept for the"
+                " test), or a split column with train and test rows"
+            )
         notes.extend(_shortage_notes(pool, shots, leave_one=test_rows is None))
         if test_rows is not None:
             unseen = Counter(row.label for row in test_rows if row.label not in mapping)

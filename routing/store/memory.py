@@ -26,6 +26,7 @@ from routing.records import (
     DayStats,
     DraftStatus,
     FollowUpKind,
+    HeldReaction,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -92,8 +93,11 @@ class Tables:
     # Audit before/after states and corrections as stored: redacted JSON.
     audit: list[tuple[int | None, str, str, str, str, datetime]] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
+    # Emoji on messages not yet recorded as posts: id -> the held emoji.
+    held_reactions: dict[int, HeldReaction] = field(default_factory=dict)
     last_ticket_id: int = 0
     last_post_id: int = 0
+    last_held_id: int = 0
 
 
 def _out(ticket: StoredTicket) -> StoredTicket:
@@ -625,6 +629,30 @@ class MemoryStore:
         """The team post at (channel, ts), if it is one of ours."""
         post_id = self.tables.post_ids.get((channel, ts))
         return None if post_id is None else self.tables.posts[post_id]
+
+    async def hold_reaction(
+        self, channel: str, ts: str, *, user: str, reaction: str, at: datetime
+    ) -> None:
+        """Keep an agent's emoji on (channel, ts), not yet a recorded post, until it is one."""
+        self.tables.last_held_id += 1
+        held_id = self.tables.last_held_id
+        self.tables.held_reactions[held_id] = HeldReaction(
+            id=held_id, channel=channel, ts=ts, user=user, reaction=reaction, at=at
+        )
+
+    async def take_held_reactions(self, channel: str, ts: str) -> list[HeldReaction]:
+        """Take (delete and return, oldest first) the emoji held on (channel, ts)."""
+        held = self.tables.held_reactions
+        mine = [i for i in sorted(held) if (held[i].channel, held[i].ts) == (channel, ts)]
+        return [held.pop(i) for i in mine]
+
+    async def forget_held_reactions(self, *, before: datetime) -> int:
+        """Drop emoji held since before a time (their message never became a post)."""
+        held = self.tables.held_reactions
+        old = [i for i, reaction in held.items() if reaction.at < before]
+        for i in old:
+            del held[i]
+        return len(old)
 
     async def public_id(self, ticket_id: int) -> str:
         """The ticket's public id: random, made the first time it is asked for, then kept."""

@@ -27,6 +27,7 @@ from routing.records import (
     AuditEntry,
     DayRow,
     DayStats,
+    HeldReaction,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -658,6 +659,43 @@ class PostgresStore:
         """The team post at (channel, ts), if it is one of ours."""
         row = await self._one("SELECT * FROM posts WHERE channel = %s AND ts = %s", (channel, ts))
         return post_from_row(row) if row else None
+
+    async def hold_reaction(
+        self, channel: str, ts: str, *, user: str, reaction: str, at: datetime
+    ) -> None:
+        """Keep an agent's emoji on (channel, ts), not yet a recorded post, until it is one."""
+        await self._run(
+            "INSERT INTO held_reactions (channel, ts, user_id, reaction, at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (channel, ts, user, reaction, at),
+        )
+
+    async def take_held_reactions(self, channel: str, ts: str) -> list[HeldReaction]:
+        """Take (delete and return, oldest first) the emoji held on (channel, ts)."""
+        # A row deleted by one transaction is returned to no other: each goes to one caller.
+        rows = await self._all(
+            "DELETE FROM held_reactions WHERE channel = %s AND ts = %s"
+            " RETURNING id, channel, ts, user_id, reaction, at",
+            (channel, ts),
+        )
+        return sorted(
+            (
+                HeldReaction(
+                    id=int(row["id"]),
+                    channel=str(row["channel"]),
+                    ts=str(row["ts"]),
+                    user=str(row["user_id"]),
+                    reaction=str(row["reaction"]),
+                    at=_utc(row["at"]),
+                )
+                for row in rows
+            ),
+            key=lambda held: held.id,
+        )
+
+    async def forget_held_reactions(self, *, before: datetime) -> int:
+        """Drop emoji held since before a time (their message never became a post)."""
+        return await self._run("DELETE FROM held_reactions WHERE at < %s", (before,))
 
     async def public_id(self, ticket_id: int) -> str:
         """The ticket's public id: random, made the first time it is asked for, then kept.

@@ -232,6 +232,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         PRIMARY KEY (ticket_id, kind, ref)
     );
     """,
+    # 10: an approve or reject emoji on a message not yet recorded as a team post (the agent
+    # was quicker than the store write of the post's ts, here or on another replica). Whoever
+    # stores the post, or the reacting replica on its second look, takes (deletes) it and
+    # applies it: the delete decides which one, so it is applied once.
+    """
+    CREATE TABLE held_reactions (
+        id $serial_pk,
+        channel TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        reaction TEXT NOT NULL,
+        at $timestamp NOT NULL
+    );
+    CREATE INDEX held_reactions_post ON held_reactions (channel, ts);
+    """,
 )
 
 

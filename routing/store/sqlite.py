@@ -27,6 +27,7 @@ from routing.records import (
     AuditEntry,
     DayRow,
     DayStats,
+    HeldReaction,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -703,6 +704,47 @@ class SqliteStore:
         ) as cursor:
             row = await cursor.fetchone()
         return post_from_row(row) if row else None
+
+    async def hold_reaction(
+        self, channel: str, ts: str, *, user: str, reaction: str, at: datetime
+    ) -> None:
+        """Keep an agent's emoji on (channel, ts), not yet a recorded post, until it is one."""
+        await self._db.execute(
+            "INSERT INTO held_reactions (channel, ts, user_id, reaction, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (channel, ts, user, reaction, _iso(at)),
+        )
+        await self._db.commit()
+
+    async def take_held_reactions(self, channel: str, ts: str) -> list[HeldReaction]:
+        """Take (delete and return, oldest first) the emoji held on (channel, ts)."""
+        # One DELETE under the file's write lock: of racing callers, each row goes to one.
+        rows = await self._db.execute_fetchall(
+            "DELETE FROM held_reactions WHERE channel = ? AND ts = ?"
+            " RETURNING id, channel, ts, user_id, reaction, at",
+            (channel, ts),
+        )
+        await self._db.commit()
+        return sorted(
+            (
+                HeldReaction(
+                    id=int(row[0]),
+                    channel=str(row[1]),
+                    ts=str(row[2]),
+                    user=str(row[3]),
+                    reaction=str(row[4]),
+                    at=_time(row[5]),
+                )
+                for row in rows
+            ),
+            key=lambda held: held.id,
+        )
+
+    async def forget_held_reactions(self, *, before: datetime) -> int:
+        """Drop emoji held since before a time (their message never became a post)."""
+        cursor = await self._db.execute("DELETE FROM held_reactions WHERE at < ?", (_iso(before),))
+        await self._db.commit()
+        return cursor.rowcount
 
     async def public_id(self, ticket_id: int) -> str:
         """The ticket's public id: random, made the first time it is asked for, then kept.
