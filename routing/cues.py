@@ -83,6 +83,14 @@ _NOT_SCOPE = (
         lambda match: "nobody_" + match.group(1).replace(" ", "_"),
     ),
     (re.compile(r"\bevery (?:single )?time\b"), lambda _match: "everytime"),
+    # A new colleague who "took over from Dave" took over a role, not an account.
+    (
+        re.compile(
+            r"\b(?:took|taken|take|takes|taking) over (?:from|as|the role|his role|her role"
+            r"|their role|responsibility|responsibilities|for)\b"
+        ),
+        lambda _match: "handover",
+    ),
     (
         re.compile(
             r"\b(?:lost|losing|lose|wasted|wasting) (?:so many |many |several |a few |two |three "

@@ -165,6 +165,7 @@ async def test_money_taken_wrongly_is_high_even_when_asked_as_a_question(
         "Nobody has replied to my ticket in a week and I still can't export my timesheets.",
         "I've lost hours on this: every time I save, the tag list resets to the old one.",
         "Our nightly export job gets 401 Unauthorized since we rotated the key.",
+        "I took over from Priya as office manager and someone should tell me our plan. No rush.",
     ],
 )
 def test_words_of_scope_used_for_something_else_are_not_an_outage(text: str) -> None:
