@@ -191,3 +191,21 @@ async def test_data_of_another_company_and_mail_to_the_wrong_people_page(
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.priority == "critical"
     assert triage.escalation.needs_human
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The statement PDF we downloaded lists another merchant's payouts with their bank details.",
+        "FYI none of our agents are getting any notification emails from you since this morning.",
+        "Every product page in our shop returns a 404 and we have had zero orders since noon.",
+    ],
+)
+async def test_the_alternative_config_pages_the_same_incidents(
+    embedder: CachingEmbedder, text: str
+) -> None:
+    """The alternative config's paging level has the default's new incident words."""
+    pipeline = build_pipeline(load_config(ALTERNATIVE), embedder=embedder)
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "high"
+    assert triage.escalation.needs_human
