@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from types import TracebackType
@@ -74,6 +74,26 @@ _SET_DRAFT = (
     " WHERE drafts.status IN ('pending', 'rejected')"
 )
 
+
+# The same, with named parameters (draft_text, draft_source, now, id), inside a WITH clause.
+_SET_DRAFT_NAMED = (
+    "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+    " VALUES (%(id)s, %(draft_text)s, %(draft_source)s, 'pending', %(now)s)"
+    " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+    " source = excluded.source, status = 'pending', decided_by = NULL,"
+    " decided_at = NULL, created_at = excluded.created_at"
+    " WHERE drafts.status IN ('pending', 'rejected')"
+)
+# A classification run's layer calls (layers, calls: parallel arrays) for ticket id, in order.
+_ADD_LAYERS = (
+    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+    " SELECT %(id)s, call.layer, call.json, %(now)s"
+    " FROM unnest(%(layers)s::text[], %(calls)s::text[]) WITH ORDINALITY"
+    " AS call (layer, json, n) ORDER BY call.n"
+)
+
+# A statement's parameters: positional (%s) or named (%(name)s).
+Params = Sequence[object] | Mapping[str, object]
 
 # Slack's ts strings sort as time only byte by byte (a locale's collation may skip the dot):
 # ts is compared COLLATE "C" wherever it is ordered.
@@ -145,18 +165,18 @@ class PostgresStore:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _run(self, query: str, args: Sequence[object] = ()) -> int:
+    async def _run(self, query: str, args: Params = ()) -> int:
         """Run one statement in its own transaction; how many rows it changed."""
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return cursor.rowcount
 
-    async def _one(self, query: str, args: Sequence[object] = ()) -> DictRow | None:
+    async def _one(self, query: str, args: Params = ()) -> DictRow | None:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return await cursor.fetchone()
 
-    async def _all(self, query: str, args: Sequence[object] = ()) -> list[DictRow]:
+    async def _all(self, query: str, args: Params = ()) -> list[DictRow]:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return await cursor.fetchall()
@@ -415,37 +435,33 @@ class PostgresStore:
     ) -> None:
         """Keep every layer's output and the final decision of one classification run.
 
-        With draft and permalink, those too: one transaction, its statements pipelined (one
-        round trip to the server for all of them).
+        With draft and permalink, those too: one statement (its data-modifying WITH clauses
+        are one transaction, and cost one round trip and no BEGIN and COMMIT of their own).
         """
         now = utc_now()
-        async with (
-            self._pool.connection() as connection,
-            connection.pipeline(),
-            connection.transaction(),
-        ):
-            async with connection.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
-                )
-            await connection.execute(
-                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " model_state = %s, updated_at = %s, permalink = COALESCE(%s::text, permalink)"
-                " WHERE id = %s",
-                (
-                    decision.model_dump_json(),
-                    escalation.model_dump_json(),
-                    decision.language,
-                    model_state,
-                    now,
-                    permalink,
-                    ticket_id,
-                ),
-            )
-            if draft is not None:
-                await connection.execute(_SET_DRAFT, (ticket_id, draft[0], draft[1], now))
+        args: dict[str, object] = {
+            "id": ticket_id,
+            "now": now,
+            "layers": [call.layer for call in layers],
+            "calls": [call.model_dump_json() for call in layers],
+            "decision": decision.model_dump_json(),
+            "escalation": escalation.model_dump_json(),
+            "language": decision.language,
+            "model_state": model_state,
+            "permalink": permalink,
+        }
+        with_draft = ""
+        if draft is not None:
+            with_draft = f", draft AS ({_SET_DRAFT_NAMED})"
+            args["draft_text"], args["draft_source"] = draft
+        await self._run(
+            f"WITH layers AS ({_ADD_LAYERS}){with_draft}"  # noqa: S608  # fixed fragments
+            " UPDATE tickets SET decision_json = %(decision)s,"
+            " escalation_json = %(escalation)s, language = %(language)s,"
+            " model_state = %(model_state)s, updated_at = %(now)s,"
+            " permalink = COALESCE(%(permalink)s::text, permalink) WHERE id = %(id)s",
+            args,
+        )
 
     async def record_refinement(
         self,
@@ -459,37 +475,41 @@ class PostgresStore:
         replacing: str | None = None,
     ) -> bool:
         """Keep the model stage's answer if the ticket still waits for it (see TicketStore)."""
-        now = utc_now()
-        async with self._pool.connection() as connection, connection.transaction():
-            # The row's lock is held to the commit: a sweep marking it late waits, then sees it.
-            cursor = await connection.execute(
-                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " model_state = %s, updated_at = %s WHERE id = %s AND model_state = 'pending'",
-                (
-                    decision.model_dump_json(),
-                    escalation.model_dump_json(),
-                    decision.language,
-                    state,
-                    now,
-                    ticket_id,
-                ),
+        # One statement: the ticket's row is updated only while it waits for the model (a
+        # sweep marking it late waits for the row's lock, then finds it answered, or the other
+        # way round), and the layers and the draft are written only when it was.
+        args: dict[str, object] = {
+            "id": ticket_id,
+            "now": utc_now(),
+            "layers": [call.layer for call in layers],
+            "calls": [call.model_dump_json() for call in layers],
+            "decision": decision.model_dump_json(),
+            "escalation": escalation.model_dump_json(),
+            "language": decision.language,
+            "state": state,
+        }
+        with_draft = ""
+        if draft is not None:
+            with_draft = (
+                ", draft AS (UPDATE drafts SET text = %(draft_text)s, source = %(draft_source)s,"
+                " created_at = %(now)s WHERE ticket_id IN (SELECT id FROM refined)"
+                " AND status = 'pending' AND source != 'agent' AND text = %(replacing)s)"
             )
-            if cursor.rowcount != 1:
-                return False
-            async with connection.cursor() as many:
-                await many.executemany(
-                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
-                )
-            if draft is not None:
-                await connection.execute(
-                    "UPDATE drafts SET text = %s, source = %s, created_at = %s"
-                    " WHERE ticket_id = %s AND status = 'pending' AND source != 'agent'"
-                    " AND text = %s",
-                    (draft[0], draft[1], now, ticket_id, replacing),
-                )
-        return True
+            args["draft_text"], args["draft_source"] = draft
+            args["replacing"] = replacing
+        row = await self._one(
+            "WITH refined AS (UPDATE tickets SET decision_json = %(decision)s,"  # noqa: S608
+            " escalation_json = %(escalation)s, language = %(language)s,"
+            " model_state = %(state)s, updated_at = %(now)s"
+            " WHERE id = %(id)s AND model_state = 'pending' RETURNING id),"
+            " layers AS (INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+            " SELECT refined.id, call.layer, call.json, %(now)s FROM refined,"
+            " unnest(%(layers)s::text[], %(calls)s::text[]) WITH ORDINALITY"
+            " AS call (layer, json, n) ORDER BY call.n)"
+            f"{with_draft} SELECT count(*) AS refined FROM refined",
+            args,
+        )
+        return row is not None and int(row["refined"]) == 1
 
     async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
         """Mark "late" the tickets received before a time still waiting for the model; ids."""
