@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
+    ClaimedTicket,
     DayStats,
     ModelState,
     PendingFollowUp,
@@ -117,6 +118,16 @@ class TicketStore(Protocol):
         claimed. Returns "new" for its first claim, "routing" when an earlier claim may have
         posted it (look for that post before posting), None when it is routed or withdrawn or
         another holder's lease still runs.
+        """
+        ...
+
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """claim_for_routing, and the ticket as claimed with its active posts and replies.
+
+        One statement on PostgreSQL (the decide step's reads come with its claim); None when
+        claim_for_routing would return None.
         """
         ...
 

@@ -233,8 +233,8 @@ class FakePager:
     needed: list[int] = field(default_factory=list)
     asked: list[tuple[int, tuple[str, ...], str | None]] = field(default_factory=list)
 
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Recorded in needed."""
+    async def page_if_needed(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
+        """Recorded in needed (the ticket as the caller read it is not kept)."""
         self.needed.append(ticket_id)
 
     async def page(

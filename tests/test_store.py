@@ -1154,6 +1154,43 @@ async def test_a_follow_up_is_pending_until_done_and_taken_over_once(backend: Ba
         assert await other.pending_follow_ups(stored_before=NOW - timedelta(days=1)) == []
 
 
+async def test_a_claim_with_its_reads_wins_as_a_claim_does_and_reads_what_is_stored(
+    backend: Backend,
+) -> None:
+    """claim_ticket claims as claim_for_routing does, with the ticket, active posts, replies."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        fresh, replied = await _tickets(store, 2)
+        assert await store.add_reply(replied, ts="1700000100.000020", author="U1", text="second")
+        assert await store.add_reply(replied, ts="1700000100.000010", author=None, text="first")
+        await store.add_post(replied, team="billing", channel="C1", ts="1700000200.000001")
+        await store.add_post(replied, team="support", channel="C2", ts="1700000200.000002")
+        [billing, support] = await store.posts(replied)
+        await store.set_post_status(support.id, "moved", moved_to="C1", moved_by="U2")
+
+        got = await store.claim_ticket(fresh, holder="A", now=start, until=start + lease)
+        assert got is not None
+        assert got.claimed == "new"
+        assert got.ticket == await store.ticket(fresh)
+        assert (got.ticket.status, got.posts, got.replies) == ("routing", (), ())
+        # Another holder while A's lease runs: nothing; A again: its claim, seen as a retry.
+        assert await store.claim_ticket(fresh, holder="B", now=start, until=start + lease) is None
+        again = await store.claim_ticket(fresh, holder="A", now=start, until=start + lease)
+        assert again is not None
+        assert again.claimed == "routing"
+
+        got = await store.claim_ticket(replied, holder="A", now=start, until=start + lease)
+        assert got is not None
+        assert got.posts == (billing,)
+        assert got.replies == tuple(await store.replies(replied))
+        assert [reply.text for reply in got.replies] == ["first", "second"]
+        assert got.replies[0].author is None
+        assert await store.mark_withdrawn(replied)
+        later = start + timedelta(minutes=5)
+        assert await store.claim_ticket(replied, holder="B", now=later, until=later) is None
+
+
 async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: Backend) -> None:
     """renew_lease extends the holder's lease and returns the ticket; anyone else gets None."""
     start = utc_now()

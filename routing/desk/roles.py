@@ -52,8 +52,11 @@ class CardPlacement(Protocol):
 class PageTrigger(Protocol):
     """Pages the on-call when a ticket needs a human (routing.desk.paging.Pager is one)."""
 
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Page the on-call if the ticket needs a human (once per page)."""
+    async def page_if_needed(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
+        """Page the on-call if the ticket needs a human (once per page).
+
+        ticket is the ticket as the caller has just read it (else read here).
+        """
         ...
 
 

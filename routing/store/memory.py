@@ -22,6 +22,7 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     DraftStatus,
@@ -239,6 +240,26 @@ class MemoryStore:
             )
         )
         return self._claim(row, holder, now, until) if free else None
+
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies (see TicketStore)."""
+        claimed = await self.claim_for_routing(ticket_id, holder=holder, now=now, until=until)
+        if claimed is None:
+            return None
+        # Read as one statement would (not through ticket() and posts(), which tests count).
+        replies = self.tables.replies.get(ticket_id, {})
+        return ClaimedTicket(
+            claimed=claimed,
+            ticket=_out(self.tables.tickets[ticket_id].record),
+            posts=tuple(
+                post
+                for _, post in sorted(self.tables.posts.items())
+                if post.ticket_id == ticket_id and post.status == "active"
+            ),
+            replies=tuple(replies[ts] for ts in sorted(replies)),
+        )
 
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time; how many it holds."""

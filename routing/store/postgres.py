@@ -25,6 +25,7 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     ModelState,
@@ -331,6 +332,35 @@ class PostgresStore:
             (holder, until, now, ticket_id, holder, now),
         )
         return None if row is None else _claimed(int(row["claims"]))
+
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies: one statement."""
+        row = await self._one(
+            "UPDATE tickets SET status = 'routing', claimed_by = %(holder)s,"
+            " lease_until = %(until)s, claims = claims + 1, updated_at = %(now)s"
+            " WHERE id = %(id)s AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
+            " OR claimed_by = %(holder)s OR lease_until IS NULL OR lease_until < %(now)s)))"
+            " RETURNING *, (SELECT COALESCE(json_agg(row_to_json(posts) ORDER BY posts.id), '[]')"
+            " FROM posts WHERE posts.ticket_id = tickets.id AND posts.status = 'active')"
+            " AS claimed_posts, (SELECT COALESCE(json_agg(json_build_object('ts', replies.ts,"
+            " 'author', replies.author, 'text', replies.text) ORDER BY replies.ts COLLATE \"C\"),"
+            " '[]') FROM ticket_replies AS replies WHERE replies.ticket_id = tickets.id)"
+            " AS claimed_replies",
+            {"holder": holder, "until": until, "now": now, "id": ticket_id},
+        )
+        if row is None:
+            return None
+        return ClaimedTicket(
+            claimed=_claimed(int(row["claims"])),
+            ticket=_ticket(row),
+            posts=tuple(post_from_row(post) for post in row["claimed_posts"]),
+            replies=tuple(
+                StoredReply(ts=reply["ts"], author=reply["author"], text=reply["text"])
+                for reply in row["claimed_replies"]
+            ),
+        )
 
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""

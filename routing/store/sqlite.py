@@ -25,6 +25,7 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     ModelState,
@@ -326,6 +327,22 @@ class SqliteStore:
         )
         await self._db.commit()
         return next((_claimed(int(row[0])) for row in rows), None)
+
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies (see TicketStore)."""
+        claimed = await self.claim_for_routing(ticket_id, holder=holder, now=now, until=until)
+        if claimed is None:
+            return None
+        ticket = await self.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # claimed just now; tickets are never deleted
+        return ClaimedTicket(
+            claimed=claimed,
+            ticket=ticket,
+            posts=tuple(await self.posts(ticket_id)),
+            replies=tuple(await self.replies(ticket_id)),
+        )
 
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
