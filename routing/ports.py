@@ -22,6 +22,7 @@ from routing.records import (
     AuditEntry,
     ClaimedTicket,
     DayStats,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -137,10 +138,11 @@ class TicketStore(Protocol):
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it, in one statement.
 
-        None when holder no longer holds it (another replica took it over, or it is routed or
+        Read with its active posts, replies, draft and public id (the post step's reads). None
+        when holder no longer holds it (another replica took it over, or it is routed or
         withdrawn): read the ticket to tell which.
         """
         ...

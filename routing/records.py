@@ -157,6 +157,17 @@ class ClaimedTicket:
 
 
 @dataclass(frozen=True)
+class LeasedTicket:
+    """A ticket whose lease was just renewed, read with what its post step shows and says."""
+
+    ticket: StoredTicket
+    posts: tuple[StoredPost, ...]  # active ones, first posted first
+    replies: tuple[StoredReply, ...]  # oldest first
+    draft: StoredDraft | None
+    public_id: str | None  # None until its first card made one
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """Who did what to a ticket, when, and the state before and after."""
 

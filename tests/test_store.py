@@ -1191,6 +1191,30 @@ async def test_a_claim_with_its_reads_wins_as_a_claim_does_and_reads_what_is_sto
         assert await store.claim_ticket(replied, holder="B", now=later, until=later) is None
 
 
+async def test_a_renewed_lease_reads_the_posts_replies_draft_and_public_id_as_stored(
+    backend: Backend,
+) -> None:
+    """renew_lease's read is what the post step would read apart: posts, replies, draft, id."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        [ticket] = await _tickets(store, 1)
+        assert await store.claim_for_routing(ticket, holder="A", now=start, until=start + lease)
+        bare = await store.renew_lease("A", ticket, until=start + lease)
+        assert bare is not None
+        assert (bare.posts, bare.replies, bare.draft, bare.public_id) == ((), (), None, None)
+        await store.set_draft(ticket, text="Hello, we are on it.", source="template")
+        assert await store.add_reply(ticket, ts="1700000100.000010", author="U1", text="more")
+        await store.add_post(ticket, team="billing", channel="C1", ts="1700000200.000001")
+        public_id = await store.public_id(ticket)
+        leased = await store.renew_lease("A", ticket, until=start + lease)
+        assert leased is not None
+        assert leased.posts == tuple(await store.posts(ticket))
+        assert leased.replies == tuple(await store.replies(ticket))
+        assert leased.draft == await store.draft(ticket)
+        assert leased.public_id == public_id
+
+
 async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: Backend) -> None:
     """renew_lease extends the holder's lease and returns the ticket; anyone else gets None."""
     start = utc_now()
@@ -1202,7 +1226,8 @@ async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: 
         assert await store.mark_withdrawn(withdrawn)
         renewed = await store.renew_lease("A", mine, until=start + timedelta(seconds=100))
         assert renewed is not None
-        assert (renewed.id, renewed.status) == (mine, "routing")
+        assert (renewed.ticket.id, renewed.ticket.status) == (mine, "routing")
+        assert renewed.ticket == await store.ticket(mine)
         assert await store.renew_lease("B", mine, until=start + timedelta(seconds=100)) is None
         assert await store.renew_lease("A", withdrawn, until=start + lease) is None
         # Renewed: still A's a minute on, when the first lease would have run out.

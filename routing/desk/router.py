@@ -199,28 +199,28 @@ class Router:
         try:
             async with self._locks.lock(ticket_id):
                 now = self._now()
-                # The lease renewed and the ticket read in one statement; read apart only when
-                # the lease is not held (to tell a withdrawn ticket from one taken over).
-                ticket = await self._store.renew_lease(
+                # The lease renewed and the ticket read (its posts, replies, draft and public id
+                # too) in one statement; read apart only when the lease is not held (to tell a
+                # withdrawn ticket from one taken over).
+                leased = await self._store.renew_lease(
                     self._replica, ticket_id, until=now + self._lease
                 )
-                held = ticket is not None
-                if ticket is None:
-                    ticket = await self._store.ticket(ticket_id)
+                held = leased is not None
+                ticket = leased.ticket if leased else await self._store.ticket(ticket_id)
                 if ticket is None or ticket.status == "withdrawn":
                     pass  # the customer deleted it: nothing to post
                 elif not held:
                     # Stalled past the lease, and another replica took the ticket over.
                     logger.warning("ticket %s: lease lost to another replica", ticket_id)
                     placing.lost = True
-                elif team in self._wanted_teams(ticket):
+                elif leased is not None and team in self._wanted_teams(ticket):
                     # (An agent's correction or the customer's edit may have moved it meanwhile.)
                     posted = await self._placement.post_once(
-                        ticket_id, team, recovering=placing.recovering, ticket=ticket
+                        ticket_id, team, recovering=placing.recovering, leased=leased
                     )
                     if posted is not None:
                         # What the customer added in the thread before the post existed.
-                        for reply in await self._store.replies(ticket_id):
+                        for reply in leased.replies:
                             await self._outbox.post_note(posted, reply_note(reply.text))
         except Exception:
             logger.exception("posting ticket %s in %s failed", ticket_id, team)

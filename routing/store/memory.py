@@ -27,6 +27,7 @@ from routing.records import (
     DayStats,
     DraftStatus,
     FollowUpKind,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -273,13 +274,25 @@ class MemoryStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
         row = self.tables.tickets.get(ticket_id)
         if row is None or row.record.status != "routing" or row.claimed_by != holder:
             return None
         row.lease_until = until
-        return _out(row.record)
+        # Read as one statement would (not through ticket() and posts(), which tests count).
+        replies = self.tables.replies.get(ticket_id, {})
+        return LeasedTicket(
+            ticket=_out(row.record),
+            posts=tuple(
+                post
+                for _, post in sorted(self.tables.posts.items())
+                if post.ticket_id == ticket_id and post.status == "active"
+            ),
+            replies=tuple(replies[ts] for ts in sorted(replies)),
+            draft=self.tables.drafts.get(ticket_id),
+            public_id=self.tables.public_ids.get(ticket_id),
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int

@@ -28,6 +28,7 @@ from routing.records import (
     ClaimedTicket,
     DayRow,
     DayStats,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -338,16 +339,11 @@ class PostgresStore:
     ) -> ClaimedTicket | None:
         """Claim a ticket and read it with its active posts and replies: one statement."""
         row = await self._one(
-            "UPDATE tickets SET status = 'routing', claimed_by = %(holder)s,"
+            "UPDATE tickets SET status = 'routing', claimed_by = %(holder)s,"  # noqa: S608
             " lease_until = %(until)s, claims = claims + 1, updated_at = %(now)s"
             " WHERE id = %(id)s AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
             " OR claimed_by = %(holder)s OR lease_until IS NULL OR lease_until < %(now)s)))"
-            " RETURNING *, (SELECT COALESCE(json_agg(row_to_json(posts) ORDER BY posts.id), '[]')"
-            " FROM posts WHERE posts.ticket_id = tickets.id AND posts.status = 'active')"
-            " AS claimed_posts, (SELECT COALESCE(json_agg(json_build_object('ts', replies.ts,"
-            " 'author', replies.author, 'text', replies.text) ORDER BY replies.ts COLLATE \"C\"),"
-            " '[]') FROM ticket_replies AS replies WHERE replies.ticket_id = tickets.id)"
-            " AS claimed_replies",
+            f" RETURNING *, {_POSTS_AND_REPLIES}",
             {"holder": holder, "until": until, "now": now, "id": ticket_id},
         )
         if row is None:
@@ -355,11 +351,8 @@ class PostgresStore:
         return ClaimedTicket(
             claimed=_claimed(int(row["claims"])),
             ticket=_ticket(row),
-            posts=tuple(post_from_row(post) for post in row["claimed_posts"]),
-            replies=tuple(
-                StoredReply(ts=reply["ts"], author=reply["author"], text=reply["text"])
-                for reply in row["claimed_replies"]
-            ),
+            posts=_posts_of(row),
+            replies=_replies_of(row),
         )
 
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
@@ -374,14 +367,33 @@ class PostgresStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
-        """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
+    ) -> LeasedTicket | None:
+        """Extend holder's lease on one ticket and read it; None when holder does not hold it.
+
+        Read with its active posts, replies, draft and public id: one statement.
+        """
         row = await self._one(
-            "UPDATE tickets SET lease_until = %s"
-            " WHERE id = %s AND status = 'routing' AND claimed_by = %s RETURNING *",
+            "UPDATE tickets SET lease_until = %s"  # noqa: S608  # fixed fragments
+            " WHERE id = %s AND status = 'routing' AND claimed_by = %s"
+            f" RETURNING *, {_POSTS_AND_REPLIES},"
+            " (SELECT row_to_json(drafts) FROM drafts WHERE drafts.ticket_id = tickets.id)"
+            " AS ticket_draft, (SELECT public_id FROM ticket_keys"
+            " WHERE ticket_keys.ticket_id = tickets.id) AS ticket_public_id",
             (until, ticket_id, holder),
         )
-        return _ticket(row) if row else None
+        if row is None:
+            return None
+        public_id = row["ticket_public_id"]
+        if public_id is not None:
+            self._public_ids[ticket_id] = public_id = str(public_id)
+        draft = row["ticket_draft"]
+        return LeasedTicket(
+            ticket=_ticket(row),
+            posts=_posts_of(row),
+            replies=_replies_of(row),
+            draft=None if draft is None else draft_from_row(draft, _json_time),
+            public_id=public_id,
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
@@ -1210,6 +1222,32 @@ async def _migrate(connection: psycopg.AsyncConnection[Any]) -> None:
                 await connection.execute("UPDATE schema_version SET version = %s", (number,))
     finally:
         await connection.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+# In a RETURNING clause on tickets: the ticket's active posts and its thread replies, as JSON.
+_POSTS_AND_REPLIES = (
+    "(SELECT COALESCE(json_agg(row_to_json(posts) ORDER BY posts.id), '[]') FROM posts"
+    " WHERE posts.ticket_id = tickets.id AND posts.status = 'active') AS ticket_posts,"
+    " (SELECT COALESCE(json_agg(json_build_object('ts', replies.ts, 'author', replies.author,"
+    " 'text', replies.text) ORDER BY replies.ts COLLATE \"C\"), '[]') FROM ticket_replies"
+    " AS replies WHERE replies.ticket_id = tickets.id) AS ticket_replies"
+)
+
+
+def _posts_of(row: DictRow) -> tuple[StoredPost, ...]:
+    return tuple(post_from_row(post) for post in row["ticket_posts"])
+
+
+def _replies_of(row: DictRow) -> tuple[StoredReply, ...]:
+    return tuple(
+        StoredReply(ts=reply["ts"], author=reply["author"], text=reply["text"])
+        for reply in row["ticket_replies"]
+    )
+
+
+def _json_time(moment: str) -> datetime:
+    """A timestamptz as row_to_json writes it (ISO 8601 with its offset), in UTC."""
+    return datetime.fromisoformat(moment).astimezone(UTC)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -28,6 +28,7 @@ from routing.records import (
     ClaimedTicket,
     DayRow,
     DayStats,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -358,7 +359,7 @@ class SqliteStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
         rows = await self._db.execute_fetchall(
             "UPDATE tickets SET lease_until = ? WHERE id = ? AND status = 'routing'"
@@ -366,7 +367,22 @@ class SqliteStore:
             (_iso(until), ticket_id, holder),
         )
         await self._db.commit()
-        return next((_ticket(row) for row in rows), None)
+        ticket = next((_ticket(row) for row in rows), None)
+        if ticket is None:
+            return None
+        public_id = self._public_ids.get(ticket_id)
+        if public_id is None:
+            query = "SELECT public_id FROM ticket_keys WHERE ticket_id = ?"
+            async with self._db.execute(query, (ticket_id,)) as cursor:
+                key = await cursor.fetchone()
+            public_id = None if key is None else str(key["public_id"])
+        return LeasedTicket(
+            ticket=ticket,
+            posts=tuple(await self.posts(ticket_id)),
+            replies=tuple(await self.replies(ticket_id)),
+            draft=await self.draft(ticket_id),
+            public_id=public_id,
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
