@@ -1316,3 +1316,32 @@ async def test_a_row_postgresql_refuses_fails_only_its_own_message_of_a_grouped_
         assert isinstance(results[1], psycopg.DataError)
         assert isinstance(results[2], int)
         assert await store.ticket_at("C1", "1.000001") is None
+
+
+async def test_new_tickets_inserted_on_their_own_connection_survive_losing_it(
+    postgres_url: str,
+) -> None:
+    """The grouped inserts' own connection, dropped by the server, is opened again: stored."""
+    store = await PostgresStore.open(postgres_url)
+    try:
+        first = await store.add_ticket(
+            channel="C1", ts="1700000000.000001", author="U1", text="one", received_at=NOW
+        )
+        # The server ends the inserts' own connection (the pool's are left alone).
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (postgres_backend.INSERTS_NAME,),
+            )
+            assert len(await cursor.fetchall()) >= 1
+        second = await store.add_ticket(
+            channel="C1", ts="1700000000.000002", author="U1", text="two", received_at=NOW
+        )
+        assert first is not None
+        assert second is not None
+        ticket = await store.ticket(second)
+        assert ticket is not None
+        assert ticket.text == "two"
+    finally:
+        await store.close()

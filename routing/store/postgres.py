@@ -10,8 +10,9 @@ TIMESTAMPTZ and read back in UTC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from types import TracebackType
@@ -111,6 +112,7 @@ class PostgresStore:
         *,
         ack_write_seconds: float = ACK_WRITE_SECONDS,
         clock: Callable[[], float] = monotonic,
+        url: str | None = None,
     ) -> None:
         self._pool = pool
         self._ack_write_seconds = ack_write_seconds
@@ -118,7 +120,9 @@ class PostgresStore:
         # Public ids this process has read (they never change once made).
         self._public_ids: dict[int, str] = {}
         # New tickets' inserts waiting for the one in flight: made together (add_ticket).
-        self._new_tickets = _GroupInsert(pool, timeout=ack_write_seconds)
+        # With the database's url they have a connection of their own: an ack never waits for
+        # a pooled connection the routing workers hold (else they share the pool).
+        self._new_tickets = _GroupInsert(pool, timeout=ack_write_seconds, url=url)
 
     @classmethod
     async def open(
@@ -143,7 +147,7 @@ class PostgresStore:
             open=False,
         )
         await pool.open(wait=True)
-        return cls(pool, ack_write_seconds=ack_write_seconds)
+        return cls(pool, ack_write_seconds=ack_write_seconds, url=url)
 
     async def __aenter__(self) -> Self:
         return self
@@ -158,6 +162,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool's connections; every write is committed already (autocommit)."""
+        await self._new_tickets.close()
         await self._pool.close()
 
     async def schema_version(self) -> int:
@@ -1108,6 +1113,8 @@ class PostgresStore:
 
 # A new ticket's row: channel, ts, author, text, received_at, updated_at.
 TicketRow = tuple[str, str, str | None, str, datetime, datetime]
+# The grouped inserts' own connection, as pg_stat_activity names it.
+INSERTS_NAME = "triage new tickets"
 # At most this many tickets' rows in one statement.
 GROUP_INSERT_MAX = 500
 
@@ -1123,11 +1130,40 @@ class _GroupInsert:
     made again row by row, so one row the server refuses fails only its own message.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], *, timeout: float) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Connection], *, timeout: float, url: str | None = None
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
         self._waiting: list[tuple[TicketRow, asyncio.Future[int | None]]] = []
         self._rounds: asyncio.Task[None] | None = None
+        # The rounds' own connection (url given): opened on first use, again after a failure.
+        self._url = url
+        self._connection: Connection | None = None
+
+    async def close(self) -> None:
+        """Close the rounds' own connection, if one is open."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    @contextlib.asynccontextmanager
+    async def _connected(self) -> AsyncIterator[Connection]:
+        """The rounds' own connection (one round at a time), or a pooled one without a url."""
+        if self._url is None:
+            async with self._pool.connection() as pooled:
+                yield pooled
+            return
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, row_factory=dict_row, application_name=INSERTS_NAME
+            )
+        try:
+            yield self._connection
+        except (psycopg.OperationalError, TimeoutError, asyncio.CancelledError):
+            # Broken, or cut off mid-statement: the next round connects afresh.
+            await self.close()
+            raise
 
     async def insert(self, row: TicketRow) -> int | None:
         """Store one ticket's row with the others waiting; its id, or None if not new."""
@@ -1171,7 +1207,7 @@ class _GroupInsert:
         for row in rows:
             unique.setdefault((row[0], row[1]), row)
         columns = list(zip(*unique.values(), strict=True))
-        async with self._pool.connection() as connection:
+        async with self._connected() as connection:
             cursor = await connection.execute(
                 "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
