@@ -295,7 +295,9 @@ class BotProcess:
         spy = REPO / ".venv" / "bin" / "py-spy"
         if not spy.is_file():
             raise SystemExit(f"--profile needs py-spy: `make install-dev` installs it ({spy})")
-        output = self.profile.with_suffix(f".{self.lives - 1}.txt")
+        # Appended, not a suffix replaced: "run.prof-replica0" and "run.prof-replica1" were
+        # both "run.0.txt", and the replicas' samplers wrote one file.
+        output = self.profile.with_name(f"{self.profile.name}.{self.lives - 1}.txt")
         output.parent.mkdir(parents=True, exist_ok=True)
         self._spies.append(
             subprocess.Popen(  # noqa: S603  # a fixed command

@@ -14,7 +14,7 @@ from routing.config import TriageConfig
 from routing.cues import Cues, original_words
 from routing.draft_checks import DraftRejected
 from routing.drafter import TemplateDrafter
-from routing.embedding import Embedder
+from routing.embedding import Embedder, Vector
 from routing.escalation import escalate
 from routing.injection import find_instruction
 from routing.language import DetectedLanguage, LanguageDetector, language_name
@@ -75,6 +75,16 @@ class LLMLayer(Protocol):
     ) -> Draft | DraftRejected | None:
         """Draft a reply; None or DraftRejected (why, in fixed words) when the template is used."""
         ...
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What the local stage reads from a message off the event loop (see _read_text)."""
+
+    redacted: str
+    language: DetectedLanguage | None
+    query: Vector | None  # the message's embedding; None without a local classifier
+    pieces: list[tuple[str, bool]]  # its clauses that may be distinct asks
 
 
 @dataclass(frozen=True)
@@ -186,27 +196,28 @@ class Pipeline:
 
         What `triage` decides with no LLM, and with an LLM what `refine` starts from.
         """
-        # Off the event loop: a 40 KB message takes redaction a tenth of a second.
-        redacted = (await asyncio.to_thread(redact, ticket.text)).text
         rules = self.rules(ticket.text)
         layers: list[LayerCall] = []
         unverified: str | None = None
         reading = self._reading(ticket.text, rules)
-        language = await asyncio.to_thread(self._languages.detect, redacted)
+        # Off the event loop, in one hop: redaction (a 40 KB message takes it a tenth of a
+        # second), the language, the model's forward pass (the slow part) and the message's
+        # pieces; so Slack's acks and the other workers never wait for them.
+        read = await asyncio.to_thread(self._read_text, ticket.text)
+        redacted, language = read.redacted, read.language
         readable = language is None or language.code in self.config.languages.offline
 
         nearest: list[LabeledExample] = []
         parts: tuple[IssuePart, ...] = ()
         if self._local is not None:
-            # The model's forward pass is the slow part: off the event loop, so Slack's acks and
-            # the other workers never wait for it.
-            query = await asyncio.to_thread(self._local.embed, redacted)
+            assert read.query is not None  # noqa: S101  # embedded with a local classifier
+            query = read.query
             decision = self._local.classify_vector(query, text=redacted)
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
-            if readable and reading.no_action is None:
-                parts = await asyncio.to_thread(self._local_parts, redacted, decision.team)
+            if readable and reading.no_action is None and len(read.pieces) >= 2:
+                parts = await asyncio.to_thread(self._local_parts, read.pieces, decision.team)
         else:
             decision = self._rules_only_decision(rules)
             layers.append(LayerCall(layer="fallback", decision=decision))
@@ -340,12 +351,20 @@ class Pipeline:
             return Reading(vague=reading.vague)
         return reading
 
-    def _local_parts(self, redacted: str, whole_team: str) -> tuple[IssuePart, ...]:
-        """Distinct asks for different teams, each classified on its own (offline)."""
-        assert self._local is not None  # noqa: S101  # only called with a local classifier
+    def _read_text(self, text: str) -> _Read:
+        """What the local stage reads off the event loop: one thread hop for all of it."""
+        redacted = redact(text).text
+        language = self._languages.detect(redacted)
+        query = self._local.embed(redacted) if self._local is not None else None
+        return _Read(
+            redacted=redacted, language=language, query=query, pieces=self._pieces(redacted)
+        )
+
+    def _pieces(self, redacted: str) -> list[tuple[str, bool]]:
+        """A message's clauses that may be distinct asks (fewer than two: none to classify)."""
         settings = self.config.multi_issue
-        if not settings.enabled:
-            return ()
+        if not settings.enabled or self._local is None:
+            return []
         pieces = attach_short_marked(marked_clauses(redacted), settings.min_words)
         while len(pieces) > settings.max_parts:
             # A very long message: neighbouring pieces joined, two by two, until few enough.
@@ -353,6 +372,14 @@ class Pipeline:
                 (" ".join(text for text, _ in pair), any(mark for _, mark in pair))
                 for pair in (pieces[i : i + 2] for i in range(0, len(pieces), 2))
             ]
+        return pieces
+
+    def _local_parts(
+        self, pieces: Sequence[tuple[str, bool]], whole_team: str
+    ) -> tuple[IssuePart, ...]:
+        """Distinct asks for different teams, each classified on its own (offline)."""
+        assert self._local is not None  # noqa: S101  # only called with a local classifier
+        settings = self.config.multi_issue
         if len(pieces) < 2:
             return ()
         vectors = self._local.embed_many([piece for piece, _ in pieces])

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     AuditEntry,
+    ClaimedTicket,
     DayStats,
     HeldReaction,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -121,16 +123,27 @@ class TicketStore(Protocol):
         """
         ...
 
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """claim_for_routing, and the ticket as claimed with its active posts and replies.
+
+        One statement on PostgreSQL (the decide step's reads come with its claim); None when
+        claim_for_routing would return None.
+        """
+        ...
+
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
         ...
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it, in one statement.
 
-        None when holder no longer holds it (another replica took it over, or it is routed or
+        Read with its active posts, replies, draft and public id (the post step's reads). None
+        when holder no longer holds it (another replica took it over, or it is routed or
         withdrawn): read the ticket to tell which.
         """
         ...

@@ -164,6 +164,27 @@ class StoredReply:
 
 
 @dataclass(frozen=True)
+class ClaimedTicket:
+    """A ticket just claimed for routing, read with its active posts and its thread replies."""
+
+    claimed: TicketStatus  # what claim_for_routing returns: "new", or "routing" (look first)
+    ticket: StoredTicket
+    posts: tuple[StoredPost, ...]  # active ones, first posted first
+    replies: tuple[StoredReply, ...]  # oldest first
+
+
+@dataclass(frozen=True)
+class LeasedTicket:
+    """A ticket whose lease was just renewed, read with what its post step shows and says."""
+
+    ticket: StoredTicket
+    posts: tuple[StoredPost, ...]  # active ones, first posted first
+    replies: tuple[StoredReply, ...]  # oldest first
+    draft: StoredDraft | None
+    public_id: str | None  # None until its first card made one
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     """Who did what to a ticket, when, and the state before and after."""
 

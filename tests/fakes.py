@@ -22,7 +22,7 @@ from routing.desk.types import (
     TicketCard,
 )
 from routing.desk.work_queue import ModelJob, Placing, Send
-from routing.records import StoredDraft, StoredPost, StoredTicket
+from routing.records import LeasedTicket, StoredDraft, StoredPost, StoredTicket
 from routing.store import MemoryStore
 
 
@@ -233,8 +233,8 @@ class FakePager:
     needed: list[int] = field(default_factory=list)
     asked: list[tuple[int, tuple[str, ...], str | None]] = field(default_factory=list)
 
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Recorded in needed."""
+    async def page_if_needed(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
+        """Recorded in needed (the ticket as the caller read it is not kept)."""
         self.needed.append(ticket_id)
 
     async def page(
@@ -266,10 +266,10 @@ class FakePostPlacement:
         return self.channels[team]
 
     async def post_once(
-        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+        self, ticket_id: int, team: str, *, recovering: bool, leased: LeasedTicket | None = None
     ) -> PostRef | None:
         """Recorded in posted (with the ticket it was handed); the post is stored."""
-        self.posted.append((ticket_id, team, recovering, ticket))
+        self.posted.append((ticket_id, team, recovering, leased.ticket if leased else None))
         ref = PostRef(self.channels[team], f"1700000100.{next(self._ts):06d}")
         await self.store.add_post(ticket_id, team=team, channel=ref.channel, ts=ref.ts)
         return ref

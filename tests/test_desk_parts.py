@@ -360,3 +360,43 @@ async def test_a_ticket_that_sounds_urgent_is_decided_before_those_queued_earlie
         for task in queue.tasks:
             task.cancel()
     assert decided == [4, 2, 1, 3, 5]
+
+
+async def test_a_worker_decides_nothing_while_new_tickets_are_being_stored() -> None:
+    """acks_first holds the workers: a queued ticket is decided only once it returns."""
+    acks = asyncio.Event()
+    decided: list[int] = []
+
+    async def acks_first() -> None:
+        await acks.wait()
+
+    async def decide(ticket_id: int, claimed: TicketStatus | None) -> None:
+        decided.append(ticket_id)
+
+    async def unused(*_: object) -> None:
+        raise AssertionError("nothing is posted here")
+
+    queue = WorkQueue(
+        store=MemoryStore(),
+        replica="A",
+        lease=timedelta(seconds=30),
+        now=lambda: NOW,
+        retry_delays=(),
+        pages=_NoPages(),
+        decide=decide,
+        post=unused,
+        finish=unused,
+        acks_first=acks_first,
+    )
+    queue.start_workers(2)
+    try:
+        queue.put(7)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert decided == []
+        acks.set()
+        await asyncio.wait_for(queue.drain(), timeout=5)
+        assert decided == [7]
+    finally:
+        for task in queue.tasks:
+            task.cancel()

@@ -6,6 +6,7 @@ only record what they were asked: no Slack stand-in, no database, no model.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -174,3 +175,32 @@ async def test_a_refused_message_is_read_back_once_the_store_takes_tickets_again
     assert parts.outbox.called("recent_messages") == [
         {"channel": INTAKE, "oldest": "1700000009.000000"}
     ]
+
+
+async def test_acks_done_returns_once_no_new_ticket_is_being_stored(slack: SlackConfig) -> None:
+    """While a new ticket's insert is in flight acks_done waits; after it (stored, refused) not."""
+    parts = IntakeParts(slack)
+    await asyncio.wait_for(parts.intake.acks_done(), timeout=5)  # nothing stored: at once
+    inserting = asyncio.Event()
+    release = asyncio.Event()
+    add_ticket = parts.store.add_ticket
+
+    async def held_insert(**row: Any) -> int | None:
+        inserting.set()
+        await release.wait()
+        return await add_ticket(**row)
+
+    parts.store.add_ticket = held_insert  # type: ignore[method-assign]
+    receiving = asyncio.create_task(parts.intake.receive(_message(TS)))
+    await inserting.wait()
+    done = asyncio.create_task(parts.intake.acks_done())
+    await asyncio.sleep(0)
+    assert not done.done()
+    release.set()
+    assert await receiving is not None
+    await asyncio.wait_for(done, timeout=5)
+    parts.store.add_ticket = add_ticket  # type: ignore[method-assign]
+    parts.store.refusing = True
+    with pytest.raises(StoreUnavailableError):
+        await parts.intake.receive(_message("1700000001.000200"))
+    await asyncio.wait_for(parts.intake.acks_done(), timeout=5)

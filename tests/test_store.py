@@ -1154,6 +1154,67 @@ async def test_a_follow_up_is_pending_until_done_and_taken_over_once(backend: Ba
         assert await other.pending_follow_ups(stored_before=NOW - timedelta(days=1)) == []
 
 
+async def test_a_claim_with_its_reads_wins_as_a_claim_does_and_reads_what_is_stored(
+    backend: Backend,
+) -> None:
+    """claim_ticket claims as claim_for_routing does, with the ticket, active posts, replies."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        fresh, replied = await _tickets(store, 2)
+        assert await store.add_reply(replied, ts="1700000100.000020", author="U1", text="second")
+        assert await store.add_reply(replied, ts="1700000100.000010", author=None, text="first")
+        await store.add_post(replied, team="billing", channel="C1", ts="1700000200.000001")
+        await store.add_post(replied, team="support", channel="C2", ts="1700000200.000002")
+        [billing, support] = await store.posts(replied)
+        await store.set_post_status(support.id, "moved", moved_to="C1", moved_by="U2")
+
+        got = await store.claim_ticket(fresh, holder="A", now=start, until=start + lease)
+        assert got is not None
+        assert got.claimed == "new"
+        assert got.ticket == await store.ticket(fresh)
+        assert (got.ticket.status, got.posts, got.replies) == ("routing", (), ())
+        # Another holder while A's lease runs: nothing; A again: its claim, seen as a retry.
+        assert await store.claim_ticket(fresh, holder="B", now=start, until=start + lease) is None
+        again = await store.claim_ticket(fresh, holder="A", now=start, until=start + lease)
+        assert again is not None
+        assert again.claimed == "routing"
+
+        got = await store.claim_ticket(replied, holder="A", now=start, until=start + lease)
+        assert got is not None
+        assert got.posts == (billing,)
+        assert got.replies == tuple(await store.replies(replied))
+        assert [reply.text for reply in got.replies] == ["first", "second"]
+        assert got.replies[0].author is None
+        assert await store.mark_withdrawn(replied)
+        later = start + timedelta(minutes=5)
+        assert await store.claim_ticket(replied, holder="B", now=later, until=later) is None
+
+
+async def test_a_renewed_lease_reads_the_posts_replies_draft_and_public_id_as_stored(
+    backend: Backend,
+) -> None:
+    """renew_lease's read is what the post step would read apart: posts, replies, draft, id."""
+    start = utc_now()
+    lease = timedelta(seconds=30)
+    async with backend.open() as store:
+        [ticket] = await _tickets(store, 1)
+        assert await store.claim_for_routing(ticket, holder="A", now=start, until=start + lease)
+        bare = await store.renew_lease("A", ticket, until=start + lease)
+        assert bare is not None
+        assert (bare.posts, bare.replies, bare.draft, bare.public_id) == ((), (), None, None)
+        await store.set_draft(ticket, text="Hello, we are on it.", source="template")
+        assert await store.add_reply(ticket, ts="1700000100.000010", author="U1", text="more")
+        await store.add_post(ticket, team="billing", channel="C1", ts="1700000200.000001")
+        public_id = await store.public_id(ticket)
+        leased = await store.renew_lease("A", ticket, until=start + lease)
+        assert leased is not None
+        assert leased.posts == tuple(await store.posts(ticket))
+        assert leased.replies == tuple(await store.replies(ticket))
+        assert leased.draft == await store.draft(ticket)
+        assert leased.public_id == public_id
+
+
 async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: Backend) -> None:
     """renew_lease extends the holder's lease and returns the ticket; anyone else gets None."""
     start = utc_now()
@@ -1165,7 +1226,8 @@ async def test_renewing_one_lease_reads_the_ticket_only_for_its_holder(backend: 
         assert await store.mark_withdrawn(withdrawn)
         renewed = await store.renew_lease("A", mine, until=start + timedelta(seconds=100))
         assert renewed is not None
-        assert (renewed.id, renewed.status) == (mine, "routing")
+        assert (renewed.ticket.id, renewed.ticket.status) == (mine, "routing")
+        assert renewed.ticket == await store.ticket(mine)
         assert await store.renew_lease("B", mine, until=start + timedelta(seconds=100)) is None
         assert await store.renew_lease("A", withdrawn, until=start + lease) is None
         # Renewed: still A's a minute on, when the first lease would have run out.
@@ -1254,3 +1316,32 @@ async def test_a_row_postgresql_refuses_fails_only_its_own_message_of_a_grouped_
         assert isinstance(results[1], psycopg.DataError)
         assert isinstance(results[2], int)
         assert await store.ticket_at("C1", "1.000001") is None
+
+
+async def test_new_tickets_inserted_on_their_own_connection_survive_losing_it(
+    postgres_url: str,
+) -> None:
+    """The grouped inserts' own connection, dropped by the server, is opened again: stored."""
+    store = await PostgresStore.open(postgres_url)
+    try:
+        first = await store.add_ticket(
+            channel="C1", ts="1700000000.000001", author="U1", text="one", received_at=NOW
+        )
+        # The server ends the inserts' own connection (the pool's are left alone).
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (postgres_backend.INSERTS_NAME,),
+            )
+            assert len(await cursor.fetchall()) >= 1
+        second = await store.add_ticket(
+            channel="C1", ts="1700000000.000002", author="U1", text="two", received_at=NOW
+        )
+        assert first is not None
+        assert second is not None
+        ticket = await store.ticket(second)
+        assert ticket is not None
+        assert ticket.text == "two"
+    finally:
+        await store.close()

@@ -119,6 +119,7 @@ class Desk:
             refined=self._refined,
             expire_models=self._expire_model_waits,
             urgency=pipeline.urgency,
+            acks_first=self._acks_first,
         )
         self._router = Router(
             config=config,
@@ -251,6 +252,9 @@ class Desk:
         # unsent pages too (claims no longer renewed, so not skipped as this one's).
         await self._queue.release()
         await self._pager.let_go()
+
+    async def _acks_first(self) -> None:
+        await self._intake.acks_done()
 
     def _put(self, ticket_id: int, claimed: TicketStatus | None = None) -> None:
         """Queue a ticket to decide, once."""

@@ -85,6 +85,15 @@ class Intake:
         self._now = now
         # Per intake channel, the oldest message the store refused: read back once it takes one.
         self._refused: dict[str, str] = {}
+        # New tickets being stored now (each answered to Slack once stored); set when none.
+        self._storing = 0
+        self._stored = asyncio.Event()
+        self._stored.set()
+
+    async def acks_done(self) -> None:
+        """Return once no new ticket is being stored (at once when none is)."""
+        while not self._stored.is_set():
+            await self._stored.wait()
 
     async def first_delivery(self, event_id: str | None) -> bool:
         """False for an event already handled (Slack retries and redeliveries)."""
@@ -111,6 +120,8 @@ class Intake:
             # An agent's own post in the shared channel (an announcement, an answer): no ticket.
             logger.info("message %s/%s is an agent's, not a ticket", message.channel, message.ts)
             return None
+        self._storing += 1
+        self._stored.clear()
         try:
             ticket_id = await self._store.add_ticket(
                 channel=message.channel,
@@ -125,6 +136,10 @@ class Intake:
                 self._refused[message.channel] = message.ts
             self.store_refused(error)
             raise
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self._stored.set()
         if self._refused:
             # The store takes tickets again: what it refused (and Slack may have stopped
             # redelivering) is in the channels' history.

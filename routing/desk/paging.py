@@ -12,7 +12,7 @@ from routing.config import SlackConfig, TriageConfig
 from routing.desk.limits import BURST_WINDOW_SECONDS
 from routing.desk.types import DirectPage, Note, PageNotSentError, PostRef
 from routing.ports import TicketStore
-from routing.records import StoredBurst, StoredPage
+from routing.records import StoredBurst, StoredPage, StoredTicket
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +173,13 @@ class Pager:
                     self._claims.pop((ticket_id, key), None)
                     self._resume.discard((ticket_id, key))
 
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Page the on-call if the ticket needs a human; a page Slack refuses is retried."""
-        ticket = await self._store.ticket(ticket_id)
+    async def page_if_needed(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
+        """Page the on-call if the ticket needs a human; a page Slack refuses is retried.
+
+        ticket is the ticket as the caller has just read it (else read here).
+        """
+        if ticket is None:
+            ticket = await self._store.ticket(ticket_id)
         if ticket is None:
             return
         try:
@@ -188,13 +192,18 @@ class Pager:
             if not ticket.escalation.needs_human:
                 return
             reasons = tuple(reason.detail for reason in ticket.escalation.reasons)
-            await self.page(ticket_id, reasons=reasons)
+            await self.page(ticket_id, reasons=reasons, ticket=ticket)
         except Exception:
             logger.exception("paging for ticket %s failed; trying again later", ticket_id)
             self._retry_later(ticket_id)
 
     async def page(
-        self, ticket_id: int, *, reasons: Sequence[str], asked_by: str | None = None
+        self,
+        ticket_id: int,
+        *,
+        reasons: Sequence[str],
+        asked_by: str | None = None,
+        ticket: StoredTicket | None = None,
     ) -> int:
         """Page each posted team's on-call in the post's thread, and by DM when critical.
 
@@ -203,8 +212,10 @@ class Pager:
         sent; one this process could not finish is finished here (Slack's thread checked first).
         Pages to the same on-call about the same customer within BURST_WINDOW_SECONDS of a
         first one mention nobody: the first page's thread counts them. Returns the pages sent.
+        ticket is the ticket as the caller has just read it (else read here).
         """
-        ticket = await self._store.ticket(ticket_id)
+        if ticket is None:
+            ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # only routed tickets are paged
         assert ticket.decision is not None  # noqa: S101
         critical = self._config.priority(ticket.decision.priority).always_human

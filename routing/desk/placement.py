@@ -12,7 +12,7 @@ from routing.desk.types import Note, PostRef, TicketCard
 from routing.drafter import english_draft_for
 from routing.errors import DeliveryRefusedError
 from routing.ports import TicketStore
-from routing.records import StoredDraft, StoredPost, StoredTicket
+from routing.records import LeasedTicket, StoredDraft, StoredPost, StoredTicket
 
 logger = logging.getLogger(__name__)
 
@@ -222,13 +222,14 @@ class Placement:
         await self.refresh(ticket_id)
 
     async def post_once(
-        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+        self, ticket_id: int, team: str, *, recovering: bool, leased: LeasedTicket | None = None
     ) -> PostRef | None:
         """Post the ticket in a team's channel unless it is there; the new post, if one was made.
 
-        ticket is the ticket as the caller has just read it (else read here).
+        leased is the ticket with its posts, draft and public id as the caller has just read
+        them with its lease (else read here).
         """
-        posts = await self._store.posts(ticket_id)
+        posts = leased.posts if leased is not None else await self._store.posts(ticket_id)
         if any(post.team == team for post in posts):
             return None
         channel = self.team_channel(team)
@@ -236,7 +237,14 @@ class Placement:
         if found is not None:
             await self._record(ticket_id, team, found)
             return None
-        card = await self.card(ticket_id, team, ticket=ticket, posts=posts)
+        if leased is not None:
+            public_id = leased.public_id or await self._store.public_id(ticket_id)
+            view = _View(
+                ticket=leased.ticket, draft=leased.draft, posts=tuple(posts), public_id=public_id
+            )
+            card = await self._card(view, team, None)
+        else:
+            card = await self.card(ticket_id, team, posts=posts)
         try:
             ref = await self._outbox.post_card(card)
         except DeliveryRefusedError as refused:

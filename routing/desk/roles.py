@@ -14,7 +14,7 @@ from typing import Protocol
 
 from routing.desk.types import PostRef
 from routing.desk.work_queue import ModelJob, Placing, Send
-from routing.records import StoredPost, StoredTicket
+from routing.records import LeasedTicket, StoredPost, StoredTicket
 
 
 class AgentLookup(Protocol):
@@ -52,8 +52,11 @@ class CardPlacement(Protocol):
 class PageTrigger(Protocol):
     """Pages the on-call when a ticket needs a human (routing.desk.paging.Pager is one)."""
 
-    async def page_if_needed(self, ticket_id: int) -> None:
-        """Page the on-call if the ticket needs a human (once per page)."""
+    async def page_if_needed(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
+        """Page the on-call if the ticket needs a human (once per page).
+
+        ticket is the ticket as the caller has just read it (else read here).
+        """
         ...
 
 
@@ -75,9 +78,12 @@ class PostPlacement(CardPlacement, Protocol):
         ...
 
     async def post_once(
-        self, ticket_id: int, team: str, *, recovering: bool, ticket: StoredTicket | None = None
+        self, ticket_id: int, team: str, *, recovering: bool, leased: LeasedTicket | None = None
     ) -> PostRef | None:
-        """Post the ticket in a team's channel unless it is there; the new post, if made."""
+        """Post the ticket in a team's channel unless it is there; the new post, if made.
+
+        leased is the ticket as the caller has just read it with its lease (else read here).
+        """
         ...
 
     async def refresh(

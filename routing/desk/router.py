@@ -26,7 +26,7 @@ from routing.desk.types import Note, PostRef
 from routing.desk.work_queue import ModelJob, Placing, Send
 from routing.models import Triage
 from routing.ports import TicketStore
-from routing.records import ModelState, StoredPost, StoredTicket, TicketStatus
+from routing.records import ModelState, StoredPost, StoredReply, StoredTicket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,14 @@ class Router:
             if ticket_id in self._queue.placing:
                 return  # decided already; its posts are queued
             now = self._now()
-            previous = claimed or await self._store.claim_for_routing(
-                ticket_id, holder=self._replica, now=now, until=now + self._lease
-            )
+            # The claim comes with the ticket, its posts and its replies (one statement),
+            # unless a sweep claimed it already.
+            got = None
+            if claimed is None:
+                got = await self._store.claim_ticket(
+                    ticket_id, holder=self._replica, now=now, until=now + self._lease
+                )
+            previous = claimed or (got.claimed if got is not None else None)
             if previous is None:
                 self._queue.held.discard(ticket_id)
                 ticket = await self._store.ticket(ticket_id)
@@ -91,8 +96,12 @@ class Router:
                 return  # else another replica holds it, or the customer withdrew it
             self._queue.held.add(ticket_id)
             # Read once: what this step writes is applied to it, not read back.
-            stored = await self._store.ticket(ticket_id)
-            assert stored is not None  # noqa: S101  # claimed just now
+            if got is not None:
+                stored, posts, replies = got.ticket, got.posts, got.replies
+            else:
+                read = await self._store.ticket(ticket_id)
+                assert read is not None  # noqa: S101  # claimed just now
+                stored, posts, replies = read, None, None
             # An agent's correction made while it waited for a retry stands, and so does what
             # the model stage answered or is working on; else classify.
             refined = stored.model_state in ("answered", "late") or (
@@ -103,7 +112,9 @@ class Router:
                 link = await self._outbox.permalink(stored.channel, stored.ts)
             if stored.decision is None or (stored.decision.source != "agent" and not refined):
                 # The link is stored with the decision and the draft, in one transaction.
-                stored, _ = await self.classify(ticket_id, ticket=stored, permalink=link)
+                stored, _ = await self.classify(
+                    ticket_id, ticket=stored, permalink=link, replies=replies
+                )
             elif link:
                 await self._store.set_permalink(ticket_id, link)
                 stored = replace(stored, permalink=link)
@@ -118,7 +129,7 @@ class Router:
             )
             self._queue.placing[ticket_id] = placing
             try:
-                queued = await self._queue_posts(ticket_id, decided, placing)
+                queued = await self._queue_posts(ticket_id, decided, placing, posts=posts)
             finally:
                 if not placing.waiting:
                     self._queue.placing.pop(ticket_id, None)
@@ -140,9 +151,21 @@ class Router:
         teams = escalation.teams or (decision.team,)
         return (decision.team, *(team for team in teams if team != decision.team))
 
-    async def _queue_posts(self, ticket_id: int, ticket: StoredTicket, placing: Placing) -> bool:
-        """Queue a post in each wanted team's channel that lacks one; False if none lacks one."""
-        posted = {post.team for post in await self._store.posts(ticket_id)}
+    async def _queue_posts(
+        self,
+        ticket_id: int,
+        ticket: StoredTicket,
+        placing: Placing,
+        *,
+        posts: Sequence[StoredPost] | None = None,
+    ) -> bool:
+        """Queue a post in each wanted team's channel that lacks one; False if none lacks one.
+
+        posts are the ticket's active posts as read with its claim (else read here).
+        """
+        if posts is None:
+            posts = await self._store.posts(ticket_id)
+        posted = {post.team for post in posts}
         return self._queue_missing(ticket_id, ticket, placing, posted)
 
     def _queue_missing(
@@ -176,28 +199,28 @@ class Router:
         try:
             async with self._locks.lock(ticket_id):
                 now = self._now()
-                # The lease renewed and the ticket read in one statement; read apart only when
-                # the lease is not held (to tell a withdrawn ticket from one taken over).
-                ticket = await self._store.renew_lease(
+                # The lease renewed and the ticket read (its posts, replies, draft and public id
+                # too) in one statement; read apart only when the lease is not held (to tell a
+                # withdrawn ticket from one taken over).
+                leased = await self._store.renew_lease(
                     self._replica, ticket_id, until=now + self._lease
                 )
-                held = ticket is not None
-                if ticket is None:
-                    ticket = await self._store.ticket(ticket_id)
+                held = leased is not None
+                ticket = leased.ticket if leased else await self._store.ticket(ticket_id)
                 if ticket is None or ticket.status == "withdrawn":
                     pass  # the customer deleted it: nothing to post
                 elif not held:
                     # Stalled past the lease, and another replica took the ticket over.
                     logger.warning("ticket %s: lease lost to another replica", ticket_id)
                     placing.lost = True
-                elif team in self._wanted_teams(ticket):
+                elif leased is not None and team in self._wanted_teams(ticket):
                     # (An agent's correction or the customer's edit may have moved it meanwhile.)
                     posted = await self._placement.post_once(
-                        ticket_id, team, recovering=placing.recovering, ticket=ticket
+                        ticket_id, team, recovering=placing.recovering, leased=leased
                     )
                     if posted is not None:
                         # What the customer added in the thread before the post existed.
-                        for reply in await self._store.replies(ticket_id):
+                        for reply in leased.replies:
                             await self._outbox.post_note(posted, reply_note(reply.text))
         except Exception:
             logger.exception("posting ticket %s in %s failed", ticket_id, team)
@@ -249,33 +272,43 @@ class Router:
             else:
                 await self._placement.link_related(ticket_id, ticket=ticket, posts=posts)
             await self._mark_routed(ticket_id)
-        await self._paged(ticket_id)
+        # The page reads the ticket as read above (its decision and escalation; routed now).
+        await self._paged(ticket_id, ticket=ticket)
 
     async def _mark_routed(self, ticket_id: int) -> None:
         # The store leaves a withdrawn ticket withdrawn (its deletion came before the ack).
         await self._store.mark_routed(ticket_id)
         self._queue.held.discard(ticket_id)
 
-    async def _paged(self, ticket_id: int) -> None:
+    async def _paged(self, ticket_id: int, *, ticket: StoredTicket | None = None) -> None:
         """Page if needed; the ticket's retries are done unless the page asked for one."""
         attempt = self._queue.retries.get(ticket_id)
-        await self._pager.page_if_needed(ticket_id)
+        await self._pager.page_if_needed(ticket_id, ticket=ticket)
         if self._queue.retries.get(ticket_id) == attempt:
             self._queue.retries.pop(ticket_id, None)
 
     async def classify(
-        self, ticket_id: int, *, ticket: StoredTicket | None = None, permalink: str | None = None
+        self,
+        ticket_id: int,
+        *,
+        ticket: StoredTicket | None = None,
+        permalink: str | None = None,
+        replies: Sequence[StoredReply] | None = None,
     ) -> tuple[StoredTicket, Triage]:
         """Run the local stage on the stored text; keep its layers and a fresh offline draft.
 
         With an LLM configured the ticket is then queued for the model stage ("pending").
         ticket is the ticket as the caller has just read it under its lock (else read here);
-        permalink, if given, is stored with the decision. Returns the ticket as now stored.
+        permalink, if given, is stored with the decision; replies are the ticket's thread
+        replies as the caller read them with it (else read here). Returns the ticket as now
+        stored.
         """
         if ticket is None:
             ticket = await self._store.ticket(ticket_id)
         assert ticket is not None  # noqa: S101  # callers hold a stored ticket's id
-        local = await self._pipeline.triage_locally(await ticket_with_replies(self._store, ticket))
+        local = await self._pipeline.triage_locally(
+            await ticket_with_replies(self._store, ticket, replies=replies)
+        )
         triage = local.triage
         refines = self._pipeline.refines
         model_state: ModelState | None = "pending" if refines else None

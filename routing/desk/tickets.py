@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from routing.models import Decision, Ticket
 from routing.ports import TicketStore
-from routing.records import StoredTicket
+from routing.records import StoredReply, StoredTicket
 
 
 class TicketLocks:
@@ -20,9 +21,15 @@ class TicketLocks:
         return self._locks.setdefault(ticket_id, asyncio.Lock())
 
 
-async def with_replies(store: TicketStore, ticket: StoredTicket) -> Ticket:
-    """The ticket as the pipeline reads it: the message, then the customer's thread replies."""
-    replies = await store.replies(ticket.id)
+async def with_replies(
+    store: TicketStore, ticket: StoredTicket, *, replies: Sequence[StoredReply] | None = None
+) -> Ticket:
+    """The ticket as the pipeline reads it: the message, then the customer's thread replies.
+
+    replies, if given, are the ticket's as just read with it (else read here).
+    """
+    if replies is None:
+        replies = await store.replies(ticket.id)
     combined = "\n".join([ticket.text, *(reply.text for reply in replies)])
     return as_ticket(ticket).model_copy(update={"text": combined})
 

@@ -120,6 +120,9 @@ class WorkQueue:
     job). A handler that raises has its ticket retried after the next of retry_delays, then
     left to a sweep once its lease runs out. refine(job) is run by a model worker for each
     ticket asked of the model; expire_models(now) by every sweep, for a dead replica's.
+    acks_first(), if given, returns once no new ticket is being stored: a worker waits for it
+    before it takes the next ticket, so a burst's acks are not slowed by deciding its first
+    tickets (the critical one that comes after is decided as soon as it is stored).
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class WorkQueue:
         refined: Callable[[int], Coroutine[Any, Any, None]] | None = None,
         expire_models: Callable[[datetime], Coroutine[Any, Any, None]] | None = None,
         urgency: Callable[[str], int] | None = None,
+        acks_first: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._store = store
         self._replica = replica
@@ -154,6 +158,7 @@ class WorkQueue:
         self._refined = refined
         self._expire_models = expire_models
         self._urgency = urgency
+        self._acks_first = acks_first
         self._state = _Worker()
         self._state.idle.set()
         self._state.model_idle.set()
@@ -297,6 +302,9 @@ class WorkQueue:
 
     async def _worker(self) -> None:
         while True:
+            if self._acks_first is not None:
+                # New tickets being stored (Slack waits for those acks) go before deciding more.
+                await self._acks_first()
             _, _, ticket_id = await self._state.queue.get()
             claimed = self._state.queued.pop(ticket_id, None)
             try:

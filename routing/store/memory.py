@@ -22,11 +22,13 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     DraftStatus,
     FollowUpKind,
     HeldReaction,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -244,6 +246,26 @@ class MemoryStore:
         )
         return self._claim(row, holder, now, until) if free else None
 
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies (see TicketStore)."""
+        claimed = await self.claim_for_routing(ticket_id, holder=holder, now=now, until=until)
+        if claimed is None:
+            return None
+        # Read as one statement would (not through ticket() and posts(), which tests count).
+        replies = self.tables.replies.get(ticket_id, {})
+        return ClaimedTicket(
+            claimed=claimed,
+            ticket=_out(self.tables.tickets[ticket_id].record),
+            posts=tuple(
+                post
+                for _, post in sorted(self.tables.posts.items())
+                if post.ticket_id == ticket_id and post.status == "active"
+            ),
+            replies=tuple(replies[ts] for ts in sorted(replies)),
+        )
+
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time; how many it holds."""
         renewed = 0
@@ -256,13 +278,25 @@ class MemoryStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
         row = self.tables.tickets.get(ticket_id)
         if row is None or row.record.status != "routing" or row.claimed_by != holder:
             return None
         row.lease_until = until
-        return _out(row.record)
+        # Read as one statement would (not through ticket() and posts(), which tests count).
+        replies = self.tables.replies.get(ticket_id, {})
+        return LeasedTicket(
+            ticket=_out(row.record),
+            posts=tuple(
+                post
+                for _, post in sorted(self.tables.posts.items())
+                if post.ticket_id == ticket_id and post.status == "active"
+            ),
+            replies=tuple(replies[ts] for ts in sorted(replies)),
+            draft=self.tables.drafts.get(ticket_id),
+            public_id=self.tables.public_ids.get(ticket_id),
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int

@@ -10,8 +10,9 @@ TIMESTAMPTZ and read back in UTC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from types import TracebackType
@@ -25,9 +26,11 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     HeldReaction,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -76,6 +79,26 @@ _SET_DRAFT = (
 )
 
 
+# The same, with named parameters (draft_text, draft_source, now, id), inside a WITH clause.
+_SET_DRAFT_NAMED = (
+    "INSERT INTO drafts (ticket_id, text, source, status, created_at)"
+    " VALUES (%(id)s, %(draft_text)s, %(draft_source)s, 'pending', %(now)s)"
+    " ON CONFLICT (ticket_id) DO UPDATE SET text = excluded.text,"
+    " source = excluded.source, status = 'pending', decided_by = NULL,"
+    " decided_at = NULL, created_at = excluded.created_at"
+    " WHERE drafts.status IN ('pending', 'rejected')"
+)
+# A classification run's layer calls (layers, calls: parallel arrays) for ticket id, in order.
+_ADD_LAYERS = (
+    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+    " SELECT %(id)s, call.layer, call.json, %(now)s"
+    " FROM unnest(%(layers)s::text[], %(calls)s::text[]) WITH ORDINALITY"
+    " AS call (layer, json, n) ORDER BY call.n"
+)
+
+# A statement's parameters: positional (%s) or named (%(name)s).
+Params = Sequence[object] | Mapping[str, object]
+
 # Slack's ts strings sort as time only byte by byte (a locale's collation may skip the dot):
 # ts is compared COLLATE "C" wherever it is ordered.
 Connection = psycopg.AsyncConnection[DictRow]
@@ -90,6 +113,7 @@ class PostgresStore:
         *,
         ack_write_seconds: float = ACK_WRITE_SECONDS,
         clock: Callable[[], float] = monotonic,
+        url: str | None = None,
     ) -> None:
         self._pool = pool
         self._ack_write_seconds = ack_write_seconds
@@ -97,7 +121,9 @@ class PostgresStore:
         # Public ids this process has read (they never change once made).
         self._public_ids: dict[int, str] = {}
         # New tickets' inserts waiting for the one in flight: made together (add_ticket).
-        self._new_tickets = _GroupInsert(pool, timeout=ack_write_seconds)
+        # With the database's url they have a connection of their own: an ack never waits for
+        # a pooled connection the routing workers hold (else they share the pool).
+        self._new_tickets = _GroupInsert(pool, timeout=ack_write_seconds, url=url)
 
     @classmethod
     async def open(
@@ -122,7 +148,7 @@ class PostgresStore:
             open=False,
         )
         await pool.open(wait=True)
-        return cls(pool, ack_write_seconds=ack_write_seconds)
+        return cls(pool, ack_write_seconds=ack_write_seconds, url=url)
 
     async def __aenter__(self) -> Self:
         return self
@@ -137,6 +163,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool's connections; every write is committed already (autocommit)."""
+        await self._new_tickets.close()
         await self._pool.close()
 
     async def schema_version(self) -> int:
@@ -146,18 +173,18 @@ class PostgresStore:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _run(self, query: str, args: Sequence[object] = ()) -> int:
+    async def _run(self, query: str, args: Params = ()) -> int:
         """Run one statement in its own transaction; how many rows it changed."""
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return cursor.rowcount
 
-    async def _one(self, query: str, args: Sequence[object] = ()) -> DictRow | None:
+    async def _one(self, query: str, args: Params = ()) -> DictRow | None:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return await cursor.fetchone()
 
-    async def _all(self, query: str, args: Sequence[object] = ()) -> list[DictRow]:
+    async def _all(self, query: str, args: Params = ()) -> list[DictRow]:
         async with self._pool.connection() as connection:
             cursor = await connection.execute(query, args)
             return await cursor.fetchall()
@@ -313,6 +340,27 @@ class PostgresStore:
         )
         return None if row is None else _claimed(int(row["claims"]))
 
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies: one statement."""
+        row = await self._one(
+            "UPDATE tickets SET status = 'routing', claimed_by = %(holder)s,"  # noqa: S608
+            " lease_until = %(until)s, claims = claims + 1, updated_at = %(now)s"
+            " WHERE id = %(id)s AND (status = 'new' OR (status = 'routing' AND (claimed_by IS NULL"
+            " OR claimed_by = %(holder)s OR lease_until IS NULL OR lease_until < %(now)s)))"
+            f" RETURNING *, {_POSTS_AND_REPLIES}",
+            {"holder": holder, "until": until, "now": now, "id": ticket_id},
+        )
+        if row is None:
+            return None
+        return ClaimedTicket(
+            claimed=_claimed(int(row["claims"])),
+            ticket=_ticket(row),
+            posts=_posts_of(row),
+            replies=_replies_of(row),
+        )
+
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
         if not ticket_ids:
@@ -325,14 +373,33 @@ class PostgresStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
-        """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
+    ) -> LeasedTicket | None:
+        """Extend holder's lease on one ticket and read it; None when holder does not hold it.
+
+        Read with its active posts, replies, draft and public id: one statement.
+        """
         row = await self._one(
-            "UPDATE tickets SET lease_until = %s"
-            " WHERE id = %s AND status = 'routing' AND claimed_by = %s RETURNING *",
+            "UPDATE tickets SET lease_until = %s"  # noqa: S608  # fixed fragments
+            " WHERE id = %s AND status = 'routing' AND claimed_by = %s"
+            f" RETURNING *, {_POSTS_AND_REPLIES},"
+            " (SELECT row_to_json(drafts) FROM drafts WHERE drafts.ticket_id = tickets.id)"
+            " AS ticket_draft, (SELECT public_id FROM ticket_keys"
+            " WHERE ticket_keys.ticket_id = tickets.id) AS ticket_public_id",
             (until, ticket_id, holder),
         )
-        return _ticket(row) if row else None
+        if row is None:
+            return None
+        public_id = row["ticket_public_id"]
+        if public_id is not None:
+            self._public_ids[ticket_id] = public_id = str(public_id)
+        draft = row["ticket_draft"]
+        return LeasedTicket(
+            ticket=_ticket(row),
+            posts=_posts_of(row),
+            replies=_replies_of(row),
+            draft=None if draft is None else draft_from_row(draft, _json_time),
+            public_id=public_id,
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
@@ -416,37 +483,33 @@ class PostgresStore:
     ) -> None:
         """Keep every layer's output and the final decision of one classification run.
 
-        With draft and permalink, those too: one transaction, its statements pipelined (one
-        round trip to the server for all of them).
+        With draft and permalink, those too: one statement (its data-modifying WITH clauses
+        are one transaction, and cost one round trip and no BEGIN and COMMIT of their own).
         """
         now = utc_now()
-        async with (
-            self._pool.connection() as connection,
-            connection.pipeline(),
-            connection.transaction(),
-        ):
-            async with connection.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
-                )
-            await connection.execute(
-                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " model_state = %s, updated_at = %s, permalink = COALESCE(%s::text, permalink)"
-                " WHERE id = %s",
-                (
-                    decision.model_dump_json(),
-                    escalation.model_dump_json(),
-                    decision.language,
-                    model_state,
-                    now,
-                    permalink,
-                    ticket_id,
-                ),
-            )
-            if draft is not None:
-                await connection.execute(_SET_DRAFT, (ticket_id, draft[0], draft[1], now))
+        args: dict[str, object] = {
+            "id": ticket_id,
+            "now": now,
+            "layers": [call.layer for call in layers],
+            "calls": [call.model_dump_json() for call in layers],
+            "decision": decision.model_dump_json(),
+            "escalation": escalation.model_dump_json(),
+            "language": decision.language,
+            "model_state": model_state,
+            "permalink": permalink,
+        }
+        with_draft = ""
+        if draft is not None:
+            with_draft = f", draft AS ({_SET_DRAFT_NAMED})"
+            args["draft_text"], args["draft_source"] = draft
+        await self._run(
+            f"WITH layers AS ({_ADD_LAYERS}){with_draft}"  # noqa: S608  # fixed fragments
+            " UPDATE tickets SET decision_json = %(decision)s,"
+            " escalation_json = %(escalation)s, language = %(language)s,"
+            " model_state = %(model_state)s, updated_at = %(now)s,"
+            " permalink = COALESCE(%(permalink)s::text, permalink) WHERE id = %(id)s",
+            args,
+        )
 
     async def record_refinement(
         self,
@@ -460,37 +523,41 @@ class PostgresStore:
         replacing: str | None = None,
     ) -> bool:
         """Keep the model stage's answer if the ticket still waits for it (see TicketStore)."""
-        now = utc_now()
-        async with self._pool.connection() as connection, connection.transaction():
-            # The row's lock is held to the commit: a sweep marking it late waits, then sees it.
-            cursor = await connection.execute(
-                "UPDATE tickets SET decision_json = %s, escalation_json = %s, language = %s,"
-                " model_state = %s, updated_at = %s WHERE id = %s AND model_state = 'pending'",
-                (
-                    decision.model_dump_json(),
-                    escalation.model_dump_json(),
-                    decision.language,
-                    state,
-                    now,
-                    ticket_id,
-                ),
+        # One statement: the ticket's row is updated only while it waits for the model (a
+        # sweep marking it late waits for the row's lock, then finds it answered, or the other
+        # way round), and the layers and the draft are written only when it was.
+        args: dict[str, object] = {
+            "id": ticket_id,
+            "now": utc_now(),
+            "layers": [call.layer for call in layers],
+            "calls": [call.model_dump_json() for call in layers],
+            "decision": decision.model_dump_json(),
+            "escalation": escalation.model_dump_json(),
+            "language": decision.language,
+            "state": state,
+        }
+        with_draft = ""
+        if draft is not None:
+            with_draft = (
+                ", draft AS (UPDATE drafts SET text = %(draft_text)s, source = %(draft_source)s,"
+                " created_at = %(now)s WHERE ticket_id IN (SELECT id FROM refined)"
+                " AND status = 'pending' AND source != 'agent' AND text = %(replacing)s)"
             )
-            if cursor.rowcount != 1:
-                return False
-            async with connection.cursor() as many:
-                await many.executemany(
-                    "INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
-                    " VALUES (%s, %s, %s, %s)",
-                    [(ticket_id, call.layer, call.model_dump_json(), now) for call in layers],
-                )
-            if draft is not None:
-                await connection.execute(
-                    "UPDATE drafts SET text = %s, source = %s, created_at = %s"
-                    " WHERE ticket_id = %s AND status = 'pending' AND source != 'agent'"
-                    " AND text = %s",
-                    (draft[0], draft[1], now, ticket_id, replacing),
-                )
-        return True
+            args["draft_text"], args["draft_source"] = draft
+            args["replacing"] = replacing
+        row = await self._one(
+            "WITH refined AS (UPDATE tickets SET decision_json = %(decision)s,"  # noqa: S608
+            " escalation_json = %(escalation)s, language = %(language)s,"
+            " model_state = %(state)s, updated_at = %(now)s"
+            " WHERE id = %(id)s AND model_state = 'pending' RETURNING id),"
+            " layers AS (INSERT INTO layer_decisions (ticket_id, layer, call_json, at)"
+            " SELECT refined.id, call.layer, call.json, %(now)s FROM refined,"
+            " unnest(%(layers)s::text[], %(calls)s::text[]) WITH ORDINALITY"
+            " AS call (layer, json, n) ORDER BY call.n)"
+            f"{with_draft} SELECT count(*) AS refined FROM refined",
+            args,
+        )
+        return row is not None and int(row["refined"]) == 1
 
     async def expire_model_waits(self, *, received_before: datetime) -> list[int]:
         """Mark "late" the tickets received before a time still waiting for the model; ids."""
@@ -1084,6 +1151,8 @@ class PostgresStore:
 
 # A new ticket's row: channel, ts, author, text, received_at, updated_at.
 TicketRow = tuple[str, str, str | None, str, datetime, datetime]
+# The grouped inserts' own connection, as pg_stat_activity names it.
+INSERTS_NAME = "triage new tickets"
 # At most this many tickets' rows in one statement.
 GROUP_INSERT_MAX = 500
 
@@ -1099,11 +1168,40 @@ class _GroupInsert:
     made again row by row, so one row the server refuses fails only its own message.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], *, timeout: float) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Connection], *, timeout: float, url: str | None = None
+    ) -> None:
         self._pool = pool
         self._timeout = timeout
         self._waiting: list[tuple[TicketRow, asyncio.Future[int | None]]] = []
         self._rounds: asyncio.Task[None] | None = None
+        # The rounds' own connection (url given): opened on first use, again after a failure.
+        self._url = url
+        self._connection: Connection | None = None
+
+    async def close(self) -> None:
+        """Close the rounds' own connection, if one is open."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    @contextlib.asynccontextmanager
+    async def _connected(self) -> AsyncIterator[Connection]:
+        """The rounds' own connection (one round at a time), or a pooled one without a url."""
+        if self._url is None:
+            async with self._pool.connection() as pooled:
+                yield pooled
+            return
+        if self._connection is None or self._connection.closed:
+            self._connection = await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, row_factory=dict_row, application_name=INSERTS_NAME
+            )
+        try:
+            yield self._connection
+        except (psycopg.OperationalError, TimeoutError, asyncio.CancelledError):
+            # Broken, or cut off mid-statement: the next round connects afresh.
+            await self.close()
+            raise
 
     async def insert(self, row: TicketRow) -> int | None:
         """Store one ticket's row with the others waiting; its id, or None if not new."""
@@ -1147,7 +1245,7 @@ class _GroupInsert:
         for row in rows:
             unique.setdefault((row[0], row[1]), row)
         columns = list(zip(*unique.values(), strict=True))
-        async with self._pool.connection() as connection:
+        async with self._connected() as connection:
             cursor = await connection.execute(
                 "INSERT INTO tickets (channel, ts, author, text, received_at, updated_at)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
@@ -1198,6 +1296,32 @@ async def _migrate(connection: psycopg.AsyncConnection[Any]) -> None:
                 await connection.execute("UPDATE schema_version SET version = %s", (number,))
     finally:
         await connection.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+# In a RETURNING clause on tickets: the ticket's active posts and its thread replies, as JSON.
+_POSTS_AND_REPLIES = (
+    "(SELECT COALESCE(json_agg(row_to_json(posts) ORDER BY posts.id), '[]') FROM posts"
+    " WHERE posts.ticket_id = tickets.id AND posts.status = 'active') AS ticket_posts,"
+    " (SELECT COALESCE(json_agg(json_build_object('ts', replies.ts, 'author', replies.author,"
+    " 'text', replies.text) ORDER BY replies.ts COLLATE \"C\"), '[]') FROM ticket_replies"
+    " AS replies WHERE replies.ticket_id = tickets.id) AS ticket_replies"
+)
+
+
+def _posts_of(row: DictRow) -> tuple[StoredPost, ...]:
+    return tuple(post_from_row(post) for post in row["ticket_posts"])
+
+
+def _replies_of(row: DictRow) -> tuple[StoredReply, ...]:
+    return tuple(
+        StoredReply(ts=reply["ts"], author=reply["author"], text=reply["text"])
+        for reply in row["ticket_replies"]
+    )
+
+
+def _json_time(moment: str) -> datetime:
+    """A timestamptz as row_to_json writes it (ISO 8601 with its offset), in UTC."""
+    return datetime.fromisoformat(moment).astimezone(UTC)
 
 
 def _utc(moment: datetime) -> datetime:

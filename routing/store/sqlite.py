@@ -25,9 +25,11 @@ from routing.models import Decision, Escalation, LabeledExample, LayerCall
 from routing.records import (
     PAGE_LET_GO_AT,
     AuditEntry,
+    ClaimedTicket,
     DayRow,
     DayStats,
     HeldReaction,
+    LeasedTicket,
     ModelState,
     PendingFollowUp,
     PostStatus,
@@ -328,6 +330,22 @@ class SqliteStore:
         await self._db.commit()
         return next((_claimed(int(row[0])) for row in rows), None)
 
+    async def claim_ticket(
+        self, ticket_id: int, *, holder: str, now: datetime, until: datetime
+    ) -> ClaimedTicket | None:
+        """Claim a ticket and read it with its active posts and replies (see TicketStore)."""
+        claimed = await self.claim_for_routing(ticket_id, holder=holder, now=now, until=until)
+        if claimed is None:
+            return None
+        ticket = await self.ticket(ticket_id)
+        assert ticket is not None  # noqa: S101  # claimed just now; tickets are never deleted
+        return ClaimedTicket(
+            claimed=claimed,
+            ticket=ticket,
+            posts=tuple(await self.posts(ticket_id)),
+            replies=tuple(await self.replies(ticket_id)),
+        )
+
     async def renew_leases(self, holder: str, ticket_ids: Sequence[int], *, until: datetime) -> int:
         """Extend holder's leases on these tickets to a time (one statement); how many it holds."""
         if not ticket_ids:
@@ -342,7 +360,7 @@ class SqliteStore:
 
     async def renew_lease(
         self, holder: str, ticket_id: int, *, until: datetime
-    ) -> StoredTicket | None:
+    ) -> LeasedTicket | None:
         """Extend holder's lease on one ticket and read it; None when holder does not hold it."""
         rows = await self._db.execute_fetchall(
             "UPDATE tickets SET lease_until = ? WHERE id = ? AND status = 'routing'"
@@ -350,7 +368,22 @@ class SqliteStore:
             (_iso(until), ticket_id, holder),
         )
         await self._db.commit()
-        return next((_ticket(row) for row in rows), None)
+        ticket = next((_ticket(row) for row in rows), None)
+        if ticket is None:
+            return None
+        public_id = self._public_ids.get(ticket_id)
+        if public_id is None:
+            query = "SELECT public_id FROM ticket_keys WHERE ticket_id = ?"
+            async with self._db.execute(query, (ticket_id,)) as cursor:
+                key = await cursor.fetchone()
+            public_id = None if key is None else str(key["public_id"])
+        return LeasedTicket(
+            ticket=ticket,
+            posts=tuple(await self.posts(ticket_id)),
+            replies=tuple(await self.replies(ticket_id)),
+            draft=await self.draft(ticket_id),
+            public_id=public_id,
+        )
 
     async def take_stale_tickets(
         self, holder: str, *, now: datetime, until: datetime, new_before: datetime, limit: int
