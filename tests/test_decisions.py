@@ -210,6 +210,7 @@ def _critical_cues(text: str) -> tuple[str, ...]:
         "Vediamo le fatture di un altro cliente nel nostro pannello.",
         "全ての利用者がログインできません。",
         "No sales since 10am, the checkout button does nothing.",
+        "I deleted all our client records by mistake, not on purpose!",
     ],
 )
 def test_outages_and_takeovers_beside_the_new_normalisations_page(text: str) -> None:
@@ -226,6 +227,7 @@ def test_outages_and_takeovers_beside_the_new_normalisations_page(text: str) -> 
         "すべての利用者にお知らせを送るにはどうすればいいですか\uff1f",
         "Come posso assegnare i progetti di un altro utente a me?",
         "Die Tabelle ist leer, sobald ich alle Filter auswähle.",
+        "I wiped all the demo contacts on purpose, how do I stop the import adding them back?",
         "Our new office manager took over from Sam as admin, how do we change the billing contact?",
     ],
 )
