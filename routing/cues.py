@@ -83,6 +83,19 @@ _NOT_SCOPE = (
         lambda match: "nobody_" + match.group(1).replace(" ", "_"),
     ),
     (re.compile(r"\bevery (?:single )?time\b"), lambda _match: "everytime"),
+    # Records the customer removed on purpose ("we deleted all the test users on purpose") are
+    # a clean-up told, not a loss.
+    (
+        re.compile(
+            r"\b(we|i) (?:deleted|wiped|erased|removed|cleared|purged) ([^.?!\n]{0,60}?)"
+            r" ?\b(?:on purpose|intentionally|deliberately)\b"
+        ),
+        lambda match: (
+            match.group(0)
+            if re.search(r"\b(?:not|never|didn't|did not|wasn't|was not)\b", match.group(2))
+            else f"{match.group(1)} cleaned_up {match.group(2)}"
+        ),
+    ),
     # A new colleague who "took over from Dave" took over a role, not an account.
     (
         re.compile(

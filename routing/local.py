@@ -126,6 +126,21 @@ _HYPOTHETICAL = re.compile(
     r"|was tun,? wenn|o que acontece se|cosa succede se|wat gebeurt er als)\b"
     r"|[^?]*(?:如果|假如|要是|万一|萬一|場合は|경우에?는?))"
 )
+# A question about where to see, set or read something ("how can I see which payments were
+# declined?", "where can I see who is locked out?", "what does 'access denied' mean?") asks about
+# the product: its words of impact are what it wants to see, not what happened.
+_LOOKUP_QUESTION = re.compile(
+    r"(?:how (?:do|can|could|would) (?:i|we)|where (?:do|can|could) (?:i|we)|is there a way to"
+    r"|can (?:i|we))(?: quickly| easily)? (?:see|find|view|list|look up|filter|search|set|set up"
+    r"|schedule|configure|get notified|be notified|get a list|get a report|check who|check which)"
+    r"\b(?! out\b)"
+    r"|\bwhat does\b[^?.!]{0,60}\bmean\b",
+    re.IGNORECASE,
+)
+_LOOKUP_OPENING = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|morning|quick question|question|small question|one question)"
+    r"(?: there| team| all| folks)?\W+)*"
+)
 _OWN_ACTION = re.compile(
     r"^(?:how (?:do|can|should) (?:i|we)|can (?:i|we)|is it possible to|is there a way to)"
     r" (?:lock|freeze|suspend|pause|deactivate|archive|disable|block|schedule|close)\b"
@@ -156,6 +171,26 @@ def hypothetical_question(text: str) -> bool:
     if _OWN_ACTION.match(folded):
         return "," not in folded and not re.search(r"\b(?:someone|somebody)\b", folded)
     return _HYPOTHETICAL.match(folded) is not None and not _AFTER_CONDITION.search(folded)
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.lower().replace("\u2019", "'").replace("\uff1f", "?").split())
+
+
+def opens_with_lookup(text: str) -> bool:
+    """True when the message opens by asking where to see, set or read something."""
+    # A question told after a report ("we were charged for 12 seats, 2) also how do I set up
+    # ...?") is a second ask, not what the ticket opens with.
+    opening = _LOOKUP_OPENING.sub("", _folded(text), count=1)
+    return _LOOKUP_QUESTION.match(opening) is not None
+
+
+def lookup_question(text: str) -> bool:
+    """True for one sentence that asks where to see, set or read something, told as nothing now."""
+    folded = _folded(text)
+    if not folded.endswith("?") or re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1]):
+        return False
+    return not _HAPPENING.search(folded) and opens_with_lookup(folded)
 
 
 def shouts(text: str) -> bool:
@@ -723,7 +758,16 @@ class LocalClassifier:
         field = self._priorities
         scored = field.score(query, similarities)
         cues = self._priority_cues.match(text)
-        if cues.hits()[0] and any(cues.hits()[1:]):
+        if lookup_question(text):
+            # "Where can I see which users are locked out?": the words of impact are what the
+            # question wants to see. Only a cue of an outage or a breach still counts.
+            last = len(cues.found) - 1
+            cues = CueMatch(
+                found=tuple(
+                    found if index in (0, last) else () for index, found in enumerate(cues.found)
+                )
+            )
+        elif cues.hits()[0] and any(cues.hits()[1:]) and not opens_with_lookup(text):
             # The lowest level's cues are how questions and requests are asked ("can we get the
             # difference back?"); a cue of impact in the same ticket says what it reports.
             cues = CueMatch(found=((), *cues.found[1:]))

@@ -209,3 +209,70 @@ async def test_the_alternative_config_pages_the_same_incidents(
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.priority == "high"
     assert triage.escalation.needs_human
+
+
+def _critical_cues(text: str) -> tuple[str, ...]:
+    config = load_config()
+    found = Cues(config.priorities).match(text).found
+    return found[[level.name for level in config.priorities].index("critical")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Nobody at the warehouse has access since your update this morning, nobody answers.",
+        "Hackers took over our store account overnight and changed the payout details.",
+        "Somebody took over our admin account and we can't get back in.",
+        "Someone took over as owner of our workspace without permission.",
+        "Seit heute früh sind alle Kundendaten verschwunden.",
+        "Vediamo le fatture di un altro cliente nel nostro pannello.",
+        "全ての利用者がログインできません。",
+        "No sales since 10am, the checkout button does nothing.",
+        "I deleted all our client records by mistake, not on purpose!",
+    ],
+)
+def test_outages_and_takeovers_beside_the_new_normalisations_page(text: str) -> None:
+    """'Nobody has access', an account taken over by a stranger, the ja/de/it cues with a verb."""
+    assert _critical_cues(text) != ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I look up orders from a customer called Jane Smith?",
+        "No bookings today yet, can we run a discount to get some?",
+        "Zero orders so far today, but we're closed for the holiday. Can I pause the shop?",
+        "すべての利用者にお知らせを送るにはどうすればいいですか\uff1f",
+        "Come posso assegnare i progetti di un altro utente a me?",
+        "Die Tabelle ist leer, sobald ich alle Filter auswähle.",
+        "I wiped all the demo contacts on purpose, how do I stop the import adding them back?",
+        "Our new office manager took over from Sam as admin, how do we change the billing contact?",
+    ],
+)
+def test_harmless_uses_of_the_new_critical_words_do_not_page(text: str) -> None:
+    """A customer called X, no bookings yet today, a how-to about all users, an empty filter."""
+    assert _critical_cues(text) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How can I see which cards were declined in March?",
+        "Where do I see which of our members are locked out?",
+        'Quick question, what does "access denied" mean on the admin page?',
+        "How do I set reminders to go out on Friday for unpaid invoices?",
+    ],
+)
+async def test_a_question_about_where_to_see_words_of_impact_stays_low(
+    pipeline: Pipeline, text: str
+) -> None:
+    """'Which payments were declined?' asks to see something; nothing is declined right now."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "low"
+
+
+async def test_a_lookup_question_told_with_a_blocker_is_not_lowered(pipeline: Pipeline) -> None:
+    """Told beside 'I can't log in since yesterday', the same question is a blocked user's."""
+    text = "Since yesterday I can't log in, where do I see if my account is locked out?"
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "high"
