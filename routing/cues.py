@@ -82,7 +82,7 @@ _NOT_SCOPE = (
         ),
         lambda match: "nobody_" + match.group(1).replace(" ", "_"),
     ),
-    (re.compile(r"\bevery (?:single )?time\b"), lambda _match: "everytime"),
+    (re.compile(r"\bevery (?:single )?time\b"), "everytime"),
     # Records the customer removed on purpose ("we deleted all the test users on purpose") are
     # a clean-up told, not a loss.
     (
@@ -102,7 +102,7 @@ _NOT_SCOPE = (
             r"\b(?:took|taken|take|takes|taking) over (?:from|as|the role|his role|her role"
             r"|their role|responsibility|responsibilities|for)\b"
         ),
-        lambda _match: "handover",
+        "handover",
     ),
     (
         re.compile(
@@ -110,7 +110,7 @@ _NOT_SCOPE = (
             r"|a lot of |lots of |countless |whole |an |a |half an? |half a )?"
             r"(?:hours?|days?|minutes?|time|afternoon|morning|evening|week|weekend)\b"
         ),
-        lambda _match: "lost_time",
+        "lost_time",
     ),
     (
         re.compile(
@@ -118,7 +118,7 @@ _NOT_SCOPE = (
             r"|\bunauthori[sz]ed (?:error|response|status|code|exception)\b"
             r"|\b(?:error|status|response)\W{1,3}unauthori[sz]ed\b"
         ),
-        lambda _match: "http_unauthorized",
+        "http_unauthorized",
     ),
 )
 

@@ -162,9 +162,8 @@ _HAPPENING = re.compile(
 
 def hypothetical_question(text: str) -> bool:
     """True for one sentence that asks what would happen, or how to lock one's own account."""
-    folded = " ".join(text.lower().replace("\u2019", "'").replace("\uff1f", "?").split())
-    folded = folded.lstrip("\u00bf\u00a1 ")
-    if not folded.endswith("?") or re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1]):
+    folded = _folded(text).lstrip("\u00bf\u00a1 ")
+    if not _one_question(folded):
         return False
     if _HAPPENING.search(folded):
         return False
@@ -175,6 +174,11 @@ def hypothetical_question(text: str) -> bool:
 
 def _folded(text: str) -> str:
     return " ".join(text.lower().replace("\u2019", "'").replace("\uff1f", "?").split())
+
+
+def _one_question(folded: str) -> bool:
+    """True for a folded text that is one sentence, ending with a question mark."""
+    return folded.endswith("?") and not re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1])
 
 
 def opens_with_lookup(text: str) -> bool:
@@ -188,9 +192,7 @@ def opens_with_lookup(text: str) -> bool:
 def lookup_question(text: str) -> bool:
     """True for one sentence that asks where to see, set or read something, told as nothing now."""
     folded = _folded(text)
-    if not folded.endswith("?") or re.search(r"[.!?]\s|[\u3002\uff01]", folded[:-1]):
-        return False
-    return not _HAPPENING.search(folded) and opens_with_lookup(folded)
+    return _one_question(folded) and not _HAPPENING.search(folded) and opens_with_lookup(folded)
 
 
 def shouts(text: str) -> bool:

@@ -317,11 +317,10 @@ _FIXED_OURS = re.compile(
 )
 # Money that arrived is an outcome, not an ask ("the refund came through already!"): the noun
 # would otherwise read as a request for it.
+_MONEY = r"\b(?:the|my|our) (?:refund|credit note|credit|payment|transfer|money|reimbursement)"
 _MONEY_ARRIVED = re.compile(
-    r"\b(?:the|my|our) (?:refund|credit note|credit|payment|transfer|money|reimbursement)"
-    r" (?:has |have |had )?(?:already )?(?:came|come|went|gone) through\b"
-    r"|\b(?:the|my|our) (?:refund|credit note|credit|payment|transfer|money|reimbursement)"
-    r" (?:has |have |had |was |were |is )?(?:already )?"
+    _MONEY + r" (?:has |have |had )?(?:already )?(?:came|come|went|gone) through\b"
+    r"|" + _MONEY + r" (?:has |have |had |was |were |is )?(?:already )?"
     r"(?:arrived|landed|processed|been processed)\b"
     r"|\b(?:(?:confirming|just confirming|to confirm),? )?(?:i've |we've |i have |we have )?"
     r"(?:received|got) (?:the|our|my) (?:refund|credit note|credit|corrected invoice|new invoice"
