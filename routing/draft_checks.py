@@ -72,6 +72,10 @@ _GREETING = re.compile(
     r"|sehr geehrte[r]?|moin|servus|ciao|buongiorno|gentile|ola|oi|prezad[oa]|beste|geachte|hej"
     r"|merhaba|sayin)\b"
 )
+# The two sign-off problems a draft can be mended of without asking the model again.
+MISSING_SIGN_OFF = "does not end with the configured sign-off"
+EXTRA_SIGN_OFF = "signs off beyond the configured sign-off"
+
 _CLOSING = re.compile(
     r"^(?:(?:best|kind|warm|warmest|many)\s+)?(?:regards|wishes)\b|^(?:yours\s+)?sincerely\b"
     r"|^best,?$|^cheers,?$|^thanks(?: again)?,$|^thank you,$|^yours(?: truly)?,?$|^respectfully\b"
@@ -261,12 +265,35 @@ def _greeting_and_sign_off(
     if lines[-1] not in signatures:
         after = next((i for i, line in enumerate(lines) if line in signatures), None)
         evidence = " / ".join(lines[after + 1 :]) if after is not None else lines[-1]
-        problems.append(DraftProblem("does not end with the configured sign-off", evidence[:120]))
+        problems.append(DraftProblem(MISSING_SIGN_OFF, evidence[:120]))
     for line in lines[1:-1]:
         if _CLOSING.match(_fold(line)):
-            problems.append(DraftProblem("signs off beyond the configured sign-off", line))
+            problems.append(DraftProblem(EXTRA_SIGN_OFF, line))
             break
     return problems
+
+
+def with_sign_off(text: str, config: TriageConfig, language: str | None) -> str | None:
+    """The draft ended with the configured sign-off, when that is all it lacks; else None.
+
+    Models often stop without the sign-off, or close with one of their own ("Best regards,"
+    and a name). Both are mended here, which spares the customer's ticket a second request.
+    A draft that has the sign-off somewhere else is left for the model to fix.
+    """
+    drafting = config.drafting
+    signatures = {drafting.signature, *drafting.signatures.values()}
+    lines = text.strip().splitlines()
+    if not lines or any(line.strip() in signatures for line in lines):
+        return None
+    closings = [i for i, line in enumerate(lines) if _CLOSING.match(_fold(line.strip()))]
+    # A closing of the model's own in its last three lines, and the name under it, go.
+    if closings and closings[-1] >= len(lines) - 3:
+        lines = lines[: closings[-1]]
+    body = "\n".join(lines).rstrip()
+    if not body:
+        return None
+    signature = drafting.signatures.get(language or "", "") or drafting.signature
+    return f"{body}\n\n{signature}"
 
 
 def _promises(folded: str, ticket_folded: str) -> list[DraftProblem]:

@@ -40,7 +40,14 @@ from pydantic import (
 )
 
 from routing.config import TriageConfig
-from routing.draft_checks import DraftRejected, check_draft
+from routing.draft_checks import (
+    EXTRA_SIGN_OFF,
+    MISSING_SIGN_OFF,
+    DraftProblem,
+    DraftRejected,
+    check_draft,
+    with_sign_off,
+)
 from routing.language import language_name
 from routing.models import Decision, Draft, IssuePart, LabeledExample, LayerCall
 from routing.redact import redact
@@ -326,7 +333,8 @@ class LLMClassifier:
         """Write a reply for an agent; None on a failure, DraftRejected when it broke the rules.
 
         A draft that fails the checks (routing/draft_checks.py) is asked for once more with
-        what was wrong; a second failure is rejected, in fixed words the agent may read.
+        what was wrong; a second failure is rejected, in fixed words the agent may read. A
+        draft that only lacks the configured sign-off gets it added instead of a second request.
         """
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": _DRAFT_RULES},
@@ -335,11 +343,9 @@ class LLMClassifier:
         first = await self._draft_text(messages, model)
         if first is None:
             return None
-        problems = check_draft(
-            first, ticket=redacted_text, config=self._config, language=decision.language
-        )
+        text, problems = self._checked(first, redacted_text, decision)
         if not problems:
-            return Draft(text=first, source="llm", model=model)
+            return Draft(text=text, source="llm", model=model)
         kinds = "; ".join(problem.kind for problem in problems)
         logger.warning("LLM draft (%s) %s; asking once more", model, kinds)
         retry: list[ChatCompletionMessageParam] = [
@@ -350,14 +356,28 @@ class LLMClassifier:
         second = await self._draft_text(retry, model)
         if second is None:
             return DraftRejected(reason=f"it {problems[0].kind}, and asked again it gave none")
-        again = check_draft(
-            second, ticket=redacted_text, config=self._config, language=decision.language
-        )
+        text, again = self._checked(second, redacted_text, decision)
         if not again:
-            return Draft(text=second, source="llm", model=model)
+            return Draft(text=text, source="llm", model=model)
         kinds = "; ".join(problem.kind for problem in again)
         logger.warning("LLM draft (%s) %s again; using the offline draft", model, kinds)
         return DraftRejected(reason=f"it {kinds}, also when asked again")
+
+    def _checked(
+        self, text: str, redacted_text: str, decision: Decision
+    ) -> tuple[str, list[DraftProblem]]:
+        """The draft (with the sign-off added when that is all it lacks) and its problems."""
+        language = decision.language
+        problems = check_draft(text, ticket=redacted_text, config=self._config, language=language)
+        kinds = {problem.kind for problem in problems}
+        if MISSING_SIGN_OFF not in kinds or not kinds <= {MISSING_SIGN_OFF, EXTRA_SIGN_OFF}:
+            return text, problems
+        mended = with_sign_off(text, self._config, language)
+        if mended is None or check_draft(
+            mended, ticket=redacted_text, config=self._config, language=language
+        ):
+            return text, problems
+        return mended, []
 
     async def _draft_text(
         self, messages: list[ChatCompletionMessageParam], model: str

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from routing.config import TriageConfig, load_config
-from routing.draft_checks import MAX_DRAFT_CHARS, check_draft
+from routing.draft_checks import (
+    EXTRA_SIGN_OFF,
+    MAX_DRAFT_CHARS,
+    MISSING_SIGN_OFF,
+    check_draft,
+    with_sign_off,
+)
 from routing.injection import find_instruction
 
 TICKET = "I was charged twice for order ORD-2847 on March 3rd and nobody answers."
@@ -107,6 +113,37 @@ def test_each_defect_is_named(config: TriageConfig, text: str, kind: str) -> Non
     assert any(found.startswith(kind) for found in kinds), kinds
     if kind == "is too long (":
         assert f"is too long ({len(text)} characters; at most {MAX_DRAFT_CHARS})" in kinds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi there,\n\nOur billing team is reviewing order ORD-2847.",
+        "Hi there,\n\nOur billing team is reviewing order ORD-2847.\n\nBest regards,\nAlex",
+        "Hi there,\n\nOur billing team is reviewing order ORD-2847.\n\nCheers,",
+    ],
+    ids=["none", "own-closing-and-name", "own-closing"],
+)
+def test_a_missing_sign_off_is_mended_to_a_fit_draft(config: TriageConfig, text: str) -> None:
+    """Only the configured sign-off was wanting: it replaces the model's own closing."""
+    missing, extra = MISSING_SIGN_OFF, EXTRA_SIGN_OFF
+    kinds = {p.kind for p in check_draft(text, ticket=TICKET, config=config, language="en")}
+    assert missing in kinds
+    assert kinds <= {missing, extra}
+
+    mended = with_sign_off(text, config, "en")
+
+    assert mended == (
+        "Hi there,\n\nOur billing team is reviewing order ORD-2847.\n\nThe support team"
+    )
+    assert check_draft(mended, ticket=TICKET, config=config, language="en") == []
+
+
+def test_a_sign_off_in_the_wrong_place_is_not_mended(config: TriageConfig) -> None:
+    """A draft that has the sign-off with lines after it is the model's to fix, not ours."""
+    text = "Hi there,\n\nThanks for writing in.\n\nThe support team\nJohn Smith"
+
+    assert with_sign_off(text, config, "en") is None
 
 
 def test_another_languages_short_greeting_passes(config: TriageConfig) -> None:

@@ -629,6 +629,19 @@ async def test_each_draft_defect_is_asked_again_and_the_fixed_draft_used(
     )
 
 
+async def test_a_draft_lacking_only_the_sign_off_gets_it_without_a_second_request(
+    llm: LLMClassifier, openai_server: OpenAIStandIn, config: TriageConfig
+) -> None:
+    """The model stopped before the sign-off: it is added, and the model is asked once only."""
+    body = FIT.removesuffix("\n\nThe support team")
+    openai_server.queue(reply_text(body + "\n\nKind regards,\nSam"))
+
+    draft = await llm.draft(TICKET, decision=_decision(config, "billing"), model=MODEL)
+
+    assert draft == Draft(text=FIT, source="llm", model=MODEL)
+    assert len(openai_server.requests) == 1
+
+
 async def test_draft_requests_carry_the_draft_limit(
     llm: LLMClassifier, openai_server: OpenAIStandIn, config: TriageConfig
 ) -> None:
