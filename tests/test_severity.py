@@ -133,6 +133,20 @@ async def test_a_calmly_worded_outage_is_critical(pipeline: Pipeline) -> None:
     assert triage.escalation.needs_human
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi, just a heads-up, none of our users have been able to log in since about 9am.",
+        "FYI nobody has been able to sign in this morning, the dashboard shows a blank page.",
+    ],
+)
+async def test_a_calm_outage_in_perfect_tense_is_critical(pipeline: Pipeline, text: str) -> None:
+    """'none of our users have been able to log in' is the same outage as 'can log in'."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority == "critical"
+    assert triage.escalation.needs_human
+
+
 async def test_an_angry_how_to_is_low_and_pages_nobody(pipeline: Pipeline) -> None:
     """Tone does not raise priority: an angry how-to question is low, yet read as angry."""
     text = "This is ridiculous. How do I change the date format in reports?? Useless docs."
