@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from vaderSentiment.vaderSentiment import N_SCALAR, SentimentIntensityAnalyzer, negated
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 Vector = npt.NDArray[np.float32]
 Matrix = npt.NDArray[np.float32]
@@ -91,30 +91,6 @@ def lexicon_text(text: str) -> str:
     return text
 
 
-# How many words before a lexicon word a negation reaches, as in VADER's own rules.
-NEGATION_REACH = 3
-
-
-def negation_aware_values(words: list[str], lexicon: dict[str, float]) -> list[float]:
-    """Each lexicon word's value, times VADER's N_SCALAR (-0.74) when it is negated.
-
-    A word is negated when one of the NEGATION_REACH words before it negates ("not good",
-    "don't love", "never happy").
-
-    VADER's compound score applies this rule; the word sums, counts and extremes did not, so
-    "not happy" counted as one positive word.
-    """
-    values = []
-    for position, word in enumerate(words):
-        if word not in lexicon:
-            continue
-        value = lexicon[word]
-        if negated(words[max(0, position - NEGATION_REACH) : position]):
-            value *= N_SCALAR
-        values.append(value)
-    return values
-
-
 def lexicon_features(text: str) -> Floats:
     """VADER's scores of a text and of its sentences, and what its lexicon words add up to.
 
@@ -126,7 +102,9 @@ def lexicon_features(text: str) -> Floats:
     text = lexicon_text(text)
     scores = analyzer.polarity_scores(text)
     lexicon = analyzer.lexicon
-    values = negation_aware_values(_WORD.findall(text.lower().replace("#", " ")), lexicon)
+    values = [
+        lexicon[word] for word in _WORD.findall(text.lower().replace("#", " ")) if word in lexicon
+    ]
     positive = [value for value in values if value > 0]
     negative = [-value for value in values if value < 0]
     sentences = [piece for piece in _SENTENCE_BREAK.split(text) if piece.strip()]

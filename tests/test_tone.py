@@ -83,37 +83,6 @@ def test_a_typographic_apostrophe_still_negates(written: str) -> None:
     assert plain[3] < 0 < lexicon_features("I like the new dashboard")[3]
 
 
-@pytest.mark.parametrize(
-    ("negated", "plain"),
-    [
-        ("I am not happy with the export", "I am happy with the export"),
-        ("we don't love the new dashboard", "we love the new dashboard"),
-        ("the export is not bad at all", "the export is bad"),
-    ],
-)
-def test_a_negated_word_counts_against_its_feeling_in_the_word_sums(
-    negated: str, plain: str
-) -> None:
-    """ "not happy" adds to the negative words' sum and count, not to the positive ones'."""
-    before, after = lexicon_features(plain), lexicon_features(negated)
-    # Features 4-7: positive sum, negative sum, positive count, negative count.
-    if before[4] > 0:
-        assert after[4] == 0 < after[5]
-        assert after[6] == 0 < after[7]
-    else:
-        assert after[5] == 0 < after[4]
-        assert after[7] == 0 < after[6]
-    assert np.sign(after[8] + after[9]) == -np.sign(before[8] + before[9])
-
-
-def test_a_negation_reaches_three_words_back() -> None:
-    """As in VADER's rules, a negation more than three words before a word does not flip it."""
-    near = lexicon_features("it is not really that great")
-    far = lexicon_features("it is not the case that the team is great")
-    assert near[5] > 0 == near[4]
-    assert far[4] > 0 == far[5]
-
-
 def test_slack_entities_are_decoded_for_the_lexicon() -> None:
     """Slack's &amp; &lt; &gt; are read as the characters they stand for."""
     assert lexicon_text("billing &amp; invoices &lt;3") == "billing & invoices <3"
