@@ -69,6 +69,11 @@ _QUOTED = re.compile(
 )
 
 
+def without_quotes(text: str) -> str:
+    """The text with its quoted spans (names, searches, messages on a screen) blanked out."""
+    return _QUOTED.sub(" ", text)
+
+
 class Rules:
     """Hotwords that decide a category and keywords that force a human, compiled once."""
 
@@ -84,7 +89,7 @@ class Rules:
         normalized = normalize(text)
         # Quoted words are names, searches and messages on a screen ("the 'New Refund' trigger
         # fails", "searching 'refund' shows other tenants' tickets"), not what the ticket is about.
-        unquoted = normalize(_QUOTED.sub(" ", text))
+        unquoted = normalize(without_quotes(text))
         category: str | None = None
         hotwords: list[str] = []
         for rule_category, keywords in self._hotwords:
