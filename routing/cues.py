@@ -158,6 +158,12 @@ _NOT_LIVE = re.compile(
     r"|demo)(?: mode| environment| site| server| version| account| pages?| copy)? only\b"
 )
 _WHOLE_SCOPE = re.compile(r"\b(?:every|all)\b")
+# "Production is fine" says what is not affected ("production is" is an outage's words).
+_LIVE_IS_FINE = re.compile(
+    r"\b(?:production|prod|the live site|live|the live pages|live pages)(?: site| pages"
+    r"| environment)? (?:is|are|seems|looks|works|work)(?: still)? (?:fine|ok|okay|working"
+    r"|unaffected|not affected|normal|all good|good)\b"
+)
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
 
 
@@ -196,6 +202,7 @@ def normalize_for_cues(text: str) -> str:
     for pattern, replacement in _NOT_SCOPE:
         normalized = pattern.sub(replacement, normalized)
     normalized = _SENTENCE.sub(lambda match: _told_as_no_incident(match.group()), normalized)
+    normalized = _LIVE_IS_FINE.sub("live_is_fine", normalized)
     if _NOT_LIVE.search(normalized):
         # "Every page shows 404 in preview mode only": a test or preview copy, not production.
         normalized = _WHOLE_SCOPE.sub("some", normalized)
