@@ -23,7 +23,7 @@ from routing.cues import CueMatch, Cues
 from routing.embedding import SEGMENT_TOKENS, Embedder, TokenCounter, estimate_tokens
 from routing.models import Decision, LabeledExample
 from routing.parts import segments
-from routing.rules import without_quotes
+from routing.rules import without_identifiers
 from routing.tone import ToneModel, lexicon_features
 
 Vector = npt.NDArray[np.float32]
@@ -660,9 +660,10 @@ class LocalClassifier:
         categories = self._categories.score(query, similarities)
         scores = self._with_cues(
             categories.scores,
-            # A quoted error message names a topic it is not about ('"refund_policy is not
-            # defined" when I click save'): as for the hotwords (routing.rules).
-            self._category_cues.match(without_quotes(text)),
+            # A name in code is no topic ('"refund_policy is not defined" when I click save'):
+            # as for the hotwords (routing.rules). A quoted message's words still count
+            # ("gives me 'Export failed'").
+            self._category_cues.match(without_identifiers(text)),
             self._config.categories,
         )
         order = np.argsort(-scores, kind="stable")

@@ -53,16 +53,30 @@ def told_words(text: str) -> str:
     if len(lines) < MIN_PASTED_LINES:
         return text
     machine: list[bool] = []
+    fences: list[bool] = []
     fenced = False
     for line in lines:
         fence = line.strip().startswith("```")
         machine.append(fenced or fence or _is_machine(line))
+        fences.append(fence)
         if fence:
             fenced = not fenced
-    pasted = [line for line, is_machine in zip(lines, machine, strict=True) if is_machine]
+    pasted = [
+        line
+        for line, is_machine, fence in zip(lines, machine, fences, strict=True)
+        if is_machine and not fence
+    ]
     pasted_chars = sum(len(line) for line in pasted)
     if len(pasted) < MIN_PASTED_LINES or pasted_chars < _PASTE_SHARE * len(text):
         return text
-    human = [line for line, is_machine in zip(lines, machine, strict=True) if not is_machine]
-    headline = next((line.strip() for line in pasted if line.strip().strip("`")), "")
-    return "\n".join([*(line for line in human if line.strip()), headline]).strip() or text
+    # In the customer's order: their words, the paste's first line where the paste began.
+    told: list[str] = []
+    headline_told = False
+    for line, is_machine, fence in zip(lines, machine, fences, strict=True):
+        if not is_machine:
+            if line.strip():
+                told.append(line)
+        elif not fence and not headline_told and line.strip():
+            told.append(line.strip())
+            headline_told = True
+    return "\n".join(told).strip() or text

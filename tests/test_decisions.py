@@ -329,9 +329,12 @@ async def test_the_same_words_told_as_an_incident_still_page(pipeline: Pipeline,
 
 
 async def test_a_quoted_error_message_does_not_decide_the_category(pipeline: Pipeline) -> None:
-    """'"refund_policy is not defined" when I click save' is a bug, not a billing question."""
+    """'"refund_policy is not defined" when I click save' is a bug: a name in code is no topic."""
     text = 'When I click save I get "refund_policy is not defined" in the console'
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.category == "technical"
     charged = await pipeline.triage(Ticket(text='I was charged twice, it says "refund pending"'))
     assert charged.decision.category == "billing"
+    # Unquoted too: a name in code decides no category by the hotwords.
+    assert pipeline.rules("Save fails: refund_policy is not defined").category is None
+    assert pipeline.rules("Where is my refund?").category == "billing"

@@ -33,13 +33,16 @@ def pipeline(embedder: CachingEmbedder) -> Pipeline:
 def test_the_words_around_a_paste_and_its_first_line_are_what_is_read() -> None:
     """Told words: the human lines and the paste's first line; a message with no paste whole."""
     told = told_words(f"{WORDS}\n{_log(400)}\nThanks!")
-    assert told.splitlines() == [WORDS, "Thanks!", _log(1)]
+    assert told.splitlines() == [WORDS, _log(1), "Thanks!"]
     python = 'Traceback (most recent call last):\n  File "app.py", line 3, in <module>\n' * 3
     assert told_words(f"Import crashes:\n{python}KeyError: 'id'").startswith("Import crashes:")
     ordinary = "\n".join(["Hello,", "the export fails.", "Every time.", "Since Monday.", "Ana"])
     assert told_words(ordinary) == ordinary
     fenced = "Upload broke:\n```\n" + "\n".join(f"line {n} of the response" for n in range(9))
     assert told_words(fenced + "\n```") == "Upload broke:\nline 0 of the response"
+    # Three log lines in a fence are a short paste, read with the rest.
+    short = "Logs:\n```\n" + _log(3) + "\n```\nevery upload fails since 8:00, all regions"
+    assert told_words(short) == short
 
 
 async def test_a_long_paste_with_one_line_of_words_gets_the_words_priority(
