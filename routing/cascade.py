@@ -33,6 +33,7 @@ from routing.models import (
 )
 from routing.noise import Reading, read_message
 from routing.parts import attach_short_marked, clauses, distinct_parts, marked_clauses
+from routing.paste import told_words
 from routing.redact import redact
 from routing.rules import Rules
 
@@ -82,6 +83,9 @@ class _Read:
     """What the local stage reads from a message off the event loop (see _read_text)."""
 
     redacted: str
+    # What the local classifier reads: the redacted text, or the customer's words around a
+    # pasted log (routing.paste).
+    told: str
     language: DetectedLanguage | None
     query: Vector | None  # the message's embedding; None without a local classifier
     pieces: list[tuple[str, bool]]  # its clauses that may be distinct asks
@@ -212,7 +216,16 @@ class Pipeline:
         if self._local is not None:
             assert read.query is not None  # noqa: S101  # embedded with a local classifier
             query = read.query
-            decision = self._local.classify_vector(query, text=redacted)
+            decision = self._local.classify_vector(query, text=read.told)
+            if read.told != redacted:
+                decision = decision.model_copy(
+                    update={
+                        "reasons": (
+                            *decision.reasons,
+                            "a pasted log: read by the words around it and its first line",
+                        )
+                    }
+                )
             layers.append(LayerCall(layer="local", decision=decision))
             if self._llm is not None:
                 nearest = self._local.nearest_examples(query, self.config.llm.few_shot_examples)
@@ -354,10 +367,11 @@ class Pipeline:
     def _read_text(self, text: str) -> _Read:
         """What the local stage reads off the event loop: one thread hop for all of it."""
         redacted = redact(text).text
-        language = self._languages.detect(redacted)
-        query = self._local.embed(redacted) if self._local is not None else None
+        told = told_words(redacted)
+        language = self._languages.detect(told)
+        query = self._local.embed(told) if self._local is not None else None
         return _Read(
-            redacted=redacted, language=language, query=query, pieces=self._pieces(redacted)
+            redacted=redacted, told=told, language=language, query=query, pieces=self._pieces(told)
         )
 
     def _pieces(self, redacted: str) -> list[tuple[str, bool]]:

@@ -414,21 +414,36 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
         ) from None
 
     examples = raw.pop("examples", None)
-    if not isinstance(examples, str) or not examples:
-        raise ConfigError(
-            config_path,
-            "examples",
-            "missing or not a string",
-            'set examples = "path/to/examples.jsonl" (relative to the config file)',
-        )
-    raw["examples_path"] = (config_path.parent / examples).resolve()
+    examples_problem = _examples_problem(examples, raw)
+    # Without a usable examples path the rest is still checked: a wrong type beside it is
+    # the problem to tell, not hidden behind the missing key.
+    usable = isinstance(examples, str) and not examples_problem
+    raw["examples_path"] = (config_path.parent / examples).resolve() if usable else "."
     raw["source"] = config_path
+    problems: list[tuple[str, str, str]] = []
+    config: TriageConfig | None = None
     try:
         config = TriageConfig.model_validate(raw)
     except ValidationError as error:
-        first = _first_error(error)
-        field = _dotted(first["loc"])
-        raise ConfigError(config_path, field, validation_message(first), _fix_for(first)) from error
+        problems = [
+            (_dotted(each["loc"]), _problem_for(each), _fix_for(each))
+            for each in _ordered_errors(error)
+        ]
+    if examples_problem:
+        problem, fix = examples_problem
+        if problem.startswith("missing at the top"):
+            # The same line, also an unknown key of the table it landed in: tell it once.
+            problems = [each for each in problems if not each[0].endswith(".examples")]
+        # After wrong values and misspelt keys (which often explain it), before missing fields.
+        missing_at = next(
+            (at for at, each in enumerate(problems) if each[1] == "Field required"),
+            len(problems),
+        )
+        problems.insert(missing_at, ("examples", problem, fix))
+    if problems:
+        (field, problem, fix), *others = problems
+        raise ConfigError(config_path, field, problem, fix, others=others)
+    assert config is not None  # noqa: S101  # validated above, or a problem was raised
     validate_config(config)
     if not config.examples_path.is_file():
         missing = "a directory" if config.examples_path.is_dir() else "file not found"
@@ -442,10 +457,45 @@ def load_config(path: Path | str | None = None) -> TriageConfig:
     return config
 
 
-def _first_error(error: ValidationError) -> ErrorDetails:
-    """The error to tell first: a misspelt key, which explains a "Field required" beside it."""
+def _ordered_errors(error: ValidationError) -> list[ErrorDetails]:
+    """The errors in the order to tell them: misspelt keys, wrong values, missing fields.
+
+    A misspelt key explains a "Field required" beside it, and a wrong value is more often
+    the cause of a problem than a missing field.
+    """
+
+    def rank(each: ErrorDetails) -> int:
+        return 0 if each["type"] == "extra_forbidden" else 2 if each["type"] == "missing" else 1
+
     errors = error.errors()
-    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    # pydantic checks a list's length after dropping the entries that failed: "teams: at
+    # least 1 item" beside "teams[0].name: ..." only echoes the entry's own problem.
+    echoes = [
+        each
+        for each in errors
+        if each["type"] == "too_short"
+        and any(other["loc"][: len(each["loc"])] == each["loc"] != other["loc"] for other in errors)
+    ]
+    return sorted((each for each in errors if each not in echoes), key=rank)
+
+
+def _examples_problem(examples: object, raw: dict[str, Any]) -> tuple[str, str] | None:
+    """What is wrong with the top-level `examples` key, as (problem, fix), or None."""
+    if isinstance(examples, str) and examples:
+        return None
+    fix = 'set examples = "path/to/examples.jsonl" (relative to the config file)'
+    if examples is not None:
+        return f"expected a file name in quotes, got {_shown_value(examples)}", fix
+    # TOML puts a key written after a [table] header into that table.
+    for key, value in raw.items():
+        tables = value if isinstance(value, list) else [value]
+        if any(isinstance(table, dict) and "examples" in table for table in tables):
+            return (
+                f"missing at the top; it is inside [{key}] (a key after a [table] header"
+                " belongs to that table)",
+                "move the examples line above the first [table] header",
+            )
+    return "missing", fix
 
 
 def _read_text(path: Path, fix_missing: str) -> str:
@@ -475,6 +525,45 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
+# pydantic's error types for a value of the wrong type, and what the field expects.
+_EXPECTED = {
+    "string_type": "a string in quotes",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "tuple_type": "a list in [brackets]",
+    "list_type": "a list in [brackets]",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _shown_value(value: object) -> str:
+    """A config value as the operator wrote it, short, with the kind of value it is."""
+    kinds = {bool: "true/false", int: "a number", float: "a number", str: "a string"}
+    kind = next((name for type_, name in kinds.items() if isinstance(value, type_)), None)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    shown = repr(value) if not isinstance(value, bool) else str(value).lower()
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{shown} ({kind})" if kind else shown
+
+
+def _problem_for(error: ErrorDetails) -> str:
+    """A pydantic problem in the operator's words: a wrong type names what was expected."""
+    expected = _EXPECTED.get(error["type"])
+    if expected is not None:
+        return f"expected {expected}, got {_shown_value(error['input'])}"
+    return validation_message(error)
+
+
 def _fix_for(error: Any) -> str:
     kind = str(error.get("type", ""))
     if kind == "extra_forbidden":
@@ -483,6 +572,8 @@ def _fix_for(error: Any) -> str:
         return "add the field"
     if kind == "string_pattern_mismatch":
         return "use lower-case letters, digits and underscores, starting with a letter"
+    if kind in _EXPECTED:
+        return f"write {_EXPECTED[kind]}"
     return "correct the value"
 
 
@@ -676,11 +767,11 @@ def load_examples(path: Path, config: TriageConfig) -> list[LabeledExample]:
                 path, f"line {number}", f"not valid JSON ({error.msg})", "one JSON object per line"
             ) from error
         except ValidationError as error:
-            first = _first_error(error)
+            first = _ordered_errors(error)[0]
             raise ConfigError(
                 path,
                 f"line {number}.{_dotted(first['loc'])}",
-                validation_message(first),
+                _problem_for(first),
                 _fix_for(first),
             ) from error
         if not example.text.strip():

@@ -31,17 +31,21 @@ class Correction:
         return all(getattr(self, field) is None for field in CORRECTABLE_FIELDS)
 
     def problem(self, config: TriageConfig) -> str | None:
-        """What is wrong with the correction for this taxonomy (an unknown label), or None."""
-        for field, allowed in (
-            ("category", config.category_names),
-            ("priority", config.priority_names),
-            ("team", config.team_names),
-            ("sentiment", config.sentiment_names),
-        ):
-            value = getattr(self, field)
-            if value is not None and value not in allowed:
-                return f"Unknown {field} `{value}`: use one of {', '.join(allowed)}."
-        return None
+        """What is wrong with the correction for this taxonomy (each unknown label), or None.
+
+        Every bad field is named at once, so the agent fixes the command in one go.
+        """
+        problems = [
+            f"Unknown {field} `{value}`: use one of {', '.join(allowed)}."
+            for field, allowed in (
+                ("category", config.category_names),
+                ("priority", config.priority_names),
+                ("team", config.team_names),
+                ("sentiment", config.sentiment_names),
+            )
+            if (value := getattr(self, field)) is not None and value not in allowed
+        ]
+        return "\n".join(problems) or None
 
 
 def corrected_decision(old: Decision, correction: Correction, config: TriageConfig) -> Decision:

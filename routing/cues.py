@@ -122,6 +122,60 @@ _NOT_SCOPE = (
     ),
 )
 
+# What the customer chose, asked about or limited is not an incident: these change the words of
+# scope or impact in the sentence they are in, so no cue reads them as one.
+_SCOPE_WORDS = re.compile(
+    r"\b(?:nobody|no one|noone|none of (?:our|the|us|my)|every ?one|every ?body|every|all of our"
+    r"|all our|all the|all)\b"
+)
+# The customer's own doing given as the cause: "none of our users get the digest because we
+# switched it off", "since I disabled notifications nobody gets them".
+_OWN_CHOICE = re.compile(
+    r"\b(?:because|since|as|after|now that|ever since) (?:we|i|our admin|my admin)"
+    r"(?: have| had| 've| just| recently| deliberately)?"
+    r" (?:(?:switched|turned|shut|set) [^.?!]{0,30}?\boff\b|(?:switched|turned) off|disabled"
+    r"|deactivated|paused|unsubscribed|opted out|uninstalled|revoked|blocked|stopped)"
+)
+# A request for a list or a report: its words are the filter ("a report of all pages that
+# return 404"), unless it names who did something (then it is about an incident).
+_LISTING_REQUEST = re.compile(
+    r"\b(?:is there|are there|do you have|can i get|can we get|could i get|could we get"
+    r"|how do i get|how can i get|how do we get|where can i find|where do i find|how do i export"
+    r"|can i export|can we export|how can i see|where can i see)(?: a| an| any)?"
+    r" (?:report|list|listing|export|overview|view|filter|dashboard|summary|csv|log)s?\b"
+)
+_NAMES_AN_INCIDENT = re.compile(
+    r"\b(?:who|someone|somebody|hacked|leaked|stolen|breach|breached|stranger|attacker|since"
+    r"|today|right now|currently)\b"
+)
+# "What does 'access denied' mean?": a question about words, not a report of them.
+_MEANING_QUESTION = re.compile(r"\bwhat (?:does|do) ([^.?!]{1,60}?) mean\b")
+# A failure only in a preview, staging or test copy ("in preview mode only").
+_NOT_LIVE = re.compile(
+    r"\bonly (?:in|on|for|with|when using) (?:the |our |a )?(?:preview|staging|sandbox|test"
+    r"|draft|dev|development|beta|demo)\b"
+    r"|\b(?:in|on) (?:the |our |a )?(?:preview|staging|sandbox|test|draft|dev|development|beta"
+    r"|demo)(?: mode| environment| site| server| version| account| pages?| copy)? only\b"
+)
+_WHOLE_SCOPE = re.compile(r"\b(?:every|all)\b")
+# "Production is fine" says what is not affected ("production is" is an outage's words).
+_LIVE_IS_FINE = re.compile(
+    r"\b(?:production|prod|the live site|live|the live pages|live pages)(?: site| pages"
+    r"| environment)? (?:is|are|seems|looks|works|work)(?: still)? (?:fine|ok|okay|working"
+    r"|unaffected|not affected|normal|all good|good)\b"
+)
+_SENTENCE = re.compile(r"[^.?!]+[.?!]*")
+
+
+def _told_as_no_incident(sentence: str) -> str:
+    """A sentence with its scope words made plain when it tells a choice or asks for a list."""
+    if _OWN_CHOICE.search(sentence) or (
+        _LISTING_REQUEST.search(sentence) and not _NAMES_AN_INCIDENT.search(sentence)
+    ):
+        sentence = _SCOPE_WORDS.sub("some", sentence)
+    return _MEANING_QUESTION.sub("what_does_it_mean", sentence)
+
+
 # Contractions typed without their apostrophe ("cant log in", "doesnt load", "whats"), as fast
 # typists and phones write them: read as the cues spell them. ("wont" and "cant" are words too,
 # rarely in a support message.)
@@ -147,6 +201,11 @@ def normalize_for_cues(text: str) -> str:
     normalized = _NOT_ALL.sub("some", normalized)
     for pattern, replacement in _NOT_SCOPE:
         normalized = pattern.sub(replacement, normalized)
+    normalized = _SENTENCE.sub(lambda match: _told_as_no_incident(match.group()), normalized)
+    normalized = _LIVE_IS_FINE.sub("live_is_fine", normalized)
+    if _NOT_LIVE.search(normalized):
+        # "Every page shows 404 in preview mode only": a test or preview copy, not production.
+        normalized = _WHOLE_SCOPE.sub("some", normalized)
     return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
 

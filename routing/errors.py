@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pydantic_core import ErrorDetails
 
 
@@ -19,13 +21,36 @@ class UserError(TriageError):
 class ConfigError(UserError):
     """The config file or a file it names is wrong; the message names the file, field and fix."""
 
-    def __init__(self, path: object, field: str, problem: str, fix: str) -> None:
+    def __init__(
+        self,
+        path: object,
+        field: str,
+        problem: str,
+        fix: str,
+        *,
+        others: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
+        """others: more problems of the same file as (field, problem, fix), told after it."""
         self.path = str(path)
         self.field = field
         self.problem = problem
         self.fix = fix
+        self.others = tuple(others)
         where = f"{self.path}: {field}" if field else self.path
-        super().__init__(f"{where}: {problem}. Fix: {fix}")
+        message = f"{where}: {problem}. Fix: {fix}"
+        # One line still (the command line prints errors as one): the others by field and
+        # problem, their fixes told when they come first.
+        shown = [f"{other} ({wrong})" for other, wrong, _ in self.others[:_MORE_PROBLEMS_SHOWN]]
+        if len(self.others) > len(shown):
+            shown.append(f"{len(self.others) - len(shown)} more")
+        if shown:
+            message += ". Also wrong: " + "; ".join(shown)
+        super().__init__(message)
+
+
+# A file with many problems (a wrong type in every entry) lists the first few; the operator
+# sees the rest after fixing those.
+_MORE_PROBLEMS_SHOWN = 5
 
 
 class LayerError(TriageError):

@@ -23,6 +23,7 @@ from routing.cues import CueMatch, Cues
 from routing.embedding import SEGMENT_TOKENS, Embedder, TokenCounter, estimate_tokens
 from routing.models import Decision, LabeledExample
 from routing.parts import segments
+from routing.rules import without_identifiers
 from routing.tone import ToneModel, lexicon_features
 
 Vector = npt.NDArray[np.float32]
@@ -134,8 +135,18 @@ _LOOKUP_QUESTION = re.compile(
     r"|can (?:i|we))(?: quickly| easily)? (?:see|find|view|list|look up|filter|search|set|set up"
     r"|schedule|configure|get notified|be notified|get a list|get a report|check who|check which)"
     r"\b(?! out\b)"
-    r"|\bwhat does\b[^?.!]{0,60}\bmean\b",
+    r"|\bwhat does\b[^?.!]{0,60}\bmean\b"
+    r"|(?:is there|are there|do you have|can (?:i|we) get|could (?:i|we) get)(?: a| an| any)?"
+    r" (?:report|list|listing|export|overview|summary)s?\b",
     re.IGNORECASE,
+)
+# Of those, the ones that ask what words mean or for a list of things: nothing in them is
+# happening to anyone, so their priority is the lowest ("is there a report of all pages that
+# return 404?", "what does the 'access denied' label mean?").
+_ABOUT_WORDS_OR_A_LIST = re.compile(
+    r"\bwhat does\b[^?.!]{0,60}\bmean\b"
+    r"|^(?:is there|are there|do you have|can (?:i|we) get|could (?:i|we) get)(?: a| an| any)?"
+    r" (?:report|list|listing|export|overview|summary)s?\b"
 )
 _LOOKUP_OPENING = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|morning|quick question|question|small question|one question)"
@@ -193,6 +204,12 @@ def lookup_question(text: str) -> bool:
     """True for one sentence that asks where to see, set or read something, told as nothing now."""
     folded = _folded(text)
     return _one_question(folded) and not _HAPPENING.search(folded) and opens_with_lookup(folded)
+
+
+def asks_about_words_or_for_a_list(text: str) -> bool:
+    """True for a lookup question that asks what words mean, or for a report or list."""
+    opening = _LOOKUP_OPENING.sub("", _folded(text), count=1)
+    return lookup_question(text) and _ABOUT_WORDS_OR_A_LIST.search(opening) is not None
 
 
 def shouts(text: str) -> bool:
@@ -643,7 +660,10 @@ class LocalClassifier:
         categories = self._categories.score(query, similarities)
         scores = self._with_cues(
             categories.scores,
-            self._category_cues.match(text),
+            # A name in code is no topic ('"refund_policy is not defined" when I click save'):
+            # as for the hotwords (routing.rules). A quoted message's words still count
+            # ("gives me 'Export failed'").
+            self._category_cues.match(without_identifiers(text)),
             self._config.categories,
         )
         order = np.argsort(-scores, kind="stable")
@@ -801,6 +821,11 @@ class LocalClassifier:
             # What might happen is not what happens: a question's priority is the lowest (a
             # critical cue in it still asks a person to check, routing/escalation.py).
             reasons.append(f"{field.labels[0]}: a question about what would happen")
+            allowed[1:] = False
+        elif asks_about_words_or_for_a_list(text) and allowed[1:].any():
+            # Asking what "access denied" means, or for a list of failed pages, reports no
+            # failure (a critical cue in it still asks a person to check).
+            reasons.append(f"{field.labels[0]}: a question about words or for a list")
             allowed[1:] = False
         # A level that asks for evidence (min_similarity) is given only to a ticket close to one
         # of its examples or phrases, or with one of its cues; a demotion is said, not silent.

@@ -1407,3 +1407,13 @@ def redact(text: str) -> Redaction:
     _claim_cards(text, spans)
     _claim_phones(text, spans)
     return spans.apply(original, view)
+
+
+@lru_cache(maxsize=256)
+def shown_to_agents(text: str) -> str:
+    """Customer text as the bot writes it to Slack (posts, notes, pages): redacted.
+
+    The store keeps what the customer wrote; what the bot posts is a copy. Cached: a post is
+    redrawn from the stored text on every event of its ticket.
+    """
+    return redact(text).text

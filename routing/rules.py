@@ -69,6 +69,23 @@ _QUOTED = re.compile(
 )
 
 
+# A name in code: snake_case or camelCase ("refund_policy is not defined", "invoiceId").
+_IDENTIFIER = re.compile(
+    r"(?<![\w.])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w])"
+    r"|(?<![\w.])[a-z]+(?:[A-Z][a-z0-9]+)+(?![\w])"
+)
+
+
+def without_quotes(text: str) -> str:
+    """The text with its quoted spans (names, searches, messages on a screen) blanked out."""
+    return _QUOTED.sub(" ", text)
+
+
+def without_identifiers(text: str) -> str:
+    """The text with names in code blanked out: a variable named for refunds is no refund."""
+    return _IDENTIFIER.sub(" ", text)
+
+
 class Rules:
     """Hotwords that decide a category and keywords that force a human, compiled once."""
 
@@ -84,7 +101,7 @@ class Rules:
         normalized = normalize(text)
         # Quoted words are names, searches and messages on a screen ("the 'New Refund' trigger
         # fails", "searching 'refund' shows other tenants' tickets"), not what the ticket is about.
-        unquoted = normalize(_QUOTED.sub(" ", text))
+        unquoted = normalize(without_identifiers(without_quotes(text)))
         category: str | None = None
         hotwords: list[str] = []
         for rule_category, keywords in self._hotwords:

@@ -110,6 +110,68 @@ def test_misspelt_key_is_refused(tmp_path: Path) -> None:
         load_config(path)
 
 
+BILLING_TEAM = 'name = "billing"\ndescription = "Payments, invoices, refunds"'
+EXAMPLES_LINE = 'examples = "examples.jsonl"'
+FORCE_HUMAN_LINE = next(
+    line
+    for line in default_config_path().read_text(encoding="utf-8").splitlines()
+    if line.startswith("force_human = [")
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        (
+            BILLING_TEAM,
+            BILLING_TEAM.replace('"billing"', "5"),
+            r"teams\[0\]\.name: expected a string",
+        ),
+        (
+            "human_confidence = 0.5",
+            'human_confidence = "high"',
+            r"human_confidence: expected a num",
+        ),
+        (FORCE_HUMAN_LINE, 'force_human = "urgent"', r"force_human: expected a list"),
+        (EXAMPLES_LINE, "examples = 5", r"examples: expected a file name in quotes, got 5"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_field_the_type_and_the_value(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    """A wrong type says which field, what it expects and what it got, not a generic error."""
+    with pytest.raises(ConfigError, match=said):
+        load_config(_write_variant(tmp_path, old, new))
+
+
+def test_a_wrong_type_is_told_first_even_when_examples_is_missing(tmp_path: Path) -> None:
+    """`[[teams]] name = 5` in a file without examples is named first; the missing key after."""
+    path = tmp_path / "config.toml"
+    path.write_text("[[teams]]\nname = 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    told_first, also = message.split(". Also wrong: ")
+    assert told_first.endswith(
+        "teams[0].name: expected a string in quotes, got 5 (a number)."
+        " Fix: write a string in quotes"
+    )
+    assert also.startswith("examples (missing); categories (Field required)")
+    assert "at least 1 item" not in message
+
+
+def test_examples_written_under_a_table_says_where_it_went(tmp_path: Path) -> None:
+    """TOML puts a key after [table] into that table: the error says so and how to move it."""
+    path = _write_variant(tmp_path, EXAMPLES_LINE, "")
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + EXAMPLES_LINE + "\n", "utf-8")
+    with pytest.raises(
+        ConfigError, match=r"examples: missing at the top; it is inside \["
+    ) as caught:
+        load_config(path)
+    assert "move the examples line above the first [table] header" in str(caught.value)
+
+
 def test_missing_examples_file_is_refused(tmp_path: Path) -> None:
     """A config whose examples file is missing fails at load, naming the examples field."""
     path = _write_variant(tmp_path, 'examples = "examples.jsonl"', 'examples = "gone.jsonl"')

@@ -276,3 +276,65 @@ async def test_a_lookup_question_told_with_a_blocker_is_not_lowered(pipeline: Pi
     text = "Since yesterday I can't log in, where do I see if my account is locked out?"
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed"),
+    [
+        # The customer's own choice given as the cause: a question about it, not an outage.
+        (
+            "Nobody on our team gets the monthly summary because we turned it off.",
+            {"low", "medium"},
+        ),
+        (
+            "Since I disabled notifications, none of our agents receive the alerts.",
+            {"low", "medium"},
+        ),
+        # A request for a list: its words of impact are the filter.
+        ("Can we get a list of all invoices that failed to send?", {"low"}),
+        ("Do you have an export of every account that is locked out?", {"low"}),
+        # What words mean, asked with or without a question mark.
+        ("What does the 'payment blocked' badge mean on the orders page?", {"low"}),
+        ("what does 'sync failed' mean", {"low", "medium"}),
+        # A failure only in a preview or staging copy is not production down.
+        ("All checkout pages return 500 on staging only, production is fine", {"medium", "high"}),
+    ],
+)
+async def test_a_choice_a_list_a_meaning_or_a_preview_copy_is_no_incident(
+    pipeline: Pipeline, text: str, allowed: set[str]
+) -> None:
+    """Questions about words and the customer's own doing are not reports of an incident."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority in allowed
+    assert "impact_cue" not in {reason.code for reason in triage.escalation.reasons}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "None of our users are getting emails since this morning, we changed nothing.",
+        "Is there a list of everyone who logged in from an unknown location? Someone got in.",
+        "Where can I see who deleted all our customer records?",
+        "Every product page shows 404 on the live site, preview mode is fine",
+        "The whole site is down for everyone since we switched on the new theme",
+    ],
+)
+async def test_the_same_words_told_as_an_incident_still_page(pipeline: Pipeline, text: str) -> None:
+    """Not the customer's choice, not only a preview, a list that names an intruder: paged."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.escalation.needs_human
+    assert triage.decision.priority == "critical" or "impact_cue" in {
+        reason.code for reason in triage.escalation.reasons
+    }
+
+
+async def test_a_quoted_error_message_does_not_decide_the_category(pipeline: Pipeline) -> None:
+    """'"refund_policy is not defined" when I click save' is a bug: a name in code is no topic."""
+    text = 'When I click save I get "refund_policy is not defined" in the console'
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == "technical"
+    charged = await pipeline.triage(Ticket(text='I was charged twice, it says "refund pending"'))
+    assert charged.decision.category == "billing"
+    # Unquoted too: a name in code decides no category by the hotwords.
+    assert pipeline.rules("Save fails: refund_policy is not defined").category is None
+    assert pipeline.rules("Where is my refund?").category == "billing"

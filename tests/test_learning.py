@@ -61,7 +61,23 @@ async def bot(
         yield harness
 
 
-# --- what a correction teaches ----------------------------------------------------------------
+# --- what a correction teaches  ----------------------------------------------------------------
+
+
+def test_a_correction_with_several_bad_fields_names_each_with_its_allowed_values(
+    config: TriageConfig,
+) -> None:
+    """Every unknown label is named with the values it may take, not only the first one."""
+    correction = Correction(category="foo", priority="high", team="baz", sentiment="qux")
+    problem = correction.problem(config)
+    assert problem is not None
+    lines = problem.splitlines()
+    assert lines == [
+        f"Unknown category `foo`: use one of {', '.join(config.category_names)}.",
+        f"Unknown team `baz`: use one of {', '.join(config.team_names)}.",
+        f"Unknown sentiment `qux`: use one of {', '.join(config.sentiment_names)}.",
+    ]
+    assert Correction(category="billing", priority="high").problem(config) is None
 
 
 def test_a_category_only_correction_teaches_no_priority_sentiment_or_team() -> None:

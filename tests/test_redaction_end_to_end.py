@@ -134,3 +134,32 @@ async def test_every_kind_of_secret_reaches_the_model_and_the_store_redacted(
         assert reference in sent
     assert ticket is not None
     assert ticket.text == edited  # the ticket itself keeps what the customer wrote
+
+
+async def test_what_the_bot_writes_to_slack_shows_a_customers_card_redacted(
+    tmp_path: Path, embedder: CachingEmbedder
+) -> None:
+    """Team posts, thread notes and DM pages show [CARD]; the stored ticket keeps the number."""
+    text = (
+        "Outage: the whole site is down for all users since 9am, and you charged us twice"
+        " on card 4111 1111 1111 1111"
+    )
+    async with running_bot(tmp_path, embedder, config=load_config()) as bot:
+        ts = await bot.customer_says(text)
+        await bot.desk.drain()
+        await bot.customer_says("the card 5555 5555 5555 4444 was declined too", thread_ts=ts)
+        await bot.desk.drain()
+        ticket = await bot.store.ticket(await bot.ticket_for(ts))
+        calls = [call for call in bot.slack.calls if call.method.startswith("chat.")]
+        written = json.dumps(
+            [call.args for call in calls],
+            ensure_ascii=False,
+        )
+    assert ticket is not None
+    assert ticket.text == text  # the ticket itself keeps what the customer wrote
+    dms = [call for call in calls if str(call.args.get("channel", "")).startswith("D")]
+    assert dms  # a critical ticket: its on-call got a DM too
+    assert "twice on card [CARD]" in written
+    assert "the card [CARD] was declined" in written
+    assert "4111" not in written
+    assert "5555" not in written

@@ -19,6 +19,7 @@ from routing.escalation import escalate
 from routing.models import Escalation, Triage
 from routing.ports import TicketStore
 from routing.records import PendingFollowUp, StoredTicket
+from routing.redact import shown_to_agents
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,10 @@ class FollowUps:
             return
         await self._show_in_threads(
             ticket_id,
-            Note(f"<@{message.user}> replied in the customer's thread:", quote=message.text),
+            Note(
+                f"<@{message.user}> replied in the customer's thread:",
+                quote=shown_to_agents(message.text),
+            ),
         )
 
     async def _reply_stored(self, ticket_id: int, text: str) -> None:
@@ -275,7 +279,10 @@ class FollowUps:
                 # The reply went out for the old text: tell the agents, change nothing else.
                 await self._show_in_threads(
                     ticket.id,
-                    Note("The customer edited their message after the reply was sent:", quote=text),
+                    Note(
+                        "The customer edited their message after the reply was sent:",
+                        quote=shown_to_agents(text),
+                    ),
                 )
                 return
             if ticket.status == "new" or ticket.decision is None:
@@ -332,7 +339,8 @@ class FollowUps:
     async def _reply_edit_stored(self, ticket_id: int, text: str) -> None:
         async with self._locks.lock(ticket_id):
             await self._show_in_threads(
-                ticket_id, Note("The customer edited their reply in the thread:", quote=text)
+                ticket_id,
+                Note("The customer edited their reply in the thread:", quote=shown_to_agents(text)),
             )
         await self._recheck(ticket_id)
 
@@ -439,7 +447,7 @@ def _teams(triage: Triage) -> tuple[str, ...]:
 
 def reply_note(text: str) -> Note:
     """The note under a team post that shows the customer's thread reply."""
-    return Note("The customer replied in their thread:", quote=text)
+    return Note("The customer replied in their thread:", quote=shown_to_agents(text))
 
 
 def _merge_reasons(old: Escalation, new: Escalation) -> tuple[object, ...]:

@@ -13,6 +13,7 @@ from routing.desk.limits import BURST_WINDOW_SECONDS
 from routing.desk.types import DirectPage, Note, PageNotSentError, PostRef
 from routing.ports import TicketStore
 from routing.records import StoredBurst, StoredPage, StoredTicket
+from routing.redact import shown_to_agents
 
 logger = logging.getLogger(__name__)
 
@@ -423,7 +424,7 @@ class Pager:
             priority=ticket.decision.priority,
             emoji=self._config.priority(ticket.decision.priority).emoji,
             customer=ticket.author,
-            text=ticket.text,
+            text=shown_to_agents(ticket.text),
             reasons=page.reasons,
             link=await self._outbox.permalink(post.channel, post.ts),
         )

@@ -69,6 +69,7 @@ class TicketCard(BaseModel):
     team: str
     channel: str
     emoji: str
+    # The customer's message redacted (routing.redact.shown_to_agents); the store keeps it whole.
     text: str
     author: str | None
     permalink: str | None
@@ -100,6 +101,7 @@ class Note:
     """The bot's words (mrkdwn, never customer text), maybe quoting the customer (escaped)."""
 
     text: str
+    # Customer text, redacted by the caller (routing.redact.shown_to_agents).
     quote: str | None = None
     mentions: tuple[str, ...] = ()
     # Phrases from the pipeline (escalation reasons) shown after the text, escaped: a reason
