@@ -7,7 +7,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, TypeVar
 
 from routing.config import TriageConfig
@@ -53,6 +53,10 @@ _L = TypeVar("_L")
 # What `_within` answers when the deadline passed first.
 _LATE: Final = object()
 
+# The most texts the local stage reads in one thread hop (one forward pass): a pass over 8-16
+# short texts costs each about half of a pass of its own (the weights are walked once).
+READ_BATCH: Final = 16
+
 # What an LLM failure may say in an escalation reason: a few plain words, a status, a field name.
 _FAILURE_KIND = re.compile(r"[A-Za-z0-9 _().,:/-]{1,80}")
 
@@ -80,7 +84,7 @@ class LLMLayer(Protocol):
 
 @dataclass(frozen=True)
 class _Read:
-    """What the local stage reads from a message off the event loop (see _read_text)."""
+    """What the local stage reads from a message off the event loop (see _read_texts)."""
 
     redacted: str
     # What the local classifier reads: the redacted text, or the customer's words around a
@@ -89,6 +93,15 @@ class _Read:
     language: DetectedLanguage | None
     query: Vector | None  # the message's embedding; None without a local classifier
     pieces: list[tuple[str, bool]]  # its clauses that may be distinct asks
+
+
+@dataclass
+class _Reads:
+    """Texts waiting for the local stage's thread on one event loop, and the task reading them."""
+
+    loop: asyncio.AbstractEventLoop
+    waiting: list[tuple[str, asyncio.Future[_Read]]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,7 @@ class Pipeline:
             candidates=config.languages.candidates,
             min_probability=config.languages.min_probability,
         )
+        self._reads: _Reads | None = None
 
     @property
     def offline_only(self) -> bool:
@@ -207,7 +221,7 @@ class Pipeline:
         # Off the event loop, in one hop: redaction (a 40 KB message takes it a tenth of a
         # second), the language, the model's forward pass (the slow part) and the message's
         # pieces; so Slack's acks and the other workers never wait for them.
-        read = await asyncio.to_thread(self._read_text, ticket.text)
+        read = await self._read(ticket.text)
         redacted, language = read.redacted, read.language
         readable = language is None or language.code in self.config.languages.offline
 
@@ -364,15 +378,76 @@ class Pipeline:
             return Reading(vague=reading.vague)
         return reading
 
-    def _read_text(self, text: str) -> _Read:
-        """What the local stage reads off the event loop: one thread hop for all of it."""
-        redacted = redact(text).text
-        told = told_words(redacted)
-        language = self._languages.detect(told)
-        query = self._local.embed(told) if self._local is not None else None
-        return _Read(
-            redacted=redacted, told=told, language=language, query=query, pieces=self._pieces(told)
+    async def _read(self, text: str) -> _Read:
+        """What the local stage reads of a text, off the event loop.
+
+        Texts asked for while a read is under way (a burst's tickets, decided by several
+        workers) wait and are read together, in one thread hop and one forward pass.
+        """
+        loop = asyncio.get_running_loop()
+        reads = self._reads
+        if reads is None or reads.loop is not loop:
+            reads = self._reads = _Reads(loop)  # a new loop: an old one's waiters are gone
+        future: asyncio.Future[_Read] = loop.create_future()
+        reads.waiting.append((text, future))
+        if reads.reader is None or reads.reader.done():
+            reads.reader = loop.create_task(self._read_waiting(reads))
+        return await future
+
+    async def _read_waiting(self, reads: _Reads) -> None:
+        """Read the waiting texts a batch at a time until none wait."""
+        batch: list[tuple[str, asyncio.Future[_Read]]] = []
+        try:
+            while reads.waiting:
+                batch = [(t, f) for t, f in reads.waiting[:READ_BATCH] if not f.cancelled()]
+                del reads.waiting[:READ_BATCH]
+                if not batch:
+                    continue
+                try:
+                    results = await asyncio.to_thread(self._read_texts, [t for t, _ in batch])
+                except Exception:
+                    # A text that cannot be read fails its own ticket only: each read alone.
+                    for text, future in batch:
+                        try:
+                            (result,) = await asyncio.to_thread(self._read_texts, [text])
+                        except Exception as error:
+                            if not future.done():
+                                future.set_exception(error)
+                        else:
+                            if not future.done():
+                                future.set_result(result)
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+                batch = []
+        finally:
+            # Stopped (the loop is closing): nobody waits on in silence.
+            for _, future in [*batch, *reads.waiting]:
+                future.cancel()
+            reads.waiting.clear()
+
+    def _read_texts(self, texts: Sequence[str]) -> list[_Read]:
+        """What the local stage reads of each text: redaction, language, embedding, pieces.
+
+        Run off the event loop; the texts' embeddings are one forward pass.
+        """
+        redacted = [redact(text).text for text in texts]
+        told = [told_words(text) for text in redacted]
+        languages = [self._languages.detect(text) for text in told]
+        queries: Sequence[Vector | None] = (
+            list(self._local.embed_many(told)) if self._local is not None else [None] * len(told)
         )
+        return [
+            _Read(
+                redacted=text,
+                told=words,
+                language=language,
+                query=query,
+                pieces=self._pieces(words),
+            )
+            for text, words, language, query in zip(redacted, told, languages, queries, strict=True)
+        ]
 
     def _pieces(self, redacted: str) -> list[tuple[str, bool]]:
         """A message's clauses that may be distinct asks (fewer than two: none to classify)."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from py3langid.langid import LanguageIdentifier
 
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
+from routing.embedding import MiniLMEmbedder
 from routing.embedding_cache import CachingEmbedder
 from routing.language import LanguageDetector
 from routing.models import LabeledExample, Ticket
@@ -228,3 +233,61 @@ def test_a_language_detector_loaded_up_front_reads_no_model_on_its_first_text(
     assert found is not None
     assert found.code == "de"
     assert len(reads) == 1
+
+
+class _CountedEmbedder:
+    """The model, recording the texts of each forward pass; a text with POISON fails its pass."""
+
+    def __init__(self, inner: MiniLMEmbedder) -> None:
+        self._inner = inner
+        self.passes: list[list[str]] = []
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.passes.append(list(texts))
+        if any("POISON" in text for text in texts):
+            raise ValueError("unreadable")
+        return self._inner.encode(texts)
+
+
+BURST = (
+    "I was charged twice for my subscription this month",
+    "The export button does nothing since this morning",
+    "How do I add a second admin to our account?",
+)
+
+
+async def test_tickets_decided_at_once_are_read_in_one_forward_pass_as_decided_alone(
+    minilm: MiniLMEmbedder,
+) -> None:
+    """A burst's tickets decided together share one pass; each is decided as it is alone."""
+    counted = _CountedEmbedder(minilm)
+    pipeline = build_pipeline(load_config(), embedder=counted, languages=LANGUAGES)
+    alone = [await pipeline.triage_locally(Ticket(text=text)) for text in BURST]
+    counted.passes.clear()
+    together = await asyncio.gather(*(pipeline.triage_locally(Ticket(text=text)) for text in BURST))
+    assert counted.passes == [list(BURST)]
+    for one, other in zip(alone, together, strict=True):
+        assert one.triage.summary() == other.triage.summary()
+
+
+async def test_a_text_that_cannot_be_read_fails_only_its_own_ticket(
+    minilm: MiniLMEmbedder,
+) -> None:
+    """The batch's pass fails on one text: the others are read alone and decided."""
+    counted = _CountedEmbedder(minilm)
+    pipeline = build_pipeline(load_config(), embedder=counted, languages=LANGUAGES)
+    texts = (BURST[0], "POISON in this one", BURST[1])
+    results = await asyncio.gather(
+        *(pipeline.triage_locally(Ticket(text=text)) for text in texts), return_exceptions=True
+    )
+    assert isinstance(results[1], ValueError)
+    for text, result in zip((BURST[0], BURST[1]), (results[0], results[2]), strict=True):
+        assert not isinstance(result, BaseException)
+        assert result.triage.ticket.text == text
