@@ -152,10 +152,13 @@ class ThresholdsConfig(_Strict):
     # 0.2, not 0.25: 0.25 marked 15% of English support tickets off-topic (0.2: 4%) and sent only
     # 0.6% more of CLINC150's out-of-scope rows to a human; low confidence catches most of them.
     off_topic_similarity: float = Field(default=0.2, ge=-1.0, le=1.0)
-    # Category confidence = sigmoid(a * margin + b * fit + c), fitted for this config's examples
-    # by `bench/calibrate.py --fields`; unset, the built-in fit of routing/local.py (banking77
-    # and CLINC150 with 10 examples per label).
-    category_calibration: tuple[float, float, float] | None = None
+    # Category confidence = sigmoid(a * margin + b * fit + c), or with four numbers
+    # sigmoid(a * margin + b * fit + n * nearness + c) (routing/local.py), fitted for this
+    # config's examples by `bench/calibrate.py --category`; unset, the built-in fit of
+    # routing/local.py (banking77 and CLINC150 with 10 examples per label).
+    category_calibration: tuple[float, float, float] | tuple[float, float, float, float] | None = (
+        None
+    )
     # Added to a label's score when one of its cues is in the ticket (see routing/cues.py).
     cue_weight: float = Field(default=0.3, ge=0.0, le=5.0)
 

@@ -105,7 +105,7 @@ def test_malformed_toml_is_refused(tmp_path: Path) -> None:
 
 def test_misspelt_key_is_refused(tmp_path: Path) -> None:
     """An unknown key is named so a typo does not silently fall back to a default."""
-    path = _write_variant(tmp_path, "human_confidence = 0.5", "human_confidance = 0.5")
+    path = _write_variant(tmp_path, "human_confidence = 0.6", "human_confidance = 0.6")
     with pytest.raises(ConfigError, match=r"thresholds\.human_confidance.*remove the key"):
         load_config(path)
 

@@ -94,8 +94,15 @@ def test_empty_message_needs_a_human(config: TriageConfig) -> None:
     assert "empty_message" in _codes(config, "   ", _decision())
 
 
+def _with_floor(config: TriageConfig, floor: float) -> TriageConfig:
+    """The config with human_confidence pinned, so a test does not follow the shipped floor."""
+    thresholds = config.thresholds.model_copy(update={"human_confidence": floor})
+    return config.model_copy(update={"thresholds": thresholds})
+
+
 def test_reasons_are_readable(config: TriageConfig) -> None:
     """Every reason carries a sentence for the on-call person."""
+    config = _with_floor(config, 0.5)
     decision = _decision(priority="critical", confidence=0.3)
     rules = Rules(config.rules).match("URGENT outage")
     result = escalate(Ticket(text="URGENT outage"), decision, rules, config)
@@ -112,6 +119,7 @@ def test_a_confidence_just_under_its_floor_does_not_read_as_equal_to_it(
     config: TriageConfig,
 ) -> None:
     """0.497 under a 0.50 floor reads 'confidence 0.497 is below 0.50', never '0.50 is below'."""
+    config = _with_floor(config, 0.5)
     decision = _decision(priority="critical", confidence=0.497, confidences={"priority": 0.4996})
     result = escalate(Ticket(text="it broke"), decision, Rules(config.rules).match(""), config)
     details = [reason.detail for reason in result.reasons]
