@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -337,7 +337,7 @@ class SlackConfig(_Strict):
 CUE_WORD_CLASS = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
-def expand_cue_words(cue: str, classes: dict[str, tuple[str, ...]]) -> str:
+def expand_cue_words(cue: str, classes: Mapping[str, Sequence[str]]) -> str:
     """A cue with each `{name}` written out as `[phrase|phrase|...]` from [cue_words].
 
     So one general rule ("{scope} * {flows} + {failure}") says what a list of enumerated

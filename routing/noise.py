@@ -65,7 +65,8 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "user error", "it was us", "it was me", "sorry for the noise", "sorry for the confusion",
         "fix worked", "the fix worked", "that fixed it", "fixed the problem", "fixed the issue",
         # Spanish, French, German, Portuguese, Italian, Dutch
-        "ya funciona", "funciona de nuevo", "funciona otra vez", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
+        "ya funciona", "funciona de nuevo", "funciona otra vez", "ya esta", "todo bien",
+        "resuelto", "solucionado", "olvidalo",
         "ca marche", "ca fonctionne", "tout fonctionne", "fonctionne a nouveau",
         "marche a nouveau", "c'est bon", "c'est regle", "tout est regle", "resolu",
         "tout va bien",
@@ -73,7 +74,8 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "funktioniert wieder", "funktioniert jetzt", "passt", "lauft alles wieder",
         "lauft wieder", "alles lauft wieder", "geht wieder", "klappt wieder", "tudo certo",
         "resolvido",
-        "funcionou", "ja funciona", "funciona de novo", "voltou a funcionar", "esquece", "risolto", "funziona di nuovo", "funziona", "tutto ok", "tutto a posto",
+        "funcionou", "ja funciona", "funciona de novo", "voltou a funcionar", "esquece",
+        "risolto", "funziona di nuovo", "funziona", "tutto ok", "tutto a posto",
         "opgelost", "werkt weer", "werkt nu",
         # Japanese, Chinese, Russian, Turkish
         "解決しました", "解決", "直りました", "大丈夫です", "解决了", "已解决", "好了", "没事了",
@@ -96,7 +98,8 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         # Going to try what support suggested: nothing to do until they say how it went.
         "will try that", "i'll try that", "will try it", "i'll try it", "will try", "i'll try",
         "let me try that", "let me try", "will give it a try", "i'll give it a try",
-        "will give that a try", "i'll give that a try", "trying now", "trying it now", "ok thanks", "okay",
+        "will give that a try", "i'll give that a try", "trying now", "trying it now",
+        "ok thanks", "okay",
         "okey", "ok", "k", "kk", "alright", "all right", "right", "sure", "yes", "yep", "yup",
         "fine", "great", "perfect", "awesome", "cool", "nice", "excellent", "wonderful",
         "amazing", "brilliant", "super", "no worries", "no problem", "np",
