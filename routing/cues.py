@@ -86,7 +86,8 @@ _NOT_SCOPE = (
         ),
         lambda match: "nobody_" + match.group(1).replace(" ", "_"),
     ),
-    (re.compile(r"\bevery (?:single )?time\b"), "everytime"),
+    # Also typed for emphasis: "every. single. time."
+    (re.compile(r"\bevery\W{1,3}(?:single\W{1,3})?time\b"), "everytime"),
     # Records the customer removed on purpose ("we deleted all the test users on purpose") are
     # a clean-up told, not a loss.
     (

@@ -103,6 +103,8 @@ def test_general_rules_of_severity_find_an_incident(text: str) -> None:
         "The export failed once; every other export this week went through.",
         "How do I make a private board visible to a client?",
         "Dana left the company last month, please remove her seat.",
+        # How often, typed for emphasis, is no scope.
+        "The editor drops my bullet points when I paste, they are gone. Every. Single. Time.",
     ],
 )
 def test_general_rules_of_severity_leave_ordinary_tickets_alone(text: str) -> None:
