@@ -88,6 +88,7 @@ def test_the_sentence_gap_spans_a_clause_but_not_a_sentence() -> None:
         "There are no records at all for last week in the timesheet view. They were there on "
         "Friday.",
         "Niemand im Lager kann sich anmelden, seit heute früh.",
+        "The resident portal says 'unavailable' to all our tenants since noon.",
     ],
 )
 def test_general_rules_of_severity_find_an_incident(text: str) -> None:
