@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from routing.errors import ConfigError, validation_message
@@ -333,9 +333,31 @@ class SlackConfig(_Strict):
         return _check_people(ids)
 
 
+# `{name}` in a cue: one of the phrases listed under that name in [cue_words].
+CUE_WORD_CLASS = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def expand_cue_words(cue: str, classes: Mapping[str, Sequence[str]]) -> str:
+    """A cue with each `{name}` written out as `[phrase|phrase|...]` from [cue_words].
+
+    So one general rule ("{scope} * {flows} + {failure}") says what a list of enumerated
+    phrasings said before, and every rule that names a class gains its new words at once.
+    """
+
+    def written_out(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in classes:
+            raise ValueError(f"cue {cue!r} names {{{name}}}, which [cue_words] does not list")
+        return "[" + "|".join(classes[name]) + "]"
+
+    return CUE_WORD_CLASS.sub(written_out, cue)
+
+
 class TriageConfig(_Strict):
     """The whole configuration: taxonomy, rules, thresholds, LLM, drafting and Slack."""
 
+    # Named lists of phrases that cues use as `{name}` (scope words, kinds of records, ...).
+    cue_words: dict[str, tuple[str, ...]] = {}
     source: Path
     examples_path: Path
     categories: tuple[CategoryConfig, ...] = Field(min_length=1)
@@ -354,6 +376,35 @@ class TriageConfig(_Strict):
     languages: LanguagesConfig = LanguagesConfig()
     # None when the file has no [slack] section: fine offline and in the sandbox, not in Slack.
     slack: SlackConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_out_cue_words(cls, raw: Any) -> Any:
+        # Expanded before the labels are checked, so a `{name}` cue is checked as written out.
+        if not isinstance(raw, dict) or not isinstance(raw.get("cue_words"), dict):
+            return raw
+        classes = {
+            str(name): tuple(str(phrase) for phrase in phrases)
+            for name, phrases in raw["cue_words"].items()
+            if isinstance(phrases, list | tuple)
+        }
+        for name, phrases in classes.items():
+            if not phrases or any(
+                not phrase.strip() or set(phrase) & set("[]|+{}") for phrase in phrases
+            ):
+                raise ValueError(f"cue_words.{name} must list plain phrases (no [ ] | + {{ }})")
+        expanded = dict(raw)
+        for field in ("categories", "priorities", "sentiments"):
+            labels = raw.get(field)
+            if not isinstance(labels, list):
+                continue
+            expanded[field] = [
+                {**label, "cues": [expand_cue_words(str(cue), classes) for cue in label["cues"]]}
+                if isinstance(label, dict) and isinstance(label.get("cues"), list)
+                else label
+                for label in labels
+            ]
+        return expanded
 
     @property
     def category_names(self) -> tuple[str, ...]:

@@ -3,10 +3,11 @@
 Each label of a field may list `cues` in the config ("[nobody|no one] + [can't|cannot]",
 "leaked", "😡"). They are matched the rules' way (case, accents, dashes and spacing ignored, on
 word boundaries, a plain plural counts); `*` stands for up to three words, `[a|b]` for either
-phrase, `#` for a number of ten or more, and ` + ` joins parts that must all occur. Japanese,
-Chinese and Korean put no spaces between words ("ログインできません"): a cue's end that is a kana,
-hanzi/kanji or hangul character needs no boundary there, and such a character next to a Latin
-word is a boundary for it ("APIエラー" has the word "api"). A label
+phrase, `#` for a number of ten or more, and ` + ` joins parts that must all occur; `**` stands
+for up to eight words of the same sentence, and `{name}` for any phrase of [cue_words] `name`.
+Japanese, Chinese and Korean put no spaces between words ("ログインできません"): a cue's end
+that is a kana, hanzi/kanji or hangul character needs no boundary there, and such a character
+next to a Latin word is a boundary for it ("APIエラー" has the word "api"). A label
 whose cue is found gets a fixed bonus added to its embedding score (`thresholds.cue_weight`):
 the cues tip a close decision towards what the ticket literally says about impact and scope,
 while the examples still decide when the cues disagree ("how do I avoid data loss" has a
@@ -51,6 +52,9 @@ _KANA_NOT_AFTER = {"ロック": "フク"}
 NUMBER = r"(?<![\w.,])(?:\d{1,3}(?:[,.]\d{3})+|\d{2,})(?![\w]|[.,]\d)"
 # How many words a `*` in a cue stands for, at most; and how many characters next to a CJK word.
 GAP_WORDS = 3
+# How many words a `**` stands for, at most, all in one sentence: the subject of a clause and
+# what it does ("every call to POST /v2/records is failing"), not two clauses joined.
+LONG_GAP_WORDS = 8
 GAP_CHARACTERS = 8
 # Apostrophes typed on phones and Macs, folded to the ASCII one (U+2019 and the like).
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
@@ -82,7 +86,8 @@ _NOT_SCOPE = (
         ),
         lambda match: "nobody_" + match.group(1).replace(" ", "_"),
     ),
-    (re.compile(r"\bevery (?:single )?time\b"), "everytime"),
+    # Also typed for emphasis: "every. single. time."
+    (re.compile(r"\bevery\W{1,3}(?:single\W{1,3})?time\b"), "everytime"),
     # Records the customer removed on purpose ("we deleted all the test users on purpose") are
     # a clean-up told, not a loss.
     (
@@ -108,6 +113,8 @@ _NOT_SCOPE = (
         re.compile(
             r"\b(?:lost|losing|lose|wasted|wasting) (?:so many |many |several |a few |two |three "
             r"|a lot of |lots of |countless |whole |an |a |half an? |half a )?"
+            # "lost about 20 minutes", "wasted over 10 hours": time again, counted.
+            r"(?:(?:about|around|over|nearly|almost|like|more than|roughly) )?(?:\d+ )?"
             r"(?:hours?|days?|minutes?|time|afternoon|morning|evening|week|weekend)\b"
         ),
         "lost_time",
@@ -209,7 +216,8 @@ def normalize_for_cues(text: str) -> str:
     return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
 
 
-_TOKEN = re.compile(r"\[[^\]]*\]|\*|[^\s\[\]]+")
+_TOKEN = re.compile(r"\[[^\]]*\]|\*\*?|[^\s\[\]]+")
+_GAPS = ("*", "**")
 
 
 # Compiled once per cue text: escalation builds a field's Cues for every ticket, and compiling
@@ -238,7 +246,7 @@ def cue_literals(cue: str) -> tuple[tuple[str, ...], ...]:
     """
     literals: list[tuple[str, ...]] = []
     for part in normalize_for_cues(cue).split(" + "):
-        tokens = [piece for piece in _TOKEN.findall(part) if piece != "*"]
+        tokens = [piece for piece in _TOKEN.findall(part) if piece not in _GAPS]
         if not tokens:
             continue
         first = tokens[0]
@@ -259,12 +267,12 @@ def cue_literals(cue: str) -> tuple[tuple[str, ...], ...]:
 
 def _part_pattern(part: str) -> str:
     tokens: list[str] = _TOKEN.findall(part)
-    words = [position for position, piece in enumerate(tokens) if piece != "*"]
+    words = [position for position, piece in enumerate(tokens) if piece not in _GAPS]
     body = ""
-    gap = False
+    gap = ""
     for position, word in enumerate(tokens):
-        if word == "*":
-            gap = True
+        if word in _GAPS:
+            gap = word
             continue
         choices = _choices(word)
         first, last = position == words[0], position == words[-1]
@@ -282,15 +290,21 @@ def _part_pattern(part: str) -> str:
                 # No spaces to count words by: a gap is a few characters.
                 body += rf"\s*(?:[^\n]{{0,{GAP_CHARACTERS}}}?)" if gap else r"\s*"
             else:
-                body += r"\s+" + (rf"(?:\S+\s+){{0,{GAP_WORDS}}}" if gap else "")
+                body += r"\s+" + (
+                    rf"(?:[^\s.?!]+\s+){{0,{LONG_GAP_WORDS}}}"
+                    if gap == "**"
+                    else rf"(?:\S+\s+){{0,{GAP_WORDS}}}"
+                    if gap
+                    else ""
+                )
         body += piece
-        gap = False
+        gap = ""
     return body
 
 
 def _touches_cjk(tokens: list[str], position: int) -> bool:
     """True when the word at position, or the word before it, meets it with a CJK character."""
-    previous = next(piece for piece in reversed(tokens[:position]) if piece != "*")
+    previous = next(piece for piece in reversed(tokens[:position]) if piece not in _GAPS)
     ends = [choice.split()[-1][-1] for choice in _choices(previous) if choice.split()]
     starts = [choice.split()[0][0] for choice in _choices(tokens[position]) if choice.split()]
     return any(_is_cjk(character) for character in (*ends, *starts))

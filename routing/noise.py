@@ -65,14 +65,17 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "user error", "it was us", "it was me", "sorry for the noise", "sorry for the confusion",
         "fix worked", "the fix worked", "that fixed it", "fixed the problem", "fixed the issue",
         # Spanish, French, German, Portuguese, Italian, Dutch
-        "ya funciona", "ya esta", "todo bien", "resuelto", "solucionado", "olvidalo",
-        "ca marche", "ca fonctionne", "c'est bon", "c'est regle", "tout est regle", "resolu",
+        "ya funciona", "funciona de nuevo", "funciona otra vez", "ya esta", "todo bien",
+        "resuelto", "solucionado", "olvidalo",
+        "ca marche", "ca fonctionne", "tout fonctionne", "fonctionne a nouveau",
+        "marche a nouveau", "c'est bon", "c'est regle", "tout est regle", "resolu",
         "tout va bien",
         "laisse tomber", "alles gut", "hat sich erledigt", "erledigt", "geloest", "gelost",
         "funktioniert wieder", "funktioniert jetzt", "passt", "lauft alles wieder",
         "lauft wieder", "alles lauft wieder", "geht wieder", "klappt wieder", "tudo certo",
         "resolvido",
-        "funcionou", "ja funciona", "esquece", "risolto", "funziona", "tutto ok", "tutto a posto",
+        "funcionou", "ja funciona", "funciona de novo", "voltou a funcionar", "esquece",
+        "risolto", "funziona di nuovo", "funziona", "tutto ok", "tutto a posto",
         "opgelost", "werkt weer", "werkt nu",
         # Japanese, Chinese, Russian, Turkish
         "解決しました", "解決", "直りました", "大丈夫です", "解决了", "已解决", "好了", "没事了",
@@ -91,7 +94,12 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "감사합니다", "고맙습니다", "شكرا", "תודה", "धन्यवाद", "terima kasih", "cam on",
     ),
     "acknowledgement": (
-        "sounds good", "got it", "understood", "noted", "will do", "ok thanks", "okay",
+        "sounds good", "got it", "understood", "noted", "will do",
+        # Going to try what support suggested: nothing to do until they say how it went.
+        "will try that", "i'll try that", "will try it", "i'll try it", "will try", "i'll try",
+        "let me try that", "let me try", "will give it a try", "i'll give it a try",
+        "will give that a try", "i'll give that a try", "trying now", "trying it now",
+        "ok thanks", "okay",
         "okey", "ok", "k", "kk", "alright", "all right", "right", "sure", "yes", "yep", "yup",
         "fine", "great", "perfect", "awesome", "cool", "nice", "excellent", "wonderful",
         "amazing", "brilliant", "super", "no worries", "no problem", "np",
@@ -460,9 +468,11 @@ def _without_emoji(folded: str) -> tuple[str, bool | None]:
     folded = _EMOJI_PARTS.sub("", _SLACK_EMOJI.sub(" ", folded))
     for character in folded:
         if _is_emoji(character):
-            if character not in _KIND_EMOJI:
+            # Only an emoji that says something is wrong changes what the words say: a wry
+            # or neutral one ("sorry wrong channel 🙃", "ok 👀") is no problem told.
+            if character in _UNKIND_EMOJI:
                 return folded, None
-            kind = True
+            kind = kind or character in _KIND_EMOJI
     return "".join(" " if _is_emoji(character) else character for character in folded), kind
 
 

@@ -258,3 +258,29 @@ def test_a_resolution_then_a_report_is_a_ticket(text: str) -> None:
 def test_praise_with_a_rating_or_a_thanks_to_the_team_needs_no_action(text: str) -> None:
     """A rating is not a number of anything, and a second clause of praise is praise."""
     assert read_message(text).no_action == "praise"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # A wry or neutral emoji beside the words says nothing is wrong; an unkind one does.
+        ("posted in the wrong channel, sorry 😅🙃", "resolved"),
+        ("got it 👀", "acknowledgement"),
+        # Going to try what support suggested: nothing to do until they say how it went.
+        ("okay, I'll give that a try", "acknowledgement"),
+        ("thanks, will try it", "thanks"),
+        # "Works again" in the languages the phrases list already has.
+        ("Gracias, funciona de nuevo", "resolved"),
+        ("Tout fonctionne, merci !", "resolved"),
+        ("Obrigado, voltou a funcionar", "resolved"),
+    ],
+)
+def test_neutral_emoji_and_trying_a_suggestion_need_no_action(text: str, kind: str) -> None:
+    assert read_message(text).no_action == kind
+
+
+@pytest.mark.parametrize(
+    "text", ["wrong channel again?? 😡", "I'll try, but the import still fails 🙃", "ok 🔥🔥"]
+)
+def test_a_problem_or_an_unkind_emoji_is_still_no_noise(text: str) -> None:
+    assert read_message(text).no_action is None
