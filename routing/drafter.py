@@ -220,6 +220,7 @@ _LASTING = re.compile(r"^(?:since|for|in|over|during)\b", re.IGNORECASE)
 # A date said bare ("2024-03-01", "March 3", "3 May"): it takes an "on" in a sentence.
 _BARE_DATE = re.compile(rf"^(?:\d|(?:{_MONTH})\b)", re.IGNORECASE)
 _ON_AT = re.compile(r"^(?:on|at)\s+", re.IGNORECASE)
+_AGO = re.compile(r"\bago$", re.IGNORECASE)
 _ARTICLE = re.compile(r"^(?:a|an|the|our|your|my)\s", re.IGNORECASE)
 
 
@@ -249,7 +250,10 @@ def _when(detail: str) -> str:
     """A time as it reads after a noun: "since 9am", "on 2024-03-01", "yesterday"."""
     if _LOWER.match(detail):
         detail = detail[0].lower() + detail[1:]
-    return f"on {detail}" if _BARE_DATE.match(detail) else detail
+    # "2 weeks ago" starts with a digit like "3 May" but is no date: "on 2 weeks ago" is wrong.
+    if _BARE_DATE.match(detail) and not _AGO.search(detail):
+        return f"on {detail}"
+    return detail
 
 
 def detail_phrase(text: str, *, after: str = "", satisfied: bool = False) -> str:

@@ -344,6 +344,11 @@ def test_an_incident_with_a_question_mark_is_no_question(config: TriageConfig) -
             "Thanks for the report about what you've seen for the last 3 days.",
         ),
         (
+            "Our deletion request from 2 weeks ago still has not been processed.",
+            "technical",
+            "Thanks for the report about what happened 2 weeks ago.",
+        ),
+        (
             "It would be great to have dark mode on the Pro plan.",
             "feature_request",
             "Thanks for the suggestion about the Pro plan.",

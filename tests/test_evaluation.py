@@ -531,7 +531,10 @@ def test_missing_split_column_is_a_note_unless_required(tmp_path: Path) -> None:
     path = _write_csv(tmp_path / "n.csv", "text,intent", ["hi,greet"])
     rows = load_dataset(path, text_col="text", label_col="intent", split_col="split")
     assert not rows.has_split
-    assert rows.notes == ("n.csv has no column 'split': its rows have no split",)
+    assert rows.notes == (
+        "n.csv has no column 'split', so every row is a test row"
+        " (with --shots, the examples are drawn from them and the rest are tested)",
+    )
     with pytest.raises(UserError, match=r"no column 'split' \(the split column\)"):
         load_dataset(path, text_col="text", label_col="intent", split_required=True)
 

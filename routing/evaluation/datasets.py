@@ -127,7 +127,10 @@ def load_dataset(
             extras[field] = column
     notes: list[str] = []
     if split_col is not None and not has_split:
-        notes.append(f"{source.name} has no column {split_col!r}: its rows have no split")
+        notes.append(
+            f"{source.name} has no column {split_col!r}, so every row is a test row"
+            " (with --shots, the examples are drawn from them and the rest are tested)"
+        )
 
     kept: list[LabeledRow] = []
     blank = 0
