@@ -176,12 +176,30 @@ _HAPPENING = re.compile(
 )
 
 
+# What a customer puts before a what-if to say it is one ("Quick question:", "Hypothetically,",
+# "For our security review:") and after it ("Just curious for a doc.", "Asking for our runbook."):
+# the question is still the one sentence that counts.
+_HYPOTHETICAL_OPENING = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|morning|quick question|question|small question|one question"
+    r"|just curious|out of curiosity|curious|hypothetically(?: speaking)?|purely hypothetically"
+    r"|theoretically|in theory|for (?:our|a|the|my) (?:security review|audit|docs?|documentation"
+    r"|runbook|questionnaire|compliance review))(?: there| team| all| folks)?\W+)*"
+)
+_HYPOTHETICAL_ASIDE = re.compile(
+    r"(?<=\?) (?:just |purely )?(?:curious|wondering|asking)"
+    r"(?: (?:for|about) (?:a|an|our|the|my) [\w-]+(?: [\w-]+)?)?[.!]?$"
+)
+
+
 def hypothetical_question(text: str) -> bool:
     """True for one sentence that asks what would happen, or how to lock one's own account."""
     folded = _folded(text).lstrip("\u00bf\u00a1 ")
-    if not _one_question(folded):
-        return False
+    # The words of now are read in the whole text, the aside and the opening included.
     if _HAPPENING.search(folded):
+        return False
+    folded = _HYPOTHETICAL_ASIDE.sub("", folded)
+    folded = _HYPOTHETICAL_OPENING.sub("", folded, count=1)
+    if not _one_question(folded):
         return False
     if _OWN_ACTION.match(folded):
         return "," not in folded and not re.search(r"\b(?:someone|somebody)\b", folded)

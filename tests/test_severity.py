@@ -564,6 +564,42 @@ async def test_a_question_about_what_would_happen_is_not_high(
 @pytest.mark.parametrize(
     "text",
     [
+        "Quick question: what happens if the whole site goes down and all our data is lost?"
+        " Just curious for a doc.",
+        "Hypothetically, if everyone got locked out, what is the recovery process?",
+        "Just curious: what happens if someone leaks our API key?",
+        "For our security review: what happens if all our data is deleted by mistake?",
+        "What would happen if every account got locked out? Asking for our runbook.",
+    ],
+)
+async def test_a_hypothetical_question_with_an_opening_or_an_aside_is_not_high(
+    pipeline: Pipeline, text: str
+) -> None:
+    """'Quick question:', 'Hypothetically,' or 'Just curious.' around a what-if reports nothing."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority in ("low", "medium")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Quick question: our whole site went down, what happens if all our data is lost?",
+        "What happens now? Just curious, all our data is lost since this morning.",
+        "Hypothetically, if everyone got locked out, who do we call? Because everyone is locked"
+        " out right now.",
+    ],
+)
+async def test_a_hypothetical_opening_beside_a_report_is_still_paged(
+    pipeline: Pipeline, text: str
+) -> None:
+    """An opening or an aside hides no report: what happened still makes it critical."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority == "critical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "What should I do, our API key leaked this morning?",
         "Our API key leaked. What should I do if they already used it?",
         "What happens if I restore the backup, all our records were deleted?",
