@@ -611,3 +611,22 @@ async def test_a_question_that_reports_what_happened_is_still_paged(
     """A question beside a report, or with the words of now, is the report: critical."""
     decision = (await pipeline.triage(Ticket(text=text))).decision
     assert decision.priority == "critical"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the default config's data-loss cues lack 'removed', 'dropped', 'not there anymore'"
+    " and a checkout taking no orders (config cues, left to the config's owner)",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "all our projects were removed overnight",
+        "our entire database was dropped",
+        "every single file we uploaded is just not there anymore",
+        "checkout has not taken a single order since 8am",
+    ],
+)
+async def test_data_loss_told_in_other_verbs_is_critical(pipeline: Pipeline, text: str) -> None:
+    """Data gone or sales stopped, told with verbs the cues do not list, is still critical."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "critical"
