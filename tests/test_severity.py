@@ -570,6 +570,10 @@ async def test_a_question_about_what_would_happen_is_not_high(
         "Just curious: what happens if someone leaks our API key?",
         "For our security review: what happens if all our data is deleted by mistake?",
         "What would happen if every account got locked out? Asking for our runbook.",
+        "Just wondering, how are outages handled?",
+        "Do you have an SLA for outages?",
+        "For our security review: how do you handle a leaked API key?",
+        "Is there a status page for outages?",
     ],
 )
 async def test_a_hypothetical_question_with_an_opening_or_an_aside_is_not_high(
@@ -587,6 +591,8 @@ async def test_a_hypothetical_question_with_an_opening_or_an_aside_is_not_high(
         "What happens now? Just curious, all our data is lost since this morning.",
         "Hypothetically, if everyone got locked out, who do we call? Because everyone is locked"
         " out right now.",
+        "How do you handle an outage like the one we have right now?",
+        "Do you have an SLA for outages? Our whole site has been down since 9am.",
     ],
 )
 async def test_a_hypothetical_opening_beside_a_report_is_still_paged(
