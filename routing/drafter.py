@@ -174,8 +174,10 @@ _AMOUNT = re.compile(
     r"(?:[$\u20ac\u00a3]|\b(?:EUR|USD|GBP|CHF|AUD|CAD)\s?)\d[\d,]*(?:\.\d+)?\b"
     r"|\b\d[\d,]*(?:\.\d+)?\s?(?:EUR|USD|GBP|CHF|euros?|dollars?|pounds?)\b",
 )
-# Links, without the punctuation that ends the sentence they are in.
-_URL = re.compile(r"\bhttps?://[^\s<>()\"']+[^\s<>()\"'.,;:!?]")
+# Links, without the punctuation that ends the sentence they are in, nor the label Slack puts
+# after a "|" in `<https://address|label>` (a label may show another address than the link's).
+_URL = re.compile(r"\bhttps?://[^\s<>()\"'|]+[^\s<>()\"'.,;:!?|]")
+_LINK_LABEL = re.compile(r"(?<=[^\s<>|])\|[^<>\n]*>")
 
 
 def find_details(text: str) -> list[str]:
@@ -193,6 +195,8 @@ def _kinded_details(text: str) -> list[tuple[str, str]]:
     found: list[tuple[int, int, str, str]] = [
         (*match.span(), "", "") for match in _PLACEHOLDER.finditer(text)
     ]
+    # So is a Slack link's label: what the link shows, not where it goes, is no detail.
+    found += [(*match.span(), "", "") for match in _LINK_LABEL.finditer(text)]
     patterns = (
         ("url", _URL),
         ("reference", _REFERENCE),

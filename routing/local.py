@@ -176,15 +176,48 @@ _HAPPENING = re.compile(
 )
 
 
+# What a customer puts before a what-if to say it is one ("Quick question:", "Hypothetically,",
+# "For our security review:") and after it ("Just curious for a doc.", "Asking for our runbook."):
+# the question is still the one sentence that counts.
+_HYPOTHETICAL_OPENING = re.compile(
+    r"^(?:(?:hi|hello|hey|hiya|morning|quick question|question|small question|one question"
+    r"|just curious|out of curiosity|curious|hypothetically(?: speaking)?|purely hypothetically"
+    r"|theoretically|in theory|for (?:our|a|the|my) (?:security review|audit|docs?|documentation"
+    r"|runbook|questionnaire|compliance review)|(?:just )?wondering)(?: there| team| all| folks)?"
+    r"\W+)*"
+)
+# A question about how incidents are handled in general ("do you have an SLA for outages?", "how
+# do you handle a leaked API key?", "is there a status page for outages?") reports none.
+_PROCESS_QUESTION = re.compile(
+    r"^(?:(?:do|does) you (?:have|offer|publish) (?:an?|any|some) (?:sla|policy|process|plan"
+    r"|procedure|runbook|status page|guarantee|notification)s?\b"
+    r"|how (?:do|would|will|does) (?:you|your team|your company) (?:usually |normally |typically )?"
+    r"(?:handle|deal with|respond to|communicate|notify (?:us|customers) (?:of|about))"
+    r" (?:an?|any|the|such|your)\b"
+    r"|how (?:are|is) (?:an? |any )?[\w -]{1,30} (?:usually |normally |typically )?"
+    r"(?:handled|dealt with|communicated)\?$"
+    r"|is there (?:an?|any) (?:status page|sla|policy|process|history|log) (?:for|of|where|that)\b)"
+)
+_HYPOTHETICAL_ASIDE = re.compile(
+    r"(?<=\?) (?:just |purely )?(?:curious|wondering|asking)"
+    r"(?: (?:for|about) (?:a|an|our|the|my) [\w-]+(?: [\w-]+)?)?[.!]?$"
+)
+
+
 def hypothetical_question(text: str) -> bool:
     """True for one sentence that asks what would happen, or how to lock one's own account."""
     folded = _folded(text).lstrip("\u00bf\u00a1 ")
-    if not _one_question(folded):
-        return False
+    # The words of now are read in the whole text, the aside and the opening included.
     if _HAPPENING.search(folded):
+        return False
+    folded = _HYPOTHETICAL_ASIDE.sub("", folded)
+    folded = _HYPOTHETICAL_OPENING.sub("", folded, count=1)
+    if not _one_question(folded):
         return False
     if _OWN_ACTION.match(folded):
         return "," not in folded and not re.search(r"\b(?:someone|somebody)\b", folded)
+    if _PROCESS_QUESTION.match(folded):
+        return True
     return _HYPOTHETICAL.match(folded) is not None and not _AFTER_CONDITION.search(folded)
 
 

@@ -28,7 +28,10 @@ What is redacted, and by what (well-kept libraries where one is made for the job
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
   `sk_test_`, `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`,
-  PGP and bare DER keys, AWS secret keys beside an AWS word), the credential of
+  PGP and bare DER keys, AWS secret keys beside an AWS word, Telegram and Discord bot tokens,
+  Discord webhooks, and prefixed tokens of Square, Linear, Notion, Atlassian, Postman, New
+  Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
+  Replicate and Braintree), the credential of
   `Authorization:` headers in any case and of `user:password@` in URLs;
 - the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
@@ -420,6 +423,37 @@ _NAMED_DOCUMENT = re.compile(
     re.IGNORECASE,
 )
 
+# Other vendors' tokens, each by its own prefix and length (one alternation: one scan): Telegram
+# and Discord bots, a Discord webhook, Square, Linear, Notion, Atlassian, Bitbucket, Postman,
+# New Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
+# Replicate, Braintree.
+_VENDOR_TOKENS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"\d{5,16}:A[A-Za-z0-9_-]{32,34}"
+    r"|https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}"
+    r"|[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
+    r"|sq0(?:atp|csp|idp)-[A-Za-z0-9_-]{22,}"
+    r"|lin_(?:api|oauth)_[A-Za-z0-9]{40}"
+    r"|(?:secret|ntn)_[A-Za-z0-9]{43}"
+    r"|ATATT3[A-Za-z0-9_=-]{30,}"
+    r"|ATBB[A-Za-z0-9]{28,}"
+    r"|PMAK-[a-f0-9]{24}-[a-f0-9]{34}"
+    r"|NR(?:AK|AA|II|JS)-[A-Z0-9]{20,}"
+    r"|fig[dhu]_[A-Za-z0-9_-]{30,}"
+    r"|gl(?:sa|c)_[A-Za-z0-9_+/=-]{32,}"
+    r"|hv[sbr]\.[A-Za-z0-9_-]{24,}"
+    r"|dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"
+    r"|pul-[a-f0-9]{40}"
+    r"|dapi[a-f0-9]{32}(?:-\d)?"
+    r"|sbp_[a-f0-9]{40}"
+    r"|pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"
+    r"|gsk_[A-Za-z0-9]{40,}"
+    r"|xai-[A-Za-z0-9]{70,}"
+    r"|r8_[A-Za-z0-9]{30,}"
+    r"|access_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}"
+    r")(?![A-Za-z0-9_-])"
+)
+
 # Shapes detect-secrets 1.5 does not know yet, or finds only the start of (a private key's
 # first line, a JWT's first two parts): these whole spans are claimed first.
 _EXTRA_SECRETS = (
@@ -443,7 +477,9 @@ _EXTRA_SECRETS = (
     re.compile(r"\bdo[por]_v1_[a-f0-9]{64}\b"),
     re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"),
     re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"),
-    re.compile(r"\bkey-[a-f0-9]{32}\b"),
+    # Mailgun's, as its documentation shows one: letters beyond hex, at least one digit.
+    re.compile(r"\bkey-(?=[a-z]*[0-9])[a-z0-9]{32}\b"),
+    _VENDOR_TOKENS,
     re.compile(r"\bSK[0-9a-f]{32}\b"),
     re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     re.compile(r"\bwhsec_[A-Za-z0-9]{24,}"),

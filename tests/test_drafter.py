@@ -383,3 +383,9 @@ def test_a_given_error_code_and_start_time_are_not_asked_for(config: TriageConfi
     draft = TemplateDrafter(config).draft(text, _decision("technical", priority="medium"))
     assert "error message" not in draft.text
     assert "when it started" not in draft.text
+
+
+def test_a_slack_link_is_repeated_as_its_address_not_with_its_label() -> None:
+    """`<https://a|https://b>` as Slack sends a labeled link: the detail is the address alone."""
+    text = "please see <https://evil.example.com|https://yourcompany.com/support> for details"
+    assert find_details(text) == ["https://evil.example.com"]

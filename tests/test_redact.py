@@ -853,3 +853,52 @@ def test_a_uk_sort_code_and_the_account_number_after_it_are_both_redacted() -> N
         == "our sort code is [BANK_ACCOUNT], acct no [BANK_ACCOUNT], please refund there"
     )
     assert result.counts["bank_account"] == 2
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",  # Telegram bot
+        "https://discord.com/api/webhooks/123456789012345678/"
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef",
+        "MTAxMjM0NTY3ODkwMTIzNDU2Nw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB",  # Discord bot
+        "sq0atp-1234567890abcdefghijkl",  # Square
+        "lin_api_abcdefghijklmnopqrstuvwxyz0123456789ABCD",  # Linear
+        "secret_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",  # Notion
+        "ATATT3xFfGF0abcdefghijklmnopqrstuvwxyz0123456789",  # Atlassian
+        "ATBB0123456789abcdefghijklmnopqrstuvwxyz0123456789",  # Bitbucket
+        "PMAK-5f8a7b6c5d4e3f2a1b0c9d8e-0123456789abcdef0123456789abcdef01",  # Postman
+        "NRAK-ABCDEFGHIJKLMNOPQRSTUVWXYZ1",  # New Relic
+        "figd_abcdefghijklmnopqrstuvwxyz0123456789ABCD",  # Figma
+        "glsa_abcdefghijklmnopqrstuvwxyz012345_0a1b2c3d",  # Grafana
+        "hvs.CAESIJ0123456789abcdefghijklmnopqrstuvwxyzABCDEF",  # Vault
+        "dp.pt.abcdefghijklmnopqrstuvwxyz0123456789ABCD",  # Doppler
+        "pul-0123456789abcdef0123456789abcdef01234567",  # Pulumi
+        "dapi0123456789abcdef0123456789abcdef",  # Databricks
+        "sbp_0123456789abcdef0123456789abcdef01234567",  # Supabase
+        "patAbCdEfGhIjKlMn.0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "gsk_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQR",  # Groq
+        "xai-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd",
+        "r8_abcdefghijklmnopqrstuvwxyz0123456789A",  # Replicate
+        "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",  # Mailgun, as its documentation shows one
+        "access_token$production$abc123def456ghi7$0123456789abcdef0123456789abcdef",  # Braintree
+    ],
+)
+def test_vendor_tokens_are_secrets_whole(token: str) -> None:
+    """A vendor's prefixed token is one [SECRET], none of it left beside the placeholder."""
+    assert redact(f"our token {token} leaked").text == "our token [SECRET] leaked"
+    assert redact(f"here it is: {token}").text == "here it is: [SECRET]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the key-value store is slow",
+        "see the secret_santa_event_list page",
+        "our pul-request template and dapi docs",
+        "error 500:A server error occurred while reading the settings page",
+    ],
+)
+def test_vendor_prefixes_in_prose_are_kept(text: str) -> None:
+    """Words that start like a vendor's token but are too short or plain stay as written."""
+    assert redact(text).text == text

@@ -564,6 +564,48 @@ async def test_a_question_about_what_would_happen_is_not_high(
 @pytest.mark.parametrize(
     "text",
     [
+        "Quick question: what happens if the whole site goes down and all our data is lost?"
+        " Just curious for a doc.",
+        "Hypothetically, if everyone got locked out, what is the recovery process?",
+        "Just curious: what happens if someone leaks our API key?",
+        "For our security review: what happens if all our data is deleted by mistake?",
+        "What would happen if every account got locked out? Asking for our runbook.",
+        "Just wondering, how are outages handled?",
+        "Do you have an SLA for outages?",
+        "For our security review: how do you handle a leaked API key?",
+        "Is there a status page for outages?",
+    ],
+)
+async def test_a_hypothetical_question_with_an_opening_or_an_aside_is_not_high(
+    pipeline: Pipeline, text: str
+) -> None:
+    """'Quick question:', 'Hypothetically,' or 'Just curious.' around a what-if reports nothing."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority in ("low", "medium")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Quick question: our whole site went down, what happens if all our data is lost?",
+        "What happens now? Just curious, all our data is lost since this morning.",
+        "Hypothetically, if everyone got locked out, who do we call? Because everyone is locked"
+        " out right now.",
+        "How do you handle an outage like the one we have right now?",
+        "Do you have an SLA for outages? Our whole site has been down since 9am.",
+    ],
+)
+async def test_a_hypothetical_opening_beside_a_report_is_still_paged(
+    pipeline: Pipeline, text: str
+) -> None:
+    """An opening or an aside hides no report: what happened still makes it critical."""
+    decision = (await pipeline.triage(Ticket(text=text))).decision
+    assert decision.priority == "critical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "What should I do, our API key leaked this morning?",
         "Our API key leaked. What should I do if they already used it?",
         "What happens if I restore the backup, all our records were deleted?",
@@ -575,3 +617,22 @@ async def test_a_question_that_reports_what_happened_is_still_paged(
     """A question beside a report, or with the words of now, is the report: critical."""
     decision = (await pipeline.triage(Ticket(text=text))).decision
     assert decision.priority == "critical"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the default config's data-loss cues lack 'removed', 'dropped', 'not there anymore'"
+    " and a checkout taking no orders (config cues, left to the config's owner)",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "all our projects were removed overnight",
+        "our entire database was dropped",
+        "every single file we uploaded is just not there anymore",
+        "checkout has not taken a single order since 8am",
+    ],
+)
+async def test_data_loss_told_in_other_verbs_is_critical(pipeline: Pipeline, text: str) -> None:
+    """Data gone or sales stopped, told with verbs the cues do not list, is still critical."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "critical"
