@@ -35,7 +35,7 @@ from routing.noise import Reading, read_message
 from routing.parts import attach_short_marked, clauses, distinct_parts, marked_clauses
 from routing.paste import told_words
 from routing.redact import redact
-from routing.rules import Rules
+from routing.rules import Rules, without_identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -436,7 +436,10 @@ class Pipeline:
         told = [told_words(text) for text in redacted]
         languages = [self._languages.detect(text) for text in told]
         queries: Sequence[Vector | None] = (
-            list(self._local.embed_many(told)) if self._local is not None else [None] * len(told)
+            # A name in code is no topic for the model either ('refund_policy is not defined').
+            list(self._local.embed_many([without_identifiers(words) for words in told]))
+            if self._local is not None
+            else [None] * len(told)
         )
         return [
             _Read(
