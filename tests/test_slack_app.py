@@ -275,10 +275,10 @@ async def test_a_close_call_is_posted_to_both_teams_each_linking_the_other(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:
     """A ticket between two categories goes to both teams, each post linking to the other."""
-    # A wider close-call margin, so this two-sided ticket is a close call whatever the examples
-    # (0.51 apart since the non-English cues and the discount phrase moved billing's scores).
+    # A close-call margin wider than any gap, so this two-sided ticket is a close call whatever
+    # the examples: the test is about the two posts, and example changes keep moving the gap.
     wide = config.model_copy(
-        update={"thresholds": config.thresholds.model_copy(update={"close_margin": 0.6})}
+        update={"thresholds": config.thresholds.model_copy(update={"close_margin": 1.0})}
     )
     async with running_bot(tmp_path, embedder, config=wide) as bot:
         ticket_id = await bot.new_ticket(CLOSE_CALL)
