@@ -619,11 +619,6 @@ async def test_a_question_that_reports_what_happened_is_still_paged(
     assert decision.priority == "critical"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the default config's data-loss cues lack 'removed', 'dropped', 'not there anymore'"
-    " and a checkout taking no orders (config cues, left to the config's owner)",
-)
 @pytest.mark.parametrize(
     "text",
     [
