@@ -8,22 +8,10 @@ import pytest
 
 from routing.config import default_config_path, load_config
 from routing.errors import ConfigError
+from tests.config_variants import write_variant
 
 REPO = Path(__file__).resolve().parent.parent
 ALTERNATIVE = REPO / "configs" / "alternative.toml"
-
-
-def _write_variant(tmp_path: Path, old: str, new: str) -> Path:
-    """A copy of the default config (and its examples) with one edit."""
-    source = default_config_path()
-    text = source.read_text(encoding="utf-8")
-    assert old in text, old
-    (tmp_path / "examples.jsonl").write_text(
-        (source.parent / "examples.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    target = tmp_path / "config.toml"
-    target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
 
 
 def test_default_config_has_the_briefs_taxonomy() -> None:
@@ -70,7 +58,7 @@ def test_alternative_config_loads_with_its_own_taxonomy() -> None:
 
 def test_unknown_team_in_category_names_field_and_fix(tmp_path: Path) -> None:
     """A category pointing at a team that does not exist is refused with the field and the fix."""
-    path = _write_variant(tmp_path, 'team = "billing"', 'team = "finance"')
+    path = write_variant(tmp_path, 'team = "billing"', 'team = "finance"')
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     message = str(caught.value)
@@ -82,7 +70,7 @@ def test_unknown_team_in_category_names_field_and_fix(tmp_path: Path) -> None:
 
 def test_duplicate_label_is_refused(tmp_path: Path) -> None:
     """Two categories with one name are refused, naming the duplicate."""
-    path = _write_variant(tmp_path, 'name = "general"', 'name = "billing"')
+    path = write_variant(tmp_path, 'name = "general"', 'name = "billing"')
     with pytest.raises(ConfigError, match=r"categories: duplicate label 'billing'"):
         load_config(path)
 
@@ -105,7 +93,7 @@ def test_malformed_toml_is_refused(tmp_path: Path) -> None:
 
 def test_misspelt_key_is_refused(tmp_path: Path) -> None:
     """An unknown key is named so a typo does not silently fall back to a default."""
-    path = _write_variant(tmp_path, "human_confidence = 0.6", "human_confidance = 0.6")
+    path = write_variant(tmp_path, "human_confidence = 0.6", "human_confidance = 0.6")
     with pytest.raises(ConfigError, match=r"thresholds\.human_confidance.*remove the key"):
         load_config(path)
 
@@ -147,7 +135,7 @@ def test_a_value_of_the_wrong_type_names_the_field_the_type_and_the_value(
 ) -> None:
     """A wrong type says which field, what it expects and what it got, not a generic error."""
     with pytest.raises(ConfigError, match=said):
-        load_config(_write_variant(tmp_path, old, new))
+        load_config(write_variant(tmp_path, old, new))
 
 
 def test_a_wrong_type_is_told_first_even_when_examples_is_missing(tmp_path: Path) -> None:
@@ -169,7 +157,7 @@ def test_a_wrong_type_is_told_first_even_when_examples_is_missing(tmp_path: Path
 
 def test_examples_written_under_a_table_says_where_it_went(tmp_path: Path) -> None:
     """TOML puts a key after [table] into that table: the error says so and how to move it."""
-    path = _write_variant(tmp_path, EXAMPLES_LINE, "")
+    path = write_variant(tmp_path, EXAMPLES_LINE, "")
     path.write_text(path.read_text(encoding="utf-8") + "\n" + EXAMPLES_LINE + "\n", "utf-8")
     with pytest.raises(
         ConfigError, match=r"examples: missing at the top; it is inside \["
@@ -180,14 +168,14 @@ def test_examples_written_under_a_table_says_where_it_went(tmp_path: Path) -> No
 
 def test_missing_examples_file_is_refused(tmp_path: Path) -> None:
     """A config whose examples file is missing fails at load, naming the examples field."""
-    path = _write_variant(tmp_path, 'examples = "examples.jsonl"', 'examples = "gone.jsonl"')
+    path = write_variant(tmp_path, 'examples = "examples.jsonl"', 'examples = "gone.jsonl"')
     with pytest.raises(ConfigError, match=r"examples: file not found"):
         load_config(path)
 
 
 def test_example_with_label_outside_taxonomy_names_the_line(tmp_path: Path) -> None:
     """A labeled example with an unknown category is refused with its line number."""
-    path = _write_variant(tmp_path, 'default_priority = "low"', 'default_priority = "low"')
+    path = write_variant(tmp_path, 'default_priority = "low"', 'default_priority = "low"')
     examples = tmp_path / "examples.jsonl"
     examples.write_text(
         examples.read_text(encoding="utf-8") + '{"text": "hi", "category": "refunds"}\n',
@@ -200,14 +188,14 @@ def test_example_with_label_outside_taxonomy_names_the_line(tmp_path: Path) -> N
 
 def test_template_with_unknown_placeholder_is_refused(tmp_path: Path) -> None:
     """A drafting template using an unknown placeholder fails at load, not at the first ticket."""
-    path = _write_variant(tmp_path, "{greeting}{ack}Thanks for your message", "{name}Thanks")
+    path = write_variant(tmp_path, "{greeting}{ack}Thanks for your message", "{name}Thanks")
     with pytest.raises(ConfigError, match=r"drafting\.templates\.general"):
         load_config(path)
 
 
 def test_hotword_for_unknown_category_is_refused(tmp_path: Path) -> None:
     """A hotword rule must name a configured category."""
-    path = _write_variant(tmp_path, 'category = "billing" }', 'category = "money" }')
+    path = write_variant(tmp_path, 'category = "billing" }', 'category = "money" }')
     with pytest.raises(ConfigError, match=r"rules\.hotwords\[0\]\.category"):
         load_config(path)
 
@@ -227,7 +215,7 @@ def test_malformed_cue_is_refused_naming_the_label_and_cue(
     tmp_path: Path, cue: str, problem: str
 ) -> None:
     """A cue whose brackets or bars would make it literal words that never match is refused."""
-    path = _write_variant(tmp_path, 'cues = ["[invoice|', f'cues = ["{cue}", "[invoice|')
+    path = write_variant(tmp_path, 'cues = ["[invoice|', f'cues = ["{cue}", "[invoice|')
     with pytest.raises(ConfigError, match=rf"categories\[0\]\.cues: cue 1 .*{problem}") as caught:
         load_config(path)
     assert str(path) in str(caught.value)

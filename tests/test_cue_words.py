@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from routing.config import default_config_path, expand_cue_words, load_config
+from routing.config import expand_cue_words, load_config
 from routing.cues import Cues, cue_pattern, normalize_for_cues
 from routing.errors import ConfigError
+from tests.config_variants import write_variant
 
 
 def _matches(cue: str, text: str) -> bool:
@@ -26,18 +27,6 @@ def _critical_cues(text: str) -> tuple[str, ...]:
     return found[config.priority_rank("critical")]
 
 
-def _config_with(tmp_path: Path, old: str, new: str) -> Path:
-    source = default_config_path()
-    text = source.read_text(encoding="utf-8")
-    assert old in text, old
-    (tmp_path / "examples.jsonl").write_text(
-        (source.parent / "examples.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
-    )
-    target = tmp_path / "config.toml"
-    target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
-
-
 def test_a_word_class_is_written_out_as_a_choice() -> None:
     classes = {"scope": ("every", "all of our"), "thing": ("sync", "job")}
     assert (
@@ -48,7 +37,7 @@ def test_a_word_class_is_written_out_as_a_choice() -> None:
 
 
 def test_a_cue_naming_an_unlisted_class_is_a_config_error(tmp_path: Path) -> None:
-    path = _config_with(
+    path = write_variant(
         tmp_path, '"{whole} {flows} ** {failure}",', '"{whole} {flowz} ** {failure}",'
     )
     with pytest.raises(ConfigError, match="flowz"):
@@ -56,7 +45,7 @@ def test_a_cue_naming_an_unlisted_class_is_a_config_error(tmp_path: Path) -> Non
 
 
 def test_a_class_phrase_with_cue_syntax_is_a_config_error(tmp_path: Path) -> None:
-    path = _config_with(tmp_path, 'whole = ["every", ', 'whole = ["[every|each]", ')
+    path = write_variant(tmp_path, 'whole = ["every", ', 'whole = ["[every|each]", ')
     with pytest.raises(ConfigError, match=r"cue_words\.whole"):
         load_config(path)
 
