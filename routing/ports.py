@@ -422,9 +422,10 @@ class TicketStore(Protocol):
         """The burst of pages to this on-call about this customer that a page at `at` is in.
 
         This ticket leads a new one (started at `at`) when none started within window before
-        at, or when this page is critical and the one going on is not; otherwise the one going
-        on is returned as it is (led by this ticket or another). One caller starts it, however
-        many replicas ask at once.
+        at, or when this page is critical and the one going on is not critical for the same
+        page key (another team's outage is another incident: its on-call is told, not counted);
+        otherwise the one going on is returned as it is (led by this ticket or another). One
+        caller starts it, however many replicas ask at once.
         """
         ...
 

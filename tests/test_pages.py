@@ -264,6 +264,27 @@ async def test_another_customers_urgent_ticket_in_a_burst_still_pages(
     assert len(await _page_notes(bot, await bot.ticket_for(other))) >= 1
 
 
+async def test_a_customers_critical_ticket_for_another_team_in_a_burst_still_pages(
+    bot_and_clock: tuple[Harness, ManualClock],
+) -> None:
+    """One customer's second outage, for another team, is paged and DMed, not counted."""
+    bot, _ = bot_and_clock
+    lockout = await bot.new_ticket(
+        "Our whole company is locked out: nobody can sign in, SSO fails for all 300 people"
+    )
+    outage = await bot.new_ticket(CRITICAL)
+    first, second = await bot.store.ticket(lockout), await bot.store.ticket(outage)
+    assert first is not None
+    assert second is not None
+    assert first.decision is not None
+    assert second.decision is not None
+    assert (first.decision.priority, second.decision.priority) == ("critical", "critical")
+    assert first.decision.team != second.decision.team
+    assert await _page_notes(bot, lockout)
+    assert await _page_notes(bot, outage)
+    assert [dm for dm in _dms(bot) if f"#{outage}" in dm]
+
+
 async def test_alternating_edits_keep_one_post_per_team(
     bot_and_clock: tuple[Harness, ManualClock],
 ) -> None:

@@ -1058,7 +1058,11 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
         first, second, third, fourth = await _tickets(one, 4)
 
         async def join(
-            store: TicketStore, ticket: int, at: datetime, critical: bool = False
+            store: TicketStore,
+            ticket: int,
+            at: datetime,
+            critical: bool = False,
+            key: str = "billing",
         ) -> StoredBurst:
             return await store.join_burst(
                 "U1",
@@ -1066,7 +1070,7 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
                 ticket_id=ticket,
                 channel="C2",
                 ts=f"2.{ticket:06d}",
-                key="billing",
+                key=key,
                 critical=critical,
                 at=at,
                 window=window,
@@ -1093,8 +1097,15 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
         await other.release_burst_followup("U1", "U9", lead=lead)  # posted: kept
         assert await one.burst_followup("U1", "U9", lead=lead) == ("C2", "3.000001")
         # More urgent than what was paged: a new burst; after the window: a new one too.
-        critical = await join(one, fourth, NOW + timedelta(minutes=9), critical=True)
+        critical = await join(one, fourth, NOW + timedelta(minutes=9), True, "billing:critical")
         assert (critical.ticket_id, critical.critical) == (fourth, True)
+        # The same team's critical page joins it; another team's critical page starts its own.
+        same = await join(other, third, NOW + timedelta(minutes=9), True, "billing:critical")
+        assert same.ticket_id == fourth
+        elsewhere = await join(
+            other, third, NOW + timedelta(minutes=9), True, "engineering:critical"
+        )
+        assert (elsewhere.ticket_id, elsewhere.key) == (third, "engineering:critical")
         later = NOW + timedelta(minutes=30)
         assert (await join(other, third, later)).started_at == later
         await other.end_burst("U1", "U9", ticket_id=third, started_at=later)

@@ -844,7 +844,7 @@ class MemoryStore:
         if (
             current is None
             or current.started_at < at - window
-            or (critical and not current.critical)
+            or (critical and (not current.critical or current.key != key))
         ):
             current = StoredBurst(
                 customer=customer,

@@ -947,7 +947,8 @@ class PostgresStore:
             " channel = excluded.channel, ts = excluded.ts, page_key = excluded.page_key,"
             " critical = excluded.critical, started_at = excluded.started_at"
             " WHERE page_bursts.started_at < %s"
-            " OR (excluded.critical = 1 AND page_bursts.critical = 0)",
+            " OR (excluded.critical = 1"
+            " AND (page_bursts.critical = 0 OR page_bursts.page_key <> excluded.page_key))",
             (customer, oncall, ticket_id, channel, ts, key, int(critical), at, at - window),
         )
         row = await self._one(
