@@ -113,6 +113,22 @@ async def test_a_page_slack_took_before_the_bot_died_is_not_sent_again(
             assert len(_dms(bot)) == 1
 
 
+async def test_a_critical_pages_dm_does_not_wait_for_the_team_channel(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """The page note held up in the team channel: the on-call's DM goes out all the same."""
+    async with standin_for(config) as slack:
+        slack.never_answer("chat.postMessage", when=_page_note)
+        async with running_bot(tmp_path, embedder, config=config, workspace=slack) as bot:
+            ts = await bot.customer_says(CRITICAL)
+            await until(lambda: bool(_dms(bot)), what="the on-call's DM")
+            ticket_id = await bot.ticket_for(ts)
+            (dm,) = _dms(bot)
+            assert f"ticket #{ticket_id}" in dm
+            # Sent while the note was still on its way, not after it.
+            assert await _page_notes(bot, ticket_id) == []
+
+
 async def test_a_dm_cut_off_by_a_kill_is_sent_at_the_next_start(
     tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
 ) -> None:

@@ -378,27 +378,42 @@ class Pager:
         resume: bool,
         note: Note | None = None,
     ) -> None:
-        """Send a claimed page's note and DMs, then mark it sent; kept for a retry if it fails."""
+        """Send a claimed page's note and DMs, then mark it sent; kept for a retry if it fails.
+
+        The note and the DMs go at once: a DM never waits for a busy team channel's rate
+        limit, and the note never waits for a slow DM.
+        """
         if note is None:
             headline = f"Ticket #{ticket_id} needs a human:"
             if page.asked_by is not None:
                 headline += f" escalated by <@{page.asked_by}>" + (";" if page.reasons else "")
             note = Note(headline, mentions=page.people, details=page.reasons)
-        try:
-            if page.noted_at is None:
-                try:
-                    await self._outbox.post_page(
-                        post, note, ticket_id=ticket_id, page=page.key, resume=resume
-                    )
-                except Exception:
-                    # Slack may have posted it and answered too late: look before retrying.
-                    found = await self._outbox.find_page(post, ticket_id=ticket_id, page=page.key)
-                    if found is None:
-                        raise
-                    logger.warning("ticket %s's page %s was sent after all", ticket_id, page.key)
-                await self._store.mark_page_noted(ticket_id, team=page.key)
+        page_note = note
+
+        async def send_note() -> None:
+            if page.noted_at is not None:
+                return
+            try:
+                await self._outbox.post_page(
+                    post, page_note, ticket_id=ticket_id, page=page.key, resume=resume
+                )
+            except Exception:
+                # Slack may have posted it and answered too late: look before retrying.
+                found = await self._outbox.find_page(post, ticket_id=ticket_id, page=page.key)
+                if found is None:
+                    raise
+                logger.warning("ticket %s's page %s was sent after all", ticket_id, page.key)
+            await self._store.mark_page_noted(ticket_id, team=page.key)
+
+        async def send_dms() -> None:
             if page.direct:
                 await self._direct_page(ticket_id, post, page, resume=resume)
+
+        try:
+            outcomes = await asyncio.gather(send_note(), send_dms(), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             await self._store.mark_page_sent(ticket_id, team=page.key)
             self._claims.pop((ticket_id, page.key), None)
         except Exception as error:
