@@ -24,7 +24,13 @@ from bot.services import Services, open_store
 from bot.settings import Settings
 from routing.cascade import LLMLayer, Pipeline, build_pipeline
 from routing.config import SlackConfig, TriageConfig
-from routing.desk import LEASE_SECONDS, READ_BACK_RETRY_DELAYS, ROUTING_RETRY_DELAYS, Desk
+from routing.desk import (
+    LEASE_SECONDS,
+    READ_BACK_RETRY_DELAYS,
+    ROUTING_RETRY_DELAYS,
+    Desk,
+    PostPacer,
+)
 from routing.embedding import (
     Embedder,
     EmbeddingModelCorruptError,
@@ -82,6 +88,8 @@ class DeskTiming:
     lease_seconds: float = LEASE_SECONDS
     retry_delays: Sequence[float] = ROUTING_RETRY_DELAYS
     read_back_delays: Sequence[float] = READ_BACK_RETRY_DELAYS
+    # Seconds between posts in a channel; None: the config's ([slack] post_spacing_seconds).
+    post_spacing_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +132,18 @@ def build_services(
 ) -> BotServices:
     """The desk over a store, its Slack outbox over a client, and the app; nothing started."""
     timing = timing or DeskTiming()
+    spacing = timing.post_spacing_seconds
+    pacer = PostPacer(
+        store=store,
+        clock=timing.clock,
+        spacing_seconds=slack.post_spacing_seconds if spacing is None else spacing,
+    )
     desk = Desk(
         config=config,
         slack=slack,
         pipeline=pipeline,
         store=store,
-        outbox=SlackOutbox(client),
+        outbox=SlackOutbox(client, pace=pacer.take_turn),
         clock=timing.clock,
         lease_seconds=timing.lease_seconds,
         retry_delays=timing.retry_delays,

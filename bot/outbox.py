@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -29,8 +30,12 @@ PERMANENT_POST_ERRORS = frozenset(
 class SlackOutbox:
     """Implements routing.desk.Outbox with a real AsyncWebClient."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, *, pace: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
         self._client = client
+        # Awaited before each post in a team channel (routing.desk.PostPacer.take_turn).
+        self._pace = pace or _unpaced
         # Permalinks never change: ask Slack once per message.
         self._permalinks: dict[tuple[str, str], str] = {}
         # The bot's DM (IM) channel with each person, as conversations.open gave it.
@@ -39,6 +44,7 @@ class SlackOutbox:
     async def post_card(self, card: TicketCard) -> PostRef:
         """Post a ticket in its team channel, with metadata that finds it again after a crash."""
         text, blocks = render.card_message(card)
+        await self._pace(card.channel)
         try:
             response = await self._client.chat_postMessage(
                 channel=card.channel,
@@ -131,6 +137,7 @@ class SlackOutbox:
 
     async def post_note(self, post: PostRef, note: Note) -> None:
         """Say something in a ticket post's thread."""
+        await self._pace(post.channel)
         await self._client.chat_postMessage(
             channel=post.channel,
             thread_ts=post.ts,
@@ -152,6 +159,7 @@ class SlackOutbox:
         for part, text in enumerate(texts):
             if part in have:
                 continue
+            await self._pace(post.channel)
             response = await self._client.chat_postMessage(
                 channel=post.channel,
                 thread_ts=post.ts,
@@ -302,3 +310,7 @@ class SlackOutbox:
         """The users of a user group."""
         response = await self._client.usergroups_users_list(usergroup=group)
         return tuple(str(user) for user in response.get("users") or [])
+
+
+async def _unpaced(channel: str) -> None:
+    """No pacing: every post goes at once (429s are retried as Slack asks)."""

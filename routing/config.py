@@ -315,6 +315,9 @@ class SlackConfig(_Strict):
     # Tickets classified at once; more wait in the queue (they are stored already). Posting
     # has one queue per team channel, the most urgent first.
     workers: int = Field(default=4, ge=1, le=64)
+    # Seconds between two posts in one channel, kept by every replica together (Slack takes
+    # about one a second a channel); the most urgent tickets' posts go at once. 0: unpaced.
+    post_spacing_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
     # Where the bot tells the operator what failed and what to fix (a store that refuses
     # writes, a channel Slack refuses posts in); unset: the fallback team's channel.
     ops_channel: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN)

@@ -406,6 +406,14 @@ class TicketStore(Protocol):
         """Each person DMed (or being DMed) about a ticket: the page's key, and whether sent."""
         ...
 
+    async def take_post_slot(self, channel: str, *, now: datetime, spacing: float) -> datetime:
+        """Take the channel's next post slot: the later of now and the slot after the last taken.
+
+        The slot after it is then `spacing` seconds later; one taker per slot, however many
+        replicas ask at once.
+        """
+        ...
+
     async def join_burst(
         self,
         customer: str,

@@ -323,15 +323,17 @@ async def running_bot(
     lease_seconds: float = LEASE_SECONDS,
     process_before_response: bool = True,
     desk_now: Callable[[], datetime] | None = None,
+    post_spacing_seconds: float = 0.0,
 ) -> AsyncIterator[Harness]:
     """Start the desk and the app served over HTTP (and a stand-in unless one is given).
 
+    post_spacing_seconds paces posts per channel (0: unpaced, the stand-in's 429s steer);
     client_timeout bounds each Web API call (seconds); desk_clock is the desk's clock;
     lease_seconds the desk's routing lease (its sweep runs three times per lease). With a
     store, that store instead of opening `database`; process_before_response=False serves as
     `triage run` does (Bolt acks before the listeners run).
     """
-    timing = _Timing(client_timeout, desk_clock, lease_seconds, desk_now)
+    timing = _Timing(client_timeout, desk_clock, lease_seconds, desk_now, post_spacing_seconds)
     slack_config = slack_config or sandbox_slack_config(config)
     if workspace is None:
         async with (
@@ -380,6 +382,7 @@ class _Timing:
     desk_clock: Callable[[], float] | None
     lease_seconds: float
     desk_now: Callable[[], datetime] | None = None
+    post_spacing_seconds: float = 0.0
 
 
 @asynccontextmanager
@@ -412,6 +415,8 @@ async def _serving(
             lease_seconds=timing.lease_seconds,
             retry_delays=retry_delays,
             read_back_delays=(0.0, 0.0),  # a refused history read is tried again at once
+            # Unpaced unless a test asks: the stand-in's 429s are what most tests steer by.
+            post_spacing_seconds=timing.post_spacing_seconds,
         ),
         serving=Serving(
             signing_secret=SIGNING_SECRET, process_before_response=process_before_response

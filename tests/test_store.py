@@ -1112,6 +1112,23 @@ async def test_one_customers_burst_is_started_once_and_counts_each_ticket_once(
         assert (await join(one, first, later)).ticket_id == first
 
 
+async def test_two_stores_take_a_channels_post_slots_one_each_spaced(backend: Backend) -> None:
+    """Replicas asking at once get distinct slots a spacing apart; an idle channel's is now."""
+    async with backend.open() as one, backend.open() as other:
+        first, second, third = await asyncio.gather(
+            one.take_post_slot("C1", now=NOW, spacing=1.5),
+            other.take_post_slot("C1", now=NOW, spacing=1.5),
+            one.take_post_slot("C1", now=NOW, spacing=1.5),
+        )
+        offsets = sorted((slot - NOW).total_seconds() for slot in (first, second, third))
+        assert offsets == pytest.approx([0.0, 1.5, 3.0])
+        # Another channel has its own slots.
+        assert await other.take_post_slot("C2", now=NOW, spacing=1.5) == NOW
+        # Long after the last slot: the next is now, not in the past.
+        later = NOW + timedelta(minutes=5)
+        assert await other.take_post_slot("C1", now=later, spacing=1.5) == later
+
+
 async def test_a_send_claim_is_settled_by_one_of_two_stores_reading_it(backend: Backend) -> None:
     """Two stores settle the claim they both read: one wins; a newer claim is left alone."""
     async with backend.open() as one, backend.open() as other:

@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import render
 from bot.app import build_client
-from bot.compose import Serving, make_pipeline, running_services
+from bot.compose import DeskTiming, Serving, make_pipeline, running_services
 from bot.logs import LOG_FORMAT, WithheldMessageFormatter
 from bot.record import CallRecorder
 from bot.sandbox.events import Workspace, socket_request
@@ -465,6 +465,9 @@ async def open_sandbox(
             pipeline=pipeline,
             client=client,
             database=database,
+            # One process: its posts take turns by the stand-in's 429s. Pacing is for replicas
+            # sharing a channel (and `triage run`).
+            timing=DeskTiming(post_spacing_seconds=0.0),
             serving=Serving(process_before_response=True),
         ) as bot:
             desk, app = bot.desk, bot.app

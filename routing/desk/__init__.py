@@ -23,6 +23,7 @@ from routing.desk.limits import (
     SWEEP_BATCH,
     UNPAGED_LOOKBACK,
 )
+from routing.desk.pacing import PostPacer
 from routing.desk.types import (
     STALE_POST,
     ActionRefusedError,
@@ -63,6 +64,7 @@ __all__ = [
     "Note",
     "Outbox",
     "PageNotSentError",
+    "PostPacer",
     "PostRef",
     "StalePostError",
     "TicketCard",

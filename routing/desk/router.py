@@ -124,6 +124,7 @@ class Router:
                 recovering=previous == "routing",
                 urgency=-self._config.priority_rank(decided.decision.priority),
                 received=decided.received_at.timestamp(),
+                urgent=self._most_urgent(decided.decision.priority),
                 # Posts made before a retry showed the local decision: redrawn at the end.
                 refined=decided.model_state in ("answered", "late"),
             )
@@ -137,6 +138,10 @@ class Router:
                 await self._mark_routed(ticket_id)
         if ticket_id not in self._queue.placing:
             await self._paged(ticket_id)
+
+    def _most_urgent(self, priority: str) -> bool:
+        """Whether a priority is the config's most urgent (its posts take the urgent lane)."""
+        return self._config.priority_rank(priority) == len(self._config.priority_names) - 1
 
     def _wanted_teams(self, ticket: StoredTicket) -> tuple[str, ...]:
         """The teams whose channels a ticket belongs in, by its stored decision."""
@@ -186,6 +191,7 @@ class Router:
                     ticket_id=ticket_id,
                     team=team,
                     kind="post",
+                    urgent=placing.urgent,
                 ),
             )
         return bool(missing)
@@ -246,6 +252,7 @@ class Router:
                     ticket_id=ticket_id,
                     team=team,
                     kind="finish",
+                    urgent=placing.urgent,
                 ),
             )
 
@@ -399,6 +406,7 @@ class Router:
                 ticket_id=ticket_id,
                 team=decision.team,
                 kind="refined",
+                urgent=self._most_urgent(decision.priority),
             ),
         )
 

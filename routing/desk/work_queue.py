@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from routing.cascade import LocalTriage
 from routing.desk.limits import LEASE_RENEWALS, SEND_STALE_SECONDS, SWEEP_BATCH
+from routing.desk.pacing import pace_posts_here
 from routing.ports import TicketStore
 from routing.records import TicketStatus
 
@@ -53,6 +54,8 @@ class Send:
     # "post": the ticket's card in this team's channel; "finish": its page notes, then routed;
     # "refined": the model answered after the ticket was posted: redraw, move, page.
     kind: Literal["post", "finish", "refined"] = field(compare=False)
+    # The config's most urgent priority: posted from the channel's urgent lane, unpaced.
+    urgent: bool = field(default=False, compare=False)
 
 
 @dataclass(order=True)
@@ -75,6 +78,7 @@ class Placing:
     recovering: bool
     urgency: int
     received: float
+    urgent: bool = False  # the config's most urgent priority: its posts skip the paced lane
     waiting: set[str] = field(default_factory=set)
     failed: bool = False
     lost: bool = False
@@ -93,8 +97,13 @@ class _Worker:
         default_factory=asyncio.PriorityQueue
     )
     queued: dict[int, TicketStatus | None] = field(default_factory=dict)
-    # One priority queue and one poster per team channel: a busy channel delays only itself.
-    channels: dict[str, asyncio.PriorityQueue[Send]] = field(default_factory=dict)
+    # Two lanes per team channel, each a priority queue with its poster: a busy channel delays
+    # only itself, and the most urgent tickets' lane never waits for the paced one's slots.
+    channels: dict[tuple[str, bool], asyncio.PriorityQueue[Send]] = field(default_factory=dict)
+    # Set while a channel's urgent lane has nothing queued or being posted: the paced lane
+    # waits for it, so an urgent post held by a 429 is not overtaken by this replica's own.
+    urgent_clear: dict[str, asyncio.Event] = field(default_factory=dict)
+    urgent_jobs: dict[str, int] = field(default_factory=dict)
     placing: dict[int, Placing] = field(default_factory=dict)
     # Tickets this replica holds a routing lease on; renewed together while they are held.
     held: set[int] = field(default_factory=set)
@@ -344,18 +353,40 @@ class WorkQueue:
                     self._state.model_idle.set()
 
     def send(self, channel: str, job: Send) -> None:
-        """Queue a message for a team channel, starting the channel's poster on first use."""
-        queue = self._state.channels.get(channel)
+        """Queue a message for a team channel's lane, starting the lane's poster on first use."""
+        lane = (channel, job.urgent)
+        queue = self._state.channels.get(lane)
         if queue is None:
-            queue = self._state.channels[channel] = asyncio.PriorityQueue()
-            self._state.tasks.append(asyncio.create_task(self._poster(queue)))
+            queue = self._state.channels[lane] = asyncio.PriorityQueue()
+            poster = self._poster(channel, queue, paced=not job.urgent)
+            self._state.tasks.append(asyncio.create_task(poster))
         self._job_added()
+        if job.urgent:
+            self._state.urgent_jobs[channel] = self._state.urgent_jobs.get(channel, 0) + 1
+            self._urgent_clear(channel).clear()
         queue.put_nowait(job)
 
-    async def _poster(self, queue: asyncio.PriorityQueue[Send]) -> None:
-        """Post one channel's messages one at a time (Slack allows about one a second)."""
+    def _urgent_clear(self, channel: str) -> asyncio.Event:
+        clear = self._state.urgent_clear.get(channel)
+        if clear is None:
+            clear = self._state.urgent_clear[channel] = asyncio.Event()
+            clear.set()
+        return clear
+
+    async def _poster(
+        self, channel: str, queue: asyncio.PriorityQueue[Send], *, paced: bool
+    ) -> None:
+        """Post one lane's messages one at a time (Slack allows about one a second).
+
+        The paced lane's posts wait for their slots in the channel (routing/desk/pacing.py),
+        and for the urgent lane to be empty; the urgent lane's go at once.
+        """
+        if paced:
+            pace_posts_here()
         while True:
             job = await queue.get()
+            if paced:
+                await self._urgent_clear(channel).wait()
             try:
                 if job.kind == "post":
                     await self._post(job)
@@ -368,6 +399,10 @@ class WorkQueue:
                 self._state.placing.pop(job.ticket_id, None)
                 self.retry_later(job.ticket_id)
             finally:
+                if job.urgent:
+                    left = self._state.urgent_jobs[channel] = self._state.urgent_jobs[channel] - 1
+                    if left == 0:
+                        self._urgent_clear(channel).set()
                 self._job_done()
 
     def retry_later(self, ticket_id: int) -> None:

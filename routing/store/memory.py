@@ -86,6 +86,7 @@ class Tables:
     oncall: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The burst going on per (customer, on-call); tickets counted and counting note per lead.
     bursts: dict[tuple[str, str], StoredBurst] = field(default_factory=dict)
+    post_slots: dict[str, float] = field(default_factory=dict)  # channel -> next slot
     # Follow-ups whose after-ack work is not done: (ticket, kind, ref) -> when stored or taken.
     pending_follow_ups: dict[tuple[int, FollowUpKind, str], datetime] = field(default_factory=dict)
     burst_tickets: dict[tuple[str, str, int], set[int]] = field(default_factory=dict)
@@ -824,6 +825,12 @@ class MemoryStore:
             for (ticket, person), direct in self.tables.direct_pages.items()
             if ticket == ticket_id
         }
+
+    async def take_post_slot(self, channel: str, *, now: datetime, spacing: float) -> datetime:
+        """Take the channel's next post slot: the later of now and the one after the last."""
+        slot = max(now.timestamp(), self.tables.post_slots.get(channel, 0.0))
+        self.tables.post_slots[channel] = slot + spacing
+        return datetime.fromtimestamp(slot, UTC)
 
     async def join_burst(
         self,

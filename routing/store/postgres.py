@@ -921,6 +921,21 @@ class PostgresStore:
         )
         return {row["person"]: (row["page"], row["sent_at"] is not None) for row in rows}
 
+    async def take_post_slot(self, channel: str, *, now: datetime, spacing: float) -> datetime:
+        """Take the channel's next post slot: the later of now and the one after the last.
+
+        One upsert: PostgreSQL locks the row, so two replicas asking at once get two slots.
+        """
+        row = await self._one(
+            "INSERT INTO post_pacing (channel, next_at) VALUES (%s, %s + %s)"
+            " ON CONFLICT (channel) DO UPDATE"
+            " SET next_at = GREATEST(post_pacing.next_at, excluded.next_at - %s) + %s"
+            " RETURNING next_at",
+            (channel, now.timestamp(), spacing, spacing, spacing),
+        )
+        assert row is not None  # noqa: S101  # an upsert returns its row
+        return datetime.fromtimestamp(float(row["next_at"]) - spacing, UTC)
+
     async def join_burst(
         self,
         customer: str,

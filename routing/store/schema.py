@@ -247,6 +247,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX held_reactions_post ON held_reactions (channel, ts);
     """,
+    # 11: when each channel's next post may go (seconds since the epoch), shared by the
+    # replicas so that their posts in one channel are spaced to Slack's rate limit instead of
+    # taking turns by 429s (routing/desk/pacing.py).
+    """
+    CREATE TABLE post_pacing (
+        channel TEXT PRIMARY KEY,
+        next_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 
 

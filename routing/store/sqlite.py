@@ -952,6 +952,20 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return {row[0]: (row[1], row[2] is not None) for row in rows}
 
+    async def take_post_slot(self, channel: str, *, now: datetime, spacing: float) -> datetime:
+        """Take the channel's next post slot: the later of now and the one after the last."""
+        async with self._db.execute(
+            "INSERT INTO post_pacing (channel, next_at) VALUES (?, ? + ?)"
+            " ON CONFLICT (channel) DO UPDATE"
+            " SET next_at = max(post_pacing.next_at, excluded.next_at - ?) + ?"
+            " RETURNING next_at",
+            (channel, now.timestamp(), spacing, spacing, spacing),
+        ) as cursor:
+            row = await cursor.fetchone()
+        await self._db.commit()
+        assert row is not None  # noqa: S101  # an upsert returns its row
+        return datetime.fromtimestamp(float(row[0]) - spacing, UTC)
+
     async def join_burst(
         self,
         customer: str,
