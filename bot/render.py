@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from routing.config import TriageConfig
-from routing.desk import DirectPage, Note, TicketCard
+from routing.desk import DirectPage, Note, StatusReport, TicketCard
 from routing.language import language_name
 from routing.models import DECIDED_BY
 
@@ -311,6 +311,14 @@ def page_text(page: DirectPage) -> str:
     more = "" if len(lines) == 1 else " (the whole message is in the post)"
     parts.append(f"<{page.link}|Open the team post>{more}" if page.link else "")
     return fit("\n".join(part for part in parts if part), FALLBACK_TEXT_LIMIT)
+
+
+def status_text(status: StatusReport) -> str:
+    """`/triage status`: the desk's lines, with the reasons (which may quote customers) escaped."""
+    lines = list(status.head)
+    if status.reasons:
+        lines.append(f"Needs a human: {escape('; '.join(status.reasons))}")
+    return fit("\n".join([*lines, *status.tail]), FALLBACK_TEXT_LIMIT)
 
 
 def reply_text(draft: str) -> str:

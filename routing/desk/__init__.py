@@ -35,6 +35,7 @@ from routing.desk.types import (
     PageNotSentError,
     PostRef,
     StalePostError,
+    StatusReport,
     TicketCard,
 )
 
@@ -65,5 +66,6 @@ __all__ = [
     "PageNotSentError",
     "PostRef",
     "StalePostError",
+    "StatusReport",
     "TicketCard",
 ]

@@ -127,6 +127,19 @@ class DirectPage:
 
 
 @dataclass(frozen=True)
+class StatusReport:
+    """A ticket's state for `/triage status`: the desk's lines, and the reasons apart.
+
+    A reason can quote the customer (the words that tried to instruct the model), so the edge
+    escapes the reasons; head and tail are the desk's own mrkdwn (mentions, channel links).
+    """
+
+    head: tuple[str, ...]
+    reasons: tuple[str, ...]
+    tail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PostRef:
     """Where a message is: channel and ts."""
 
