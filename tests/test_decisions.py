@@ -257,6 +257,33 @@ def test_harmless_uses_of_the_new_critical_words_do_not_page(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "all duplicate contacts were deleted as we asked",
+        "All duplicate contacts were deleted as we asked, thanks for the quick cleanup",
+        "We asked you to delete the old test projects and they were all deleted as requested.",
+    ],
+)
+async def test_a_deletion_done_as_the_customer_asked_pages_no_one(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A clean-up the customer asked for, told as done, is no data loss: not critical, no page.
+
+    (An unsure category may still ask a person to look; that is not a data-loss page.)
+    """
+    assert _critical_cues(text) == ()
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority != "critical"
+    codes = {reason.code for reason in triage.escalation.reasons}
+    assert codes.isdisjoint({"critical_priority", "impact_cue", "forced_keyword"})
+
+
+def test_a_deletion_not_as_asked_is_still_data_loss() -> None:
+    """'Deleted, not as we asked' keeps the data-loss cues."""
+    assert _critical_cues("All our contacts were deleted, not as we asked!") != ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "How can I see which cards were declined in March?",
         "Where do I see which of our members are locked out?",
         'Quick question, what does "access denied" mean on the admin page?',
