@@ -131,6 +131,8 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     if card.escalation.needs_human:
         reasons = "; ".join(reason.detail for reason in card.escalation.reasons)
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
+    if card.credentials:
+        blocks.append(_section(_credentials_line(card.credentials)))
     source = f"<{card.permalink}|original message>" if card.permalink else "original message"
     why = "; ".join(decision.reasons)
     decided = DECIDED_BY[decision.source]
@@ -164,6 +166,24 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     if decision.no_action is not None:
         fallback = f"No action needed: ticket #{card.ticket_id} for {card.team}: {preview}"
     return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
+
+
+# What each kind of credential a customer posted is called, and what they are asked to do.
+_CREDENTIALS: Final = {
+    "secret": ("a secret (a key, token or password)", "ask them to rotate it"),
+    "card": ("a card number", "ask them to have the card blocked"),
+}
+
+
+def _credentials_line(kinds: Sequence[str]) -> str:
+    """The guardrail note on a card whose message held a secret or a card number (redacted)."""
+    named = [_CREDENTIALS[kind] for kind in kinds if kind in _CREDENTIALS]
+    what = " and ".join(name for name, _ in named)
+    ask = "; ".join(action for _, action in named)
+    return (
+        f":closed_lock_with_key: *The customer posted {what}* in the channel (hidden here):"
+        f" {ask}, and do not repeat it in the reply."
+    )
 
 
 def unsure_note(unsure: dict[str, float]) -> str:

@@ -71,6 +71,9 @@ class TicketCard(BaseModel):
     emoji: str
     # The customer's message redacted (routing.redact.shown_to_agents); the store keeps it whole.
     text: str
+    # What the redaction took out of text that the customer must replace ("secret", "card"):
+    # hidden here, but it was posted in the channel (routing.redact.credentials_posted).
+    credentials: tuple[str, ...] = ()
     author: str | None
     permalink: str | None
     decision: Decision
