@@ -365,3 +365,27 @@ async def test_a_quoted_error_message_does_not_decide_the_category(pipeline: Pip
     # Unquoted too: a name in code decides no category by the hotwords.
     assert pipeline.rules("Save fails: refund_policy is not defined").category is None
     assert pipeline.rules("Where is my refund?").category == "billing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Connection fails with postgres://app:password@db:5432/orders since the deploy",
+        "password: hunter2 in config.yml, the import job errors out with timeout",
+        "our .env has DB_PASSWORD=password and the worker crashes on start",
+    ],
+)
+async def test_a_password_in_a_connection_string_or_config_is_no_account_problem(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A password written as a setting names a config: the rest of the message decides."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == "technical"
+
+
+async def test_a_password_told_as_the_customers_own_is_still_an_account_problem(
+    pipeline: Pipeline,
+) -> None:
+    """'My password: x is refused' is a login problem, config words or none."""
+    triage = await pipeline.triage(Ticket(text="My password: hunter2 is refused when I log in"))
+    assert triage.decision.category == "account"
