@@ -6,7 +6,7 @@ import logging
 import re
 import shlex
 
-from bot.render import escape
+from bot.render import escape, status_text
 from routing.corrections import CORRECTABLE_FIELDS
 from routing.desk import BadRequestError, Desk
 
@@ -88,7 +88,7 @@ async def _run(desk: Desk, *, user: str, words: list[str]) -> str:
             raise _usage("status", "Give one ticket.")
         # The desk looks a reference up only for agents: no one else can probe for tickets.
         ticket_id = await desk.find_ticket(args[0], user=user, action="see ticket status")
-        return await desk.status(ticket_id, user=user)
+        return status_text(await desk.status(ticket_id, user=user))
     if command == "oncall":
         return await _oncall(desk, user, args)
     if command == "stats":

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from routing.config import TriageConfig
-from routing.desk import DirectPage, Note, TicketCard
+from routing.desk import DirectPage, Note, StatusReport, TicketCard
 from routing.language import language_name
 from routing.models import DECIDED_BY
 
@@ -131,6 +131,8 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     if card.escalation.needs_human:
         reasons = "; ".join(reason.detail for reason in card.escalation.reasons)
         blocks.append(_section(fit(f":rotating_light: *Needs a human:* {escape(reasons)}", 3000)))
+    if card.credentials:
+        blocks.append(_section(_credentials_line(card.credentials)))
     source = f"<{card.permalink}|original message>" if card.permalink else "original message"
     why = "; ".join(decision.reasons)
     decided = DECIDED_BY[decision.source]
@@ -164,6 +166,24 @@ def card_message(card: TicketCard) -> tuple[str, list[Block]]:
     if decision.no_action is not None:
         fallback = f"No action needed: ticket #{card.ticket_id} for {card.team}: {preview}"
     return fit(fallback, FALLBACK_TEXT_LIMIT), blocks
+
+
+# What each kind of credential a customer posted is called, and what they are asked to do.
+_CREDENTIALS: Final = {
+    "secret": ("a secret (a key, token or password)", "ask them to rotate it"),
+    "card": ("a card number", "ask them to have the card blocked"),
+}
+
+
+def _credentials_line(kinds: Sequence[str]) -> str:
+    """The guardrail note on a card whose message held a secret or a card number (redacted)."""
+    named = [_CREDENTIALS[kind] for kind in kinds if kind in _CREDENTIALS]
+    what = " and ".join(name for name, _ in named)
+    ask = "; ".join(action for _, action in named)
+    return (
+        f":closed_lock_with_key: *The customer posted {what}* in the channel (hidden here):"
+        f" {ask}, and do not repeat it in the reply."
+    )
 
 
 def unsure_note(unsure: dict[str, float]) -> str:
@@ -311,6 +331,14 @@ def page_text(page: DirectPage) -> str:
     more = "" if len(lines) == 1 else " (the whole message is in the post)"
     parts.append(f"<{page.link}|Open the team post>{more}" if page.link else "")
     return fit("\n".join(part for part in parts if part), FALLBACK_TEXT_LIMIT)
+
+
+def status_text(status: StatusReport) -> str:
+    """`/triage status`: the desk's lines, with the reasons (which may quote customers) escaped."""
+    lines = list(status.head)
+    if status.reasons:
+        lines.append(f"Needs a human: {escape('; '.join(status.reasons))}")
+    return fit("\n".join([*lines, *status.tail]), FALLBACK_TEXT_LIMIT)
 
 
 def reply_text(draft: str) -> str:

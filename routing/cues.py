@@ -101,6 +101,20 @@ _NOT_SCOPE = (
             else f"{match.group(1)} cleaned_up {match.group(2)}"
         ),
     ),
+    # A deletion the customer asked for, told as done ("all duplicates were deleted as we
+    # asked"): a request carried out, not a loss. "Deleted, not as we asked" stays a loss.
+    (
+        re.compile(
+            r"\b(?:deleted|wiped|erased|removed|cleared|purged)\b([^.?!\n]{0,40}?)"
+            r"\b(?:as (?:we|i) (?:asked|requested|wanted|instructed)|as requested|as asked"
+            r"|as instructed|like (?:we|i) asked|per (?:our|my) request)\b"
+        ),
+        lambda match: (
+            match.group(0)
+            if re.search(r"\b(?:not|never|didn't|did not|wasn't|was not)\b", match.group(1))
+            else f"cleaned_up{match.group(1)} as_requested"
+        ),
+    ),
     # A new colleague who "took over from Dave" took over a role, not an account.
     (
         re.compile(

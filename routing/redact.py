@@ -1453,3 +1453,18 @@ def shown_to_agents(text: str) -> str:
     redrawn from the stored text on every event of its ticket.
     """
     return redact(text).text
+
+
+# What a customer who posted one must replace, not just hide: it was in the channel for everyone.
+MUST_BE_REPLACED = ("secret", "card")
+
+
+@lru_cache(maxsize=256)
+def credentials_posted(text: str) -> tuple[str, ...]:
+    """The kinds of MUST_BE_REPLACED that were redacted from text (a key, password, card number).
+
+    Redaction hides them from the team, but they were posted in the channel: an agent asks the
+    customer to rotate the secret or block the card. Cached like shown_to_agents.
+    """
+    counts = redact(text).counts
+    return tuple(kind for kind in MUST_BE_REPLACED if counts[kind])

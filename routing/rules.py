@@ -76,14 +76,42 @@ _IDENTIFIER = re.compile(
 )
 
 
+# A password in a connection string or a config snippet is a setting, not an account problem
+# ("postgres://app:password@db:5432", "DB_PASSWORD=secret", "password: x in config.yml"): the
+# user and password of a URL, a `password=` setting, and a `password:` key in a sentence that
+# names a config file or format. ("My password: hunter2 is refused" keeps its password.)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@:]*:[^\s/@]*@")
+_PASSWORD_SETTING = re.compile(r"(?i)\b[\w.-]*(?:password|passwd|pwd)\s*=\s*\S*")
+_PASSWORD_KEY = re.compile(r"(?i)(?<![\w'])[\w.-]*(?:password|passwd|pwd):\s*\S*")
+_CONFIG_WORDS = re.compile(
+    r"(?i)\b(?:config|configuration|yaml|yml|json|toml|ini|env|settings|dsn|connection string"
+    r"|database url|database_url|host\s*[:=]|port\s*[:=]|user(?:name)?\s*[:=])"
+)
+_LINE = re.compile(r"[^\n]+")
+
+
+def _config_line(match: re.Match[str]) -> str:
+    line = match.group()
+    return _PASSWORD_KEY.sub(" ", line) if _CONFIG_WORDS.search(line) else line
+
+
+def without_config_credentials(text: str) -> str:
+    """The text with passwords written as settings blanked out (see _URL_CREDENTIALS)."""
+    text = _PASSWORD_SETTING.sub(" ", _URL_CREDENTIALS.sub("", text))
+    return _LINE.sub(_config_line, text) if "password" in text.lower() else text
+
+
 def without_quotes(text: str) -> str:
     """The text with its quoted spans (names, searches, messages on a screen) blanked out."""
     return _QUOTED.sub(" ", text)
 
 
 def without_identifiers(text: str) -> str:
-    """The text with names in code blanked out: a variable named for refunds is no refund."""
-    return _IDENTIFIER.sub(" ", text)
+    """The text with names in code blanked out: a variable named for refunds is no refund.
+
+    A password written as a setting is blanked too: it names a config, not an account.
+    """
+    return _IDENTIFIER.sub(" ", without_config_credentials(text))
 
 
 class Rules:

@@ -257,6 +257,33 @@ def test_harmless_uses_of_the_new_critical_words_do_not_page(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "all duplicate contacts were deleted as we asked",
+        "All duplicate contacts were deleted as we asked, thanks for the quick cleanup",
+        "We asked you to delete the old test projects and they were all deleted as requested.",
+    ],
+)
+async def test_a_deletion_done_as_the_customer_asked_pages_no_one(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A clean-up the customer asked for, told as done, is no data loss: not critical, no page.
+
+    (An unsure category may still ask a person to look; that is not a data-loss page.)
+    """
+    assert _critical_cues(text) == ()
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.priority != "critical"
+    codes = {reason.code for reason in triage.escalation.reasons}
+    assert codes.isdisjoint({"critical_priority", "impact_cue", "forced_keyword"})
+
+
+def test_a_deletion_not_as_asked_is_still_data_loss() -> None:
+    """'Deleted, not as we asked' keeps the data-loss cues."""
+    assert _critical_cues("All our contacts were deleted, not as we asked!") != ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "How can I see which cards were declined in March?",
         "Where do I see which of our members are locked out?",
         'Quick question, what does "access denied" mean on the admin page?',
@@ -338,3 +365,27 @@ async def test_a_quoted_error_message_does_not_decide_the_category(pipeline: Pip
     # Unquoted too: a name in code decides no category by the hotwords.
     assert pipeline.rules("Save fails: refund_policy is not defined").category is None
     assert pipeline.rules("Where is my refund?").category == "billing"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Connection fails with postgres://app:password@db:5432/orders since the deploy",
+        "password: hunter2 in config.yml, the import job errors out with timeout",
+        "our .env has DB_PASSWORD=password and the worker crashes on start",
+    ],
+)
+async def test_a_password_in_a_connection_string_or_config_is_no_account_problem(
+    pipeline: Pipeline, text: str
+) -> None:
+    """A password written as a setting names a config: the rest of the message decides."""
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.category == "technical"
+
+
+async def test_a_password_told_as_the_customers_own_is_still_an_account_problem(
+    pipeline: Pipeline,
+) -> None:
+    """'My password: x is refused' is a login problem, config words or none."""
+    triage = await pipeline.triage(Ticket(text="My password: hunter2 is refused when I log in"))
+    assert triage.decision.category == "account"

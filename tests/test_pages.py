@@ -541,3 +541,36 @@ async def test_two_replicas_page_one_customers_burst_once(
         assert "5 more tickets from this customer" in counts[0]
         for ticket in tickets[1:]:
             assert f"#{ticket}" in counts[0]
+
+
+async def test_a_page_cut_off_by_a_kill_is_not_sent_once_an_edit_says_never_mind(
+    tmp_path: Path, embedder: CachingEmbedder, config: TriageConfig
+) -> None:
+    """Killed with the page on its way, then edited to 'never mind, fixed it': nobody is paged."""
+    database = tmp_path / "triage.sqlite3"
+    async with standin_for(config) as slack:
+        slack.never_answer("chat.postMessage", when=_page_note)
+        async with running_bot(
+            tmp_path, embedder, config=config, database=database, workspace=slack
+        ) as bot:
+            ts = await bot.customer_says(CRITICAL)
+            await until(lambda: bool(slack.held), what="the page note on its way to Slack")
+            ticket_id = await bot.ticket_for(ts)
+            assert await bot.customer_edits(ts, "never mind, fixed it", previous=CRITICAL) == 200
+        # The next start is a lease later: the edit and the page it left are taken up.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        async with running_bot(
+            tmp_path,
+            embedder,
+            config=config,
+            database=database,
+            workspace=slack,
+            desk_now=lambda: later,
+        ) as bot:
+            await bot.desk.drain()
+            ticket = await bot.store.ticket(ticket_id)
+            assert ticket is not None
+            assert ticket.decision is not None
+            assert ticket.decision.no_action is not None
+            assert await _page_notes(bot, ticket_id) == []
+            assert _dms(bot) == []

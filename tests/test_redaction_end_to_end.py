@@ -163,3 +163,31 @@ async def test_what_the_bot_writes_to_slack_shows_a_customers_card_redacted(
     assert "the card [CARD] was declined" in written
     assert "4111" not in written
     assert "5555" not in written
+
+
+async def test_a_card_names_a_secret_or_card_number_the_customer_posted(
+    tmp_path: Path, embedder: CachingEmbedder
+) -> None:
+    """A pasted live key or card is hidden, and its post asks the agent to have it replaced."""
+    key = "sk_live_51HxYzAbCdEfGhIjKlMnOpQrStUv"
+    async with running_bot(tmp_path, embedder, config=load_config()) as bot:
+        with_key = await bot.new_ticket(f"Webhooks fail, here is our API key {key} to check")
+        with_card = await bot.new_ticket("You charged my card 4111 1111 1111 1111 twice")
+        plain = await bot.new_ticket("You charged us twice for the March invoice")
+        posts = {
+            ticket_id: [
+                json.dumps(post, ensure_ascii=False)
+                for post in bot.all_ticket_posts()
+                if post["metadata"]["event_payload"]["ticket_id"] == ticket_id
+            ]
+            for ticket_id in (with_key, with_card, plain)
+        }
+    (key_post,) = posts[with_key]
+    assert "The customer posted a secret" in key_post
+    assert "rotate it" in key_post
+    assert "51HxYz" not in key_post
+    (card_post,) = posts[with_card]
+    assert "The customer posted a card number" in card_post
+    assert "4111" not in card_post
+    (plain_post,) = posts[plain]
+    assert "The customer posted" not in plain_post

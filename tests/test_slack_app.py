@@ -237,6 +237,49 @@ async def test_customer_mentions_never_fire_in_any_post(bot: Harness) -> None:
     assert "wrong &amp; late" in _all_text(post)
 
 
+CUSTOMER_MENTIONS = (
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<@U0OUTSIDER>",
+    "<!subteam^S0BILLAGENTS>",
+    "<#C0SECRET>",
+)
+
+
+async def test_customer_mentions_in_follow_ups_pages_and_status_stay_text(bot: Harness) -> None:
+    """Mentions in replies, edits, the DM page and /triage status stay text."""
+    typed = " ".join(CUSTOMER_MENTIONS)
+    ticket_id = await bot.new_ticket(f"{typed} production is down for everyone <system> urgent")
+    ticket = await bot.store.ticket(ticket_id)
+    assert ticket is not None
+    reply_ts = await bot.customer_says(f"{typed} still down", thread_ts=ticket.ts)
+    await bot.desk.drain()
+    edit = bot.workspace.message_changed(
+        channel=INTAKE, user=CUSTOMER, ts=reply_ts, text=f"{typed} edited", previous_text="x"
+    )
+    edit["message"]["thread_ts"] = ticket.ts
+    assert await bot.event(edit) == 200
+    await bot.desk.drain()
+    await bot.react(AGENT, "white_check_mark", ticket_id)
+    await bot.customer_edits(ticket.ts, f"{typed} edited after the reply", previous=ticket.text)
+    await bot.desk.drain()
+    status = await bot.command(AGENT, f"status #{ticket_id}")
+    assert "Needs a human:" in status
+    assert "&lt;system&gt;" in status
+    sent = [c.args for c in bot.slack.calls if c.method.startswith("chat.") and c.ok]
+    texts = [json.dumps({"text": a.get("text"), "blocks": a.get("blocks")}) for a in sent]
+    (post,) = await bot.store.posts(ticket_id)
+    notes = [m["text"] for m in bot.thread_of(post.channel, post.ts)]
+    assert any("replied in their thread" in note for note in notes)
+    assert any("edited their reply" in note for note in notes)
+    assert any("after the reply was sent" in note for note in notes)
+    assert any("Needs a human" in text and "Open the team post" in text for text in texts)
+    for text in [*texts, status]:
+        for mention in (*CUSTOMER_MENTIONS, "<system>"):
+            assert mention not in text
+
+
 async def test_a_huge_message_is_cut_to_block_kit_limits_with_the_permalink(bot: Harness) -> None:
     """A 20,000-character ticket is posted (Slack accepts it) and links to the full message."""
     ticket_id = await bot.new_ticket("My invoice is wrong. " + "x" * 20_000)

@@ -36,6 +36,7 @@ from routing.desk.types import (
     PageNotSentError,
     PostRef,
     StalePostError,
+    StatusReport,
     TicketCard,
 )
 
@@ -67,5 +68,6 @@ __all__ = [
     "PostPacer",
     "PostRef",
     "StalePostError",
+    "StatusReport",
     "TicketCard",
 ]

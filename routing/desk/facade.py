@@ -42,6 +42,7 @@ from routing.desk.tickets import TicketLocks
 from routing.desk.types import (
     CustomerMessage,
     Outbox,
+    StatusReport,
 )
 from routing.desk.work_queue import ModelJob, Send, WorkQueue
 from routing.errors import StoreUnavailableError
@@ -445,7 +446,7 @@ class Desk:
         """True if user is one of the team's agents, directly or through a user group."""
         return await self._agents.is_agent(user, team)
 
-    async def status(self, ticket_id: int, *, user: str) -> str:
+    async def status(self, ticket_id: int, *, user: str) -> StatusReport:
         """A ticket's state in a few lines, for an agent."""
         return await self._reports.status(ticket_id, user=user)
 

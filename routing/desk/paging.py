@@ -356,7 +356,15 @@ class Pager:
             logger.warning("ticket %s's page %s was taken over by another replica", ticket_id, key)
             self._claims.pop((ticket_id, key), None)
             return 0
-        if ticket.status == "withdrawn":
+        # Withdrawn, or edited since into a message that needs no action ("never mind, fixed
+        # it"): the unsent page is dropped. An agent's Escalate stands whatever the text says.
+        settled = (
+            page.asked_by is None
+            and ticket.decision is not None
+            and ticket.decision.no_action is not None
+            and not (ticket.escalation is not None and ticket.escalation.needs_human)
+        )
+        if ticket.status == "withdrawn" or settled:
             await self._store.release_page(ticket_id, team=key)
             self._claims.pop((ticket_id, key), None)
             return 0

@@ -13,7 +13,7 @@ from routing.drafter import english_draft_for
 from routing.errors import DeliveryRefusedError
 from routing.ports import TicketStore
 from routing.records import LeasedTicket, StoredDraft, StoredPost, StoredTicket
-from routing.redact import shown_to_agents
+from routing.redact import credentials_posted, shown_to_agents
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class Placement:
             channel=self.team_channel(team),
             emoji=self._config.priority(ticket.decision.priority).emoji,
             text=shown_to_agents(ticket.text),
+            credentials=credentials_posted(ticket.text),
             author=ticket.author,
             permalink=ticket.permalink,
             decision=shown,

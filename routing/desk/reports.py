@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from routing.config import TriageConfig
-from routing.desk.types import BadRequestError
+from routing.desk.types import BadRequestError, StatusReport
 from routing.models import DECIDED_BY
 from routing.ports import TicketStore
 
@@ -39,7 +39,7 @@ class Reports:
         # The desk's wall clock in UTC: which day "today" is.
         self._now = now
 
-    async def status(self, ticket_id: int, *, user: str) -> str:
+    async def status(self, ticket_id: int, *, user: str) -> StatusReport:
         """A ticket's state in a few lines, for an agent."""
         await self._agents.require_any_agent(user, "see ticket status")
         ticket = await self._store.ticket(ticket_id)
@@ -52,21 +52,23 @@ class Reports:
                 f"{d.category} / {d.priority} / {d.team}, {d.sentiment}, "
                 f"confidence {d.confidence:.2f}, decided by {DECIDED_BY[d.source]}"
             )
+        reasons: tuple[str, ...] = ()
         if ticket.escalation is not None and ticket.escalation.needs_human:
-            lines.append("Needs a human: " + "; ".join(r.detail for r in ticket.escalation.reasons))
+            reasons = tuple(r.detail for r in ticket.escalation.reasons)
+        after: list[str] = []
         draft = await self._store.draft(ticket.id)
         # A withdrawn ticket's unsent draft is dropped with it: nothing is pending.
         dropped = ticket.status == "withdrawn" and draft is not None and draft.status == "pending"
         if draft is not None and not dropped:
             by = f" by <@{draft.decided_by}>" if draft.decided_by else ""
-            lines.append(f"Draft: {draft.status}{by}")
+            after.append(f"Draft: {draft.status}{by}")
         # Page keys are "team", "team:critical" or "team:escalated:<n>": show the teams.
         paged = dict.fromkeys(key.split(":")[0] for key in await self._store.pages(ticket.id))
         if paged:
-            lines.append(f"Paged: {', '.join(paged)}")
+            after.append(f"Paged: {', '.join(paged)}")
         for post in await self._store.posts(ticket.id, active_only=False):
-            lines.append(f"Post in <#{post.channel}>: {post.status}")
-        return "\n".join(lines)
+            after.append(f"Post in <#{post.channel}>: {post.status}")
+        return StatusReport(head=tuple(lines), reasons=reasons, tail=tuple(after))
 
     async def stats(self, *, user: str) -> str:
         """Today's figures (UTC): tickets by category and priority, rates, time to approval."""

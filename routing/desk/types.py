@@ -71,6 +71,9 @@ class TicketCard(BaseModel):
     emoji: str
     # The customer's message redacted (routing.redact.shown_to_agents); the store keeps it whole.
     text: str
+    # What the redaction took out of text that the customer must replace ("secret", "card"):
+    # hidden here, but it was posted in the channel (routing.redact.credentials_posted).
+    credentials: tuple[str, ...] = ()
     author: str | None
     permalink: str | None
     decision: Decision
@@ -124,6 +127,19 @@ class DirectPage:
     reasons: tuple[str, ...]
     # The team post's permalink.
     link: str | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A ticket's state for `/triage status`: the desk's lines, and the reasons apart.
+
+    A reason can quote the customer (the words that tried to instruct the model), so the edge
+    escapes the reasons; head and tail are the desk's own mrkdwn (mentions, channel links).
+    """
+
+    head: tuple[str, ...]
+    reasons: tuple[str, ...]
+    tail: tuple[str, ...]
 
 
 @dataclass(frozen=True)
