@@ -282,6 +282,7 @@ _SEP = "[ \t\r\n_/.-]"
 _DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
+    r"union\s?pay|maestro|jcb|"
     r"credit|debit|kredi)s?"
     # "card number", "card no.", "card ending in", "Kartennummer", "tarjeta número".
     r"(?:\s*(?:n?nummer|numbers?|no\.?|nr\.?|num[ée]ro|n[úu]mero|numaras[\u0131i]|\#"
@@ -426,9 +427,10 @@ _NAMED_DOCUMENT = re.compile(
 # Other vendors' tokens, each by its own prefix and length (one alternation: one scan): Telegram
 # and Discord bots, a Discord webhook, Square, Linear, Notion, Atlassian, Bitbucket, Postman,
 # New Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
-# Replicate, Braintree.
+# Replicate, Braintree, Google OAuth, Razorpay.
 _VENDOR_TOKENS = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:"
+    # A Telegram token also right after "bot" in its API URL (api.telegram.org/bot<token>/).
+    r"(?:(?<![A-Za-z0-9_-])|(?<=/bot))(?:"
     r"\d{5,16}:A[A-Za-z0-9_-]{32,34}"
     r"|https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}"
     r"|[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
@@ -442,7 +444,8 @@ _VENDOR_TOKENS = re.compile(
     r"|fig[dhu]_[A-Za-z0-9_-]{30,}"
     r"|gl(?:sa|c)_[A-Za-z0-9_+/=-]{32,}"
     r"|hv[sbr]\.[A-Za-z0-9_-]{24,}"
-    r"|dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"
+    # Doppler's service tokens may name their config: dp.st.prd.<40 or more>.
+    r"|dp\.(?:pt|st|sa|ct|scim|audit)\.(?:[a-z0-9_-]{2,35}\.)?[A-Za-z0-9]{40,}"
     r"|pul-[a-f0-9]{40}"
     r"|dapi[a-f0-9]{32}(?:-\d)?"
     r"|sbp_[a-f0-9]{40}"
@@ -451,6 +454,9 @@ _VENDOR_TOKENS = re.compile(
     r"|xai-[A-Za-z0-9]{70,}"
     r"|r8_[A-Za-z0-9]{30,}"
     r"|access_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}"
+    r"|ya29\.[A-Za-z0-9_-]{30,}"
+    r"|GOCSPX-[A-Za-z0-9_-]{24,}"
+    r"|rzp_(?:live|test)_[A-Za-z0-9]{14,}"
     r")(?![A-Za-z0-9_-])"
 )
 
@@ -484,6 +490,8 @@ _EXTRA_SECRETS = (
     re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     re.compile(r"\bwhsec_[A-Za-z0-9]{24,}"),
     re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
+    # An Azure shared access signature in a URL: the signature grants access on its own.
+    re.compile(r"(?<=[?&]sig=)[A-Za-z0-9%+/=]{16,}"),
     # Authorization headers: the credential after the scheme, in any case ("bearer ..."), if
     # it has a digit, a sign or a capital inside ("Bearer authentication" is prose).
     re.compile(
