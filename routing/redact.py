@@ -522,7 +522,7 @@ _CREDENTIAL_WORDS = (
     r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
     r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
     r"|auth[ _-]?token|access[ _-]?token"
-    r"|(?:the|our|my|your|this|that) key"
+    r"|(?:the|our|my|your|this|that) key|heroku[ _-]?(?:api[ _-]?)?key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
 _WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
@@ -1073,6 +1073,10 @@ _PHONE_WORD = re.compile(
 # A run starting with a year and a dash or slash is a reference ("2024-123456", "2024/000123").
 _YEAR_REFERENCE = re.compile(r"(?:19|20)\d{2}[-/]")
 _MAX_PHONE_TOKENS = 7
+# An ASCII letter or digit right after a number, unless an extension ("x22", "ext22").
+_GLUED_AFTER = re.compile(r"(?!x\d|ext\.?\d)[A-Za-z0-9]", re.IGNORECASE)
+# A UUID (a request id, a Heroku key) holds digit groups that phonenumbers accepts.
+_UUID = re.compile(r"(?<![\w-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![\w-])")
 # Words after which a digit group is some other number: a version, a reference, an amount.
 _NOT_PHONE_WORD = re.compile(
     r"\b(?:v|version|ver|build|release|order|invoice|ticket|case|ref|reference|id|ids|meeting"
@@ -1125,7 +1129,10 @@ def _national_mobile(candidate: str) -> bool:
 
 
 def _claim_phones(text: str, spans: _Spans) -> None:
+    uuids = [uuid.span() for uuid in _UUID.finditer(text)]
     for run in _PHONE_RUN.finditer(text):
+        if any(start < run.end() and run.start() < end for start, end in uuids):
+            continue
         before = text[max(0, run.start() - 30) : run.start()]
         plus = run.group().startswith(("+", "00"))
         tokens = [
@@ -1165,6 +1172,9 @@ def _claim_phones(text: str, spans: _Spans) -> None:
 
 def _phone_window_valid(text: str, start: int, candidate: str, spans: _Spans, before: str) -> bool:
     if not spans.free(start, start + len(candidate)) or _YEAR_REFERENCE.match(candidate):
+        return False
+    if _GLUED_AFTER.match(text, start + len(candidate)):
+        # "01234567-89ab-cdef": the digits run on into an identifier, no phone ends there.
         return False
     if (
         candidate.isdigit()

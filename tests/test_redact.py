@@ -926,3 +926,19 @@ def test_vendor_prefixes_in_prose_are_kept(text: str) -> None:
 def test_vendor_tokens_and_cards_found_by_breaker12_are_redacted(text: str, expected: str) -> None:
     """Telegram in its URL, Google OAuth, Razorpay, Azure SAS, Doppler, a named UnionPay card."""
     assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "request 01234567-89ab-cdef-0123-456789abcdef failed",
+            "request 01234567-89ab-cdef-0123-456789abcdef failed",
+        ),
+        ("heroku key 01234567-89ab-cdef-0123-456789abcdef", "heroku key [SECRET]"),
+        ("call 415-555-2671 about 01234567-89ab-cdef", "call [PHONE] about 01234567-89ab-cdef"),
+    ],
+)
+def test_a_uuid_is_never_cut_into_a_phone_number(text: str, expected: str) -> None:
+    """ "[PHONE]ab-cdef-..." mangled a request id and left most of a Heroku key readable."""
+    assert redact(text).text == expected
