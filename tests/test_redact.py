@@ -940,5 +940,5 @@ def test_vendor_tokens_and_cards_found_by_breaker12_are_redacted(text: str, expe
     ],
 )
 def test_a_uuid_is_never_cut_into_a_phone_number(text: str, expected: str) -> None:
-    """ "[PHONE]ab-cdef-..." mangled a request id and left most of a Heroku key readable."""
+    """A phone cut from a UUID ("[PHONE]ab-cdef-...") mangled ids and left Heroku keys readable."""
     assert redact(text).text == expected
