@@ -515,6 +515,8 @@ _AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
     r"passwords?|pass ?phrases?|p[a@4]ssw[o0]rd|pass word|p/w|pword|passwort|passwd|pwd|passcode"
+    # PostgreSQL's environment variable, pasted in a shell line ("PGPASSWORD=... psql").
+    r"|pgpassword"
     r"|contrase[ñn]a|mot de passe|senha|parola|[şs]ifre(?:m|niz|n)?"
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"

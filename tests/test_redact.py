@@ -921,10 +921,11 @@ def test_vendor_prefixes_in_prose_are_kept(text: str) -> None:
         ),
         ("doppler dp.st.prd.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd", "doppler [SECRET]"),
         ("unionpay 6200000000000005", "unionpay [CARD]"),
+        ("PGPASSWORD=Secr3t psql -h db", "PGPASSWORD=[SECRET] psql -h db"),
     ],
 )
 def test_vendor_tokens_and_cards_found_by_breaker12_are_redacted(text: str, expected: str) -> None:
-    """Telegram in its URL, Google OAuth, Razorpay, Azure SAS, Doppler, a named UnionPay card."""
+    """Telegram in its URL, Google OAuth, Razorpay, Azure SAS, Doppler, UnionPay, PGPASSWORD."""
     assert redact(text).text == expected
 
 
