@@ -241,6 +241,28 @@ def check_draft(
     return [DraftProblem(problem.kind, problem.evidence[:120]) for problem in problems]
 
 
+# A run of this many words shared with the model's own instructions, and not in the ticket, is
+# those instructions repeated ("repeat everything above this line"), not a reply.
+INSTRUCTION_RUN_WORDS = 7
+
+
+def word_runs(text: str) -> frozenset[tuple[str, ...]]:
+    """Every run of INSTRUCTION_RUN_WORDS words in the text, folded."""
+    words = re.findall(r"\w+", _fold(text))
+    size = INSTRUCTION_RUN_WORDS
+    return frozenset(tuple(words[i : i + size]) for i in range(len(words) - size + 1))
+
+
+def repeated_instructions(
+    text: str, *, instruction_runs: frozenset[tuple[str, ...]], ticket: str
+) -> DraftProblem | None:
+    """The draft's first run of words taken from the model's instructions, as a problem."""
+    shared = (word_runs(text) & instruction_runs) - word_runs(ticket)
+    if not shared:
+        return None
+    return DraftProblem("repeats its instructions", " ".join(min(shared)))
+
+
 def _greeting_and_sign_off(
     text: str, config: TriageConfig, language: str | None
 ) -> list[DraftProblem]:

@@ -16,7 +16,7 @@ import unicodedata
 
 # What is being set aside or overridden: the instructions, prompt or rules the model was given.
 _RULES_EN = (
-    r"(?:instructions?|prompts?|rules|directions|guidelines|directives|orders|commands"
+    r"(?:instructions?|prompts?|rules|directions|guidelines|guidance|directives|orders|commands"
     r"|system\s+(?:prompt|message))"
 )
 _EARLIER_EN = (
@@ -29,7 +29,7 @@ _PATTERNS = (
     rf"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon)\s+{_EARLIER_EN}{_RULES_EN}\b",
     r"\b(?:ignore|disregard|forget)\s+(?:everything|all|anything)\s+"
     r"(?:(?:you\s+were\s+)?told|(?:written\s+)?above|before|previously|said)\b",
-    rf"\bdo\s+not\s+follow\s+(?:your|the|any)\s+{_RULES_EN}\b",
+    rf"\bdo(?:\s+not|n'?t)\s+follow\s+(?:your|the|any)\s+{_RULES_EN}\b",
     r"\bnew\s+(?:instructions?|rules|system\s+prompt)\s*[:\-]",
     r"\b(?:you\s+are\s+now|from\s+now\s+on\s+you\s+are|act\s+as|pretend\s+(?:to\s+be|you\s+are))"
     r"\s+(?:an?\s+|the\s+|my\s+)?(?:admin|administrator|developer|root|system|unrestricted|dan"
@@ -37,6 +37,16 @@ _PATTERNS = (
     r"\b(?:developer|admin|god|debug|jailbreak)\s+mode\b",
     r"\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+"
     r"(?:system\s+)?(?:prompt|instructions)\b",
+    # Asking for the prompt itself: its words would reach agents in the draft.
+    r"\brepeat\s+(?:everything|all|the\s+(?:text|words|lines))\s+(?:(?:written|that\s+is)\s+)?"
+    r"(?:above|before\s+this)",
+    r"\bwhat\s+(?:were|are|was|is)\s+your\s+(?:(?:initial|original|hidden|secret|exact|system)\s+"
+    r"(?:instructions|prompt|rules|guidelines)|prompt|system\s+prompt)\b",
+    r"\b(?:reveal|print|show|repeat|output|leak|include|translate|share|paste|quote|dump|tell\s+me"
+    r"|give\s+me|write\s+out)\s+(?:me\s+|us\s+)?(?:(?:the\s+)?(?:text|contents?|wording)\s+of\s+)?"
+    r"your\s+(?:(?:hidden|secret|initial|original|internal|system|full|exact)\s+)?"
+    r"(?:prompt|instructions|system\s+prompt)\b",
+    r"\b(?:text|contents?|wording)\s+of\s+your\s+(?:\w+\s+)?(?:prompt|instructions|guidelines|rules)\b",
     # Telling the classifier what to answer: a label by name, or a lower priority (a customer
     # asking to "treat this as urgent" is an ordinary request, and a person reads it anyway).
     r"\b(?:classify|label|tag|categori[sz]e)\s+(?:this|it|the\s+ticket|this\s+ticket|this\s+message"
@@ -87,6 +97,11 @@ _MIXED_SCRIPT_WORD = re.compile(
 )
 
 
+_LEET = str.maketrans("013457", "oieast")
+_LEET_WORD = re.compile(r"\b(?=[a-z0-9]*[a-z])(?=[a-z0-9]*[013457])[a-z0-9]+\b")
+_SPACED_LETTERS = re.compile(r"\b(?:[a-z] ){3,}[a-z]\b")
+
+
 def _fold(text: str) -> str:
     """Lower case, accents removed, curly quotes straightened, spaces collapsed.
 
@@ -104,7 +119,10 @@ def _fold(text: str) -> str:
     )
     latin = _MIXED_SCRIPT_WORD.sub(lambda word: word.group().translate(_LOOKALIKES), plain)
     words = re.sub(r"(?<=[^\W\d_])[-_]+(?=[^\W\d_])", " ", latin)
-    return re.sub(r"[ \t]+", " ", words)
+    # Digits for letters inside a word ("1gn0re prev10us"), letters spaced out ("i g n o r e").
+    unleet = _LEET_WORD.sub(lambda word: word.group().translate(_LEET), words)
+    joined = _SPACED_LETTERS.sub(lambda run: run.group().replace(" ", ""), unleet)
+    return re.sub(r"[ \t]+", " ", joined)
 
 
 def find_instruction(text: str) -> str | None:

@@ -46,7 +46,9 @@ from routing.draft_checks import (
     DraftProblem,
     DraftRejected,
     check_draft,
+    repeated_instructions,
     with_sign_off,
+    word_runs,
 )
 from routing.language import language_name
 from routing.models import Decision, Draft, IssuePart, LabeledExample, LayerCall
@@ -260,6 +262,8 @@ class LLMClassifier:
         self._response_model: type[BaseModel] | None = None
         self._schema: dict[str, Any] | None = None
         self._system_prompt: str | None = None
+        # Both prompts: a draft repeating them shows agents what the model was told.
+        self._instruction_runs = word_runs(_DRAFT_RULES) | word_runs(_classification_prompt(config))
         # What this endpoint does, per model, for the process's lifetime (one client, one
         # endpoint): the structured-output modes it rejected, the models seen to answer in their
         # current mode, and the token limit's name when it refused the profile's.
@@ -369,6 +373,11 @@ class LLMClassifier:
         """The draft (with the sign-off added when that is all it lacks) and its problems."""
         language = decision.language
         problems = check_draft(text, ticket=redacted_text, config=self._config, language=language)
+        echo = repeated_instructions(
+            text, instruction_runs=self._instruction_runs, ticket=redacted_text
+        )
+        if echo is not None:
+            return text, [*problems, echo]
         kinds = {problem.kind for problem in problems}
         if MISSING_SIGN_OFF not in kinds or not kinds <= {MISSING_SIGN_OFF, EXTRA_SIGN_OFF}:
             return text, problems

@@ -282,6 +282,7 @@ _SEP = "[ \t\r\n_/.-]"
 _DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
+    r"union\s?pay|maestro|jcb|"
     r"credit|debit|kredi)s?"
     # "card number", "card no.", "card ending in", "Kartennummer", "tarjeta número".
     r"(?:\s*(?:n?nummer|numbers?|no\.?|nr\.?|num[ée]ro|n[úu]mero|numaras[\u0131i]|\#"
@@ -426,9 +427,10 @@ _NAMED_DOCUMENT = re.compile(
 # Other vendors' tokens, each by its own prefix and length (one alternation: one scan): Telegram
 # and Discord bots, a Discord webhook, Square, Linear, Notion, Atlassian, Bitbucket, Postman,
 # New Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
-# Replicate, Braintree.
+# Replicate, Braintree, Google OAuth, Razorpay.
 _VENDOR_TOKENS = re.compile(
-    r"(?<![A-Za-z0-9_-])(?:"
+    # A Telegram token also right after "bot" in its API URL (api.telegram.org/bot<token>/).
+    r"(?:(?<![A-Za-z0-9_-])|(?<=/bot))(?:"
     r"\d{5,16}:A[A-Za-z0-9_-]{32,34}"
     r"|https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}"
     r"|[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}"
@@ -442,7 +444,8 @@ _VENDOR_TOKENS = re.compile(
     r"|fig[dhu]_[A-Za-z0-9_-]{30,}"
     r"|gl(?:sa|c)_[A-Za-z0-9_+/=-]{32,}"
     r"|hv[sbr]\.[A-Za-z0-9_-]{24,}"
-    r"|dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"
+    # Doppler's service tokens may name their config: dp.st.prd.<40 or more>.
+    r"|dp\.(?:pt|st|sa|ct|scim|audit)\.(?:[a-z0-9_-]{2,35}\.)?[A-Za-z0-9]{40,}"
     r"|pul-[a-f0-9]{40}"
     r"|dapi[a-f0-9]{32}(?:-\d)?"
     r"|sbp_[a-f0-9]{40}"
@@ -451,6 +454,9 @@ _VENDOR_TOKENS = re.compile(
     r"|xai-[A-Za-z0-9]{70,}"
     r"|r8_[A-Za-z0-9]{30,}"
     r"|access_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}"
+    r"|ya29\.[A-Za-z0-9_-]{30,}"
+    r"|GOCSPX-[A-Za-z0-9_-]{24,}"
+    r"|rzp_(?:live|test)_[A-Za-z0-9]{14,}"
     r")(?![A-Za-z0-9_-])"
 )
 
@@ -484,6 +490,8 @@ _EXTRA_SECRETS = (
     re.compile(r"\b[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     re.compile(r"\bwhsec_[A-Za-z0-9]{24,}"),
     re.compile(r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
+    # An Azure shared access signature in a URL: the signature grants access on its own.
+    re.compile(r"(?<=[?&]sig=)[A-Za-z0-9%+/=]{16,}"),
     # Authorization headers: the credential after the scheme, in any case ("bearer ..."), if
     # it has a digit, a sign or a capital inside ("Bearer authentication" is prose).
     re.compile(
@@ -507,6 +515,8 @@ _AWS_CONTEXT = re.compile(r"aws|amazon|\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
 # "password: hunter2", "my API key is abc...", "Passwort ist ..." : the value after the word.
 _CREDENTIAL_WORDS = (
     r"passwords?|pass ?phrases?|p[a@4]ssw[o0]rd|pass word|p/w|pword|passwort|passwd|pwd|passcode"
+    # PostgreSQL's environment variable, pasted in a shell line ("PGPASSWORD=... psql").
+    r"|pgpassword"
     r"|contrase[ñn]a|mot de passe|senha|parola|[şs]ifre(?:m|niz|n)?"
     r"|kennwort|wachtwoord|has[łl]o|пароль|密码|密碼|パスワード|暗証番号|parolă|heslo|lösenord"
     r"|adgangskode|passord|salasana|jelszó|κωδικός|סיסמה|كلمة المرور"
@@ -514,7 +524,7 @@ _CREDENTIAL_WORDS = (
     r"|api[ _-]?key|apikey|api[ _-]?token|access[ _-]?key|secret(?:[ _-]?key)?|tokens?"
     r"|private[ _-]?key|client[ _-]?secret|recovery codes?|backup codes?"
     r"|auth[ _-]?token|access[ _-]?token"
-    r"|(?:the|our|my|your|this|that) key"
+    r"|(?:the|our|my|your|this|that) key|heroku[ _-]?(?:api[ _-]?)?key"
 )
 # Short words that are a password field's name only with an explicit ":" or "=".
 _WEAK_CREDENTIAL_WORDS = r"pw|pass|credentials?"
@@ -1065,6 +1075,10 @@ _PHONE_WORD = re.compile(
 # A run starting with a year and a dash or slash is a reference ("2024-123456", "2024/000123").
 _YEAR_REFERENCE = re.compile(r"(?:19|20)\d{2}[-/]")
 _MAX_PHONE_TOKENS = 7
+# An ASCII letter or digit right after a number, unless an extension ("x22", "ext22").
+_GLUED_AFTER = re.compile(r"(?!x\d|ext\.?\d)[A-Za-z0-9]", re.IGNORECASE)
+# A UUID (a request id, a Heroku key) holds digit groups that phonenumbers accepts.
+_UUID = re.compile(r"(?<![\w-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![\w-])")
 # Words after which a digit group is some other number: a version, a reference, an amount.
 _NOT_PHONE_WORD = re.compile(
     r"\b(?:v|version|ver|build|release|order|invoice|ticket|case|ref|reference|id|ids|meeting"
@@ -1117,7 +1131,10 @@ def _national_mobile(candidate: str) -> bool:
 
 
 def _claim_phones(text: str, spans: _Spans) -> None:
+    uuids = [uuid.span() for uuid in _UUID.finditer(text)]
     for run in _PHONE_RUN.finditer(text):
+        if any(start < run.end() and run.start() < end for start, end in uuids):
+            continue
         before = text[max(0, run.start() - 30) : run.start()]
         plus = run.group().startswith(("+", "00"))
         tokens = [
@@ -1157,6 +1174,9 @@ def _claim_phones(text: str, spans: _Spans) -> None:
 
 def _phone_window_valid(text: str, start: int, candidate: str, spans: _Spans, before: str) -> bool:
     if not spans.free(start, start + len(candidate)) or _YEAR_REFERENCE.match(candidate):
+        return False
+    if _GLUED_AFTER.match(text, start + len(candidate)):
+        # "01234567-89ab-cdef": the digits run on into an identifier, no phone ends there.
         return False
     if (
         candidate.isdigit()

@@ -180,3 +180,42 @@ async def test_an_oncall_named_many_times_is_paged_once(bot: Harness) -> None:
     (post, *_) = await bot.store.posts(ticket_id)
     notes = bot.thread_of(post.channel, post.ts)
     assert [note["text"].count(f"<@{ONCALL}>") for note in notes] == [1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kept"),
+    [
+        ("message", "charged three times", "I was charged twice, please refund"),
+        ("message", ["charged three times"], "I was charged twice, please refund"),
+        ("message.ts", 1700000000.5, "I was charged twice, please refund"),
+        ("message.thread_ts", 5, "I was charged twice, please refund"),
+        ("message.text", {"text": "charged three times"}, "I was charged twice, please refund"),
+        # Only the old text is odd: the edit itself is whole and is taken.
+        ("previous_message", "I was charged twice, please refund", "charged three times"),
+    ],
+)
+async def test_an_edit_of_an_odd_shape_is_acknowledged_and_never_empties_the_ticket(
+    bot: Harness, caplog: pytest.LogCaptureFixture, field: str, value: Any, kept: str
+) -> None:
+    """A message_changed whose message is no object, or whose ts is no string: 200, no crash."""
+    ts = await bot.customer_says("I was charged twice, please refund")
+    await bot.desk.drain()
+    edit = bot.workspace.message_changed(
+        channel=INTAKE,
+        user=CUSTOMER,
+        ts=ts,
+        text="charged three times",
+        previous_text="I was charged twice, please refund",
+    )
+    outer, _, inner = field.partition(".")
+    if inner:
+        edit[outer][inner] = value
+    else:
+        edit[outer] = value
+    with caplog.at_level(logging.WARNING):
+        status = await bot.event(edit)
+        await bot.desk.drain()
+    ticket = await bot.store.ticket_at(INTAKE, ts)
+    assert ticket is not None
+    assert (status, ticket.text) == (200, kept)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -902,3 +902,44 @@ def test_vendor_tokens_are_secrets_whole(token: str) -> None:
 def test_vendor_prefixes_in_prose_are_kept(text: str) -> None:
     """Words that start like a vendor's token but are too short or plain stay as written."""
     assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A Telegram bot token is pasted most often inside its API URL, right after "bot".
+        (
+            "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+            "https://api.telegram.org/bot[SECRET]/getMe",
+        ),
+        ("google ya29.a0AfH6SMBx3kQ_abcdefghijklmnopqrstuvwxyz0123", "google [SECRET]"),
+        ("oauth GOCSPX-abcdefghijklmnopqrstuvwx12", "oauth [SECRET]"),
+        ("razorpay rzp_live_AbCdEfGhIj1234", "razorpay [SECRET]"),
+        (
+            "https://acct.blob.core.windows.net/c/f.csv?sv=2021-06-08&sp=r&sig=AbCdEf0123456789ghIJkl%3D",
+            "https://acct.blob.core.windows.net/c/f.csv?sv=2021-06-08&sp=r&sig=[SECRET]",
+        ),
+        ("doppler dp.st.prd.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd", "doppler [SECRET]"),
+        ("unionpay 6200000000000005", "unionpay [CARD]"),
+        ("PGPASSWORD=Secr3t psql -h db", "PGPASSWORD=[SECRET] psql -h db"),
+    ],
+)
+def test_vendor_tokens_and_cards_found_by_breaker12_are_redacted(text: str, expected: str) -> None:
+    """Telegram in its URL, Google OAuth, Razorpay, Azure SAS, Doppler, UnionPay, PGPASSWORD."""
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "request 01234567-89ab-cdef-0123-456789abcdef failed",
+            "request 01234567-89ab-cdef-0123-456789abcdef failed",
+        ),
+        ("heroku key 01234567-89ab-cdef-0123-456789abcdef", "heroku key [SECRET]"),
+        ("call 415-555-2671 about 01234567-89ab-cdef", "call [PHONE] about 01234567-89ab-cdef"),
+    ],
+)
+def test_a_uuid_is_never_cut_into_a_phone_number(text: str, expected: str) -> None:
+    """A phone cut from a UUID ("[PHONE]ab-cdef-...") mangled ids and left Heroku keys readable."""
+    assert redact(text).text == expected

@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from bot.intake import TICKET_SUBTYPES, customer_message, message_text
+from bot.intake import TICKET_SUBTYPES, customer_message, message_text, valid_ts
 from bot.services import Services
 from routing.desk import Desk
 from routing.errors import StoreUnavailableError
@@ -78,9 +78,12 @@ async def _store(desk: Desk, channel: str, event: dict[str, Any]) -> AfterAck | 
         await desk.receive(customer)  # a new ticket, queued; its (channel, ts) dedupes
         return None
     if subtype == "message_changed":
-        message = event.get("message") or {}
-        previous = event.get("previous_message") or {}
-        if message.get("bot_id") or "ts" not in message:
+        message = event.get("message")
+        if not isinstance(message, dict) or not _edit_of_slacks_shape(channel, message):
+            return None
+        previous = event.get("previous_message")
+        previous = previous if isinstance(previous, dict) else {}
+        if message.get("bot_id"):
             return None
         if message.get("subtype") == "tombstone":
             # A deleted message that has a thread stays as a tombstone: a deletion.
@@ -104,6 +107,24 @@ async def _store(desk: Desk, channel: str, event: dict[str, Any]) -> AfterAck | 
         deleted = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
         return await desk.store_deletion(channel, deleted) if deleted else None
     return None
+
+
+def _edit_of_slacks_shape(channel: str, message: dict[str, Any]) -> bool:
+    """An edited message as Slack sends one: a ts, a string text, a thread ts if any.
+
+    Anything else changes nothing: read as no text, it would empty the ticket.
+    """
+    if "ts" not in message:
+        return False
+    thread_ts = message.get("thread_ts")
+    if (
+        valid_ts(message["ts"])
+        and (thread_ts is None or valid_ts(thread_ts))
+        and isinstance(message.get("text", ""), str)
+    ):
+        return True
+    logger.warning("ignored an edit in %s: its message is not the shape Slack sends", channel)
+    return False
 
 
 def _edited_ts(message: Mapping[str, Any]) -> str | None:
