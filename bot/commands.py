@@ -107,7 +107,12 @@ async def _reclassify(desk: Desk, user: str, args: list[str]) -> str:
     for arg in args[1:]:
         key, sep, value = arg.partition("=")
         key = key.lower()
-        if not sep or key not in CORRECTABLE_FIELDS or not value:
+        if sep and key in CORRECTABLE_FIELDS and not value:
+            # `priority=` (or `priority= high`, which Slack splits in two) names the field.
+            raise _usage(
+                "reclassify", f"`{escape(key)}=` needs a value: write it right after `=`, no space."
+            )
+        if not sep or key not in CORRECTABLE_FIELDS:
             raise _usage(
                 "reclassify",
                 f"`{escape(arg)}` is not category=.., priority=.., team=.. or sentiment=..",

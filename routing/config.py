@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from routing.errors import ConfigError, validation_message
+from routing.errors import BOUND_KINDS, ConfigError, validation_message
 from routing.models import LabeledExample
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -618,6 +618,8 @@ def _problem_for(error: ErrorDetails) -> str:
     expected = _EXPECTED.get(error["type"])
     if expected is not None:
         return f"expected {expected}, got {_shown_value(error['input'])}"
+    if error["type"] in BOUND_KINDS:
+        return f"{validation_message(error)}, got {_shown_value(error['input'])}"
     return validation_message(error)
 
 

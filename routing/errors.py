@@ -61,8 +61,37 @@ class LayerError(TriageError):
 _PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
 
 
+# pydantic's bounds and unknown keys, in an operator's words ("Input should be less than or
+# equal to 1" reads like a stack trace to a support team). The value is never shown here: a
+# setting's may be a secret.
+_BOUNDS = {
+    "greater_than": ("gt", "must be more than {}"),
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "less_than": ("lt", "must be less than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+}
+# The kinds whose value a config file may show beside the message (a config holds no secret).
+BOUND_KINDS = frozenset(_BOUNDS)
+_PLAIN = {
+    "extra_forbidden": "unknown key",
+    "float_parsing": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+}
+
+
 def validation_message(problem: ErrorDetails) -> str:
     """One pydantic problem's message in our words: without "Value error, " in front of it."""
+    kind = problem["type"]
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    bound = _BOUNDS.get(kind)
+    context = problem.get("ctx") or {}
+    if bound is not None and bound[0] in context:
+        limit = context[bound[0]]
+        # 1.0 reads as 1 to whoever wrote the file.
+        return bound[1].format(f"{limit:g}" if isinstance(limit, float) else limit)
     message = problem["msg"]
     for prefix in _PYDANTIC_PREFIXES:
         message = message.removeprefix(prefix)

@@ -73,8 +73,10 @@ def escalate(
         reasons.append(
             EscalationReason(
                 code="low_confidence",
+                # "category": the post's headline also shows unsure priority and sentiment.
                 detail=(
-                    f"confidence {_below(decision.confidence, thresholds.human_confidence)}"
+                    "category confidence"
+                    f" {_below(decision.confidence, thresholds.human_confidence)}"
                     f" is below {thresholds.human_confidence:.2f}"
                 ),
             )

@@ -156,5 +156,21 @@ def test_a_misspelt_top_level_key_is_named_not_the_field_it_hides(
     path.write_text(text.replace('default_priority = "low"', 'default_priorty = "low"'))
     assert main(["classify", "--config", str(path), "hi"]) == 2
     line = _error_line(capsys)
-    assert "default_priorty: Extra inputs are not permitted" in line
+    assert "default_priorty: unknown key" in line
     assert "correct its spelling" in line
+
+
+def test_a_value_out_of_bounds_says_the_bound_and_the_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """human_confidence = 7: "must be at most 1, got 7", not pydantic's "Input should be"."""
+    assert main(["init-config", str(tmp_path / "cfg")]) == 0
+    capsys.readouterr()
+    path = tmp_path / "cfg" / "config.toml"
+    text = path.read_text()
+    assert "human_confidence = 0.62" in text
+    path.write_text(text.replace("human_confidence = 0.62", "human_confidence = 7"))
+    assert main(["classify", "--config", str(path), "hi"]) == 2
+    line = _error_line(capsys)
+    assert "thresholds.human_confidence: must be at most 1, got 7 (a number)" in line
+    assert "Input should" not in line

@@ -110,7 +110,7 @@ def test_reasons_are_readable(config: TriageConfig) -> None:
     assert details == [
         "keyword 'urgent', 'outage' always needs a human",
         "priority is critical: always a human",
-        "confidence 0.30 is below 0.50",
+        "category confidence 0.30 is below 0.50",
         "priority critical is unsure: confidence 0.30 (below 0.50)",
     ]
 
@@ -118,10 +118,13 @@ def test_reasons_are_readable(config: TriageConfig) -> None:
 def test_a_confidence_just_under_its_floor_does_not_read_as_equal_to_it(
     config: TriageConfig,
 ) -> None:
-    """0.497 under a 0.50 floor reads 'confidence 0.497 is below 0.50', never '0.50 is below'."""
+    """0.497 under a 0.50 floor reads 'confidence 0.497 is below 0.50', never '0.50 is below'.
+
+    The reason names the field: a card also shows the priority's and sentiment's confidences.
+    """
     config = _with_floor(config, 0.5)
     decision = _decision(priority="critical", confidence=0.497, confidences={"priority": 0.4996})
     result = escalate(Ticket(text="it broke"), decision, Rules(config.rules).match(""), config)
     details = [reason.detail for reason in result.reasons]
-    assert "confidence 0.497 is below 0.50" in details
+    assert "category confidence 0.497 is below 0.50" in details
     assert "priority critical is unsure: confidence 0.4996 (below 0.50)" in details

@@ -948,6 +948,7 @@ async def test_reclassify_by_message_link_and_bad_arguments(bot: Harness) -> Non
     # A field named in capitals, as its value may be, is the field.
     assert "billing / medium / " in await bot.command(AGENT, "reclassify #1 PRIORITY=Medium")
     assert "`colour=red` is not category=" in await bot.command(AGENT, "reclassify #1 colour=red")
+    assert "`priority=` needs a value" in await bot.command(AGENT, "reclassify #1 priority=")
     assert "Unknown category `astrology`" in await bot.command(
         AGENT, "reclassify #1 category=astrology"
     )

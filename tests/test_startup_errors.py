@@ -92,6 +92,20 @@ def test_an_unknown_log_level_names_the_setting_and_the_allowed_values(
 
 
 @pytest.mark.parametrize(
+    ("value", "problem"),
+    [("abc", "must be a number"), ("-5", "must be more than 0")],
+)
+def test_a_bad_lease_reads_as_words_not_pydantic(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str, problem: str
+) -> None:
+    """TRIAGE_LEASE_SECONDS=abc says what the setting takes, not "Input should be ..."."""
+    monkeypatch.setenv("TRIAGE_LEASE_SECONDS", value)
+    err = _fails_in_one_line(capsys, ["classify", "hello"], "setting TRIAGE_LEASE_SECONDS")
+    assert f"TRIAGE_LEASE_SECONDS: {problem}" in err
+    assert "Input should" not in err
+
+
+@pytest.mark.parametrize(
     ("lines", "where"),
     [
         (["SLACK_BOT_TOKEN=xoxb-secret-one", "this line has no equals sign"], ".env line 2 is"),
