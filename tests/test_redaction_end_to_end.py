@@ -188,6 +188,6 @@ async def test_a_card_names_a_secret_or_card_number_the_customer_posted(
     assert "51HxYz" not in key_post
     (card_post,) = posts[with_card]
     assert "The customer posted a card number" in card_post
-    assert "4111" not in card_post
+    assert "4111 1111" not in card_post  # (a ts or permalink may hold the digits 4111)
     (plain_post,) = posts[plain]
     assert "The customer posted" not in plain_post
