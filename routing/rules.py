@@ -88,6 +88,7 @@ _CONFIG_WORDS = re.compile(
     r"|database url|database_url|host\s*[:=]|port\s*[:=]|user(?:name)?\s*[:=])"
 )
 _LINE = re.compile(r"[^\n]+")
+_PASSWORD_WORD = re.compile(r"(?i)password|passwd|pwd")
 
 
 def _config_line(match: re.Match[str]) -> str:
@@ -98,7 +99,7 @@ def _config_line(match: re.Match[str]) -> str:
 def without_config_credentials(text: str) -> str:
     """The text with passwords written as settings blanked out (see _URL_CREDENTIALS)."""
     text = _PASSWORD_SETTING.sub(" ", _URL_CREDENTIALS.sub("", text))
-    return _LINE.sub(_config_line, text) if "password" in text.lower() else text
+    return _LINE.sub(_config_line, text) if _PASSWORD_WORD.search(text) else text
 
 
 def without_quotes(text: str) -> str:

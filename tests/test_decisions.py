@@ -12,6 +12,7 @@ from routing.cues import Cues, cue_pattern, normalize_for_cues
 from routing.embedding_cache import CachingEmbedder
 from routing.local import PLAIN_SENTIMENT_BONUS
 from routing.models import Ticket
+from routing.rules import without_config_credentials
 
 ALTERNATIVE = Path(__file__).resolve().parents[1] / "configs" / "alternative.toml"
 
@@ -381,6 +382,15 @@ async def test_a_password_in_a_connection_string_or_config_is_no_account_problem
     """A password written as a setting names a config: the rest of the message decides."""
     triage = await pipeline.triage(Ticket(text=text))
     assert triage.decision.category == "technical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["db pwd: s3cret in config.yml", "passwd: s3cret in the settings file", "DB_PWD=s3cret"],
+)
+def test_every_spelling_of_a_password_setting_is_blanked(text: str) -> None:
+    """Keys spelt passwd or pwd name a config as password does ('pwd: x in config.yml')."""
+    assert "s3cret" not in without_config_credentials(text)
 
 
 async def test_a_password_told_as_the_customers_own_is_still_an_account_problem(
