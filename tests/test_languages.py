@@ -16,7 +16,7 @@ from routing.config import TriageConfig, load_config
 from routing.cues import Cues, cue_pattern, normalize_for_cues, original_words
 from routing.language import DetectedLanguage
 from routing.models import Decision
-from routing.noise import Reading
+from routing.noise import Reading, read_message
 
 ALTERNATIVE = Path(__file__).resolve().parent.parent / "configs" / "alternative.toml"
 
@@ -579,3 +579,35 @@ def test_the_alternative_config_reads_the_new_words_too(
 ) -> None:
     decided = _finish(alternative, _decision("other", "triage", priority="low"), text, language)
     assert (decided.category, decided.priority) == (category, priority)
+
+
+# --- thanks and "solved" in other languages need no action ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Danke, jetzt funktioniert alles wieder!",
+        "Merci, problème réglé.",
+        "Deu certo, obrigada!",
+        "Dank je wel voor de snelle reactie!",
+        "ご対応ありがとうございました。",
+        "问题解决了，谢谢！",  # noqa: RUF001  # a Chinese comma
+        "해결되었습니다. 감사합니다!",
+    ],
+)
+def test_a_thanks_or_a_solved_problem_in_another_language_needs_no_action(text: str) -> None:
+    assert read_message(text).no_action in ("thanks", "resolved")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Danke, aber es klappt immer noch nicht.",
+        "Merci, mais le problème n'est pas réglé.",
+        "ありがとうございました。でもまだエラーが出ます。",
+        "谢谢，但是问题还没解决。",  # noqa: RUF001  # a Chinese comma
+    ],
+)
+def test_a_thanks_beside_a_problem_left_is_still_a_ticket(text: str) -> None:
+    assert read_message(text).no_action is None
