@@ -42,10 +42,11 @@ _SCRIPT_CHANGE = re.compile(f"(?<=[{CJK}])(?=[^\\W{CJK}])|(?<=[^\\W{CJK}])(?=[{C
 # match the first part of a closed one.
 _HANGUL_FINAL = "\u11a8-\u11ff\ud7cb-\ud7fb"
 _HANGUL_VOWEL = re.compile("[\u1161-\u11a7\ud7b0-\ud7c6]")
-# Katakana words run together, so a cue that starts inside a longer loanword matches the wrong
-# word: "ロック" (lock) is the end of "ブロック" (block; "フロック" after NFKD) and "クロック"
-# (clock). A cue that starts so is not matched after these characters.
-_KANA_NOT_AFTER = {"ロック": "フク"}
+# CJK words run together, so a cue that starts inside a longer word matches the wrong word:
+# "ロック" (lock) is the end of "ブロック" (block; "フロック" after NFKD) and "クロック" (clock),
+# and "错误" (error) is the end of "密码错误" (a wrong password, no fault of the product). A cue
+# that starts so is not matched after these characters.
+_CJK_NOT_AFTER = {"ロック": "フク", "错误": "码碼", "錯誤": "码碼"}
 
 # What a `#` in a cue stands for: a number of ten or more, with or without thousands separators
 # ("80", "4,000", "1.200"); a group that size is more than one person or one function.
@@ -346,7 +347,7 @@ def _choice_pattern(words: list[str], *, first: bool, last: bool) -> str:
     if first and _is_word(words[0][0]):
         pattern = r"(?<!\w)" + pattern
     if first:
-        for start, before in _KANA_NOT_AFTER.items():
+        for start, before in _CJK_NOT_AFTER.items():
             if words[0].startswith(start):
                 pattern = f"(?<![{before}])" + pattern
     if last and _is_word(words[-1][-1]):

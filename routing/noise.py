@@ -77,8 +77,13 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "funcionou", "ja funciona", "funciona de novo", "voltou a funcionar", "esquece",
         "risolto", "funziona di nuovo", "funziona", "tutto ok", "tutto a posto",
         "opgelost", "werkt weer", "werkt nu",
+        # The same with "everything" or "problem" in it ("klappt alles wieder", "problème réglé").
+        "funktioniert alles wieder", "alles funktioniert wieder", "klappt alles wieder",
+        "alles klappt wieder", "probleme regle", "probleme resolu", "deu certo",
         # Japanese, Chinese, Russian, Turkish
         "解決しました", "解決", "直りました", "大丈夫です", "解决了", "已解决", "好了", "没事了",
+        "無事に解決しました", "問題が解決しました", "问题已经解决了", "问题解决了", "问题已解决",
+        "問題解決了", "해결되었습니다", "해결됐습니다", "해결됐어요", "해결했어요",
         "решено", "всё работает", "все работает", "работает", "cozuldu", "halloldu",
     ),
     "thanks": (
@@ -90,7 +95,8 @@ _RAW_PHRASES: dict[NoActionKind, tuple[str, ...]] = {
         "danke schon", "danke", "obrigado", "obrigada", "valeu", "grazie mille", "grazie",
         "bedankt", "dank je wel", "dankjewel", "dank je", "tack", "takk", "kiitos", "dziekuje",
         "dekuji", "dakujem", "koszonom", "multumesc", "tesekkurler", "tesekkur ederim", "sagol",
-        "спасибо", "благодарю", "дякую", "ありがとうございます", "ありがとう", "谢谢", "多谢",
+        "спасибо", "благодарю", "дякую", "ありがとうございました", "ありがとうございます",
+        "ありがとう", "谢谢你们", "谢谢", "多谢", "感谢", "謝謝",
         "감사합니다", "고맙습니다", "شكرا", "תודה", "धन्यवाद", "terima kasih", "cam on",
     ),
     "acknowledgement": (
@@ -116,10 +122,12 @@ _PHRASES = {
     for kind, phrases in _RAW_PHRASES.items()
 }
 
-# Filler that needs its context: "for the quick fix" is friendly, "fix" alone is an ask.
+# Filler that needs its context: "for the quick fix" is friendly, "fix" alone is an ask. Folded
+# as the message is (kana lose their voicing marks, hangul becomes jamo).
 _FILLER_PHRASES = tuple(
     sorted(
-        (
+        # In the order written (dict keys, not a set), so equal lengths sort the same each run.
+        dict.fromkeys(_fold(phrase) for phrase in (
             "for the quick fix", "for the fix", "for fixing it", "for fixing this",
             "for fixing that", "for the help", "for your help", "for all your help",
             "for all the help", "for helping", "for helping me", "for helping us",
@@ -144,7 +152,9 @@ _FILLER_PHRASES = tuple(
             "por su ayuda", "por tu ayuda", "por la ayuda", "por la respuesta",
             "fur die hilfe", "fur ihre hilfe", "fur eure hilfe", "fur die schnelle hilfe",
             "pela ajuda", "pela resposta", "per l'aiuto", "voor de hulp",
-        ),
+            "voor de snelle reactie", "voor de reactie", "voor het antwoord",
+            "voor het snelle antwoord", "ご対応", "迅速なご対応", "빠른 답변",
+        )),
         key=len,
         reverse=True,
     )
@@ -165,6 +175,7 @@ _FILLER = wordset(
     por la el los las tu su todo ahora ya de pour la le les votre ton tout maintenant
     und fur die der das euch ihre jetzt alles pela o a sua agora tudo per il
     la vostra tutto ora voor je jullie alles nu rapide rapida rapido schnelle veloce snelle
+    aqui reactif reactifs reactive reactives
     """
 )
 

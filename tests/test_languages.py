@@ -16,7 +16,7 @@ from routing.config import TriageConfig, load_config
 from routing.cues import Cues, cue_pattern, normalize_for_cues, original_words
 from routing.language import DetectedLanguage
 from routing.models import Decision
-from routing.noise import Reading
+from routing.noise import Reading, read_message
 
 ALTERNATIVE = Path(__file__).resolve().parent.parent / "configs" / "alternative.toml"
 
@@ -390,3 +390,224 @@ def test_a_foreign_incident_after_thanks_or_said_calmly_is_critical(
     """Data gone, a stranger in the account, another company's data: critical in any language."""
     decided = _finish(config, _decision("general", "support", priority="low"), text, language)
     assert decided.priority == "critical"
+
+
+# --- what customers write in each language: outages, lock-outs, charges, wishes, admins ---------
+# Written for these tests (not the bench sets' rows): a priority or a category that the words of
+# the ticket name in its own language, with the English model's guess wrong on purpose.
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Die komplette Seite ist seit heute früh down, nur noch Fehler 502.", "de"),
+        ("Todas las peticiones a la API fallan con error 500 desde hace una hora.", "es"),
+        ("Toutes les requêtes renvoient une erreur 503 depuis midi.", "fr"),
+        ("Todas as requisições da API dão erro 502 desde cedo.", "pt"),
+        ("Tutte le chiamate alle API danno errore 500 da stamattina.", "it"),
+        ("Alle aanroepen naar de API geven een 500 fout sinds vanochtend.", "nl"),
+        ("システム全体でエラーが出ていて、誰も作業できません。", "ja"),
+        ("所有接口都返回500错误\uff0c我们的网站挂了", "zh"),
+        ("서비스 전체가 먹통이에요. 모든 페이지에서 오류가 떠요.", "ko"),
+    ],
+)
+def test_every_request_failing_or_the_whole_product_down_is_a_critical_outage(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("general", "support", priority="low"), text, language)
+    assert (decided.category, decided.priority) == ("technical", "critical")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Perdimos todas las facturas del último trimestre con la migración.", "es"),
+        ("On a perdu tous nos fichiers hier soir.", "fr"),
+        ("Abbiamo perso tutti i dati dei clienti.", "it"),
+    ],
+)
+def test_all_data_lost_is_critical_in_any_language(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("technical", "engineering", priority="low"), text, language)
+    assert decided.priority == "critical"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Nadie en la empresa puede entrar a la plataforma desde las nueve.", "es"),
+        ("Nessuno del team riesce ad accedere da stamattina.", "it"),
+        ("全公司的人都登不上系统了", "zh"),
+    ],
+)
+def test_a_whole_company_locked_out_is_an_account_matter_and_critical(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("general", "support", priority="low"), text, language)
+    assert (decided.category, decided.team, decided.priority) == (
+        "account",
+        "account_management",
+        "critical",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Ich komme seit gestern nicht mehr in mein Konto rein.", "de"),
+        ("J'arrive pas à me connecter depuis ce matin, ça tourne en boucle.", "fr"),
+        ("Non riesco più ad entrare nel mio account.", "it"),
+        ("Ik kan sinds vanochtend niet meer inloggen.", "nl"),
+    ],
+)
+def test_one_person_locked_out_said_casually_is_high(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("general", "support", priority="low"), text, language)
+    assert (decided.category, decided.priority) == ("account", "high")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("今月、同じ金額が2回引き落とされました。", "ja"),
+        ("Ci avete addebitato il piano Business invece del piano Starter.", "it"),
+        ("Nos cobraron el plan anual en lugar del mensual.", "es"),
+    ],
+)
+def test_money_taken_twice_or_for_the_wrong_plan_is_high(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("billing", "billing", priority="low"), text, language)
+    assert (decided.category, decided.priority) == ("billing", "high")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Seria bem legal poder filtrar por data.", "pt"),
+        ("Wäre echt praktisch, wenn man Vorlagen speichern könnte.", "de"),
+        ("Het zou erg handig zijn om een export naar PDF te hebben.", "nl"),
+        ("Sarebbe davvero utile poter duplicare i progetti.", "it"),
+        ("Sería muy útil poder programar los envíos.", "es"),
+        ("Ce serait vraiment pratique d'avoir des modèles.", "fr"),
+    ],
+)
+def test_a_wish_with_a_word_between_is_a_feature_request(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("general", "support"), text, language)
+    assert (decided.category, decided.priority) == ("feature_request", "low")
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "category"),
+    [
+        ("Kan de eigenaar van de workspace veranderd worden naar Sanne?", "nl", "account"),
+        ("관리자를 다른 사람으로 바꾸고 싶어요.", "ko", "account"),
+        ("Bitte gebt Jonas Adminrechte.", "de", "account"),
+        ("Preciso dar permissão de edição para um colega.", "pt", "account"),
+        ("Het factuuradres klopt niet meer.", "nl", "billing"),
+        ("세금계산서를 다시 보내주세요.", "ko", "billing"),
+        ("メールの件名が文字化けしています。", "ja", "technical"),
+        ("图片上传失败了", "zh", "technical"),
+        ("Les e-mails de rappel arrivent en retard.", "fr", "technical"),
+        # "密码错误" is a wrong password, not the product's error.
+        ("登录时一直显示密码错误", "zh", "account"),
+    ],
+)
+def test_admins_owners_invoices_and_garbled_text_name_their_category(
+    config: TriageConfig, text: str, language: str, category: str
+) -> None:
+    decided = _finish(config, _decision("general", "support"), text, language)
+    assert decided.category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Das Hochladen von PDFs bricht ab, per Drag and Drop klappt es aber.", "de"),
+        ("El botón de guardar no responde, pero funciona si recargo la página.", "es"),
+        ("导出经常失败\uff0c多试几次就好了", "zh"),
+        ("Les e-mails de rappel arrivent avec deux heures de retard.", "fr"),
+        ("CSVを開くと文字化けします。", "ja"),
+    ],
+)
+def test_a_problem_with_a_way_around_it_is_medium(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("technical", "engineering", priority="low"), text, language)
+    assert decided.priority == "medium"
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Wie kann ich alle Seiten als PDF exportieren?", "de"),
+        ("¿Cómo puedo añadir un administrador?", "es"),
+        ("Comment puis-je télécharger toutes les factures?", "fr"),
+        ("サービス全体の使い方を教えてください。", "ja"),
+        ("모든 페이지를 한 번에 내보내는 방법이 있나요?", "ko"),
+    ],
+)
+def test_a_question_in_the_new_words_stays_low(
+    config: TriageConfig, text: str, language: str
+) -> None:
+    decided = _finish(config, _decision("general", "support", priority="high"), text, language)
+    assert decided.priority == "low"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "category", "priority"),
+    [
+        ("Tutte le chiamate alle API danno errore 500 da stamattina.", "it", "bug", "high"),
+        ("所有接口都返回500错误\uff0c我们的网站挂了", "zh", "bug", "high"),
+        ("Die komplette Seite ist seit heute früh down, nur noch Fehler 502.", "de", "bug", "high"),
+        ("CSVを開くと文字化けします。", "ja", "bug", "medium"),
+        ("Het factuuradres klopt niet meer.", "nl", "billing", "low"),
+        (
+            "Ci avete addebitato il piano Business invece del piano Starter.",
+            "it",
+            "billing",
+            "medium",
+        ),
+    ],
+)
+def test_the_alternative_config_reads_the_new_words_too(
+    alternative: TriageConfig, text: str, language: str, category: str, priority: str
+) -> None:
+    decided = _finish(alternative, _decision("other", "triage", priority="low"), text, language)
+    assert (decided.category, decided.priority) == (category, priority)
+
+
+# --- thanks and "solved" in other languages need no action ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Danke, jetzt funktioniert alles wieder!",
+        "Merci, problème réglé.",
+        "Deu certo, obrigada!",
+        "Dank je wel voor de snelle reactie!",
+        "ご対応ありがとうございました。",
+        "问题解决了，谢谢！",  # noqa: RUF001  # a Chinese comma
+        "해결되었습니다. 감사합니다!",
+    ],
+)
+def test_a_thanks_or_a_solved_problem_in_another_language_needs_no_action(text: str) -> None:
+    assert read_message(text).no_action in ("thanks", "resolved")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Danke, aber es klappt immer noch nicht.",
+        "Merci, mais le problème n'est pas réglé.",
+        "ありがとうございました。でもまだエラーが出ます。",
+        "谢谢，但是问题还没解决。",  # noqa: RUF001  # a Chinese comma
+    ],
+)
+def test_a_thanks_beside_a_problem_left_is_still_a_ticket(text: str) -> None:
+    assert read_message(text).no_action is None
