@@ -24,6 +24,7 @@ from bot.settings import Settings, load_settings
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.desk import DirectPage, TicketCard
+from routing.errors import UserError
 from routing.models import DECIDED_BY, Decision, DecisionSource, Escalation
 
 
@@ -209,6 +210,26 @@ async def test_log_lines_go_to_the_log_file_not_among_the_transcript(
     assert "may not approve the reply" in log.read_text(encoding="utf-8")
     assert f"Log messages go to {log}." in captured.out
     assert f"1 warning logged in {log}." in captured.out
+
+
+@pytest.mark.parametrize("where", ["a folder", "a missing folder"])
+async def test_a_triage_db_it_cannot_use_stops_the_sandbox_before_its_banner(
+    tmp_path: Path, config: TriageConfig, where: str
+) -> None:
+    """The operator sees one error line, not a welcome that an error then contradicts."""
+    database = tmp_path if where == "a folder" else tmp_path / "gone" / "triage.sqlite3"
+    settings = load_settings(environ={"TRIAGE_DB": str(database)}, dotenv_path=tmp_path / "x")
+    out = io.StringIO()
+    with pytest.raises(UserError, match="setting TRIAGE_DB"):
+        await run_sandbox(
+            settings,
+            config,
+            stdin=io.StringIO("I was charged twice\n"),
+            out=out,
+            log_path=tmp_path / "sandbox.log",
+            pipeline=_rules_only(config),
+        )
+    assert out.getvalue() == ""
 
 
 # --- the on-call DM ---------------------------------------------------------------------

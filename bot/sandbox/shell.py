@@ -30,6 +30,7 @@ from bot.record import CallRecorder
 from bot.sandbox.events import Workspace, socket_request
 from bot.sandbox.slack_api import SlackStandIn
 from bot.sandbox.transcript import Transcript
+from bot.services import check_database
 from bot.settings import Settings
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig
@@ -566,6 +567,10 @@ async def run_sandbox(
     among the transcript's lines. With `record`, every Web API call the bot makes is appended to
     that file (bot/record.py).
     """
+    if settings.database is not None:
+        chosen = settings.database_location(Path())
+        if isinstance(chosen, Path):
+            check_database(chosen)  # one error line, before a banner that would say all is well
     out.write(BANNER + "\n")
     with (
         logs_to_file(log_path) as log,
