@@ -212,15 +212,22 @@ async def test_log_lines_go_to_the_log_file_not_among_the_transcript(
     assert f"1 warning logged in {log}." in captured.out
 
 
-@pytest.mark.parametrize("where", ["a folder", "a missing folder"])
-async def test_a_triage_db_it_cannot_use_stops_the_sandbox_before_its_banner(
-    tmp_path: Path, config: TriageConfig, where: str
+@pytest.mark.parametrize(
+    ("database", "record", "said"),
+    [
+        ("", None, "setting TRIAGE_DB"),  # TRIAGE_DB names a folder
+        ("gone/triage.sqlite3", None, "setting TRIAGE_DB"),
+        (None, "", "--record"),  # --record names a folder
+    ],
+)
+async def test_a_database_or_record_file_it_cannot_use_stops_the_sandbox_before_its_banner(
+    tmp_path: Path, config: TriageConfig, database: str | None, record: str | None, said: str
 ) -> None:
     """The operator sees one error line, not a welcome that an error then contradicts."""
-    database = tmp_path if where == "a folder" else tmp_path / "gone" / "triage.sqlite3"
-    settings = load_settings(environ={"TRIAGE_DB": str(database)}, dotenv_path=tmp_path / "x")
+    environ = {} if database is None else {"TRIAGE_DB": str(tmp_path / database)}
+    settings = load_settings(environ=environ, dotenv_path=tmp_path / "no.env")
     out = io.StringIO()
-    with pytest.raises(UserError, match="setting TRIAGE_DB"):
+    with pytest.raises(UserError, match=said):
         await run_sandbox(
             settings,
             config,
@@ -228,6 +235,7 @@ async def test_a_triage_db_it_cannot_use_stops_the_sandbox_before_its_banner(
             out=out,
             log_path=tmp_path / "sandbox.log",
             pipeline=_rules_only(config),
+            record=None if record is None else tmp_path / record,
         )
     assert out.getvalue() == ""
 
