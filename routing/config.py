@@ -8,15 +8,29 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from routing.errors import BOUND_KINDS, ConfigError, validation_message
 from routing.models import LabeledExample
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+# TOML tells 0.6 from "0.6" and true from 1: a value of the other kind is a mistake to name, not
+# one to convert silently (a whole number still counts as a number).
+Number = Annotated[float, Strict()]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
 
 
 class _Strict(BaseModel):
@@ -37,7 +51,7 @@ class LabelConfig(_Strict):
     cues: tuple[str, ...] = ()
     # This label's own bonus for a cue, instead of thresholds.cue_weight (e.g. angry over
     # frustrated when a message has both kinds of words).
-    cue_weight: float | None = Field(default=None, ge=0.0, le=5.0)
+    cue_weight: Number | None = Field(default=None, ge=0.0, le=5.0)
 
     @field_validator("cues")
     @classmethod
@@ -83,7 +97,7 @@ class SentimentConfig(LabelConfig):
     # Given only when one of its cues is in the ticket, or the ticket shouts (whole words in
     # capitals, "!!!"): an outage told calmly is not angry, however close it sits to angry
     # examples (a new user's audit: "Down since 9am" and a calm 503 report came back angry).
-    requires_cue: bool = False
+    requires_cue: Flag = False
 
 
 class CategoryConfig(LabelConfig):
@@ -99,12 +113,12 @@ class PriorityConfig(LabelConfig):
 
     emoji: str
     # Every ticket at this priority goes to a human (the brief's "critical").
-    always_human: bool = False
+    always_human: Flag = False
     # Below this confidence a ticket at this priority goes to a human (the brief's "high").
-    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_confidence: Number | None = Field(default=None, ge=0.0, le=1.0)
     # The local classifier gives this priority only to a ticket at least this similar to one of
     # its examples or phrases, or with one of its cues; a demotion is stated in the reasons.
-    min_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    min_similarity: Number | None = Field(default=None, ge=-1.0, le=1.0)
     # A ticket with one of this level's cues and none of a level above `cue_ceiling` is at most
     # `cue_ceiling`: "fails now and then, retries get through" is degraded, not an outage, however
     # close it reads to one.
@@ -143,24 +157,24 @@ class ThresholdsConfig(_Strict):
     """The numbers the escalation policy and the cascade decide by."""
 
     # Below this confidence a ticket goes to a human.
-    human_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    human_confidence: Number = Field(default=0.6, ge=0.0, le=1.0)
     # Two categories whose scores are closer than this are a close call: notify both teams.
-    close_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    close_margin: Number = Field(default=0.05, ge=0.0, le=1.0)
     # The strong LLM is asked only when the cheap one's confidence stays below this.
-    strong_model_below: float = Field(default=0.75, ge=0.0, le=1.0)
+    strong_model_below: Number = Field(default=0.75, ge=0.0, le=1.0)
     # Best cosine similarity to any example or rubric below which a ticket fits no category.
     # 0.2, not 0.25: 0.25 marked 15% of English support tickets off-topic (0.2: 4%) and sent only
     # 0.6% more of CLINC150's out-of-scope rows to a human; low confidence catches most of them.
-    off_topic_similarity: float = Field(default=0.2, ge=-1.0, le=1.0)
+    off_topic_similarity: Number = Field(default=0.2, ge=-1.0, le=1.0)
     # Category confidence = sigmoid(a * margin + b * fit + c), or with four numbers
     # sigmoid(a * margin + b * fit + n * nearness + c) (routing/local.py), fitted for this
     # config's examples by `bench/calibrate.py --category`; unset, the built-in fit of
     # routing/local.py (banking77 and CLINC150 with 10 examples per label).
-    category_calibration: tuple[float, float, float] | tuple[float, float, float, float] | None = (
-        None
-    )
+    category_calibration: (
+        tuple[Number, Number, Number] | tuple[Number, Number, Number, Number] | None
+    ) = None
     # Added to a label's score when one of its cues is in the ticket (see routing/cues.py).
-    cue_weight: float = Field(default=0.3, ge=0.0, le=5.0)
+    cue_weight: Number = Field(default=0.3, ge=0.0, le=5.0)
 
 
 class LLMConfig(_Strict):
@@ -169,10 +183,10 @@ class LLMConfig(_Strict):
     base_url: str | None = None
     cheap_model: str | None = None
     strong_model: str | None = None
-    timeout_seconds: float = Field(default=20.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    few_shot_examples: int = Field(default=8, ge=0, le=50)
-    draft_replies: bool = True
+    timeout_seconds: Number = Field(default=20.0, gt=0)
+    max_retries: Whole = Field(default=2, ge=0, le=10)
+    few_shot_examples: Whole = Field(default=8, ge=0, le=50)
+    draft_replies: Flag = True
     # Which server this is, for how structured output is asked for (README, "The LLM layer");
     # "auto" tells it from base_url's host, and unknown hosts are probed.
     provider: Literal[
@@ -189,17 +203,17 @@ class LLMConfig(_Strict):
     ] = "auto"
     # The most tokens one answer may take: a classification is a small JSON object; a draft is
     # two to five sentences (a small model ran to 3,718 tokens without a limit).
-    classify_max_tokens: int = Field(default=300, ge=16, le=16384)
-    draft_max_tokens: int = Field(default=400, ge=16, le=16384)
+    classify_max_tokens: Whole = Field(default=300, ge=16, le=16384)
+    draft_max_tokens: Whole = Field(default=400, ge=16, le=16384)
     # The whole LLM layer's time per ticket (both classifiers and the draft with its retry);
     # past it the local decision and the offline draft stand, marked for a human.
-    deadline_seconds: float = Field(default=30.0, gt=0, le=600)
+    deadline_seconds: Number = Field(default=30.0, gt=0, le=600)
     # Tickets the model refines at once per replica (each one call at a time); more wait in
     # a queue, the most urgent first. Their posts never wait: they go out on the local decision.
-    concurrent_calls: int = Field(default=8, ge=1, le=256)
+    concurrent_calls: Whole = Field(default=8, ge=1, le=256)
     # A local decision at least this sure is a floor the model cannot lower (its priority) or
     # overrule without a human (its category).
-    local_floor: float = Field(default=0.8, ge=0.0, le=1.0)
+    local_floor: Number = Field(default=0.8, ge=0.0, le=1.0)
 
 
 # Template keys besides the categories: the generic one, a message that needs no action, and a
@@ -235,7 +249,7 @@ class DraftingConfig(_Strict):
 class NoiseConfig(_Strict):
     """Messages that need no action: thanks, "ok", "never mind, fixed it", an emoji alone."""
 
-    enabled: bool = True
+    enabled: Flag = True
     # "quiet": one post in the team's channel marked "no action needed", nobody paged;
     # "none": the ticket is stored with its draft and posted nowhere.
     post: Literal["quiet", "none"] = "quiet"
@@ -246,16 +260,16 @@ class NoiseConfig(_Strict):
 class MultiIssueConfig(_Strict):
     """A message with distinct asks for different teams goes to each of them."""
 
-    enabled: bool = True
+    enabled: Flag = True
     # A part counts only when the classifier is at least this sure of it on its own, and only when
     # the customer announced it ("..., and separately ...", "Also, ...") or the whole message is
     # of its team: a stray sentence of context is no second ticket.
-    min_confidence: float = Field(default=0.85, ge=0.0, le=1.0)
+    min_confidence: Number = Field(default=0.85, ge=0.0, le=1.0)
     # Parts shorter than this many words join their neighbour ("Hi team,", "Thanks!").
-    min_words: int = Field(default=4, ge=1)
+    min_words: Whole = Field(default=4, ge=1)
     # A long message cut into more pieces than this has neighbouring pieces joined, so at most
     # this many are classified (one batch of short texts: about the cost of the whole message).
-    max_parts: int = Field(default=120, ge=2)
+    max_parts: Whole = Field(default=120, ge=2)
 
 
 class LanguagesConfig(_Strict):
@@ -266,7 +280,7 @@ class LanguagesConfig(_Strict):
     # A team per language for tickets the offline model cannot read, e.g. {es = "support"}.
     teams: dict[str, str] = Field(default_factory=dict)
     # Below this probability from the detector the language is unknown (and English assumed).
-    min_probability: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_probability: Number = Field(default=0.5, ge=0.0, le=1.0)
     # The detector chooses among these (ISO 639-1); fewer candidates read short texts better.
     candidates: tuple[str, ...] = (
         "en", "de", "fr", "es", "pt", "it", "nl", "sv", "da", "no", "fi", "pl", "cs", "sk",
@@ -314,10 +328,10 @@ class SlackConfig(_Strict):
     reject_reaction: str = Field(default="x", pattern=EMOJI_NAME_PATTERN)
     # Tickets classified at once; more wait in the queue (they are stored already). Posting
     # has one queue per team channel, the most urgent first.
-    workers: int = Field(default=4, ge=1, le=64)
+    workers: Whole = Field(default=4, ge=1, le=64)
     # Seconds between two posts in one channel, kept by every replica together (Slack takes
     # about one a second a channel); the most urgent tickets' posts go at once. 0: unpaced.
-    post_spacing_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
+    post_spacing_seconds: Number = Field(default=1.0, ge=0.0, le=60.0)
     # Where the bot tells the operator what failed and what to fix (a store that refuses
     # writes, a channel Slack refuses posts in); unset: the fallback team's channel.
     ops_channel: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN)

@@ -374,6 +374,9 @@ def _asks_nothing(folded: str) -> bool:
     words = _WORD.findall(_PRAISE_OPENING.sub(" ", _DESIRE.sub(" want ", text)))
     if not 0 < len(words) <= PRAISE_MAX_WORDS or any(_doubts(word) for word in words):
         return False
+    # Friendly filler goes first: "have a great weekend" opens like "have a ..." but asks nothing.
+    for phrase in _FILLER_PHRASES:
+        text, _ = _remove_phrase(text, phrase)
     return not any(_QUESTION_OPENING.match(clause.strip()) for clause in _CLAUSE_BREAK.split(text))
 
 

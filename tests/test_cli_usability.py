@@ -23,6 +23,22 @@ def test_classify_prints_the_emoji_not_its_slack_name(capsys: pytest.CaptureFixt
     assert "decided by the local model" in header
 
 
+class _ClosedPipe(io.StringIO):
+    """stdout after `| head -1` has gone: every write fails as a closed pipe does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_output_into_a_closed_pipe_ends_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`triage classify ... | head -1` stops without a traceback once head has read its line."""
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["classify", "I was charged twice", "The export button does nothing"]) == 1
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("stdin", ["", "\n  \n\t\n"])
 def test_classify_with_nothing_to_classify_says_so(
     stdin: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

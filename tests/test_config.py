@@ -138,6 +138,32 @@ def test_a_value_of_the_wrong_type_names_the_field_the_type_and_the_value(
         load_config(write_variant(tmp_path, old, new))
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        # TOML tells "0.6" from 0.6: a quoted number is a mistake to name, not to guess at.
+        (HUMAN_CONFIDENCE_LINE, 'human_confidence = "0.6"', r"expected a number, got '0.6'"),
+        (HUMAN_CONFIDENCE_LINE, "human_confidence = true", r"expected a number, got true"),
+        ("min_words = 4", 'min_words = "4"', r"min_words: expected a whole number, got '4'"),
+        ("min_words = 4", "min_words = 4.5", r"min_words: expected a whole number, got 4.5"),
+        ("always_human = true", 'always_human = "yes"', r"always_human: expected true or false"),
+        ("always_human = true", "always_human = 1", r"always_human: expected true or false"),
+    ],
+)
+def test_a_number_or_flag_written_as_another_type_is_refused(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    """A quoted number or a flag written as a word would be silently converted: refuse it."""
+    with pytest.raises(ConfigError, match=said):
+        load_config(write_variant(tmp_path, old, new))
+
+
+def test_a_whole_number_for_a_number_field_is_fine(tmp_path: Path) -> None:
+    """`human_confidence = 1` is a number as TOML writes it, not a mistake."""
+    config = load_config(write_variant(tmp_path, HUMAN_CONFIDENCE_LINE, "human_confidence = 1"))
+    assert config.thresholds.human_confidence == 1.0
+
+
 def test_a_wrong_type_is_told_first_even_when_examples_is_missing(tmp_path: Path) -> None:
     """`[[teams]] name = 5` in a file without examples is named first; the missing key after."""
     path = tmp_path / "config.toml"

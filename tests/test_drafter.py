@@ -295,6 +295,24 @@ def test_a_request_that_reports_no_problem_is_asked_for_no_number(config: Triage
     assert "invoice or order number" not in draft.text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please cancel our subscription at the end of this billing period.",
+        "We need 5 more seats for the new hires starting Monday.",
+        "Please move us to annual billing from the next renewal.",
+    ],
+)
+def test_a_billing_request_is_not_answered_as_a_reported_charge(
+    config: TriageConfig, text: str
+) -> None:
+    """A cancellation or a seat order describes no charge: the draft must not say it does."""
+    draft = TemplateDrafter(config).draft(text, _decision("billing"))
+    assert "charges you describe" not in draft.text
+    assert "reporting this" not in draft.text
+    assert "billing team" in draft.text
+
+
 def test_an_incident_with_a_question_mark_is_no_question(config: TriageConfig) -> None:
     """A leaked key asked about ('Could you rotate it?') gets the incident's words, no 'answer'."""
     text = "Our API key was pushed to a public repo. Could you rotate it?"
@@ -319,13 +337,12 @@ def test_an_incident_with_a_question_mark_is_no_question(config: TriageConfig) -
         (
             "Invoice INV-2024-118 charged us for 20 seats instead of 12.",
             "billing",
-            "Thanks for reporting this issue with Invoice INV-2024-118.",
+            "Thanks for letting us know about Invoice INV-2024-118.",
         ),
         (
             "We were billed EUR 1,200.00 on the Business plan, order #A-55231.",
             "billing",
-            "Thanks for reporting this issue with EUR 1,200.00, the Business plan and order"
-            " #A-55231.",
+            "Thanks for letting us know about EUR 1,200.00, the Business plan and order #A-55231.",
         ),
         (
             "The report at https://app.example.com/reports/42 shows error E1234 since 2024-03-01.",

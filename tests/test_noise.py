@@ -184,6 +184,19 @@ def test_praise_with_a_complaint_an_ask_or_sarcasm_is_a_ticket(text: str) -> Non
 @pytest.mark.parametrize(
     "text",
     [
+        "Thank you so much Maria, the webhook fix worked perfectly. Have a great weekend!",
+        "Thanks Tom, that fixed the report layout. Have a nice day",
+        "All good now, the export went through. Have a good one!",
+    ],
+)
+def test_a_resolution_that_ends_with_a_wish_needs_no_action(text: str) -> None:
+    """'Have a great weekend' is a wish, not a question that opens with 'have a'."""
+    assert read_message(text).no_action == "resolved"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "All good now, the export went through. Cheers",
         "Sorted, the sync ran overnight",
         "thanks Tom, that fixed the report layout",

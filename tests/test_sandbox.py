@@ -24,6 +24,7 @@ from bot.settings import Settings, load_settings
 from routing.cascade import Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.desk import DirectPage, TicketCard
+from routing.errors import UserError
 from routing.models import DECIDED_BY, Decision, DecisionSource, Escalation
 
 
@@ -209,6 +210,34 @@ async def test_log_lines_go_to_the_log_file_not_among_the_transcript(
     assert "may not approve the reply" in log.read_text(encoding="utf-8")
     assert f"Log messages go to {log}." in captured.out
     assert f"1 warning logged in {log}." in captured.out
+
+
+@pytest.mark.parametrize(
+    ("database", "record", "said"),
+    [
+        ("", None, "setting TRIAGE_DB"),  # TRIAGE_DB names a folder
+        ("gone/triage.sqlite3", None, "setting TRIAGE_DB"),
+        (None, "", "--record"),  # --record names a folder
+    ],
+)
+async def test_a_database_or_record_file_it_cannot_use_stops_the_sandbox_before_its_banner(
+    tmp_path: Path, config: TriageConfig, database: str | None, record: str | None, said: str
+) -> None:
+    """The operator sees one error line, not a welcome that an error then contradicts."""
+    environ = {} if database is None else {"TRIAGE_DB": str(tmp_path / database)}
+    settings = load_settings(environ=environ, dotenv_path=tmp_path / "no.env")
+    out = io.StringIO()
+    with pytest.raises(UserError, match=said):
+        await run_sandbox(
+            settings,
+            config,
+            stdin=io.StringIO("I was charged twice\n"),
+            out=out,
+            log_path=tmp_path / "sandbox.log",
+            pipeline=_rules_only(config),
+            record=None if record is None else tmp_path / record,
+        )
+    assert out.getvalue() == ""
 
 
 # --- the on-call DM ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from bot.record import CallRecorder
 from bot.sandbox.events import Workspace, socket_request
 from bot.sandbox.slack_api import SlackStandIn
 from bot.sandbox.transcript import Transcript
+from bot.services import check_database
 from bot.settings import Settings
 from routing.cascade import Pipeline
 from routing.config import SlackConfig, TeamChannelConfig, TriageConfig
@@ -566,14 +567,18 @@ async def run_sandbox(
     among the transcript's lines. With `record`, every Web API call the bot makes is appended to
     that file (bot/record.py).
     """
-    out.write(BANNER + "\n")
-    with (
-        logs_to_file(log_path) as log,
-        tempfile.TemporaryDirectory(prefix="triage-sandbox-") as directory,
-        ExitStack() as stack,
-    ):
-        out.write(f"Log messages go to {log.path}.\n")
+    # What the operator named and the bot cannot use is one error line, before a banner that
+    # would say all is well.
+    if settings.database is not None:
+        chosen = settings.database_location(Path())
+        if isinstance(chosen, Path):
+            check_database(chosen)
+    with ExitStack() as stack:
         recorder = stack.enter_context(CallRecorder(record)) if record is not None else None
+        out.write(BANNER + "\n")
+        log = stack.enter_context(logs_to_file(log_path))
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="triage-sandbox-"))
+        out.write(f"Log messages go to {log.path}.\n")
         # Wherever TRIAGE_DB points (an SQLite file or PostgreSQL); a temporary file if unset.
         database = settings.database_location(Path(directory) / "sandbox.sqlite3")
         async with open_sandbox(
