@@ -296,6 +296,34 @@ async def test_the_alternative_taxonomy_pages_a_calm_outage_by_config_alone(
     assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
 
 
+@pytest.mark.parametrize(("path", "engineers"), [(None, "engineering"), (ALTERNATIVE, "core_eng")])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "production down, urgent!!",
+        "prod down since 9am",
+        "our website down since this morning",
+        "checkout down!! nobody can pay",
+        "Server offline since 6am, nothing we can do",
+    ],
+)
+async def test_an_outage_written_as_a_headline_pages(
+    embedder: CachingEmbedder, path: Path | None, engineers: str, text: str
+) -> None:
+    """An outage shouted as "X down", with no verb, is the top priority, paged, engineering's."""
+    config = load_config(path)
+    triage = await build_pipeline(config, embedder=embedder).triage(Ticket(text=text))
+    assert triage.decision.priority == config.priorities[-1].name
+    assert "critical_priority" in {reason.code for reason in triage.escalation.reasons}
+    assert triage.decision.team == engineers
+
+
+async def test_a_question_about_planned_downtime_is_not_an_outage(pipeline: Pipeline) -> None:
+    """Downtime asked about in advance reports nothing down."""
+    text = "Will the site be down during Sunday's maintenance window?"
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "low"
+
+
 def test_the_words_of_an_outage_page_even_when_the_scores_settle_lower() -> None:
     """An always-human level's cue in the text sends the ticket to a human, whatever was decided."""
     config = load_config()

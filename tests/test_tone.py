@@ -212,3 +212,26 @@ def test_eval_on_sentiment_labels_reports_macro_recall(
     assert {"accuracy", "macro_f1", "macro_recall", "n_test"} <= summary.keys()
     assert summary["n_test"] == 3
     assert summary["macro_recall"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "path", [None, Path(__file__).resolve().parents[1] / "configs" / "alternative.toml"]
+)
+@pytest.mark.parametrize(
+    "text",
+    ["prod is down", "prod down", "Checkout has been down since noon.", "Our API is offline"],
+)
+async def test_an_outage_without_a_word_of_thanks_is_never_satisfied(
+    embedder: CachingEmbedder, path: Path | None, text: str
+) -> None:
+    """Satisfied needs thanks, praise or a problem gone (a three-word outage's examples were)."""
+    pipeline = build_pipeline(load_config(path), embedder=embedder)
+    assert (await pipeline.triage(Ticket(text=text))).decision.sentiment != "satisfied"
+
+
+@pytest.mark.parametrize(
+    "text", ["all good now, fixed it", "Sorted, it works now", "never mind, that did it"]
+)
+async def test_a_problem_gone_is_a_satisfied_customer(pipeline: Pipeline, text: str) -> None:
+    """Without a word of thanks, "all good now" is still a happy ending, not a calm question."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.sentiment == "satisfied"
