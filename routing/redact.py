@@ -273,12 +273,12 @@ _OBFUSCATED_EMAIL = re.compile(
     re.IGNORECASE,
 )
 
-# Digit groups joined by spaces, tabs, line breaks, dashes, dots, slashes or underscores (at
-# most three in a row; the view has made em and en dashes "-", middle dots "." and no-break
-# spaces " "). A card is 13 to 19 digits of such a run; a longer run may hold several cards
-# side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter before it is allowed
-# ("x4111..."): the digits are what matter.
-_SEP = "[ \t\r\n_/.-]"
+# Digit groups joined by spaces, tabs, line breaks, dashes, dots, commas, slashes or
+# underscores (at most three in a row; the view has made em and en dashes "-", middle dots
+# "." and no-break spaces " "). A card is 13 to 19 digits of such a run; a longer run may
+# hold several cards side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter
+# before it is allowed ("x4111..."): the digits are what matter.
+_SEP = "[ \t\r\n_/.,-]"
 _DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
@@ -286,7 +286,9 @@ _CARD_WORD = re.compile(
     r"credit|debit|kredi)s?"
     # "card number", "card no.", "card ending in", "Kartennummer", "tarjeta número".
     r"(?:\s*(?:n?nummer|numbers?|no\.?|nr\.?|num[ée]ro|n[úu]mero|numaras[\u0131i]|\#"
-    r"|ending(?:\s+(?:in|with))?|ends?\s+(?:in|with)|details|info))?\W{0,12}[A-Za-z]?$",
+    r"|ending(?:\s+(?:in|with))?|ends?\s+(?:in|with)|details|info))?"
+    # "my card number is ...", "the visa was ...".
+    r"(?:\s+(?:is|was|were|ist|war|es|est|era))?\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
 )
 # A bare run of 15 or 16 digits that passes Luhn and starts like a real card (Visa 4,
@@ -1252,12 +1254,14 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
     lengths = [end - start for start, end in groups]
     grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
     bare = len(groups) == 1 and sum(lengths) in (15, 16)
-    if not (grouped or named or bare) or not 13 <= sum(lengths) <= 19:
-        return False
     number = "".join(text[start:end] for start, end in groups)
+    start, end = groups[0][0], groups[-1][1]
+    # Oddly grouped ("4111 11 1111 111 1111") but starting like a real card, and no phone's +.
+    prefixed = bool(_CARD_PREFIX.fullmatch(number)) and text[start - 1 : start] != "+"
+    if not (grouped or named or bare or prefixed) or not 13 <= sum(lengths) <= 19:
+        return False
     if not luhn_valid(number):
         return False
-    start, end = groups[0][0], groups[-1][1]
     # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
     # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
     if grouped and not named and _looks_like_a_list([text[a:b] for a, b in groups]):
@@ -1268,7 +1272,7 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
         return False
     if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
         return spans.claim(start, end, "card")
-    if len(groups) == 1 and _CARD_PREFIX.fullmatch(number):
+    if prefixed:
         return spans.claim(start, end, "card")
     return False
 

@@ -1,0 +1,41 @@
+"""Hostile shapes that once slipped past redaction, and ordinary details that must survive it."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.redact import redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Digit groups separated by commas, as a list is typed.
+        ("my card 4111,1111,1111,1111 was charged", "my card [CARD] was charged"),
+        ("5555,5555,5555,4444 charged twice", "[CARD] charged twice"),
+        ("paid with 4111, 1111, 1111, 1111 yesterday", "paid with [CARD] yesterday"),
+        # A card word and a verb before the number.
+        ("my card number is 411 111 111 111 1111", "my card number is [CARD]"),
+        ("the visa was 4111 11 1111 111 111", "the visa was [CARD]"),
+        # Odd groupings with no card word, of a number that starts like a card.
+        ("charged 4111 11 1111 111 111 twice", "charged [CARD] twice"),
+        ("paid with 41 11 11 11 11 11 11 11", "paid with [CARD]"),
+        ("use 55555 55555 554444 please", "use [CARD] please"),
+    ],
+)
+def test_cards_in_odd_shapes_are_redacted(text: str, expected: str) -> None:
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "prices 1,200,300,400 and 2,500",
+        "we shipped 1,234,567,890,123,456 units",
+        "order 1234,5678 and invoice INV-2024-118",
+        "error E1234 on version 4.11.1 since 2024-03-05 10:00",
+        "call us at +49 1512 3456 7890",
+    ],
+)
+def test_ordinary_numbers_are_not_cards(text: str) -> None:
+    assert "[CARD]" not in redact(text).text
