@@ -506,6 +506,10 @@ _EXTRA_SECRETS = (
     ),
     # user:password@ in a URL (or :password@, as Redis has it): the password.
     re.compile(r"://[^\s:/@]*:([^\s@/]+)@"),
+    # user:@ (an empty password: the user is an API key, as curl and Stripe take one), and a
+    # token alone before the @ (eight or more characters with a digit; "git@" is a user).
+    re.compile(r"://([^\s:/@]+):@"),
+    re.compile(r"://(?=[^\s:/@]*\d)([^\s:/@]{8,})@"),
 )
 # An AWS secret access key (40 characters of base64 with capitals, small letters and digits)
 # in a text that names AWS or holds an access key id.

@@ -39,3 +39,33 @@ def test_cards_in_odd_shapes_are_redacted(text: str, expected: str) -> None:
 )
 def test_ordinary_numbers_are_not_cards(text: str) -> None:
     assert "[CARD]" not in redact(text).text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # An empty password: the user name is the credential (an API key as the user).
+        ("https://bob:@host.example/x fails", "https://[SECRET]:@host.example/x fails"),
+        (
+            "curl https://sk_test_abc123:@api.stripe.com/v1/charges",
+            "curl https://[SECRET]:@api.stripe.com/v1/charges",
+        ),
+        # A token alone before the @.
+        (
+            "git clone https://abcdef0123456789abcdef0123456789abcdef01@github.com/org/repo",
+            "git clone https://[SECRET]@github.com/org/repo",
+        ),
+        (
+            "pip install git+https://glpat9xYzAbCdEf1234@gitlab.com/team/lib.git",
+            "pip install git+https://[SECRET]@gitlab.com/team/lib.git",
+        ),
+    ],
+)
+def test_credentials_in_urls_are_redacted(text: str, expected: str) -> None:
+    redaction = redact(text)
+    assert redaction.text == expected
+    assert redaction.counts["secret"] == 1
+
+
+def test_a_plain_user_in_a_url_is_not_a_secret() -> None:
+    assert redact("clone ssh://git@github.com/org/repo.git").counts["secret"] == 0
