@@ -462,6 +462,9 @@ _VENDOR_TOKENS = re.compile(
     r")(?![A-Za-z0-9_-])"
 )
 
+# A part of a JWT (base64url), which line breaks may cut: a few, so that a text of many
+# short "eyJ..." lines is read in linear time.
+_JWT_PART = r"[A-Za-z0-9_-]{5,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_-]+){0,12}"
 # Shapes detect-secrets 1.5 does not know yet, or finds only the start of (a private key's
 # first line, a JWT's first two parts): these whole spans are claimed first.
 _EXTRA_SECRETS = (
@@ -470,6 +473,9 @@ _EXTRA_SECRETS = (
         r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
         re.DOTALL,
     ),
+    # A JWT pasted with spaces around its dots, or wrapped onto lines by a mail client
+    # (detect-secrets reads only an unbroken one): a part may go on after a line break.
+    re.compile(rf"\beyJ{_JWT_PART}\s*\.\s*{_JWT_PART}\s*\.\s*[A-Za-z0-9_-]{{8,}}"),
     # A DER key or certificate in base64 without its armour lines.
     re.compile(r"\bMII[A-Za-z0-9+/]{60,}={0,2}"),
     re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+"),

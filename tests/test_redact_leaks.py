@@ -69,3 +69,26 @@ def test_credentials_in_urls_are_redacted(text: str, expected: str) -> None:
 
 def test_a_plain_user_in_a_url_is_not_a_secret() -> None:
     assert redact("clone ssh://git@github.com/org/repo.git").counts["secret"] == 0
+
+
+_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+_PAYLOAD = "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+_SIGNATURE = "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+
+
+@pytest.mark.parametrize(
+    "jwt",
+    [
+        f"{_HEADER}. {_PAYLOAD}. {_SIGNATURE}",
+        f"{_HEADER} . {_PAYLOAD} . {_SIGNATURE}",
+        f"{_HEADER}\n.{_PAYLOAD}\n.{_SIGNATURE}",
+        f"{_HEADER}.\n{_PAYLOAD}.\n{_SIGNATURE}",
+        # Wrapped by a mail client in the middle of the payload.
+        f"{_HEADER}.{_PAYLOAD[:40]}\n{_PAYLOAD[40:]}.{_SIGNATURE}",
+        f"{_HEADER}.{_PAYLOAD[:40]}\r\n  {_PAYLOAD[40:]}.{_SIGNATURE}",
+    ],
+)
+def test_a_jwt_split_by_spaces_or_line_breaks_is_redacted(jwt: str) -> None:
+    redaction = redact(f"the app sends {jwt} and\nthen fails")
+    assert redaction.text == "the app sends [SECRET] and\nthen fails"
+    assert redaction.counts["secret"] == 1
