@@ -320,6 +320,26 @@ _DATE_TIME = re.compile(
     r")(?!\d)"
 )
 
+# A date after a word naming a birth date ("DOB: 04/12/1988", "born on 4 December 1988",
+# "Geburtsdatum 04.12.1988"): personal data, where any other date is a detail of the ticket.
+_BIRTH_WORD = (
+    r"(?:\bd\.?o\.?b\b\.?|date\s+of\s+birth|birth\s*date|birthday|\bborn|geburtsdatum"
+    r"|geburtstag|\bgeboren|\bgeb\.|fecha\s+de\s+nacimiento|\bnacid[oa]|date\s+de\s+naissance"
+    r"|\bn[ée]e?\s+le|data\s+di\s+nascita|\bnat[oa]\s+il|data\s+de\s+nascimento"
+    r"|\bnascid[oa]|do[gğ]um\s+tarihi|geboortedatum)"
+)
+_BIRTH_DATE = re.compile(
+    _BIRTH_WORD + r"\W{0,4}(?:(?:is|was|on|in|am|le|el|il|em|:)\W{1,4}){0,2}(?P<date>"
+    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}"
+    r"|\d{1,2}(?:st|nd|rd|th|\.)?(?:\s+(?:of|de))?\s+[^\W\d_]{3,12}\.?,?(?:\s+de)?\s+(?:19|20)\d{2}"
+    r"|[^\W\d_]{3,12}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{2})(?!\d)",
+    re.IGNORECASE,
+)
+_BIRTH_STEMS = (
+    "birth", "dob", "d.o.b", "born", "geb", "naci", "naiss", "nasc", "nato", "nata", "né",
+    "nee", "doğum", "dogum", "geboorte",
+)  # fmt: skip
+
 # Server addresses are support data, and no phone.
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
@@ -1470,6 +1490,9 @@ def redact(text: str) -> Redaction:
         for match in _NAMED_DOCUMENT.finditer(text):
             if any(char.isdigit() for char in match.group(1)):
                 spans.claim(*match.span(1), "national_id")
+    if _mentions(lowered, _BIRTH_STEMS):
+        for match in _BIRTH_DATE.finditer(text):
+            spans.claim(*match.span("date"), "date_of_birth")
     for match in _IPV4.finditer(text):
         spans.claim(*match.span(), "")
     for match in _DATE_TIME.finditer(text):

@@ -92,3 +92,38 @@ def test_a_jwt_split_by_spaces_or_line_breaks_is_redacted(jwt: str) -> None:
     redaction = redact(f"the app sends {jwt} and\nthen fails")
     assert redaction.text == "the app sends [SECRET] and\nthen fails"
     assert redaction.counts["secret"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DOB: 04/12/1988, account locked", "DOB: [DATE_OF_BIRTH], account locked"),
+        ("d.o.b. 04.12.1988", "d.o.b. [DATE_OF_BIRTH]"),
+        (
+            "I was born 1988-12-04 and the form rejects it",
+            "I was born [DATE_OF_BIRTH] and the form rejects it",
+        ),
+        ("born on 4 December 1988", "born on [DATE_OF_BIRTH]"),
+        ("my date of birth is December 4, 1988", "my date of birth is [DATE_OF_BIRTH]"),
+        ("birthday: 12/04/1988", "birthday: [DATE_OF_BIRTH]"),
+        ("Geburtsdatum: 04.12.1988", "Geburtsdatum: [DATE_OF_BIRTH]"),
+        ("fecha de nacimiento 04/12/1988", "fecha de nacimiento [DATE_OF_BIRTH]"),
+        ("date de naissance : 4 décembre 1988", "date de naissance : [DATE_OF_BIRTH]"),
+    ],
+)
+def test_a_date_of_birth_is_redacted(text: str, expected: str) -> None:
+    redaction = redact(text)
+    assert redaction.text == expected
+    assert redaction.counts["date_of_birth"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the outage started 2024-03-05 at 10:00 and again on 04/12/2024",
+        "invoice INV-2024-118 dated 4 December 2024 shows the wrong amount",
+        "since the update on 12/04/2024 the export fails (version 4.11.1)",
+    ],
+)
+def test_dates_of_an_incident_stay(text: str) -> None:
+    assert redact(text).text == text
