@@ -12,9 +12,10 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   a bare digit run only after a phone word ("call me on", "Handy:") or when it is a mobile
   number written nationally with its trunk 0 ("05321234567", "0612345678");
 - payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
-  or line break, several side by side, or bare or oddly grouped after a word such as "card"
-  (order numbers pass Luhn one time in ten), and bare 15/16-digit runs that start like a
-  real card (Visa, Mastercard, Amex, Discover, JCB) without one, digits after them or not;
+  (commas too) or line break, several side by side, or bare or oddly grouped after a word such
+  as "card" ("my card number is ..."; order numbers pass Luhn one time in ten), and 15/16-digit
+  runs that start like a real card (Visa, Mastercard, Amex, Discover, JCB) without one, bare
+  or oddly grouped ("4111 11 1111 111 111"), digits after them or not;
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
   with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
@@ -24,15 +25,18 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   SSNs) only after a word that names them, so order numbers stay (after "SSN", any nine
   digits in its shape, valid or not); passport, licence and
   Personalausweis numbers after their word;
-- dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
+- dates of birth after a word naming them ("DOB: 04/12/1988", "born on 4 December 1988",
+  "Geburtsdatum"); other dates, times and IPv4 addresses are kept whole, so no digit matcher
+  reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
   `sk_test_`, `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`,
   PGP and bare DER keys, AWS secret keys beside an AWS word, Telegram and Discord bot tokens,
   Discord webhooks, and prefixed tokens of Square, Linear, Notion, Atlassian, Postman, New
   Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
-  Replicate and Braintree), the credential of
-  `Authorization:` headers in any case and of `user:password@` in URLs;
+  Replicate and Braintree), JWTs with spaces around their dots or wrapped onto lines, the
+  credential of `Authorization:` headers in any case and of `user:password@` in URLs (the user
+  of `user:@`, and a token alone before the `@`);
 - the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
