@@ -333,8 +333,8 @@ _BIRTH_WORD = (
     r"|\bnascid[oa]|do[gğ]um\s+tarihi|geboortedatum)"
 )
 _BIRTH_DATE = re.compile(
-    _BIRTH_WORD + r"\W{0,4}(?:(?:is|was|on|in|am|le|el|il|em|:)\W{1,4}){0,2}(?P<date>"
-    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}"
+    _BIRTH_WORD + r"\W{0,4}(?:(?:is|was|on|the|in|am|le|el|il|em|:)\W{1,4}){0,3}(?P<date>"
+    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}"
     r"|\d{1,2}(?:st|nd|rd|th|\.)?(?:\s+(?:of|de))?\s+[^\W\d_]{3,12}\.?,?(?:\s+de)?\s+(?:19|20)\d{2}"
     r"|[^\W\d_]{3,12}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{2})(?!\d)",
     re.IGNORECASE,

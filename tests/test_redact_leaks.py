@@ -106,6 +106,8 @@ def test_a_jwt_split_by_spaces_or_line_breaks_is_redacted(jwt: str) -> None:
         ("born on 4 December 1988", "born on [DATE_OF_BIRTH]"),
         ("my date of birth is December 4, 1988", "my date of birth is [DATE_OF_BIRTH]"),
         ("birthday: 12/04/1988", "birthday: [DATE_OF_BIRTH]"),
+        ("DOB: 04121988", "DOB: [DATE_OF_BIRTH]"),
+        ("born on the 4th of December 1988", "born on the [DATE_OF_BIRTH]"),
         ("Geburtsdatum: 04.12.1988", "Geburtsdatum: [DATE_OF_BIRTH]"),
         ("fecha de nacimiento 04/12/1988", "fecha de nacimiento [DATE_OF_BIRTH]"),
         ("date de naissance : 4 décembre 1988", "date de naissance : [DATE_OF_BIRTH]"),
