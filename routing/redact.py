@@ -1300,6 +1300,10 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
     # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
     if grouped and not named and _looks_like_a_list([text[a:b] for a, b in groups]):
         return False
+    if not named and "," in text[start:end] and not prefixed:
+        # Groups joined by commas are a list ("ports 8080,8002,9090,9091") unless they start
+        # like a real card.
+        return False
     if not named and re.search(r"[\r\n]", text[start:end]) and number[0] not in "23456":
         # Groups on several lines are a card when they start like one (Visa 4, Mastercard
         # 2 and 5, Amex 3, Discover 6), not a column of numbers.

@@ -33,6 +33,7 @@ def test_cards_in_odd_shapes_are_redacted(text: str, expected: str) -> None:
         "prices 1,200,300,400 and 2,500",
         "we shipped 1,234,567,890,123,456 units",
         "order 1234,5678 and invoice INV-2024-118",
+        "open ports 8080,8002,9090,9091 on the firewall",
         "error E1234 on version 4.11.1 since 2024-03-05 10:00",
         "call us at +49 1512 3456 7890",
     ],
