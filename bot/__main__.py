@@ -37,6 +37,7 @@ from routing.evaluation import (
     parse_where,
 )
 from routing.models import DECIDED_BY, LabeledExample, Ticket, Triage
+from routing.redact import shown_to_agents
 from routing.replay import format_replay, replay_corrections
 
 logger = logging.getLogger("triage")
@@ -200,7 +201,7 @@ def _format_human(triage: Triage, config: TriageConfig) -> str:
         f"(sentiment {decision.sentiment}, confidence {decision.confidence:.2f}, "
         f"decided by {DECIDED_BY[decision.source]})"
         + unsure_note(decision.unsure_fields(UNSURE_BELOW)),
-        f"  ticket: {triage.ticket.text[:200]}",
+        f"  ticket: {shown_to_agents(triage.ticket.text)[:200]}",
     ]
     if triage.escalation.needs_human:
         reasons = "; ".join(reason.detail for reason in triage.escalation.reasons)

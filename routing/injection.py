@@ -132,3 +132,38 @@ def find_instruction(text: str) -> str | None:
         return None
     words = " ".join(match.group().split())
     return words[:60]
+
+
+# A line that would read as a new turn of the conversation ("Assistant:", "### System:",
+# "[system]:", "<user>:") and the tokens of chat templates ("<|im_start|>", "[INST]",
+# "<<SYS>>"): inside a ticket they are the customer's words, and the model must read them so.
+_ROLE_LINE = re.compile(
+    r"^(?P<lead>[ \t>*#_=-]*)(?P<label>[\[<(]?[ \t]*(?:system|assistant|user|human|ai|developer"
+    r"|sys|instructions?)[ \t]*[\]>)]?)[ \t*_]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TEMPLATE_TOKEN = re.compile(
+    r"<\|[^|<>\n]{0,40}\|>|\[/?inst\]|<</?sys>>|</?s>|\b(?:im_start|im_end|eot_id|endoftext)\b",
+    re.IGNORECASE,
+)
+
+
+def neutralise_roles(text: str) -> str:
+    """Text for a prompt with no line that passes for a role and no chat-template token.
+
+    Read through full-width letters and invisible characters (a full-width "System:", a
+    zero-width space inside "Assistant:"), which the model reads past too; text with neither
+    is left as written.
+    """
+    visible = "".join(
+        character
+        for character in unicodedata.normalize("NFKC", text)
+        if unicodedata.category(character) != "Cf"
+    )
+    if not (_ROLE_LINE.search(visible) or _TEMPLATE_TOKEN.search(visible)):
+        return text
+    without_tokens = _TEMPLATE_TOKEN.sub(" ", visible)
+    return _ROLE_LINE.sub(
+        lambda line: f"{line['lead']}(quoted) {line['label'].strip('[]<>() ')} wrote:",
+        without_tokens,
+    )

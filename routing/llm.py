@@ -50,6 +50,7 @@ from routing.draft_checks import (
     with_sign_off,
     word_runs,
 )
+from routing.injection import neutralise_roles
 from routing.language import language_name
 from routing.models import Decision, Draft, IssuePart, LabeledExample, LayerCall
 from routing.redact import redact
@@ -837,8 +838,10 @@ def _examples_block(examples: Sequence[LabeledExample]) -> str:
 
 
 def _wrap(tag: str, text: str) -> str:
-    # The customer cannot close the delimiter early: tags inside the text are neutralised.
-    safe = _TICKET_TAG.sub(lambda match: match.group().replace("<", "[").replace(">", "]"), text)
+    # The customer cannot close the delimiter early, or open a turn of their own: tags and
+    # role lines inside the text are neutralised.
+    quoted = neutralise_roles(text)
+    safe = _TICKET_TAG.sub(lambda match: match.group().replace("<", "[").replace(">", "]"), quoted)
     return f"<{tag}>\n{safe}\n</{tag}>"
 
 

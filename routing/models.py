@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from routing.redact import shown_to_agents
+
 # The fields of a decision that each carry a confidence.
 CONFIDENCE_FIELDS = ("category", "priority", "sentiment", "team")
 
@@ -255,8 +257,9 @@ class Triage(BaseModel):
             "language": self.decision.language,
             "no_action": self.decision.no_action,
             "parts": [
-                {"team": part.team, "category": part.category, "text": part.text}
+                {"team": part.team, "category": part.category, "text": shown_to_agents(part.text)}
                 for part in self.decision.parts
             ],
-            "text": self.ticket.text,
+            # Printed and piped to files: the redacted copy, as a post shows it.
+            "text": shown_to_agents(self.ticket.text),
         }

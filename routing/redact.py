@@ -12,9 +12,10 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   a bare digit run only after a phone word ("call me on", "Handy:") or when it is a mobile
   number written nationally with its trunk 0 ("05321234567", "0612345678");
 - payment card numbers that pass Luhn: grouped like a card (4-4-4-4, 4-6-5) by any separator
-  or line break, several side by side, or bare or oddly grouped after a word such as "card"
-  (order numbers pass Luhn one time in ten), and bare 15/16-digit runs that start like a
-  real card (Visa, Mastercard, Amex, Discover, JCB) without one, digits after them or not;
+  (commas too) or line break, several side by side, or bare or oddly grouped after a word such
+  as "card" ("my card number is ..."; order numbers pass Luhn one time in ten), and 15/16-digit
+  runs that start like a real card (Visa, Mastercard, Amex, Discover, JCB) without one, bare
+  or oddly grouped ("4111 11 1111 111 111"), digits after them or not;
 - IBANs in either case, with or without spaces, validated by `python-stdnum`;
 - national identity numbers, validated by `python-stdnum`: formatted ones anywhere (US SSN
   with dashes, spaces or dots, Aadhaar 4-4-4, French NIR as on the carte Vitale, Brazil CPF,
@@ -24,15 +25,18 @@ What is redacted, and by what (well-kept libraries where one is made for the job
   SSNs) only after a word that names them, so order numbers stay (after "SSN", any nine
   digits in its shape, valid or not); passport, licence and
   Personalausweis numbers after their word;
-- dates, times and IPv4 addresses are kept whole, so no digit matcher reads them;
+- dates of birth after a word naming them ("DOB: 04/12/1988", "born on 4 December 1988",
+  "Geburtsdatum"); other dates, times and IPv4 addresses are kept whole, so no digit matcher
+  reads them;
 - keys and tokens by the detectors of `detect-secrets` (AWS, Slack, GitHub, GitLab, Stripe,
   OpenAI, private keys, JWTs, ...) plus the newer shapes it lacks (`xapp-`, `sk-proj-`,
   `sk_test_`, `github_pat_`, `npm_`, `pypi-`, `shpat_`, `hf_`, `dop_v1_`, Azure `AccountKey=`,
   PGP and bare DER keys, AWS secret keys beside an AWS word, Telegram and Discord bot tokens,
   Discord webhooks, and prefixed tokens of Square, Linear, Notion, Atlassian, Postman, New
   Relic, Figma, Grafana, Vault, Doppler, Pulumi, Databricks, Supabase, Airtable, Groq, xAI,
-  Replicate and Braintree), the credential of
-  `Authorization:` headers in any case and of `user:password@` in URLs;
+  Replicate and Braintree), JWTs with spaces around their dots or wrapped onto lines, the
+  credential of `Authorization:` headers in any case and of `user:password@` in URLs (the user
+  of `user:@`, and a token alone before the `@`);
 - the value after "password", "passphrase", "api key", "token", "secret", "pw:" and their
   translations (JSON, YAML and `KEY=value` shapes too; the ASCII run after the Chinese,
   Japanese and Korean words and their particles), unless it reads as a sentence ("password:
@@ -273,12 +277,12 @@ _OBFUSCATED_EMAIL = re.compile(
     re.IGNORECASE,
 )
 
-# Digit groups joined by spaces, tabs, line breaks, dashes, dots, slashes or underscores (at
-# most three in a row; the view has made em and en dashes "-", middle dots "." and no-break
-# spaces " "). A card is 13 to 19 digits of such a run; a longer run may hold several cards
-# side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter before it is allowed
-# ("x4111..."): the digits are what matter.
-_SEP = "[ \t\r\n_/.-]"
+# Digit groups joined by spaces, tabs, line breaks, dashes, dots, commas, slashes or
+# underscores (at most three in a row; the view has made em and en dashes "-", middle dots
+# "." and no-break spaces " "). A card is 13 to 19 digits of such a run; a longer run may
+# hold several cards side by side ("4111 1111 1111 1111 4242 4242 4242 4242"). A letter
+# before it is allowed ("x4111..."): the digits are what matter.
+_SEP = "[ \t\r\n_/.,-]"
 _DIGIT_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d)*")
 _CARD_WORD = re.compile(
     r"(?:card|karte|kart[\u0131i]|tarjeta|carte|cart[ãa]o|carta|kaart|visa|master\s?card|amex|cc|"
@@ -286,7 +290,9 @@ _CARD_WORD = re.compile(
     r"credit|debit|kredi)s?"
     # "card number", "card no.", "card ending in", "Kartennummer", "tarjeta número".
     r"(?:\s*(?:n?nummer|numbers?|no\.?|nr\.?|num[ée]ro|n[úu]mero|numaras[\u0131i]|\#"
-    r"|ending(?:\s+(?:in|with))?|ends?\s+(?:in|with)|details|info))?\W{0,12}[A-Za-z]?$",
+    r"|ending(?:\s+(?:in|with))?|ends?\s+(?:in|with)|details|info))?"
+    # "my card number is ...", "the visa was ...".
+    r"(?:\s+(?:is|was|were|ist|war|es|est|era))?\W{0,12}[A-Za-z]?$",
     re.IGNORECASE,
 )
 # A bare run of 15 or 16 digits that passes Luhn and starts like a real card (Visa 4,
@@ -317,6 +323,26 @@ _DATE_TIME = re.compile(
     r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
     r")(?!\d)"
 )
+
+# A date after a word naming a birth date ("DOB: 04/12/1988", "born on 4 December 1988",
+# "Geburtsdatum 04.12.1988"): personal data, where any other date is a detail of the ticket.
+_BIRTH_WORD = (
+    r"(?:\bd\.?o\.?b\b\.?|date\s+of\s+birth|birth\s*date|birthday|\bborn|geburtsdatum"
+    r"|geburtstag|\bgeboren|\bgeb\.|fecha\s+de\s+nacimiento|\bnacid[oa]|date\s+de\s+naissance"
+    r"|\bn[ée]e?\s+le|data\s+di\s+nascita|\bnat[oa]\s+il|data\s+de\s+nascimento"
+    r"|\bnascid[oa]|do[gğ]um\s+tarihi|geboortedatum)"
+)
+_BIRTH_DATE = re.compile(
+    _BIRTH_WORD + r"\W{0,4}(?:(?:is|was|on|the|in|am|le|el|il|em|:)\W{1,4}){0,3}(?P<date>"
+    r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}|\d{8}"
+    r"|\d{1,2}(?:st|nd|rd|th|\.)?(?:\s+(?:of|de))?\s+[^\W\d_]{3,12}\.?,?(?:\s+de)?\s+(?:19|20)\d{2}"
+    r"|[^\W\d_]{3,12}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{2})(?!\d)",
+    re.IGNORECASE,
+)
+_BIRTH_STEMS = (
+    "birth", "dob", "d.o.b", "born", "geb", "naci", "naiss", "nasc", "nato", "nata", "né",
+    "nee", "doğum", "dogum", "geboorte",
+)  # fmt: skip
 
 # Server addresses are support data, and no phone.
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
@@ -460,6 +486,9 @@ _VENDOR_TOKENS = re.compile(
     r")(?![A-Za-z0-9_-])"
 )
 
+# A part of a JWT (base64url), which line breaks may cut: a few, so that a text of many
+# short "eyJ..." lines is read in linear time.
+_JWT_PART = r"[A-Za-z0-9_-]{5,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_-]+){0,12}"
 # Shapes detect-secrets 1.5 does not know yet, or finds only the start of (a private key's
 # first line, a JWT's first two parts): these whole spans are claimed first.
 _EXTRA_SECRETS = (
@@ -468,6 +497,9 @@ _EXTRA_SECRETS = (
         r"(?:-----END[A-Z ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
         re.DOTALL,
     ),
+    # A JWT pasted with spaces around its dots, or wrapped onto lines by a mail client
+    # (detect-secrets reads only an unbroken one): a part may go on after a line break.
+    re.compile(rf"\beyJ{_JWT_PART}\s*\.\s*{_JWT_PART}\s*\.\s*[A-Za-z0-9_-]{{8,}}"),
     # A DER key or certificate in base64 without its armour lines.
     re.compile(r"\bMII[A-Za-z0-9+/]{60,}={0,2}"),
     re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]+"),
@@ -504,6 +536,10 @@ _EXTRA_SECRETS = (
     ),
     # user:password@ in a URL (or :password@, as Redis has it): the password.
     re.compile(r"://[^\s:/@]*:([^\s@/]+)@"),
+    # user:@ (an empty password: the user is an API key, as curl and Stripe take one), and a
+    # token alone before the @ (eight or more characters with a digit; "git@" is a user).
+    re.compile(r"://([^\s:/@]+):@"),
+    re.compile(r"://(?=[^\s:/@]*\d)([^\s:/@]{8,})@"),
 )
 # An AWS secret access key (40 characters of base64 with capitals, small letters and digits)
 # in a text that names AWS or holds an access key id.
@@ -1252,15 +1288,21 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
     lengths = [end - start for start, end in groups]
     grouped = len(groups) > 1 and bool(_CARD_GROUPS.fullmatch(",".join(map(str, lengths))))
     bare = len(groups) == 1 and sum(lengths) in (15, 16)
-    if not (grouped or named or bare) or not 13 <= sum(lengths) <= 19:
-        return False
     number = "".join(text[start:end] for start, end in groups)
+    start, end = groups[0][0], groups[-1][1]
+    # Oddly grouped ("4111 11 1111 111 1111") but starting like a real card, and no phone's +.
+    prefixed = bool(_CARD_PREFIX.fullmatch(number)) and text[start - 1 : start] != "+"
+    if not (grouped or named or bare or prefixed) or not 13 <= sum(lengths) <= 19:
+        return False
     if not luhn_valid(number):
         return False
-    start, end = groups[0][0], groups[-1][1]
     # A bare or oddly grouped Luhn-valid run is a card only with a card word before it:
     # one in ten digit runs passes Luhn, and order numbers, prices and URL ids are common.
     if grouped and not named and _looks_like_a_list([text[a:b] for a, b in groups]):
+        return False
+    if not named and "," in text[start:end] and not prefixed:
+        # Groups joined by commas are a list ("ports 8080,8002,9090,9091") unless they start
+        # like a real card.
         return False
     if not named and re.search(r"[\r\n]", text[start:end]) and number[0] not in "23456":
         # Groups on several lines are a card when they start like one (Visa 4, Mastercard
@@ -1268,7 +1310,7 @@ def _claim_card(text: str, groups: list[tuple[int, int]], spans: _Spans, *, name
         return False
     if grouped or (named and len(number) in (13, 14, 15, 16, 19)):
         return spans.claim(start, end, "card")
-    if len(groups) == 1 and _CARD_PREFIX.fullmatch(number):
+    if prefixed:
         return spans.claim(start, end, "card")
     return False
 
@@ -1456,6 +1498,9 @@ def redact(text: str) -> Redaction:
         for match in _NAMED_DOCUMENT.finditer(text):
             if any(char.isdigit() for char in match.group(1)):
                 spans.claim(*match.span(1), "national_id")
+    if _mentions(lowered, _BIRTH_STEMS):
+        for match in _BIRTH_DATE.finditer(text):
+            spans.claim(*match.span("date"), "date_of_birth")
     for match in _IPV4.finditer(text):
         spans.claim(*match.span(), "")
     for match in _DATE_TIME.finditer(text):

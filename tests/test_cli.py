@@ -189,3 +189,20 @@ def test_missing_model_is_said_once_and_rules_still_route(
     assert records[0]["category"] == "billing"
     assert all(record["needs_human"] for record in records)
     assert all(record["source"] == "fallback" for record in records)
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_classify_never_echoes_a_secret_or_personal_data(
+    as_json: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed ticket is the redacted copy: output is piped to logs and files."""
+    text = (
+        "our key sk_live_4eC39HqLyjWDarjtT1zdp7dc leaked, mail me at jane.doe@example.com"
+        " or call +44 20 7946 0958"
+    )
+    assert main(["classify", *(["--json"] if as_json else []), text]) == 0
+    out = capsys.readouterr().out
+    for secret in ("4eC39HqLyjWDarjtT1zdp7dc", "jane.doe@example.com", "7946 0958"):
+        assert secret not in out
+    if as_json:
+        assert json.loads(out)["text"].startswith("our key [SECRET] leaked")
