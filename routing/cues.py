@@ -186,6 +186,24 @@ _LIVE_IS_FINE = re.compile(
     r"| environment)? (?:is|are|seems|looks|works|work)(?: still)? (?:fine|ok|okay|working"
     r"|unaffected|not affected|normal|all good|good)\b"
 )
+# "Everything else works", "the rest of the app is fine", "images still upload fine": one
+# function is down, not the product. The words of scope that tell who it hits ("nobody can
+# export PDFs") are then read as onefunctionforall, so no outage cue takes them: the whole
+# team blocked in one function (a priority's cue may name onefunctionforall). Losses and
+# breaches keep their own words ("all our invoices are gone").
+_REST_WORKS = re.compile(
+    r"\b(?:everything else|the rest(?: of (?:the app|the site|the product|the platform|it))?"
+    r"|(?:all )?(?:the )?other (?:features|pages|parts|functions|reports|buttons|screens|tabs))"
+    r" (?:still )?(?:works?|is fine|are fine|is ok|are ok|is okay|are okay|is working|are working"
+    r"|seems fine|seem fine|looks fine|look fine|is unaffected|are unaffected)\b"
+    r"|\bstill (?:works?|loads?|uploads?|syncs?|saves?|sends?|opens?|runs?|prints?|exports?)"
+    r" (?:fine|ok|okay|normally|as normal|as usual)\b"
+)
+_WHOLE_GROUP = re.compile(
+    r"\b(?:every ?one|every ?body|nobody|no one|noone|none of us|all of us|all (?:of )?our users"
+    r"|all users|(?:the|our) (?:whole|entire) team)\b"
+    r"(?: (?:on|in|at) (?:our|the|my) (?:team|company|office|side|end))?"
+)
 _SENTENCE = re.compile(r"[^.?!]+[.?!]*")
 
 
@@ -228,7 +246,16 @@ def normalize_for_cues(text: str) -> str:
     if _NOT_LIVE.search(normalized):
         # "Every page shows 404 in preview mode only": a test or preview copy, not production.
         normalized = _WHOLE_SCOPE.sub("some", normalized)
-    return _EXCEPT_THE_OTHERS.sub("the others", _BARE_CONTRACTION.sub(_apostrophe, normalized))
+    normalized = _EXCEPT_THE_OTHERS.sub(
+        "the others", _BARE_CONTRACTION.sub(_apostrophe, normalized)
+    )
+    if _REST_WORKS.search(normalized):
+        grouped = _WHOLE_GROUP.sub("onefunctionforall", normalized)
+        if grouped != normalized:
+            # The rest working is then what makes it one function, not a degraded product: no
+            # cue of the degraded level reads it.
+            normalized = _REST_WORKS.sub("the rest works", grouped)
+    return normalized
 
 
 _TOKEN = re.compile(r"\[[^\]]*\]|\*\*?|[^\s\[\]]+")

@@ -125,7 +125,7 @@ _SHOUTING = re.compile(r"(?:\b[A-Z]{2,}[A-Z'!?.,]*\s+){2,}[A-Z]{2,}\b|!{3,}")
 # holiday?". One sentence, a question, and none of the words that say it is happening now.
 _HYPOTHETICAL = re.compile(
     r"^(?:(?:what|how|who|where|when|which|is|are|can|could|will|would|do|does|should)\b"
-    r"[^?]*?\b(?:if|in case)\b|if\b|in case\b|what if\b"
+    r"[^?]*?\b(?:if|in case|in the event of|during (?:an?|any))\b|if\b|in case\b|what if\b"
     # The same in the languages customers write most: "si nadie puede entrar, ¿a quién llamo?",
     # "was passiert, wenn niemand sich anmelden kann?", "如果所有用户都无法登录...".
     r"|(?:si|se|wenn|falls|als|qu(?:e|é) pasa si|que se passe-t-il si|et si|was passiert,? wenn"
@@ -196,7 +196,17 @@ _PROCESS_QUESTION = re.compile(
     r" (?:an?|any|the|such|your)\b"
     r"|how (?:are|is) (?:an? |any )?[\w -]{1,30} (?:usually |normally |typically )?"
     r"(?:handled|dealt with|communicated)\?$"
-    r"|is there (?:an?|any) (?:status page|sla|policy|process|history|log) (?:for|of|where|that)\b)"
+    r"|is there (?:an?|any) (?:status page|sla|policy|process|history|log) (?:for|of|where|that)\b"
+    # How the product is kept safe ("do you test for XSS?", "is your API protected against
+    # IDOR?", "how do you prevent SQL injection?"): a security review's question, no finding.
+    r"|(?:do|does) (?:you|your team|your company) (?:\w+ )?(?:test|scan|check|audit|protect|guard"
+    r"|defend|screen) (?:for|against)\b"
+    r"|(?:do|does) (?:you|your \w+) have (?:any |some )?(?:protection|safeguards?|defen[cs]es?"
+    r"|mitigations?|checks?) (?:against|for)\b"
+    r"|(?:is|are) (?:you|your|the) [\w -]{0,30}(?:protected|safe|secure|hardened|vulnerable|tested)"
+    r" (?:against|from|to|for)\b"
+    r"|how (?:do|does|would|will) (?:you|your team|your company) (?:\w+ )?(?:prevent|mitigate"
+    r"|protect against|guard against|defend against|test for)\b)"
 )
 _HYPOTHETICAL_ASIDE = re.compile(
     r"(?<=\?) (?:just |purely )?(?:curious|wondering|asking)"

@@ -659,3 +659,85 @@ async def test_a_question_that_reports_what_happened_is_still_paged(
 async def test_data_loss_told_in_other_verbs_is_critical(pipeline: Pipeline, text: str) -> None:
     """Data gone or sales stopped, told with verbs the cues do not list, is still critical."""
     assert (await pipeline.triage(Ticket(text=text))).decision.priority == "critical"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I found an IDOR: if I change the id in /api/orders/5512 I get other merchants' orders",
+        "Bumping the number at the end of /receipts/2201 to 2202 opens a receipt of another shop."
+        " No permission check at all.",
+        "Heads up, your S3 bucket with the nightly customer exports is public, I could list it",
+        "The storage bucket holding our backups is world-readable without any credentials",
+        "Password reset links never expire and can be reused as many times as you like",
+        "Your magic login links still work after being used, I opened an old one and got in",
+        "Someone took over our owner account and changed the payout bank details to theirs",
+        "I got a notice that my account email was changed, but I didn't change it",
+        "There's an XSS in the comment field: a script tag in a comment runs for every viewer",
+        "Stored cross-site scripting in the team name, the payload fires for anyone opening it",
+        "SQL injection in the search box: a single quote dumps the whole users table",
+    ],
+)
+async def test_a_vulnerability_report_is_paged(
+    pipeline: Pipeline, embedder: CachingEmbedder, text: str
+) -> None:
+    """A researcher's finding (IDOR, public bucket, reusable reset link, XSS, takeover): paged.
+
+    Told calmly and without a word of scope, it is still a security incident: the top level.
+    """
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "critical"
+    alternative = build_pipeline(load_config(ALTERNATIVE), embedder=embedder)
+    assert (await alternative.triage(Ticket(text=text))).decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We haven't had a single order since the update, the checkout button does nothing",
+        "Our shop hasn't taken an order in three hours, the pay button just spins",
+        "Not one sale since 6am: shoppers reach checkout and the payment step never loads",
+        "The checkout is broken for all shoppers since lunch, nobody can pay",
+    ],
+)
+async def test_a_store_that_takes_no_orders_is_paged(
+    pipeline: Pipeline, embedder: CachingEmbedder, text: str
+) -> None:
+    """A storefront that takes no orders at all is an outage of the business: the top level."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "critical"
+    alternative = build_pipeline(load_config(ALTERNATIVE), embedder=embedder)
+    assert (await alternative.triage(Ticket(text=text))).decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Since yesterday's release nobody can export PDFs, everything else works",
+        "The print button stopped doing anything for all of us since your release. Images still"
+        " upload fine.",
+        "Search returns no results for any term since your update, even for projects we open daily",
+    ],
+)
+async def test_one_function_broken_for_everyone_is_high(pipeline: Pipeline, text: str) -> None:
+    """One function down for the whole team, the rest working: blocked (high), not an outage."""
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I enable 2FA?",
+        "Do you have a SOC 2 report?",
+        "What happens to our data during an outage?",
+        "What happens to scheduled exports during a maintenance window?",
+        "Do you test for XSS and SQL injection before each release?",
+        "Is your API protected against IDOR?",
+        "Do you have any protection against CSRF on your forms?",
+    ],
+)
+@pytest.mark.parametrize("path", [None, ALTERNATIVE])
+async def test_a_calm_security_or_outage_question_is_low(
+    embedder: CachingEmbedder, path: Path | None, text: str
+) -> None:
+    """A how-to about security, or what an outage would do, reports nothing: the lowest level."""
+    pipeline = build_pipeline(load_config(path), embedder=embedder)
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == "low"
