@@ -169,7 +169,11 @@ _AFTER_CONDITION = re.compile(
 )
 _HAPPENING = re.compile(
     r"\b(?:right now|currently|at the moment|since|this morning|today|yesterday|tonight|again"
-    r"|already|just now|as we speak|still|keeps?|kept|hacked|stranger|not me|wasn't me|urgent"
+    # "still" of what persists, not of a what-if's question ("if SSO is down, can we still log
+    # in?").
+    r"|already|just now|as we speak|(?<!can we )(?<!can i )(?<!could we )(?<!could i )"
+    r"(?<!will we )(?<!will i )(?<!would we )(?<!would i )still|keeps?|kept|hacked|stranger"
+    r"|not me|wasn't me|urgent"
     r"|asap|ahora|hoy|ayer|desde|jetzt|heute|gestern|seit|maintenant|aujourd'hui|hier|depuis|agora"
     r"|hoje|ontem|adesso|oggi|ieri|nu|vandaag|gisteren|sinds)\b"
     r"|今日|昨日|今朝|現在|现在|今天|昨天|目前|지금|오늘|어제"

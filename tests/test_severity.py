@@ -741,3 +741,34 @@ async def test_a_calm_security_or_outage_question_is_low(
     """A how-to about security, or what an outage would do, reports nothing: the lowest level."""
     pipeline = build_pipeline(load_config(path), embedder=embedder)
     assert (await pipeline.triage(Ticket(text=text))).decision.priority == "low"
+
+
+@pytest.mark.parametrize(
+    ("text", "priority"),
+    [
+        (
+            "My colleague left the company last month but she can still sign in to our "
+            "workspace. How do we remove her?",
+            "critical",
+        ),
+        ("SSO is still down, can we still log in with passwords?", "critical"),
+        ("our login is down", "critical"),
+        (
+            "This is the third time I'm writing about the broken SSO. Nobody answers. Fix it or "
+            "we're leaving.",
+            "high",
+        ),
+        ("Our SAML login has been failing since this morning", "high"),
+        ("What happens if SSO is down, can we still log in with passwords?", "low"),
+        ("If our admin leaves, will we still be able to manage billing?", "low"),
+        ("How do we remove a user who left the company?", "low"),
+    ],
+)
+async def test_the_way_in_broken_or_open_to_someone_gone(
+    pipeline: Pipeline, text: str, priority: str
+) -> None:
+    """Sign-in down is an outage, broken it blocks, an ex-colleague inside is an incident.
+
+    A what-if about it ("if SSO is down, can we still ...") stays a question.
+    """
+    assert (await pipeline.triage(Ticket(text=text))).decision.priority == priority
