@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from routing.cascade import UNREAD_LANGUAGE_CONFIDENCE, Pipeline
+from routing.cascade import UNREAD_LANGUAGE_CONFIDENCE, Pipeline, build_pipeline
 from routing.config import TriageConfig, load_config
 from routing.cues import Cues, cue_pattern, normalize_for_cues, original_words
+from routing.embedding_cache import CachingEmbedder
 from routing.language import DetectedLanguage
-from routing.models import Decision
+from routing.models import Decision, Ticket
 from routing.noise import Reading, read_message
 
 ALTERNATIVE = Path(__file__).resolve().parent.parent / "configs" / "alternative.toml"
@@ -611,3 +612,23 @@ def test_a_thanks_or_a_solved_problem_in_another_language_needs_no_action(text: 
 )
 def test_a_thanks_beside_a_problem_left_is_still_a_ticket(text: str) -> None:
     assert read_message(text).no_action is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hola, no puedo entrar a mi cuenta desde ayer y tengo que enviar facturas hoy",
+        "Wir wurden im November doppelt berechnet, bitte korrigieren",
+        "Não consigo acessar o painel desde hoje cedo",
+        "Ik kan niet inloggen sinds vanochtend, wachtwoord resetten helpt niet",
+        "昨日からログインできません。パスワードも再設定しました。",
+        "这个月扣了两次钱，请帮忙处理",  # noqa: RUF001  # a Chinese comma, as typed
+    ],
+)
+async def test_locked_out_or_charged_twice_is_frustrated_in_every_language(
+    embedder: CachingEmbedder, text: str
+) -> None:
+    """Blocked or charged twice frustrates, whatever the language (the English model reads calm)."""
+    pipeline = build_pipeline(load_config(), embedder=embedder)
+    triage = await pipeline.triage(Ticket(text=text))
+    assert triage.decision.sentiment == "frustrated"
