@@ -37,7 +37,7 @@ MODEL_WORDS = "We are looking into this"
 
 EXPORT = "The export button does nothing when I click it. Tried Firefox and Chrome, same issue."
 CSV = "The export to CSV fails with an error since yesterday"  # local: technical, medium
-DASHBOARD = "A question about the dashboard, when you have a moment"  # local: support, unsure
+DASHBOARD = "I have a question about the numbers on my dashboard"  # local: support, unsure
 OUTAGE = "Production is down for all our users, nothing loads"  # local: critical, pages
 
 
