@@ -375,8 +375,7 @@ def _asks_nothing(folded: str) -> bool:
     if not 0 < len(words) <= PRAISE_MAX_WORDS or any(_doubts(word) for word in words):
         return False
     # Friendly filler goes first: "have a great weekend" opens like "have a ..." but asks nothing.
-    for phrase in _FILLER_PHRASES:
-        text, _ = _remove_phrase(text, phrase)
+    text = _without_filler(text)
     return not any(_QUESTION_OPENING.match(clause.strip()) for clause in _CLAUSE_BREAK.split(text))
 
 
@@ -388,8 +387,7 @@ def _clauses(folded: str) -> list[str]:
 
 def _filler_only(clause: str, allowed: frozenset[str] = frozenset()) -> bool:
     """True for a clause of thanks, acknowledgements, resolutions and friendly filler only."""
-    for phrase in _FILLER_PHRASES:
-        clause, _ = _remove_phrase(clause, phrase)
+    clause = _without_filler(clause)
     for phrases in _PHRASES.values():
         for phrase in phrases:
             clause, _ = _remove_phrase(clause, phrase)
@@ -454,6 +452,13 @@ class Reading:
 
 def _is_emoji(character: str) -> bool:
     return unicodedata.category(character) == "So" or "\U0001f000" <= character <= "\U0001faff"
+
+
+def _without_filler(text: str) -> str:
+    """The text with its friendly filler phrases taken out, the longest first."""
+    for phrase in _FILLER_PHRASES:
+        text, _ = _remove_phrase(text, phrase)
+    return text
 
 
 def _remove_phrase(text: str, phrase: str) -> tuple[str, bool]:
@@ -526,8 +531,7 @@ def read_message(text: str) -> Reading:
     ]
     folded_whole = folded
     praise, quiet = _praise(folded), _asks_nothing(folded)
-    for phrase in _FILLER_PHRASES:
-        folded, _ = _remove_phrase(folded, phrase)
+    folded = _without_filler(folded)
     for phrases in _PHRASES.values():
         for phrase in phrases:
             folded, _ = _remove_phrase(folded, phrase)
